@@ -1,0 +1,36 @@
+/* The seam between the executor and the hardware: a backend is a table of
+ * functions and a context. Backends run nodes on tensors they are given;
+ * they never parse files and never see the graph as a whole. */
+#ifndef SR_BACKENDS_BACKEND_H
+#define SR_BACKENDS_BACKEND_H
+
+#include <stdbool.h>
+
+#include "ops/op.h"
+
+#define SR_BACKEND_API_VERSION 1
+
+typedef struct sr_backend_iface {
+    int api_version;
+    const char *name;
+    bool (*supports_op)(void *ctx, const sr_node *node);
+    /* in: the node's inputs in order; out: its output, allocated by the caller. */
+    sr_status (*run)(void *ctx, const sr_node *node, const sr_tensor *in,
+                     sr_tensor *out, sr_error *err);
+    void (*free)(void *ctx);
+} sr_backend_iface;
+
+typedef struct sr_backend_handle {
+    const sr_backend_iface *iface;
+    void *ctx;
+} sr_backend_handle;
+
+/* The plain kernels of ops/, single-threaded: the oracle. */
+sr_status sr_reference_backend_new(sr_backend_handle *backend, sr_error *err);
+
+/* OpenBLAS + OpenMP; n_threads 0 means all cores. */
+sr_status sr_cpu_backend_new(int n_threads, sr_backend_handle *backend, sr_error *err);
+
+void sr_backend_free(sr_backend_handle *backend);
+
+#endif

@@ -1,0 +1,20 @@
+/* The CPU backend's context and its kernels, one per op it speeds up; ops
+ * it does not speed up run through their reference kernels. */
+#ifndef SR_BACKENDS_CPU_CPU_H
+#define SR_BACKENDS_CPU_CPU_H
+
+#include "backends/backend.h"
+
+typedef struct sr_cpu_context {
+    int n_threads;
+    float *workspace; /* reused between nodes; grows to the largest need */
+    int64_t workspace_size;
+} sr_cpu_context;
+
+/* Returns a workspace of at least n floats, or NULL. */
+float *sr_cpu_workspace(sr_cpu_context *ctx, int64_t n);
+
+sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
+                        const sr_tensor *in, sr_tensor *out, sr_error *err);
+
+#endif

@@ -1,0 +1,15 @@
+/* torch.save checkpoints (.pth): the zip format of torch >= 1.6. Finds the
+ * state dict, checks every tensor's geometry against its storage, and hands
+ * the float tensors to an sr_weights, as views into the file when they are
+ * packed float32 and as converted copies otherwise. */
+#ifndef SR_FORMATS_PTH_H
+#define SR_FORMATS_PTH_H
+
+#include "formats/file.h"
+#include "runtime/weights.h"
+
+/* `file` must outlive `weights`. Messages do not repeat the file name. */
+sr_status sr_pth_load(const sr_mapped_file *file, sr_weights *weights,
+                      sr_error *err);
+
+#endif

@@ -1,0 +1,37 @@
+/* The list of architectures and the dispatch to the one that recognises a
+ * file's weights. */
+#include "models/registry.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const sr_arch *const architectures[] = {&sr_arch_srpgan};
+
+void sr_notices_add(sr_notices *n, const char *fmt, ...)
+{
+    size_t len = strlen(n->text);
+    if (len + 1 >= sizeof n->text)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(n->text + len, sizeof n->text - len, fmt, ap);
+    va_end(ap);
+    len = strlen(n->text);
+    if (len + 1 < sizeof n->text) {
+        n->text[len] = '\n';
+        n->text[len + 1] = '\0';
+    }
+}
+
+sr_status sr_model_build(const sr_weights *w, sr_graph *g, sr_model_info *info,
+                         sr_notices *notices, sr_error *err)
+{
+    for (size_t i = 0; i < sizeof architectures / sizeof *architectures; i++)
+        if (architectures[i]->recognise(w))
+            return architectures[i]->build(w, g, info, notices, err);
+    return sr_fail(err, SR_ERR_MODEL,
+                   "unknown architecture: no known layout has keys like '%s' "
+                   "(srrun knows SRPGAN: block1.0.weight ... block4.bias)",
+                   w->n_items ? w->items[0].name : "(none)");
+}

@@ -1,0 +1,32 @@
+/* Architectures srrun knows, each recognised from its weight names and
+ * built into a graph whose nodes view the weights (which must outlive it). */
+#ifndef SR_MODELS_REGISTRY_H
+#define SR_MODELS_REGISTRY_H
+
+#include <stdbool.h>
+
+#include "runtime/graph.h"
+#include "runtime/weights.h"
+
+/* Things worth telling the user that did not stop the build, one a line. */
+typedef struct sr_notices {
+    char text[2048];
+} sr_notices;
+
+void sr_notices_add(sr_notices *n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+typedef struct sr_arch {
+    const char *name;
+    bool (*recognise)(const sr_weights *w);
+    sr_status (*build)(const sr_weights *w, sr_graph *g, sr_model_info *info,
+                       sr_notices *notices, sr_error *err);
+} sr_arch;
+
+extern const sr_arch sr_arch_srpgan;
+
+/* Finds the architecture the weights belong to and builds its graph. */
+sr_status sr_model_build(const sr_weights *w, sr_graph *g, sr_model_info *info,
+                         sr_notices *notices, sr_error *err);
+
+#endif

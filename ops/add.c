@@ -1,0 +1,36 @@
+/* Elementwise sum of two tensors of one shape (residual connections). */
+#include "ops/op.h"
+
+static sr_status add_shape(const sr_node *node, const sr_shape *in, sr_shape *out,
+                           sr_error *err)
+{
+    if (in[0].c != in[1].c || in[0].h != in[1].h || in[0].w != in[1].w)
+        return sr_fail(err, SR_ERR_MODEL, "%s: adds tensors of different shapes", node->name);
+    *out = in[0];
+    return SR_OK;
+}
+
+static int64_t add_flops(const sr_node *node, sr_shape out)
+{
+    (void)node;
+    return sr_shape_numel(out);
+}
+
+static void add_reference(const sr_node *node, const sr_tensor *in, sr_tensor *out)
+{
+    (void)node;
+    const int64_t n = sr_shape_numel(out->shape);
+    for (int64_t i = 0; i < n; i++)
+        out->data[i] = in[0].data[i] + in[1].data[i];
+}
+
+const sr_op_desc sr_op_add = {
+    .name = "add",
+    .n_inputs = 2,
+    .scale = sr_op_unit_scale,
+    .in_place = true,
+    .halo = sr_op_no_halo,
+    .shape = add_shape,
+    .flops = add_flops,
+    .reference = add_reference,
+};

@@ -1,0 +1,79 @@
+/* 2-D convolution, stride 1, zero padding, with bias: the shape rule, the
+ * halo and the reference kernel. Cross-correlation, as PyTorch's Conv2d. */
+#include <string.h>
+
+#include "ops/op.h"
+
+static int conv2d_halo(const sr_node *node)
+{
+    const sr_conv2d_params *p = &node->p.conv2d;
+    /* Rows above an output row: pad; below: k - 1 - pad. Report the larger. */
+    return p->pad > p->k - 1 - p->pad ? p->pad : p->k - 1 - p->pad;
+}
+
+static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
+                              sr_shape *out, sr_error *err)
+{
+    const sr_conv2d_params *p = &node->p.conv2d;
+    if (in[0].c != p->c_in)
+        return sr_fail(err, SR_ERR_MODEL, "%s: expects %lld input channels, gets %lld",
+                       node->name, (long long)p->c_in, (long long)in[0].c);
+    sr_shape s = {p->c_out, in[0].h + 2 * p->pad - p->k + 1,
+                  in[0].w + 2 * p->pad - p->k + 1};
+    if (s.h < 1 || s.w < 1)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s: input %lldx%lld is too small",
+                       node->name, (long long)in[0].w, (long long)in[0].h);
+    *out = s;
+    return SR_OK;
+}
+
+static int64_t conv2d_flops(const sr_node *node, sr_shape out)
+{
+    const sr_conv2d_params *p = &node->p.conv2d;
+    return 2 * p->c_in * p->k * p->k * sr_shape_numel(out);
+}
+
+/* Loop order (cout, cin, ky, kx, y, x): the inner loop runs along a row of
+ * input and output, so it stays simple and still vectorises. */
+static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor *out)
+{
+    const sr_conv2d_params *p = &node->p.conv2d;
+    const int64_t H = in->shape.h, W = in->shape.w;
+    const int64_t OH = out->shape.h, OW = out->shape.w;
+    for (int64_t co = 0; co < p->c_out; co++) {
+        float *o = out->data + co * OH * OW;
+        for (int64_t i = 0; i < OH * OW; i++)
+            o[i] = p->bias ? p->bias[co] : 0.0f;
+        for (int64_t ci = 0; ci < p->c_in; ci++) {
+            const float *x = in->data + ci * H * W;
+            for (int ky = 0; ky < p->k; ky++) {
+                for (int kx = 0; kx < p->k; kx++) {
+                    const float wv = p->weight[((co * p->c_in + ci) * p->k + ky) * p->k + kx];
+                    /* Output columns whose input column ox + kx - pad is inside. */
+                    int64_t x0 = p->pad - kx, x1 = W + p->pad - kx;
+                    if (x0 < 0) x0 = 0;
+                    if (x1 > OW) x1 = OW;
+                    for (int64_t oy = 0; oy < OH; oy++) {
+                        const int64_t iy = oy + ky - p->pad;
+                        if (iy < 0 || iy >= H)
+                            continue;
+                        const float *xr = x + iy * W + kx - p->pad;
+                        float *orow = o + oy * OW;
+                        for (int64_t ox = x0; ox < x1; ox++)
+                            orow[ox] += wv * xr[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+const sr_op_desc sr_op_conv2d = {
+    .name = "conv2d",
+    .n_inputs = 1,
+    .scale = sr_op_unit_scale,
+    .halo = conv2d_halo,
+    .shape = conv2d_shape,
+    .flops = conv2d_flops,
+    .reference = conv2d_reference,
+};

@@ -1,0 +1,88 @@
+/* What an operation is, independent of where it runs: its typed
+ * parameters, its shape rule, how far it reads beyond its output (halo),
+ * how it scales rows, whether it needs the whole image (global), its FLOP
+ * count, and a plain reference kernel that is the oracle for every backend.
+ * Kernels never allocate: their output tensor comes from the caller. */
+#ifndef SR_OPS_OP_H
+#define SR_OPS_OP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/error.h"
+#include "runtime/tensor.h"
+
+typedef enum sr_op_type {
+    SR_OP_INPUT,         /* the graph's image; no kernel */
+    SR_OP_CONV2D,        /* k x k, stride 1, zero padding, bias */
+    SR_OP_PRELU,         /* one shared slope or one per channel */
+    SR_OP_INSTANCE_NORM, /* per channel over H x W, biased variance, no affine */
+    SR_OP_PIXEL_SHUFFLE, /* (C r^2, H, W) -> (C, H r, W r) */
+    SR_OP_ADD,           /* elementwise sum of two tensors */
+    SR_OP_TANH_AFFINE,   /* (tanh(x) + 1) / 2 */
+    SR_OP_COUNT
+} sr_op_type;
+
+typedef struct sr_conv2d_params {
+    int64_t c_in, c_out;
+    int k, pad;
+    const float *weight; /* [c_out][c_in][k][k] */
+    const float *bias;   /* [c_out], or NULL */
+} sr_conv2d_params;
+
+typedef struct sr_prelu_params {
+    int64_t n_slopes; /* 1 (shared) or the channel count */
+    const float *slopes;
+} sr_prelu_params;
+
+typedef struct sr_instance_norm_params {
+    float eps;
+} sr_instance_norm_params;
+
+typedef struct sr_pixel_shuffle_params {
+    int r;
+} sr_pixel_shuffle_params;
+
+#define SR_NODE_MAX_INPUTS 2
+#define SR_NODE_NAME_SIZE 64
+
+typedef struct sr_node {
+    sr_op_type op;
+    char name[SR_NODE_NAME_SIZE]; /* the weights' prefix, e.g. "block1.0" */
+    int n_inputs;
+    int inputs[SR_NODE_MAX_INPUTS]; /* indices of earlier nodes */
+    union {
+        sr_conv2d_params conv2d;
+        sr_prelu_params prelu;
+        sr_instance_norm_params instance_norm;
+        sr_pixel_shuffle_params pixel_shuffle;
+    } p;
+} sr_node;
+
+typedef struct sr_op_desc {
+    const char *name;
+    int n_inputs;
+    bool is_global; /* needs statistics over the whole image */
+    bool in_place;  /* may write its output over its first input */
+    /* Output rows (and columns) per input row. */
+    int (*scale)(const sr_node *node);
+    /* Input rows read beyond the rows an output band covers, per side. */
+    int (*halo)(const sr_node *node);
+    sr_status (*shape)(const sr_node *node, const sr_shape *in, sr_shape *out,
+                       sr_error *err);
+    int64_t (*flops)(const sr_node *node, sr_shape out);
+    void (*reference)(const sr_node *node, const sr_tensor *in, sr_tensor *out);
+} sr_op_desc;
+
+const sr_op_desc *sr_op_get(sr_op_type op);
+
+extern const sr_op_desc sr_op_input, sr_op_conv2d, sr_op_prelu,
+    sr_op_instance_norm, sr_op_pixel_shuffle, sr_op_add, sr_op_tanh_affine;
+
+/* Shape rule shared by the ops whose output has their first input's shape. */
+sr_status sr_op_same_shape(const sr_node *node, const sr_shape *in,
+                           sr_shape *out, sr_error *err);
+int sr_op_no_halo(const sr_node *node);
+int sr_op_unit_scale(const sr_node *node);
+
+#endif

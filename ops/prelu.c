@@ -1,0 +1,43 @@
+/* PReLU: x for x >= 0, slope * x below; one shared slope or one per channel. */
+#include "ops/op.h"
+
+static sr_status prelu_shape(const sr_node *node, const sr_shape *in,
+                             sr_shape *out, sr_error *err)
+{
+    const sr_prelu_params *p = &node->p.prelu;
+    if (p->n_slopes != 1 && p->n_slopes != in[0].c)
+        return sr_fail(err, SR_ERR_MODEL, "%s: %lld slopes for %lld channels",
+                       node->name, (long long)p->n_slopes, (long long)in[0].c);
+    *out = in[0];
+    return SR_OK;
+}
+
+static int64_t prelu_flops(const sr_node *node, sr_shape out)
+{
+    (void)node;
+    return sr_shape_numel(out);
+}
+
+static void prelu_reference(const sr_node *node, const sr_tensor *in, sr_tensor *out)
+{
+    const sr_prelu_params *p = &node->p.prelu;
+    const int64_t plane = in->shape.h * in->shape.w;
+    for (int64_t c = 0; c < in->shape.c; c++) {
+        const float a = p->slopes[p->n_slopes == 1 ? 0 : c];
+        const float *x = in->data + c * plane;
+        float *y = out->data + c * plane;
+        for (int64_t i = 0; i < plane; i++)
+            y[i] = x[i] >= 0.0f ? x[i] : a * x[i];
+    }
+}
+
+const sr_op_desc sr_op_prelu = {
+    .name = "prelu",
+    .n_inputs = 1,
+    .scale = sr_op_unit_scale,
+    .in_place = true,
+    .halo = sr_op_no_halo,
+    .shape = prelu_shape,
+    .flops = prelu_flops,
+    .reference = prelu_reference,
+};

@@ -1,0 +1,25 @@
+/* A network as a list of nodes in execution order; each node's inputs are
+ * earlier nodes, node 0 is the image and the last node is the output.
+ * Immutable once built: shapes depend on the image and live outside. */
+#ifndef SR_RUNTIME_GRAPH_H
+#define SR_RUNTIME_GRAPH_H
+
+#include "ops/op.h"
+
+typedef struct sr_graph {
+    sr_node *nodes;
+    int n_nodes, capacity;
+} sr_graph;
+
+/* Appends a copy of node and returns its index, or -1 (err set). */
+int sr_graph_add(sr_graph *g, const sr_node *node, sr_error *err);
+void sr_graph_free(sr_graph *g);
+
+/* Every node's output shape for an input image of `input` (3 x H x W). */
+sr_status sr_graph_shapes(const sr_graph *g, sr_shape input, sr_shape *shapes,
+                          sr_error *err);
+
+/* FLOPs of each node (may be NULL) and in total, for the given shapes. */
+int64_t sr_graph_flops(const sr_graph *g, const sr_shape *shapes, int64_t *per_node);
+
+#endif

@@ -1,0 +1,77 @@
+/* Pixel conversions at the edges of a run; see pixels.h for the rules. */
+#include "runtime/pixels.h"
+
+#include <math.h>
+
+#include "runtime/error.h"
+
+static int pixel_bytes(sr_pixel_type type)
+{
+    return type == SR_PIXEL_U8 ? 1 : type == SR_PIXEL_U16 ? 2 : 4;
+}
+
+sr_status sr_image_check(const sr_image *image, const char *what, sr_error *err)
+{
+    if (!image || !image->data)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s image has no pixels", what);
+    if ((unsigned)image->type >= SR_PIXEL_TYPE_COUNT)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s image has an unknown pixel type", what);
+    if (image->channels < 1 || image->channels > 4)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s image has %d channels (1 to 4)",
+                       what, image->channels);
+    if (image->width < 1 || image->height < 1 ||
+        image->width > INT64_MAX / 16 / image->height)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s image has size %lldx%lld", what,
+                       (long long)image->width, (long long)image->height);
+    if (image->stride < image->width * image->channels * pixel_bytes(image->type))
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s image stride %lld is shorter than a row",
+                       what, (long long)image->stride);
+    return SR_OK;
+}
+
+static float sample(const sr_image *image, const uint8_t *row, int64_t i)
+{
+    switch (image->type) {
+    case SR_PIXEL_U8: return row[i] / 255.0f;
+    case SR_PIXEL_U16: return ((const uint16_t *)row)[i] / 65535.0f;
+    default: return ((const float *)row)[i];
+    }
+}
+
+void sr_image_to_tensor(const sr_image *image, sr_tensor *t)
+{
+    const int64_t W = image->width, H = image->height, plane = W * H;
+    const int ch = image->channels;
+    const int colour = ch >= 3 ? 3 : 1;
+    for (int64_t y = 0; y < H; y++) {
+        const uint8_t *row = (const uint8_t *)image->data + y * image->stride;
+        for (int64_t x = 0; x < W; x++) {
+            const float a = ch == 2 || ch == 4 ? sample(image, row, x * ch + colour) : 1.0f;
+            for (int c = 0; c < 3; c++) {
+                const float v = sample(image, row, x * ch + (colour == 3 ? c : 0));
+                t->data[c * plane + y * W + x] = colour == ch ? v : v * a + (1.0f - a);
+            }
+        }
+    }
+}
+
+void sr_tensor_to_image(const sr_tensor *t, sr_image *image)
+{
+    const int64_t W = image->width, H = image->height, plane = W * H;
+    const int ch = image->channels;
+    for (int64_t y = 0; y < H; y++) {
+        uint8_t *row = (uint8_t *)image->data + y * image->stride;
+        for (int64_t x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++) {
+                float v = t->data[c * plane + y * W + x];
+                v = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f; /* NaN too becomes 0 */
+                const int64_t i = x * ch + c;
+                if (image->type == SR_PIXEL_U8)
+                    row[i] = (uint8_t)lrintf(v * 255.0f);
+                else if (image->type == SR_PIXEL_U16)
+                    ((uint16_t *)row)[i] = (uint16_t)lrintf(v * 65535.0f);
+                else
+                    ((float *)row)[i] = v;
+            }
+    }
+}

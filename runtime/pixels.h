@@ -1,0 +1,19 @@
+/* Conversions between images as users hold them and the network's tensors:
+ * the input rule (alpha composited on white, gray replicated to RGB) and the
+ * output rule (clamp to [0, 1], round to the nearest level). */
+#ifndef SR_RUNTIME_PIXELS_H
+#define SR_RUNTIME_PIXELS_H
+
+#include "runtime/tensor.h"
+#include "srrun.h"
+
+/* Checks an image's fields; `what` names it in the message. */
+sr_status sr_image_check(const sr_image *image, const char *what, sr_error *err);
+
+/* Fills a 3 x H x W tensor (allocated by the caller) from the image. */
+void sr_image_to_tensor(const sr_image *image, sr_tensor *t);
+
+/* Writes a 3 x H x W tensor into an RGB image of the same size. */
+void sr_tensor_to_image(const sr_tensor *t, sr_image *image);
+
+#endif

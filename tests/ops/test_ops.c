@@ -1,0 +1,292 @@
+/* Every op: the reference kernels against facts that pin their meaning
+ * (PyTorch's fixtures check them as a whole network), then every backend's
+ * kernel against the reference on random shapes and values, with outputs
+ * filled with NaN first so an unwritten element fails. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backends/backend.h"
+#include "ops/op.h"
+#include "testutil.h"
+#include "tolerance.h"
+
+static sr_tensor tensor_new(int64_t c, int64_t h, int64_t w)
+{
+    sr_tensor t = {{c, h, w}, malloc((size_t)(c * h * w) * sizeof(float))};
+    assert_non_null(t.data);
+    test_fill_nan(t.data, c * h * w);
+    return t;
+}
+
+static sr_shape run_shape(const sr_node *node, const sr_tensor *in)
+{
+    sr_shape shapes[SR_NODE_MAX_INPUTS], out;
+    for (int i = 0; i < node->n_inputs; i++)
+        shapes[i] = in[i].shape;
+    assert_int_equal(sr_op_get(node->op)->shape(node, shapes, &out, NULL), SR_OK);
+    return out;
+}
+
+/* Runs node on a backend and on the reference; returns the max error
+ * relative to the largest reference magnitude. */
+static float compare_backend(const sr_backend_handle *b, const sr_node *node,
+                             const sr_tensor *in)
+{
+    sr_shape s = run_shape(node, in);
+    sr_tensor want = tensor_new(s.c, s.h, s.w), got = tensor_new(s.c, s.h, s.w);
+    sr_op_get(node->op)->reference(node, in, &want);
+    assert_int_equal(b->iface->run(b->ctx, node, in, &got, NULL), SR_OK);
+    const int64_t n = sr_shape_numel(s);
+    float scale = test_max_abs(want.data, n);
+    float err = test_max_abs_diff(want.data, got.data, n) / (scale > 0 ? scale : 1);
+    free(want.data);
+    free(got.data);
+    return err;
+}
+
+/* ---- the reference kernels' meaning ---- */
+
+static void test_conv_reference_delta_kernel_shifts(void **state)
+{
+    (void)state;
+    /* A 3x3 kernel with a single 1 at (ky, kx) = (0, 2) reads input pixel
+     * (y - 1, x + 1): out = shifted input + bias, zero beyond the border. */
+    test_rng r = {11};
+    sr_tensor in = tensor_new(1, 4, 5);
+    test_fill(&r, in.data, 20, -1, 1);
+    float weight[9] = {0, 0, 1, 0, 0, 0, 0, 0, 0}, bias = 0.5f;
+    sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
+    node.p.conv2d = (sr_conv2d_params){1, 1, 3, 1, weight, &bias};
+    sr_tensor out = tensor_new(1, 4, 5);
+    sr_op_get(SR_OP_CONV2D)->reference(&node, &in, &out);
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 5; x++) {
+            float v = y >= 1 && x + 1 < 5 ? in.data[(y - 1) * 5 + x + 1] : 0.0f;
+            assert_float_equal(out.data[y * 5 + x], v + 0.5f, 1e-7);
+        }
+    free(in.data);
+    free(out.data);
+}
+
+static void test_conv_reference_sums_channels(void **state)
+{
+    (void)state;
+    /* 1x1 conv: out[o] = sum_i w[o][i] in[i] + b[o], checked in double. */
+    test_rng r = {12};
+    sr_tensor in = tensor_new(3, 2, 3);
+    test_fill(&r, in.data, 18, -1, 1);
+    float weight[6], bias[2];
+    test_fill(&r, weight, 6, -1, 1);
+    test_fill(&r, bias, 2, -1, 1);
+    sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
+    node.p.conv2d = (sr_conv2d_params){3, 2, 1, 0, weight, bias};
+    sr_tensor out = tensor_new(2, 2, 3);
+    sr_op_get(SR_OP_CONV2D)->reference(&node, &in, &out);
+    for (int o = 0; o < 2; o++)
+        for (int p = 0; p < 6; p++) {
+            double v = bias[o];
+            for (int i = 0; i < 3; i++)
+                v += (double)weight[o * 3 + i] * in.data[i * 6 + p];
+            assert_float_equal(out.data[o * 6 + p], v, 1e-6);
+        }
+    free(in.data);
+    free(out.data);
+}
+
+static void test_pixel_shuffle_reference_layout(void **state)
+{
+    (void)state;
+    /* out[c][y r + i][x r + j] = in[c r^2 + i r + j][y][x], r = 2. */
+    sr_tensor in = tensor_new(8, 3, 2);
+    for (int i = 0; i < 48; i++)
+        in.data[i] = (float)i;
+    sr_node node = {.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .p.pixel_shuffle.r = 2};
+    sr_tensor out = tensor_new(2, 6, 4);
+    sr_op_get(SR_OP_PIXEL_SHUFFLE)->reference(&node, &in, &out);
+    for (int c = 0; c < 2; c++)
+        for (int y = 0; y < 3; y++)
+            for (int x = 0; x < 2; x++)
+                for (int i = 0; i < 2; i++)
+                    for (int j = 0; j < 2; j++)
+                        assert_float_equal(out.data[(c * 6 + y * 2 + i) * 4 + x * 2 + j],
+                                           in.data[((c * 4 + i * 2 + j) * 3 + y) * 2 + x], 0);
+    free(in.data);
+    free(out.data);
+}
+
+static void test_instance_norm_reference_normalises(void **state)
+{
+    (void)state;
+    test_rng r = {13};
+    sr_tensor in = tensor_new(3, 7, 5);
+    test_fill(&r, in.data, 105, 2, 9); /* far from zero mean, unit variance */
+    sr_node node = {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm.eps = 1e-5f};
+    sr_tensor out = tensor_new(3, 7, 5);
+    sr_op_get(SR_OP_INSTANCE_NORM)->reference(&node, &in, &out);
+    for (int c = 0; c < 3; c++) {
+        double sum = 0, sq = 0;
+        for (int i = 0; i < 35; i++)
+            sum += out.data[c * 35 + i];
+        for (int i = 0; i < 35; i++)
+            sq += out.data[c * 35 + i] * out.data[c * 35 + i];
+        assert_float_equal(sum / 35, 0.0, 1e-6);
+        assert_float_equal(sq / 35, 1.0, 1e-3); /* eps shrinks it slightly */
+    }
+    /* A constant plane (a 1x1 image) normalises to 0, not NaN. */
+    sr_tensor dot = tensor_new(1, 1, 1), dot_out = tensor_new(1, 1, 1);
+    dot.data[0] = 3.5f;
+    sr_op_get(SR_OP_INSTANCE_NORM)->reference(&node, &dot, &dot_out);
+    assert_float_equal(dot_out.data[0], 0.0f, 0);
+    free(dot.data);
+    free(dot_out.data);
+    free(in.data);
+    free(out.data);
+}
+
+static void test_prelu_reference_slopes(void **state)
+{
+    (void)state;
+    float shared = 0.25f, per_channel[2] = {0.1f, 0.5f};
+    sr_tensor in = tensor_new(2, 1, 2);
+    float values[4] = {-2, 3, -4, 5};
+    memcpy(in.data, values, sizeof values);
+    sr_tensor out = tensor_new(2, 1, 2);
+    sr_node node = {.op = SR_OP_PRELU, .n_inputs = 1};
+    node.p.prelu = (sr_prelu_params){1, &shared};
+    sr_op_get(SR_OP_PRELU)->reference(&node, &in, &out);
+    float want_shared[4] = {-0.5f, 3, -1, 5};
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(out.data[i], want_shared[i], 1e-7);
+    node.p.prelu = (sr_prelu_params){2, per_channel};
+    sr_op_get(SR_OP_PRELU)->reference(&node, &in, &out);
+    float want_per_channel[4] = {-0.2f, 3, -2, 5};
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(out.data[i], want_per_channel[i], 1e-7);
+    free(in.data);
+    free(out.data);
+}
+
+static void test_tanh_affine_reference(void **state)
+{
+    (void)state;
+    sr_tensor in = tensor_new(1, 1, 3), out = tensor_new(1, 1, 3);
+    in.data[0] = -40.0f, in.data[1] = 0.0f, in.data[2] = 0.5f;
+    sr_node node = {.op = SR_OP_TANH_AFFINE, .n_inputs = 1};
+    sr_op_get(SR_OP_TANH_AFFINE)->reference(&node, &in, &out);
+    assert_float_equal(out.data[0], 0.0f, 1e-7);
+    assert_float_equal(out.data[1], 0.5f, 1e-7);
+    assert_float_equal(out.data[2], (tanh(0.5) + 1) / 2, 1e-7);
+    free(in.data);
+    free(out.data);
+}
+
+/* ---- every backend against the reference ---- */
+
+typedef struct conv_case {
+    int64_t c_in, c_out;
+    int k, pad;
+    int64_t h, w;
+} conv_case;
+
+/* SRPGAN's shapes, and the edges: width or height 1, images smaller than
+ * the kernel, padding other than k / 2. */
+static const conv_case conv_cases[] = {
+    {3, 64, 9, 4, 13, 11},  {64, 3, 9, 4, 9, 14},  {64, 64, 3, 1, 17, 23},
+    {64, 256, 3, 1, 6, 5},  {3, 64, 9, 4, 1, 1},   {64, 3, 9, 4, 1, 37},
+    {16, 32, 3, 1, 29, 1},  {5, 7, 5, 2, 3, 2},    {4, 6, 1, 0, 8, 9},
+    {6, 5, 3, 0, 7, 6},     {2, 3, 5, 1, 6, 8},    {64, 64, 3, 1, 2, 300},
+};
+
+static void test_backends_match_reference(void **state)
+{
+    (void)state;
+    sr_backend_handle backends[1];
+    assert_int_equal(sr_cpu_backend_new(2, &backends[0], NULL), SR_OK);
+    test_rng r = {42};
+    for (size_t b = 0; b < sizeof backends / sizeof *backends; b++) {
+        const sr_backend_handle *be = &backends[b];
+        for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
+            const conv_case *cc = &conv_cases[i];
+            sr_tensor in = tensor_new(cc->c_in, cc->h, cc->w);
+            test_fill(&r, in.data, cc->c_in * cc->h * cc->w, -1, 1);
+            const int64_t nw = cc->c_out * cc->c_in * cc->k * cc->k;
+            float *weight = malloc((size_t)nw * sizeof *weight);
+            float *bias = malloc((size_t)cc->c_out * sizeof *bias);
+            test_fill(&r, weight, nw, -0.5f, 0.5f);
+            test_fill(&r, bias, cc->c_out, -0.5f, 0.5f);
+            sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
+            node.p.conv2d = (sr_conv2d_params){cc->c_in, cc->c_out, cc->k, cc->pad, weight, bias};
+            float err = compare_backend(be, &node, &in);
+            if (err > SR_TOL_KERNEL_REL)
+                fail_msg("%s conv case %zu: relative error %g", be->iface->name, i, err);
+            free(weight);
+            free(bias);
+            free(in.data);
+        }
+        /* The other ops on random shapes. */
+        for (int trial = 0; trial < 20; trial++) {
+            const int64_t c = 4 * test_rng_int(&r, 1, 16), h = test_rng_int(&r, 1, 40),
+                          w = test_rng_int(&r, 1, 40);
+            sr_tensor in[2] = {tensor_new(c, h, w), tensor_new(c, h, w)};
+            test_fill(&r, in[0].data, c * h * w, -3, 3);
+            test_fill(&r, in[1].data, c * h * w, -3, 3);
+            float slopes[64];
+            test_fill(&r, slopes, 64, 0, 1);
+            sr_node nodes[] = {
+                {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {1, slopes}},
+                {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {c, slopes}},
+                {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f}},
+                {.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .p.pixel_shuffle = {2}},
+                {.op = SR_OP_ADD, .n_inputs = 2},
+                {.op = SR_OP_TANH_AFFINE, .n_inputs = 1},
+            };
+            for (size_t j = 0; j < sizeof nodes / sizeof *nodes; j++) {
+                float err = compare_backend(be, &nodes[j], in);
+                if (err > SR_TOL_KERNEL_REL)
+                    fail_msg("%s %s: relative error %g", be->iface->name,
+                             sr_op_get(nodes[j].op)->name, err);
+            }
+            free(in[0].data);
+            free(in[1].data);
+        }
+        sr_backend_free(&backends[b]);
+    }
+}
+
+static void test_descriptors_declare_halo_scale_global(void **state)
+{
+    (void)state;
+    sr_node conv9 = {.op = SR_OP_CONV2D, .p.conv2d = {.k = 9, .pad = 4}};
+    sr_node conv3 = {.op = SR_OP_CONV2D, .p.conv2d = {.k = 3, .pad = 1}};
+    sr_node shuffle = {.op = SR_OP_PIXEL_SHUFFLE, .p.pixel_shuffle = {2}};
+    sr_node norm = {.op = SR_OP_INSTANCE_NORM};
+    assert_int_equal(sr_op_get(SR_OP_CONV2D)->halo(&conv9), 4);
+    assert_int_equal(sr_op_get(SR_OP_CONV2D)->halo(&conv3), 1);
+    assert_int_equal(sr_op_get(SR_OP_PIXEL_SHUFFLE)->scale(&shuffle), 2);
+    assert_int_equal(sr_op_get(SR_OP_CONV2D)->scale(&conv3), 1);
+    assert_true(sr_op_get(SR_OP_INSTANCE_NORM)->is_global);
+    assert_false(sr_op_get(SR_OP_CONV2D)->is_global);
+    assert_int_equal(sr_op_get(SR_OP_INSTANCE_NORM)->halo(&norm), 0);
+    for (int op = 0; op < SR_OP_COUNT; op++)
+        assert_non_null(sr_op_get((sr_op_type)op)->name);
+    assert_null(sr_op_get(SR_OP_COUNT));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_reference_delta_kernel_shifts),
+        cmocka_unit_test(test_conv_reference_sums_channels),
+        cmocka_unit_test(test_pixel_shuffle_reference_layout),
+        cmocka_unit_test(test_instance_norm_reference_normalises),
+        cmocka_unit_test(test_prelu_reference_slopes),
+        cmocka_unit_test(test_tanh_affine_reference),
+        cmocka_unit_test(test_backends_match_reference),
+        cmocka_unit_test(test_descriptors_declare_halo_scale_global),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

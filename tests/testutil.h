@@ -1,0 +1,89 @@
+/* Small helpers shared by the test programs: a seeded generator, random
+ * fills, comparisons and fixture files. Header-only: each test is one file. */
+#ifndef SR_TESTS_TESTUTIL_H
+#define SR_TESTS_TESTUTIL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct test_rng {
+    uint64_t state;
+} test_rng;
+
+static inline uint64_t test_rng_next(test_rng *r)
+{
+    /* xorshift64*: deterministic across platforms, enough for test data. */
+    r->state ^= r->state >> 12;
+    r->state ^= r->state << 25;
+    r->state ^= r->state >> 27;
+    return r->state * UINT64_C(2685821657736338717);
+}
+
+/* Uniform in [lo, hi). */
+static inline float test_rng_uniform(test_rng *r, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)(test_rng_next(r) >> 40) / (float)(1 << 24);
+}
+
+static inline int test_rng_int(test_rng *r, int lo, int hi)
+{
+    return lo + (int)(test_rng_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+static inline void test_fill(test_rng *r, float *x, int64_t n, float lo, float hi)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = test_rng_uniform(r, lo, hi);
+}
+
+static inline void test_fill_nan(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = NAN;
+}
+
+/* Largest |a - b|; NaN anywhere makes it infinite, so unwritten outputs fail. */
+static inline float test_max_abs_diff(const float *a, const float *b, int64_t n)
+{
+    float m = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        if (d != d)
+            return INFINITY;
+        if (d > m)
+            m = d;
+    }
+    return m;
+}
+
+static inline float test_max_abs(const float *a, int64_t n)
+{
+    float m = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        if (fabsf(a[i]) > m)
+            m = fabsf(a[i]);
+    return m;
+}
+
+/* Reads a whole file; NULL if it cannot. */
+static inline void *test_read_file(const char *path, int64_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *size = n;
+    return buf;
+}
+
+#endif

@@ -1,0 +1,208 @@
+/* srrun, the command-line tool: a thin client of include/srrun.h. It owns
+ * argument parsing, the default model and output names, and the user-facing
+ * messages; everything else is the library's. */
+#define _POSIX_C_SOURCE 200809L
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srrun.h"
+
+static const char usage_text[] =
+    "usage: srrun [options] [MODEL] INPUT\n"
+    "\n"
+    "Upscales INPUT (PNG or JPEG) with the super-resolution network in MODEL,\n"
+    "a file written by torch.save(generator.state_dict(), path). Without MODEL\n"
+    "the shipped default model is used.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output FILE    output PNG (default: INPUT's name + _x<scale>.png,\n"
+    "                       in the current folder)\n"
+    "  -b, --backend NAME   auto, cpu or reference (default: auto)\n"
+    "  -t, --threads N      worker threads (default: all cores)\n"
+    "  -q, --quiet          print nothing but errors\n"
+    "  -v, --verbose        also print the model, sizes and timing\n"
+    "  -h, --help           show this help\n"
+    "  -V, --version        show the version\n";
+
+typedef struct cli {
+    const char *model, *input, *output;
+    sr_session_options options;
+    int quiet, verbose;
+} cli;
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "srrun: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'srrun --help'.\n");
+    return 2;
+}
+
+static int fail(const char *message)
+{
+    fprintf(stderr, "srrun: %s\n", message);
+    return 1;
+}
+
+static const char *default_model(void)
+{
+    static char path[4096];
+    const char *env = getenv("SRRUN_DEFAULT_MODEL");
+    if (env && *env)
+        return env;
+    const char *list = SR_DEFAULT_MODEL_PATHS;
+    while (*list) {
+        size_t n = strcspn(list, ":");
+        if (n < sizeof path) {
+            memcpy(path, list, n);
+            path[n] = '\0';
+            if (access(path, R_OK) == 0)
+                return path;
+        }
+        list += n + (list[n] == ':');
+    }
+    return NULL;
+}
+
+/* INPUT's file name without folder and extension, + "_x<scale>.png". */
+static void default_output(char *buf, size_t size, const char *input, int scale)
+{
+    const char *base = strrchr(input, '/');
+    base = base ? base + 1 : input;
+    const char *dot = strrchr(base, '.');
+    int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+    snprintf(buf, size, "%.*s_x%d.png", stem, base, scale);
+}
+
+static int parse(int argc, char **argv, cli *c)
+{
+    static const struct option longs[] = {
+        {"output", required_argument, NULL, 'o'}, {"backend", required_argument, NULL, 'b'},
+        {"threads", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "o:b:t:qvhV", longs, NULL)) != -1) {
+        switch (opt) {
+        case 'o': c->output = optarg; break;
+        case 'q': c->quiet = 1; break;
+        case 'v': c->verbose = 1; break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        case 'V': printf("srrun %s\n", sr_version_string()); return 0;
+        case 'b': {
+            int found = 0;
+            for (int b = 0; b < SR_BACKEND_COUNT; b++)
+                if (strcmp(optarg, sr_backend_name((sr_backend)b)) == 0) {
+                    c->options.backend = (sr_backend)b;
+                    found = 1;
+                }
+            if (!found)
+                return usage_error("unknown backend '%s' (auto, cpu or reference)", optarg);
+            break;
+        }
+        case 't': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || n < 1 || n > 1024)
+                return usage_error("--threads needs a number from 1 to 1024, not '%s'", optarg);
+            c->options.n_threads = (int)n;
+            break;
+        }
+        default: return usage_error("%s", "invalid option");
+        }
+    }
+    int n_args = argc - optind;
+    if (n_args < 1 || n_args > 2)
+        return usage_error("%s", n_args ? "too many arguments" : "no input image given");
+    c->model = n_args == 2 ? argv[optind] : NULL;
+    c->input = argv[argc - 1];
+    return -1;
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int run(const cli *c)
+{
+    sr_error err = {0};
+    const char *model_path = c->model ? c->model : default_model();
+    if (!model_path)
+        return fail("no MODEL given and the default model is not installed");
+
+    double t0 = seconds();
+    sr_model *model;
+    if (sr_model_load(model_path, &model, &err) != SR_OK)
+        return fail(err.message);
+    const sr_model_info info = sr_model_get_info(model);
+    const char *notices = sr_model_notices(model);
+    for (const char *p = notices; p && *p && !c->quiet;) {
+        size_t n = strcspn(p, "\n");
+        fprintf(stderr, "srrun: note: %s: %.*s\n", model_path, (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+
+    sr_image in = {0}, out = {0};
+    sr_session *session = NULL;
+    char output[4096];
+    int rc = 1;
+    if (sr_image_read(c->input, 0, &in, &err) != SR_OK) {
+        fail(err.message);
+        goto done;
+    }
+    if (c->output)
+        snprintf(output, sizeof output, "%s", c->output);
+    else
+        default_output(output, sizeof output, c->input, info.scale);
+    if (sr_image_alloc(&out, in.width * info.scale, in.height * info.scale, 3,
+                       SR_PIXEL_U8, &err) != SR_OK ||
+        sr_session_new(model, &c->options, &session, &err) != SR_OK) {
+        fprintf(stderr, "srrun: %s: %s\n", c->input, err.message);
+        goto done;
+    }
+    double t1 = seconds();
+    if (sr_session_run(session, &in, &out) != SR_OK) {
+        fprintf(stderr, "srrun: %s: %s\n", c->input, sr_session_last_error(session));
+        goto done;
+    }
+    double t2 = seconds();
+    if (sr_image_write_png(output, &out, &err) != SR_OK) {
+        fail(err.message);
+        goto done;
+    }
+    if (c->verbose) {
+        const double gflop = 1e-9 * (double)info.n_input_pixel_flops * (double)(in.width * in.height);
+        fprintf(stderr,
+                "srrun: %s x%d, %d blocks, %lld parameters\n"
+                "srrun: %s %lldx%lld -> %s %lldx%lld\n"
+                "srrun: network %.3f s, %.1f GFLOP, %.1f GFLOP/s; total %.3f s\n",
+                info.architecture, info.scale, info.n_blocks, (long long)info.n_params,
+                c->input, (long long)in.width, (long long)in.height, output,
+                (long long)out.width, (long long)out.height, t2 - t1, gflop,
+                gflop / (t2 - t1), seconds() - t0);
+    } else if (!c->quiet) {
+        printf("%s\n", output);
+    }
+    rc = 0;
+done:
+    sr_session_free(session);
+    sr_image_free(&in);
+    sr_image_free(&out);
+    sr_model_free(model);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    cli c = {.options = sr_session_options_default()};
+    int rc = parse(argc, argv, &c);
+    return rc >= 0 ? rc : run(&c);
+}
