@@ -70,6 +70,7 @@ static inline float test_max_abs(const float *a, int64_t n)
 /* Reads a whole file; NULL if it cannot. */
 static inline void *test_read_file(const char *path, int64_t *size)
 {
+    *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
