@@ -20,7 +20,8 @@
  *     sr_session_free(session); sr_model_free(model);
  *
  * Errors: every call that can fail returns an sr_status. Calls without a
- * session fill an optional sr_error with one line naming the problem; a
+ * session fill an optional sr_error with one line naming the problem (and,
+ * for calls that take a path, starting with that path); a
  * session keeps the message of its last failure (sr_session_last_error). The
  * library never prints, never exits, and never aborts on bad input.
  *
@@ -103,7 +104,7 @@ typedef struct sr_image {
 /* Decodes a PNG or JPEG (recognised by content, not by name) keeping the
  * file's channels and its depth (8 or 16 bits); palettes are expanded and
  * PNG transparency becomes alpha. Refuses images over max_pixels (0: the
- * default) after reading only the header. */
+ * default; negative is an invalid argument) after reading only the header. */
 SR_API sr_status sr_image_read(const char *path, int64_t max_pixels,
                                sr_image *image, sr_error *err);
 

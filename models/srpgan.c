@@ -125,7 +125,7 @@ static bool srpgan_recognise(const sr_weights *w)
 
 static int residual_block(builder *b, int x, int i, int64_t f)
 {
-    char p[64], name[64];
+    char p[32], name[SR_NODE_NAME_SIZE];
     snprintf(p, sizeof p, "res_blocks.%d", i);
     snprintf(name, sizeof name, "%s.conv1", p);
     int r = conv(b, x, name, f, f, 3);
@@ -143,7 +143,7 @@ static int residual_block(builder *b, int x, int i, int64_t f)
 
 static int up_block(builder *b, int x, int i, int64_t f)
 {
-    char p[64], name[64];
+    char p[32], name[SR_NODE_NAME_SIZE];
     snprintf(p, sizeof p, "up_blocks.%d", i);
     snprintf(name, sizeof name, "%s.conv", p);
     int r = conv(b, x, name, f, 4 * f, 3);

@@ -155,7 +155,7 @@ static int run(const cli *c)
     char output[4096];
     int rc = 1;
     if (sr_image_read(c->input, 0, &in, &err) != SR_OK) {
-        fprintf(stderr, "srrun: %s: %s\n", c->input, err.message);
+        fail(err.message);
         goto done;
     }
     if (c->output)
@@ -175,7 +175,7 @@ static int run(const cli *c)
     }
     double t2 = seconds();
     if (sr_image_write_png(output, &out, &err) != SR_OK) {
-        fprintf(stderr, "srrun: %s: %s\n", output, err.message);
+        fail(err.message);
         goto done;
     }
     if (c->verbose) {

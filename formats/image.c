@@ -1,0 +1,195 @@
+/* The image front end: sr_image_alloc/free, sr_image_read (open, sniff the
+ * content, hand the stream to a codec) and sr_image_write_png (temporary
+ * file, renamed into place only on success). Pixel decoding and encoding
+ * live in png.c and jpeg.c; this file knows nothing about either format
+ * beyond its magic bytes. */
+#define _POSIX_C_SOURCE 200809L
+#include "formats/image_codecs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/error.h"
+
+static int64_t bytes_per_sample(sr_pixel_type type)
+{
+    switch (type) {
+    case SR_PIXEL_U8: return 1;
+    case SR_PIXEL_U16: return 2;
+    case SR_PIXEL_F32: return 4;
+    default: return 0;
+    }
+}
+
+/* a * b for positive a and b, or -1 when it does not fit in int64. */
+static int64_t mul_checked(int64_t a, int64_t b)
+{
+    return a > INT64_MAX / b ? -1 : a * b;
+}
+
+sr_status sr_image_check_size(int64_t width, int64_t height, int64_t max_pixels,
+                              sr_error *err)
+{
+    if (width <= 0 || height <= 0)
+        return sr_fail(err, SR_ERR_FORMAT, "image %lldx%lld has no pixels",
+                       (long long)width, (long long)height);
+    if (width > max_pixels / height)
+        return sr_fail(err, SR_ERR_LIMIT,
+                       "image %lldx%lld exceeds the %lld-pixel limit",
+                       (long long)width, (long long)height,
+                       (long long)max_pixels);
+    return SR_OK;
+}
+
+sr_status sr_image_alloc(sr_image *image, int64_t width, int64_t height,
+                         int channels, sr_pixel_type type, sr_error *err)
+{
+    if (!image)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to allocate");
+    memset(image, 0, sizeof *image);
+    int64_t bytes = bytes_per_sample(type);
+    if (width <= 0 || height <= 0 || channels < 1 || channels > 4 || !bytes)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                       "bad image geometry %lldx%lld, %d channels, type %d",
+                       (long long)width, (long long)height, channels, (int)type);
+    int64_t stride = mul_checked(mul_checked(width, channels), bytes);
+    int64_t size = stride < 0 ? -1 : mul_checked(stride, height);
+    if (size < 0 || (uint64_t)size > SIZE_MAX)
+        return sr_fail(err, SR_ERR_LIMIT, "image %lldx%lld is too large",
+                       (long long)width, (long long)height);
+    void *data = calloc(1, (size_t)size);
+    if (!data)
+        return sr_fail(err, SR_ERR_NO_MEMORY,
+                       "out of memory for a %lldx%lld image",
+                       (long long)width, (long long)height);
+    image->width = width;
+    image->height = height;
+    image->channels = channels;
+    image->type = type;
+    image->stride = stride;
+    image->data = data;
+    return SR_OK;
+}
+
+void sr_image_free(sr_image *image)
+{
+    if (!image)
+        return;
+    free(image->data);
+    memset(image, 0, sizeof *image);
+}
+
+static int is_png(const uint8_t *head, size_t n)
+{
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    return n >= sizeof sig && memcmp(head, sig, sizeof sig) == 0;
+}
+
+static int is_jpeg(const uint8_t *head, size_t n)
+{
+    return n >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff;
+}
+
+sr_status sr_image_read(const char *path, int64_t max_pixels, sr_image *image,
+                        sr_error *err)
+{
+    if (image)
+        memset(image, 0, sizeof *image);
+    if (!path || !image || max_pixels < 0)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "bad image read request");
+    if (max_pixels == 0)
+        max_pixels = SR_DEFAULT_MAX_PIXELS;
+
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return sr_fail(err, SR_ERR_IO, "%s: %s", path, strerror(errno));
+    uint8_t head[SR_IMAGE_HEAD_SIZE];
+    size_t n = fread(head, 1, sizeof head, file);
+    sr_status status;
+    if (ferror(file))
+        status = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
+    else if (fseek(file, 0, SEEK_SET) != 0)
+        status = sr_fail(err, SR_ERR_IO, "cannot seek: %s", strerror(errno));
+    else if (n == 0)
+        status = sr_fail(err, SR_ERR_FORMAT, "empty file");
+    else if (is_png(head, n))
+        status = sr_png_read(file, head, n, max_pixels, image, err);
+    else if (is_jpeg(head, n))
+        status = sr_jpeg_read(file, max_pixels, image, err);
+    else
+        status = sr_fail(err, SR_ERR_FORMAT, "not a PNG or JPEG image");
+    fclose(file);
+    if (status != SR_OK)
+        sr_error_prefix(err, path);
+    return status;
+}
+
+/* Encodes into an already created temporary file and closes it. */
+static sr_status write_and_close(int fd, const sr_image *image, sr_error *err)
+{
+    /* mkstemp makes the file 0600; give it the usual mode of an output. */
+    if (fchmod(fd, 0644) != 0) {
+        sr_status s = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
+        close(fd);
+        return s;
+    }
+    FILE *file = fdopen(fd, "wb");
+    if (!file) {
+        sr_status s = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
+        close(fd);
+        return s;
+    }
+    sr_status status = sr_png_write(file, image, err);
+    /* fclose flushes: a full disk often shows up only here. */
+    if (fclose(file) != 0 && status == SR_OK)
+        status = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
+    return status;
+}
+
+sr_status sr_image_write_png(const char *path, const sr_image *image,
+                             sr_error *err)
+{
+    if (!path || !image || !image->data)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to write");
+    if (image->type != SR_PIXEL_U8 && image->type != SR_PIXEL_U16)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                       "PNG output needs 8- or 16-bit pixels");
+    if (image->channels < 1 || image->channels > 4 || image->width <= 0 ||
+        image->height <= 0 || image->width > 0x7fffffff ||
+        image->height > 0x7fffffff)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                       "cannot write a %lldx%lld image with %d channels as PNG",
+                       (long long)image->width, (long long)image->height,
+                       image->channels);
+    int64_t row_bytes =
+        image->width * image->channels * bytes_per_sample(image->type);
+    if (image->stride < row_bytes)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                       "image stride %lld is shorter than a row (%lld bytes)",
+                       (long long)image->stride, (long long)row_bytes);
+
+    size_t len = strlen(path);
+    char *tmp = malloc(len + sizeof ".XXXXXX");
+    if (!tmp)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, ".XXXXXX", sizeof ".XXXXXX");
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        sr_status s = sr_fail(err, SR_ERR_IO, "%s: %s", path, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    sr_status status = write_and_close(fd, image, err);
+    if (status == SR_OK && rename(tmp, path) != 0)
+        status = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
+    if (status != SR_OK) {
+        unlink(tmp);
+        sr_error_prefix(err, path);
+    }
+    free(tmp);
+    return status;
+}

@@ -1,0 +1,106 @@
+/* The conversions at the edges of a run: every channel count and pixel type
+ * into the network's RGB tensor (alpha on white, gray replicated, rows read
+ * through the stride), and the tensor back out (clamped, rounded). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "runtime/pixels.h"
+#include "testutil.h"
+
+/* The rule as the fixtures script writes it, in double. */
+static double expected(double v, double a) { return v * a + (1.0 - a); }
+
+static void check_input(int channels, sr_pixel_type type)
+{
+    const int64_t W = 5, H = 3, plane = W * H;
+    const int bytes = type == SR_PIXEL_U8 ? 1 : type == SR_PIXEL_U16 ? 2 : 4;
+    const double max = type == SR_PIXEL_U8 ? 255 : type == SR_PIXEL_U16 ? 65535 : 1;
+    sr_image img = {W, H, channels, type, W * channels * bytes + 7, NULL}; /* padded rows */
+    img.data = malloc((size_t)(img.stride * H));
+    test_rng r = {(uint64_t)(channels * 10 + type + 1)};
+    for (int64_t i = 0; i < img.stride * H; i++)
+        ((uint8_t *)img.data)[i] = (uint8_t)test_rng_next(&r);
+    if (type == SR_PIXEL_F32)
+        for (int64_t y = 0; y < H; y++)
+            test_fill(&r, (float *)((uint8_t *)img.data + y * img.stride), W * channels, 0, 1);
+    sr_tensor t = {{3, H, W}, malloc((size_t)(3 * plane) * sizeof(float))};
+    test_fill_nan(t.data, 3 * plane);
+    sr_image_to_tensor(&img, &t);
+    for (int64_t y = 0; y < H; y++)
+        for (int64_t x = 0; x < W; x++) {
+            const uint8_t *row = (const uint8_t *)img.data + y * img.stride;
+            double s[4];
+            for (int c = 0; c < channels; c++) {
+                const int64_t i = x * channels + c;
+                s[c] = type == SR_PIXEL_U8    ? row[i] / max
+                       : type == SR_PIXEL_U16 ? ((const uint16_t *)row)[i] / max
+                                              : ((const float *)row)[i];
+            }
+            const int colour = channels >= 3 ? 3 : 1;
+            const double a = channels == 2 || channels == 4 ? s[colour] : 1.0;
+            for (int c = 0; c < 3; c++) {
+                double want = expected(s[colour == 3 ? c : 0], a);
+                assert_float_equal(t.data[c * plane + y * W + x], want, 1e-6);
+            }
+        }
+    free(t.data);
+    free(img.data);
+}
+
+static void test_every_input_layout(void **state)
+{
+    (void)state;
+    for (int channels = 1; channels <= 4; channels++)
+        for (int type = 0; type < SR_PIXEL_TYPE_COUNT; type++)
+            check_input(channels, (sr_pixel_type)type);
+}
+
+static void test_output_clamps_and_rounds(void **state)
+{
+    (void)state;
+    float values[3][2] = {{-0.5f, 0.0f}, {0.5f, 1.0f}, {1.5f, NAN}};
+    sr_tensor t = {{3, 1, 2}, &values[0][0]};
+    uint8_t u8[6];
+    sr_image img = {2, 1, 3, SR_PIXEL_U8, 6, u8};
+    sr_tensor_to_image(&t, &img);
+    /* pixel 0: R -0.5, G 0.5, B 1.5; pixel 1: R 0, G 1, B NaN. 0.5 * 255
+     * = 127.5 rounds to even, as numpy's round does. */
+    const uint8_t want8[6] = {0, 128, 255, 0, 255, 0};
+    assert_memory_equal(u8, want8, 6);
+    uint16_t u16[6];
+    img = (sr_image){2, 1, 3, SR_PIXEL_U16, 12, u16};
+    sr_tensor_to_image(&t, &img);
+    const uint16_t want16[6] = {0, 32768, 65535, 0, 65535, 0};
+    assert_memory_equal(u16, want16, sizeof want16);
+}
+
+static void test_image_check_names_the_problem(void **state)
+{
+    (void)state;
+    uint8_t px[12];
+    sr_image img = {2, 2, 3, SR_PIXEL_U8, 6, px};
+    sr_error err = {0};
+    assert_int_equal(sr_image_check(&img, "input", &err), SR_OK);
+    img.stride = 5;
+    assert_int_equal(sr_image_check(&img, "input", &err), SR_ERR_INVALID_ARGUMENT);
+    assert_string_equal(err.message, "input image stride 5 is shorter than a row");
+    img = (sr_image){0, 2, 3, SR_PIXEL_U8, 6, px};
+    assert_int_equal(sr_image_check(&img, "output", &err), SR_ERR_INVALID_ARGUMENT);
+    assert_string_equal(err.message, "output image has size 0x2");
+    img = (sr_image){2, 2, 3, SR_PIXEL_U8, 6, NULL};
+    assert_int_equal(sr_image_check(&img, "input", &err), SR_ERR_INVALID_ARGUMENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_input_layout),
+        cmocka_unit_test(test_output_clamps_and_rounds),
+        cmocka_unit_test(test_image_check_names_the_problem),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
