@@ -32,9 +32,9 @@ const sr_zip_entry *sr_zip_find(const sr_zip *zip, const char *name);
 
 /* The uncompressed bytes of an entry. Stored entries point into the file
  * and set *owned = NULL; deflated ones are inflated into a new buffer
- * returned in *owned (free it), refused when the declared size exceeds
- * max_size or the stream inflates past it. With check_crc the CRC-32 is
- * verified. */
+ * returned in *owned (free it), refused when the stream inflates past the
+ * declared size. Any entry whose declared size exceeds max_size is refused
+ * (SR_ERR_LIMIT). With check_crc the CRC-32 is verified. */
 sr_status sr_zip_read(const sr_zip *zip, const sr_zip_entry *entry,
                       uint64_t max_size, int check_crc,
                       const uint8_t **bytes, void **owned, sr_error *err);
