@@ -1,0 +1,645 @@
+/* torch.save checkpoints: tells the container formats apart, walks the zip
+ * layout torch >= 1.6 writes, and gives the restricted unpickler
+ * (pickle.c) the torch knowledge it lacks: which globals may appear, how
+ * storages, tensors and OrderedDicts are rebuilt. Every tensor's geometry
+ * is checked against its storage before a byte of it is read; packed
+ * float32 tensors become views into the mapped file, everything else an
+ * owned float32 copy. The zip structure itself is zip.c's. */
+#include "formats/pth.h"
+
+#include <math.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/pickle.h"
+#include "formats/zip.h"
+#include "runtime/error.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "pth.c reads little-endian storages in place"
+#endif
+
+#define MAX_DIMS 8                       /* torch allows more; srrun needs 4 */
+#define MAX_PICKLE_SIZE (UINT64_C(1) << 28)
+#define MAX_KEY_LEN 20                   /* storage keys are decimal counters */
+/* Converted copies may use this many times the file's size (f16 doubles;
+ * a stride-0 view could otherwise ask for terabytes). */
+#define COPY_BUDGET_FACTOR 4
+
+enum { TAG_STORAGE = 1, TAG_TENSOR };
+
+typedef enum elem_kind { ELEM_F32, ELEM_F16, ELEM_BF16, ELEM_F64, ELEM_INT, ELEM_REFUSED } elem_kind;
+
+typedef struct dtype_info {
+    const char *storage; /* the class name in the pickle */
+    const char *name;
+    int elem_size;
+    elem_kind kind;
+} dtype_info;
+
+static const dtype_info dtypes[] = {
+    {"FloatStorage", "float32", 4, ELEM_F32},
+    {"HalfStorage", "float16", 2, ELEM_F16},
+    {"BFloat16Storage", "bfloat16", 2, ELEM_BF16},
+    {"DoubleStorage", "float64", 8, ELEM_F64},
+    /* Parsed, never weights: num_batches_tracked, counters, masks. */
+    {"LongStorage", "int64", 8, ELEM_INT},
+    {"IntStorage", "int32", 4, ELEM_INT},
+    {"ShortStorage", "int16", 2, ELEM_INT},
+    {"CharStorage", "int8", 1, ELEM_INT},
+    {"ByteStorage", "uint8", 1, ELEM_INT},
+    {"BoolStorage", "bool", 1, ELEM_INT},
+    {"ComplexFloatStorage", "complex64", 8, ELEM_REFUSED},
+    {"ComplexDoubleStorage", "complex128", 16, ELEM_REFUSED},
+    {"QInt8Storage", "qint8", 1, ELEM_REFUSED},
+    {"QUInt8Storage", "quint8", 1, ELEM_REFUSED},
+    {"QInt32Storage", "qint32", 4, ELEM_REFUSED},
+    {"UntypedStorage", "untyped bytes", 1, ELEM_REFUSED},
+};
+
+typedef struct storage {
+    const char *key;
+    const dtype_info *dtype;
+    int64_t numel;
+    const uint8_t *bytes; /* numel * elem_size */
+    void *owned;          /* inflated copy, or NULL when bytes lie in the file */
+    struct storage *next;
+} storage;
+
+typedef struct tensor {
+    storage *storage;
+    int64_t offset;                     /* in elements */
+    const sr_pickle_value *size, *stride; /* tuples, checked when named */
+} tensor;
+
+typedef struct loader {
+    const sr_mapped_file *file;
+    sr_zip *zip;
+    char prefix[512]; /* "archive/" or "<name>/", with the slash */
+    sr_pickle *pickle;
+    storage *storages;
+    uint64_t copy_budget;
+} loader;
+
+/* ---- Globals and what they build --------------------------------------- */
+
+static const dtype_info *dtype_by_class(const char *module, const char *name)
+{
+    if (strcmp(module, "torch") != 0 && strcmp(module, "torch.cuda") != 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof dtypes / sizeof *dtypes; i++)
+        if (strcmp(name, dtypes[i].storage) == 0)
+            return &dtypes[i];
+    return NULL;
+}
+
+static bool is_global(const sr_pickle_value *v, const char *module, const char *name)
+{
+    return v->kind == SR_PICKLE_GLOBAL && strcmp(v->u.global.module, module) == 0 &&
+           strcmp(v->u.global.name, name) == 0;
+}
+
+static bool find_class(void *user, const char *module, const char *name,
+                       const char **why)
+{
+    (void)user;
+    static const char *const allowed[][2] = {
+        {"collections", "OrderedDict"},
+        {"torch._utils", "_rebuild_tensor_v2"},
+        {"torch._utils", "_rebuild_tensor"},
+        {"torch._utils", "_rebuild_parameter"},
+        {"torch._utils", "_rebuild_parameter_with_state"},
+        {"torch", "Size"},
+    };
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
+        if (strcmp(module, allowed[i][0]) == 0 && strcmp(name, allowed[i][1]) == 0)
+            return true;
+    if (dtype_by_class(module, name))
+        return true;
+    if (strncmp(module, "torch.nn.modules", 16) == 0 && (module[16] == '\0' || module[16] == '.'))
+        *why = "file holds a pickled model class; save state_dict instead";
+    return false;
+}
+
+static bool is_tensor(const sr_pickle_value *v)
+{
+    return v->kind == SR_PICKLE_OBJECT && v->u.object.tag == TAG_TENSOR;
+}
+
+static bool is_storage(const sr_pickle_value *v)
+{
+    return v->kind == SR_PICKLE_OBJECT && v->u.object.tag == TAG_STORAGE;
+}
+
+static sr_pickle_value *new_object(sr_pickle *p, int tag, size_t size)
+{
+    sr_pickle_value *v = sr_pickle_value_new(p, SR_PICKLE_OBJECT);
+    if (!v || !(v->u.object.ptr = sr_pickle_alloc(p, size)))
+        return NULL;
+    v->u.object.tag = tag;
+    return v;
+}
+
+/* _rebuild_tensor(_v2)(storage, storage_offset, size, stride, ...), with
+ * argument kinds already checked. */
+static sr_pickle_value *make_tensor(sr_pickle *p, sr_pickle_value *const *a)
+{
+    sr_pickle_value *v = new_object(p, TAG_TENSOR, sizeof(tensor));
+    if (v) {
+        tensor *t = v->u.object.ptr;
+        t->storage = a[0]->u.object.ptr;
+        t->offset = a[1]->u.i;
+        t->size = a[2];
+        t->stride = a[3];
+    }
+    return v;
+}
+
+static sr_status reduce(void *user, sr_pickle *p, const sr_pickle_value *fn,
+                        const sr_pickle_value *args, sr_pickle_value **result,
+                        sr_error *err)
+{
+    (void)user;
+    sr_pickle_value *const *a = args->u.seq.items;
+    int64_t n = args->u.seq.n;
+    bool shape_ok = true;
+    if (is_global(fn, "collections", "OrderedDict")) {
+        shape_ok = n == 0;
+        *result = shape_ok ? sr_pickle_value_new(p, SR_PICKLE_DICT) : NULL;
+    } else if (is_global(fn, "torch", "Size")) {
+        shape_ok = n == 1 && a[0]->kind == SR_PICKLE_TUPLE;
+        *result = shape_ok ? a[0] : NULL;
+    } else if (is_global(fn, "torch._utils", "_rebuild_tensor_v2") ||
+               is_global(fn, "torch._utils", "_rebuild_tensor")) {
+        bool v2 = strcmp(fn->u.global.name, "_rebuild_tensor_v2") == 0;
+        /* v2 adds requires_grad, backward_hooks and (newer) metadata, all
+         * irrelevant to inference. */
+        shape_ok = (v2 ? n == 6 || n == 7 : n == 4) && is_storage(a[0]) &&
+                   a[1]->kind == SR_PICKLE_INT && a[2]->kind == SR_PICKLE_TUPLE &&
+                   a[3]->kind == SR_PICKLE_TUPLE;
+        *result = shape_ok ? make_tensor(p, a) : NULL;
+    } else if (is_global(fn, "torch._utils", "_rebuild_parameter") ||
+               is_global(fn, "torch._utils", "_rebuild_parameter_with_state")) {
+        /* A Parameter is its data tensor; the state only holds Python
+         * attributes. */
+        int64_t want = strcmp(fn->u.global.name, "_rebuild_parameter") == 0 ? 3 : 4;
+        shape_ok = n == want && is_tensor(a[0]);
+        *result = shape_ok ? a[0] : NULL;
+    } else {
+        return sr_fail(err, SR_ERR_FORMAT, "%s.%s cannot be called (byte %llu)",
+                       fn->u.global.module, fn->u.global.name,
+                       (unsigned long long)sr_pickle_offset(p));
+    }
+    if (!shape_ok)
+        return sr_fail(err, SR_ERR_FORMAT, "bad arguments to %s.%s (byte %llu)",
+                       fn->u.global.module, fn->u.global.name,
+                       (unsigned long long)sr_pickle_offset(p));
+    if (!*result)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    return SR_OK;
+}
+
+/* BUILD appears once, giving the state dict's OrderedDict its _metadata
+ * (module versions). Inference has no use for it. */
+static sr_status build(void *user, sr_pickle *p, sr_pickle_value *obj,
+                       const sr_pickle_value *state, sr_error *err)
+{
+    (void)user;
+    (void)state;
+    if (obj->kind != SR_PICKLE_DICT)
+        return sr_fail(err, SR_ERR_UNSUPPORTED,
+                       "pickle sets state on a %s (byte %llu); only dicts are supported",
+                       sr_pickle_kind_name(obj->kind),
+                       (unsigned long long)sr_pickle_offset(p));
+    return SR_OK;
+}
+
+/* ---- Storages ---------------------------------------------------------- */
+
+static bool plain_string(const sr_pickle_value *v, uint64_t max_len, bool digits)
+{
+    if (v->kind != SR_PICKLE_STRING || v->u.str.len == 0 || v->u.str.len > max_len)
+        return false;
+    for (uint64_t i = 0; i < v->u.str.len; i++) {
+        unsigned char c = (unsigned char)v->u.str.s[i];
+        if (digits ? !(c >= '0' && c <= '9') : (c < 0x20 || c > 0x7e))
+            return false;
+    }
+    return true;
+}
+
+/* Maps data/<key> (once per key) and checks its size against the pid. */
+static sr_status open_storage(loader *L, const char *key, const dtype_info *dt,
+                              int64_t numel, storage **out, sr_error *err)
+{
+    uint64_t nbytes;
+    if (__builtin_mul_overflow((uint64_t)numel, (uint64_t)dt->elem_size, &nbytes))
+        return sr_fail(err, SR_ERR_FORMAT, "storage '%s' size overflows", key);
+    size_t name_len = strlen(L->prefix) + strlen("data/") + strlen(key) + 1;
+    char *name = sr_pickle_alloc(L->pickle, name_len);
+    storage *s = sr_pickle_alloc(L->pickle, sizeof *s);
+    if (!name || !s)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    strcat(strcat(strcpy(name, L->prefix), "data/"), key);
+    const sr_zip_entry *e = sr_zip_find(L->zip, name);
+    if (!e)
+        return sr_fail(err, SR_ERR_FORMAT, "missing storage record 'data/%s'", key);
+    if (e->size != nbytes)
+        return sr_fail(err, SR_ERR_FORMAT, "storage '%s' size mismatch: %llu bytes, expected %llu",
+                       key, (unsigned long long)e->size, (unsigned long long)nbytes);
+    sr_status st = sr_zip_read(L->zip, e, nbytes, 0, &s->bytes, &s->owned, err);
+    if (st != SR_OK)
+        return st;
+    s->key = key;
+    s->dtype = dt;
+    s->numel = numel;
+    s->next = L->storages;
+    L->storages = s;
+    *out = s;
+    return SR_OK;
+}
+
+/* BINPERSID: ('storage', torch.<T>Storage, key, location, numel). */
+static sr_status persistent_load(void *user, sr_pickle *p, const sr_pickle_value *pid,
+                                 sr_pickle_value **result, sr_error *err)
+{
+    loader *L = user;
+    sr_pickle_value *const *a = pid->u.seq.items;
+    const dtype_info *dt = NULL;
+    if (pid->kind != SR_PICKLE_TUPLE || pid->u.seq.n != 5 ||
+        a[0]->kind != SR_PICKLE_STRING || strcmp(a[0]->u.str.s, "storage") != 0 ||
+        a[1]->kind != SR_PICKLE_GLOBAL ||
+        !(dt = dtype_by_class(a[1]->u.global.module, a[1]->u.global.name)) ||
+        !plain_string(a[2], MAX_KEY_LEN, true) || !plain_string(a[3], 64, false) ||
+        a[4]->kind != SR_PICKLE_INT || a[4]->u.i < 0)
+        return sr_fail(err, SR_ERR_FORMAT, "bad storage reference in data.pkl (byte %llu)",
+                       (unsigned long long)sr_pickle_offset(p));
+    const char *key = a[2]->u.str.s;
+    int64_t numel = a[4]->u.i;
+    if (dt->kind == ELEM_REFUSED)
+        return sr_fail(err, SR_ERR_UNSUPPORTED, "storage '%s' holds %s (%s), which srrun cannot load",
+                       key, dt->name, dt->storage);
+    storage *s = L->storages;
+    while (s && strcmp(s->key, key) != 0)
+        s = s->next;
+    if (s && (s->dtype != dt || s->numel != numel))
+        return sr_fail(err, SR_ERR_FORMAT, "storage '%s' is referenced as two different storages",
+                       key);
+    if (!s) {
+        sr_status st = open_storage(L, key, dt, numel, &s, err);
+        if (st != SR_OK)
+            return st;
+    }
+    *result = sr_pickle_value_new(p, SR_PICKLE_OBJECT);
+    if (!*result)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    (*result)->u.object.tag = TAG_STORAGE;
+    (*result)->u.object.ptr = s;
+    return SR_OK;
+}
+
+/* ---- Tensors ----------------------------------------------------------- */
+
+typedef struct geometry {
+    int ndim;
+    int64_t size[MAX_DIMS], stride[MAX_DIMS];
+    int64_t numel;
+    bool packed; /* row-major without gaps */
+} geometry;
+
+/* The checks of FORMATS 1.7, in checked 64-bit arithmetic: afterwards every
+ * element the tensor names lies inside its storage. */
+static sr_status check_geometry(const char *name, const tensor *t, geometry *g,
+                                sr_error *err)
+{
+    const sr_pickle_value *size = t->size, *stride = t->stride;
+    const storage *s = t->storage;
+    if (size->u.seq.n > MAX_DIMS)
+        return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' has %lld dimensions (limit %d)",
+                       name, (long long)size->u.seq.n, MAX_DIMS);
+    if (stride->u.seq.n != size->u.seq.n)
+        return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' has %lld sizes but %lld strides",
+                       name, (long long)size->u.seq.n, (long long)stride->u.seq.n);
+    g->ndim = (int)size->u.seq.n;
+    for (int i = 0; i < g->ndim; i++) {
+        const sr_pickle_value *n = size->u.seq.items[i], *st = stride->u.seq.items[i];
+        if (n->kind != SR_PICKLE_INT || st->kind != SR_PICKLE_INT)
+            return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' has a non-integer size or stride",
+                           name);
+        g->size[i] = n->u.i;
+        g->stride[i] = st->u.i;
+        if (g->size[i] < 0)
+            return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' has negative size", name);
+        if (g->stride[i] < 0)
+            return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' has negative stride", name);
+    }
+    if (t->offset < 0)
+        return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' has negative storage offset", name);
+
+    /* numel multiplies only the non-zero sizes so that no product of the
+     * shape, in any order, overflows later on. */
+    int64_t numel = 1, last = t->offset, expect = 1;
+    bool empty = false;
+    g->packed = true;
+    for (int i = g->ndim - 1; i >= 0; i--) {
+        int64_t reach;
+        if (g->size[i] == 0) {
+            empty = true;
+            continue;
+        }
+        if (__builtin_mul_overflow(numel, g->size[i], &numel) ||
+            __builtin_mul_overflow(g->size[i] - 1, g->stride[i], &reach) ||
+            __builtin_add_overflow(last, reach, &last))
+            return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' size overflows", name);
+        /* A dimension of size 1 may carry any stride. */
+        if (g->size[i] != 1 && g->stride[i] != expect)
+            g->packed = false;
+        expect = numel;
+    }
+    if (empty)
+        numel = 0;
+    g->numel = numel;
+    if (numel > 0 && last >= s->numel) {
+        int64_t esize = s->dtype->elem_size, need, at;
+        /* In bytes the same span can still overflow. */
+        if (__builtin_mul_overflow(last - t->offset + 1, esize, &need) ||
+            __builtin_mul_overflow(t->offset, esize, &at))
+            return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' size overflows", name);
+        return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' needs %lld bytes at offset %lld; storage '%s' has %lld",
+                       name, (long long)need, (long long)at, s->key,
+                       (long long)(s->numel * esize));
+    }
+    return SR_OK;
+}
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0x1f)
+        bits = sign | 0x7f800000u | mant << 13;
+    else if (exp == 0) /* zero or subnormal: mant * 2^-24 is exact in float */
+        return (sign ? -1.0f : 1.0f) * ldexpf((float)mant, -24);
+    else
+        bits = sign | (exp + 112) << 23 | mant << 13;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* Element `i` of storage bytes as float; memcpy because a repacked or
+ * inflated storage need not be aligned. */
+static float load_elem(const uint8_t *bytes, elem_kind kind, int64_t i)
+{
+    switch (kind) {
+    case ELEM_F16:
+    case ELEM_BF16: {
+        uint16_t h;
+        memcpy(&h, bytes + 2 * i, 2);
+        if (kind == ELEM_F16)
+            return half_to_float(h);
+        uint32_t bits = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        return f;
+    }
+    case ELEM_F64: {
+        double d;
+        memcpy(&d, bytes + 8 * i, 8);
+        return (float)d;
+    }
+    default: {
+        float f;
+        memcpy(&f, bytes + 4 * i, 4);
+        return f;
+    }
+    }
+}
+
+/* Copies the tensor's elements in row-major order, walking the strides
+ * with an odometer (every position was bounds-checked by check_geometry). */
+static void gather(const tensor *t, const geometry *g, float *out)
+{
+    const storage *s = t->storage;
+    int64_t idx[MAX_DIMS] = {0}, pos = t->offset;
+    for (int64_t k = 0; k < g->numel; k++) {
+        out[k] = load_elem(s->bytes, s->dtype->kind, pos);
+        for (int d = g->ndim - 1; d >= 0; d--) {
+            if (idx[d] + 1 < g->size[d]) {
+                idx[d]++;
+                pos += g->stride[d];
+                break;
+            }
+            pos -= (g->size[d] - 1) * g->stride[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+static sr_status add_tensor(loader *L, const char *name, const tensor *t,
+                            sr_weights *w, sr_error *err)
+{
+    geometry g;
+    sr_status st = check_geometry(name, t, &g, err);
+    const storage *s = t->storage;
+    if (st != SR_OK || s->dtype->kind == ELEM_INT)
+        return st;
+    const float *data = NULL;
+    float *owned = NULL;
+    bool view = s->dtype->kind == ELEM_F32 && g.packed && !s->owned &&
+                (uintptr_t)(s->bytes + 4 * t->offset) % alignof(float) == 0;
+    if (view && g.numel > 0) {
+        data = (const float *)(const void *)(s->bytes + 4 * t->offset);
+    } else if (g.numel > 0) {
+        uint64_t nbytes = (uint64_t)g.numel * sizeof(float); /* numel <= 2^62 here */
+        if (g.numel > INT64_MAX / 4 || nbytes > L->copy_budget)
+            return sr_fail(err, SR_ERR_LIMIT, "tensor '%s': converted copies would exceed %d times the file size",
+                           name, COPY_BUDGET_FACTOR);
+        L->copy_budget -= nbytes;
+        if (!(owned = malloc((size_t)nbytes)))
+            return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for tensor '%s'", name);
+        gather(t, &g, owned);
+        data = owned;
+    }
+    for (int64_t i = 0; i < g.numel; i++) {
+        if (!isfinite(data[i])) {
+            free(owned);
+            return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' holds NaN or Inf%s", name,
+                           s->dtype->kind == ELEM_F64 ? " (or a value beyond float32 range)" : "");
+        }
+    }
+    return sr_weights_add(w, name, g.ndim, g.size, data, owned, err);
+}
+
+/* ---- The archive ------------------------------------------------------- */
+
+/* Today only a flat state_dict; checkpoint dicts that wrap one
+ * ({'state_dict': ...}) would be unwrapped here. */
+static sr_status find_state_dict(const sr_pickle_value *root,
+                                 const sr_pickle_value **dict, sr_error *err)
+{
+    if (root->kind != SR_PICKLE_DICT)
+        return sr_fail(err, SR_ERR_FORMAT, "data.pkl holds a %s, not a state_dict",
+                       sr_pickle_kind_name(root->kind));
+    *dict = root;
+    return SR_OK;
+}
+
+static sr_status add_state_dict(loader *L, const sr_pickle_value *dict,
+                                sr_weights *w, sr_error *err)
+{
+    for (int64_t i = 0; i < dict->u.dict.n; i++) {
+        const sr_pickle_value *k = dict->u.dict.keys[i], *v = dict->u.dict.values[i];
+        if (!plain_string(k, 1024, false))
+            return sr_fail(err, SR_ERR_FORMAT, "state_dict key %lld is not a printable string",
+                           (long long)i);
+        if (!is_tensor(v))
+            return sr_fail(err, SR_ERR_FORMAT,
+                           "'%s' is a %s, not a tensor: the file is not a flat state_dict",
+                           k->u.str.s, sr_pickle_kind_name(v->kind));
+        sr_status st = add_tensor(L, k->u.str.s, v->u.object.ptr, w, err);
+        if (st != SR_OK)
+            return st;
+    }
+    return SR_OK;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The prefix is the first entry's folder; every entry must share it. */
+static sr_status check_layout(loader *L, sr_error *err)
+{
+    int64_t n = sr_zip_count(L->zip);
+    if (n == 0)
+        return sr_fail(err, SR_ERR_FORMAT, "missing data.pkl (empty archive)");
+    const char *first = sr_zip_entry_at(L->zip, 0)->name, *slash = strchr(first, '/');
+    size_t len = slash ? (size_t)(slash - first) + 1 : 0; /* with the slash */
+    if (len < 2 || len >= sizeof L->prefix)
+        return sr_fail(err, SR_ERR_FORMAT, "entries outside archive folder ('%s')", first);
+    memcpy(L->prefix, first, len);
+    L->prefix[len] = '\0';
+    bool torchscript = false;
+    for (int64_t i = 0; i < n; i++) {
+        const char *name = sr_zip_entry_at(L->zip, i)->name;
+        if (!has_prefix(name, L->prefix))
+            return sr_fail(err, SR_ERR_FORMAT, "entries outside archive folder '%.*s' ('%s')",
+                           (int)len - 1, L->prefix, name);
+        const char *rest = name + len;
+        if (strcmp(rest, "constants.pkl") == 0 || has_prefix(rest, "code/"))
+            torchscript = true;
+    }
+    if (torchscript)
+        return sr_fail(err, SR_ERR_UNSUPPORTED, "TorchScript archive; save model.state_dict() instead");
+    return SR_OK;
+}
+
+static const sr_zip_entry *find_record(const loader *L, const char *record)
+{
+    char name[1024];
+    if ((size_t)snprintf(name, sizeof name, "%s%s", L->prefix, record) >= sizeof name)
+        return NULL;
+    return sr_zip_find(L->zip, name);
+}
+
+static sr_status load_zip(loader *L, sr_weights *w, sr_error *err)
+{
+    sr_status st = sr_zip_open(&L->zip, L->file->data, L->file->size, err);
+    if (st != SR_OK || (st = check_layout(L, err)) != SR_OK)
+        return st;
+
+    /* Absent in older files, which are little-endian. */
+    const sr_zip_entry *order = find_record(L, "byteorder");
+    if (order) {
+        const uint8_t *bytes;
+        void *owned;
+        if ((st = sr_zip_read(L->zip, order, 16, 1, &bytes, &owned, err)) != SR_OK)
+            return st;
+        bool little = order->size == 6 && memcmp(bytes, "little", 6) == 0;
+        bool big = order->size == 3 && memcmp(bytes, "big", 3) == 0;
+        free(owned);
+        if (big)
+            return sr_fail(err, SR_ERR_UNSUPPORTED, "big-endian checkpoint is not supported");
+        if (!little)
+            return sr_fail(err, SR_ERR_FORMAT, "bad byteorder record");
+    }
+
+    const sr_zip_entry *pkl = find_record(L, "data.pkl");
+    if (!pkl)
+        return sr_fail(err, SR_ERR_FORMAT, "missing data.pkl");
+    const uint8_t *bytes;
+    void *owned_pkl;
+    if ((st = sr_zip_read(L->zip, pkl, MAX_PICKLE_SIZE, 1, &bytes, &owned_pkl, err)) != SR_OK)
+        return st;
+    const sr_pickle_hooks hooks = {L, find_class, reduce, persistent_load, build};
+    sr_pickle_value *root = NULL;
+    const sr_pickle_value *dict = NULL;
+    st = sr_pickle_new(&L->pickle, &hooks, err);
+    if (st == SR_OK)
+        st = sr_pickle_load(L->pickle, bytes, pkl->size, &root, NULL, err);
+    if (st == SR_OK)
+        st = find_state_dict(root, &dict, err);
+    if (st == SR_OK)
+        st = add_state_dict(L, dict, w, err);
+    free(owned_pkl);
+    return st;
+}
+
+/* ---- Entry point ------------------------------------------------------- */
+
+static sr_status unsupported_container(const sr_mapped_file *f, sr_error *err)
+{
+    static const uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                     0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+    static const uint8_t sevenzip[] = {'7', 'z', 0xbc, 0xaf, 0x27, 0x1c};
+    const uint8_t *d = f->data;
+    uint64_t n = f->size;
+    if (n >= sizeof legacy && memcmp(d, legacy, sizeof legacy) == 0)
+        return sr_fail(err, SR_ERR_UNSUPPORTED,
+                       "legacy torch.save format (PyTorch < 1.6) is not supported yet; "
+                       "re-save with a current PyTorch");
+    if (n >= 8 && memcmp(d, "PYTORCH1", 8) == 0)
+        return sr_fail(err, SR_ERR_UNSUPPORTED, "unsupported preview format (PYTORCH1 container)");
+    if (n >= 262 && memcmp(d + 257, "ustar", 5) == 0)
+        return sr_fail(err, SR_ERR_UNSUPPORTED,
+                       "tar checkpoint of PyTorch 0.1 is too old to load");
+    if (n >= 2 && d[0] == 0x1f && d[1] == 0x8b)
+        return sr_fail(err, SR_ERR_FORMAT, "gzip file, not a PyTorch checkpoint");
+    if (n >= sizeof sevenzip && memcmp(d, sevenzip, sizeof sevenzip) == 0)
+        return sr_fail(err, SR_ERR_FORMAT, "7z archive, not a PyTorch checkpoint");
+    return sr_fail(err, SR_ERR_FORMAT, "not a PyTorch checkpoint (unrecognised header)");
+}
+
+sr_status sr_pth_load(const sr_mapped_file *file, sr_weights *weights, sr_error *err)
+{
+    if (!file || !weights)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "sr_pth_load: no file or weights");
+    if (file->size == 0)
+        return sr_fail(err, SR_ERR_FORMAT, "empty file");
+    if (file->size < 4 || memcmp(file->data, "PK\x03\x04", 4) != 0)
+        return unsupported_container(file, err);
+
+    loader L = {.file = file};
+    L.copy_budget = file->size > UINT64_MAX / COPY_BUDGET_FACTOR
+                        ? UINT64_MAX
+                        : file->size * COPY_BUDGET_FACTOR;
+    int64_t n_before = weights->n_items;
+    sr_status st = load_zip(&L, weights, err);
+    for (storage *s = L.storages; s; s = s->next)
+        free(s->owned);
+    sr_pickle_free(L.pickle);
+    sr_zip_close(L.zip);
+    if (st != SR_OK) {
+        /* Leave the caller's collection as it was. */
+        for (int64_t i = n_before; i < weights->n_items; i++) {
+            free(weights->items[i].name);
+            free(weights->items[i].owned);
+        }
+        weights->n_items = n_before;
+    }
+    return st;
+}

@@ -1,0 +1,817 @@
+/* sr_pth_load on .pth files built here, torch style (a stored zip with
+ * 64-byte aligned records, data descriptors, a hand-assembled data.pkl),
+ * and on the real torch.save fixtures: views versus converted copies,
+ * shared storages, dtype conversion, the hostile tensor geometries and
+ * archive layouts of FORMATS.md section 6, and container sniffing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "../testutil.h"
+#include "formats/pth.h"
+
+
+/* ---- Bytes, pickles, zips ------------------------------------------------ */
+
+typedef struct buf {
+    uint8_t *data;
+    size_t len, cap;
+} buf;
+
+static void put(buf *b, const void *bytes, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->data = realloc(b->data, b->cap);
+        assert_non_null(b->data);
+    }
+    memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+}
+
+#define lit(b, s) put(b, s, sizeof s - 1)
+
+static void le(buf *b, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uint8_t c = i < 8 ? (uint8_t)(v >> (8 * i)) : 0;
+        put(b, &c, 1);
+    }
+}
+
+static void str(buf *b, const char *s)
+{
+    lit(b, "X");
+    le(b, strlen(s), 4);
+    put(b, s, strlen(s));
+}
+
+static void global(buf *b, const char *module, const char *name)
+{
+    lit(b, "c");
+    put(b, module, strlen(module));
+    lit(b, "\n");
+    put(b, name, strlen(name));
+    lit(b, "\n");
+}
+
+/* As Python's pickler chooses. */
+static void integer(buf *b, int64_t v)
+{
+    if (v >= 0 && v < 256) {
+        lit(b, "K");
+        le(b, (uint64_t)v, 1);
+    } else if (v >= INT32_MIN && v <= INT32_MAX) {
+        lit(b, "J");
+        le(b, (uint64_t)v, 4);
+    } else {
+        lit(b, "\x8a\x08");
+        le(b, (uint64_t)v, 8);
+    }
+}
+
+enum pid_kind { PID_OK, PID_MODULE, PID_3TUPLE, PID_INT_KEY, PID_NOT_STORAGE };
+
+typedef struct tspec {
+    const char *name, *type, *key; /* type: "FloatStorage", ... */
+    int64_t numel;                 /* of the storage */
+    int64_t offset;
+    int ndim, n_strides;           /* n_strides 0: same as ndim */
+    int64_t size[10], stride[10];
+    bool parameter;
+    enum pid_kind pid;
+} tspec;
+
+static void emit_pid(buf *b, const tspec *t)
+{
+    lit(b, "(");
+    str(b, t->pid == PID_MODULE ? "module" : "storage");
+    if (t->pid == PID_NOT_STORAGE)
+        global(b, "collections", "OrderedDict");
+    else
+        global(b, "torch", t->type);
+    if (t->pid == PID_INT_KEY)
+        integer(b, 0);
+    else
+        str(b, t->key);
+    if (t->pid != PID_3TUPLE) {
+        str(b, "cpu");
+        integer(b, t->numel);
+    }
+    lit(b, "tQ");
+}
+
+static void emit_tensor(buf *b, const tspec *t)
+{
+    if (t->parameter)
+        global(b, "torch._utils", "_rebuild_parameter");
+    global(b, "torch._utils", "_rebuild_tensor_v2");
+    lit(b, "(");
+    emit_pid(b, t);
+    integer(b, t->offset);
+    lit(b, "(");
+    for (int i = 0; i < t->ndim; i++)
+        integer(b, t->size[i]);
+    lit(b, "t(");
+    for (int i = 0; i < (t->n_strides ? t->n_strides : t->ndim); i++)
+        integer(b, t->stride[i]);
+    lit(b, "t\x89h\x00)RtR");
+    if (t->parameter) /* (data, requires_grad=True, OrderedDict()) */
+        lit(b, "\x88h\x00)R\x87R");
+}
+
+/* A state_dict pickle as torch writes it, with the _metadata BUILD. */
+static void state_dict_pickle(buf *b, const tspec *t, int n)
+{
+    lit(b, "\x80\x02");
+    global(b, "collections", "OrderedDict");
+    lit(b, "q\x00)Rq\x01(");
+    for (int i = 0; i < n; i++) {
+        str(b, t[i].name);
+        emit_tensor(b, &t[i]);
+    }
+    lit(b, "u}");
+    str(b, "_metadata");
+    lit(b, "h\x00)R");
+    str(b, "");
+    lit(b, "}");
+    str(b, "version");
+    integer(b, 1);
+    lit(b, "sssb.");
+}
+
+typedef struct zip_writer {
+    buf out;
+    struct {
+        char name[128];
+        uint64_t offset, size;
+        uint32_t crc;
+    } e[32];
+    int n;
+} zip_writer;
+
+/* Stored entry, torch style: sizes only in the descriptor and the central
+ * directory, an "FB" padding field so the data starts 64-aligned. */
+static size_t zip_add(zip_writer *z, const char *name, const void *data, size_t size)
+{
+    assert_true(z->n < 32);
+    size_t name_len = strlen(name);
+    uint32_t crc = (uint32_t)crc32(0, data, (uInt)size);
+    uint64_t offset = z->out.len;
+    size_t pad = 64 - (offset + 30 + name_len + 4) % 64;
+    lit(&z->out, "PK\x03\x04");
+    le(&z->out, 0, 2);
+    le(&z->out, 0x0808, 2);
+    le(&z->out, 0, 2 + 2 + 2 + 4 + 4 + 4);
+    le(&z->out, name_len, 2);
+    le(&z->out, 4 + pad, 2);
+    put(&z->out, name, name_len);
+    lit(&z->out, "FB");
+    le(&z->out, pad, 2);
+    for (size_t i = 0; i < pad; i++)
+        lit(&z->out, "Z");
+    size_t data_offset = z->out.len;
+    put(&z->out, data, size);
+    lit(&z->out, "PK\x07\x08");
+    le(&z->out, crc, 4);
+    le(&z->out, size, 4);
+    le(&z->out, size, 4);
+    snprintf(z->e[z->n].name, sizeof z->e[z->n].name, "%s", name);
+    z->e[z->n].offset = offset;
+    z->e[z->n].size = size;
+    z->e[z->n].crc = crc;
+    z->n++;
+    return data_offset;
+}
+
+static void zip_finish(zip_writer *z)
+{
+    uint64_t cd = z->out.len;
+    for (int i = 0; i < z->n; i++) {
+        lit(&z->out, "PK\x01\x02");
+        le(&z->out, 0, 2 + 2);
+        le(&z->out, 0x0808, 2);
+        le(&z->out, 0, 2 + 2 + 2);
+        le(&z->out, z->e[i].crc, 4);
+        le(&z->out, z->e[i].size, 4);
+        le(&z->out, z->e[i].size, 4);
+        le(&z->out, strlen(z->e[i].name), 2);
+        le(&z->out, 0, 2 + 2 + 2 + 2 + 4);
+        le(&z->out, z->e[i].offset, 4);
+        put(&z->out, z->e[i].name, strlen(z->e[i].name));
+    }
+    uint64_t cd_size = z->out.len - cd;
+    lit(&z->out, "PK\x05\x06");
+    le(&z->out, 0, 2 + 2);
+    le(&z->out, (uint64_t)z->n, 2);
+    le(&z->out, (uint64_t)z->n, 2);
+    le(&z->out, cd_size, 4);
+    le(&z->out, cd, 4);
+    le(&z->out, 0, 2);
+}
+
+typedef struct record {
+    const char *key;
+    const void *data;
+    size_t size;
+} record;
+
+/* archive/data.pkl, then archive/data/<key> for each record, then version. */
+static void make_pth(zip_writer *z, const buf *pkl, const record *r, int n)
+{
+    memset(z, 0, sizeof *z);
+    zip_add(z, "archive/data.pkl", pkl->data, pkl->len);
+    for (int i = 0; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "archive/data/%s", r[i].key);
+        zip_add(z, name, r[i].data, r[i].size);
+    }
+    zip_add(z, "archive/version", "3\n", 2);
+    zip_finish(z);
+}
+
+static sr_status load_bytes(const uint8_t *data, size_t size, sr_weights *w, sr_error *err)
+{
+    sr_mapped_file f = {data, size};
+    return sr_pth_load(&f, w, err);
+}
+
+/* Builds a file from tensor specs and records, loads it, expects `status`
+ * with `needle` in the message (needle NULL: success, weights kept). */
+static void expect(const tspec *t, int n, const record *r, int n_records,
+                   sr_status status, const char *needle)
+{
+    buf pkl = {0};
+    zip_writer z;
+    state_dict_pickle(&pkl, t, n);
+    make_pth(&z, &pkl, r, n_records);
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    sr_status s = load_bytes(z.out.data, z.out.len, &w, &err);
+    if (s != status || (needle && !strstr(err.message, needle)))
+        fail_msg("expected status %d with '%s', got %d: '%s'", status,
+                 needle ? needle : "", s, err.message);
+    if (s != SR_OK)
+        assert_int_equal(w.n_items, 0);
+    sr_weights_free(&w);
+    free(pkl.data);
+    free(z.out.data);
+}
+
+static void expect_pickle(const buf *pkl, sr_status status, const char *needle)
+{
+    zip_writer z;
+    make_pth(&z, pkl, NULL, 0);
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    sr_status s = load_bytes(z.out.data, z.out.len, &w, &err);
+    if (s != status || !strstr(err.message, needle))
+        fail_msg("expected status %d with '%s', got %d: '%s'", status, needle, s, err.message);
+    free(z.out.data);
+}
+
+static void fill_random(float *x, int n, uint64_t seed)
+{
+    test_rng rng = {seed};
+    test_fill(&rng, x, n, -1.0f, 1.0f);
+}
+
+/* ---- Loading --------------------------------------------------------------- */
+
+static void test_f32_views(void **state)
+{
+    (void)state;
+    float w0[12], b0[4];
+    fill_random(w0, 12, 1);
+    fill_random(b0, 4, 2);
+    tspec t[] = {
+        {.name = "conv.weight", .type = "FloatStorage", .key = "0", .numel = 12,
+         .ndim = 2, .size = {4, 3}, .stride = {3, 1}},
+        {.name = "conv.bias", .type = "FloatStorage", .key = "1", .numel = 4,
+         .ndim = 1, .size = {4}, .stride = {1}, .parameter = true},
+    };
+    record r[] = {{"0", w0, sizeof w0}, {"1", b0, sizeof b0}};
+    buf pkl = {0};
+    zip_writer z;
+    state_dict_pickle(&pkl, t, 2);
+    make_pth(&z, &pkl, r, 2);
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    assert_int_equal(load_bytes(z.out.data, z.out.len, &w, &err), SR_OK);
+    assert_int_equal(w.n_items, 2);
+    const sr_weight *a = &w.items[0], *b = &w.items[1];
+    assert_string_equal(a->name, "conv.weight");
+    assert_int_equal(a->ndim, 2);
+    assert_int_equal(a->shape[0], 4);
+    assert_int_equal(a->shape[1], 3);
+    assert_null(a->owned);
+    assert_true((const uint8_t *)a->data > z.out.data &&
+                (const uint8_t *)a->data < z.out.data + z.out.len);
+    assert_memory_equal(a->data, w0, sizeof w0);
+    assert_string_equal(b->name, "conv.bias");
+    assert_null(b->owned);
+    assert_memory_equal(b->data, b0, sizeof b0);
+    sr_weights_free(&w);
+    free(pkl.data);
+    free(z.out.data);
+}
+
+static void test_shared_storage_and_strides(void **state)
+{
+    (void)state;
+    float s[20];
+    fill_random(s, 20, 3);
+    tspec t[] = {
+        {.name = "a", .type = "FloatStorage", .key = "0", .numel = 20, .offset = 2,
+         .ndim = 2, .size = {2, 3}, .stride = {3, 1}},
+        {.name = "b", .type = "FloatStorage", .key = "0", .numel = 20, .offset = 10,
+         .ndim = 1, .size = {6}, .stride = {1}, .parameter = true},
+        {.name = "t", .type = "FloatStorage", .key = "0", .numel = 20, .offset = 1,
+         .ndim = 2, .size = {3, 2}, .stride = {1, 3}}, /* a transpose */
+        {.name = "e", .type = "FloatStorage", .key = "0", .numel = 20, .offset = 0,
+         .ndim = 2, .size = {0, 5}, .stride = {5, 1}},
+    };
+    record r[] = {{"0", s, sizeof s}};
+    buf pkl = {0};
+    zip_writer z;
+    state_dict_pickle(&pkl, t, 4);
+    make_pth(&z, &pkl, r, 1);
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    assert_int_equal(load_bytes(z.out.data, z.out.len, &w, &err), SR_OK);
+    assert_int_equal(w.n_items, 4);
+    assert_null(w.items[0].owned);
+    assert_memory_equal(w.items[0].data, s + 2, 6 * sizeof(float));
+    assert_null(w.items[1].owned);
+    assert_memory_equal(w.items[1].data, s + 10, 6 * sizeof(float));
+    assert_ptr_equal(w.items[1].data, w.items[0].data + 8);
+    const sr_weight *tr = &w.items[2];
+    assert_non_null(tr->owned);
+    const float want[6] = {s[1], s[4], s[2], s[5], s[3], s[6]};
+    assert_memory_equal(tr->data, want, sizeof want);
+    assert_int_equal(sr_weight_numel(&w.items[3]), 0);
+    sr_weights_free(&w);
+    free(pkl.data);
+    free(z.out.data);
+}
+
+static void test_conversions(void **state)
+{
+    (void)state;
+    static const uint16_t f16[6] = {0x3c00, 0xc000, 0x0001, 0x7bff, 0x3555, 0x8000};
+    static const float f16_want[6] = {1.0f, -2.0f, 5.9604644775390625e-8f, 65504.0f,
+                                      0.333251953125f, -0.0f};
+    static const uint16_t bf16[4] = {0x3f80, 0xc0a0, 0x3e20, 0x0001};
+    static const float bf16_want[4] = {1.0f, -5.0f, 0.15625f, 9.18354961579912e-41f};
+    static const double f64[3] = {1.0 / 3, -1e10, 1e-3};
+    static const int64_t counter[1] = {1234};
+    tspec t[] = {
+        {.name = "h", .type = "HalfStorage", .key = "0", .numel = 6, .ndim = 2,
+         .size = {2, 3}, .stride = {3, 1}},
+        {.name = "bf", .type = "BFloat16Storage", .key = "1", .numel = 4, .ndim = 1,
+         .size = {4}, .stride = {1}},
+        {.name = "bn.num_batches_tracked", .type = "LongStorage", .key = "2", .numel = 1},
+        {.name = "d", .type = "DoubleStorage", .key = "3", .numel = 3, .ndim = 1,
+         .size = {3}, .stride = {1}},
+    };
+    record r[] = {{"0", f16, sizeof f16}, {"1", bf16, sizeof bf16},
+                  {"2", counter, sizeof counter}, {"3", f64, sizeof f64}};
+    buf pkl = {0};
+    zip_writer z;
+    state_dict_pickle(&pkl, t, 4);
+    make_pth(&z, &pkl, r, 4);
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    assert_int_equal(load_bytes(z.out.data, z.out.len, &w, &err), SR_OK);
+    assert_int_equal(w.n_items, 3); /* the int64 counter is no weight */
+    assert_null(sr_weights_find(&w, "bn.num_batches_tracked"));
+    const sr_weight *h = sr_weights_find(&w, "h"), *bf = sr_weights_find(&w, "bf"),
+                    *d = sr_weights_find(&w, "d");
+    assert_non_null(h->owned);
+    assert_memory_equal(h->data, f16_want, sizeof f16_want); /* bitwise: -0 too */
+    assert_non_null(bf->owned);
+    assert_memory_equal(bf->data, bf16_want, sizeof bf16_want);
+    assert_non_null(d->owned);
+    for (int i = 0; i < 3; i++)
+        assert_true(d->data[i] == (float)f64[i]);
+    sr_weights_free(&w);
+    free(pkl.data);
+    free(z.out.data);
+}
+
+static void test_nan_inf(void **state)
+{
+    (void)state;
+    float x[3] = {0.5f, NAN, 1.0f};
+    static const uint16_t inf16[2] = {0x3c00, 0x7c00};
+    static const double big[1] = {1e300};
+    tspec t = {.name = "x", .type = "FloatStorage", .key = "0", .numel = 3, .ndim = 1,
+               .size = {3}, .stride = {1}};
+    record r = {"0", x, sizeof x};
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'x' holds NaN or Inf");
+    t.type = "HalfStorage";
+    t.numel = 2;
+    t.size[0] = 2;
+    r = (record){"0", inf16, sizeof inf16};
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'x' holds NaN or Inf");
+    t.type = "DoubleStorage";
+    t.numel = 1;
+    t.size[0] = 1;
+    r = (record){"0", big, sizeof big};
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "beyond float32 range");
+}
+
+/* ---- Hostile geometry (cases 22-26) ------------------------------------- */
+
+static void test_geometry(void **state)
+{
+    (void)state;
+    float s[16];
+    fill_random(s, 16, 4);
+    record r = {"0", s, sizeof s};
+    tspec t = {.name = "block1.0.weight", .type = "FloatStorage", .key = "0", .numel = 16,
+               .ndim = 4, .size = {64, 3, 9, 9}, .stride = {243, 81, 9, 1}};
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT,
+           "tensor 'block1.0.weight' needs 62208 bytes at offset 0; storage '0' has 64");
+
+    tspec base = {.name = "w", .type = "FloatStorage", .key = "0", .numel = 16,
+                  .ndim = 1, .size = {4}, .stride = {1}};
+    expect(&base, 1, &r, 1, SR_OK, NULL);
+    t = base;
+    t.offset = 13; /* last element 16: one past the end */
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' needs 16 bytes at offset 52; storage '0' has 64");
+    t = base;
+    t.stride[0] = -1;
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' has negative stride");
+    t = base;
+    t.size[0] = -4;
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' has negative size");
+    t = base;
+    t.offset = -1;
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' has negative storage offset");
+
+    t = (tspec){.name = "w", .type = "FloatStorage", .key = "0", .numel = 16, .ndim = 2,
+                .size = {INT64_C(1) << 62, 4}, .stride = {4, 1}};
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' size overflows");
+    t = base;
+    t.size[0] = 3;
+    t.stride[0] = INT64_C(1) << 62;
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' size overflows");
+    t = base;
+    t.size[0] = 1;
+    t.offset = INT64_MAX;
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' size overflows");
+    t = (tspec){.name = "w", .type = "FloatStorage", .key = "0", .numel = 16, .ndim = 3,
+                .size = {INT64_C(1) << 32, INT64_C(1) << 32, 0}, .stride = {1, 1, 1}};
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' size overflows");
+
+    /* An empty tensor touches no storage (ATen's rule). */
+    t = base;
+    t.size[0] = 0;
+    t.offset = 1000;
+    expect(&t, 1, &r, 1, SR_OK, NULL);
+
+    t = (tspec){.name = "w", .type = "FloatStorage", .key = "0", .numel = 16, .ndim = 9,
+                .size = {1, 1, 1, 1, 1, 1, 1, 1, 1}, .stride = {1, 1, 1, 1, 1, 1, 1, 1, 1}};
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' has 9 dimensions (limit 8)");
+    t.ndim = 5;
+    expect(&t, 1, &r, 1, SR_ERR_MODEL, "5 dimensions");
+    t = base;
+    t.n_strides = 2;
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' has 1 sizes but 2 strides");
+
+    /* A stride-0 view may not multiply the file into gigabytes. */
+    t = base;
+    t.size[0] = INT64_C(1) << 40;
+    t.stride[0] = 0;
+    t.type = "HalfStorage";
+    t.numel = 32;
+    expect(&t, 1, &r, 1, SR_ERR_LIMIT, "converted copies would exceed");
+}
+
+static void test_storage_records(void **state)
+{
+    (void)state;
+    float s[65];
+    fill_random(s, 65, 5);
+    tspec t = {.name = "w", .type = "FloatStorage", .key = "5", .numel = 64, .ndim = 1,
+               .size = {64}, .stride = {1}};
+    record r = {"5", s, 257};
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "storage '5' size mismatch: 257 bytes, expected 256");
+    r.size = 256;
+    t.numel = 128;
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "storage '5' size mismatch: 256 bytes, expected 512");
+    t.numel = 64;
+    t.key = "3";
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "missing storage record 'data/3'");
+
+    tspec two[] = {t, t};
+    two[0].key = two[1].key = "5";
+    two[1].name = "v";
+    two[1].type = "IntStorage";
+    expect(two, 2, &r, 1, SR_ERR_FORMAT, "storage '5' is referenced as two different storages");
+}
+
+static void test_refused_dtypes(void **state)
+{
+    (void)state;
+    float s[8];
+    fill_random(s, 8, 6);
+    record r = {"0", s, sizeof s};
+    tspec t = {.name = "w", .type = "ComplexFloatStorage", .key = "0", .numel = 4, .ndim = 1,
+               .size = {4}, .stride = {1}};
+    expect(&t, 1, &r, 1, SR_ERR_UNSUPPORTED, "storage '0' holds complex64 (ComplexFloatStorage)");
+    t.type = "QInt8Storage";
+    t.numel = 32;
+    expect(&t, 1, &r, 1, SR_ERR_UNSUPPORTED, "qint8 (QInt8Storage)");
+    t.type = "UntypedStorage";
+    expect(&t, 1, &r, 1, SR_ERR_UNSUPPORTED, "UntypedStorage");
+    t.type = "ComplexHalfStorage";
+    expect(&t, 1, &r, 1, SR_ERR_UNSAFE, "global 'torch.ComplexHalfStorage' is not allowed");
+}
+
+static void test_bad_pid(void **state)
+{
+    (void)state;
+    float s[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+    record r = {"0", s, sizeof s};
+    tspec t = {.name = "w", .type = "FloatStorage", .key = "0", .numel = 4, .ndim = 1,
+               .size = {4}, .stride = {1}};
+    const enum pid_kind bad[] = {PID_MODULE, PID_3TUPLE, PID_INT_KEY, PID_NOT_STORAGE};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        t.pid = bad[i];
+        expect(&t, 1, &r, 1, SR_ERR_FORMAT, "bad storage reference in data.pkl");
+    }
+    t.pid = PID_OK;
+    t.key = "../0";
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "bad storage reference in data.pkl");
+    t.key = "0";
+    t.type = "FooStorage";
+    expect(&t, 1, &r, 1, SR_ERR_UNSAFE, "global 'torch.FooStorage' is not allowed");
+}
+
+/* ---- Hostile pickles inside a valid zip (cases 12-14) ------------------- */
+
+static void test_payloads(void **state)
+{
+    (void)state;
+    char marker[64];
+    snprintf(marker, sizeof marker, "/tmp/srrun_test_pth_marker_%ld", (long)getpid());
+    char payload[160];
+    int n = snprintf(payload, sizeof payload, "\x80\x02" "cposix\nsystem\nq%cX%c%c%c%ctouch %sq%c\x85q%cRq%c.",
+                     0, (int)(6 + strlen(marker)), 0, 0, 0, marker, 1, 2, 3);
+    buf pkl = {0};
+    put(&pkl, payload, (size_t)n);
+    expect_pickle(&pkl, SR_ERR_UNSAFE, "global 'posix.system' is not allowed (byte 2)");
+    assert_int_not_equal(access(marker, F_OK), 0);
+    free(pkl.data);
+
+    static const char *const bad[][2] = {
+        {"builtins", "eval"}, {"subprocess", "Popen"}, {"torch", "load"},
+        {"numpy.core.multiarray", "_reconstruct"}, {"argparse", "Namespace"},
+        {"torch._utils", "_rebuild_from_type_v2"}, {"torch.cuda", "FloatTensor"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char want[128];
+        snprintf(want, sizeof want, "global '%s.%s' is not allowed (byte 2)", bad[i][0], bad[i][1]);
+        pkl = (buf){0};
+        lit(&pkl, "\x80\x02");
+        global(&pkl, bad[i][0], bad[i][1]);
+        lit(&pkl, "\xff\xfe garbage after the global");
+        expect_pickle(&pkl, SR_ERR_UNSAFE, want);
+        free(pkl.data);
+    }
+
+    pkl = (buf){0};
+    lit(&pkl, "\x80\x02");
+    global(&pkl, "torch.nn.modules.conv", "Conv2d");
+    lit(&pkl, "q\x00)\x81q\x01.");
+    expect_pickle(&pkl, SR_ERR_UNSAFE, "file holds a pickled model class; save state_dict instead");
+    free(pkl.data);
+}
+
+static void test_not_a_state_dict(void **state)
+{
+    (void)state;
+    buf pkl = {0};
+    lit(&pkl, "\x80\x02]q\x00.");
+    expect_pickle(&pkl, SR_ERR_FORMAT, "data.pkl holds a list, not a state_dict");
+    free(pkl.data);
+
+    pkl = (buf){0};
+    lit(&pkl, "\x80\x02}q\x00(");
+    str(&pkl, "epoch");
+    integer(&pkl, 3);
+    str(&pkl, "model");
+    lit(&pkl, "}u.");
+    expect_pickle(&pkl, SR_ERR_FORMAT, "'epoch' is a int, not a tensor");
+    free(pkl.data);
+
+    pkl = (buf){0};
+    lit(&pkl, "\x80\x02}q\x00(K\x01");
+    lit(&pkl, "}u.");
+    expect_pickle(&pkl, SR_ERR_FORMAT, "state_dict key 0 is not a printable string");
+    free(pkl.data);
+}
+
+/* ---- Archive layout and sniffing (cases 1, 2, 10, 11) -------------------- */
+
+static void expect_zip(zip_writer *z, sr_status status, const char *needle)
+{
+    zip_finish(z);
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    sr_status s = load_bytes(z->out.data, z->out.len, &w, &err);
+    if (s != status || !strstr(err.message, needle))
+        fail_msg("expected status %d with '%s', got %d: '%s'", status, needle, s, err.message);
+    free(z->out.data);
+    memset(z, 0, sizeof *z);
+}
+
+static void test_archive_layout(void **state)
+{
+    (void)state;
+    buf pkl = {0};
+    lit(&pkl, "\x80\x02}.");
+    zip_writer z = {0};
+
+    zip_add(&z, "archive/data.pkl", pkl.data, pkl.len);
+    zip_add(&z, "archive/constants.pkl", pkl.data, pkl.len);
+    expect_zip(&z, SR_ERR_UNSUPPORTED, "TorchScript archive; save model.state_dict() instead");
+    zip_add(&z, "model/data.pkl", pkl.data, pkl.len);
+    zip_add(&z, "model/code/__torch__.py", "x", 1);
+    expect_zip(&z, SR_ERR_UNSUPPORTED, "TorchScript archive");
+    zip_add(&z, "archive/version", "3\n", 2);
+    expect_zip(&z, SR_ERR_FORMAT, "missing data.pkl");
+    zip_add(&z, "archive/data.pkl", pkl.data, pkl.len);
+    zip_add(&z, "other/data/0", "abcd", 4);
+    expect_zip(&z, SR_ERR_FORMAT, "entries outside archive folder");
+    zip_add(&z, "data.pkl", pkl.data, pkl.len);
+    expect_zip(&z, SR_ERR_FORMAT, "entries outside archive folder");
+    zip_add(&z, "archive/data.pkl", pkl.data, pkl.len);
+    zip_add(&z, "archive/byteorder", "big", 3);
+    expect_zip(&z, SR_ERR_UNSUPPORTED, "big-endian");
+
+    /* The prefix follows the file name; byteorder 'little' is fine. */
+    zip_add(&z, "srpgan_x4/data.pkl", pkl.data, pkl.len);
+    zip_add(&z, "srpgan_x4/byteorder", "little", 6);
+    zip_finish(&z);
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    assert_int_equal(load_bytes(z.out.data, z.out.len, &w, &err), SR_OK);
+    assert_int_equal(w.n_items, 0);
+    free(z.out.data);
+    memset(&z, 0, sizeof z);
+
+    /* data.pkl's CRC is checked. */
+    size_t at = zip_add(&z, "archive/data.pkl", pkl.data, pkl.len);
+    zip_finish(&z);
+    z.out.data[at + 2] = '{';
+    assert_int_equal(load_bytes(z.out.data, z.out.len, &w, &err), SR_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "crc"));
+    free(z.out.data);
+    free(pkl.data);
+}
+
+static void expect_sniff(const void *data, size_t size, sr_status status, const char *want)
+{
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    assert_int_equal(load_bytes(data, size, &w, &err), status);
+    assert_string_equal(err.message, want);
+}
+
+static void test_sniffing(void **state)
+{
+    (void)state;
+    sr_mapped_file empty = {NULL, 0};
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    assert_int_equal(sr_pth_load(&empty, &w, &err), SR_ERR_FORMAT);
+    assert_string_equal(err.message, "empty file");
+
+    uint8_t noise[4096];
+    test_rng rng = {7};
+    for (size_t i = 0; i < sizeof noise; i++)
+        noise[i] = (uint8_t)test_rng_next(&rng);
+    noise[0] = 'Q';
+    expect_sniff(noise, sizeof noise, SR_ERR_FORMAT, "not a PyTorch checkpoint (unrecognised header)");
+    expect_sniff("PK", 2, SR_ERR_FORMAT, "not a PyTorch checkpoint (unrecognised header)");
+
+    uint8_t legacy[64] = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e\x80\x02M\xe9\x03.";
+    expect_sniff(legacy, sizeof legacy, SR_ERR_UNSUPPORTED,
+                 "legacy torch.save format (PyTorch < 1.6) is not supported yet; "
+                 "re-save with a current PyTorch");
+    expect_sniff("PYTORCH1\x01\x02", 10, SR_ERR_UNSUPPORTED,
+                 "unsupported preview format (PYTORCH1 container)");
+    uint8_t tar[512];
+    memcpy(tar, noise, sizeof tar);
+    memcpy(tar + 257, "ustar", 5);
+    expect_sniff(tar, sizeof tar, SR_ERR_UNSUPPORTED, "tar checkpoint of PyTorch 0.1 is too old to load");
+    expect_sniff("\x1f\x8b\x08\x00\x00", 5, SR_ERR_FORMAT, "gzip file, not a PyTorch checkpoint");
+    expect_sniff("7z\xbc\xaf\x27\x1c\x00\x04", 8, SR_ERR_FORMAT, "7z archive, not a PyTorch checkpoint");
+}
+
+/* A failure leaves the caller's collection as it was. */
+static void test_rollback(void **state)
+{
+    (void)state;
+    float s[8];
+    fill_random(s, 8, 8);
+    record r = {"0", s, sizeof s};
+    tspec t[] = {
+        {.name = "ok", .type = "FloatStorage", .key = "0", .numel = 8, .ndim = 1,
+         .size = {2}, .stride = {1}},
+        {.name = "copy", .type = "FloatStorage", .key = "0", .numel = 8, .ndim = 1,
+         .size = {2}, .stride = {2}},
+        {.name = "bad", .type = "FloatStorage", .key = "0", .numel = 8, .ndim = 1,
+         .size = {9}, .stride = {1}},
+    };
+    buf pkl = {0};
+    zip_writer z;
+    state_dict_pickle(&pkl, t, 3);
+    make_pth(&z, &pkl, &r, 1);
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    const int64_t shape[1] = {2};
+    assert_int_equal(sr_weights_add(&w, "mine", 1, shape, s, NULL, &err), SR_OK);
+    assert_int_equal(load_bytes(z.out.data, z.out.len, &w, &err), SR_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "tensor 'bad' needs 36 bytes"));
+    assert_int_equal(w.n_items, 1);
+    assert_string_equal(w.items[0].name, "mine");
+    sr_weights_free(&w);
+    free(pkl.data);
+    free(z.out.data);
+}
+
+/* ---- Real torch.save files (PyTorch 1.13) -------------------------------- */
+
+static void check_fixture(const char *file, int64_t n_tensors, float first0, float first1)
+{
+    char path[512];
+#ifdef SR_FIXTURES_DIR
+    snprintf(path, sizeof path, "%s/%s", SR_FIXTURES_DIR, file);
+#else /* built by hand: the fixtures sit beside this file's folder */
+    const char *slash = strrchr(__FILE__, '/');
+    snprintf(path, sizeof path, "%.*s/../fixtures/%s",
+             slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".", file);
+#endif
+    sr_mapped_file f;
+    sr_error err = {{0}};
+    if (sr_file_map(path, &f, &err) != SR_OK)
+        fail_msg("%s: %s", path, err.message);
+    sr_weights w = {0};
+    if (sr_pth_load(&f, &w, &err) != SR_OK)
+        fail_msg("%s: %s", path, err.message);
+    assert_int_equal(w.n_items, n_tensors);
+    const sr_weight *c = sr_weights_find(&w, "block1.0.weight");
+    assert_non_null(c);
+    assert_string_equal(w.items[0].name, "block1.0.weight");
+    assert_int_equal(c->ndim, 4);
+    const int64_t shape[4] = {64, 3, 9, 9};
+    assert_memory_equal(c->shape, shape, sizeof shape);
+    assert_true(c->data[0] == first0 && c->data[1] == first1);
+    for (int64_t i = 0; i < w.n_items; i++) /* all packed float32: views */
+        assert_null(w.items[i].owned);
+    assert_non_null(sr_weights_find(&w, "res_blocks.0.conv1.weight"));
+    assert_string_equal(w.items[w.n_items - 1].name, "block4.bias");
+    sr_weights_free(&w);
+    sr_file_unmap(&f);
+}
+
+static void test_real_files(void **state)
+{
+    (void)state;
+    /* torch.load(path)['block1.0.weight'].flatten()[:2] */
+    check_fixture("srpgan_x2.pth", 16, 0.014715383760631084f, -0.0152660571038723f);
+    check_fixture("srpgan_x4.pth", 24, 0.007651638239622116f, 0.007581558544188738f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_f32_views),
+        cmocka_unit_test(test_shared_storage_and_strides),
+        cmocka_unit_test(test_conversions),
+        cmocka_unit_test(test_nan_inf),
+        cmocka_unit_test(test_geometry),
+        cmocka_unit_test(test_storage_records),
+        cmocka_unit_test(test_refused_dtypes),
+        cmocka_unit_test(test_bad_pid),
+        cmocka_unit_test(test_payloads),
+        cmocka_unit_test(test_not_a_state_dict),
+        cmocka_unit_test(test_archive_layout),
+        cmocka_unit_test(test_sniffing),
+        cmocka_unit_test(test_rollback),
+        cmocka_unit_test(test_real_files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
