@@ -1,0 +1,79 @@
+"""The SRPGAN generator in PyTorch, laid out exactly as torchlite lays it
+out, and srrun's input rule; the one Python definition of the network that
+the fixtures, the peer benchmarks and training share."""
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+class InstanceNorm1x1Aware(nn.InstanceNorm2d):
+    """nn.InstanceNorm2d, which PyTorch refuses on a 1x1 image ("Expected more
+    than 1 spatial element") although the formula is defined there: every
+    value equals the mean, so the result is 0. srrun computes that; this
+    computes the same formula explicitly for 1x1 inputs only."""
+
+    def forward(self, x):
+        if x.shape[-1] * x.shape[-2] > 1:
+            return super().forward(x)
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        var = x.var(dim=(2, 3), unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.in1 = InstanceNorm1x1Aware(channels)
+        self.prelu = nn.PReLU()
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.in2 = InstanceNorm1x1Aware(channels)
+
+    def forward(self, x):
+        r = self.prelu(self.in1(self.conv1(x)))
+        return x + self.in2(self.conv2(r))
+
+
+class UpsampleBlock(nn.Module):
+    def __init__(self, channels, up_scale):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels * up_scale ** 2, kernel_size=3, padding=1)
+        self.pixel_shuffle = nn.PixelShuffle(up_scale)
+        self.prelu = nn.PReLU()
+
+    def forward(self, x):
+        return self.prelu(self.pixel_shuffle(self.conv(x)))
+
+
+class Generator(nn.Module):
+    """The SRPGAN generator exactly as torchlite lays it out."""
+
+    def __init__(self, scale_factor, res_blocks_count=4):
+        super().__init__()
+        self.block1 = nn.Sequential(nn.Conv2d(3, 64, kernel_size=9, padding=4), nn.PReLU())
+        self.res_blocks = nn.Sequential(*[ResidualBlock(64) for _ in range(res_blocks_count)])
+        self.block3 = nn.Sequential(nn.Conv2d(64, 64, kernel_size=3, padding=1), nn.PReLU())
+        self.up_blocks = nn.Sequential(
+            *[UpsampleBlock(64, 2) for _ in range(int(math.log2(scale_factor)))])
+        self.block4 = nn.Conv2d(64, 3, kernel_size=9, padding=4)
+
+    def forward(self, x):
+        block1 = self.block1(x)
+        block3 = self.block3(self.res_blocks(block1))
+        up = self.up_blocks(block1 + block3)
+        return (torch.tanh(self.block4(up)) + 1) / 2
+
+
+def to_network_input(img):
+    """RGB in [0,1]: alpha composited on white, gray replicated (srrun's rule)."""
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA"):
+        a = np.asarray(img.getchannel("A"), dtype=np.float32)[..., None] / 255
+        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255
+        x = rgb * a + (1 - a)
+    else:
+        x = np.asarray(img.convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
