@@ -5,7 +5,7 @@
  *
  *     sr_error err = {0};
  *     sr_model *model;
- *     if (sr_model_load("srpgan_x4.pth", &model, &err) != SR_OK)
+ *     if (sr_model_load("srpgan_x4.pth", NULL, &model, &err) != SR_OK)
  *         die(err.message);
  *     sr_session *session;
  *     sr_session_new(model, NULL, &session, &err);        // NULL: default options
@@ -122,9 +122,14 @@ SR_API void sr_image_free(sr_image *image);
 
 typedef struct sr_model sr_model;
 
+typedef struct sr_model_options {
+    int strict; /* refuse tensors the network does not use (default: a notice) */
+} sr_model_options;
+
 /* Loads weights from a torch.save file (state_dict, zip format) and builds
- * the network they describe. */
-SR_API sr_status sr_model_load(const char *path, sr_model **model, sr_error *err);
+ * the network they describe. options may be NULL for the defaults. */
+SR_API sr_status sr_model_load(const char *path, const sr_model_options *options,
+                               sr_model **model, sr_error *err);
 SR_API void sr_model_free(sr_model *model);
 
 typedef struct sr_model_info {

@@ -24,12 +24,12 @@ void sr_notices_add(sr_notices *n, const char *fmt, ...)
     }
 }
 
-sr_status sr_model_build(const sr_weights *w, sr_graph *g, sr_model_info *info,
-                         sr_notices *notices, sr_error *err)
+sr_status sr_model_build(const sr_weights *w, bool strict, sr_graph *g,
+                         sr_model_info *info, sr_notices *notices, sr_error *err)
 {
     for (size_t i = 0; i < sizeof architectures / sizeof *architectures; i++)
         if (architectures[i]->recognise(w))
-            return architectures[i]->build(w, g, info, notices, err);
+            return architectures[i]->build(w, strict, g, info, notices, err);
     return sr_fail(err, SR_ERR_MODEL,
                    "unknown architecture: no known layout has keys like '%s' "
                    "(srrun knows SRPGAN: block1.0.weight ... block4.bias)",

@@ -163,26 +163,31 @@ static bool is_instance_norm_stat(const char *name)
             strcmp(dot, ".num_batches_tracked") == 0);
 }
 
-static void report_unused(const builder *b, sr_notices *notices)
+static sr_status report_unused(const builder *b, bool strict, sr_notices *notices)
 {
     int n_stats = 0;
     for (int64_t i = 0; i < b->w->n_items; i++) {
+        const char *name = b->w->items[i].name;
         if (b->used[i])
             continue;
-        if (is_instance_norm_stat(b->w->items[i].name))
+        if (is_instance_norm_stat(name))
             n_stats++;
+        else if (strict)
+            return sr_fail(b->err, SR_ERR_MODEL, "unexpected key '%s' (refused by strict loading)",
+                           name);
         else
-            sr_notices_add(notices, "ignoring unexpected key '%s'", b->w->items[i].name);
+            sr_notices_add(notices, "ignoring unexpected key '%s'", name);
     }
     if (n_stats)
         sr_notices_add(notices,
                        "ignoring %d InstanceNorm running statistics (saved by PyTorch < 0.4); "
                        "statistics of each image are used, as in PyTorch",
                        n_stats);
+    return SR_OK;
 }
 
-static sr_status srpgan_build(const sr_weights *w, sr_graph *g, sr_model_info *info,
-                              sr_notices *notices, sr_error *err)
+static sr_status srpgan_build(const sr_weights *w, bool strict, sr_graph *g,
+                              sr_model_info *info, sr_notices *notices, sr_error *err)
 {
     const sr_weight *first = sr_weights_find(w, "block1.0.weight");
     if (first->ndim != 4 || first->shape[0] < 1 || first->shape[0] > 4096)
@@ -215,9 +220,9 @@ static sr_status srpgan_build(const sr_weights *w, sr_graph *g, sr_model_info *i
     x = x < 0 ? x : conv(&b, x, "block4", f, 3, 9);
     x = x < 0 ? x : simple(&b, SR_OP_TANH_AFFINE, x, -1, "output");
     if (x >= 0)
-        report_unused(&b, notices);
+        b.status = report_unused(&b, strict, notices);
     free(b.used);
-    if (x < 0)
+    if (x < 0 || b.status != SR_OK)
         return b.status;
     *info = (sr_model_info){
         .architecture = "srpgan",

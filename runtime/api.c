@@ -44,8 +44,10 @@ static int64_t flops_per_input_pixel(const sr_graph *g, sr_error *err)
     return flops;
 }
 
-sr_status sr_model_load(const char *path, sr_model **model, sr_error *err)
+sr_status sr_model_load(const char *path, const sr_model_options *options,
+                        sr_model **model, sr_error *err)
 {
+    const bool strict = options && options->strict;
     *model = NULL;
     sr_model *m = calloc(1, sizeof *m);
     if (!m)
@@ -54,7 +56,7 @@ sr_status sr_model_load(const char *path, sr_model **model, sr_error *err)
     if (st == SR_OK)
         st = sr_pth_load(&m->file, &m->weights, err);
     if (st == SR_OK)
-        st = sr_model_build(&m->weights, &m->graph, &m->info, &m->notices, err);
+        st = sr_model_build(&m->weights, strict, &m->graph, &m->info, &m->notices, err);
     if (st != SR_OK) {
         sr_error_prefix(err, path);
         sr_model_free(m);

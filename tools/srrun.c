@@ -23,6 +23,7 @@ static const char usage_text[] =
     "                       in the current folder)\n"
     "  -b, --backend NAME   auto, cpu or reference (default: auto)\n"
     "  -t, --threads N      worker threads (default: all cores)\n"
+    "      --strict         refuse model files with tensors the network does not use\n"
     "  -q, --quiet          print nothing but errors\n"
     "  -v, --verbose        also print the model, sizes and timing\n"
     "  -h, --help           show this help\n"
@@ -30,6 +31,7 @@ static const char usage_text[] =
 
 typedef struct cli {
     const char *model, *input, *output;
+    sr_model_options model_options;
     sr_session_options options;
     int quiet, verbose;
 } cli;
@@ -84,13 +86,15 @@ static int parse(int argc, char **argv, cli *c)
         {"output", required_argument, NULL, 'o'}, {"backend", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},      {"strict", no_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "o:b:t:qvhV", longs, NULL)) != -1) {
         switch (opt) {
         case 'o': c->output = optarg; break;
         case 'q': c->quiet = 1; break;
+        case 'S': c->model_options.strict = 1; break;
         case 'v': c->verbose = 1; break;
         case 'h': fputs(usage_text, stdout); return 0;
         case 'V': printf("srrun %s\n", sr_version_string()); return 0;
@@ -140,7 +144,7 @@ static int run(const cli *c)
 
     double t0 = seconds();
     sr_model *model;
-    if (sr_model_load(model_path, &model, &err) != SR_OK)
+    if (sr_model_load(model_path, &c->model_options, &model, &err) != SR_OK)
         return fail(err.message);
     const sr_model_info info = sr_model_get_info(model);
     const char *notices = sr_model_notices(model);

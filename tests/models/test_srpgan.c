@@ -66,11 +66,13 @@ static sr_weights srpgan_weights(int64_t f, int n_res, int n_up)
     return w;
 }
 
+static bool strict;
+
 static sr_status build(const sr_weights *w, sr_model_info *info, sr_notices *notices,
                        sr_error *err)
 {
     sr_graph g = {0};
-    sr_status st = sr_model_build(w, &g, info, notices, err);
+    sr_status st = sr_model_build(w, strict, &g, info, notices, err);
     if (st == SR_OK) {
         /* The graph computes shapes for any image, here 5x3. */
         sr_shape *shapes = calloc((size_t)g.n_nodes, sizeof *shapes);
@@ -170,7 +172,10 @@ static void test_old_running_stats_and_extra_keys_are_noticed(void **state)
     assert_int_equal(build(&w, &info, &notices, NULL), SR_OK);
     assert_non_null(strstr(notices.text, "ignoring 3 InstanceNorm running statistics"));
     assert_non_null(strstr(notices.text, "ignoring unexpected key 'discriminator.fc.weight'"));
-    sr_weights_free(&w);
+    /* Strict loading refuses the extra key but not the old statistics. */
+    strict = true;
+    expect_error(&w, SR_ERR_MODEL, "unexpected key 'discriminator.fc.weight' (refused by strict");
+    strict = false;
 }
 
 static void test_per_channel_prelu_is_accepted(void **state)

@@ -34,7 +34,7 @@ static sr_model *load_model(const char *name)
     fixture_path(path, sizeof path, file);
     sr_error err = {0};
     sr_model *model = NULL;
-    if (sr_model_load(path, &model, &err) != SR_OK)
+    if (sr_model_load(path, NULL, &model, &err) != SR_OK)
         fail_msg("%s", err.message);
     return model;
 }
