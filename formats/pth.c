@@ -1,10 +1,11 @@
 /* torch.save checkpoints: tells the container formats apart, walks the zip
  * layout torch >= 1.6 writes, and gives the restricted unpickler
  * (pickle.c) the torch knowledge it lacks: which globals may appear, how
- * storages, tensors and OrderedDicts are rebuilt. Every tensor's geometry
- * is checked against its storage before a byte of it is read; packed
- * float32 tensors become views into the mapped file, everything else an
- * owned float32 copy. The zip structure itself is zip.c's. */
+ * storages, tensors and OrderedDicts are rebuilt. Finds the state dict in
+ * a training checkpoint. Every tensor's geometry is checked against its
+ * storage before a byte of it is read; packed float32 tensors become views
+ * into the mapped file, everything else an owned float32 copy. The zip
+ * structure itself is zip.c's, the legacy container pth_legacy.c's. */
 #include "formats/pth.h"
 
 #include <math.h>
@@ -13,8 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/pickle.h"
-#include "formats/zip.h"
+#include "formats/pth_internal.h"
 #include "runtime/error.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -23,50 +23,34 @@
 
 #define MAX_DIMS 8                       /* torch allows more; srrun needs 4 */
 #define MAX_PICKLE_SIZE (UINT64_C(1) << 28)
-#define MAX_KEY_LEN 20                   /* storage keys are decimal counters */
 /* Converted copies may use this many times the file's size (f16 doubles;
  * a stride-0 view could otherwise ask for terabytes). */
 #define COPY_BUDGET_FACTOR 4
 
 enum { TAG_STORAGE = 1, TAG_TENSOR };
 
-typedef enum elem_kind { ELEM_F32, ELEM_F16, ELEM_BF16, ELEM_F64, ELEM_INT, ELEM_REFUSED } elem_kind;
+typedef sr_pth_storage storage;
+typedef sr_pth_loader loader;
 
-typedef struct dtype_info {
-    const char *storage; /* the class name in the pickle */
-    const char *name;
-    int elem_size;
-    elem_kind kind;
-} dtype_info;
-
-static const dtype_info dtypes[] = {
-    {"FloatStorage", "float32", 4, ELEM_F32},
-    {"HalfStorage", "float16", 2, ELEM_F16},
-    {"BFloat16Storage", "bfloat16", 2, ELEM_BF16},
-    {"DoubleStorage", "float64", 8, ELEM_F64},
+static const sr_pth_dtype dtypes[] = {
+    {"FloatStorage", "float32", 4, SR_PTH_F32},
+    {"HalfStorage", "float16", 2, SR_PTH_F16},
+    {"BFloat16Storage", "bfloat16", 2, SR_PTH_BF16},
+    {"DoubleStorage", "float64", 8, SR_PTH_F64},
     /* Parsed, never weights: num_batches_tracked, counters, masks. */
-    {"LongStorage", "int64", 8, ELEM_INT},
-    {"IntStorage", "int32", 4, ELEM_INT},
-    {"ShortStorage", "int16", 2, ELEM_INT},
-    {"CharStorage", "int8", 1, ELEM_INT},
-    {"ByteStorage", "uint8", 1, ELEM_INT},
-    {"BoolStorage", "bool", 1, ELEM_INT},
-    {"ComplexFloatStorage", "complex64", 8, ELEM_REFUSED},
-    {"ComplexDoubleStorage", "complex128", 16, ELEM_REFUSED},
-    {"QInt8Storage", "qint8", 1, ELEM_REFUSED},
-    {"QUInt8Storage", "quint8", 1, ELEM_REFUSED},
-    {"QInt32Storage", "qint32", 4, ELEM_REFUSED},
-    {"UntypedStorage", "untyped bytes", 1, ELEM_REFUSED},
+    {"LongStorage", "int64", 8, SR_PTH_INT},
+    {"IntStorage", "int32", 4, SR_PTH_INT},
+    {"ShortStorage", "int16", 2, SR_PTH_INT},
+    {"CharStorage", "int8", 1, SR_PTH_INT},
+    {"ByteStorage", "uint8", 1, SR_PTH_INT},
+    {"BoolStorage", "bool", 1, SR_PTH_INT},
+    {"ComplexFloatStorage", "complex64", 8, SR_PTH_REFUSED},
+    {"ComplexDoubleStorage", "complex128", 16, SR_PTH_REFUSED},
+    {"QInt8Storage", "qint8", 1, SR_PTH_REFUSED},
+    {"QUInt8Storage", "quint8", 1, SR_PTH_REFUSED},
+    {"QInt32Storage", "qint32", 4, SR_PTH_REFUSED},
+    {"UntypedStorage", "untyped bytes", 1, SR_PTH_REFUSED},
 };
-
-typedef struct storage {
-    const char *key;
-    const dtype_info *dtype;
-    int64_t numel;
-    const uint8_t *bytes; /* numel * elem_size */
-    void *owned;          /* inflated copy, or NULL when bytes lie in the file */
-    struct storage *next;
-} storage;
 
 typedef struct tensor {
     storage *storage;
@@ -74,18 +58,9 @@ typedef struct tensor {
     const sr_pickle_value *size, *stride; /* tuples, checked when named */
 } tensor;
 
-typedef struct loader {
-    const sr_mapped_file *file;
-    sr_zip *zip;
-    char prefix[512]; /* "archive/" or "<name>/", with the slash */
-    sr_pickle *pickle;
-    storage *storages;
-    uint64_t copy_budget;
-} loader;
-
 /* ---- Globals and what they build --------------------------------------- */
 
-static const dtype_info *dtype_by_class(const char *module, const char *name)
+const sr_pth_dtype *sr_pth_dtype_by_class(const char *module, const char *name)
 {
     if (strcmp(module, "torch") != 0 && strcmp(module, "torch.cuda") != 0)
         return NULL;
@@ -116,7 +91,7 @@ static bool find_class(void *user, const char *module, const char *name,
     for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
         if (strcmp(module, allowed[i][0]) == 0 && strcmp(name, allowed[i][1]) == 0)
             return true;
-    if (dtype_by_class(module, name))
+    if (sr_pth_dtype_by_class(module, name))
         return true;
     if (strncmp(module, "torch.nn.modules", 16) == 0 && (module[16] == '\0' || module[16] == '.'))
         *why = "file holds a pickled model class; save state_dict instead";
@@ -218,7 +193,7 @@ static sr_status build(void *user, sr_pickle *p, sr_pickle_value *obj,
 
 /* ---- Storages ---------------------------------------------------------- */
 
-static bool plain_string(const sr_pickle_value *v, uint64_t max_len, bool digits)
+bool sr_pth_plain_string(const sr_pickle_value *v, uint64_t max_len, bool digits)
 {
     if (v->kind != SR_PICKLE_STRING || v->u.str.len == 0 || v->u.str.len > max_len)
         return false;
@@ -230,28 +205,27 @@ static bool plain_string(const sr_pickle_value *v, uint64_t max_len, bool digits
     return true;
 }
 
-/* Maps data/<key> (once per key) and checks its size against the pid. */
-static sr_status open_storage(loader *L, const char *key, const dtype_info *dt,
-                              int64_t numel, storage **out, sr_error *err)
+sr_pth_storage *sr_pth_find_storage(const loader *L, const char *key)
+{
+    storage *s = L->storages;
+    while (s && strcmp(s->key, key) != 0)
+        s = s->next;
+    return s;
+}
+
+sr_status sr_pth_new_storage(loader *L, const char *key, const sr_pth_dtype *dt,
+                             int64_t numel, storage **out, sr_error *err)
 {
     uint64_t nbytes;
-    if (__builtin_mul_overflow((uint64_t)numel, (uint64_t)dt->elem_size, &nbytes))
+    if (dt->kind == SR_PTH_REFUSED)
+        return sr_fail(err, SR_ERR_UNSUPPORTED, "storage '%s' holds %s (%s), which srrun cannot load",
+                       key, dt->name, dt->storage);
+    if (numel < 0 || __builtin_mul_overflow((uint64_t)numel, (uint64_t)dt->elem_size, &nbytes) ||
+        nbytes > INT64_MAX)
         return sr_fail(err, SR_ERR_FORMAT, "storage '%s' size overflows", key);
-    size_t name_len = strlen(L->prefix) + strlen("data/") + strlen(key) + 1;
-    char *name = sr_pickle_alloc(L->pickle, name_len);
     storage *s = sr_pickle_alloc(L->pickle, sizeof *s);
-    if (!name || !s)
+    if (!s)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
-    strcat(strcat(strcpy(name, L->prefix), "data/"), key);
-    const sr_zip_entry *e = sr_zip_find(L->zip, name);
-    if (!e)
-        return sr_fail(err, SR_ERR_FORMAT, "missing storage record 'data/%s'", key);
-    if (e->size != nbytes)
-        return sr_fail(err, SR_ERR_FORMAT, "storage '%s' size mismatch: %llu bytes, expected %llu",
-                       key, (unsigned long long)e->size, (unsigned long long)nbytes);
-    sr_status st = sr_zip_read(L->zip, e, nbytes, 0, &s->bytes, &s->owned, err);
-    if (st != SR_OK)
-        return st;
     s->key = key;
     s->dtype = dt;
     s->numel = numel;
@@ -261,43 +235,67 @@ static sr_status open_storage(loader *L, const char *key, const dtype_info *dt,
     return SR_OK;
 }
 
-/* BINPERSID: ('storage', torch.<T>Storage, key, location, numel). */
-static sr_status persistent_load(void *user, sr_pickle *p, const sr_pickle_value *pid,
-                                 sr_pickle_value **result, sr_error *err)
+sr_status sr_pth_storage_value(sr_pickle *p, storage *s, sr_pickle_value **result,
+                               sr_error *err)
 {
-    loader *L = user;
-    sr_pickle_value *const *a = pid->u.seq.items;
-    const dtype_info *dt = NULL;
-    if (pid->kind != SR_PICKLE_TUPLE || pid->u.seq.n != 5 ||
-        a[0]->kind != SR_PICKLE_STRING || strcmp(a[0]->u.str.s, "storage") != 0 ||
-        a[1]->kind != SR_PICKLE_GLOBAL ||
-        !(dt = dtype_by_class(a[1]->u.global.module, a[1]->u.global.name)) ||
-        !plain_string(a[2], MAX_KEY_LEN, true) || !plain_string(a[3], 64, false) ||
-        a[4]->kind != SR_PICKLE_INT || a[4]->u.i < 0)
-        return sr_fail(err, SR_ERR_FORMAT, "bad storage reference in data.pkl (byte %llu)",
-                       (unsigned long long)sr_pickle_offset(p));
-    const char *key = a[2]->u.str.s;
-    int64_t numel = a[4]->u.i;
-    if (dt->kind == ELEM_REFUSED)
-        return sr_fail(err, SR_ERR_UNSUPPORTED, "storage '%s' holds %s (%s), which srrun cannot load",
-                       key, dt->name, dt->storage);
-    storage *s = L->storages;
-    while (s && strcmp(s->key, key) != 0)
-        s = s->next;
-    if (s && (s->dtype != dt || s->numel != numel))
-        return sr_fail(err, SR_ERR_FORMAT, "storage '%s' is referenced as two different storages",
-                       key);
-    if (!s) {
-        sr_status st = open_storage(L, key, dt, numel, &s, err);
-        if (st != SR_OK)
-            return st;
-    }
     *result = sr_pickle_value_new(p, SR_PICKLE_OBJECT);
     if (!*result)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     (*result)->u.object.tag = TAG_STORAGE;
     (*result)->u.object.ptr = s;
     return SR_OK;
+}
+
+sr_pickle_hooks sr_pth_hooks(loader *L,
+                             sr_status (*persistent_load)(void *, sr_pickle *,
+                                                          const sr_pickle_value *,
+                                                          sr_pickle_value **, sr_error *))
+{
+    return (sr_pickle_hooks){L, find_class, reduce, persistent_load, build};
+}
+
+/* Maps data/<key> and checks its size against the pid. */
+static sr_status open_record(loader *L, storage *s, sr_error *err)
+{
+    uint64_t nbytes = (uint64_t)s->numel * (uint64_t)s->dtype->elem_size; /* checked */
+    char name[sizeof L->prefix + 32];
+    snprintf(name, sizeof name, "%sdata/%s", L->prefix, s->key);
+    const sr_zip_entry *e = sr_zip_find(L->zip, name);
+    if (!e)
+        return sr_fail(err, SR_ERR_FORMAT, "missing storage record 'data/%s'", s->key);
+    if (e->size != nbytes)
+        return sr_fail(err, SR_ERR_FORMAT, "storage '%s' size mismatch: %llu bytes, expected %llu",
+                       s->key, (unsigned long long)e->size, (unsigned long long)nbytes);
+    sr_status st = sr_zip_read(L->zip, e, nbytes, 0, &s->bytes, &s->owned, err);
+    s->in_file = st == SR_OK && !s->owned;
+    return st;
+}
+
+/* BINPERSID in data.pkl: ('storage', torch.<T>Storage, key, location, numel). */
+static sr_status persistent_load(void *user, sr_pickle *p, const sr_pickle_value *pid,
+                                 sr_pickle_value **result, sr_error *err)
+{
+    loader *L = user;
+    sr_pickle_value *const *a = pid->u.seq.items;
+    const sr_pth_dtype *dt = NULL;
+    if (pid->kind != SR_PICKLE_TUPLE || pid->u.seq.n != 5 ||
+        a[0]->kind != SR_PICKLE_STRING || strcmp(a[0]->u.str.s, "storage") != 0 ||
+        a[1]->kind != SR_PICKLE_GLOBAL ||
+        !(dt = sr_pth_dtype_by_class(a[1]->u.global.module, a[1]->u.global.name)) ||
+        !sr_pth_plain_string(a[2], SR_PTH_MAX_KEY_LEN, true) ||
+        !sr_pth_plain_string(a[3], 64, false) || a[4]->kind != SR_PICKLE_INT || a[4]->u.i < 0)
+        return sr_fail(err, SR_ERR_FORMAT, "bad storage reference in data.pkl (byte %llu)",
+                       (unsigned long long)sr_pickle_offset(p));
+    const char *key = a[2]->u.str.s;
+    int64_t numel = a[4]->u.i;
+    storage *s = sr_pth_find_storage(L, key);
+    sr_status st = SR_OK;
+    if (s && (s->dtype != dt || s->numel != numel))
+        return sr_fail(err, SR_ERR_FORMAT, "storage '%s' is referenced as two different storages",
+                       key);
+    if (!s && (st = sr_pth_new_storage(L, key, dt, numel, &s, err)) == SR_OK)
+        st = open_record(L, s, err);
+    return st != SR_OK ? st : sr_pth_storage_value(p, s, result, err);
 }
 
 /* ---- Tensors ----------------------------------------------------------- */
@@ -391,21 +389,21 @@ static float half_to_float(uint16_t h)
 
 /* Element `i` of storage bytes as float; memcpy because a repacked or
  * inflated storage need not be aligned. */
-static float load_elem(const uint8_t *bytes, elem_kind kind, int64_t i)
+static float load_elem(const uint8_t *bytes, sr_pth_elem kind, int64_t i)
 {
     switch (kind) {
-    case ELEM_F16:
-    case ELEM_BF16: {
+    case SR_PTH_F16:
+    case SR_PTH_BF16: {
         uint16_t h;
         memcpy(&h, bytes + 2 * i, 2);
-        if (kind == ELEM_F16)
+        if (kind == SR_PTH_F16)
             return half_to_float(h);
         uint32_t bits = (uint32_t)h << 16;
         float f;
         memcpy(&f, &bits, sizeof f);
         return f;
     }
-    case ELEM_F64: {
+    case SR_PTH_F64: {
         double d;
         memcpy(&d, bytes + 8 * i, 8);
         return (float)d;
@@ -444,11 +442,11 @@ static sr_status add_tensor(loader *L, const char *name, const tensor *t,
     geometry g;
     sr_status st = check_geometry(name, t, &g, err);
     const storage *s = t->storage;
-    if (st != SR_OK || s->dtype->kind == ELEM_INT)
+    if (st != SR_OK || s->dtype->kind == SR_PTH_INT)
         return st;
     const float *data = NULL;
     float *owned = NULL;
-    bool view = s->dtype->kind == ELEM_F32 && g.packed && !s->owned &&
+    bool view = s->dtype->kind == SR_PTH_F32 && g.packed && s->in_file &&
                 (uintptr_t)(s->bytes + 4 * t->offset) % alignof(float) == 0;
     if (view && g.numel > 0) {
         data = (const float *)(const void *)(s->bytes + 4 * t->offset);
@@ -467,44 +465,118 @@ static sr_status add_tensor(loader *L, const char *name, const tensor *t,
         if (!isfinite(data[i])) {
             free(owned);
             return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' holds NaN or Inf%s", name,
-                           s->dtype->kind == ELEM_F64 ? " (or a value beyond float32 range)" : "");
+                           s->dtype->kind == SR_PTH_F64 ? " (or a value beyond float32 range)" : "");
         }
     }
     return sr_weights_add(w, name, g.ndim, g.size, data, owned, err);
 }
 
-/* ---- The archive ------------------------------------------------------- */
+/* ---- Checkpoints ------------------------------------------------------- */
 
-/* Today only a flat state_dict; checkpoint dicts that wrap one
- * ({'state_dict': ...}) would be unwrapped here. */
-static sr_status find_state_dict(const sr_pickle_value *root,
-                                 const sr_pickle_value **dict, sr_error *err)
+/* Where training code keeps the weights beside epochs and optimizer state,
+ * in order of preference: BasicSR's exponential moving average
+ * (params_ema) before the raw weights (params); then the names of
+ * Lightning, the PyTorch tutorials and GAN scripts. The first that holds a
+ * dict of tensors wins; everything else in the checkpoint is skipped. */
+static const char *const wrapper_keys[] = {
+    "params_ema", "params", "state_dict", "model_state_dict", "model", "generator", "netG",
+};
+
+static bool is_tensor_dict(const sr_pickle_value *v)
 {
-    if (root->kind != SR_PICKLE_DICT)
-        return sr_fail(err, SR_ERR_FORMAT, "data.pkl holds a %s, not a state_dict",
-                       sr_pickle_kind_name(root->kind));
-    *dict = root;
-    return SR_OK;
+    if (v->kind != SR_PICKLE_DICT)
+        return false;
+    for (int64_t i = 0; i < v->u.dict.n; i++)
+        if (!is_tensor(v->u.dict.values[i]))
+            return false;
+    return true;
 }
 
-static sr_status add_state_dict(loader *L, const sr_pickle_value *dict,
+static const sr_pickle_value *dict_get(const sr_pickle_value *d, const char *key)
+{
+    for (int64_t i = 0; i < d->u.dict.n; i++) {
+        const sr_pickle_value *k = d->u.dict.keys[i];
+        if (k->kind == SR_PICKLE_STRING && k->u.str.len == strlen(key) &&
+            memcmp(k->u.str.s, key, k->u.str.len) == 0)
+            return d->u.dict.values[i];
+    }
+    return NULL;
+}
+
+static sr_status no_state_dict(const sr_pickle_value *root, const char *what, sr_error *err)
+{
+    char keys[200];
+    size_t len = 0;
+    keys[0] = '\0';
+    for (int64_t i = 0; i < root->u.dict.n && len < sizeof keys; i++) {
+        const sr_pickle_value *k = root->u.dict.keys[i];
+        bool named = sr_pth_plain_string(k, 64, false);
+        len += (size_t)snprintf(keys + len, sizeof keys - len, "%s%s%s%s", i ? ", " : "",
+                                named ? "'" : "<", named ? k->u.str.s : sr_pickle_kind_name(k->kind),
+                                named ? "'" : ">");
+    }
+    if (len >= sizeof keys)
+        strcpy(keys + sizeof keys - 4, "...");
+    return sr_fail(err, SR_ERR_FORMAT,
+                   "no state dict in %s: its top-level keys are %s; expected tensors, or a dict "
+                   "of tensors under params_ema, params, state_dict, model_state_dict, model, "
+                   "generator or netG",
+                   what, keys);
+}
+
+/* nn.DataParallel saves 'module.<key>', torch.compile '_orig_mod.<key>':
+ * the prefix goes when every key carries it (they may nest). */
+static size_t common_prefix(const sr_pickle_value *dict)
+{
+    static const char *const prefixes[] = {"module.", "_orig_mod."};
+    size_t skip = 0;
+    for (bool again = dict->u.dict.n > 0; again;) {
+        again = false;
+        for (size_t j = 0; j < sizeof prefixes / sizeof *prefixes && !again; j++) {
+            size_t len = strlen(prefixes[j]);
+            bool all = true;
+            for (int64_t i = 0; i < dict->u.dict.n && all; i++) {
+                const sr_pickle_value *k = dict->u.dict.keys[i];
+                all = sr_pth_plain_string(k, 1024, false) && k->u.str.len > skip + len &&
+                      memcmp(k->u.str.s + skip, prefixes[j], len) == 0;
+            }
+            if (all) {
+                skip += len;
+                again = true;
+            }
+        }
+    }
+    return skip;
+}
+
+sr_status sr_pth_add_checkpoint(loader *L, const sr_pickle_value *root, const char *what,
                                 sr_weights *w, sr_error *err)
 {
+    if (root->kind != SR_PICKLE_DICT)
+        return sr_fail(err, SR_ERR_FORMAT, "%s holds a %s, not a state_dict", what,
+                       sr_pickle_kind_name(root->kind));
+    const sr_pickle_value *dict = is_tensor_dict(root) ? root : NULL;
+    for (size_t i = 0; !dict && i < sizeof wrapper_keys / sizeof *wrapper_keys; i++) {
+        const sr_pickle_value *v = dict_get(root, wrapper_keys[i]);
+        dict = v && is_tensor_dict(v) ? v : NULL;
+    }
+    if (!dict)
+        return no_state_dict(root, what, err);
+    size_t skip = common_prefix(dict);
     for (int64_t i = 0; i < dict->u.dict.n; i++) {
-        const sr_pickle_value *k = dict->u.dict.keys[i], *v = dict->u.dict.values[i];
-        if (!plain_string(k, 1024, false))
+        const sr_pickle_value *k = dict->u.dict.keys[i];
+        if (!sr_pth_plain_string(k, 1024, false))
             return sr_fail(err, SR_ERR_FORMAT, "state_dict key %lld is not a printable string",
                            (long long)i);
-        if (!is_tensor(v))
-            return sr_fail(err, SR_ERR_FORMAT,
-                           "'%s' is a %s, not a tensor: the file is not a flat state_dict",
-                           k->u.str.s, sr_pickle_kind_name(v->kind));
-        sr_status st = add_tensor(L, k->u.str.s, v->u.object.ptr, w, err);
+        sr_status st = add_tensor(L, k->u.str.s + skip, dict->u.dict.values[i]->u.object.ptr,
+                                  w, err);
         if (st != SR_OK)
             return st;
     }
     return SR_OK;
 }
+
+/* ---- The zip archive --------------------------------------------------- */
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -575,16 +647,13 @@ static sr_status load_zip(loader *L, sr_weights *w, sr_error *err)
     void *owned_pkl;
     if ((st = sr_zip_read(L->zip, pkl, MAX_PICKLE_SIZE, 1, &bytes, &owned_pkl, err)) != SR_OK)
         return st;
-    const sr_pickle_hooks hooks = {L, find_class, reduce, persistent_load, build};
+    const sr_pickle_hooks hooks = sr_pth_hooks(L, persistent_load);
     sr_pickle_value *root = NULL;
-    const sr_pickle_value *dict = NULL;
     st = sr_pickle_new(&L->pickle, &hooks, err);
     if (st == SR_OK)
         st = sr_pickle_load(L->pickle, bytes, pkl->size, &root, NULL, err);
     if (st == SR_OK)
-        st = find_state_dict(root, &dict, err);
-    if (st == SR_OK)
-        st = add_state_dict(L, dict, w, err);
+        st = sr_pth_add_checkpoint(L, root, "data.pkl", w, err);
     free(owned_pkl);
     return st;
 }
@@ -593,15 +662,9 @@ static sr_status load_zip(loader *L, sr_weights *w, sr_error *err)
 
 static sr_status unsupported_container(const sr_mapped_file *f, sr_error *err)
 {
-    static const uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
-                                     0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
     static const uint8_t sevenzip[] = {'7', 'z', 0xbc, 0xaf, 0x27, 0x1c};
     const uint8_t *d = f->data;
     uint64_t n = f->size;
-    if (n >= sizeof legacy && memcmp(d, legacy, sizeof legacy) == 0)
-        return sr_fail(err, SR_ERR_UNSUPPORTED,
-                       "legacy torch.save format (PyTorch < 1.6) is not supported yet; "
-                       "re-save with a current PyTorch");
     if (n >= 8 && memcmp(d, "PYTORCH1", 8) == 0)
         return sr_fail(err, SR_ERR_UNSUPPORTED, "unsupported preview format (PYTORCH1 container)");
     if (n >= 262 && memcmp(d + 257, "ustar", 5) == 0)
@@ -611,6 +674,8 @@ static sr_status unsupported_container(const sr_mapped_file *f, sr_error *err)
         return sr_fail(err, SR_ERR_FORMAT, "gzip file, not a PyTorch checkpoint");
     if (n >= sizeof sevenzip && memcmp(d, sevenzip, sizeof sevenzip) == 0)
         return sr_fail(err, SR_ERR_FORMAT, "7z archive, not a PyTorch checkpoint");
+    if (n >= 3 && d[0] == 0x80 && d[1] >= 2 && d[1] <= 5)
+        return sr_fail(err, SR_ERR_FORMAT, "a bare pickle stream, not a torch.save checkpoint");
     return sr_fail(err, SR_ERR_FORMAT, "not a PyTorch checkpoint (unrecognised header)");
 }
 
@@ -620,7 +685,12 @@ sr_status sr_pth_load(const sr_mapped_file *file, sr_weights *weights, sr_error 
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "sr_pth_load: no file or weights");
     if (file->size == 0)
         return sr_fail(err, SR_ERR_FORMAT, "empty file");
-    if (file->size < 4 || memcmp(file->data, "PK\x03\x04", 4) != 0)
+    const uint8_t *d = file->data;
+    bool zip = file->size >= 4 && memcmp(d, "PK\x03\x04", 4) == 0;
+    /* The legacy stream opens with PROTO 2 and a LONG1: its magic number,
+     * checked by the legacy reader. */
+    bool legacy = file->size >= 3 && d[0] == 0x80 && d[1] == 0x02 && d[2] == 0x8a;
+    if (!zip && !legacy)
         return unsupported_container(file, err);
 
     loader L = {.file = file};
@@ -628,7 +698,7 @@ sr_status sr_pth_load(const sr_mapped_file *file, sr_weights *weights, sr_error 
                         ? UINT64_MAX
                         : file->size * COPY_BUDGET_FACTOR;
     int64_t n_before = weights->n_items;
-    sr_status st = load_zip(&L, weights, err);
+    sr_status st = zip ? load_zip(&L, weights, err) : sr_pth_load_legacy(&L, weights, err);
     for (storage *s = L.storages; s; s = s->next)
         free(s->owned);
     sr_pickle_free(L.pickle);

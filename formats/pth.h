@@ -1,5 +1,6 @@
-/* torch.save checkpoints (.pth): the zip format of torch >= 1.6. Finds the
- * state dict, checks every tensor's geometry against its storage, and hands
+/* torch.save checkpoints (.pth): the zip format of torch >= 1.6 and the
+ * legacy format before it. Finds the state dict (also inside a training
+ * checkpoint), checks every tensor's geometry against its storage, and hands
  * the float tensors to an sr_weights, as views into the file when they are
  * packed float32 and as converted copies otherwise. */
 #ifndef SR_FORMATS_PTH_H

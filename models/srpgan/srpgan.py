@@ -50,14 +50,15 @@ class UpsampleBlock(nn.Module):
 class Generator(nn.Module):
     """The SRPGAN generator exactly as torchlite lays it out."""
 
-    def __init__(self, scale_factor, res_blocks_count=4):
+    def __init__(self, scale_factor, res_blocks_count=4, channels=64):
         super().__init__()
-        self.block1 = nn.Sequential(nn.Conv2d(3, 64, kernel_size=9, padding=4), nn.PReLU())
-        self.res_blocks = nn.Sequential(*[ResidualBlock(64) for _ in range(res_blocks_count)])
-        self.block3 = nn.Sequential(nn.Conv2d(64, 64, kernel_size=3, padding=1), nn.PReLU())
+        c = channels  # torchlite's width is 64; smaller ones keep test files small
+        self.block1 = nn.Sequential(nn.Conv2d(3, c, kernel_size=9, padding=4), nn.PReLU())
+        self.res_blocks = nn.Sequential(*[ResidualBlock(c) for _ in range(res_blocks_count)])
+        self.block3 = nn.Sequential(nn.Conv2d(c, c, kernel_size=3, padding=1), nn.PReLU())
         self.up_blocks = nn.Sequential(
-            *[UpsampleBlock(64, 2) for _ in range(int(math.log2(scale_factor)))])
-        self.block4 = nn.Conv2d(64, 3, kernel_size=9, padding=4)
+            *[UpsampleBlock(c, 2) for _ in range(int(math.log2(scale_factor)))])
+        self.block4 = nn.Conv2d(c, 3, kernel_size=9, padding=4)
 
     def forward(self, x):
         block1 = self.block1(x)

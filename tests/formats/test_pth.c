@@ -611,14 +611,36 @@ static void test_not_a_state_dict(void **state)
     str(&pkl, "epoch");
     integer(&pkl, 3);
     str(&pkl, "model");
-    lit(&pkl, "}u.");
-    expect_pickle(&pkl, SR_ERR_FORMAT, "'epoch' is a int, not a tensor");
+    str(&pkl, "srpgan");
+    lit(&pkl, "u.");
+    expect_pickle(&pkl, SR_ERR_FORMAT,
+                  "no state dict in data.pkl: its top-level keys are 'epoch', 'model'; ");
     free(pkl.data);
 
     pkl = (buf){0};
     lit(&pkl, "\x80\x02}q\x00(K\x01");
     lit(&pkl, "}u.");
-    expect_pickle(&pkl, SR_ERR_FORMAT, "state_dict key 0 is not a printable string");
+    expect_pickle(&pkl, SR_ERR_FORMAT, "no state dict in data.pkl: its top-level keys are <int>; ");
+    free(pkl.data);
+
+    /* OrderedDict{1: tensor} */
+    float x[2] = {1.0f, 2.0f};
+    tspec t = {.type = "FloatStorage", .key = "0", .numel = 2, .ndim = 1, .size = {2},
+               .stride = {1}};
+    record r = {"0", x, sizeof x};
+    pkl = (buf){0};
+    lit(&pkl, "\x80\x02");
+    global(&pkl, "collections", "OrderedDict");
+    lit(&pkl, "q\x00)Rq\x01(K\x01");
+    emit_tensor(&pkl, &t);
+    lit(&pkl, "u.");
+    zip_writer z;
+    make_pth(&z, &pkl, &r, 1);
+    sr_weights w = {0};
+    sr_error err = {{0}};
+    assert_int_equal(load_bytes(z.out.data, z.out.len, &w, &err), SR_ERR_FORMAT);
+    assert_string_equal(err.message, "state_dict key 0 is not a printable string");
+    free(z.out.data);
     free(pkl.data);
 }
 
@@ -706,10 +728,9 @@ static void test_sniffing(void **state)
     expect_sniff(noise, sizeof noise, SR_ERR_FORMAT, "not a PyTorch checkpoint (unrecognised header)");
     expect_sniff("PK", 2, SR_ERR_FORMAT, "not a PyTorch checkpoint (unrecognised header)");
 
-    uint8_t legacy[64] = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e\x80\x02M\xe9\x03.";
-    expect_sniff(legacy, sizeof legacy, SR_ERR_UNSUPPORTED,
-                 "legacy torch.save format (PyTorch < 1.6) is not supported yet; "
-                 "re-save with a current PyTorch");
+    /* Legacy streams have their own tests (test_pth_legacy.c). */
+    expect_sniff("\x80\x02}q\x00.", 6, SR_ERR_FORMAT,
+                 "a bare pickle stream, not a torch.save checkpoint");
     expect_sniff("PYTORCH1\x01\x02", 10, SR_ERR_UNSUPPORTED,
                  "unsupported preview format (PYTORCH1 container)");
     uint8_t tar[512];
