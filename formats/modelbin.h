@@ -1,0 +1,90 @@
+/* model.bin, srrun's own weight file (docs/model-bin.md is the spec): a
+ * fixed 128-byte header (magic, version, byte order, CRC-32s, architecture
+ * and hyper-parameters), a table of 128-byte tensor entries, then the
+ * tensors, each 64-byte aligned, so float32 weights are views into the
+ * mapped file. Reading validates every field before a byte of tensor data
+ * is used; writing streams the tensors of an sr_weights. */
+#ifndef SR_FORMATS_MODELBIN_H
+#define SR_FORMATS_MODELBIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "formats/file.h"
+#include "runtime/weights.h"
+
+#define SR_MODELBIN_MAGIC "\x89SRB\r\n\x1a\n" /* 8 bytes */
+#define SR_MODELBIN_SNIFF_SIZE 4              /* "\x89SRB": enough to route */
+#define SR_MODELBIN_VERSION 1
+#define SR_MODELBIN_HEADER_SIZE 128
+#define SR_MODELBIN_ENTRY_SIZE 128
+#define SR_MODELBIN_ALIGN 64
+#define SR_MODELBIN_ARCH_SIZE 16 /* NUL-padded name, at most 15 bytes */
+#define SR_MODELBIN_NAME_SIZE 64 /* NUL-padded name, at most 63 bytes */
+#define SR_MODELBIN_N_HPARAMS 8
+#define SR_MODELBIN_MAX_TENSORS (UINT32_C(1) << 20)
+
+/* Stored in the file: explicit values, append-only. */
+typedef enum sr_modelbin_dtype {
+    SR_MODELBIN_F32 = 0,
+    SR_MODELBIN_F16 = 1,
+    SR_MODELBIN_DTYPE_COUNT
+} sr_modelbin_dtype;
+
+/* An architecture and its hyper-parameters; for "srpgan" hparams are
+ * {scale, residual blocks, width} and the other slots are 0. */
+typedef struct sr_modelbin_arch {
+    char name[SR_MODELBIN_ARCH_SIZE];
+    uint32_t hparams[SR_MODELBIN_N_HPARAMS];
+} sr_modelbin_arch;
+
+/* What a read found besides the weights. */
+typedef struct sr_modelbin_info {
+    sr_modelbin_arch arch;
+    uint32_t version;
+    uint32_t header_crc, data_crc;
+    int64_t n_tensors[SR_MODELBIN_DTYPE_COUNT]; /* per stored dtype */
+} sr_modelbin_info;
+
+/* True when the file starts like a model.bin (the first 4 magic bytes);
+ * the loader then names any damage to the rest of the magic. */
+bool sr_modelbin_sniff(const sr_mapped_file *file);
+
+/* Validates the whole file and appends its tensors to `weights`: float32
+ * as views into `file` (which must outlive them), float16 as converted
+ * copies. verify_crc false skips both CRC-32 checks (fuzzing only). On
+ * failure `weights` is left as it was. Messages omit the file name. */
+sr_status sr_modelbin_load(const sr_mapped_file *file, bool verify_crc,
+                           sr_weights *weights, sr_modelbin_info *info,
+                           sr_error *err);
+
+/* Writes a model.bin of `weights` (every tensor, in order) to `out`, which
+ * must be seekable and positioned at 0; fp16 stores float16 (values beyond
+ * its range are refused). Fills the CRCs into `info` when not NULL. */
+sr_status sr_modelbin_write(FILE *out, const sr_weights *weights,
+                            const sr_modelbin_arch *arch, bool fp16,
+                            sr_modelbin_info *info, sr_error *err);
+
+/* sr_modelbin_write into a temporary file next to `path`, renamed to it
+ * on success; a failure leaves no file behind. Messages omit the path. */
+sr_status sr_modelbin_save(const char *path, const sr_weights *weights,
+                           const sr_modelbin_arch *arch, bool fp16,
+                           sr_modelbin_info *info, sr_error *err);
+
+/* The header an architecture gets from a built model: its name and
+ * hyper-parameters as model.bin stores them. */
+sr_status sr_modelbin_arch_of(const sr_model_info *info, const sr_weights *weights,
+                              sr_modelbin_arch *arch, sr_error *err);
+
+/* Checks that the header's hyper-parameters equal those of the model that
+ * the builder made from the weights. */
+sr_status sr_modelbin_check_model(const sr_modelbin_arch *stored,
+                                  const sr_model_info *info,
+                                  const sr_weights *weights, sr_error *err);
+
+/* zlib's CRC-32 (same polynomial, same results, crc32(0, ...) to start);
+ * with PCLMULQDQ on x86-64 where the CPU has it, else zlib's crc32. */
+uint32_t sr_crc32(uint32_t crc, const uint8_t *data, uint64_t size);
+
+#endif

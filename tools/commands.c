@@ -1,0 +1,113 @@
+/* `srrun convert MODEL OUTPUT.bin [--fp16]` and `srrun info MODEL`. Parsing,
+ * messages and layout of the info listing are here; loading, saving and
+ * every fact shown are the library's (sr_model_load, sr_model_save,
+ * sr_model_get_info). */
+#define _POSIX_C_SOURCE 200809L
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "srrun.h"
+
+static const char convert_usage[] = "usage: srrun convert MODEL OUTPUT.bin [--fp16] [-q]\n";
+static const char info_usage[] = "usage: srrun info MODEL\n";
+
+static int usage_error(const char *message, const char *usage)
+{
+    fprintf(stderr, "srrun: %s\n%sTry 'srrun --help'.\n", message, usage);
+    return 2;
+}
+
+static void print_notices(const sr_model *model, const char *path)
+{
+    const char *notices = sr_model_notices(model);
+    for (const char *p = notices; p && *p;) {
+        size_t n = strcspn(p, "\n");
+        fprintf(stderr, "srrun: note: %s: %.*s\n", path, (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+}
+
+static int convert(int argc, char **argv)
+{
+    const char *paths[2] = {NULL, NULL};
+    int n_paths = 0, fp16 = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--fp16") == 0)
+            fp16 = 1;
+        else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
+            quiet = 1;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return fputs(convert_usage, stdout), 0;
+        else if (argv[i][0] == '-' && argv[i][1])
+            return usage_error("convert: invalid option", convert_usage);
+        else if (n_paths < 2)
+            paths[n_paths++] = argv[i];
+        else
+            return usage_error("convert: too many arguments", convert_usage);
+    }
+    if (n_paths < 2)
+        return usage_error("convert needs MODEL and OUTPUT", convert_usage);
+
+    sr_error err = {0};
+    sr_model *model;
+    if (sr_model_load(paths[0], NULL, &model, &err) != SR_OK) {
+        fprintf(stderr, "srrun: %s\n", err.message);
+        return 1;
+    }
+    if (!quiet)
+        print_notices(model, paths[0]);
+    sr_status st = sr_model_save(model, paths[1], fp16, &err);
+    sr_model_free(model);
+    if (st != SR_OK) {
+        fprintf(stderr, "srrun: %s\n", err.message);
+        return 1;
+    }
+    if (!quiet)
+        printf("%s\n", paths[1]);
+    return 0;
+}
+
+static int info(int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
+        return fputs(info_usage, stdout), 0;
+    if (argc != 2)
+        return usage_error(argc < 2 ? "info needs MODEL" : "info: too many arguments", info_usage);
+    if (argv[1][0] == '-' && argv[1][1])
+        return usage_error("info: invalid option", info_usage);
+    sr_error err = {0};
+    sr_model *model;
+    if (sr_model_load(argv[1], NULL, &model, &err) != SR_OK) {
+        fprintf(stderr, "srrun: %s\n", err.message);
+        return 1;
+    }
+    const sr_model_info i = sr_model_get_info(model);
+    printf("file:          %s\n", argv[1]);
+    printf("format:        %s\n", i.format);
+    printf("architecture:  %s\n", i.architecture);
+    printf("scale:         %d\n", i.scale);
+    printf("blocks:        %d\n", i.n_blocks);
+    printf("parameters:    %lld\n", (long long)i.n_params);
+    printf("dtype:         %s\n", i.dtype);
+    printf("file size:     %lld bytes (%.2f MiB)\n", (long long)i.file_size,
+           (double)i.file_size / (1024.0 * 1024.0));
+    printf("flops/pixel:   %lld\n", (long long)i.n_input_pixel_flops);
+    if (i.has_checksum)
+        printf("checksum:      crc32 header %08x, data %08x (verified)\n",
+               (unsigned)i.header_crc32, (unsigned)i.data_crc32);
+    print_notices(model, argv[1]);
+    sr_model_free(model);
+    return 0;
+}
+
+int command_is(const char *arg)
+{
+    return arg && (strcmp(arg, "convert") == 0 || strcmp(arg, "info") == 0);
+}
+
+int command_run(int argc, char **argv)
+{
+    return strcmp(argv[0], "convert") == 0 ? convert(argc, argv) : info(argc, argv);
+}
