@@ -1,0 +1,61 @@
+/* libFuzzer harness for the image readers: the input is written to a
+ * temporary file and decoded by sr_image_read, so the sniffing front end
+ * and both codecs (libpng, libjpeg-turbo, and srrun's limits, palette
+ * expansion and error handling around them) see it exactly as a file.
+ * A smaller pixel limit than the default keeps each input fast and under
+ * libFuzzer's memory limit; the limit logic is the same. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "srrun.h"
+
+#define MAX_PIXELS (INT64_C(1) << 22)
+
+static char path[256];
+
+static void remove_file(void)
+{
+    unlink(path);
+}
+
+static int make_file(void)
+{
+    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(path, sizeof path, "%s/srrun_fuzz_image_XXXXXX", dir);
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    atexit(remove_file);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!path[0] && make_file() != 0)
+        abort();
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
+        abort();
+
+    sr_image image;
+    sr_error err = {{0}};
+    if (sr_image_read(path, MAX_PIXELS, &image, &err) == SR_OK) {
+        const int bytes = image.type == SR_PIXEL_U16 ? 2 : 1;
+        if (image.channels < 1 || image.channels > 4 || image.width < 1 ||
+            image.height < 1 || image.width * image.height > MAX_PIXELS ||
+            image.stride < image.width * image.channels * bytes)
+            __builtin_trap();
+        /* Touch the first and last byte: ASan checks the allocation. */
+        volatile uint8_t *p = image.data;
+        p[0] ^= p[(image.height - 1) * image.stride + image.width * image.channels * bytes - 1];
+        sr_image_free(&image);
+    } else if (image.data || !err.message[0]) {
+        __builtin_trap(); /* a failure names itself and leaves no pixels */
+    }
+    return 0;
+}
