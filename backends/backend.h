@@ -14,9 +14,13 @@ typedef struct sr_backend_iface {
     int api_version;
     const char *name;
     bool (*supports_op)(void *ctx, const sr_node *node);
-    /* in: the node's inputs in order; out: its output, allocated by the caller. */
+    /* Scratch memory run needs for an output band of this shape; the
+     * planner counts it, the backend owns it. */
+    int64_t (*workspace_bytes)(void *ctx, const sr_node *node, sr_shape out);
+    /* in: the node's inputs in order; out: the band to compute, allocated
+     * by the caller (see ops/op.h for bands); stats: a global op's. */
     sr_status (*run)(void *ctx, const sr_node *node, const sr_tensor *in,
-                     sr_tensor *out, sr_error *err);
+                     sr_tensor *out, const float *stats, sr_error *err);
     void (*free)(void *ctx);
 } sr_backend_iface;
 

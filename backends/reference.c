@@ -9,12 +9,20 @@ static bool reference_supports_op(void *ctx, const sr_node *node)
     return sr_op_get(node->op)->reference != NULL;
 }
 
+static int64_t reference_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
+{
+    (void)ctx;
+    (void)node;
+    (void)out;
+    return 0;
+}
+
 static sr_status reference_run(void *ctx, const sr_node *node, const sr_tensor *in,
-                               sr_tensor *out, sr_error *err)
+                               sr_tensor *out, const float *stats, sr_error *err)
 {
     (void)ctx;
     (void)err;
-    sr_op_get(node->op)->reference(node, in, out);
+    sr_op_get(node->op)->reference(node, in, out, stats);
     return SR_OK;
 }
 
@@ -27,6 +35,7 @@ static const sr_backend_iface reference_iface = {
     .api_version = SR_BACKEND_API_VERSION,
     .name = "reference",
     .supports_op = reference_supports_op,
+    .workspace_bytes = reference_workspace_bytes,
     .run = reference_run,
     .free = reference_free,
 };

@@ -126,8 +126,10 @@ typedef struct sr_model_options {
     int strict; /* refuse tensors the network does not use (default: a notice) */
 } sr_model_options;
 
-/* Loads weights from a torch.save file (state_dict, zip format) and builds
- * the network they describe. options may be NULL for the defaults. */
+/* Loads weights from a torch.save file (state_dict, zip format) or from
+ * srrun's own model.bin (docs/model-bin.md; recognised by its magic, and
+ * both its CRC-32s verified) and builds the network they describe. options
+ * may be NULL for the defaults. */
 SR_API sr_status sr_model_load(const char *path, const sr_model_options *options,
                                sr_model **model, sr_error *err);
 SR_API void sr_model_free(sr_model *model);
@@ -138,9 +140,24 @@ typedef struct sr_model_info {
     int n_blocks;             /* residual blocks */
     int64_t n_params;
     int64_t n_input_pixel_flops; /* floating-point ops per input pixel */
+    const char *format;       /* the file's format: "pth" or "model.bin" */
+    const char *dtype;        /* weights as stored: "float32", "float16",
+                                 "mixed" (model.bin), "converted" (a .pth with
+                                 tensors srrun converted to float32) */
+    int64_t file_size;        /* bytes */
+    int has_checksum;         /* model.bin: the CRC-32s below are set */
+    uint32_t header_crc32;    /* of the header and tensor table */
+    uint32_t data_crc32;      /* of the tensor data */
 } sr_model_info;
 
 SR_API sr_model_info sr_model_get_info(const sr_model *model);
+
+/* Saves the model's weights (every tensor of the file it came from, in
+ * order) as model.bin, float32 or, with fp16, float16 (a value beyond
+ * float16's range is refused). Through a temporary file renamed at the
+ * end, so a failure leaves no file at path. */
+SR_API sr_status sr_model_save(const sr_model *model, const char *path, int fp16,
+                               sr_error *err);
 SR_API int sr_model_scale(const sr_model *model);
 
 /* Notices about the file that did not stop loading (e.g. ignored keys),
@@ -165,6 +182,8 @@ typedef int (*sr_progress_fn)(void *user, double fraction);
 typedef struct sr_session_options {
     sr_backend backend;
     int n_threads;           /* 0: all cores */
+    int64_t max_memory;      /* bytes the whole process may use; 0: 3/4 of RAM */
+    int64_t tile_rows;       /* band height of every stage; 0: the planner's */
     sr_progress_fn progress; /* may be NULL */
     void *progress_user;
 } sr_session_options;
@@ -181,9 +200,56 @@ SR_API void sr_session_free(sr_session *session);
 /* Upscales `in` (any channels and pixel type; alpha is composited on white,
  * gray replicated to RGB) into `out`, which the caller allocates at
  * scale x the input size, 3 channels, U8, U16 or F32. Values are clamped to
- * [0, 1] and rounded to the nearest integer level. */
+ * [0, 1] and rounded to the nearest integer level. Plans first (see
+ * sr_session_plan) unless the last plan was for this size. */
 SR_API sr_status sr_session_run(sr_session *session, const sr_image *in,
                                 sr_image *out);
+
+/* ---- Plans ------------------------------------------------------------
+ * Before running, a session plans the image size: which intermediate
+ * tensors it keeps whole, and how high the bands are in which it computes
+ * everything else, so that the predicted peak fits max_memory. The result
+ * does not depend on the plan. */
+
+typedef struct sr_stage_info {
+    const char *target;  /* the node the stage sweeps, e.g. "res_blocks.0.conv1" */
+    const char *global;  /* the node it gathers statistics for, or NULL: output */
+    int64_t band_rows;   /* rows of the target per band */
+    int64_t n_bands;
+    int n_nodes;         /* nodes computed in each band */
+    int64_t kept_bytes;  /* whole tensors alive during the stage */
+    int64_t arena_bytes; /* band buffers */
+    int64_t workspace_bytes;
+    int64_t flops;
+    double seconds;      /* measured by the last run of this plan, else 0 */
+} sr_stage_info;
+
+typedef struct sr_layer_info {
+    const char *name;    /* e.g. "up_blocks.1.conv" */
+    const char *op;      /* e.g. "conv2d" */
+    int64_t flops;       /* as planned, recomputation included */
+    double seconds;      /* measured by the last run of this plan, else 0 */
+} sr_layer_info;
+
+typedef struct sr_plan_info {
+    int64_t width, height;  /* of the input */
+    int64_t max_memory;     /* the budget planned for */
+    int64_t predicted_peak; /* bytes, the whole process */
+    int64_t fixed_bytes;    /* outside the plan: program, weights, images */
+    int64_t plan_bytes;     /* activations, band buffers, workspaces */
+    int64_t flops;          /* planned, recomputation included */
+    int64_t whole_flops;    /* the network's own */
+    int n_kept;             /* intermediate tensors kept whole */
+    int n_stages, n_layers;
+    const sr_stage_info *stages; /* owned by the session: valid until */
+    const sr_layer_info *layers; /* its next plan, run or free */
+} sr_plan_info;
+
+/* Plans a width x height input (and keeps the plan for runs of that size).
+ * Fails with SR_ERR_LIMIT, naming the least memory that would do, when no
+ * plan fits max_memory. */
+SR_API sr_status sr_session_plan(sr_session *session, int64_t width, int64_t height,
+                                 sr_plan_info *info);
 
 /* The message of the session's last failure, or "" after a success. */
 SR_API const char *sr_session_last_error(const sr_session *session);

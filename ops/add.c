@@ -16,12 +16,19 @@ static int64_t add_flops(const sr_node *node, sr_shape out)
     return sr_shape_numel(out);
 }
 
-static void add_reference(const sr_node *node, const sr_tensor *in, sr_tensor *out)
+static void add_reference(const sr_node *node, const sr_tensor *in, sr_tensor *out,
+                          const float *stats)
 {
     (void)node;
-    const int64_t n = sr_shape_numel(out->shape);
-    for (int64_t i = 0; i < n; i++)
-        out->data[i] = in[0].data[i] + in[1].data[i];
+    (void)stats;
+    const int64_t W = out->shape.w;
+    for (int64_t c = 0; c < out->shape.c; c++)
+        for (int64_t y = out->y0; y < out->y0 + out->shape.h; y++) {
+            const float *a = sr_tensor_row(&in[0], c, y), *b = sr_tensor_row(&in[1], c, y);
+            float *o = sr_tensor_row(out, c, y);
+            for (int64_t i = 0; i < W; i++)
+                o[i] = a[i] + b[i];
+        }
 }
 
 const sr_op_desc sr_op_add = {

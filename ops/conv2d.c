@@ -1,7 +1,5 @@
 /* 2-D convolution, stride 1, zero padding, with bias: the shape rule, the
  * halo and the reference kernel. Cross-correlation, as PyTorch's Conv2d. */
-#include <string.h>
-
 #include "ops/op.h"
 
 static int conv2d_halo(const sr_node *node)
@@ -35,17 +33,19 @@ static int64_t conv2d_flops(const sr_node *node, sr_shape out)
 
 /* Loop order (cout, cin, ky, kx, y, x): the inner loop runs along a row of
  * input and output, so it stays simple and still vectorises. */
-static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor *out)
+static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor *out,
+                             const float *stats)
 {
+    (void)stats;
     const sr_conv2d_params *p = &node->p.conv2d;
-    const int64_t H = in->shape.h, W = in->shape.w;
-    const int64_t OH = out->shape.h, OW = out->shape.w;
+    const int64_t W = in->shape.w, OW = out->shape.w;
     for (int64_t co = 0; co < p->c_out; co++) {
-        float *o = out->data + co * OH * OW;
-        for (int64_t i = 0; i < OH * OW; i++)
-            o[i] = p->bias ? p->bias[co] : 0.0f;
+        for (int64_t oy = out->y0; oy < out->y0 + out->shape.h; oy++) {
+            float *o = sr_tensor_row(out, co, oy);
+            for (int64_t ox = 0; ox < OW; ox++)
+                o[ox] = p->bias ? p->bias[co] : 0.0f;
+        }
         for (int64_t ci = 0; ci < p->c_in; ci++) {
-            const float *x = in->data + ci * H * W;
             for (int ky = 0; ky < p->k; ky++) {
                 for (int kx = 0; kx < p->k; kx++) {
                     const float wv = p->weight[((co * p->c_in + ci) * p->k + ky) * p->k + kx];
@@ -53,12 +53,12 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
                     int64_t x0 = p->pad - kx, x1 = W + p->pad - kx;
                     if (x0 < 0) x0 = 0;
                     if (x1 > OW) x1 = OW;
-                    for (int64_t oy = 0; oy < OH; oy++) {
+                    for (int64_t oy = out->y0; oy < out->y0 + out->shape.h; oy++) {
                         const int64_t iy = oy + ky - p->pad;
-                        if (iy < 0 || iy >= H)
-                            continue;
-                        const float *xr = x + iy * W + kx - p->pad;
-                        float *orow = o + oy * OW;
+                        if (iy < 0 || iy >= in->image_h)
+                            continue; /* zero padding */
+                        const float *xr = sr_tensor_row(in, ci, iy) + kx - p->pad;
+                        float *orow = sr_tensor_row(out, co, oy);
                         for (int64_t ox = x0; ox < x1; ox++)
                             orow[ox] += wv * xr[ox];
                     }

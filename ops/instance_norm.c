@@ -1,7 +1,9 @@
 /* InstanceNorm2d without affine parameters, as PyTorch computes it at
  * inference: per channel, (x - mean) / sqrt(var + eps) with the biased
- * variance over H x W. Global: every output needs the whole plane. The
- * reference takes mean and variance in two passes in double. */
+ * variance over H x W. Global: the mean and variance need the whole plane,
+ * so they are gathered first, row by row in image order (each row summed
+ * in double, then added to the running sums): the same arithmetic whatever
+ * the bands, so a tiled run gives the whole-image result exactly. */
 #include <math.h>
 
 #include "ops/op.h"
@@ -12,23 +14,58 @@ static int64_t instance_norm_flops(const sr_node *node, sr_shape out)
     return 5 * sr_shape_numel(out);
 }
 
-static void instance_norm_reference(const sr_node *node, const sr_tensor *in,
-                                    sr_tensor *out)
+/* Sums: [0, C) of x, [C, 2C) of x^2. Stats: [0, C) mean, [C, 2C) 1/std. */
+static int64_t instance_norm_n_stats(const sr_node *node, sr_shape in)
 {
-    const int64_t plane = in->shape.h * in->shape.w;
-    for (int64_t c = 0; c < in->shape.c; c++) {
-        const float *x = in->data + c * plane;
-        float *y = out->data + c * plane;
-        double sum = 0.0;
-        for (int64_t i = 0; i < plane; i++)
-            sum += x[i];
-        const double mean = sum / (double)plane;
-        double sq = 0.0;
-        for (int64_t i = 0; i < plane; i++)
-            sq += (x[i] - mean) * (x[i] - mean);
-        const double inv = 1.0 / sqrt(sq / (double)plane + node->p.instance_norm.eps);
-        for (int64_t i = 0; i < plane; i++)
-            y[i] = (float)((x[i] - mean) * inv);
+    (void)node;
+    return 2 * in.c;
+}
+
+static void instance_norm_accumulate(const sr_node *node, const sr_tensor *in,
+                                     int64_t y0, int64_t y1, double *acc)
+{
+    (void)node;
+    const int64_t C = in->shape.c, W = in->shape.w;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t y = y0; y < y1; y++) {
+            const float *x = sr_tensor_row(in, c, y);
+            double sum = 0.0, sq = 0.0;
+            for (int64_t i = 0; i < W; i++) {
+                sum += x[i];
+                sq += (double)x[i] * x[i];
+            }
+            acc[c] += sum;
+            acc[C + c] += sq;
+        }
+}
+
+static void instance_norm_finalize(const sr_node *node, sr_shape in, const double *acc,
+                                   float *stats)
+{
+    const double n = (double)(in.h * in.w);
+    for (int64_t c = 0; c < in.c; c++) {
+        const double mean = acc[c] / n;
+        double var = acc[in.c + c] / n - mean * mean;
+        if (var < 0.0)
+            var = 0.0; /* rounding on a constant plane */
+        stats[c] = (float)mean;
+        stats[in.c + c] = (float)(1.0 / sqrt(var + node->p.instance_norm.eps));
+    }
+}
+
+static void instance_norm_reference(const sr_node *node, const sr_tensor *in,
+                                    sr_tensor *out, const float *stats)
+{
+    (void)node;
+    const int64_t C = out->shape.c, W = out->shape.w;
+    for (int64_t c = 0; c < C; c++) {
+        const float mean = stats[c], inv = stats[C + c];
+        for (int64_t y = out->y0; y < out->y0 + out->shape.h; y++) {
+            const float *x = sr_tensor_row(in, c, y);
+            float *o = sr_tensor_row(out, c, y);
+            for (int64_t i = 0; i < W; i++)
+                o[i] = (x[i] - mean) * inv;
+        }
     }
 }
 
@@ -42,4 +79,7 @@ const sr_op_desc sr_op_instance_norm = {
     .shape = sr_op_same_shape,
     .flops = instance_norm_flops,
     .reference = instance_norm_reference,
+    .n_stats = instance_norm_n_stats,
+    .accumulate = instance_norm_accumulate,
+    .finalize = instance_norm_finalize,
 };

@@ -2,7 +2,12 @@
  * parameters, its shape rule, how far it reads beyond its output (halo),
  * how it scales rows, whether it needs the whole image (global), its FLOP
  * count, and a plain reference kernel that is the oracle for every backend.
- * Kernels never allocate: their output tensor comes from the caller. */
+ *
+ * Kernels work on bands: the output tensor holds some rows of its image and
+ * the inputs hold at least the rows those need (the halo, clipped to the
+ * image); rows beyond the image border read as zero. Each output value must
+ * be computed the same way whatever band it falls in, so that a tiled run
+ * equals a whole-image run bit for bit. Kernels never allocate. */
 #ifndef SR_OPS_OP_H
 #define SR_OPS_OP_H
 
@@ -71,7 +76,18 @@ typedef struct sr_op_desc {
     sr_status (*shape)(const sr_node *node, const sr_shape *in, sr_shape *out,
                        sr_error *err);
     int64_t (*flops)(const sr_node *node, sr_shape out);
-    void (*reference)(const sr_node *node, const sr_tensor *in, sr_tensor *out);
+    /* stats: what a global op gathered over the whole image, else NULL. */
+    void (*reference)(const sr_node *node, const sr_tensor *in, sr_tensor *out,
+                      const float *stats);
+
+    /* Global ops only. Before the op runs, its input's rows are passed to
+     * accumulate (n_stats doubles, zeroed first) in image row order, each
+     * row once; finalize turns the sums into n_stats floats for the kernel. */
+    int64_t (*n_stats)(const sr_node *node, sr_shape in);
+    void (*accumulate)(const sr_node *node, const sr_tensor *in, int64_t y0,
+                       int64_t y1, double *acc);
+    void (*finalize)(const sr_node *node, sr_shape in, const double *acc,
+                     float *stats);
 } sr_op_desc;
 
 const sr_op_desc *sr_op_get(sr_op_type op);

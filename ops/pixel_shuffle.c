@@ -20,20 +20,20 @@ static int64_t pixel_shuffle_flops(const sr_node *node, sr_shape out)
 }
 
 static void pixel_shuffle_reference(const sr_node *node, const sr_tensor *in,
-                                    sr_tensor *out)
+                                    sr_tensor *out, const float *stats)
 {
-    const int64_t r = node->p.pixel_shuffle.r;
-    const int64_t H = in->shape.h, W = in->shape.w;
+    (void)stats;
+    const int64_t r = node->p.pixel_shuffle.r, W = in->shape.w;
     for (int64_t c = 0; c < out->shape.c; c++)
-        for (int64_t i = 0; i < r; i++)
+        for (int64_t oy = out->y0; oy < out->y0 + out->shape.h; oy++) {
+            const int64_t i = oy % r;
+            float *o = sr_tensor_row(out, c, oy);
             for (int64_t j = 0; j < r; j++) {
-                const float *x = in->data + ((c * r + i) * r + j) * H * W;
-                for (int64_t y = 0; y < H; y++) {
-                    float *o = out->data + (c * H * r + y * r + i) * W * r + j;
-                    for (int64_t xx = 0; xx < W; xx++)
-                        o[xx * r] = x[y * W + xx];
-                }
+                const float *x = sr_tensor_row(in, (c * r + i) * r + j, oy / r);
+                for (int64_t xx = 0; xx < W; xx++)
+                    o[xx * r + j] = x[xx];
             }
+        }
 }
 
 static int pixel_shuffle_scale(const sr_node *node)

@@ -18,16 +18,20 @@ static int64_t prelu_flops(const sr_node *node, sr_shape out)
     return sr_shape_numel(out);
 }
 
-static void prelu_reference(const sr_node *node, const sr_tensor *in, sr_tensor *out)
+static void prelu_reference(const sr_node *node, const sr_tensor *in, sr_tensor *out,
+                            const float *stats)
 {
+    (void)stats;
     const sr_prelu_params *p = &node->p.prelu;
-    const int64_t plane = in->shape.h * in->shape.w;
-    for (int64_t c = 0; c < in->shape.c; c++) {
+    const int64_t W = out->shape.w;
+    for (int64_t c = 0; c < out->shape.c; c++) {
         const float a = p->slopes[p->n_slopes == 1 ? 0 : c];
-        const float *x = in->data + c * plane;
-        float *y = out->data + c * plane;
-        for (int64_t i = 0; i < plane; i++)
-            y[i] = x[i] >= 0.0f ? x[i] : a * x[i];
+        for (int64_t y = out->y0; y < out->y0 + out->shape.h; y++) {
+            const float *x = sr_tensor_row(in, c, y);
+            float *o = sr_tensor_row(out, c, y);
+            for (int64_t i = 0; i < W; i++)
+                o[i] = x[i] >= 0.0f ? x[i] : a * x[i];
+        }
     }
 }
 

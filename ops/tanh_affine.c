@@ -10,12 +10,18 @@ static int64_t tanh_affine_flops(const sr_node *node, sr_shape out)
 }
 
 static void tanh_affine_reference(const sr_node *node, const sr_tensor *in,
-                                  sr_tensor *out)
+                                  sr_tensor *out, const float *stats)
 {
     (void)node;
-    const int64_t n = sr_shape_numel(out->shape);
-    for (int64_t i = 0; i < n; i++)
-        out->data[i] = (tanhf(in->data[i]) + 1.0f) * 0.5f;
+    (void)stats;
+    const int64_t W = out->shape.w;
+    for (int64_t c = 0; c < out->shape.c; c++)
+        for (int64_t y = out->y0; y < out->y0 + out->shape.h; y++) {
+            const float *x = sr_tensor_row(in, c, y);
+            float *o = sr_tensor_row(out, c, y);
+            for (int64_t i = 0; i < W; i++)
+                o[i] = (tanhf(x[i]) + 1.0f) * 0.5f;
+        }
 }
 
 const sr_op_desc sr_op_tanh_affine = {

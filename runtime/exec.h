@@ -1,20 +1,32 @@
-/* Runs a graph over one whole image on a backend. Buffers are freed after
- * their last reader, and ops that allow it write over their input. */
+/* Runs a plan (runtime/plan.h) on a backend: stage by stage, band by band,
+ * kept tensors allocated when first computed and freed after their last
+ * reader, band buffers in one arena. The output's rows go to a sink as
+ * their bands complete. */
 #ifndef SR_RUNTIME_EXEC_H
 #define SR_RUNTIME_EXEC_H
 
 #include "backends/backend.h"
-#include "runtime/graph.h"
+#include "runtime/plan.h"
 
 typedef struct sr_exec_progress {
     sr_progress_fn fn; /* may be NULL */
     void *user;
 } sr_exec_progress;
 
-/* input: 3 x H x W, owned by the caller. On success *output holds the last
- * node's tensor, whose data the caller frees. */
-sr_status sr_graph_run(const sr_graph *g, const sr_backend_handle *backend,
-                       const sr_tensor *input, sr_tensor *output,
-                       sr_exec_progress progress, sr_error *err);
+/* Receives rows of the output in order; a non-OK status stops the run. */
+typedef sr_status (*sr_exec_sink)(void *user, const sr_tensor *rows, sr_error *err);
+
+/* Where the run's time went, if wanted: seconds per node and per stage
+ * (arrays of the graph's and the plan's length, or NULL). */
+typedef struct sr_exec_timing {
+    double *node_seconds;
+    double *stage_seconds;
+} sr_exec_timing;
+
+/* input: the whole 3 x H x W image the plan was made for. */
+sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
+                          const sr_backend_handle *backend, const sr_tensor *input,
+                          sr_exec_sink sink, void *sink_user, sr_exec_progress progress,
+                          sr_exec_timing timing, sr_error *err);
 
 #endif

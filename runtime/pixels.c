@@ -2,6 +2,7 @@
 #include "runtime/pixels.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "runtime/error.h"
 
@@ -29,12 +30,16 @@ sr_status sr_image_check(const sr_image *image, const char *what, sr_error *err)
     return SR_OK;
 }
 
+/* Rows may start at any byte (the stride need not be a multiple of the
+ * sample size), so wider samples are copied, not dereferenced. */
 static float sample(const sr_image *image, const uint8_t *row, int64_t i)
 {
+    uint16_t u16;
+    float f32;
     switch (image->type) {
     case SR_PIXEL_U8: return row[i] / 255.0f;
-    case SR_PIXEL_U16: return ((const uint16_t *)row)[i] / 65535.0f;
-    default: return ((const float *)row)[i];
+    case SR_PIXEL_U16: memcpy(&u16, row + 2 * i, 2); return u16 / 65535.0f;
+    default: memcpy(&f32, row + 4 * i, 4); return f32;
     }
 }
 
@@ -57,21 +62,23 @@ void sr_image_to_tensor(const sr_image *image, sr_tensor *t)
 
 void sr_tensor_to_image(const sr_tensor *t, sr_image *image)
 {
-    const int64_t W = image->width, H = image->height, plane = W * H;
+    const int64_t W = image->width;
     const int ch = image->channels;
-    for (int64_t y = 0; y < H; y++) {
+    for (int64_t y = t->y0; y < t->y0 + t->shape.h; y++) {
         uint8_t *row = (uint8_t *)image->data + y * image->stride;
         for (int64_t x = 0; x < W; x++)
             for (int c = 0; c < 3; c++) {
-                float v = t->data[c * plane + y * W + x];
+                float v = sr_tensor_row(t, c, y)[x];
                 v = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f; /* NaN too becomes 0 */
                 const int64_t i = x * ch + c;
-                if (image->type == SR_PIXEL_U8)
+                if (image->type == SR_PIXEL_U8) {
                     row[i] = (uint8_t)lrintf(v * 255.0f);
-                else if (image->type == SR_PIXEL_U16)
-                    ((uint16_t *)row)[i] = (uint16_t)lrintf(v * 65535.0f);
-                else
-                    ((float *)row)[i] = v;
+                } else if (image->type == SR_PIXEL_U16) {
+                    const uint16_t u16 = (uint16_t)lrintf(v * 65535.0f);
+                    memcpy(row + 2 * i, &u16, 2);
+                } else {
+                    memcpy(row + 4 * i, &v, 4);
+                }
             }
     }
 }

@@ -13,7 +13,8 @@ sr_status sr_image_check(const sr_image *image, const char *what, sr_error *err)
 /* Fills a 3 x H x W tensor (allocated by the caller) from the image. */
 void sr_image_to_tensor(const sr_image *image, sr_tensor *t);
 
-/* Writes a 3 x H x W tensor into an RGB image of the same size. */
+/* Writes the rows a 3-channel tensor holds (a band or the whole image)
+ * into the same rows of an RGB image of the same width. */
 void sr_tensor_to_image(const sr_tensor *t, sr_image *image);
 
 #endif

@@ -6,17 +6,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
+#include "report.h"
+#include "commands.h"
 #include "srrun.h"
 
 static const char usage_text[] =
     "usage: srrun [options] [MODEL] INPUT\n"
+    "       srrun convert MODEL OUTPUT.bin [--fp16]\n"
+    "       srrun info MODEL\n"
     "\n"
     "Upscales INPUT (PNG or JPEG) with the super-resolution network in MODEL,\n"
     "a file written by torch.save(generator.state_dict(), path). Without MODEL\n"
     "the shipped default model is used.\n"
+    "\n"
+    "convert writes MODEL (a .pth or a model.bin) as srrun's own model.bin,\n"
+    "which loads faster and is checksummed; --fp16 stores float16 weights\n"
+    "(half the size). info shows what a model file holds.\n"
     "\n"
     "options:\n"
     "  -o, --output FILE    output PNG (default: INPUT's name + _x<scale>.png,\n"
@@ -24,7 +33,12 @@ static const char usage_text[] =
     "  -b, --backend NAME   auto, cpu or reference (default: auto)\n"
     "  -t, --threads N      worker threads (default: all cores)\n"
     "      --strict         refuse model files with tensors the network does not use\n"
-    "  -q, --quiet          print nothing but errors\n"
+    "  -m, --max-memory SIZE  most memory the whole run may take, e.g. 300M or 2G\n"
+    "                       (default: three quarters of the machine's memory)\n"
+    "      --tile-rows N    compute in bands of N rows (default: as high as fits)\n"
+    "      --plan           print the plan for INPUT (bands, memory) and stop\n"
+    "      --stats FILE     write timings, memory and the plan as JSON (- for stdout)\n"
+    "  -q, --quiet          print nothing but errors (no progress bar)\n"
     "  -v, --verbose        also print the model, sizes and timing\n"
     "  -h, --help           show this help\n"
     "  -V, --version        show the version\n";
@@ -33,7 +47,8 @@ typedef struct cli {
     const char *model, *input, *output;
     sr_model_options model_options;
     sr_session_options options;
-    int quiet, verbose;
+    const char *stats;
+    int quiet, verbose, plan_only;
 } cli;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -87,14 +102,31 @@ static int parse(int argc, char **argv, cli *c)
         {"threads", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},      {"strict", no_argument, NULL, 'S'},
+        {"max-memory", required_argument, NULL, 'm'}, {"tile-rows", required_argument, NULL, 'T'},
+        {"plan", no_argument, NULL, 'P'},         {"stats", required_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "o:b:t:qvhV", longs, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "o:b:t:m:qvhV", longs, NULL)) != -1) {
         switch (opt) {
         case 'o': c->output = optarg; break;
         case 'q': c->quiet = 1; break;
         case 'S': c->model_options.strict = 1; break;
+        case 'P': c->plan_only = 1; break;
+        case 's': c->stats = optarg; break;
+        case 'm':
+            c->options.max_memory = parse_size(optarg);
+            if (c->options.max_memory < 0)
+                return usage_error("--max-memory needs a size like 300M or 2G, not '%s'", optarg);
+            break;
+        case 'T': {
+            char *end;
+            long long n = strtoll(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || n < 1)
+                return usage_error("--tile-rows needs a positive number, not '%s'", optarg);
+            c->options.tile_rows = n;
+            break;
+        }
         case 'v': c->verbose = 1; break;
         case 'h': fputs(usage_text, stdout); return 0;
         case 'V': printf("srrun %s\n", sr_version_string()); return 0;
@@ -128,11 +160,31 @@ static int parse(int argc, char **argv, cli *c)
     return -1;
 }
 
-static double seconds(void)
+static void print_notices(const char *model_path, const char *notices)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    for (const char *p = notices; p && *p;) {
+        size_t n = strcspn(p, "\n");
+        fprintf(stderr, "srrun: note: %s: %.*s\n", model_path, (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+}
+
+static int64_t peak_rss_bytes(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_maxrss * 1024 : 0;
+}
+
+static int write_stats(const cli *c, const sr_model_info *info, const sr_plan_info *plan,
+                       const char *output, const run_times *times)
+{
+    FILE *f = strcmp(c->stats, "-") == 0 ? stdout : fopen(c->stats, "w");
+    if (!f) {
+        fprintf(stderr, "srrun: %s: cannot write stats\n", c->stats);
+        return 1;
+    }
+    write_stats_json(f, info, plan, &c->options, c->input, output, times, peak_rss_bytes());
+    return f == stdout ? fflush(f) != 0 : fclose(f) != 0;
 }
 
 static int run(const cli *c)
@@ -142,60 +194,94 @@ static int run(const cli *c)
     if (!model_path)
         return fail("no MODEL given and the default model is not installed");
 
-    double t0 = seconds();
+    run_times times = {0};
+    const double start = seconds_now();
     sr_model *model;
     if (sr_model_load(model_path, &c->model_options, &model, &err) != SR_OK)
         return fail(err.message);
     const sr_model_info info = sr_model_get_info(model);
-    const char *notices = sr_model_notices(model);
-    for (const char *p = notices; p && *p && !c->quiet;) {
-        size_t n = strcspn(p, "\n");
-        fprintf(stderr, "srrun: note: %s: %.*s\n", model_path, (int)n, p);
-        p += n + (p[n] == '\n');
-    }
+    if (!c->quiet)
+        print_notices(model_path, sr_model_notices(model));
+    times.load = seconds_now() - start;
 
     sr_image in = {0}, out = {0};
     sr_session *session = NULL;
+    sr_plan_info plan;
     char output[4096];
     int rc = 1;
+    double t = seconds_now();
     if (sr_image_read(c->input, 0, &in, &err) != SR_OK) {
         fail(err.message);
         goto done;
     }
+    times.decode = seconds_now() - t;
     if (c->output)
         snprintf(output, sizeof output, "%s", c->output);
     else
         default_output(output, sizeof output, c->input, info.scale);
-    if (sr_image_alloc(&out, in.width * info.scale, in.height * info.scale, 3,
-                       SR_PIXEL_U8, &err) != SR_OK ||
-        sr_session_new(model, &c->options, &session, &err) != SR_OK) {
+
+    progress_bar bar;
+    sr_session_options options = c->options;
+    if (!c->quiet && !c->plan_only && isatty(2)) {
+        progress_bar_start(&bar, stderr);
+        options.progress = progress_bar_update;
+        options.progress_user = &bar;
+    }
+    t = seconds_now();
+    if (sr_session_new(model, &options, &session, &err) != SR_OK) {
         fprintf(stderr, "srrun: %s: %s\n", c->input, err.message);
         goto done;
     }
-    double t1 = seconds();
-    if (sr_session_run(session, &in, &out) != SR_OK) {
+    if (sr_session_plan(session, in.width, in.height, &plan) != SR_OK) {
         fprintf(stderr, "srrun: %s: %s\n", c->input, sr_session_last_error(session));
         goto done;
     }
-    double t2 = seconds();
+    times.plan = seconds_now() - t;
+    if (c->plan_only) {
+        print_plan(stdout, &info, &plan, plan.max_memory);
+        rc = 0;
+        goto done;
+    }
+    if (sr_image_alloc(&out, in.width * info.scale, in.height * info.scale, 3, SR_PIXEL_U8,
+                       &err) != SR_OK) {
+        fprintf(stderr, "srrun: %s: %s\n", c->input, err.message);
+        goto done;
+    }
+    t = seconds_now();
+    sr_status st = sr_session_run(session, &in, &out);
+    if (options.progress)
+        progress_bar_finish(&bar);
+    if (st != SR_OK) {
+        fprintf(stderr, "srrun: %s: %s\n", c->input, sr_session_last_error(session));
+        goto done;
+    }
+    times.run = seconds_now() - t;
+    t = seconds_now();
     if (sr_image_write_png(output, &out, &err) != SR_OK) {
         fail(err.message);
         goto done;
     }
+    times.encode = seconds_now() - t;
+    times.total = seconds_now() - start;
+    sr_session_plan(session, in.width, in.height, &plan); /* now with timings */
     if (c->verbose) {
-        const double gflop = 1e-9 * (double)info.n_input_pixel_flops * (double)(in.width * in.height);
+        char peak[16], predicted[16];
+        format_size(peak, sizeof peak, peak_rss_bytes());
+        format_size(predicted, sizeof predicted, plan.predicted_peak);
         fprintf(stderr,
                 "srrun: %s x%d, %d blocks, %lld parameters\n"
                 "srrun: %s %lldx%lld -> %s %lldx%lld\n"
-                "srrun: network %.3f s, %.1f GFLOP, %.1f GFLOP/s; total %.3f s\n",
+                "srrun: network %.3f s, %.1f GFLOP, %.1f GFLOP/s; total %.3f s\n"
+                "srrun: peak memory %s (predicted %s), %d stages\n",
                 info.architecture, info.scale, info.n_blocks, (long long)info.n_params,
                 c->input, (long long)in.width, (long long)in.height, output,
-                (long long)out.width, (long long)out.height, t2 - t1, gflop,
-                gflop / (t2 - t1), seconds() - t0);
-    } else if (!c->quiet) {
+                (long long)out.width, (long long)out.height, times.run,
+                1e-9 * (double)plan.whole_flops, 1e-9 * (double)plan.whole_flops / times.run,
+                times.total, peak, predicted, plan.n_stages);
+    } else if (!c->quiet && !(c->stats && strcmp(c->stats, "-") == 0)) {
         printf("%s\n", output);
     }
-    rc = 0;
+    rc = c->stats ? write_stats(c, &info, &plan, output, &times) : 0;
 done:
     sr_session_free(session);
     sr_image_free(&in);
@@ -206,6 +292,8 @@ done:
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && command_is(argv[1]))
+        return command_run(argc - 1, argv + 1);
     cli c = {.options = sr_session_options_default()};
     int rc = parse(argc, argv, &c);
     return rc >= 0 ? rc : run(&c);

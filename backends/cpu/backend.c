@@ -3,12 +3,13 @@
 #include <stdlib.h>
 
 #include "backends/cpu/cpu.h"
+#include "runtime/pages.h"
 
 float *sr_cpu_workspace(sr_cpu_context *ctx, int64_t n)
 {
     if (n > ctx->workspace_size) {
-        free(ctx->workspace);
-        ctx->workspace = malloc((size_t)n * sizeof(float));
+        sr_pages_free(ctx->workspace, ctx->workspace_size * (int64_t)sizeof(float));
+        ctx->workspace = sr_pages_alloc(n * (int64_t)sizeof(float));
         ctx->workspace_size = ctx->workspace ? n : 0;
     }
     return ctx->workspace;
@@ -20,12 +21,17 @@ static bool cpu_supports_op(void *ctx, const sr_node *node)
     return sr_op_get(node->op)->reference != NULL;
 }
 
+static int64_t cpu_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
+{
+    return node->op == SR_OP_CONV2D ? sr_cpu_conv2d_workspace_bytes(ctx, node, out) : 0;
+}
+
 static sr_status cpu_run(void *ctx, const sr_node *node, const sr_tensor *in,
-                         sr_tensor *out, sr_error *err)
+                         sr_tensor *out, const float *stats, sr_error *err)
 {
     if (node->op == SR_OP_CONV2D)
         return sr_cpu_conv2d(ctx, node, in, out, err);
-    sr_op_get(node->op)->reference(node, in, out);
+    sr_op_get(node->op)->reference(node, in, out, stats);
     return SR_OK;
 }
 
@@ -33,7 +39,7 @@ static void cpu_free(void *ctx)
 {
     sr_cpu_context *c = ctx;
     if (c)
-        free(c->workspace);
+        sr_pages_free(c->workspace, c->workspace_size * (int64_t)sizeof(float));
     free(c);
 }
 
@@ -41,6 +47,7 @@ static const sr_backend_iface cpu_iface = {
     .api_version = SR_BACKEND_API_VERSION,
     .name = "cpu",
     .supports_op = cpu_supports_op,
+    .workspace_bytes = cpu_workspace_bytes,
     .run = cpu_run,
     .free = cpu_free,
 };

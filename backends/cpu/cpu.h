@@ -16,5 +16,7 @@ float *sr_cpu_workspace(sr_cpu_context *ctx, int64_t n);
 
 sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
                         const sr_tensor *in, sr_tensor *out, sr_error *err);
+int64_t sr_cpu_conv2d_workspace_bytes(const sr_cpu_context *ctx, const sr_node *node,
+                                      sr_shape out);
 
 #endif

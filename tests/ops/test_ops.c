@@ -1,7 +1,9 @@
 /* Every op: the reference kernels against facts that pin their meaning
  * (PyTorch's fixtures check them as a whole network), then every backend's
  * kernel against the reference on random shapes and values, with outputs
- * filled with NaN first so an unwritten element fails. */
+ * filled with NaN first so an unwritten element fails; and every kernel on
+ * bands (the rows a band needs copied alone, so reading others fails)
+ * against itself on the whole image, bit for bit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,10 +18,38 @@
 
 static sr_tensor tensor_new(int64_t c, int64_t h, int64_t w)
 {
-    sr_tensor t = {{c, h, w}, malloc((size_t)(c * h * w) * sizeof(float))};
+    sr_tensor t = sr_tensor_whole((sr_shape){c, h, w}, malloc((size_t)(c * h * w) * sizeof(float)));
     assert_non_null(t.data);
     test_fill_nan(t.data, c * h * w);
     return t;
+}
+
+/* A packed copy of rows [y0, y1) of t, which knows its place in the image. */
+static sr_tensor copy_rows(const sr_tensor *t, int64_t y0, int64_t y1)
+{
+    sr_tensor b = tensor_new(t->shape.c, y1 - y0, t->shape.w);
+    b.y0 = y0;
+    b.image_h = t->image_h;
+    for (int64_t c = 0; c < t->shape.c; c++)
+        for (int64_t y = y0; y < y1; y++)
+            memcpy(sr_tensor_row(&b, c, y), sr_tensor_row(t, c, y), (size_t)t->shape.w * sizeof(float));
+    return b;
+}
+
+/* Statistics of a global op over its whole input, in bands of `band` rows. */
+static float *gather_stats(const sr_node *node, const sr_tensor *in, int64_t band)
+{
+    const sr_op_desc *d = sr_op_get(node->op);
+    if (!d->is_global)
+        return NULL;
+    const int64_t n = d->n_stats(node, in->shape);
+    double *acc = calloc((size_t)n, sizeof *acc);
+    float *stats = malloc((size_t)n * sizeof *stats);
+    for (int64_t y = 0; y < in->shape.h; y += band)
+        d->accumulate(node, in, y, y + band < in->shape.h ? y + band : in->shape.h, acc);
+    d->finalize(node, in->shape, acc, stats);
+    free(acc);
+    return stats;
 }
 
 static sr_shape run_shape(const sr_node *node, const sr_tensor *in)
@@ -31,18 +61,53 @@ static sr_shape run_shape(const sr_node *node, const sr_tensor *in)
     return out;
 }
 
+/* Rows [y0, y1) of out computed alone from just the input rows they need,
+ * must equal the same rows of the whole-image output exactly. */
+static void check_band(const sr_backend_handle *b, const sr_node *node, const sr_tensor *in,
+                       const sr_tensor *whole_out, const float *stats, int64_t y0, int64_t y1)
+{
+    const sr_op_desc *d = sr_op_get(node->op);
+    const int64_t scale = d->scale(node), halo = d->halo(node);
+    int64_t lo = y0 / scale - halo, hi = (y1 + scale - 1) / scale + halo;
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > in[0].shape.h ? in[0].shape.h : hi;
+    sr_tensor band_in[SR_NODE_MAX_INPUTS];
+    for (int i = 0; i < node->n_inputs; i++)
+        band_in[i] = copy_rows(&in[i], lo, hi);
+    sr_tensor out = tensor_new(whole_out->shape.c, y1 - y0, whole_out->shape.w);
+    out.y0 = y0;
+    out.image_h = whole_out->shape.h;
+    assert_int_equal(b->iface->run(b->ctx, node, band_in, &out, stats, NULL), SR_OK);
+    for (int64_t c = 0; c < out.shape.c; c++)
+        for (int64_t y = y0; y < y1; y++)
+            if (memcmp(sr_tensor_row(&out, c, y), sr_tensor_row(whole_out, c, y),
+                       (size_t)out.shape.w * sizeof(float)) != 0)
+                fail_msg("%s %s: band [%lld, %lld) differs from the whole image at row %lld",
+                         b->iface->name, d->name, (long long)y0, (long long)y1, (long long)y);
+    for (int i = 0; i < node->n_inputs; i++)
+        free(band_in[i].data);
+    free(out.data);
+}
+
 /* Runs node on a backend and on the reference; returns the max error
- * relative to the largest reference magnitude. */
+ * relative to the largest reference magnitude. Also checks bands. */
 static float compare_backend(const sr_backend_handle *b, const sr_node *node,
-                             const sr_tensor *in)
+                             const sr_tensor *in, test_rng *r)
 {
     sr_shape s = run_shape(node, in);
     sr_tensor want = tensor_new(s.c, s.h, s.w), got = tensor_new(s.c, s.h, s.w);
-    sr_op_get(node->op)->reference(node, in, &want);
-    assert_int_equal(b->iface->run(b->ctx, node, in, &got, NULL), SR_OK);
+    float *stats = gather_stats(node, in, in[0].shape.h);
+    sr_op_get(node->op)->reference(node, in, &want, stats);
+    assert_int_equal(b->iface->run(b->ctx, node, in, &got, stats, NULL), SR_OK);
     const int64_t n = sr_shape_numel(s);
     float scale = test_max_abs(want.data, n);
     float err = test_max_abs_diff(want.data, got.data, n) / (scale > 0 ? scale : 1);
+    /* Bands: one row, the first, the last, and a random one. */
+    const int64_t H = s.h, y = test_rng_int(r, 0, (int)H - 1);
+    check_band(b, node, in, &got, stats, 0, 1);
+    check_band(b, node, in, &got, stats, H - 1, H);
+    check_band(b, node, in, &got, stats, y, y + test_rng_int(r, 1, (int)(H - y)));
+    free(stats);
     free(want.data);
     free(got.data);
     return err;
@@ -62,7 +127,7 @@ static void test_conv_reference_delta_kernel_shifts(void **state)
     sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
     node.p.conv2d = (sr_conv2d_params){1, 1, 3, 1, weight, &bias};
     sr_tensor out = tensor_new(1, 4, 5);
-    sr_op_get(SR_OP_CONV2D)->reference(&node, &in, &out);
+    sr_op_get(SR_OP_CONV2D)->reference(&node, &in, &out, NULL);
     for (int y = 0; y < 4; y++)
         for (int x = 0; x < 5; x++) {
             float v = y >= 1 && x + 1 < 5 ? in.data[(y - 1) * 5 + x + 1] : 0.0f;
@@ -85,7 +150,7 @@ static void test_conv_reference_sums_channels(void **state)
     sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
     node.p.conv2d = (sr_conv2d_params){3, 2, 1, 0, weight, bias};
     sr_tensor out = tensor_new(2, 2, 3);
-    sr_op_get(SR_OP_CONV2D)->reference(&node, &in, &out);
+    sr_op_get(SR_OP_CONV2D)->reference(&node, &in, &out, NULL);
     for (int o = 0; o < 2; o++)
         for (int p = 0; p < 6; p++) {
             double v = bias[o];
@@ -106,7 +171,7 @@ static void test_pixel_shuffle_reference_layout(void **state)
         in.data[i] = (float)i;
     sr_node node = {.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .p.pixel_shuffle.r = 2};
     sr_tensor out = tensor_new(2, 6, 4);
-    sr_op_get(SR_OP_PIXEL_SHUFFLE)->reference(&node, &in, &out);
+    sr_op_get(SR_OP_PIXEL_SHUFFLE)->reference(&node, &in, &out, NULL);
     for (int c = 0; c < 2; c++)
         for (int y = 0; y < 3; y++)
             for (int x = 0; x < 2; x++)
@@ -126,7 +191,15 @@ static void test_instance_norm_reference_normalises(void **state)
     test_fill(&r, in.data, 105, 2, 9); /* far from zero mean, unit variance */
     sr_node node = {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm.eps = 1e-5f};
     sr_tensor out = tensor_new(3, 7, 5);
-    sr_op_get(SR_OP_INSTANCE_NORM)->reference(&node, &in, &out);
+    float *stats = gather_stats(&node, &in, 7);
+    sr_op_get(SR_OP_INSTANCE_NORM)->reference(&node, &in, &out, stats);
+    /* Gathered in bands of 2 rows or 1, the statistics are the same bits. */
+    for (int64_t band = 1; band <= 2; band++) {
+        float *again = gather_stats(&node, &in, band);
+        assert_memory_equal(again, stats, 6 * sizeof(float));
+        free(again);
+    }
+    free(stats);
     for (int c = 0; c < 3; c++) {
         double sum = 0, sq = 0;
         for (int i = 0; i < 35; i++)
@@ -139,7 +212,9 @@ static void test_instance_norm_reference_normalises(void **state)
     /* A constant plane (a 1x1 image) normalises to 0, not NaN. */
     sr_tensor dot = tensor_new(1, 1, 1), dot_out = tensor_new(1, 1, 1);
     dot.data[0] = 3.5f;
-    sr_op_get(SR_OP_INSTANCE_NORM)->reference(&node, &dot, &dot_out);
+    stats = gather_stats(&node, &dot, 1);
+    sr_op_get(SR_OP_INSTANCE_NORM)->reference(&node, &dot, &dot_out, stats);
+    free(stats);
     assert_float_equal(dot_out.data[0], 0.0f, 0);
     free(dot.data);
     free(dot_out.data);
@@ -157,12 +232,12 @@ static void test_prelu_reference_slopes(void **state)
     sr_tensor out = tensor_new(2, 1, 2);
     sr_node node = {.op = SR_OP_PRELU, .n_inputs = 1};
     node.p.prelu = (sr_prelu_params){1, &shared};
-    sr_op_get(SR_OP_PRELU)->reference(&node, &in, &out);
+    sr_op_get(SR_OP_PRELU)->reference(&node, &in, &out, NULL);
     float want_shared[4] = {-0.5f, 3, -1, 5};
     for (int i = 0; i < 4; i++)
         assert_float_equal(out.data[i], want_shared[i], 1e-7);
     node.p.prelu = (sr_prelu_params){2, per_channel};
-    sr_op_get(SR_OP_PRELU)->reference(&node, &in, &out);
+    sr_op_get(SR_OP_PRELU)->reference(&node, &in, &out, NULL);
     float want_per_channel[4] = {-0.2f, 3, -2, 5};
     for (int i = 0; i < 4; i++)
         assert_float_equal(out.data[i], want_per_channel[i], 1e-7);
@@ -176,7 +251,7 @@ static void test_tanh_affine_reference(void **state)
     sr_tensor in = tensor_new(1, 1, 3), out = tensor_new(1, 1, 3);
     in.data[0] = -40.0f, in.data[1] = 0.0f, in.data[2] = 0.5f;
     sr_node node = {.op = SR_OP_TANH_AFFINE, .n_inputs = 1};
-    sr_op_get(SR_OP_TANH_AFFINE)->reference(&node, &in, &out);
+    sr_op_get(SR_OP_TANH_AFFINE)->reference(&node, &in, &out, NULL);
     assert_float_equal(out.data[0], 0.0f, 1e-7);
     assert_float_equal(out.data[1], 0.5f, 1e-7);
     assert_float_equal(out.data[2], (tanh(0.5) + 1) / 2, 1e-7);
@@ -204,8 +279,9 @@ static const conv_case conv_cases[] = {
 static void test_backends_match_reference(void **state)
 {
     (void)state;
-    sr_backend_handle backends[1];
+    sr_backend_handle backends[2];
     assert_int_equal(sr_cpu_backend_new(2, &backends[0], NULL), SR_OK);
+    assert_int_equal(sr_reference_backend_new(&backends[1], NULL), SR_OK);
     test_rng r = {42};
     for (size_t b = 0; b < sizeof backends / sizeof *backends; b++) {
         const sr_backend_handle *be = &backends[b];
@@ -220,7 +296,7 @@ static void test_backends_match_reference(void **state)
             test_fill(&r, bias, cc->c_out, -0.5f, 0.5f);
             sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
             node.p.conv2d = (sr_conv2d_params){cc->c_in, cc->c_out, cc->k, cc->pad, weight, bias};
-            float err = compare_backend(be, &node, &in);
+            float err = compare_backend(be, &node, &in, &r);
             if (err > SR_TOL_KERNEL_REL)
                 fail_msg("%s conv case %zu: relative error %g", be->iface->name, i, err);
             free(weight);
@@ -245,7 +321,7 @@ static void test_backends_match_reference(void **state)
                 {.op = SR_OP_TANH_AFFINE, .n_inputs = 1},
             };
             for (size_t j = 0; j < sizeof nodes / sizeof *nodes; j++) {
-                float err = compare_backend(be, &nodes[j], in);
+                float err = compare_backend(be, &nodes[j], in, &r);
                 if (err > SR_TOL_KERNEL_REL)
                     fail_msg("%s %s: relative error %g", be->iface->name,
                              sr_op_get(nodes[j].op)->name, err);

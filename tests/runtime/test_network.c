@@ -170,7 +170,7 @@ static void test_progress_rises_to_one(void **state)
     (void)state;
     progress_log log = {.cancel_at = -1};
     run_with_progress(&log, SR_OK);
-    assert_true(log.n > 5);
+    assert_true(log.n >= 3); /* a band at least per stage: 2 statistics, 1 output */
     for (int i = 1; i < log.n; i++)
         assert_true(log.fractions[i] >= log.fractions[i - 1]);
     assert_true(log.fractions[0] > 0.0);

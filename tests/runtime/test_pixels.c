@@ -19,7 +19,7 @@ static void check_input(int channels, sr_pixel_type type)
     const int64_t W = 5, H = 3, plane = W * H;
     const int bytes = type == SR_PIXEL_U8 ? 1 : type == SR_PIXEL_U16 ? 2 : 4;
     const double max = type == SR_PIXEL_U8 ? 255 : type == SR_PIXEL_U16 ? 65535 : 1;
-    sr_image img = {W, H, channels, type, W * channels * bytes + 7, NULL}; /* padded rows */
+    sr_image img = {W, H, channels, type, W * channels * bytes + 8, NULL}; /* padded rows */
     img.data = malloc((size_t)(img.stride * H));
     test_rng r = {(uint64_t)(channels * 10 + type + 1)};
     for (int64_t i = 0; i < img.stride * H; i++)
@@ -27,7 +27,7 @@ static void check_input(int channels, sr_pixel_type type)
     if (type == SR_PIXEL_F32)
         for (int64_t y = 0; y < H; y++)
             test_fill(&r, (float *)((uint8_t *)img.data + y * img.stride), W * channels, 0, 1);
-    sr_tensor t = {{3, H, W}, malloc((size_t)(3 * plane) * sizeof(float))};
+    sr_tensor t = sr_tensor_whole((sr_shape){3, H, W}, malloc((size_t)(3 * plane) * sizeof(float)));
     test_fill_nan(t.data, 3 * plane);
     sr_image_to_tensor(&img, &t);
     for (int64_t y = 0; y < H; y++)
@@ -63,7 +63,7 @@ static void test_output_clamps_and_rounds(void **state)
 {
     (void)state;
     float values[3][2] = {{-0.5f, 0.0f}, {0.5f, 1.0f}, {1.5f, NAN}};
-    sr_tensor t = {{3, 1, 2}, &values[0][0]};
+    sr_tensor t = sr_tensor_whole((sr_shape){3, 1, 2}, &values[0][0]);
     uint8_t u8[6];
     sr_image img = {2, 1, 3, SR_PIXEL_U8, 6, u8};
     sr_tensor_to_image(&t, &img);

@@ -241,6 +241,118 @@ static void test_default_model_and_output_option(void **state)
     assert_non_null(strstr(r.err, "GFLOP/s"));
 }
 
+static void read_whole(const char *name, uint8_t **data, int64_t *size)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", workdir, name);
+    *data = test_read_file(path, size);
+    assert_non_null(*data);
+}
+
+static void remove_file(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", workdir, name);
+    assert_int_equal(unlink(path), 0);
+}
+
+/* convert, then upscaling with the .bin gives the very PNG of the .pth. */
+static void test_convert_then_upscale(void **state)
+{
+    (void)state;
+    cli_result r = run_cli((const char *[]){"convert", "srpgan_x2.pth", "m.bin", NULL});
+    if (r.exit_code != 0)
+        fail_msg("%s", r.err);
+    assert_string_equal(r.out, "m.bin\n");
+    assert_string_equal(r.err, "");
+    r = run_cli((const char *[]){"-q", "-o", "from_pth.png", "srpgan_x2.pth", "leaves_37x29.png", NULL});
+    assert_int_equal(r.exit_code, 0);
+    r = run_cli((const char *[]){"-q", "-o", "from_bin.png", "m.bin", "leaves_37x29.png", NULL});
+    if (r.exit_code != 0)
+        fail_msg("%s", r.err);
+    uint8_t *a, *b;
+    int64_t na, nb;
+    read_whole("from_pth.png", &a, &na);
+    read_whole("from_bin.png", &b, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, (size_t)na);
+    free(a);
+    free(b);
+
+    /* float16 weights: half the file, the picture within a level or so. */
+    r = run_cli((const char *[]){"convert", "--fp16", "srpgan_x2.pth", "m16.bin", NULL});
+    assert_int_equal(r.exit_code, 0);
+    r = run_cli((const char *[]){"-q", "-o", "from_bin16.png", "m16.bin", "leaves_37x29.png", NULL});
+    assert_int_equal(r.exit_code, 0);
+    char pa[512], pb[512];
+    snprintf(pa, sizeof pa, "%s/from_pth.png", workdir);
+    snprintf(pb, sizeof pb, "%s/from_bin16.png", workdir);
+    sr_image ia = {0}, ib = {0};
+    assert_int_equal(sr_image_read(pa, 0, &ia, NULL), SR_OK);
+    assert_int_equal(sr_image_read(pb, 0, &ib, NULL), SR_OK);
+    for (int64_t y = 0; y < ia.height; y++)
+        for (int64_t i = 0; i < ia.width * 3; i++) {
+            int d = ((uint8_t *)ia.data)[y * ia.stride + i] - ((uint8_t *)ib.data)[y * ib.stride + i];
+            assert_true(abs(d) <= SR_TOL_LEVELS);
+        }
+    sr_image_free(&ia);
+    sr_image_free(&ib);
+    remove_file("from_pth.png");
+    remove_file("from_bin.png");
+    remove_file("from_bin16.png");
+    remove_file("m16.bin");
+}
+
+static void test_info(void **state)
+{
+    (void)state;
+    cli_result r = run_cli((const char *[]){"convert", "-q", "srpgan_x2.pth", "i.bin", NULL});
+    assert_int_equal(r.exit_code, 0);
+    assert_string_equal(r.out, "");
+    r = run_cli((const char *[]){"info", "i.bin", NULL});
+    if (r.exit_code != 0)
+        fail_msg("%s", r.err);
+    static const char *const want_bin[] = {
+        "format:        model.bin\n", "architecture:  srpgan\n", "scale:         2\n",
+        "blocks:        1\n", "parameters:    289671\n", "dtype:         float32\n",
+        "file size:     1161100 bytes", "checksum:      crc32 header ",
+    };
+    for (size_t i = 0; i < sizeof want_bin / sizeof *want_bin; i++)
+        if (!strstr(r.out, want_bin[i]))
+            fail_msg("no '%s' in:\n%s", want_bin[i], r.out);
+    r = run_cli((const char *[]){"info", "srpgan_x2.pth", NULL});
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "format:        pth\n"));
+    assert_non_null(strstr(r.out, "file size:     1164121 bytes"));
+    assert_null(strstr(r.out, "checksum"));
+    remove_file("i.bin");
+}
+
+static void test_bad_bin_and_subcommand_usage(void **state)
+{
+    (void)state;
+    cli_result r = run_cli((const char *[]){"convert", "-q", "srpgan_x2.pth", "bad.bin", NULL});
+    assert_int_equal(r.exit_code, 0);
+    uint8_t *data;
+    int64_t size;
+    read_whole("bad.bin", &data, &size);
+    data[size / 2] ^= 0x01; /* one flipped data bit */
+    write_file("bad.bin", data, (size_t)size);
+    free(data);
+    expect_failure((const char *[]){"bad.bin", "leaves_37x29.png", NULL}, 1,
+                   "srrun: bad.bin: data checksum mismatch");
+    expect_failure((const char *[]){"info", "bad.bin", NULL}, 1, "bad.bin: data checksum mismatch");
+    expect_failure((const char *[]){"convert", "bad.bin", "out.bin", NULL}, 1,
+                   "bad.bin: data checksum mismatch");
+    expect_failure((const char *[]){"convert", "srpgan_x2.pth", "no/such/dir/out.bin", NULL}, 1,
+                   "no/such/dir/out.bin: ");
+    expect_failure((const char *[]){"convert", "srpgan_x2.pth", NULL}, 2, "convert needs MODEL and OUTPUT");
+    expect_failure((const char *[]){"convert", "--fp32", "a", "b", NULL}, 2, "convert: invalid option");
+    expect_failure((const char *[]){"info", NULL}, 2, "info needs MODEL");
+    expect_failure((const char *[]){"info", "a", "b", NULL}, 2, "info: too many arguments");
+    remove_file("bad.bin");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +361,9 @@ int main(void)
         cmocka_unit_test(test_bad_files_exit_1_naming_them),
         cmocka_unit_test(test_upscales_to_default_name),
         cmocka_unit_test(test_default_model_and_output_option),
+        cmocka_unit_test(test_convert_then_upscale),
+        cmocka_unit_test(test_info),
+        cmocka_unit_test(test_bad_bin_and_subcommand_usage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,20 @@
+/* What a loaded model is, shared by the model API (api.c) and sessions
+ * (session.c): the mapped file, the weights viewing it, the graph viewing
+ * the weights. Immutable once loaded. */
+#ifndef SR_RUNTIME_MODEL_H
+#define SR_RUNTIME_MODEL_H
+
+#include "formats/file.h"
+#include "models/registry.h"
+#include "runtime/graph.h"
+#include "runtime/weights.h"
+
+struct sr_model {
+    sr_mapped_file file; /* float32 weights are views into it */
+    sr_weights weights;
+    sr_graph graph;
+    sr_model_info info;
+    sr_notices notices;
+};
+
+#endif

@@ -1,0 +1,80 @@
+/* The planner: how a graph runs on one image size within a memory budget,
+ * decided before anything runs.
+ *
+ * A run is a sequence of stages, one per global op (it sweeps the op's input
+ * over the whole image to gather statistics) and a last one that sweeps the
+ * output into the caller's sink. A stage sweeps its target in horizontal
+ * bands; each band computes, for every node of the stage, just the rows the
+ * band needs (walking halos and scales back from the target). Some nodes are
+ * kept: their whole output is materialised once, in the stage that first
+ * needs it, and read by later stages; every other node lives in a band
+ * buffer of one arena and is recomputed wherever it is needed. Which nodes
+ * are kept and how high each stage's bands are is the planner's choice: the
+ * fastest plan whose predicted peak fits the budget. Bands never change a
+ * result (see ops/op.h), so every plan gives the same bytes. */
+#ifndef SR_RUNTIME_PLAN_H
+#define SR_RUNTIME_PLAN_H
+
+#include <stdbool.h>
+
+#include "backends/backend.h"
+#include "runtime/graph.h"
+
+typedef struct sr_stage {
+    int target;        /* node whose rows the stage sweeps */
+    int global;        /* node whose statistics it gathers; -1: the output */
+    int64_t band_rows; /* rows of the target per band */
+    int n_bands;
+    int n_order;
+    int *order;            /* nodes computed per band, in graph order */
+    int64_t *offset;       /* per node: byte offset of its band buffer, or -1 */
+    int64_t *max_rows;     /* per node: most rows a band computes */
+    int64_t arena_bytes;   /* band buffers */
+    int64_t workspace_bytes;
+    int64_t kept_bytes;    /* whole tensors alive during the stage */
+    int64_t flops;         /* including rows recomputed for halos */
+} sr_stage;
+
+typedef struct sr_plan {
+    int n_nodes;
+    sr_shape *shapes;
+    bool *keep;       /* materialised whole (node 0, the input, always) */
+    int *first_stage; /* kept nodes: the stage that computes them */
+    int *last_stage;  /* kept nodes: the last stage that reads them */
+    int n_stages;
+    sr_stage *stages;
+    int64_t arena_bytes;     /* the largest stage's arena */
+    int64_t workspace_bytes; /* the largest stage's workspace */
+    int64_t stats_bytes;     /* global ops' statistics */
+    int64_t peak_bytes;      /* predicted: kept + arena + workspace + stats */
+    int64_t flops;           /* planned, including recomputation */
+    int64_t whole_flops;     /* the same network without any */
+    int64_t *node_flops;     /* planned, per node */
+} sr_plan;
+
+typedef struct sr_plan_request {
+    sr_shape input;    /* 3 x H x W */
+    int64_t budget;    /* bytes for the plan's peak; 0: no limit */
+    int64_t tile_rows; /* force every stage's band height; 0: choose */
+    const sr_backend_handle *backend; /* asked for workspace sizes */
+} sr_plan_request;
+
+/* Fails with SR_ERR_LIMIT when no plan fits the budget, and sets *least to
+ * the smallest peak that would work. */
+sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *plan,
+                       int64_t *least, sr_error *err);
+void sr_plan_free(sr_plan *plan);
+
+/* Rows [lo, hi) of a node. */
+typedef struct sr_span {
+    int64_t lo, hi;
+} sr_span;
+
+/* For a band of stage s covering target rows [t0, t1): the rows each node
+ * of the stage computes (comp) and must have available (need), given done[]
+ * = rows [0, done) of each kept node already computed. */
+void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *s,
+                        int64_t t0, int64_t t1, const int64_t *done, sr_span *need,
+                        sr_span *comp);
+
+#endif

@@ -1,0 +1,279 @@
+/* Sessions: a backend, options, and the plan for the last image size. A
+ * run converts the image into the network's input, plans (or reuses the
+ * plan), executes it and converts the output rows as their bands finish.
+ * The memory budget is the whole process's: what the plan may use is
+ * max_memory less the program, the weights and the caller's images. */
+#define _POSIX_C_SOURCE 200809L /* sysconf */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "runtime/error.h"
+#include "runtime/exec.h"
+#include "runtime/model.h"
+#include "runtime/pages.h"
+#include "runtime/pixels.h"
+
+/* Resident memory of the program itself: code, libraries, and OpenBLAS's
+ * packing buffers once sgemm has touched them (measured: 8 MB for a 1x1
+ * image, about 40 MB once large GEMMs have run). */
+#define PROCESS_BASE_BYTES (INT64_C(48) << 20)
+
+static const char *const backend_names[] = {
+    [SR_BACKEND_AUTO] = "auto",
+    [SR_BACKEND_CPU] = "cpu",
+    [SR_BACKEND_REFERENCE] = "reference",
+};
+_Static_assert(sizeof backend_names / sizeof *backend_names == SR_BACKEND_COUNT,
+               "one name per backend");
+
+const char *sr_backend_name(sr_backend backend)
+{
+    return (unsigned)backend < SR_BACKEND_COUNT ? backend_names[backend] : "unknown";
+}
+
+struct sr_session {
+    const sr_model *model;
+    sr_session_options options;
+    sr_backend_handle backend;
+    sr_error last_error;
+    /* The plan for the last size asked, and what it reports. */
+    bool planned;
+    sr_plan plan;
+    sr_plan_info info;
+    sr_stage_info *stages;
+    sr_layer_info *layers;
+    double *node_seconds, *stage_seconds;
+};
+
+sr_session_options sr_session_options_default(void)
+{
+    return (sr_session_options){.backend = SR_BACKEND_AUTO};
+}
+
+static int64_t physical_memory(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && size > 0 ? (int64_t)pages * size : INT64_C(4) << 30;
+}
+
+sr_status sr_session_new(const sr_model *model, const sr_session_options *options,
+                         sr_session **session, sr_error *err)
+{
+    *session = NULL;
+    if (!model)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no model");
+    sr_session_options opt = options ? *options : sr_session_options_default();
+    if ((unsigned)opt.backend >= SR_BACKEND_COUNT || opt.n_threads < 0 || opt.max_memory < 0 ||
+        opt.tile_rows < 0)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "invalid session options");
+    if (opt.max_memory == 0)
+        opt.max_memory = physical_memory() / 4 * 3;
+    sr_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    s->model = model;
+    s->options = opt;
+    sr_status st = opt.backend == SR_BACKEND_REFERENCE
+                       ? sr_reference_backend_new(&s->backend, err)
+                       : sr_cpu_backend_new(opt.n_threads, &s->backend, err);
+    if (st != SR_OK) {
+        free(s);
+        return st;
+    }
+    *session = s;
+    return SR_OK;
+}
+
+static void drop_plan(sr_session *s)
+{
+    sr_plan_free(&s->plan);
+    free(s->stages);
+    free(s->layers);
+    free(s->node_seconds);
+    free(s->stage_seconds);
+    s->stages = NULL;
+    s->layers = NULL;
+    s->node_seconds = s->stage_seconds = NULL;
+    s->planned = false;
+    memset(&s->info, 0, sizeof s->info);
+}
+
+void sr_session_free(sr_session *session)
+{
+    if (!session)
+        return;
+    drop_plan(session);
+    sr_backend_free(&session->backend);
+    free(session);
+}
+
+const char *sr_session_last_error(const sr_session *session)
+{
+    return session->last_error.message;
+}
+
+/* Memory outside the plan: the program, the mapped weights, and the
+ * caller's images (assumed 8-bit RGB in and out). */
+static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h)
+{
+    const int64_t scale = s->model->info.scale;
+    return PROCESS_BASE_BYTES + (int64_t)s->model->file.size + w * h * 3 +
+           w * scale * h * scale * 3;
+}
+
+/* Fills the public description of the plan just made. */
+static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixed, sr_error *err)
+{
+    const sr_graph *g = &s->model->graph;
+    const sr_plan *p = &s->plan;
+    s->stages = calloc((size_t)p->n_stages, sizeof *s->stages);
+    s->layers = calloc((size_t)g->n_nodes, sizeof *s->layers);
+    s->node_seconds = calloc((size_t)g->n_nodes, sizeof *s->node_seconds);
+    s->stage_seconds = calloc((size_t)p->n_stages, sizeof *s->stage_seconds);
+    if (!s->stages || !s->layers || !s->node_seconds || !s->stage_seconds)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    for (int i = 0; i < p->n_stages; i++) {
+        const sr_stage *st = &p->stages[i];
+        s->stages[i] = (sr_stage_info){
+            .target = g->nodes[st->target].name,
+            .global = st->global >= 0 ? g->nodes[st->global].name : NULL,
+            .band_rows = st->band_rows,
+            .n_bands = st->n_bands,
+            .n_nodes = st->n_order,
+            .kept_bytes = st->kept_bytes,
+            .arena_bytes = st->arena_bytes,
+            .workspace_bytes = st->workspace_bytes,
+            .flops = st->flops,
+        };
+    }
+    int n_layers = 0, n_kept = 0;
+    for (int n = 1; n < g->n_nodes; n++) {
+        s->layers[n_layers++] = (sr_layer_info){
+            .name = g->nodes[n].name,
+            .op = sr_op_get(g->nodes[n].op)->name,
+            .flops = p->node_flops[n],
+        };
+        n_kept += p->keep[n];
+    }
+    s->info = (sr_plan_info){
+        .width = w,
+        .height = h,
+        .max_memory = s->options.max_memory,
+        .predicted_peak = fixed + p->peak_bytes,
+        .fixed_bytes = fixed,
+        .plan_bytes = p->peak_bytes,
+        .flops = p->flops,
+        .whole_flops = p->whole_flops,
+        .n_kept = n_kept,
+        .n_stages = p->n_stages,
+        .n_layers = n_layers,
+        .stages = s->stages,
+        .layers = s->layers,
+    };
+    return SR_OK;
+}
+
+static sr_status plan_size(sr_session *s, int64_t w, int64_t h, sr_error *err)
+{
+    if (s->planned && s->info.width == w && s->info.height == h)
+        return SR_OK;
+    drop_plan(s);
+    if (w < 1 || h < 1)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "cannot plan a %lldx%lld image",
+                       (long long)w, (long long)h);
+    const int64_t fixed = fixed_bytes(s, w, h);
+    if (fixed >= s->options.max_memory)
+        return sr_fail(err, SR_ERR_LIMIT,
+                       "max memory %lldM is less than the %lldM that the program, the weights "
+                       "and the %lldx%lld images take before any activation",
+                       (long long)(s->options.max_memory >> 20), (long long)(fixed >> 20) + 1,
+                       (long long)w, (long long)h);
+    const sr_plan_request req = {
+        .input = {3, h, w},
+        .budget = s->options.max_memory - fixed,
+        .tile_rows = s->options.tile_rows,
+        .backend = &s->backend,
+    };
+    int64_t least = 0;
+    sr_status st = sr_plan_make(&s->model->graph, &req, &s->plan, &least, err);
+    if (st == SR_ERR_LIMIT)
+        sr_fail(err, st, "a %lldx%lld image needs a max memory of at least %lldM%s (%lldM given)",
+                (long long)w, (long long)h, (long long)((fixed + least) >> 20) + 1,
+                s->options.tile_rows ? " with these tile rows" : "",
+                (long long)(s->options.max_memory >> 20));
+    if (st == SR_OK)
+        st = describe_plan(s, w, h, fixed, err);
+    if (st != SR_OK) {
+        drop_plan(s);
+        return st;
+    }
+    s->planned = true;
+    return SR_OK;
+}
+
+sr_status sr_session_plan(sr_session *session, int64_t width, int64_t height,
+                          sr_plan_info *info)
+{
+    sr_error *err = &session->last_error;
+    err->message[0] = '\0';
+    sr_status st = plan_size(session, width, height, err);
+    if (st == SR_OK && info)
+        *info = session->info;
+    return st;
+}
+
+static sr_status check_run(const sr_session *s, const sr_image *in, const sr_image *out,
+                           sr_error *err)
+{
+    sr_status st = sr_image_check(in, "input", err);
+    if (st == SR_OK)
+        st = sr_image_check(out, "output", err);
+    if (st != SR_OK)
+        return st;
+    const int scale = s->model->info.scale;
+    if (out->channels != 3 || out->width != in->width * scale || out->height != in->height * scale)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                       "output image must be %lldx%lld with 3 channels, is %lldx%lld with %d",
+                       (long long)(in->width * scale), (long long)(in->height * scale),
+                       (long long)out->width, (long long)out->height, out->channels);
+    return SR_OK;
+}
+
+static sr_status write_rows(void *user, const sr_tensor *rows, sr_error *err)
+{
+    (void)err;
+    sr_tensor_to_image(rows, user);
+    return SR_OK;
+}
+
+sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
+{
+    sr_error *err = &session->last_error;
+    err->message[0] = '\0';
+    sr_status st = check_run(session, in, out, err);
+    if (st == SR_OK)
+        st = plan_size(session, in->width, in->height, err);
+    if (st != SR_OK)
+        return st;
+    const sr_shape shape = {3, in->height, in->width};
+    const int64_t input_bytes = sr_shape_numel(shape) * (int64_t)sizeof(float);
+    sr_tensor input = sr_tensor_whole(shape, sr_pages_alloc(input_bytes));
+    if (!input.data)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for the %lldx%lld input",
+                       (long long)in->width, (long long)in->height);
+    sr_image_to_tensor(in, &input);
+    const sr_graph *g = &session->model->graph;
+    memset(session->node_seconds, 0, (size_t)g->n_nodes * sizeof(double));
+    const sr_exec_progress progress = {session->options.progress, session->options.progress_user};
+    const sr_exec_timing timing = {session->node_seconds, session->stage_seconds};
+    st = sr_plan_execute(g, &session->plan, &session->backend, &input, write_rows, out, progress,
+                         timing, err);
+    sr_pages_free(input.data, input_bytes);
+    for (int i = 0; i < session->plan.n_stages; i++)
+        session->stages[i].seconds = session->stage_seconds[i];
+    for (int n = 1; n < g->n_nodes; n++)
+        session->layers[n - 1].seconds = session->node_seconds[n];
+    return st;
+}

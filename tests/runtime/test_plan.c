@@ -1,0 +1,200 @@
+/* Bounded memory, exactly: under any budget and any forced band height the
+ * output is the same bits as the whole-image run, for odd sizes and both
+ * scales; plans shrink as the budget does, and a budget below the least
+ * that works fails at once, saying what would. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "srrun.h"
+#include "testutil.h"
+
+static sr_model *load(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", SR_FIXTURES_DIR, name);
+    sr_model *model = NULL;
+    sr_error err = {0};
+    if (sr_model_load(path, NULL, &model, &err) != SR_OK)
+        fail_msg("%s", err.message);
+    return model;
+}
+
+/* A random RGB image: sizes around the halos need not be real photos. */
+static sr_image random_image(int64_t w, int64_t h, uint64_t seed)
+{
+    sr_image img;
+    assert_int_equal(sr_image_alloc(&img, w, h, 3, SR_PIXEL_U8, NULL), SR_OK);
+    test_rng r = {seed};
+    for (int64_t i = 0; i < w * h * 3; i++)
+        ((uint8_t *)img.data)[i] = (uint8_t)test_rng_next(&r);
+    return img;
+}
+
+/* Runs with the given options into a fresh F32 image; returns the status. */
+static sr_status run(const sr_model *model, sr_session_options opt, const sr_image *in,
+                     sr_image *out, sr_plan_info *info)
+{
+    const int s = sr_model_scale(model);
+    assert_int_equal(sr_image_alloc(out, in->width * s, in->height * s, 3, SR_PIXEL_F32, NULL), SR_OK);
+    test_fill_nan(out->data, in->width * s * in->height * s * 3);
+    sr_session *session;
+    assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
+    sr_status st = sr_session_run(session, in, out);
+    if (info)
+        assert_int_equal(sr_session_plan(session, in->width, in->height, info), st);
+    sr_session_free(session);
+    return st;
+}
+
+static void expect_same(const sr_image *a, const sr_image *b, const char *what)
+{
+    const size_t n = (size_t)(a->width * a->height * 3) * sizeof(float);
+    if (memcmp(a->data, b->data, n) != 0)
+        fail_msg("%s: output differs from the whole-image run", what);
+}
+
+/* Tiny images have nothing to trade: sweep budgets on larger ones only. */
+static void check_model(const char *name, int64_t w, int64_t h, bool sweep_budgets)
+{
+    sr_model *model = load(name);
+    sr_image in = random_image(w, h, (uint64_t)(w * 1000 + h)), whole, out;
+    sr_session_options opt = sr_session_options_default();
+    opt.n_threads = 2;
+    sr_plan_info info;
+    assert_int_equal(run(model, opt, &in, &whole, &info), SR_OK);
+    assert_int_equal(info.flops, info.whole_flops); /* no budget: nothing recomputed */
+    const int64_t fixed = info.fixed_bytes, full = info.plan_bytes, whole_flops = info.whole_flops;
+
+    /* Forced band heights, from one row up. */
+    const int64_t rows[] = {1, 2, 3, 5, 8, 13};
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        opt.tile_rows = rows[i];
+        assert_int_equal(run(model, opt, &in, &out, &info), SR_OK);
+        char what[64];
+        snprintf(what, sizeof what, "%s %lldx%lld tile rows %lld", name, (long long)w,
+                 (long long)h, (long long)rows[i]);
+        expect_same(&whole, &out, what);
+        sr_image_free(&out);
+    }
+    opt.tile_rows = 0;
+
+    /* Shrinking budgets, down to the least that works. */
+    int64_t budget = full, last_flops = info.whole_flops;
+    int n_fit = 0;
+    while (sweep_budgets) {
+        opt.max_memory = fixed + budget;
+        sr_status st = run(model, opt, &in, &out, &info);
+        if (st != SR_OK) {
+            assert_int_equal(st, SR_ERR_LIMIT);
+            sr_image_free(&out);
+            break;
+        }
+        assert_true(info.predicted_peak <= opt.max_memory);
+        last_flops = info.flops;
+        char what[64];
+        snprintf(what, sizeof what, "%s %lldx%lld budget %lld", name, (long long)w, (long long)h,
+                 (long long)budget);
+        expect_same(&whole, &out, what);
+        sr_image_free(&out);
+        n_fit++;
+        budget = budget * 7 / 8;
+    }
+    if (sweep_budgets) {
+        assert_true(n_fit >= 3);
+        assert_true(last_flops > whole_flops); /* the tightest plans recompute */
+    }
+    sr_image_free(&whole);
+    sr_image_free(&in);
+    sr_model_free(model);
+}
+
+static void test_budgets_and_bands_give_the_same_bits_x2(void **state)
+{
+    (void)state;
+    check_model("srpgan_x2.pth", 37, 29, true);
+    check_model("srpgan_x2.pth", 1, 9, false);
+}
+
+static void test_budgets_and_bands_give_the_same_bits_x4(void **state)
+{
+    (void)state;
+    check_model("srpgan_x4.pth", 23, 31, true);
+    check_model("srpgan_x4.pth", 6, 2, false);
+}
+
+static void test_too_small_a_budget_says_what_would_do(void **state)
+{
+    (void)state;
+    sr_model *model = load("srpgan_x4.pth");
+    sr_session_options opt = sr_session_options_default();
+    sr_session *session;
+    assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
+    sr_plan_info info;
+    assert_int_equal(sr_session_plan(session, 300, 200, &info), SR_OK);
+    const int64_t fixed = info.fixed_bytes;
+    sr_session_free(session);
+
+    /* Just above the fixed part: no plan fits, and the message names the
+     * least budget; that budget then works. */
+    opt.max_memory = fixed + (1 << 20);
+    assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
+    assert_int_equal(sr_session_plan(session, 300, 200, &info), SR_ERR_LIMIT);
+    const char *msg = sr_session_last_error(session);
+    const char *at = strstr(msg, "needs a max memory of at least ");
+    if (!at)
+        fail_msg("%s", msg);
+    const long long least = strtoll(at + strlen("needs a max memory of at least "), NULL, 10);
+    sr_session_free(session);
+    opt.max_memory = (int64_t)least << 20;
+    assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
+    assert_int_equal(sr_session_plan(session, 300, 200, &info), SR_OK);
+    assert_true(info.flops > info.whole_flops);
+    sr_session_free(session);
+
+    /* Below the program, weights and images alone. */
+    opt.max_memory = fixed / 2;
+    assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
+    assert_int_equal(sr_session_plan(session, 300, 200, &info), SR_ERR_LIMIT);
+    assert_non_null(strstr(sr_session_last_error(session), "before any activation"));
+    sr_session_free(session);
+    sr_model_free(model);
+}
+
+static void test_plan_reports_stages(void **state)
+{
+    (void)state;
+    sr_model *model = load("srpgan_x4.pth");
+    sr_session *session;
+    assert_int_equal(sr_session_new(model, NULL, &session, NULL), SR_OK);
+    sr_plan_info info;
+    assert_int_equal(sr_session_plan(session, 64, 48, &info), SR_OK);
+    /* Two residual blocks: four InstanceNorms, then the output. */
+    assert_int_equal(info.n_stages, 5);
+    assert_string_equal(info.stages[0].target, "res_blocks.0.conv1");
+    assert_string_equal(info.stages[0].global, "res_blocks.0.in1");
+    assert_null(info.stages[4].global);
+    assert_int_equal(info.stages[4].band_rows * info.stages[4].n_bands >= 48 * 4, 1);
+    assert_int_equal(info.predicted_peak, info.fixed_bytes + info.plan_bytes);
+    int64_t flops = 0;
+    for (int i = 0; i < info.n_layers; i++)
+        flops += info.layers[i].flops;
+    assert_int_equal(flops, info.flops);
+    sr_session_free(session);
+    sr_model_free(model);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_budgets_and_bands_give_the_same_bits_x2),
+        cmocka_unit_test(test_budgets_and_bands_give_the_same_bits_x4),
+        cmocka_unit_test(test_too_small_a_budget_says_what_would_do),
+        cmocka_unit_test(test_plan_reports_stages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,41 @@
+/* What the srrun command shows of a run: the progress bar, the --plan
+ * table and the --stats JSON. Presentation only; the numbers come from the
+ * library (sr_plan_info) and from the command's own clocks. */
+#ifndef SR_TOOLS_REPORT_H
+#define SR_TOOLS_REPORT_H
+
+#include <stdio.h>
+
+#include "srrun.h"
+
+/* A progress bar on a terminal, redrawn at most ten times a second. */
+typedef struct progress_bar {
+    FILE *out;
+    double start, last_draw;
+} progress_bar;
+
+void progress_bar_start(progress_bar *bar, FILE *out);
+int progress_bar_update(void *bar, double fraction); /* an sr_progress_fn */
+void progress_bar_finish(progress_bar *bar);
+
+/* "2.0G", "380M", "512K": sizes as --max-memory takes them. */
+void format_size(char *buf, size_t size, int64_t bytes);
+
+/* Parses "300M", "2G", "1.5G", "4096K" or plain bytes; -1 if invalid. */
+int64_t parse_size(const char *text);
+
+void print_plan(FILE *out, const sr_model_info *model, const sr_plan_info *plan,
+                int64_t max_memory);
+
+/* Wall-clock seconds of the command's steps. */
+typedef struct run_times {
+    double load, decode, plan, run, encode, total;
+} run_times;
+
+void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info *plan,
+                      const sr_session_options *options, const char *input,
+                      const char *output, const run_times *times, int64_t peak_rss);
+
+double seconds_now(void);
+
+#endif
