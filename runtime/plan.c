@@ -17,6 +17,7 @@ typedef struct planner {
     int **consumers;
     int64_t *flops; /* whole-image FLOPs of each node */
     int64_t workspace; /* the backend's largest, which it keeps */
+    int64_t budget;    /* the one being planned for: req's, or a probe */
     /* scratch */
     bool *available, *in_stage;
     int64_t *done;
@@ -214,45 +215,52 @@ static int64_t pack_arena(planner *p, const sr_plan *plan, sr_stage *s)
     return arena;
 }
 
+/* Band b of stage s: records the rows each band buffer needs, and returns
+ * the FLOPs of the nodes that are not kept. */
+static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64_t b)
+{
+    const int64_t H = p->shapes[s->target].h, t0 = b * s->band_rows;
+    const int64_t t1 = t0 + s->band_rows < H ? t0 + s->band_rows : H;
+    sr_plan_band_spans(p->g, plan, s, t0, t1, p->done, p->need, p->comp);
+    int64_t flops = 0;
+    for (int k = 0; k < s->n_order; k++) {
+        const int n = s->order[k];
+        const sr_span c = p->comp[n];
+        if (c.lo >= c.hi)
+            continue;
+        if (plan->keep[n]) {
+            p->done[n] = c.hi;
+            continue;
+        }
+        if (p->need[n].hi - p->need[n].lo > s->max_rows[n])
+            s->max_rows[n] = p->need[n].hi - p->need[n].lo;
+        flops += p->flops[n] / p->shapes[n].h * (c.hi - c.lo);
+    }
+    return flops;
+}
+
 /* Sizes stage s for bands of h target rows: exact (every band simulated)
- * or, for the search, from one band in the middle of the image. */
+ * or, for the search, from the first band (the widest, as kept tensors
+ * start there with nothing computed) and a band in the middle. */
 static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, bool exact)
 {
     const int64_t H = p->shapes[s->target].h;
-    if (h > H)
-        h = H;
-    s->band_rows = h;
-    s->n_bands = (int)((H + h - 1) / h);
+    s->band_rows = h < H ? h : H;
+    s->n_bands = (int)((H + s->band_rows - 1) / s->band_rows);
     for (int k = 0; k < s->n_order; k++)
         s->max_rows[s->order[k]] = 0;
     memset(p->done, 0, (size_t)p->n * sizeof *p->done);
     int64_t flops = 0;
-    /* The search simulates a band in the middle and the one before it. */
-    int64_t first = 0, step_count = s->n_bands;
-    if (!exact && s->n_bands > 2) {
-        first = (s->n_bands / 2 - 1) * h;
-        step_count = 2;
+    if (exact || s->n_bands <= 3) {
+        for (int64_t b = 0; b < s->n_bands; b++)
+            flops += simulate_band(p, plan, s, b);
+    } else {
+        simulate_band(p, plan, s, 0);
+        const int64_t mid = s->n_bands / 2;
+        memset(p->done, 0, (size_t)p->n * sizeof *p->done);
+        simulate_band(p, plan, s, mid - 1); /* so that mid starts where kept rows end */
+        flops = simulate_band(p, plan, s, mid) * s->n_bands;
     }
-    for (int b = 0; b < step_count; b++) {
-        const int64_t t0 = first + b * h, t1 = t0 + h < H ? t0 + h : H;
-        sr_plan_band_spans(p->g, plan, s, t0, t1, p->done, p->need, p->comp);
-        const bool counted = exact || b == step_count - 1;
-        for (int k = 0; k < s->n_order; k++) {
-            const int n = s->order[k];
-            const sr_span c = p->comp[n];
-            if (c.lo >= c.hi)
-                continue;
-            if (plan->keep[n])
-                p->done[n] = c.hi;
-            const int64_t rows = plan->keep[n] ? c.hi - c.lo : p->need[n].hi - p->need[n].lo;
-            if (!plan->keep[n] && rows > s->max_rows[n])
-                s->max_rows[n] = rows;
-            if (counted && !plan->keep[n])
-                flops += p->flops[n] / p->shapes[n].h * (c.hi - c.lo);
-        }
-    }
-    if (!exact && s->n_bands > 2)
-        flops *= s->n_bands;
     /* Kept nodes are computed exactly once. */
     for (int k = 0; k < s->n_order; k++)
         if (plan->keep[s->order[k]])
@@ -272,7 +280,7 @@ static int64_t stage_peak(const sr_plan *plan, const sr_stage *s)
 static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
 {
     build_stages(p, plan);
-    const int64_t budget = p->req->budget;
+    const int64_t budget = p->budget;
     bool fits = true;
     plan->peak_bytes = plan->flops = 0;
     for (int si = 0; si < plan->n_stages; si++) {
@@ -397,7 +405,7 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
                               sr_error *err)
 {
     const int n = g->n_nodes;
-    *p = (planner){.g = g, .req = req, .n = n};
+    *p = (planner){.g = g, .req = req, .n = n, .budget = req->budget};
     p->shapes = calloc((size_t)n, sizeof *p->shapes);
     p->flops = calloc((size_t)n, sizeof *p->flops);
     p->n_consumers = calloc((size_t)n, sizeof *p->n_consumers);
@@ -451,15 +459,14 @@ static int64_t excess_bytes(const sr_plan *plan, int64_t budget)
     return sum;
 }
 
-/* Chooses the kept tensors. From the set that recomputes nothing it drops
- * one tensor at a time: while the plan does not fit, the one whose loss
- * brings the stages closest to the budget per FLOP added; once it fits,
- * the one that lowers the FLOPs most (keeping less leaves room for higher
- * bands), until no drop helps. Every candidate is judged with the band
- * heights the budget really allows. */
-static bool choose_keep_set(planner *p, sr_plan *plan)
+/* From the set that recomputes nothing, drops one kept tensor at a time:
+ * while the plan does not fit, the one whose loss brings the stages
+ * closest to the budget per FLOP added; once it fits, the one that lowers
+ * the FLOPs most (keeping less leaves room for higher bands), until no
+ * drop helps. */
+static bool drop_kept(planner *p, sr_plan *plan)
 {
-    const int64_t budget = p->req->budget;
+    const int64_t budget = p->budget;
     bool fits = evaluate(p, plan, 0, false);
     int64_t flops = plan->flops, excess = excess_bytes(plan, budget);
     while (fits ? flops > plan->whole_flops : true) {
@@ -498,6 +505,94 @@ static bool choose_keep_set(planner *p, sr_plan *plan)
         excess = drop_excess;
     }
     return evaluate(p, plan, 0, false);
+}
+
+/* From keeping nothing, adds the kept tensor that lowers the FLOPs most
+ * while the plan still fits, until no addition helps. */
+static bool add_kept(planner *p, sr_plan *plan)
+{
+    for (int n = 1; n < p->n; n++)
+        plan->keep[n] = false;
+    if (!evaluate(p, plan, 0, false))
+        return false;
+    int64_t flops = plan->flops;
+    for (;;) {
+        int add = -1;
+        int64_t best = flops;
+        for (int n = 1; n < p->n - 1; n++) {
+            if (plan->keep[n])
+                continue;
+            plan->keep[n] = true;
+            if (evaluate(p, plan, 0, false) && plan->flops < best) {
+                best = plan->flops;
+                add = n;
+            }
+            plan->keep[n] = false;
+        }
+        if (add < 0)
+            break;
+        plan->keep[add] = true;
+        flops = best;
+    }
+    return evaluate(p, plan, 0, false);
+}
+
+/* Chooses the kept tensors: the cheaper of two greedy walks, one dropping
+ * from everything worth keeping, one adding to nothing. Every candidate is
+ * judged with the band heights the budget really allows. */
+static bool choose_keep_set(planner *p, sr_plan *plan)
+{
+    bool *dropped = malloc((size_t)p->n * sizeof *dropped);
+    if (!dropped)
+        return false;
+    initial_keep_set(p, plan);
+    const bool fits_dropped = drop_kept(p, plan);
+    const int64_t flops_dropped = plan->flops;
+    memcpy(dropped, plan->keep, (size_t)p->n * sizeof *dropped);
+    const bool fits_added = add_kept(p, plan);
+    if (fits_dropped && (!fits_added || flops_dropped <= plan->flops))
+        memcpy(plan->keep, dropped, (size_t)p->n * sizeof *dropped);
+    free(dropped);
+    return evaluate(p, plan, 0, false);
+}
+
+static bool plan_within(planner *p, sr_plan *plan, int64_t budget)
+{
+    p->budget = budget;
+    return choose_keep_set(p, plan);
+}
+
+/* Plans for a ladder of budgets, from what the unconstrained plan takes
+ * down to where nothing fits, and keeps the leanest plan within 5% of the
+ * fewest FLOPs among those that fit the real budget. A ladder, because the
+ * greedy choice of kept tensors is not monotone in the budget (a plan made
+ * for more memory can come out both leaner and faster), and a 5% slack,
+ * because the fastest plan may hold far more memory than one nearly as fast
+ * (a whole-image run against bands that recompute a few halo rows). */
+static bool best_of_ladder(planner *p, sr_plan *plan)
+{
+    const int64_t budget = p->req->budget;
+    plan_within(p, plan, 0);
+    int64_t b = plan->peak_bytes < budget || !budget ? plan->peak_bytes : budget;
+    int64_t steps[48], flops[48], peaks[48];
+    int n = 0;
+    for (; n < 48 && b > 0; b = b / 5 * 4) {
+        if (!plan_within(p, plan, b))
+            break;
+        steps[n] = b;
+        flops[n] = plan->flops;
+        peaks[n++] = plan->peak_bytes;
+    }
+    if (n == 0)
+        return plan_within(p, plan, budget);
+    int64_t least_flops = INT64_MAX;
+    for (int i = 0; i < n; i++)
+        least_flops = flops[i] < least_flops ? flops[i] : least_flops;
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (flops[i] <= least_flops + least_flops / 20 && (best < 0 || peaks[i] < peaks[best]))
+            best = i;
+    return plan_within(p, plan, steps[best]); /* the same search, so the same plan */
 }
 
 /* FLOPs of each node as the plan computes it: every band of every stage. */
@@ -544,13 +639,13 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
         plan->whole_flops += p.flops[n];
     }
     initial_keep_set(&p, plan);
-    bool fits = req->tile_rows ? evaluate(&p, plan, 0, false) : choose_keep_set(&p, plan);
+    bool fits = req->tile_rows ? evaluate(&p, plan, 0, false) : best_of_ladder(&p, plan);
     if (fits) {
         /* Size the chosen plan exactly; trim bands if that runs over. */
         fits = evaluate(&p, plan, 0, true);
         for (int si = 0; !fits && si < plan->n_stages; si++) {
             sr_stage *s = &plan->stages[si];
-            while (req->budget && stage_peak(plan, s) > req->budget && s->band_rows > 1 && !req->tile_rows)
+            while (p.budget && stage_peak(plan, s) > p.budget && s->band_rows > 1 && !req->tile_rows)
                 size_stage(&p, plan, s, s->band_rows * 3 / 4, true);
         }
         plan->peak_bytes = plan->flops = plan->arena_bytes = plan->workspace_bytes = 0;
@@ -564,7 +659,7 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
             if (s->workspace_bytes > plan->workspace_bytes)
                 plan->workspace_bytes = s->workspace_bytes;
             plan->flops += s->flops;
-            fits = fits && (!req->budget || stage_peak(plan, s) <= req->budget);
+            fits = fits && (!p.budget || stage_peak(plan, s) <= p.budget);
         }
     }
     if (fits)
