@@ -67,7 +67,8 @@ static void check_model(const char *name, int64_t w, int64_t h, bool sweep_budge
     opt.n_threads = 2;
     sr_plan_info info;
     assert_int_equal(run(model, opt, &in, &whole, &info), SR_OK);
-    assert_int_equal(info.flops, info.whole_flops); /* no budget: nothing recomputed */
+    /* Ample memory: the leanest plan within 5% of no recomputation. */
+    assert_true(info.flops <= info.whole_flops + info.whole_flops / 20);
     const int64_t fixed = info.fixed_bytes, full = info.plan_bytes, whole_flops = info.whole_flops;
 
     /* Forced band heights, from one row up. */
