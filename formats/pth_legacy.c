@@ -87,7 +87,7 @@ static sr_status persistent_load(void *user, sr_pickle *p, const sr_pickle_value
         a[4]->u.i < 0 || (a[5]->kind != SR_PICKLE_NONE && a[5]->kind != SR_PICKLE_TUPLE))
         return sr_fail(err, SR_ERR_FORMAT, "bad storage reference in the checkpoint (byte %llu)",
                        (unsigned long long)sr_pickle_offset(p));
-    sr_pth_storage *s;
+    sr_pth_storage *s = NULL;
     sr_status st = root_storage(L, a[2]->u.str.s, dt, a[4]->u.i, &s, err);
     if (st == SR_OK && a[5]->kind == SR_PICKLE_TUPLE)
         st = view_storage(L, s, a[5], &s, p, err);
