@@ -656,13 +656,8 @@ sr_status sr_modelbin_load(const sr_mapped_file *file, bool verify_crc, sr_weigh
         free(converted[i]);
     free(converted);
     free(entries);
-    if (st != SR_OK) {
-        for (int64_t i = n_before; i < weights->n_items; i++) {
-            free(weights->items[i].name);
-            free(weights->items[i].owned);
-        }
-        weights->n_items = n_before;
-    }
+    if (st != SR_OK)
+        sr_weights_truncate(weights, n_before); /* as the caller gave it */
     return st;
 }
 

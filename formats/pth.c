@@ -703,13 +703,7 @@ sr_status sr_pth_load(const sr_mapped_file *file, sr_weights *weights, sr_error 
         free(s->owned);
     sr_pickle_free(L.pickle);
     sr_zip_close(L.zip);
-    if (st != SR_OK) {
-        /* Leave the caller's collection as it was. */
-        for (int64_t i = n_before; i < weights->n_items; i++) {
-            free(weights->items[i].name);
-            free(weights->items[i].owned);
-        }
-        weights->n_items = n_before;
-    }
+    if (st != SR_OK)
+        sr_weights_truncate(weights, n_before); /* as the caller gave it */
     return st;
 }

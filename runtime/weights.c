@@ -62,12 +62,19 @@ int64_t sr_weight_numel(const sr_weight *w)
     return n;
 }
 
-void sr_weights_free(sr_weights *w)
+void sr_weights_truncate(sr_weights *w, int64_t n)
 {
-    for (int64_t i = 0; i < w->n_items; i++) {
+    for (int64_t i = n; i < w->n_items; i++) {
         free(w->items[i].name);
         free(w->items[i].owned);
     }
+    if (n < w->n_items)
+        w->n_items = n;
+}
+
+void sr_weights_free(sr_weights *w)
+{
+    sr_weights_truncate(w, 0);
     free(w->items);
     memset(w, 0, sizeof *w);
 }

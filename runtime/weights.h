@@ -32,6 +32,9 @@ sr_status sr_weights_add(sr_weights *w, const char *name, int ndim,
                          sr_error *err);
 
 const sr_weight *sr_weights_find(const sr_weights *w, const char *name);
+
+/* Removes the weights added after the first n (a loader undoing its work). */
+void sr_weights_truncate(sr_weights *w, int64_t n);
 int64_t sr_weight_numel(const sr_weight *w);
 void sr_weights_free(sr_weights *w);
 
