@@ -1,16 +1,21 @@
-/* Convolution on the CPU as GEMM, in pieces of one output row and at most
- * CHUNK columns: each thread unfolds a piece (im2col) into its own small
- * workspace and multiplies the [c_out x c_in k k] weights by it with a
- * single-threaded sgemm that writes straight into the output.
- *
- * The pieces sit at fixed places in the image (a row, columns from a
- * multiple of CHUNK), so every output value comes from the same sgemm call
- * shape whatever band it is computed in: OpenBLAS's result for a column
- * depends on where it falls in a call, and this keeps a banded run
- * bit-identical to a whole-image run. */
+/* Convolution on the CPU as GEMM, two ways:
+ * - im2col, for most convolutions: a piece of one output row and at most
+ *   CHUNK columns is unfolded into the thread's workspace and multiplied by
+ *   the [c_out x c_in k k] weights, straight into the output;
+ * - kn2row, when there are few output channels (SRPGAN's 64 -> 3 9x9
+ *   output conv, a GEMM with M = 3 that runs at a tenth of the machine's
+ *   rate as im2col): each input row is multiplied by the weights of every
+ *   tap at once, [c_out k k x c_in] x [c_in x columns], and the output sums
+ *   those per-tap rows shifted into place.
+ * Each thread calls a single-threaded sgemm on pieces at fixed places in
+ * the image (one row, columns from a multiple of CHUNK): OpenBLAS's result
+ * for a column depends on where it falls in a call, so a value always made
+ * by the same call shape keeps a banded run bit-identical to a whole-image
+ * run. */
 #include <cblas.h>
 #include <limits.h>
 #include <omp.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
@@ -19,11 +24,27 @@
 
 static int64_t chunk_width(int64_t ow) { return ow < CHUNK ? ow : CHUNK; }
 
+/* Few output channels: M = c_out would starve sgemm. */
+static bool use_kn2row(const sr_conv2d_params *p) { return p->c_out < 16 && p->k > 1; }
+
+/* kn2row per thread: the input slice [c_in][cw + k - 1] and a ring of k
+ * per-tap rows [c_out k k][cw + k - 1]; shared: the weights as
+ * [c_out k k][c_in]. */
+static int64_t kn2row_thread_floats(const sr_conv2d_params *p, int64_t cw)
+{
+    const int64_t cwp = cw + p->k - 1, m = p->c_out * p->k * p->k;
+    return p->c_in * cwp + p->k * m * cwp;
+}
+
 int64_t sr_cpu_conv2d_workspace_bytes(const sr_cpu_context *ctx, const sr_node *node,
                                       sr_shape out)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
-    return ctx->n_threads * p->c_in * p->k * p->k * chunk_width(out.w) * (int64_t)sizeof(float);
+    const int64_t cw = chunk_width(out.w);
+    const int64_t floats = use_kn2row(p) ? p->c_out * p->k * p->k * p->c_in +
+                                               ctx->n_threads * kn2row_thread_floats(p, cw)
+                                         : ctx->n_threads * p->c_in * p->k * p->k * cw;
+    return floats * (int64_t)sizeof(float);
 }
 
 /* Unfolds output row y, columns [x0, x0 + cw), into col[(ci k + ky) k + kx][cw]. */
@@ -52,6 +73,89 @@ static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t y, in
         }
 }
 
+/* Input row iy, columns [x0 - pad, x0 - pad + cwp), zero outside the image,
+ * into x[c_in][cwp]. */
+static void gather_row(const sr_conv2d_params *p, const sr_tensor *in, int64_t iy, int64_t x0,
+                       int64_t cwp, float *x)
+{
+    const int64_t W = in->shape.w, start = x0 - p->pad;
+    int64_t a = -start, b = W - start; /* the part of [0, cwp) inside the image */
+    a = a < 0 ? 0 : a > cwp ? cwp : a;
+    b = b > cwp ? cwp : b < a ? a : b;
+    for (int64_t ci = 0; ci < p->c_in; ci++, x += cwp) {
+        memset(x, 0, (size_t)a * sizeof *x);
+        memcpy(x + a, sr_tensor_row(in, ci, iy) + start + a, (size_t)(b - a) * sizeof *x);
+        memset(x + b, 0, (size_t)(cwp - b) * sizeof *x);
+    }
+}
+
+/* Output rows [y0, y1), columns [x0, x0 + cw), from per-tap rows: taps[iy %
+ * k] holds, for input row iy, every (output channel, tap) product summed
+ * over input channels. Rows are made once each as the window slides. */
+static void kn2row_piece(const sr_conv2d_params *p, const float *weights, const sr_tensor *in,
+                         sr_tensor *out, int64_t y0, int64_t y1, int64_t x0, int64_t cw,
+                         float *work)
+{
+    const int64_t k = p->k, cwp = cw + k - 1, m = p->c_out * k * k;
+    float *x = work, *taps = work + p->c_in * cwp;
+    int64_t made = y0 - p->pad; /* input rows below this are in the ring */
+    for (int64_t y = y0; y < y1; y++) {
+        for (; made < y - p->pad + k; made++) {
+            if (made < 0 || made >= in->image_h)
+                continue; /* zero padding: such rows add nothing */
+            gather_row(p, in, made, x0, cwp, x);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)cwp,
+                        (int)p->c_in, 1.0f, weights, (int)p->c_in, x, (int)cwp, 0.0f,
+                        taps + made % k * m * cwp, (int)cwp);
+        }
+        for (int64_t co = 0; co < p->c_out; co++) {
+            float *o = sr_tensor_row(out, co, y) + x0;
+            for (int64_t i = 0; i < cw; i++)
+                o[i] = p->bias ? p->bias[co] : 0.0f;
+            for (int64_t ky = 0; ky < k; ky++) {
+                const int64_t iy = y + ky - p->pad;
+                if (iy < 0 || iy >= in->image_h)
+                    continue;
+                const float *t = taps + iy % k * m * cwp + (co * k + ky) * k * cwp;
+                for (int64_t kx = 0; kx < k; kx++, t += cwp)
+                    for (int64_t i = 0; i < cw; i++)
+                        o[i] += t[i + kx];
+            }
+        }
+    }
+}
+
+/* Pieces: column chunks, and when there are fewer chunks than threads,
+ * row ranges too (a piece of any rows gives the same values: every per-tap
+ * row is its own sgemm call). */
+static sr_status conv2d_kn2row(sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
+                               sr_tensor *out, sr_error *err)
+{
+    const sr_conv2d_params *p = &node->p.conv2d;
+    const int64_t OW = out->shape.w, OH = out->shape.h, k = p->k, m = p->c_out * k * k;
+    const int64_t cw_max = chunk_width(OW), n_chunks = (OW + cw_max - 1) / cw_max;
+    const int64_t per_thread = kn2row_thread_floats(p, cw_max);
+    float *work = sr_cpu_workspace(ctx, m * p->c_in + ctx->n_threads * per_thread);
+    if (!work)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "%s: out of memory for the workspace", node->name);
+    float *weights = work; /* [(co k + ky) k + kx][ci] */
+    for (int64_t co = 0; co < p->c_out; co++)
+        for (int64_t ci = 0; ci < p->c_in; ci++)
+            for (int64_t t = 0; t < k * k; t++)
+                weights[(co * k * k + t) * p->c_in + ci] = p->weight[(co * p->c_in + ci) * k * k + t];
+    const int64_t n_ranges = n_chunks >= ctx->n_threads ? 1 : ctx->n_threads;
+#pragma omp parallel for num_threads(ctx->n_threads) schedule(static)
+    for (int64_t item = 0; item < n_chunks * n_ranges; item++) {
+        float *mine = work + m * p->c_in + omp_get_thread_num() * per_thread;
+        const int64_t c = item / n_ranges, r = item % n_ranges, x0 = c * cw_max;
+        const int64_t cw = x0 + cw_max <= OW ? cw_max : OW - x0;
+        const int64_t y0 = out->y0 + OH * r / n_ranges, y1 = out->y0 + OH * (r + 1) / n_ranges;
+        if (y0 < y1)
+            kn2row_piece(p, weights, in, out, y0, y1, x0, cw, mine);
+    }
+    return SR_OK;
+}
+
 sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
                         const sr_tensor *in, sr_tensor *out, sr_error *err)
 {
@@ -61,6 +165,8 @@ sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
     if (out->cstride > INT_MAX || kdim > INT_MAX)
         return sr_fail(err, SR_ERR_LIMIT, "%s: %lldx%lld output band is too large for one pass",
                        node->name, (long long)OW, (long long)OH);
+    if (use_kn2row(p))
+        return conv2d_kn2row(ctx, node, in, out, err);
     const int64_t cw_max = chunk_width(OW), n_chunks = (OW + cw_max - 1) / cw_max;
     float *workspace = sr_cpu_workspace(ctx, ctx->n_threads * kdim * cw_max);
     if (!workspace)
