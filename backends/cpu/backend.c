@@ -26,12 +26,30 @@ static int64_t cpu_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
     return node->op == SR_OP_CONV2D ? sr_cpu_conv2d_workspace_bytes(ctx, node, out) : 0;
 }
 
+/* The other ops are light and memory-bound: their reference kernels, each
+ * thread on its own rows of the band (kernels take any band, and an op
+ * that writes over its input reads only the rows it writes). */
+static void reference_by_rows(const sr_cpu_context *ctx, const sr_node *node,
+                              const sr_tensor *in, sr_tensor *out, const float *stats)
+{
+    const int n = ctx->n_threads;
+    const int64_t rows = out->shape.h;
+#pragma omp parallel for num_threads(n) schedule(static)
+    for (int t = 0; t < n; t++) {
+        const int64_t a = out->y0 + rows * t / n, b = out->y0 + rows * (t + 1) / n;
+        if (a < b) {
+            sr_tensor part = sr_tensor_rows(out, a, b);
+            sr_op_get(node->op)->reference(node, in, &part, stats);
+        }
+    }
+}
+
 static sr_status cpu_run(void *ctx, const sr_node *node, const sr_tensor *in,
                          sr_tensor *out, const float *stats, sr_error *err)
 {
     if (node->op == SR_OP_CONV2D)
         return sr_cpu_conv2d(ctx, node, in, out, err);
-    sr_op_get(node->op)->reference(node, in, out, stats);
+    reference_by_rows(ctx, node, in, out, stats);
     return SR_OK;
 }
 

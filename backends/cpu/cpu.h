@@ -1,5 +1,6 @@
 /* The CPU backend's context and its kernels, one per op it speeds up; ops
- * it does not speed up run through their reference kernels. */
+ * it does not speed up run through their reference kernels, in parallel
+ * over rows. */
 #ifndef SR_BACKENDS_CPU_CPU_H
 #define SR_BACKENDS_CPU_CPU_H
 
