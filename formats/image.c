@@ -1,8 +1,8 @@
-/* The image front end: sr_image_alloc/free, sr_image_read (open, sniff the
- * content, hand the stream to a codec) and sr_image_write_png (temporary
- * file, renamed into place only on success). Pixel decoding and encoding
- * live in png.c and jpeg.c; this file knows nothing about either format
- * beyond its magic bytes. */
+/* The image front end: sr_image_alloc/free and the metadata's ownership,
+ * sr_image_read (open, sniff the content, hand the stream to a codec) and
+ * sr_image_write_png/jpeg (temporary file, renamed into place only on
+ * success). Pixel decoding and encoding live in png.c and jpeg.c; this file
+ * knows nothing about either format beyond its magic bytes. */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/image_codecs.h"
 
@@ -79,7 +79,29 @@ void sr_image_free(sr_image *image)
     if (!image)
         return;
     free(image->data);
+    free(image->meta.icc);
     memset(image, 0, sizeof *image);
+}
+
+sr_status sr_image_copy_meta(sr_image *dst, const sr_image *src, sr_error *err)
+{
+    if (!dst || !src)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to copy metadata between");
+    if (dst == src)
+        return SR_OK;
+    sr_image_meta meta = src->meta;
+    if (src->meta.icc && src->meta.icc_size) {
+        meta.icc = malloc(src->meta.icc_size);
+        if (!meta.icc)
+            return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for an ICC profile");
+        memcpy(meta.icc, src->meta.icc, src->meta.icc_size);
+    } else {
+        meta.icc = NULL;
+        meta.icc_size = 0;
+    }
+    free(dst->meta.icc);
+    dst->meta = meta;
+    return SR_OK;
 }
 
 static int is_png(const uint8_t *head, size_t n)
@@ -127,8 +149,11 @@ sr_status sr_image_read(const char *path, int64_t max_pixels, sr_image *image,
     return status;
 }
 
+typedef enum image_format { FORMAT_PNG, FORMAT_JPEG } image_format;
+
 /* Encodes into an already created temporary file and closes it. */
-static sr_status write_and_close(int fd, const sr_image *image, sr_error *err)
+static sr_status write_and_close(int fd, const sr_image *image, image_format format,
+                                 int quality, sr_error *err)
 {
     /* mkstemp makes the file 0600; give it the usual mode of an output. */
     if (fchmod(fd, 0644) != 0) {
@@ -142,35 +167,38 @@ static sr_status write_and_close(int fd, const sr_image *image, sr_error *err)
         close(fd);
         return s;
     }
-    sr_status status = sr_png_write(file, image, err);
+    sr_status status = format == FORMAT_PNG ? sr_png_write(file, image, err)
+                                            : sr_jpeg_write(file, image, quality, err);
     /* fclose flushes: a full disk often shows up only here. */
     if (fclose(file) != 0 && status == SR_OK)
         status = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
     return status;
 }
 
-sr_status sr_image_write_png(const char *path, const sr_image *image,
-                             sr_error *err)
+/* The checks both writers share; max_side is the format's. */
+static sr_status check_writable(const sr_image *image, const char *format, int64_t max_side,
+                                sr_error *err)
 {
-    if (!path || !image || !image->data)
+    if (!image || !image->data)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to write");
-    if (image->type != SR_PIXEL_U8 && image->type != SR_PIXEL_U16)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
-                       "PNG output needs 8- or 16-bit pixels");
     if (image->channels < 1 || image->channels > 4 || image->width <= 0 ||
-        image->height <= 0 || image->width > 0x7fffffff ||
-        image->height > 0x7fffffff)
+        image->height <= 0 || image->width > max_side || image->height > max_side)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
-                       "cannot write a %lldx%lld image with %d channels as PNG",
+                       "cannot write a %lldx%lld image with %d channels as %s",
                        (long long)image->width, (long long)image->height,
-                       image->channels);
+                       image->channels, format);
     int64_t row_bytes =
         image->width * image->channels * bytes_per_sample(image->type);
     if (image->stride < row_bytes)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
                        "image stride %lld is shorter than a row (%lld bytes)",
                        (long long)image->stride, (long long)row_bytes);
+    return SR_OK;
+}
 
+static sr_status write_image(const char *path, const sr_image *image, image_format format,
+                             int quality, sr_error *err)
+{
     size_t len = strlen(path);
     char *tmp = malloc(len + sizeof ".XXXXXX");
     if (!tmp)
@@ -183,7 +211,7 @@ sr_status sr_image_write_png(const char *path, const sr_image *image,
         free(tmp);
         return s;
     }
-    sr_status status = write_and_close(fd, image, err);
+    sr_status status = write_and_close(fd, image, format, quality, err);
     if (status == SR_OK && rename(tmp, path) != 0)
         status = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
     if (status != SR_OK) {
@@ -192,4 +220,29 @@ sr_status sr_image_write_png(const char *path, const sr_image *image,
     }
     free(tmp);
     return status;
+}
+
+sr_status sr_image_write_png(const char *path, const sr_image *image,
+                             sr_error *err)
+{
+    if (!path)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no path to write to");
+    sr_status status = check_writable(image, "PNG", 0x7fffffff, err);
+    if (status == SR_OK && image->type != SR_PIXEL_U8 && image->type != SR_PIXEL_U16)
+        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "PNG output needs 8- or 16-bit pixels");
+    return status == SR_OK ? write_image(path, image, FORMAT_PNG, 0, err) : status;
+}
+
+sr_status sr_image_write_jpeg(const char *path, const sr_image *image, int quality,
+                              sr_error *err)
+{
+    if (!path)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no path to write to");
+    sr_status status = check_writable(image, "JPEG", SR_JPEG_MAX_SIDE, err);
+    if (status == SR_OK && image->type != SR_PIXEL_U8)
+        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG output needs 8-bit pixels");
+    if (status == SR_OK && (quality < 1 || quality > 100))
+        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG quality %d is not in 1..100",
+                         quality);
+    return status == SR_OK ? write_image(path, image, FORMAT_JPEG, quality, err) : status;
 }

@@ -29,4 +29,14 @@ sr_status sr_jpeg_read(FILE *file, int64_t max_pixels, sr_image *image,
 /* Encodes a validated U8/U16 image with 1-4 channels into file. */
 sr_status sr_png_write(FILE *file, const sr_image *image, sr_error *err);
 
+/* JPEG output keeps full-resolution chroma (4:4:4) from this quality on. */
+#define SR_JPEG_FULL_CHROMA 90
+
+/* libjpeg's largest side. */
+#define SR_JPEG_MAX_SIDE 65500
+
+/* Encodes a validated U8 image with 1-4 channels (alpha composited on
+ * white) and sides up to SR_JPEG_MAX_SIDE at quality 1..100 into file. */
+sr_status sr_jpeg_write(FILE *file, const sr_image *image, int quality, sr_error *err);
+
 #endif

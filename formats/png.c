@@ -1,5 +1,6 @@
 /* PNG through libpng: decoding into an sr_image that keeps the file's
- * channels and depth, and encoding 8/16-bit images. Owns the libpng
+ * channels and depth, and encoding 8/16-bit images; the colour chunks
+ * (iCCP, sRGB, gAMA) are read into and written from image->meta. Owns the libpng
  * structs, their error handling (setjmp/longjmp into a recorded message)
  * and the limits that make untrusted files safe; opening files, sniffing
  * and the temporary-file dance are image.c's. */
@@ -12,10 +13,12 @@
 
 #include "runtime/error.h"
 
-/* libpng's per-chunk allocation default, made explicit: no ancillary chunk
- * may make libpng allocate more than this. */
-#define CHUNK_MALLOC_MAX 8000000
-/* We keep no ancillary chunks, so this only bounds pathological files. */
+/* No ancillary chunk may make libpng allocate more than this. libpng reads
+ * an iCCP's declared profile length from its first inflated bytes and
+ * refuses a profile longer than this before inflating the rest, so it is
+ * also the cap on ICC profiles. */
+#define CHUNK_MALLOC_MAX SR_MAX_ICC_BYTES
+/* We keep only the three colour chunks, so this only bounds pathological files. */
 #define CHUNK_CACHE_MAX 128
 /* zlib level for output: see the comment in encode(). */
 #define WRITE_COMPRESSION_LEVEL 3
@@ -143,6 +146,35 @@ static sr_status expand_palette(png_codec *c, sr_image *image, sr_error *err)
     return SR_OK;
 }
 
+/* Copies the colour chunks libpng accepted into image->meta. A profile
+ * libpng found invalid (bad header or tag table, wrong colour space) was
+ * dropped with a warning and is not seen here. */
+static sr_status read_meta(png_codec *c, sr_image *image, sr_error *err)
+{
+    sr_image_meta *meta = &image->meta;
+    png_charp name;
+    int compression;
+    png_bytep profile;
+    png_uint_32 length;
+    if (png_get_iCCP(c->png, c->info, &name, &compression, &profile, &length) &&
+        length > 0 && length <= SR_MAX_ICC_BYTES) {
+        meta->icc = malloc(length);
+        if (!meta->icc)
+            return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for an ICC profile");
+        memcpy(meta->icc, profile, length);
+        meta->icc_size = length;
+    }
+    int intent;
+    if (png_get_sRGB(c->png, c->info, &intent)) {
+        meta->has_srgb = 1;
+        meta->srgb_intent = intent;
+    }
+    png_fixed_point gamma;
+    if (png_get_gAMA_fixed(c->png, c->info, &gamma) && gamma > 0)
+        meta->gamma = gamma;
+    return SR_OK;
+}
+
 /* Everything that may longjmp. Only c and the arguments are used after a
  * jump, and none of them changes after setjmp. */
 static sr_status decode(png_codec *c, int64_t max_pixels, sr_image *image,
@@ -156,9 +188,13 @@ static sr_status decode(png_codec *c, int64_t max_pixels, sr_image *image,
     png_set_user_limits(c->png, side_max, side_max);
     png_set_chunk_cache_max(c->png, CHUNK_CACHE_MAX);
     png_set_chunk_malloc_max(c->png, CHUNK_MALLOC_MAX);
-    /* Discard every chunk but IHDR, PLTE, tRNS, IDAT and IEND unread:
-     * text, iCCP and the colour chunks are never inflated or applied. */
+    /* Discard every chunk but IHDR, PLTE, tRNS, IDAT and IEND unread (text
+     * is never inflated), except the colour chunks kept for the output:
+     * iCCP, inflated within CHUNK_MALLOC_MAX and checked by libpng, sRGB
+     * and gAMA. None is applied to the pixels. */
+    static const png_byte colour_chunks[] = "iCCP\0sRGB\0gAMA";
     png_set_keep_unknown_chunks(c->png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
+    png_set_keep_unknown_chunks(c->png, PNG_HANDLE_CHUNK_AS_DEFAULT, colour_chunks, 3);
     png_set_read_fn(c->png, &c->stream, read_data);
     png_read_info(c->png, c->info);
 
@@ -184,6 +220,8 @@ static sr_status decode(png_codec *c, int64_t max_pixels, sr_image *image,
     int64_t height = png_get_image_height(c->png, c->info);
     sr_status status = sr_image_alloc(image, width, height, out_channels,
                                       depth == 16 ? SR_PIXEL_U16 : SR_PIXEL_U8, err);
+    if (status == SR_OK)
+        status = read_meta(c, image, err);
     if (status != SR_OK)
         return status;
     c->rows = calloc((size_t)height, sizeof *c->rows);
@@ -223,6 +261,29 @@ sr_status sr_png_read(FILE *file, const uint8_t *head, size_t n_head,
     return status;
 }
 
+/* The ICC colour space ("RGB " or "GRAY", bytes 16-19 of the header) must
+ * fit the image, or libpng would refuse the profile. */
+static int icc_fits(const sr_image_meta *meta, int channels)
+{
+    return meta->icc && meta->icc_size >= 132 && meta->icc_size <= SR_MAX_ICC_BYTES &&
+           memcmp(meta->icc + 16, channels >= 3 ? "RGB " : "GRAY", 4) == 0;
+}
+
+/* iCCP or sRGB (the PNG spec allows one of them), and gAMA. A profile that
+ * libpng still finds bad (it checks the header and tag table) is left out
+ * with a warning rather than failing the write: see png_set_benign_errors. */
+static void write_meta(png_codec *c, const sr_image *image)
+{
+    const sr_image_meta *meta = &image->meta;
+    if (icc_fits(meta, image->channels))
+        png_set_iCCP(c->png, c->info, "ICC profile", PNG_COMPRESSION_TYPE_BASE, meta->icc,
+                     (png_uint_32)meta->icc_size);
+    else if (meta->has_srgb && meta->srgb_intent >= 0 && meta->srgb_intent <= 3)
+        png_set_sRGB(c->png, c->info, meta->srgb_intent);
+    if (meta->gamma > 0)
+        png_set_gAMA_fixed(c->png, c->info, meta->gamma);
+}
+
 static sr_status encode(png_codec *c, const sr_image *image, sr_error *err)
 {
     if (setjmp(png_jmpbuf(c->png)))
@@ -241,6 +302,8 @@ static sr_status encode(png_codec *c, const sr_image *image, sr_error *err)
                  (png_uint_32)image->height, depth,
                  colour_types[image->channels - 1], PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_benign_errors(c->png, 1);
+    write_meta(c, image);
     png_write_info(c->png, c->info);
     if (depth == 16 && little_endian())
         png_set_swap(c->png);

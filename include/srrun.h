@@ -88,14 +88,32 @@ typedef enum sr_pixel_type {
     SR_PIXEL_TYPE_COUNT
 } sr_pixel_type;
 
+/* Colour metadata of an image file, carried from an input to an output as
+ * it is: srrun never applies it to the pixels (neither does Pillow). All
+ * zero means none. */
+typedef struct sr_image_meta {
+    uint8_t *icc;     /* ICC profile, uncompressed (PNG iCCP, JPEG APP2), or NULL */
+    size_t icc_size;  /* at most SR_MAX_ICC_BYTES */
+    int has_srgb;     /* a PNG sRGB chunk, */
+    int srgb_intent;  /* with its rendering intent 0..3 */
+    int32_t gamma;    /* PNG gAMA: file gamma x 100000 (45455 for 1/2.2); 0: none */
+} sr_image_meta;
+
+/* Larger ICC profiles are dropped when reading (a PNG's is never inflated
+ * beyond its declared size, nor when that size is over this). */
+#define SR_MAX_ICC_BYTES (4 << 20)
+
 /* Interleaved pixels, rows `stride` bytes apart. Channels: 1 gray,
- * 2 gray+alpha, 3 RGB, 4 RGBA. */
+ * 2 gray+alpha, 3 RGB, 4 RGBA (straight, not premultiplied, alpha). meta is
+ * owned by the image when it was made by sr_image_read, sr_image_alloc
+ * (zeroed) or sr_image_copy_meta, and freed by sr_image_free. */
 typedef struct sr_image {
     int64_t width, height;
     int channels;
     sr_pixel_type type;
     int64_t stride;
     void *data;
+    sr_image_meta meta;
 } sr_image;
 
 /* Pillow's decompression-bomb error threshold; the default image limit. */
@@ -103,8 +121,10 @@ typedef struct sr_image {
 
 /* Decodes a PNG or JPEG (recognised by content, not by name) keeping the
  * file's channels and its depth (8 or 16 bits); palettes are expanded and
- * PNG transparency becomes alpha. Refuses images over max_pixels (0: the
- * default; negative is an invalid argument) after reading only the header. */
+ * PNG transparency becomes alpha. Reads the colour metadata into
+ * image->meta (PNG iCCP, sRGB, gAMA; JPEG ICC profile). Refuses images over
+ * max_pixels (0: the default; negative is an invalid argument) after
+ * reading only the header. */
 SR_API sr_status sr_image_read(const char *path, int64_t max_pixels,
                                sr_image *image, sr_error *err);
 
@@ -113,10 +133,25 @@ SR_API sr_status sr_image_read(const char *path, int64_t max_pixels,
 SR_API sr_status sr_image_write_png(const char *path, const sr_image *image,
                                     sr_error *err);
 
-/* Allocates a zeroed image with a packed stride. */
+/* Writes an 8-bit image as baseline JPEG (libjpeg-turbo; colour keeps full
+ * chroma resolution, 4:4:4, from quality 90 up and is subsampled 4:2:0
+ * below) at quality 1..100 (90 is srrun's default), with
+ * meta's ICC profile when its colour space (gray or RGB) fits the image;
+ * sRGB and gamma are not written, JPEG has no place for them. Gray+alpha
+ * and RGBA are composited on white, as srrun's input rule does; 16-bit and
+ * sides over 65500 are refused. Through a temporary file like the PNG writer. */
+SR_API sr_status sr_image_write_jpeg(const char *path, const sr_image *image,
+                                     int quality, sr_error *err);
+
+/* Allocates a zeroed image with a packed stride and no metadata. */
 SR_API sr_status sr_image_alloc(sr_image *image, int64_t width, int64_t height,
                                 int channels, sr_pixel_type type, sr_error *err);
+/* Frees the pixels and the metadata. */
 SR_API void sr_image_free(sr_image *image);
+
+/* Replaces dst's metadata with a copy of src's (e.g. an input's colour
+ * profile onto the upscaled output before writing it). */
+SR_API sr_status sr_image_copy_meta(sr_image *dst, const sr_image *src, sr_error *err);
 
 /* ---- Models ---------------------------------------------------------- */
 
@@ -197,11 +232,20 @@ SR_API sr_status sr_session_new(const sr_model *model,
                                 sr_session **session, sr_error *err);
 SR_API void sr_session_free(sr_session *session);
 
-/* Upscales `in` (any channels and pixel type; alpha is composited on white,
- * gray replicated to RGB) into `out`, which the caller allocates at
- * scale x the input size, 3 channels, U8, U16 or F32. Values are clamped to
- * [0, 1] and rounded to the nearest integer level. Plans first (see
- * sr_session_plan) unless the last plan was for this size. */
+/* Upscales `in` (any channels and pixel type; gray replicated to RGB) into
+ * `out`, which the caller allocates at scale x the input size, U8, U16 or
+ * F32, with 3 or 4 channels; the output's channels choose what happens to
+ * the input's alpha:
+ *   3 (RGB):  alpha is composited on white before the network (c*a + 1-a).
+ *   4 (RGBA): alpha is kept. The network gets the colour as stored (PNG
+ *             alpha is straight, so that is the true colour; premultiplied
+ *             input would need unpremultiplying first), and the alpha is
+ *             upscaled on its own, bicubic (Keys, a = -0.5, Pillow's
+ *             BICUBIC kernel; taps beyond the border repeat the edge
+ *             pixel). An input without alpha gives an opaque alpha.
+ * Values are clamped to [0, 1] and rounded to the nearest integer level.
+ * Plans first (see sr_session_plan) unless the last plan for this size
+ * counted at least these images' memory. The metadata is not touched. */
 SR_API sr_status sr_session_run(sr_session *session, const sr_image *in,
                                 sr_image *out);
 
@@ -247,9 +291,18 @@ typedef struct sr_plan_info {
 
 /* Plans a width x height input (and keeps the plan for runs of that size).
  * Fails with SR_ERR_LIMIT, naming the least memory that would do, when no
- * plan fits max_memory. */
+ * plan fits max_memory. The caller's images are counted with the channels
+ * and pixel types of the last run or sr_session_plan_images (8-bit RGB in
+ * and out before any). */
 SR_API sr_status sr_session_plan(sr_session *session, int64_t width, int64_t height,
                                  sr_plan_info *info);
+
+/* The same, counting the memory of these images as they are (channels,
+ * pixel type, and the alpha upscale for a 4-channel out). Only their
+ * sizes, channels and types are read: data may be NULL, so a caller can
+ * plan before allocating the output. */
+SR_API sr_status sr_session_plan_images(sr_session *session, const sr_image *in,
+                                        const sr_image *out, sr_plan_info *info);
 
 /* The message of the session's last failure, or "" after a success. */
 SR_API const char *sr_session_last_error(const sr_session *session);

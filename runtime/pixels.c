@@ -15,6 +15,13 @@ sr_status sr_image_check(const sr_image *image, const char *what, sr_error *err)
 {
     if (!image || !image->data)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s image has no pixels", what);
+    return sr_image_check_layout(image, what, err);
+}
+
+sr_status sr_image_check_layout(const sr_image *image, const char *what, sr_error *err)
+{
+    if (!image)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no %s image", what);
     if ((unsigned)image->type >= SR_PIXEL_TYPE_COUNT)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s image has an unknown pixel type", what);
     if (image->channels < 1 || image->channels > 4)
@@ -24,7 +31,8 @@ sr_status sr_image_check(const sr_image *image, const char *what, sr_error *err)
         image->width > INT64_MAX / 16 / image->height)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s image has size %lldx%lld", what,
                        (long long)image->width, (long long)image->height);
-    if (image->stride < image->width * image->channels * pixel_bytes(image->type))
+    if (image->data &&
+        image->stride < image->width * image->channels * pixel_bytes(image->type))
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s image stride %lld is shorter than a row",
                        what, (long long)image->stride);
     return SR_OK;
@@ -43,18 +51,19 @@ static float sample(const sr_image *image, const uint8_t *row, int64_t i)
     }
 }
 
-void sr_image_to_tensor(const sr_image *image, sr_tensor *t)
+void sr_image_to_tensor(const sr_image *image, bool on_white, sr_tensor *t)
 {
     const int64_t W = image->width, H = image->height, plane = W * H;
     const int ch = image->channels;
     const int colour = ch >= 3 ? 3 : 1;
+    const bool composite = on_white && colour != ch;
     for (int64_t y = 0; y < H; y++) {
         const uint8_t *row = (const uint8_t *)image->data + y * image->stride;
         for (int64_t x = 0; x < W; x++) {
-            const float a = ch == 2 || ch == 4 ? sample(image, row, x * ch + colour) : 1.0f;
+            const float a = composite ? sample(image, row, x * ch + colour) : 1.0f;
             for (int c = 0; c < 3; c++) {
                 const float v = sample(image, row, x * ch + (colour == 3 ? c : 0));
-                t->data[c * plane + y * W + x] = colour == ch ? v : v * a + (1.0f - a);
+                t->data[c * plane + y * W + x] = composite ? v * a + (1.0f - a) : v;
             }
         }
     }

@@ -1,20 +1,28 @@
 /* Conversions between images as users hold them and the network's tensors:
- * the input rule (alpha composited on white, gray replicated to RGB) and the
+ * the input rule (alpha composited on white or ignored, gray replicated to RGB) and the
  * output rule (clamp to [0, 1], round to the nearest level). */
 #ifndef SR_RUNTIME_PIXELS_H
 #define SR_RUNTIME_PIXELS_H
+
+#include <stdbool.h>
 
 #include "runtime/tensor.h"
 #include "srrun.h"
 
 /* Checks an image's fields; `what` names it in the message. */
 sr_status sr_image_check(const sr_image *image, const char *what, sr_error *err);
+/* The same without requiring pixels (data may be NULL; the stride is then
+ * not checked either): for images described but not yet allocated. */
+sr_status sr_image_check_layout(const sr_image *image, const char *what, sr_error *err);
 
-/* Fills a 3 x H x W tensor (allocated by the caller) from the image. */
-void sr_image_to_tensor(const sr_image *image, sr_tensor *t);
+/* Fills a 3 x H x W tensor (allocated by the caller) from the image. Its
+ * alpha, if any, is composited on white when on_white, else ignored (the
+ * colour goes in as stored). */
+void sr_image_to_tensor(const sr_image *image, bool on_white, sr_tensor *t);
 
 /* Writes the rows a 3-channel tensor holds (a band or the whole image)
- * into the same rows of an RGB image of the same width. */
+ * into the same rows of an RGB or RGBA image of the same width (channels
+ * 0-2; alpha is left alone). */
 void sr_tensor_to_image(const sr_tensor *t, sr_image *image);
 
 #endif

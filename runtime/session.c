@@ -14,6 +14,7 @@
 #include "runtime/model.h"
 #include "runtime/pages.h"
 #include "runtime/pixels.h"
+#include "runtime/resample.h"
 
 /* Resident memory of the program itself: code, libraries, and OpenBLAS's
  * packing buffers once sgemm has touched them (measured: 8 MB for a 1x1
@@ -45,6 +46,10 @@ struct sr_session {
     sr_stage_info *stages;
     sr_layer_info *layers;
     double *node_seconds, *stage_seconds;
+    /* The channels and pixel types of the last images run or planned, so
+     * that sr_session_plan counts the same memory. */
+    bool have_kinds;
+    sr_image in_kind, out_kind;
 };
 
 sr_session_options sr_session_options_default(void)
@@ -114,13 +119,28 @@ const char *sr_session_last_error(const sr_session *session)
     return session->last_error.message;
 }
 
-/* Memory outside the plan: the program, the mapped weights, and the
- * caller's images (assumed 8-bit RGB in and out). */
-static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h)
+/* Bytes of an image's pixels, packed; 8-bit RGB when it is NULL. The sizes
+ * were checked (sr_image_check_layout or plan_size): no overflow. */
+static int64_t image_bytes(const sr_image *image, int64_t w, int64_t h)
+{
+    if (!image)
+        return w * h * 3;
+    const int64_t sample = image->type == SR_PIXEL_U8 ? 1 : image->type == SR_PIXEL_U16 ? 2 : 4;
+    return w * h * image->channels * sample;
+}
+
+/* Memory outside the plan: the program, the mapped weights, the caller's
+ * images as they are (8-bit RGB in and out when not given), and the alpha
+ * upscale's tables for an RGBA output. */
+static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_image *in,
+                           const sr_image *out)
 {
     const int64_t scale = s->model->info.scale;
-    return PROCESS_BASE_BYTES + (int64_t)s->model->file.size + w * h * 3 +
-           w * scale * h * scale * 3;
+    int64_t bytes = PROCESS_BASE_BYTES + (int64_t)s->model->file.size + image_bytes(in, w, h) +
+                    image_bytes(out, w * scale, h * scale);
+    if (out && out->channels == 4)
+        bytes += sr_resample_bytes(w * scale);
+    return bytes;
 }
 
 /* Fills the public description of the plan just made. */
@@ -175,15 +195,22 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
     return SR_OK;
 }
 
-static sr_status plan_size(sr_session *s, int64_t w, int64_t h, sr_error *err)
+/* Plans w x h with the images' memory counted (in and out may be NULL:
+ * 8-bit RGB). A plan for this size that counted at least as much is kept. */
+static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *in,
+                           const sr_image *out, sr_error *err)
 {
-    if (s->planned && s->info.width == w && s->info.height == h)
-        return SR_OK;
-    drop_plan(s);
+    const int64_t scale = s->model->info.scale;
     if (w < 1 || h < 1)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "cannot plan a %lldx%lld image",
                        (long long)w, (long long)h);
-    const int64_t fixed = fixed_bytes(s, w, h);
+    if (w > INT64_MAX / 64 / h / (scale * scale))
+        return sr_fail(err, SR_ERR_LIMIT, "cannot plan a %lldx%lld image: too large",
+                       (long long)w, (long long)h);
+    const int64_t fixed = fixed_bytes(s, w, h, in, out);
+    if (s->planned && s->info.width == w && s->info.height == h && fixed <= s->info.fixed_bytes)
+        return SR_OK;
+    drop_plan(s);
     if (fixed >= s->options.max_memory)
         return sr_fail(err, SR_ERR_LIMIT,
                        "max memory %lldM is less than the %lldM that the program, the weights "
@@ -218,27 +245,55 @@ sr_status sr_session_plan(sr_session *session, int64_t width, int64_t height,
 {
     sr_error *err = &session->last_error;
     err->message[0] = '\0';
-    sr_status st = plan_size(session, width, height, err);
+    const bool kinds = session->have_kinds;
+    sr_status st = plan_size(session, width, height, kinds ? &session->in_kind : NULL,
+                             kinds ? &session->out_kind : NULL, err);
     if (st == SR_OK && info)
         *info = session->info;
     return st;
 }
 
 static sr_status check_run(const sr_session *s, const sr_image *in, const sr_image *out,
-                           sr_error *err)
+                           bool need_pixels, sr_error *err)
 {
-    sr_status st = sr_image_check(in, "input", err);
+    sr_status st = need_pixels ? sr_image_check(in, "input", err)
+                               : sr_image_check_layout(in, "input", err);
     if (st == SR_OK)
-        st = sr_image_check(out, "output", err);
+        st = need_pixels ? sr_image_check(out, "output", err)
+                         : sr_image_check_layout(out, "output", err);
     if (st != SR_OK)
         return st;
     const int scale = s->model->info.scale;
-    if (out->channels != 3 || out->width != in->width * scale || out->height != in->height * scale)
+    if ((out->channels != 3 && out->channels != 4) || out->width != in->width * scale ||
+        out->height != in->height * scale)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
-                       "output image must be %lldx%lld with 3 channels, is %lldx%lld with %d",
+                       "output image must be %lldx%lld with 3 or 4 channels, is %lldx%lld with %d",
                        (long long)(in->width * scale), (long long)(in->height * scale),
                        (long long)out->width, (long long)out->height, out->channels);
     return SR_OK;
+}
+
+/* Remembers the images' channels and types (not their pixels). */
+static void remember_kinds(sr_session *s, const sr_image *in, const sr_image *out)
+{
+    s->in_kind = (sr_image){.channels = in->channels, .type = in->type};
+    s->out_kind = (sr_image){.channels = out->channels, .type = out->type};
+    s->have_kinds = true;
+}
+
+sr_status sr_session_plan_images(sr_session *session, const sr_image *in, const sr_image *out,
+                                 sr_plan_info *info)
+{
+    sr_error *err = &session->last_error;
+    err->message[0] = '\0';
+    sr_status st = check_run(session, in, out, false, err);
+    if (st != SR_OK)
+        return st;
+    remember_kinds(session, in, out);
+    st = plan_size(session, in->width, in->height, in, out, err);
+    if (st == SR_OK && info)
+        *info = session->info;
+    return st;
 }
 
 static sr_status write_rows(void *user, const sr_tensor *rows, sr_error *err)
@@ -252,9 +307,11 @@ sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
 {
     sr_error *err = &session->last_error;
     err->message[0] = '\0';
-    sr_status st = check_run(session, in, out, err);
-    if (st == SR_OK)
-        st = plan_size(session, in->width, in->height, err);
+    sr_status st = check_run(session, in, out, true, err);
+    if (st != SR_OK)
+        return st;
+    remember_kinds(session, in, out);
+    st = plan_size(session, in->width, in->height, in, out, err);
     if (st != SR_OK)
         return st;
     const sr_shape shape = {3, in->height, in->width};
@@ -263,7 +320,8 @@ sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
     if (!input.data)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for the %lldx%lld input",
                        (long long)in->width, (long long)in->height);
-    sr_image_to_tensor(in, &input);
+    const bool keep_alpha = out->channels == 4;
+    sr_image_to_tensor(in, !keep_alpha, &input);
     const sr_graph *g = &session->model->graph;
     memset(session->node_seconds, 0, (size_t)g->n_nodes * sizeof(double));
     const sr_exec_progress progress = {session->options.progress, session->options.progress_user};
@@ -275,5 +333,7 @@ sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
         session->stages[i].seconds = session->stage_seconds[i];
     for (int n = 1; n < g->n_nodes; n++)
         session->layers[n - 1].seconds = session->node_seconds[n];
+    if (st == SR_OK && keep_alpha)
+        st = sr_resample_alpha(in, out, err);
     return st;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <sys/resource.h>
@@ -28,8 +29,13 @@ static const char usage_text[] =
     "(half the size). info shows what a model file holds.\n"
     "\n"
     "options:\n"
-    "  -o, --output FILE    output PNG (default: INPUT's name + _x<scale>.png,\n"
-    "                       in the current folder)\n"
+    "  -o, --output FILE    output PNG, or JPEG when FILE ends in .jpg or .jpeg\n"
+    "                       (default: INPUT's name + _x<scale>.png, in the\n"
+    "                       current folder)\n"
+    "      --alpha MODE     white: composite alpha on white (default); keep: write RGBA,\n"
+    "                       the alpha upscaled bicubically beside the network's RGB\n"
+    "      --depth 8|16     bits per sample of a PNG output (default: the input's)\n"
+    "      --quality N      JPEG quality, 1 to 100 (default: 90)\n"
     "  -b, --backend NAME   auto, cpu or reference (default: auto)\n"
     "  -t, --threads N      worker threads (default: all cores)\n"
     "      --strict         refuse model files with tensors the network does not use\n"
@@ -49,6 +55,7 @@ typedef struct cli {
     sr_session_options options;
     const char *stats;
     int quiet, verbose, plan_only;
+    int keep_alpha, depth, quality; /* depth 0: the input's */
 } cli;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -85,6 +92,14 @@ static const char *default_model(void)
     return NULL;
 }
 
+/* The output is JPEG when its name ends in .jpg or .jpeg (any case). */
+static int is_jpeg_name(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    return dot && !strchr(dot, '/') &&
+           (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
+}
+
 /* INPUT's file name without folder and extension, + "_x<scale>.png". */
 static void default_output(char *buf, size_t size, const char *input, int scale)
 {
@@ -104,6 +119,8 @@ static int parse(int argc, char **argv, cli *c)
         {"version", no_argument, NULL, 'V'},      {"strict", no_argument, NULL, 'S'},
         {"max-memory", required_argument, NULL, 'm'}, {"tile-rows", required_argument, NULL, 'T'},
         {"plan", no_argument, NULL, 'P'},         {"stats", required_argument, NULL, 's'},
+        {"alpha", required_argument, NULL, 'A'},  {"depth", required_argument, NULL, 'D'},
+        {"quality", required_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -125,6 +142,24 @@ static int parse(int argc, char **argv, cli *c)
             if (*optarg == '\0' || *end != '\0' || n < 1)
                 return usage_error("--tile-rows needs a positive number, not '%s'", optarg);
             c->options.tile_rows = n;
+            break;
+        }
+        case 'A':
+            if (strcmp(optarg, "white") != 0 && strcmp(optarg, "keep") != 0)
+                return usage_error("--alpha needs white or keep, not '%s'", optarg);
+            c->keep_alpha = strcmp(optarg, "keep") == 0;
+            break;
+        case 'D':
+            if (strcmp(optarg, "8") != 0 && strcmp(optarg, "16") != 0)
+                return usage_error("--depth needs 8 or 16, not '%s'", optarg);
+            c->depth = atoi(optarg);
+            break;
+        case 'Q': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || n < 1 || n > 100)
+                return usage_error("--quality needs a number from 1 to 100, not '%s'", optarg);
+            c->quality = (int)n;
             break;
         }
         case 'v': c->verbose = 1; break;
@@ -157,6 +192,10 @@ static int parse(int argc, char **argv, cli *c)
         return usage_error("%s", n_args ? "too many arguments" : "no input image given");
     c->model = n_args == 2 ? argv[optind] : NULL;
     c->input = argv[argc - 1];
+    if (c->output && is_jpeg_name(c->output) && c->keep_alpha)
+        return usage_error("%s", "--alpha keep needs a PNG output (JPEG has no alpha)");
+    if (c->output && is_jpeg_name(c->output) && c->depth == 16)
+        return usage_error("%s", "--depth 16 needs a PNG output (JPEG is 8-bit)");
     return -1;
 }
 
@@ -232,7 +271,18 @@ static int run(const cli *c)
         fprintf(stderr, "srrun: %s: %s\n", c->input, err.message);
         goto done;
     }
-    if (sr_session_plan(session, in.width, in.height, &plan) != SR_OK) {
+    /* RGBA only when asked and the input has alpha; 16-bit when asked or
+     * when the input is, unless the output is JPEG. */
+    const int jpeg = is_jpeg_name(output);
+    const sr_image shape = {
+        .width = in.width * info.scale,
+        .height = in.height * info.scale,
+        .channels = c->keep_alpha && (in.channels == 2 || in.channels == 4) ? 4 : 3,
+        .type = !jpeg && (c->depth == 16 || (c->depth == 0 && in.type == SR_PIXEL_U16))
+                    ? SR_PIXEL_U16
+                    : SR_PIXEL_U8,
+    };
+    if (sr_session_plan_images(session, &in, &shape, &plan) != SR_OK) {
         fprintf(stderr, "srrun: %s: %s\n", c->input, sr_session_last_error(session));
         goto done;
     }
@@ -242,8 +292,9 @@ static int run(const cli *c)
         rc = 0;
         goto done;
     }
-    if (sr_image_alloc(&out, in.width * info.scale, in.height * info.scale, 3, SR_PIXEL_U8,
-                       &err) != SR_OK) {
+    if (sr_image_alloc(&out, shape.width, shape.height, shape.channels, shape.type, &err) !=
+            SR_OK ||
+        sr_image_copy_meta(&out, &in, &err) != SR_OK) {
         fprintf(stderr, "srrun: %s: %s\n", c->input, err.message);
         goto done;
     }
@@ -257,7 +308,8 @@ static int run(const cli *c)
     }
     times.run = seconds_now() - t;
     t = seconds_now();
-    if (sr_image_write_png(output, &out, &err) != SR_OK) {
+    if ((jpeg ? sr_image_write_jpeg(output, &out, c->quality ? c->quality : 90, &err)
+              : sr_image_write_png(output, &out, &err)) != SR_OK) {
         fail(err.message);
         goto done;
     }

@@ -742,7 +742,7 @@ static void test_write_padded_stride(void **state)
     uint8_t pixels[STRIDE * H];
     for (int i = 0; i < STRIDE * H; i++)
         pixels[i] = (uint8_t)(i % STRIDE < W * 3 ? 1 + rnd(255) : 0);
-    sr_image out = {W, H, 3, SR_PIXEL_U8, STRIDE, pixels}, in;
+    sr_image out = {W, H, 3, SR_PIXEL_U8, STRIDE, pixels, {0}}, in;
     char path[512];
     tpath(path, "padded.png");
     assert_int_equal(sr_image_write_png(path, &out, NULL), SR_OK);

@@ -19,7 +19,7 @@ static void check_input(int channels, sr_pixel_type type)
     const int64_t W = 5, H = 3, plane = W * H;
     const int bytes = type == SR_PIXEL_U8 ? 1 : type == SR_PIXEL_U16 ? 2 : 4;
     const double max = type == SR_PIXEL_U8 ? 255 : type == SR_PIXEL_U16 ? 65535 : 1;
-    sr_image img = {W, H, channels, type, W * channels * bytes + 8, NULL}; /* padded rows */
+    sr_image img = {W, H, channels, type, W * channels * bytes + 8, NULL, {0}}; /* padded rows */
     img.data = malloc((size_t)(img.stride * H));
     test_rng r = {(uint64_t)(channels * 10 + type + 1)};
     for (int64_t i = 0; i < img.stride * H; i++)
@@ -29,7 +29,7 @@ static void check_input(int channels, sr_pixel_type type)
             test_fill(&r, (float *)((uint8_t *)img.data + y * img.stride), W * channels, 0, 1);
     sr_tensor t = sr_tensor_whole((sr_shape){3, H, W}, malloc((size_t)(3 * plane) * sizeof(float)));
     test_fill_nan(t.data, 3 * plane);
-    sr_image_to_tensor(&img, &t);
+    sr_image_to_tensor(&img, true, &t);
     for (int64_t y = 0; y < H; y++)
         for (int64_t x = 0; x < W; x++) {
             const uint8_t *row = (const uint8_t *)img.data + y * img.stride;
@@ -65,34 +65,60 @@ static void test_output_clamps_and_rounds(void **state)
     float values[3][2] = {{-0.5f, 0.0f}, {0.5f, 1.0f}, {1.5f, NAN}};
     sr_tensor t = sr_tensor_whole((sr_shape){3, 1, 2}, &values[0][0]);
     uint8_t u8[6];
-    sr_image img = {2, 1, 3, SR_PIXEL_U8, 6, u8};
+    sr_image img = {2, 1, 3, SR_PIXEL_U8, 6, u8, {0}};
     sr_tensor_to_image(&t, &img);
     /* pixel 0: R -0.5, G 0.5, B 1.5; pixel 1: R 0, G 1, B NaN. 0.5 * 255
      * = 127.5 rounds to even, as numpy's round does. */
     const uint8_t want8[6] = {0, 128, 255, 0, 255, 0};
     assert_memory_equal(u8, want8, 6);
     uint16_t u16[6];
-    img = (sr_image){2, 1, 3, SR_PIXEL_U16, 12, u16};
+    img = (sr_image){2, 1, 3, SR_PIXEL_U16, 12, u16, {0}};
     sr_tensor_to_image(&t, &img);
     const uint16_t want16[6] = {0, 32768, 65535, 0, 65535, 0};
     assert_memory_equal(u16, want16, sizeof want16);
+}
+
+/* Keeping alpha: the colour goes in as stored (straight alpha), and the
+ * output's alpha channel is left for the resampler. */
+static void test_raw_colour_and_rgba_output(void **state)
+{
+    (void)state;
+    const uint8_t rgba[8] = {255, 0, 51, 0, 10, 20, 30, 128};
+    const sr_image in = {2, 1, 4, SR_PIXEL_U8, 8, (void *)rgba, {0}};
+    float data[6];
+    sr_tensor t = sr_tensor_whole((sr_shape){3, 1, 2}, data);
+    sr_image_to_tensor(&in, false, &t);
+    const float want[6] = {1.0f, 10 / 255.0f, 0.0f, 20 / 255.0f, 0.2f, 30 / 255.0f};
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(data[i], want[i], 1e-7);
+    sr_image_to_tensor(&in, true, &t); /* on white: alpha 0 is white */
+    assert_float_equal(data[0], 1.0f, 1e-7);
+    assert_float_equal(data[2], 1.0f, 1e-7);
+    assert_float_equal(data[4], 1.0f, 1e-7);
+    uint8_t out[8] = {0, 0, 0, 77, 0, 0, 0, 99};
+    sr_image img = {2, 1, 4, SR_PIXEL_U8, 8, out, {0}};
+    sr_tensor_to_image(&t, &img);
+    assert_int_equal(out[3], 77);
+    assert_int_equal(out[7], 99);
+    assert_int_equal(out[4], 132); /* 10 * 128/255 + 127 = 132.02, composited */
 }
 
 static void test_image_check_names_the_problem(void **state)
 {
     (void)state;
     uint8_t px[12];
-    sr_image img = {2, 2, 3, SR_PIXEL_U8, 6, px};
+    sr_image img = {2, 2, 3, SR_PIXEL_U8, 6, px, {0}};
     sr_error err = {0};
     assert_int_equal(sr_image_check(&img, "input", &err), SR_OK);
     img.stride = 5;
     assert_int_equal(sr_image_check(&img, "input", &err), SR_ERR_INVALID_ARGUMENT);
     assert_string_equal(err.message, "input image stride 5 is shorter than a row");
-    img = (sr_image){0, 2, 3, SR_PIXEL_U8, 6, px};
+    img = (sr_image){0, 2, 3, SR_PIXEL_U8, 6, px, {0}};
     assert_int_equal(sr_image_check(&img, "output", &err), SR_ERR_INVALID_ARGUMENT);
     assert_string_equal(err.message, "output image has size 0x2");
-    img = (sr_image){2, 2, 3, SR_PIXEL_U8, 6, NULL};
+    img = (sr_image){2, 2, 3, SR_PIXEL_U8, 6, NULL, {0}};
     assert_int_equal(sr_image_check(&img, "input", &err), SR_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sr_image_check_layout(&img, "input", &err), SR_OK); /* a description */
 }
 
 int main(void)
@@ -100,6 +126,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_input_layout),
         cmocka_unit_test(test_output_clamps_and_rounds),
+        cmocka_unit_test(test_raw_colour_and_rgba_output),
         cmocka_unit_test(test_image_check_names_the_problem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
