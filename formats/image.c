@@ -9,9 +9,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "formats/file.h"
 #include "runtime/error.h"
 
 static int64_t bytes_per_sample(sr_pixel_type type)
@@ -151,28 +150,17 @@ sr_status sr_image_read(const char *path, int64_t max_pixels, sr_image *image,
 
 typedef enum image_format { FORMAT_PNG, FORMAT_JPEG } image_format;
 
-/* Encodes into an already created temporary file and closes it. */
-static sr_status write_and_close(int fd, const sr_image *image, image_format format,
-                                 int quality, sr_error *err)
+typedef struct encode_job {
+    const sr_image *image;
+    image_format format;
+    int quality;
+} encode_job;
+
+static sr_status encode(FILE *file, void *user, sr_error *err)
 {
-    /* mkstemp makes the file 0600; give it the usual mode of an output. */
-    if (fchmod(fd, 0644) != 0) {
-        sr_status s = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
-        close(fd);
-        return s;
-    }
-    FILE *file = fdopen(fd, "wb");
-    if (!file) {
-        sr_status s = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
-        close(fd);
-        return s;
-    }
-    sr_status status = format == FORMAT_PNG ? sr_png_write(file, image, err)
-                                            : sr_jpeg_write(file, image, quality, err);
-    /* fclose flushes: a full disk often shows up only here. */
-    if (fclose(file) != 0 && status == SR_OK)
-        status = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
-    return status;
+    const encode_job *job = user;
+    return job->format == FORMAT_PNG ? sr_png_write(file, job->image, err)
+                                     : sr_jpeg_write(file, job->image, job->quality, err);
 }
 
 /* The checks both writers share; max_side is the format's. */
@@ -199,26 +187,10 @@ static sr_status check_writable(const sr_image *image, const char *format, int64
 static sr_status write_image(const char *path, const sr_image *image, image_format format,
                              int quality, sr_error *err)
 {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + sizeof ".XXXXXX");
-    if (!tmp)
-        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".XXXXXX", sizeof ".XXXXXX");
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        sr_status s = sr_fail(err, SR_ERR_IO, "%s: %s", path, strerror(errno));
-        free(tmp);
-        return s;
-    }
-    sr_status status = write_and_close(fd, image, format, quality, err);
-    if (status == SR_OK && rename(tmp, path) != 0)
-        status = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
-    if (status != SR_OK) {
-        unlink(tmp);
+    encode_job job = {image, format, quality};
+    sr_status status = sr_file_write_atomic(path, encode, &job, err);
+    if (status != SR_OK)
         sr_error_prefix(err, path);
-    }
-    free(tmp);
     return status;
 }
 

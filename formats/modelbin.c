@@ -1,16 +1,13 @@
 /* model.bin, srrun's own weight file: reading (every header and table
  * field validated before any tensor byte is used, then one pass over the
  * data that checks the CRC-32, refuses NaN/Inf and converts float16),
- * writing (a temporary file is the caller's business), the mapping between
+ * writing (through formats/file.c's temporary file), the mapping between
  * a built model and the header's hyper-parameters, and a CRC-32 fast
  * enough that verifying costs less than parsing a .pth. The byte layout is
  * specified in docs/model-bin.md; this file follows it field by field. */
-#define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen, fchmod */
 #include "formats/modelbin.h"
 
 #include <errno.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -781,40 +778,25 @@ sr_status sr_modelbin_write(FILE *out, const sr_weights *weights, const sr_model
     return st;
 }
 
+typedef struct save_job {
+    const sr_weights *weights;
+    const sr_modelbin_arch *arch;
+    bool fp16;
+    sr_modelbin_info *info;
+} save_job;
+
+static sr_status write_job(FILE *file, void *user, sr_error *err)
+{
+    const save_job *job = user;
+    return sr_modelbin_write(file, job->weights, job->arch, job->fp16, job->info, err);
+}
+
 sr_status sr_modelbin_save(const char *path, const sr_weights *weights,
                            const sr_modelbin_arch *arch, bool fp16,
                            sr_modelbin_info *info, sr_error *err)
 {
     if (!path || !*path)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no output path");
-    const size_t len = strlen(path);
-    char *tmp = malloc(len + sizeof ".XXXXXX");
-    if (!tmp)
-        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".XXXXXX", sizeof ".XXXXXX");
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        sr_status st = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
-        free(tmp);
-        return st;
-    }
-    sr_status st = SR_OK;
-    FILE *out = NULL;
-    /* mkstemp makes the file 0600; give it the usual mode of an output. */
-    if (fchmod(fd, 0644) != 0 || !(out = fdopen(fd, "wb"))) {
-        st = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
-        close(fd);
-    } else {
-        st = sr_modelbin_write(out, weights, arch, fp16, info, err);
-        /* fclose flushes: a full disk often shows up only here. */
-        if (fclose(out) != 0 && st == SR_OK)
-            st = sr_fail(err, SR_ERR_IO, "write failed: %s", strerror(errno));
-    }
-    if (st == SR_OK && rename(tmp, path) != 0)
-        st = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
-    if (st != SR_OK)
-        unlink(tmp);
-    free(tmp);
-    return st;
+    save_job job = {weights, arch, fp16, info};
+    return sr_file_write_atomic(path, write_job, &job, err);
 }
