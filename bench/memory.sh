@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Peak memory and time against image size: srrun (default budget, and
+# --max-memory BUDGET) and PyTorch, run alternately on the same weights and
+# photo crops, 2 threads. CSV on stdout.
+#
+#   bash bench/memory.sh MODEL.pth PHOTO [BUDGET] [SIZES...]
+#   e.g. bash bench/memory.sh srpgan_x4.pth big_photo.jpg 400M 256 512 700 1000
+#
+# Needs /usr/bin/time and, for the peer, Debian's python3-torch and -pil.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+srrun=${SRRUN:-$here/../build/srrun}
+model=$1 photo=$2 budget=${3:-400M}
+shift $(( $# < 3 ? $# : 3 ))
+sizes=("${@:-256 512 700}")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "size,runner,seconds,peak_rss_mb"
+for size in ${sizes[@]}; do
+    crop=$work/crop_$size.png
+    /usr/bin/python3 -c "import sys; from PIL import Image
+im = Image.open(sys.argv[1]).convert('RGB'); s = int(sys.argv[3])
+assert im.width >= s and im.height >= s, 'photo smaller than the crop'
+im.crop((0, 0, s, s)).save(sys.argv[2])" "$photo" "$crop" "$size"
+    run() { # label, command...
+        local label=$1; shift
+        /usr/bin/time -f "%e %M" -o "$work/t" "$@" > /dev/null 2>&1 || { echo "$size,$label,failed,"; return; }
+        read -r secs kb < "$work/t"
+        echo "$size,$label,$secs,$((kb / 1024))"
+    }
+    run srrun "$srrun" -q -t 2 "$model" "$crop" -o "$work/sr.png"
+    run "srrun -m $budget" "$srrun" -q -t 2 -m "$budget" "$model" "$crop" -o "$work/sr_b.png"
+    run pytorch /usr/bin/python3 "$here/pytorch_srpgan.py" "$model" "$crop" "$work/pt.png" --threads 2
+done
