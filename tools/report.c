@@ -94,7 +94,7 @@ void print_plan(FILE *out, const sr_model_info *model, const sr_plan_info *plan,
     fprintf(out, "%.1f GFLOP planned, %.1f without recomputation (x%.2f); %d tensors kept whole\n",
             1e-9 * (double)plan->flops, 1e-9 * (double)plan->whole_flops,
             (double)plan->flops / (double)plan->whole_flops, plan->n_kept);
-    fprintf(out, "%-5s %-20s %-24s %6s %6s %6s %8s %8s %8s\n", "stage", "sweeps", "for", "bands",
+    fprintf(out, "%-5s %-20s %-32s %6s %6s %6s %8s %8s %8s\n", "stage", "sweeps", "for", "bands",
             "rows", "nodes", "kept", "buffers", "work");
     for (int i = 0; i < plan->n_stages; i++) {
         const sr_stage_info *s = &plan->stages[i];
@@ -106,7 +106,7 @@ void print_plan(FILE *out, const sr_model_info *model, const sr_plan_info *plan,
             snprintf(purpose, sizeof purpose, "statistics of %s", s->global);
         else
             snprintf(purpose, sizeof purpose, "the output");
-        fprintf(out, "%-5d %-20s %-24s %6lld %6lld %6d %8s %8s %8s\n", i + 1, s->target,
+        fprintf(out, "%-5d %-20s %-32s %6lld %6lld %6d %8s %8s %8s\n", i + 1, s->target,
                 purpose, (long long)s->n_bands, (long long)s->band_rows, s->n_nodes, kept,
                 arena, work);
     }
