@@ -83,8 +83,5 @@ sr_status sr_modelbin_check_model(const sr_modelbin_arch *stored,
                                   const sr_model_info *info,
                                   const sr_weights *weights, sr_error *err);
 
-/* zlib's CRC-32 (same polynomial, same results, crc32(0, ...) to start);
- * with PCLMULQDQ on x86-64 where the CPU has it, else zlib's crc32. */
-uint32_t sr_crc32(uint32_t crc, const uint8_t *data, uint64_t size);
 
 #endif

@@ -21,6 +21,7 @@
 
 #include "../testutil.h"
 #include "../tolerance.h"
+#include "formats/crc32.h"
 #include "formats/modelbin.h"
 #include "formats/pth.h"
 #include "srrun.h"
