@@ -12,25 +12,10 @@
 
 #include <cmocka.h>
 
+#include "../pickle_bytes.h"
 #include "formats/pickle.h"
 
-/* ---- A growable byte string and pickle emitters ------------------------- */
-
-typedef struct buf {
-    uint8_t *data;
-    size_t len, cap;
-} buf;
-
-static void put(buf *b, const void *bytes, size_t n)
-{
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2;
-        b->data = realloc(b->data, b->cap);
-        assert_non_null(b->data);
-    }
-    memcpy(b->data + b->len, bytes, n);
-    b->len += n;
-}
+/* ---- More emitters ------------------------------------------------------ */
 
 static void op(buf *b, uint8_t c)
 {
@@ -40,31 +25,6 @@ static void op(buf *b, uint8_t c)
 static void ops(buf *b, const char *s)
 {
     put(b, s, strlen(s));
-}
-
-/* A string literal, embedded NULs included. */
-#define lit(b, s) put(b, s, sizeof s - 1)
-
-static void le(buf *b, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        op(b, (uint8_t)(v >> (8 * i)));
-}
-
-static void str(buf *b, const char *s)
-{
-    op(b, 'X');
-    le(b, strlen(s), 4);
-    ops(b, s);
-}
-
-static void global(buf *b, const char *module, const char *name)
-{
-    op(b, 'c');
-    ops(b, module);
-    op(b, '\n');
-    ops(b, name);
-    op(b, '\n');
 }
 
 static void small_int(buf *b, uint8_t v)

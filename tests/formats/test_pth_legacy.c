@@ -14,65 +14,8 @@
 #include <cmocka.h>
 
 #include "../testutil.h"
+#include "../pickle_bytes.h"
 #include "formats/pth.h"
-
-/* ---- Bytes and pickle opcodes --------------------------------------------- */
-
-typedef struct buf {
-    uint8_t *data;
-    size_t len, cap;
-} buf;
-
-static void put(buf *b, const void *bytes, size_t n)
-{
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2;
-        b->data = realloc(b->data, b->cap);
-        assert_non_null(b->data);
-    }
-    memcpy(b->data + b->len, bytes, n);
-    b->len += n;
-}
-
-#define lit(b, s) put(b, s, sizeof s - 1)
-
-static void le(buf *b, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++) {
-        uint8_t c = (uint8_t)(v >> (8 * i));
-        put(b, &c, 1);
-    }
-}
-
-static void str(buf *b, const char *s)
-{
-    lit(b, "X");
-    le(b, strlen(s), 4);
-    put(b, s, strlen(s));
-}
-
-static void global(buf *b, const char *module, const char *name)
-{
-    lit(b, "c");
-    put(b, module, strlen(module));
-    lit(b, "\n");
-    put(b, name, strlen(name));
-    lit(b, "\n");
-}
-
-static void integer(buf *b, int64_t v)
-{
-    if (v >= 0 && v < 256) {
-        lit(b, "K");
-        le(b, (uint64_t)v, 1);
-    } else if (v >= INT32_MIN && v <= INT32_MAX) {
-        lit(b, "J");
-        le(b, (uint64_t)v, 4);
-    } else {
-        lit(b, "\x8a\x08");
-        le(b, (uint64_t)v, 8);
-    }
-}
 
 /* ---- Legacy streams --------------------------------------------------------- */
 
