@@ -22,7 +22,6 @@ typedef struct planner {
     bool *available, *in_stage;
     int64_t *done;
     sr_span *need, *comp;
-    int *order;
 } planner;
 
 static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
