@@ -7,6 +7,8 @@
 #   e.g. bash bench/memory.sh srpgan_x4.pth big_photo.jpg 400M 256 512 700 1000
 #
 # Needs /usr/bin/time and, for the peer, Debian's python3-torch and -pil.
+# With ONNX=model.onnx (made by bench/onnxruntime_srpgan.py export) it also
+# runs ONNX Runtime, from the python3 on PATH (pip install onnxruntime).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 srrun=${SRRUN:-$here/../build/srrun}
@@ -32,4 +34,7 @@ im.crop((0, 0, s, s)).save(sys.argv[2])" "$photo" "$crop" "$size"
     run srrun "$srrun" -q -t 2 "$model" "$crop" -o "$work/sr.png"
     run "srrun -m $budget" "$srrun" -q -t 2 -m "$budget" "$model" "$crop" -o "$work/sr_b.png"
     run pytorch /usr/bin/python3 "$here/pytorch_srpgan.py" "$model" "$crop" "$work/pt.png" --threads 2
+    if [ -n "${ONNX:-}" ]; then
+        run onnxruntime python3 "$here/onnxruntime_srpgan.py" run "$ONNX" "$crop" "$work/ort.png" --threads 2
+    fi
 done

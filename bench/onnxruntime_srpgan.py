@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""The ONNX Runtime peer, in two steps because the two libraries live in
+different Pythons here (Debian's python3-torch, pip's onnxruntime):
+
+    /usr/bin/python3 bench/onnxruntime_srpgan.py export MODEL.pth MODEL.onnx
+    python3 bench/onnxruntime_srpgan.py run MODEL.onnx INPUT OUTPUT.png [--threads N]
+
+export writes the SRPGAN graph with dynamic height and width (opset 13);
+run upscales an image from loading the session to the PNG written and
+prints one JSON line like bench/pytorch_srpgan.py (import excluded).
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def export(model, path):
+    import torch
+    sys.path.insert(0, os.path.join(HERE, "..", "models", "srpgan"))
+    from srpgan import Generator
+
+    sd = torch.load(model, map_location="cpu")
+    n_up = sum(1 for k in sd if k.startswith("up_blocks.") and k.endswith(".conv.weight"))
+    n_res = sum(1 for k in sd if k.startswith("res_blocks.") and k.endswith(".conv1.weight"))
+    g = Generator(2 ** n_up, n_res).eval()
+    g.load_state_dict(sd)
+    x = torch.rand(1, 3, 32, 32)
+    torch.onnx.export(g, x, path, opset_version=13, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "H", 3: "W"}})
+
+
+def run(model, image, output, threads):
+    import numpy as np
+    import onnxruntime as ort
+    from PIL import Image
+
+    t0 = time.perf_counter()
+    opt = ort.SessionOptions()
+    opt.intra_op_num_threads = threads
+    opt.inter_op_num_threads = 1
+    opt.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(model, opt, providers=["CPUExecutionProvider"])
+    img = Image.open(image)
+    if img.mode in ("RGBA", "LA", "P"):
+        img = img.convert("RGBA")
+        a = np.asarray(img.getchannel("A"), dtype=np.float32)[..., None] / 255
+        x = np.asarray(img.convert("RGB"), dtype=np.float32) / 255 * a + (1 - a)
+    else:
+        x = np.asarray(img.convert("RGB"), dtype=np.float32) / 255
+    x = np.ascontiguousarray(x.transpose(2, 0, 1))[None]
+    t1 = time.perf_counter()
+    y = session.run(None, {"x": x})[0][0]
+    t2 = time.perf_counter()
+    levels = np.round(np.clip(y, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+    Image.fromarray(np.ascontiguousarray(levels), "RGB").save(output, compress_level=3)
+    t3 = time.perf_counter()
+    print(json.dumps({
+        "peer": "onnxruntime " + ort.__version__, "threads": threads,
+        "width": x.shape[3], "height": x.shape[2],
+        "network_s": round(t2 - t1, 4), "total_s": round(t3 - t0, 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export")
+    e.add_argument("model")
+    e.add_argument("onnx")
+    r = sub.add_parser("run")
+    r.add_argument("onnx")
+    r.add_argument("input")
+    r.add_argument("output")
+    r.add_argument("--threads", type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    if a.cmd == "export":
+        export(a.model, a.onnx)
+    else:
+        run(a.onnx, a.input, a.output, a.threads)
+
+
+if __name__ == "__main__":
+    main()
