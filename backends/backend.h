@@ -17,6 +17,11 @@ typedef struct sr_backend_iface {
     /* Scratch memory run needs for an output band of this shape; the
      * planner counts it, the backend owns it. */
     int64_t (*workspace_bytes)(void *ctx, const sr_node *node, sr_shape out);
+    /* Optional (NULL: 1). A kernel that computes output rows in groups of
+     * a rows starting at multiples of a (tiles at fixed image places)
+     * returns a; the planner then gives each band the inputs of whole
+     * groups. */
+    int (*row_align)(void *ctx, const sr_node *node);
     /* in: the node's inputs in order; out: the band to compute, allocated
      * by the caller (see ops/op.h for bands); stats: a global op's. */
     sr_status (*run)(void *ctx, const sr_node *node, const sr_tensor *in,

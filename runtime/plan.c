@@ -47,12 +47,13 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
         if (c.lo >= c.hi)
             continue;
         const sr_op_desc *d = sr_op_get(node->op);
-        const int64_t scale = d->scale(node), halo = d->halo(node);
+        const int64_t scale = d->scale(node), halo = d->halo(node), a = plan->row_align[n];
+        const int64_t out_lo = div_floor(c.lo, a) * a, out_hi = div_ceil(c.hi, a) * a;
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
             if (s->offset[i] == -2)
                 continue; /* available whole: kept earlier, or the input */
-            int64_t lo = div_floor(c.lo, scale) - halo, hi = div_ceil(c.hi, scale) + halo;
+            int64_t lo = div_floor(out_lo, scale) - halo, hi = div_ceil(out_hi, scale) + halo;
             if (lo < 0)
                 lo = 0;
             if (hi > plan->shapes[i].h)
@@ -349,11 +350,12 @@ static sr_status alloc_plan(planner *p, sr_plan *plan)
     plan->n_nodes = n;
     plan->shapes = calloc((size_t)n, sizeof *plan->shapes);
     plan->keep = calloc((size_t)n, sizeof *plan->keep);
+    plan->row_align = calloc((size_t)n, sizeof *plan->row_align);
     plan->first_stage = calloc((size_t)n, sizeof(int));
     plan->last_stage = calloc((size_t)n, sizeof(int));
     plan->stages = calloc((size_t)n_stages, sizeof *plan->stages);
     plan->node_flops = calloc((size_t)n, sizeof *plan->node_flops);
-    if (!plan->shapes || !plan->keep || !plan->first_stage || !plan->last_stage || !plan->stages ||
+    if (!plan->shapes || !plan->keep || !plan->row_align || !plan->first_stage || !plan->last_stage || !plan->stages ||
         !plan->node_flops)
         return SR_ERR_NO_MEMORY;
     for (int s = 0; s < n_stages; s++) {
@@ -366,6 +368,9 @@ static sr_status alloc_plan(planner *p, sr_plan *plan)
     }
     plan->n_stages = n_stages;
     memcpy(plan->shapes, p->shapes, (size_t)n * sizeof *plan->shapes);
+    const sr_backend_handle *b = p->req->backend;
+    for (int k = 0; k < n; k++)
+        plan->row_align[k] = b && b->iface->row_align ? b->iface->row_align(b->ctx, &p->g->nodes[k]) : 1;
     return SR_OK;
 }
 
@@ -381,6 +386,7 @@ void sr_plan_free(sr_plan *plan)
     free(plan->last_stage);
     free(plan->first_stage);
     free(plan->keep);
+    free(plan->row_align);
     free(plan->shapes);
     memset(plan, 0, sizeof *plan);
 }

@@ -26,6 +26,12 @@ static int64_t cpu_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
     return node->op == SR_OP_CONV2D ? sr_cpu_conv2d_workspace_bytes(ctx, node, out) : 0;
 }
 
+static int cpu_row_align(void *ctx, const sr_node *node)
+{
+    (void)ctx;
+    return node->op == SR_OP_CONV2D && sr_cpu_winograd_applies(&node->p.conv2d) ? 4 : 1;
+}
+
 /* The other ops are light and memory-bound: their reference kernels, each
  * thread on its own rows of the band (kernels take any band, and an op
  * that writes over its input reads only the rows it writes). */
@@ -66,6 +72,7 @@ static const sr_backend_iface cpu_iface = {
     .name = "cpu",
     .supports_op = cpu_supports_op,
     .workspace_bytes = cpu_workspace_bytes,
+    .row_align = cpu_row_align,
     .run = cpu_run,
     .free = cpu_free,
 };

@@ -1,4 +1,5 @@
-/* Convolution on the CPU as GEMM, two ways:
+/* Convolution on the CPU as GEMM: 3x3 with many channels by Winograd
+ * (winograd.c), the others two ways:
  * - im2col, for most convolutions: a piece of one output row and at most
  *   CHUNK columns is unfolded into the thread's workspace and multiplied by
  *   the [c_out x c_in k k] weights, straight into the output;
@@ -41,6 +42,8 @@ int64_t sr_cpu_conv2d_workspace_bytes(const sr_cpu_context *ctx, const sr_node *
 {
     const sr_conv2d_params *p = &node->p.conv2d;
     const int64_t cw = chunk_width(out.w);
+    if (sr_cpu_winograd_applies(p))
+        return sr_cpu_winograd_workspace_floats(ctx, p, out.w) * (int64_t)sizeof(float);
     const int64_t floats = use_kn2row(p) ? p->c_out * p->k * p->k * p->c_in +
                                                ctx->n_threads * kn2row_thread_floats(p, cw)
                                          : ctx->n_threads * p->c_in * p->k * p->k * cw;
@@ -165,6 +168,8 @@ sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
     if (out->cstride > INT_MAX || kdim > INT_MAX)
         return sr_fail(err, SR_ERR_LIMIT, "%s: %lldx%lld output band is too large for one pass",
                        node->name, (long long)OW, (long long)OH);
+    if (sr_cpu_winograd_applies(p))
+        return sr_cpu_winograd(ctx, node, in, out, err);
     if (use_kn2row(p))
         return conv2d_kn2row(ctx, node, in, out, err);
     const int64_t cw_max = chunk_width(OW), n_chunks = (OW + cw_max - 1) / cw_max;

@@ -68,7 +68,10 @@ static void check_band(const sr_backend_handle *b, const sr_node *node, const sr
 {
     const sr_op_desc *d = sr_op_get(node->op);
     const int64_t scale = d->scale(node), halo = d->halo(node);
-    int64_t lo = y0 / scale - halo, hi = (y1 + scale - 1) / scale + halo;
+    /* A kernel that makes rows in aligned groups reads whole groups' inputs. */
+    const int64_t a = b->iface->row_align ? b->iface->row_align(b->ctx, node) : 1;
+    const int64_t a0 = y0 / a * a, a1 = (y1 + a - 1) / a * a;
+    int64_t lo = a0 / scale - halo, hi = (a1 + scale - 1) / scale + halo;
     lo = lo < 0 ? 0 : lo;
     hi = hi > in[0].shape.h ? in[0].shape.h : hi;
     sr_tensor band_in[SR_NODE_MAX_INPUTS];
