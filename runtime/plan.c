@@ -568,7 +568,7 @@ static bool plan_within(planner *p, sr_plan *plan, int64_t budget)
 }
 
 /* Plans for a ladder of budgets, from what the unconstrained plan takes
- * down to where nothing fits, and keeps the leanest plan within 5% of the
+ * down to where nothing fits or the FLOPs pass the fewest by 10%, and keeps the leanest plan within 5% of the
  * fewest FLOPs among those that fit the real budget. A ladder, because the
  * greedy choice of kept tensors is not monotone in the budget (a plan made
  * for more memory can come out both leaner and faster), and a 5% slack,
@@ -581,16 +581,19 @@ static bool best_of_ladder(planner *p, sr_plan *plan)
     int64_t b = plan->peak_bytes < budget || !budget ? plan->peak_bytes : budget;
     int64_t steps[48], flops[48], peaks[48];
     int n = 0;
+    int64_t least_flops = INT64_MAX;
     for (; n < 48 && b > 0; b = b / 5 * 4) {
         if (!plan_within(p, plan, b))
             break;
         steps[n] = b;
         flops[n] = plan->flops;
         peaks[n++] = plan->peak_bytes;
+        least_flops = plan->flops < least_flops ? plan->flops : least_flops;
+        if (plan->flops > least_flops + least_flops / 10)
+            break; /* leaner budgets only cost more from here (with a margin) */
     }
     if (n == 0)
         return plan_within(p, plan, budget);
-    int64_t least_flops = INT64_MAX;
     for (int i = 0; i < n; i++)
         least_flops = flops[i] < least_flops ? flops[i] : least_flops;
     int best = -1;
