@@ -10,7 +10,14 @@ void *sr_pages_alloc(int64_t bytes)
     if (bytes <= 0 || (uint64_t)bytes > SIZE_MAX)
         return NULL;
     void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    /* Fresh buffers are written once per run: with 2 MB pages the kernel
+     * takes one fault where it took 512 (a tenth of a second per 256 MB). */
+    madvise(p, (size_t)bytes, MADV_HUGEPAGE);
+#endif
+    return p;
 }
 
 void sr_pages_free(void *p, int64_t bytes)
