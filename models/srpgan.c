@@ -77,7 +77,8 @@ static int conv(builder *b, int input, const char *prefix, int64_t c_in,
     if (!bias)
         return -1;
     sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1, .inputs = {input}};
-    node.p.conv2d = (sr_conv2d_params){c_in, c_out, k, k / 2, wt, bias};
+    node.p.conv2d = (sr_conv2d_params){.c_in = c_in, .c_out = c_out, .k = k, .pad = k / 2,
+                                        .weight = wt, .bias = bias};
     return add_node(b, &node, prefix);
 }
 

@@ -1,5 +1,6 @@
-/* 2-D convolution, stride 1, zero padding, with bias: the shape rule, the
- * halo and the reference kernel. Cross-correlation, as PyTorch's Conv2d. */
+/* 2-D convolution, stride 1, zero padding, with bias and maybe a folded
+ * PReLU: the shape rule, the halo and the reference kernel.
+ * Cross-correlation, as PyTorch's Conv2d. */
 #include "ops/op.h"
 
 static int conv2d_halo(const sr_node *node)
@@ -13,6 +14,9 @@ static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
                               sr_shape *out, sr_error *err)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
+    if (p->n_slopes != 0 && p->n_slopes != 1 && p->n_slopes != p->c_out)
+        return sr_fail(err, SR_ERR_MODEL, "%s: %lld slopes for %lld channels",
+                       node->name, (long long)p->n_slopes, (long long)p->c_out);
     if (in[0].c != p->c_in)
         return sr_fail(err, SR_ERR_MODEL, "%s: expects %lld input channels, gets %lld",
                        node->name, (long long)p->c_in, (long long)in[0].c);
@@ -28,7 +32,7 @@ static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
 static int64_t conv2d_flops(const sr_node *node, sr_shape out)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
-    return 2 * p->c_in * p->k * p->k * sr_shape_numel(out);
+    return (2 * p->c_in * p->k * p->k + (p->n_slopes > 0)) * sr_shape_numel(out);
 }
 
 /* Loop order (cout, cin, ky, kx, y, x): the inner loop runs along a row of
@@ -64,6 +68,14 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
                     }
                 }
             }
+        }
+        if (p->n_slopes == 0)
+            continue;
+        const float a = sr_conv2d_slope(p, co);
+        for (int64_t oy = out->y0; oy < out->y0 + out->shape.h; oy++) {
+            float *o = sr_tensor_row(out, co, oy);
+            for (int64_t ox = 0; ox < OW; ox++)
+                o[ox] = o[ox] >= 0.0f ? o[ox] : a * o[ox];
         }
     }
 }

@@ -33,7 +33,17 @@ typedef struct sr_conv2d_params {
     int k, pad;
     const float *weight; /* [c_out][c_in][k][k] */
     const float *bias;   /* [c_out], or NULL */
+    /* A PReLU that sr_graph_fuse folded in, applied after the bias: 0 (none),
+     * 1 shared slope or c_out of them. */
+    int64_t n_slopes;
+    const float *slopes;
 } sr_conv2d_params;
+
+/* The folded PReLU's slope for output channel co. */
+static inline float sr_conv2d_slope(const sr_conv2d_params *p, int64_t co)
+{
+    return p->slopes[p->n_slopes == 1 ? 0 : co];
+}
 
 typedef struct sr_prelu_params {
     int64_t n_slopes; /* 1 (shared) or the channel count */

@@ -78,6 +78,8 @@ sr_status sr_model_load(const char *path, const sr_model_options *options,
         st = sr_model_build(&m->weights, strict, &m->graph, &m->info, &m->notices, err);
     if (st == SR_OK && is_bin)
         st = sr_modelbin_check_model(&bin.arch, &m->info, &m->weights, err);
+    if (st == SR_OK && sr_graph_fuse(&m->graph, err) < 0)
+        st = SR_ERR_NO_MEMORY;
     if (st != SR_OK) {
         sr_error_prefix(err, path);
         sr_model_free(m);

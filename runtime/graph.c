@@ -56,3 +56,61 @@ int64_t sr_graph_flops(const sr_graph *g, const sr_shape *shapes, int64_t *per_n
     }
     return total;
 }
+
+/* The convolution a PReLU at node i can fold into, or -1. */
+static int fold_target(const sr_graph *g, const int *readers, int i)
+{
+    const sr_node *prelu = &g->nodes[i];
+    int src = prelu->inputs[0];
+    if (readers[src] != 1)
+        return -1;
+    if (g->nodes[src].op == SR_OP_PIXEL_SHUFFLE && prelu->p.prelu.n_slopes == 1) {
+        src = g->nodes[src].inputs[0];
+        if (readers[src] != 1)
+            return -1;
+    }
+    const sr_node *conv = &g->nodes[src];
+    return conv->op == SR_OP_CONV2D && conv->p.conv2d.n_slopes == 0 ? src : -1;
+}
+
+int sr_graph_fuse(sr_graph *g, sr_error *err)
+{
+    const int n = g->n_nodes;
+    int *readers = calloc((size_t)n, sizeof *readers);
+    int *index = malloc((size_t)n * sizeof *index); /* old node -> new */
+    if (!readers || !index) {
+        free(readers);
+        free(index);
+        sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < g->nodes[i].n_inputs; j++)
+            readers[g->nodes[i].inputs[j]]++;
+    int kept = 0, folded = 0;
+    for (int i = 0; i < n; i++) {
+        sr_node *node = &g->nodes[i];
+        const int conv = node->op == SR_OP_PRELU && i != n - 1 ? fold_target(g, readers, i) : -1;
+        if (conv >= 0) {
+            g->nodes[conv].p.conv2d.n_slopes = node->p.prelu.n_slopes;
+            g->nodes[conv].p.conv2d.slopes = node->p.prelu.slopes;
+            node->op = SR_OP_COUNT; /* gone: its readers read its input */
+            folded++;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        sr_node node = g->nodes[i];
+        for (int j = 0; j < node.n_inputs; j++)
+            node.inputs[j] = index[node.inputs[j]];
+        if (node.op == SR_OP_COUNT) {
+            index[i] = node.inputs[0];
+            continue;
+        }
+        index[i] = kept;
+        g->nodes[kept++] = node;
+    }
+    g->n_nodes = kept;
+    free(readers);
+    free(index);
+    return folded;
+}

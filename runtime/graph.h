@@ -19,6 +19,13 @@ void sr_graph_free(sr_graph *g);
 sr_status sr_graph_shapes(const sr_graph *g, sr_shape input, sr_shape *shapes,
                           sr_error *err);
 
+/* Folds each PReLU into the convolution that feeds it when nothing else
+ * reads that convolution, also across a pixel shuffle when the slope is
+ * shared (PReLU is elementwise and the shuffle only moves values). The
+ * same float operations happen in the same order, so results do not
+ * change; a pass over the largest tensors does. Returns how many folded. */
+int sr_graph_fuse(sr_graph *g, sr_error *err);
+
 /* FLOPs of each node (may be NULL) and in total, for the given shapes. */
 int64_t sr_graph_flops(const sr_graph *g, const sr_shape *shapes, int64_t *per_node);
 

@@ -50,6 +50,15 @@ int64_t sr_cpu_conv2d_workspace_bytes(const sr_cpu_context *ctx, const sr_node *
     return floats * (int64_t)sizeof(float);
 }
 
+void sr_cpu_conv2d_prelu(const sr_conv2d_params *p, int64_t co, float *o, int64_t n)
+{
+    if (p->n_slopes == 0)
+        return;
+    const float a = sr_conv2d_slope(p, co);
+    for (int64_t i = 0; i < n; i++)
+        o[i] = o[i] >= 0.0f ? o[i] : a * o[i];
+}
+
 /* Unfolds output row y, columns [x0, x0 + cw), into col[(ci k + ky) k + kx][cw]. */
 static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t y, int64_t x0,
                    int64_t cw, float *col)
@@ -124,6 +133,7 @@ static void kn2row_piece(const sr_conv2d_params *p, const float *weights, const 
                     for (int64_t i = 0; i < cw; i++)
                         o[i] += t[i + kx];
             }
+            sr_cpu_conv2d_prelu(p, co, o, cw);
         }
     }
 }
@@ -186,10 +196,13 @@ sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->c_out, (int)cw,
                     (int)kdim, 1.0f, p->weight, (int)kdim, col, (int)cw, 0.0f, c,
                     (int)out->cstride);
-        if (p->bias)
-            for (int64_t co = 0; co < p->c_out; co++)
+        for (int64_t co = 0; co < p->c_out; co++) {
+            float *o = c + co * out->cstride;
+            if (p->bias)
                 for (int64_t i = 0; i < cw; i++)
-                    c[co * out->cstride + i] += p->bias[co];
+                    o[i] += p->bias[co];
+            sr_cpu_conv2d_prelu(p, co, o, cw);
+        }
     }
     return SR_OK;
 }

@@ -20,6 +20,9 @@ sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
 int64_t sr_cpu_conv2d_workspace_bytes(const sr_cpu_context *ctx, const sr_node *node,
                                       sr_shape out);
 
+/* Applies the folded PReLU, if any, to n outputs of channel co. */
+void sr_cpu_conv2d_prelu(const sr_conv2d_params *p, int64_t co, float *o, int64_t n);
+
 /* Winograd F(4x4, 3x3) (winograd.c): its output rows come in groups of 4
  * aligned in the image, so its inputs must cover whole groups. */
 bool sr_cpu_winograd_applies(const sr_conv2d_params *p);

@@ -172,6 +172,7 @@ static void transform_output(const sr_conv2d_params *p, const float *m, int64_t 
             const float *tr = tile + r * 4 * nt;
             for (int64_t x = 0; x < width; x++)
                 o[x] = tr[(x & 3) * nt + (x >> 2)] + bias;
+            sr_cpu_conv2d_prelu(p, co, o, width);
         }
     }
 }

@@ -128,7 +128,7 @@ static void test_conv_reference_delta_kernel_shifts(void **state)
     test_fill(&r, in.data, 20, -1, 1);
     float weight[9] = {0, 0, 1, 0, 0, 0, 0, 0, 0}, bias = 0.5f;
     sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
-    node.p.conv2d = (sr_conv2d_params){1, 1, 3, 1, weight, &bias};
+    node.p.conv2d = (sr_conv2d_params){.c_in = 1, .c_out = 1, .k = 3, .pad = 1, .weight = weight, .bias = &bias};
     sr_tensor out = tensor_new(1, 4, 5);
     sr_op_get(SR_OP_CONV2D)->reference(&node, &in, &out, NULL);
     for (int y = 0; y < 4; y++)
@@ -138,6 +138,35 @@ static void test_conv_reference_delta_kernel_shifts(void **state)
         }
     free(in.data);
     free(out.data);
+}
+
+static void test_conv_reference_folded_prelu_is_conv_then_prelu(void **state)
+{
+    (void)state;
+    test_rng r = {13};
+    sr_tensor in = tensor_new(4, 7, 6);
+    test_fill(&r, in.data, 4 * 7 * 6, -1, 1);
+    float weight[5 * 4 * 9], bias[5], slopes[5];
+    test_fill(&r, weight, 5 * 4 * 9, -0.5f, 0.5f);
+    test_fill(&r, bias, 5, -0.5f, 0.5f);
+    test_fill(&r, slopes, 5, 0, 0.5f);
+    for (int64_t n_slopes = 1; n_slopes <= 5; n_slopes += 4) {
+        sr_node conv = {.op = SR_OP_CONV2D, .n_inputs = 1};
+        conv.p.conv2d = (sr_conv2d_params){.c_in = 4, .c_out = 5, .k = 3, .pad = 1,
+                                           .weight = weight, .bias = bias};
+        sr_node prelu = {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {n_slopes, slopes}};
+        sr_tensor plain = tensor_new(5, 7, 6), want = tensor_new(5, 7, 6), got = tensor_new(5, 7, 6);
+        sr_op_get(SR_OP_CONV2D)->reference(&conv, &in, &plain, NULL);
+        sr_op_get(SR_OP_PRELU)->reference(&prelu, &plain, &want, NULL);
+        conv.p.conv2d.n_slopes = n_slopes;
+        conv.p.conv2d.slopes = slopes;
+        sr_op_get(SR_OP_CONV2D)->reference(&conv, &in, &got, NULL);
+        assert_memory_equal(got.data, want.data, 5 * 7 * 6 * sizeof(float));
+        free(plain.data);
+        free(want.data);
+        free(got.data);
+    }
+    free(in.data);
 }
 
 static void test_conv_reference_sums_channels(void **state)
@@ -151,7 +180,7 @@ static void test_conv_reference_sums_channels(void **state)
     test_fill(&r, weight, 6, -1, 1);
     test_fill(&r, bias, 2, -1, 1);
     sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
-    node.p.conv2d = (sr_conv2d_params){3, 2, 1, 0, weight, bias};
+    node.p.conv2d = (sr_conv2d_params){.c_in = 3, .c_out = 2, .k = 1, .pad = 0, .weight = weight, .bias = bias};
     sr_tensor out = tensor_new(2, 2, 3);
     sr_op_get(SR_OP_CONV2D)->reference(&node, &in, &out, NULL);
     for (int o = 0; o < 2; o++)
@@ -297,13 +326,20 @@ static void test_backends_match_reference(void **state)
             float *bias = malloc((size_t)cc->c_out * sizeof *bias);
             test_fill(&r, weight, nw, -0.5f, 0.5f);
             test_fill(&r, bias, cc->c_out, -0.5f, 0.5f);
+            /* Every third case with a folded PReLU, shared or per channel. */
+            float *slopes = malloc((size_t)cc->c_out * sizeof *slopes);
+            test_fill(&r, slopes, cc->c_out, 0, 0.5f);
+            const int64_t n_slopes = i % 3 == 1 ? 1 : i % 3 == 2 ? cc->c_out : 0;
             sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
-            node.p.conv2d = (sr_conv2d_params){cc->c_in, cc->c_out, cc->k, cc->pad, weight, bias};
+            node.p.conv2d = (sr_conv2d_params){.c_in = cc->c_in, .c_out = cc->c_out, .k = cc->k,
+                                               .pad = cc->pad, .weight = weight, .bias = bias,
+                                               .n_slopes = n_slopes, .slopes = slopes};
             float err = compare_backend(be, &node, &in, &r);
             if (err > SR_TOL_KERNEL_REL)
                 fail_msg("%s conv case %zu: relative error %g", be->iface->name, i, err);
             free(weight);
             free(bias);
+            free(slopes);
             free(in.data);
         }
         /* The other ops on random shapes. */
@@ -360,6 +396,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_reference_delta_kernel_shifts),
         cmocka_unit_test(test_conv_reference_sums_channels),
+        cmocka_unit_test(test_conv_reference_folded_prelu_is_conv_then_prelu),
         cmocka_unit_test(test_pixel_shuffle_reference_layout),
         cmocka_unit_test(test_instance_norm_reference_normalises),
         cmocka_unit_test(test_prelu_reference_slopes),

@@ -1,0 +1,137 @@
+/* sr_graph_fuse: which PReLUs fold into their convolution, that readers
+ * are rewired, and that the fused graph computes the same bits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "runtime/graph.h"
+#include "testutil.h"
+
+enum { C = 4 };
+
+typedef struct net {
+    sr_graph g;
+    float weight[5][4 * C * C * 9], bias[5][4 * C], shared, per_channel[C];
+} net;
+
+static int add(sr_graph *g, sr_node node)
+{
+    const int i = sr_graph_add(g, &node, NULL);
+    assert_true(i >= 0);
+    return i;
+}
+
+static int conv(net *n, int input, int layer, int64_t c_in, int64_t c_out)
+{
+    sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1, .inputs = {input}};
+    node.p.conv2d = (sr_conv2d_params){.c_in = c_in, .c_out = c_out, .k = 3, .pad = 1,
+                                       .weight = n->weight[layer], .bias = n->bias[layer]};
+    return add(&n->g, node);
+}
+
+static int prelu(net *n, int input, int64_t n_slopes)
+{
+    const float *slopes = n_slopes == 1 ? &n->shared : n->per_channel;
+    return add(&n->g, (sr_node){.op = SR_OP_PRELU, .n_inputs = 1, .inputs = {input},
+                                .p.prelu = {n_slopes, slopes}});
+}
+
+static int shuffle(net *n, int input)
+{
+    return add(&n->g, (sr_node){.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .inputs = {input},
+                                .p.pixel_shuffle = {2}});
+}
+
+/* Every case: a conv's only reader (folds), a conv read twice (does not),
+ * a shared slope after a shuffle (folds), a per-channel one after a
+ * shuffle (does not: its channels are not the conv's). */
+static void build(net *n)
+{
+    test_rng r = {5};
+    test_fill(&r, &n->weight[0][0], sizeof n->weight / sizeof(float), -0.3f, 0.3f);
+    test_fill(&r, &n->bias[0][0], sizeof n->bias / sizeof(float), -0.3f, 0.3f);
+    test_fill(&r, &n->shared, 1, 0, 0.5f);
+    test_fill(&r, n->per_channel, C, 0, 0.5f);
+    n->g = (sr_graph){0};
+    int x = add(&n->g, (sr_node){.op = SR_OP_INPUT});
+    x = prelu(n, conv(n, x, 0, 3, C), 1);                      /* folds */
+    const int b = conv(n, x, 1, C, C);
+    x = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2, .inputs = {b, prelu(n, b, C)}});
+    x = prelu(n, shuffle(n, conv(n, x, 2, C, 4 * C)), 1);       /* folds */
+    x = prelu(n, shuffle(n, conv(n, x, 3, C, 4 * C)), C);       /* stays */
+    conv(n, x, 4, C, 3);
+}
+
+/* Runs every node's reference kernel on whole tensors; returns the output. */
+static float *run(const sr_graph *g, const float *image, sr_shape in, sr_shape *out)
+{
+    sr_shape *shapes = calloc((size_t)g->n_nodes, sizeof *shapes);
+    sr_tensor *t = calloc((size_t)g->n_nodes, sizeof *t);
+    assert_int_equal(sr_graph_shapes(g, in, shapes, NULL), SR_OK);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const int64_t n = sr_shape_numel(shapes[i]);
+        t[i] = sr_tensor_whole(shapes[i], malloc((size_t)n * sizeof(float)));
+        if (i == 0) {
+            memcpy(t[i].data, image, (size_t)n * sizeof(float));
+            continue;
+        }
+        sr_tensor inputs[SR_NODE_MAX_INPUTS];
+        for (int j = 0; j < g->nodes[i].n_inputs; j++)
+            inputs[j] = t[g->nodes[i].inputs[j]];
+        sr_op_get(g->nodes[i].op)->reference(&g->nodes[i], inputs, &t[i], NULL);
+    }
+    float *result = t[g->n_nodes - 1].data;
+    *out = shapes[g->n_nodes - 1];
+    for (int i = 0; i < g->n_nodes - 1; i++)
+        free(t[i].data);
+    free(t);
+    free(shapes);
+    return result;
+}
+
+static void test_fuse_folds_where_it_may_and_keeps_the_bits(void **state)
+{
+    (void)state;
+    net *n = calloc(1, sizeof *n);
+    build(n);
+    const int before = n->g.n_nodes;
+    const sr_shape in = {3, 5, 7};
+    float image[3 * 5 * 7];
+    test_rng r = {9};
+    test_fill(&r, image, 3 * 5 * 7, 0, 1);
+    sr_shape want_shape, got_shape;
+    float *want = run(&n->g, image, in, &want_shape);
+
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 2);
+    assert_int_equal(n->g.n_nodes, before - 2);
+    int n_prelu = 0;
+    for (int i = 0; i < n->g.n_nodes; i++) {
+        const sr_node *node = &n->g.nodes[i];
+        n_prelu += node->op == SR_OP_PRELU;
+        for (int j = 0; j < node->n_inputs; j++)
+            assert_true(node->inputs[j] >= 0 && node->inputs[j] < i);
+    }
+    assert_int_equal(n_prelu, 2);
+    assert_int_equal(n->g.nodes[1].p.conv2d.n_slopes, 1);
+
+    float *got = run(&n->g, image, in, &got_shape);
+    assert_memory_equal(&got_shape, &want_shape, sizeof want_shape);
+    assert_memory_equal(got, want, (size_t)sr_shape_numel(want_shape) * sizeof(float));
+    /* Nothing is left to fold a second time. */
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 0);
+    free(want);
+    free(got);
+    sr_graph_free(&n->g);
+    free(n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fuse_folds_where_it_may_and_keeps_the_bits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
