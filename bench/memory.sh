@@ -9,6 +9,11 @@
 # Needs /usr/bin/time and, for the peer, Debian's python3-torch and -pil.
 # With ONNX=model.onnx (made by bench/onnxruntime_srpgan.py export) it also
 # runs ONNX Runtime, from the python3 on PATH (pip install onnxruntime).
+# With NCNN=PREFIX (PREFIX.param and PREFIX.bin, made by
+# bench/ncnn_srpgan.py export) it also runs ncnn twice, with its defaults and
+# with --no-sgemm, from the python3 on PATH (pip install ncnn). Beware: with
+# its defaults ncnn im2cols the 9x9 output convolution over the whole image,
+# about 20 KB per output pixel (1.4 GB at 64x64 x4, some 21 GB at 256x256 x4).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 srrun=${SRRUN:-$here/../build/srrun}
@@ -36,5 +41,9 @@ im.crop((0, 0, s, s)).save(sys.argv[2])" "$photo" "$crop" "$size"
     run pytorch /usr/bin/python3 "$here/pytorch_srpgan.py" "$model" "$crop" "$work/pt.png" --threads 2
     if [ -n "${ONNX:-}" ]; then
         run onnxruntime python3 "$here/onnxruntime_srpgan.py" run "$ONNX" "$crop" "$work/ort.png" --threads 2
+    fi
+    if [ -n "${NCNN:-}" ]; then
+        run ncnn python3 "$here/ncnn_srpgan.py" run "$NCNN" "$crop" "$work/ncnn.png" --threads 2
+        run "ncnn no-sgemm" python3 "$here/ncnn_srpgan.py" run "$NCNN" "$crop" "$work/ncnn_ns.png" --threads 2 --no-sgemm
     fi
 done
