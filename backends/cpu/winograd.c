@@ -50,8 +50,10 @@ int64_t sr_cpu_winograd_workspace_floats(const sr_cpu_context *ctx, const sr_con
     return 36 * p->c_out * p->c_in + ctx->n_threads * thread_floats(p, tiles_per_piece(width));
 }
 
-/* U[a 6 + b][co][ci] = (G g G^T)[a][b]. */
-static void transform_weights(const sr_conv2d_params *p, float *u)
+/* U[a 6 + b][co][ci] = (G g G^T)[a][b]. Redone for every band (a few
+ * milliseconds, spread over the threads) rather than kept per node, which
+ * would hold four times the 3x3 weights outside the memory plan. */
+static void transform_weights(const sr_conv2d_params *p, float *u, int n_threads)
 {
     static const float G[6][3] = {
         {1.0f / 4, 0, 0},
@@ -62,6 +64,7 @@ static void transform_weights(const sr_conv2d_params *p, float *u)
         {0, 0, 1},
     };
     const int64_t plane = p->c_out * p->c_in;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int64_t co = 0; co < p->c_out; co++)
         for (int64_t ci = 0; ci < p->c_in; ci++) {
             const float *g = p->weight + (co * p->c_in + ci) * 9;
@@ -189,7 +192,7 @@ sr_status sr_cpu_winograd(sr_cpu_context *ctx, const sr_node *node, const sr_ten
     if (!work)
         return sr_fail(err, SR_ERR_NO_MEMORY, "%s: out of memory for the workspace", node->name);
     float *u = work;
-    transform_weights(p, u);
+    transform_weights(p, u, ctx->n_threads);
 #pragma omp parallel for num_threads(ctx->n_threads) schedule(static)
     for (int64_t item = 0; item < (t1 - t0) * n_chunks; item++) {
         float *v = work + 36 * p->c_out * p->c_in + omp_get_thread_num() * per_thread;
