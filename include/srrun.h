@@ -210,6 +210,16 @@ typedef enum sr_backend {
 
 SR_API const char *sr_backend_name(sr_backend backend);
 
+/* OpenBLAS picks its kernels once, when it loads, from the CPU it
+ * recognises or from $OPENBLAS_CORETYPE. Debian's 0.3.21 does not know
+ * Zen 5 and runs its AVX2 kernels there (about 60% of its AVX-512 ones).
+ * Returns the setting ("OPENBLAS_CORETYPE=SkylakeX") under which this CPU
+ * gets OpenBLAS's AVX-512 kernels when it supports AVX-512 but OpenBLAS
+ * chose others and the variable is not set; else NULL. A program sets it
+ * and executes itself again (srrun does); a library user may do the same
+ * or set it before starting. */
+SR_API const char *sr_cpu_blas_setting(void);
+
 /* Called with the fraction of work done, in [0, 1]; a non-zero return
  * cancels the run, which then fails with SR_ERR_CANCELLED. */
 typedef int (*sr_progress_fn)(void *user, double fraction);
