@@ -13,7 +13,8 @@
 # bench/ncnn_srpgan.py export) it also runs ncnn twice, with its defaults and
 # with --no-sgemm, from the python3 on PATH (pip install ncnn). Beware: with
 # its defaults ncnn im2cols the 9x9 output convolution over the whole image,
-# about 20 KB per output pixel (1.4 GB at 64x64 x4, some 21 GB at 256x256 x4).
+# about 20 KB per output pixel (1.4 GB at 64x64 x4, some 21 GB at 256x256 x4),
+# so that runner is skipped above NCNN_SGEMM_MAX (default 128) pixels a side.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 srrun=${SRRUN:-$here/../build/srrun}
@@ -43,7 +44,11 @@ im.crop((0, 0, s, s)).save(sys.argv[2])" "$photo" "$crop" "$size"
         run onnxruntime python3 "$here/onnxruntime_srpgan.py" run "$ONNX" "$crop" "$work/ort.png" --threads 2
     fi
     if [ -n "${NCNN:-}" ]; then
-        run ncnn python3 "$here/ncnn_srpgan.py" run "$NCNN" "$crop" "$work/ncnn.png" --threads 2
+        if (( size <= ${NCNN_SGEMM_MAX:-128} )); then
+            run ncnn python3 "$here/ncnn_srpgan.py" run "$NCNN" "$crop" "$work/ncnn.png" --threads 2
+        else
+            echo "$size,ncnn,skipped,"
+        fi
         run "ncnn no-sgemm" python3 "$here/ncnn_srpgan.py" run "$NCNN" "$crop" "$work/ncnn_ns.png" --threads 2 --no-sgemm
     fi
 done

@@ -5,8 +5,8 @@ side by side, one line per runner, log-scale y axes.
     python3 bench/plot.py RUNS.csv OUT.png "TITLE"
 
 The CSV is memory.sh's stdout: header size,runner,seconds,peak_rss_mb, one
-line per run, "failed" for the seconds of a run that failed. Failed runs get
-no point; the legend lists the sizes at which a runner failed. Needs
+line per run, "failed" or "skipped" for the seconds of a run without a
+result. Those get no point; the legend lists the sizes where a runner has none. Needs
 matplotlib (pip install matplotlib); draws with the Agg backend.
 """
 import argparse
@@ -28,7 +28,7 @@ def read_runs(path):
             size = int(row["size"])
             secs = row["seconds"].strip()
             mb = (row.get("peak_rss_mb") or "").strip()
-            ok = secs not in ("", "failed")
+            ok = secs not in ("", "failed", "skipped")
             runs.setdefault(row["runner"], []).append(
                 (size, float(secs) if ok else None, float(mb) if ok and mb else None))
     for points in runs.values():
@@ -42,7 +42,7 @@ def plot(runs, output, title):
     sizes = sorted({s for points in runs.values() for s, _, _ in points})
     for i, (runner, points) in enumerate(runs.items()):
         failed = [s for s, secs, _ in points if secs is None]
-        label = runner + (" (failed at " + ", ".join(map(str, failed)) + ")" if failed else "")
+        label = runner + (" (no result at " + ", ".join(map(str, failed)) + ")" if failed else "")
         style = dict(marker=markers[i % len(markers)], color=f"C{i % 10}", label=label)
         t = [(s, v) for s, v, _ in points if v is not None]
         m = [(s, v) for s, _, v in points if v is not None]
