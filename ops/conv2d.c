@@ -1,6 +1,6 @@
 /* 2-D convolution, stride 1, zero padding, with bias and maybe a folded
- * PReLU: the shape rule, the halo and the reference kernel.
- * Cross-correlation, as PyTorch's Conv2d. */
+ * PReLU and pixel shuffle: the shape rule, the halo and the reference
+ * kernel. Cross-correlation, as PyTorch's Conv2d. */
 #include "ops/op.h"
 
 static int conv2d_halo(const sr_node *node)
@@ -17,6 +17,10 @@ static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
     if (p->n_slopes != 0 && p->n_slopes != 1 && p->n_slopes != p->c_out)
         return sr_fail(err, SR_ERR_MODEL, "%s: %lld slopes for %lld channels",
                        node->name, (long long)p->n_slopes, (long long)p->c_out);
+    const int64_t r = sr_conv2d_shuffle(p);
+    if (p->c_out % (r * r) != 0)
+        return sr_fail(err, SR_ERR_MODEL, "%s: %lld channels do not shuffle by %lld",
+                       node->name, (long long)p->c_out, (long long)r);
     if (in[0].c != p->c_in)
         return sr_fail(err, SR_ERR_MODEL, "%s: expects %lld input channels, gets %lld",
                        node->name, (long long)p->c_in, (long long)in[0].c);
@@ -25,8 +29,13 @@ static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
     if (s.h < 1 || s.w < 1)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s: input %lldx%lld is too small",
                        node->name, (long long)in[0].w, (long long)in[0].h);
-    *out = s;
+    *out = (sr_shape){s.c / (r * r), s.h * r, s.w * r};
     return SR_OK;
+}
+
+static int conv2d_scale(const sr_node *node)
+{
+    return (int)sr_conv2d_shuffle(&node->p.conv2d);
 }
 
 static int64_t conv2d_flops(const sr_node *node, sr_shape out)
@@ -36,18 +45,21 @@ static int64_t conv2d_flops(const sr_node *node, sr_shape out)
 }
 
 /* Loop order (cout, cin, ky, kx, y, x): the inner loop runs along a row of
- * input and output, so it stays simple and still vectorises. */
+ * input and output, so it stays simple and still vectorises. A folded
+ * shuffle only changes where each output row goes (every r-th value). */
 static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor *out,
                              const float *stats)
 {
     (void)stats;
     const sr_conv2d_params *p = &node->p.conv2d;
-    const int64_t W = in->shape.w, OW = out->shape.w;
+    const int64_t r = sr_conv2d_shuffle(p), W = in->shape.w, OW = out->shape.w / r;
     for (int64_t co = 0; co < p->c_out; co++) {
-        for (int64_t oy = out->y0; oy < out->y0 + out->shape.h; oy++) {
-            float *o = sr_tensor_row(out, co, oy);
+        int64_t cy0, cy1;
+        sr_conv2d_band_rows(p, out, co, &cy0, &cy1);
+        for (int64_t cy = cy0; cy < cy1; cy++) {
+            float *o = sr_conv2d_out_row(p, out, co, cy);
             for (int64_t ox = 0; ox < OW; ox++)
-                o[ox] = p->bias ? p->bias[co] : 0.0f;
+                o[ox * r] = p->bias ? p->bias[co] : 0.0f;
         }
         for (int64_t ci = 0; ci < p->c_in; ci++) {
             for (int ky = 0; ky < p->k; ky++) {
@@ -57,14 +69,14 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
                     int64_t x0 = p->pad - kx, x1 = W + p->pad - kx;
                     if (x0 < 0) x0 = 0;
                     if (x1 > OW) x1 = OW;
-                    for (int64_t oy = out->y0; oy < out->y0 + out->shape.h; oy++) {
-                        const int64_t iy = oy + ky - p->pad;
+                    for (int64_t cy = cy0; cy < cy1; cy++) {
+                        const int64_t iy = cy + ky - p->pad;
                         if (iy < 0 || iy >= in->image_h)
                             continue; /* zero padding */
                         const float *xr = sr_tensor_row(in, ci, iy) + kx - p->pad;
-                        float *orow = sr_tensor_row(out, co, oy);
+                        float *orow = sr_conv2d_out_row(p, out, co, cy);
                         for (int64_t ox = x0; ox < x1; ox++)
-                            orow[ox] += wv * xr[ox];
+                            orow[ox * r] += wv * xr[ox];
                     }
                 }
             }
@@ -72,10 +84,10 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
         if (p->n_slopes == 0)
             continue;
         const float a = sr_conv2d_slope(p, co);
-        for (int64_t oy = out->y0; oy < out->y0 + out->shape.h; oy++) {
-            float *o = sr_tensor_row(out, co, oy);
+        for (int64_t cy = cy0; cy < cy1; cy++) {
+            float *o = sr_conv2d_out_row(p, out, co, cy);
             for (int64_t ox = 0; ox < OW; ox++)
-                o[ox] = o[ox] >= 0.0f ? o[ox] : a * o[ox];
+                o[ox * r] = o[ox * r] >= 0.0f ? o[ox * r] : a * o[ox * r];
         }
     }
 }
@@ -83,7 +95,7 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
 const sr_op_desc sr_op_conv2d = {
     .name = "conv2d",
     .n_inputs = 1,
-    .scale = sr_op_unit_scale,
+    .scale = conv2d_scale,
     .halo = conv2d_halo,
     .shape = conv2d_shape,
     .flops = conv2d_flops,

@@ -37,12 +37,39 @@ typedef struct sr_conv2d_params {
      * 1 shared slope or c_out of them. */
     int64_t n_slopes;
     const float *slopes;
+    /* A pixel shuffle that sr_graph_fuse folded in (0: none): the output is
+     * (c_out / r^2, h r, w r), written straight where the shuffle puts it. */
+    int shuffle;
 } sr_conv2d_params;
 
 /* The folded PReLU's slope for output channel co. */
 static inline float sr_conv2d_slope(const sr_conv2d_params *p, int64_t co)
 {
     return p->slopes[p->n_slopes == 1 ? 0 : co];
+}
+
+static inline int64_t sr_conv2d_shuffle(const sr_conv2d_params *p)
+{
+    return p->shuffle > 1 ? p->shuffle : 1;
+}
+
+/* The rows [*cy0, *cy1) of output channel co, before the shuffle, that
+ * land in out's band (all of the band's rows when nothing is folded). */
+static inline void sr_conv2d_band_rows(const sr_conv2d_params *p, const sr_tensor *out,
+                                       int64_t co, int64_t *cy0, int64_t *cy1)
+{
+    const int64_t r = sr_conv2d_shuffle(p), i = co / r % r;
+    *cy0 = (out->y0 - i + r - 1) / r;
+    *cy1 = (out->y0 + out->shape.h - i + r - 1) / r;
+}
+
+/* Where output channel co's row cy, before the shuffle, lands: every r-th
+ * value from the returned address. */
+static inline float *sr_conv2d_out_row(const sr_conv2d_params *p, const sr_tensor *out,
+                                       int64_t co, int64_t cy)
+{
+    const int64_t r = sr_conv2d_shuffle(p);
+    return sr_tensor_row(out, co / (r * r), cy * r + co / r % r) + co % r;
 }
 
 typedef struct sr_prelu_params {

@@ -70,7 +70,11 @@ static int fold_target(const sr_graph *g, const int *readers, int i)
             return -1;
     }
     const sr_node *conv = &g->nodes[src];
-    return conv->op == SR_OP_CONV2D && conv->p.conv2d.n_slopes == 0 ? src : -1;
+    if (conv->op != SR_OP_CONV2D || conv->p.conv2d.n_slopes != 0)
+        return -1;
+    /* A conv with a shuffle folded in takes a PReLU after it only when
+     * the slope is shared: its slopes go by the channels before the shuffle. */
+    return conv->p.conv2d.shuffle <= 1 || prelu->p.prelu.n_slopes == 1 ? src : -1;
 }
 
 int sr_graph_fuse(sr_graph *g, sr_error *err)
@@ -87,14 +91,25 @@ int sr_graph_fuse(sr_graph *g, sr_error *err)
     for (int i = 0; i < n; i++)
         for (int j = 0; j < g->nodes[i].n_inputs; j++)
             readers[g->nodes[i].inputs[j]]++;
+    /* PReLUs first: fold_target looks through the shuffles folded next. */
     int kept = 0, folded = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n - 1; i++) {
         sr_node *node = &g->nodes[i];
-        const int conv = node->op == SR_OP_PRELU && i != n - 1 ? fold_target(g, readers, i) : -1;
+        const int conv = node->op == SR_OP_PRELU ? fold_target(g, readers, i) : -1;
         if (conv >= 0) {
             g->nodes[conv].p.conv2d.n_slopes = node->p.prelu.n_slopes;
             g->nodes[conv].p.conv2d.slopes = node->p.prelu.slopes;
             node->op = SR_OP_COUNT; /* gone: its readers read its input */
+            folded++;
+        }
+    }
+    for (int i = 0; i < n - 1; i++) {
+        sr_node *node = &g->nodes[i];
+        const int src = node->inputs[0];
+        if (node->op == SR_OP_PIXEL_SHUFFLE && readers[src] == 1 &&
+            g->nodes[src].op == SR_OP_CONV2D && g->nodes[src].p.conv2d.shuffle == 0) {
+            g->nodes[src].p.conv2d.shuffle = node->p.pixel_shuffle.r;
+            node->op = SR_OP_COUNT;
             folded++;
         }
     }

@@ -21,9 +21,11 @@ sr_status sr_graph_shapes(const sr_graph *g, sr_shape input, sr_shape *shapes,
 
 /* Folds each PReLU into the convolution that feeds it when nothing else
  * reads that convolution, also across a pixel shuffle when the slope is
- * shared (PReLU is elementwise and the shuffle only moves values). The
- * same float operations happen in the same order, so results do not
- * change; a pass over the largest tensors does. Returns how many folded. */
+ * shared (PReLU is elementwise and the shuffle only moves values), then
+ * each pixel shuffle into the convolution that feeds it alone (which then
+ * writes its values where the shuffle would put them). The same float
+ * operations happen in the same order, so results do not change; passes
+ * over the largest tensors go. Returns how many nodes folded, or -1. */
 int sr_graph_fuse(sr_graph *g, sr_error *err);
 
 /* FLOPs of each node (may be NULL) and in total, for the given shapes. */

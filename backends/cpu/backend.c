@@ -48,7 +48,9 @@ static int64_t cpu_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
 static int cpu_row_align(void *ctx, const sr_node *node)
 {
     (void)ctx;
-    return node->op == SR_OP_CONV2D && sr_cpu_winograd_applies(&node->p.conv2d) ? 4 : 1;
+    if (node->op != SR_OP_CONV2D || !sr_cpu_winograd_applies(&node->p.conv2d))
+        return 1;
+    return 4 * (int)sr_conv2d_shuffle(&node->p.conv2d); /* 4 rows before the shuffle */
 }
 
 /* The other ops are light and memory-bound: their reference kernels, each

@@ -25,8 +25,12 @@
 
 static int64_t chunk_width(int64_t ow) { return ow < CHUNK ? ow : CHUNK; }
 
-/* Few output channels: M = c_out would starve sgemm. */
-static bool use_kn2row(const sr_conv2d_params *p) { return p->c_out < 16 && p->k > 1; }
+/* Few output channels: M = c_out would starve sgemm. (Not with a folded
+ * shuffle: it has no way to write one, and no network needs it.) */
+static bool use_kn2row(const sr_conv2d_params *p)
+{
+    return p->c_out < 16 && p->k > 1 && p->shuffle <= 1;
+}
 
 /* kn2row per thread: the input slice [c_in][cw + k - 1] and a ring of k
  * per-tap rows [c_out k k][cw + k - 1]; shared: the weights as
@@ -37,16 +41,23 @@ static int64_t kn2row_thread_floats(const sr_conv2d_params *p, int64_t cw)
     return p->c_in * cwp + p->k * m * cwp;
 }
 
+/* im2col per thread: the unfolded piece [c_in k k][cw] and, with a folded
+ * shuffle, the product [c_out][cw] to scatter from. */
+static int64_t im2col_thread_floats(const sr_conv2d_params *p, int64_t cw)
+{
+    return (p->c_in * p->k * p->k + (p->shuffle > 1 ? p->c_out : 0)) * cw;
+}
+
 int64_t sr_cpu_conv2d_workspace_bytes(const sr_cpu_context *ctx, const sr_node *node,
                                       sr_shape out)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
-    const int64_t cw = chunk_width(out.w);
+    const int64_t r = sr_conv2d_shuffle(p), cw = chunk_width(out.w / r);
     if (sr_cpu_winograd_applies(p))
-        return sr_cpu_winograd_workspace_floats(ctx, p, out.w) * (int64_t)sizeof(float);
+        return sr_cpu_winograd_workspace_floats(ctx, p, out.w / r) * (int64_t)sizeof(float);
     const int64_t floats = use_kn2row(p) ? p->c_out * p->k * p->k * p->c_in +
                                                ctx->n_threads * kn2row_thread_floats(p, cw)
-                                         : ctx->n_threads * p->c_in * p->k * p->k * cw;
+                                         : ctx->n_threads * im2col_thread_floats(p, cw);
     return floats * (int64_t)sizeof(float);
 }
 
@@ -182,26 +193,38 @@ sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
         return sr_cpu_winograd(ctx, node, in, out, err);
     if (use_kn2row(p))
         return conv2d_kn2row(ctx, node, in, out, err);
-    const int64_t cw_max = chunk_width(OW), n_chunks = (OW + cw_max - 1) / cw_max;
-    float *workspace = sr_cpu_workspace(ctx, ctx->n_threads * kdim * cw_max);
+    /* Rows and width of the convolution's own output, before any shuffle. */
+    const int64_t r = sr_conv2d_shuffle(p), CW = OW / r;
+    const int64_t cy0 = out->y0 / r, cy1 = (out->y0 + OH + r - 1) / r;
+    const int64_t cw_max = chunk_width(CW), n_chunks = (CW + cw_max - 1) / cw_max;
+    const int64_t per_thread = im2col_thread_floats(p, cw_max);
+    float *workspace = sr_cpu_workspace(ctx, ctx->n_threads * per_thread);
     if (!workspace)
         return sr_fail(err, SR_ERR_NO_MEMORY, "%s: out of memory for the workspace", node->name);
 #pragma omp parallel for num_threads(ctx->n_threads) schedule(static)
-    for (int64_t item = 0; item < OH * n_chunks; item++) {
-        float *col = workspace + omp_get_thread_num() * kdim * cw_max;
-        const int64_t y = out->y0 + item / n_chunks, x0 = item % n_chunks * cw_max;
-        const int64_t cw = x0 + cw_max <= OW ? cw_max : OW - x0;
-        float *c = sr_tensor_row(out, 0, y) + x0;
+    for (int64_t item = 0; item < (cy1 - cy0) * n_chunks; item++) {
+        float *col = workspace + omp_get_thread_num() * per_thread, *product = col + kdim * cw_max;
+        const int64_t y = cy0 + item / n_chunks, x0 = item % n_chunks * cw_max;
+        const int64_t cw = x0 + cw_max <= CW ? cw_max : CW - x0;
+        /* Straight into the output, or beside it to be shuffled. */
+        float *c = r == 1 ? sr_tensor_row(out, 0, y) + x0 : product;
+        const int64_t ldc = r == 1 ? out->cstride : cw;
         im2col(p, in, y, x0, cw, col);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->c_out, (int)cw,
-                    (int)kdim, 1.0f, p->weight, (int)kdim, col, (int)cw, 0.0f, c,
-                    (int)out->cstride);
+                    (int)kdim, 1.0f, p->weight, (int)kdim, col, (int)cw, 0.0f, c, (int)ldc);
         for (int64_t co = 0; co < p->c_out; co++) {
-            float *o = c + co * out->cstride;
+            float *o = c + co * ldc;
             if (p->bias)
                 for (int64_t i = 0; i < cw; i++)
                     o[i] += p->bias[co];
             sr_cpu_conv2d_prelu(p, co, o, cw);
+            int64_t lo, hi;
+            sr_conv2d_band_rows(p, out, co, &lo, &hi);
+            if (r > 1 && y >= lo && y < hi) {
+                float *dst = sr_conv2d_out_row(p, out, co, y) + x0 * r;
+                for (int64_t i = 0; i < cw; i++)
+                    dst[i * r] = o[i];
+            }
         }
     }
     return SR_OK;

@@ -41,7 +41,7 @@ static int64_t co_block(const sr_conv2d_params *p) { return p->c_out < CO_BLOCK 
  * transformed weights [36][c_out][c_in]. */
 static int64_t thread_floats(const sr_conv2d_params *p, int64_t nt)
 {
-    return 36 * (p->c_in + co_block(p)) * nt + 6 * (4 * nt + 2) + 42 * nt;
+    return 36 * (p->c_in + co_block(p)) * nt + 6 * (4 * nt + 2) + 44 * nt;
 }
 
 int64_t sr_cpu_winograd_workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
@@ -149,18 +149,20 @@ static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int6
     }
 }
 
-/* m[36][cb][nt] of output channels [co0, co0 + cb) -> output rows 4 t ...
- * 4 t + 3 that lie in the band, columns from 4 j0, plus bias. scratch:
- * [6][4][nt], then [4][4][nt]. */
+/* m[36][cb][nt] of output channels [co0, co0 + cb) -> their rows 4 t ...
+ * 4 t + 3 that land in the band, columns from 4 j0, plus bias, PReLU and
+ * shuffle. scratch: [6][4][nt], then [4][4][nt], then a row of 4 nt. */
 static void transform_output(const sr_conv2d_params *p, const float *m, int64_t co0, int64_t cb,
                              int64_t t, int64_t j0, int64_t nt, float *scratch, sr_tensor *out)
 {
-    const int64_t W = out->shape.w, plane = cb * nt, x0 = 4 * j0;
+    const int64_t r_shuffle = sr_conv2d_shuffle(p), W = out->shape.w / r_shuffle;
+    const int64_t plane = cb * nt, x0 = 4 * j0;
     const int64_t width = W - x0 < 4 * nt ? W - x0 : 4 * nt;
-    const int64_t y_lo = out->y0, y_hi = out->y0 + out->shape.h;
-    float *half = scratch, *tile = scratch + 24 * nt;
+    float *half = scratch, *tile = scratch + 24 * nt, *row = scratch + 40 * nt;
     for (int64_t co = co0; co < co0 + cb; co++) {
         const float bias = p->bias ? p->bias[co] : 0.0f;
+        int64_t y_lo, y_hi;
+        sr_conv2d_band_rows(p, out, co, &y_lo, &y_hi);
         /* Along the transform's columns: half[i][c][j] for its row i. */
         for (int i = 0; i < 6; i++)
             output_1d(m + i * 6 * plane + (co - co0) * nt, plane, half + i * 4 * nt, nt, nt);
@@ -171,11 +173,15 @@ static void transform_output(const sr_conv2d_params *p, const float *m, int64_t 
             const int64_t y = 4 * t + r;
             if (y < y_lo || y >= y_hi)
                 continue;
-            float *o = sr_tensor_row(out, co, y) + x0;
+            float *o = sr_conv2d_out_row(p, out, co, y) + x0 * r_shuffle;
+            float *v = r_shuffle == 1 ? o : row;
             const float *tr = tile + r * 4 * nt;
             for (int64_t x = 0; x < width; x++)
-                o[x] = tr[(x & 3) * nt + (x >> 2)] + bias;
-            sr_cpu_conv2d_prelu(p, co, o, width);
+                v[x] = tr[(x & 3) * nt + (x >> 2)] + bias;
+            sr_cpu_conv2d_prelu(p, co, v, width);
+            if (v == row)
+                for (int64_t x = 0; x < width; x++)
+                    o[x * r_shuffle] = row[x];
         }
     }
 }
@@ -184,9 +190,11 @@ sr_status sr_cpu_winograd(sr_cpu_context *ctx, const sr_node *node, const sr_ten
                           sr_tensor *out, sr_error *err)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
-    const int64_t W = out->shape.w, nt_max = tiles_per_piece(W);
+    /* Width and rows of the convolution's own output, before any shuffle. */
+    const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r, nt_max = tiles_per_piece(W);
     const int64_t n_chunks = ((W + 3) / 4 + nt_max - 1) / nt_max;
-    const int64_t t0 = out->y0 / 4, t1 = (out->y0 + out->shape.h + 3) / 4;
+    const int64_t cy0 = out->y0 / r, cy1 = (out->y0 + out->shape.h + r - 1) / r;
+    const int64_t t0 = cy0 / 4, t1 = (cy1 + 3) / 4;
     const int64_t per_thread = thread_floats(p, nt_max), cb_max = co_block(p);
     float *work = sr_cpu_workspace(ctx, sr_cpu_winograd_workspace_floats(ctx, p, W));
     if (!work)

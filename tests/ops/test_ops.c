@@ -297,15 +297,18 @@ typedef struct conv_case {
     int64_t c_in, c_out;
     int k, pad;
     int64_t h, w;
+    int shuffle; /* a folded pixel shuffle */
 } conv_case;
 
-/* SRPGAN's shapes, and the edges: width or height 1, images smaller than
- * the kernel, padding other than k / 2. */
+/* SRPGAN's shapes (its upsampling convs with their shuffle folded), and the
+ * edges: width or height 1, images smaller than the kernel, padding other
+ * than k / 2, a shuffle by 3. */
 static const conv_case conv_cases[] = {
-    {3, 64, 9, 4, 13, 11},  {64, 3, 9, 4, 9, 14},  {64, 64, 3, 1, 17, 23},
-    {64, 256, 3, 1, 6, 5},  {3, 64, 9, 4, 1, 1},   {64, 3, 9, 4, 1, 37},
-    {16, 32, 3, 1, 29, 1},  {5, 7, 5, 2, 3, 2},    {4, 6, 1, 0, 8, 9},
-    {6, 5, 3, 0, 7, 6},     {2, 3, 5, 1, 6, 8},    {64, 64, 3, 1, 2, 300},
+    {3, 64, 9, 4, 13, 11, 0},  {64, 3, 9, 4, 9, 14, 0},  {64, 64, 3, 1, 17, 23, 0},
+    {64, 256, 3, 1, 6, 5, 2},  {3, 64, 9, 4, 1, 1, 0},   {64, 3, 9, 4, 1, 37, 0},
+    {16, 32, 3, 1, 29, 1, 0},  {5, 7, 5, 2, 3, 2, 0},    {4, 6, 1, 0, 8, 9, 0},
+    {6, 5, 3, 0, 7, 6, 0},     {2, 3, 5, 1, 6, 8, 0},    {64, 64, 3, 1, 2, 300, 2},
+    {64, 256, 3, 1, 9, 7, 0},  {4, 18, 5, 2, 7, 9, 3},   {16, 48, 3, 1, 11, 13, 2},
 };
 
 static void test_backends_match_reference(void **state)
@@ -333,7 +336,8 @@ static void test_backends_match_reference(void **state)
             sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
             node.p.conv2d = (sr_conv2d_params){.c_in = cc->c_in, .c_out = cc->c_out, .k = cc->k,
                                                .pad = cc->pad, .weight = weight, .bias = bias,
-                                               .n_slopes = n_slopes, .slopes = slopes};
+                                               .n_slopes = n_slopes, .slopes = slopes,
+                                               .shuffle = cc->shuffle};
             float err = compare_backend(be, &node, &in, &r);
             if (err > SR_TOL_KERNEL_REL)
                 fail_msg("%s conv case %zu: relative error %g", be->iface->name, i, err);

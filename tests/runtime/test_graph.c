@@ -1,5 +1,6 @@
-/* sr_graph_fuse: which PReLUs fold into their convolution, that readers
- * are rewired, and that the fused graph computes the same bits. */
+/* sr_graph_fuse: which PReLUs and pixel shuffles fold into their
+ * convolution, that readers are rewired, and that the fused graph computes
+ * the same bits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,7 +48,8 @@ static int shuffle(net *n, int input)
 
 /* Every case: a conv's only reader (folds), a conv read twice (does not),
  * a shared slope after a shuffle (folds), a per-channel one after a
- * shuffle (does not: its channels are not the conv's). */
+ * shuffle (does not: its channels are not the conv's); both shuffles fold
+ * into their convs. */
 static void build(net *n)
 {
     test_rng r = {5};
@@ -105,12 +107,13 @@ static void test_fuse_folds_where_it_may_and_keeps_the_bits(void **state)
     sr_shape want_shape, got_shape;
     float *want = run(&n->g, image, in, &want_shape);
 
-    assert_int_equal(sr_graph_fuse(&n->g, NULL), 2);
-    assert_int_equal(n->g.n_nodes, before - 2);
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 4); /* two PReLUs, two shuffles */
+    assert_int_equal(n->g.n_nodes, before - 4);
     int n_prelu = 0;
     for (int i = 0; i < n->g.n_nodes; i++) {
         const sr_node *node = &n->g.nodes[i];
         n_prelu += node->op == SR_OP_PRELU;
+        assert_int_not_equal(node->op, SR_OP_PIXEL_SHUFFLE);
         for (int j = 0; j < node->n_inputs; j++)
             assert_true(node->inputs[j] >= 0 && node->inputs[j] < i);
     }
