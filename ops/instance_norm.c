@@ -1,6 +1,6 @@
 /* InstanceNorm2d without affine parameters, as PyTorch computes it at
  * inference: per channel, (x - mean) / sqrt(var + eps) with the biased
- * variance over H x W. Global: the mean and variance need the whole plane,
+ * variance over H x W, then maybe a folded PReLU. Global: the mean and variance need the whole plane,
  * so they are gathered first, row by row in image order (each row summed
  * in double, then added to the running sums): the same arithmetic whatever
  * the bands, so a tiled run gives the whole-image result exactly. */
@@ -8,10 +8,20 @@
 
 #include "ops/op.h"
 
+static sr_status instance_norm_shape(const sr_node *node, const sr_shape *in, sr_shape *out,
+                                     sr_error *err)
+{
+    const int64_t n = node->p.instance_norm.n_slopes;
+    if (n != 0 && n != 1 && n != in[0].c)
+        return sr_fail(err, SR_ERR_MODEL, "%s: %lld slopes for %lld channels", node->name,
+                       (long long)n, (long long)in[0].c);
+    *out = in[0];
+    return SR_OK;
+}
+
 static int64_t instance_norm_flops(const sr_node *node, sr_shape out)
 {
-    (void)node;
-    return 5 * sr_shape_numel(out);
+    return (5 + (node->p.instance_norm.n_slopes > 0)) * sr_shape_numel(out);
 }
 
 /* Sums: [0, C) of x, [C, 2C) of x^2. Stats: [0, C) mean, [C, 2C) 1/std. */
@@ -56,7 +66,7 @@ static void instance_norm_finalize(const sr_node *node, sr_shape in, const doubl
 static void instance_norm_reference(const sr_node *node, const sr_tensor *in,
                                     sr_tensor *out, const float *stats)
 {
-    (void)node;
+    const sr_instance_norm_params *p = &node->p.instance_norm;
     const int64_t C = out->shape.c, W = out->shape.w;
     for (int64_t c = 0; c < C; c++) {
         const float mean = stats[c], inv = stats[C + c];
@@ -65,6 +75,11 @@ static void instance_norm_reference(const sr_node *node, const sr_tensor *in,
             float *o = sr_tensor_row(out, c, y);
             for (int64_t i = 0; i < W; i++)
                 o[i] = (x[i] - mean) * inv;
+            if (p->n_slopes == 0)
+                continue;
+            const float a = p->slopes[p->n_slopes == 1 ? 0 : c];
+            for (int64_t i = 0; i < W; i++)
+                o[i] = o[i] >= 0.0f ? o[i] : a * o[i];
         }
     }
 }
@@ -76,7 +91,7 @@ const sr_op_desc sr_op_instance_norm = {
     .is_global = true,
     .in_place = true,
     .halo = sr_op_no_halo,
-    .shape = sr_op_same_shape,
+    .shape = instance_norm_shape,
     .flops = instance_norm_flops,
     .reference = instance_norm_reference,
     .n_stats = instance_norm_n_stats,

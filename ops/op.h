@@ -79,6 +79,9 @@ typedef struct sr_prelu_params {
 
 typedef struct sr_instance_norm_params {
     float eps;
+    /* A PReLU that sr_graph_fuse folded in, as in sr_conv2d_params. */
+    int64_t n_slopes;
+    const float *slopes;
 } sr_instance_norm_params;
 
 typedef struct sr_pixel_shuffle_params {

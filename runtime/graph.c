@@ -57,13 +57,16 @@ int64_t sr_graph_flops(const sr_graph *g, const sr_shape *shapes, int64_t *per_n
     return total;
 }
 
-/* The convolution a PReLU at node i can fold into, or -1. */
+/* The node a PReLU at node i can fold into (a convolution or an
+ * InstanceNorm that nothing else reads), or -1. */
 static int fold_target(const sr_graph *g, const int *readers, int i)
 {
     const sr_node *prelu = &g->nodes[i];
     int src = prelu->inputs[0];
     if (readers[src] != 1)
         return -1;
+    if (g->nodes[src].op == SR_OP_INSTANCE_NORM)
+        return g->nodes[src].p.instance_norm.n_slopes == 0 ? src : -1;
     if (g->nodes[src].op == SR_OP_PIXEL_SHUFFLE && prelu->p.prelu.n_slopes == 1) {
         src = g->nodes[src].inputs[0];
         if (readers[src] != 1)
@@ -95,13 +98,19 @@ int sr_graph_fuse(sr_graph *g, sr_error *err)
     int kept = 0, folded = 0;
     for (int i = 0; i < n - 1; i++) {
         sr_node *node = &g->nodes[i];
-        const int conv = node->op == SR_OP_PRELU ? fold_target(g, readers, i) : -1;
-        if (conv >= 0) {
-            g->nodes[conv].p.conv2d.n_slopes = node->p.prelu.n_slopes;
-            g->nodes[conv].p.conv2d.slopes = node->p.prelu.slopes;
-            node->op = SR_OP_COUNT; /* gone: its readers read its input */
-            folded++;
+        const int into = node->op == SR_OP_PRELU ? fold_target(g, readers, i) : -1;
+        if (into < 0)
+            continue;
+        sr_node *target = &g->nodes[into];
+        if (target->op == SR_OP_CONV2D) {
+            target->p.conv2d.n_slopes = node->p.prelu.n_slopes;
+            target->p.conv2d.slopes = node->p.prelu.slopes;
+        } else {
+            target->p.instance_norm.n_slopes = node->p.prelu.n_slopes;
+            target->p.instance_norm.slopes = node->p.prelu.slopes;
         }
+        node->op = SR_OP_COUNT; /* gone: its readers read its input */
+        folded++;
     }
     for (int i = 0; i < n - 1; i++) {
         sr_node *node = &g->nodes[i];

@@ -19,8 +19,8 @@ void sr_graph_free(sr_graph *g);
 sr_status sr_graph_shapes(const sr_graph *g, sr_shape input, sr_shape *shapes,
                           sr_error *err);
 
-/* Folds each PReLU into the convolution that feeds it when nothing else
- * reads that convolution, also across a pixel shuffle when the slope is
+/* Folds each PReLU into the convolution or InstanceNorm that feeds it when
+ * nothing else reads that, into a convolution also across a pixel shuffle when the slope is
  * shared (PReLU is elementwise and the shuffle only moves values), then
  * each pixel shuffle into the convolution that feeds it alone (which then
  * writes its values where the shuffle would put them). The same float

@@ -358,7 +358,8 @@ static void test_backends_match_reference(void **state)
             sr_node nodes[] = {
                 {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {1, slopes}},
                 {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {c, slopes}},
-                {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f}},
+                {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, 0, NULL}},
+                {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, c, slopes}},
                 {.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .p.pixel_shuffle = {2}},
                 {.op = SR_OP_ADD, .n_inputs = 2},
                 {.op = SR_OP_TANH_AFFINE, .n_inputs = 1},
