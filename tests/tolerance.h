@@ -13,7 +13,7 @@
 /* The network with float16 weights (a model.bin saved with --fp16) against
  * the same network with the float32 weights, in [0, 1] units: each weight
  * moves by up to 2^-11 of itself. Hand-set weights that rely on
- * cancellation can do worse (the placeholder default model: 0.027). */
+ * cancellation can do worse (a bilinear network built by hand: 0.027). */
 #define SR_TOL_FP16_WEIGHTS_ABS 1e-3f /* measured: 1.7e-4 on the fixtures */
 
 /* 8-bit images against PyTorch's: rounding may flip one level. */

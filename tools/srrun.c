@@ -11,6 +11,7 @@
 
 #include <sys/resource.h>
 
+#include "reexec.h"
 #include "report.h"
 #include "commands.h"
 #include "srrun.h"
@@ -22,13 +23,15 @@ static const char usage_text[] =
     "\n"
     "Upscales INPUT (PNG or JPEG) with the super-resolution network in MODEL,\n"
     "a file written by torch.save(generator.state_dict(), path). Without MODEL\n"
-    "the shipped default model is used.\n"
+    "the shipped default model for --scale is used (SRPGAN trained on photos).\n"
     "\n"
     "convert writes MODEL (a .pth or a model.bin) as srrun's own model.bin,\n"
     "which loads faster and is checksummed; --fp16 stores float16 weights\n"
     "(half the size). info shows what a model file holds.\n"
     "\n"
     "options:\n"
+    "  -s, --scale 2|4      upscale factor of the default model (default: 4); with\n"
+    "                       MODEL, checks that MODEL has it\n"
     "  -o, --output FILE    output PNG, or JPEG when FILE ends in .jpg or .jpeg\n"
     "                       (default: INPUT's name + _x<scale>.png, in the\n"
     "                       current folder)\n"
@@ -56,6 +59,7 @@ typedef struct cli {
     const char *stats;
     int quiet, verbose, plan_only;
     int keep_alpha, depth, quality; /* depth 0: the input's */
+    int scale;                      /* 0: the model's (4 for the default) */
 } cli;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -72,21 +76,21 @@ static int fail(const char *message)
     return 1;
 }
 
-static const char *default_model(void)
+/* $SRRUN_DEFAULT_MODEL, else srpgan_x<scale>.bin in the first folder of
+ * SR_DEFAULT_MODEL_DIRS that has it: the installed copy, then the source
+ * tree's. */
+static const char *default_model(int scale)
 {
     static char path[4096];
     const char *env = getenv("SRRUN_DEFAULT_MODEL");
     if (env && *env)
         return env;
-    const char *list = SR_DEFAULT_MODEL_PATHS;
+    const char *list = SR_DEFAULT_MODEL_DIRS;
     while (*list) {
-        size_t n = strcspn(list, ":");
-        if (n < sizeof path) {
-            memcpy(path, list, n);
-            path[n] = '\0';
-            if (access(path, R_OK) == 0)
-                return path;
-        }
+        int n = (int)strcspn(list, ":");
+        if (snprintf(path, sizeof path, "%.*s/srpgan_x%d.bin", n, list, scale) < (int)sizeof path &&
+            access(path, R_OK) == 0)
+            return path;
         list += n + (list[n] == ':');
     }
     return NULL;
@@ -118,19 +122,25 @@ static int parse(int argc, char **argv, cli *c)
         {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},      {"strict", no_argument, NULL, 'S'},
         {"max-memory", required_argument, NULL, 'm'}, {"tile-rows", required_argument, NULL, 'T'},
-        {"plan", no_argument, NULL, 'P'},         {"stats", required_argument, NULL, 's'},
+        {"plan", no_argument, NULL, 'P'},         {"stats", required_argument, NULL, 'J'},
+        {"scale", required_argument, NULL, 's'},
         {"alpha", required_argument, NULL, 'A'},  {"depth", required_argument, NULL, 'D'},
         {"quality", required_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "o:b:t:m:qvhV", longs, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "o:b:t:m:s:qvhV", longs, NULL)) != -1) {
         switch (opt) {
         case 'o': c->output = optarg; break;
         case 'q': c->quiet = 1; break;
         case 'S': c->model_options.strict = 1; break;
         case 'P': c->plan_only = 1; break;
-        case 's': c->stats = optarg; break;
+        case 'J': c->stats = optarg; break;
+        case 's':
+            if (strcmp(optarg, "2") != 0 && strcmp(optarg, "4") != 0)
+                return usage_error("--scale needs 2 or 4, not '%s'", optarg);
+            c->scale = atoi(optarg);
+            break;
         case 'm':
             c->options.max_memory = parse_size(optarg);
             if (c->options.max_memory < 0)
@@ -229,9 +239,12 @@ static int write_stats(const cli *c, const sr_model_info *info, const sr_plan_in
 static int run(const cli *c)
 {
     sr_error err = {0};
-    const char *model_path = c->model ? c->model : default_model();
-    if (!model_path)
-        return fail("no MODEL given and the default model is not installed");
+    const char *model_path = c->model ? c->model : default_model(c->scale ? c->scale : 4);
+    if (!model_path) {
+        fprintf(stderr, "srrun: no MODEL given and the default x%d model is not installed\n",
+                c->scale ? c->scale : 4);
+        return 1;
+    }
 
     run_times times = {0};
     const double start = seconds_now();
@@ -239,6 +252,12 @@ static int run(const cli *c)
     if (sr_model_load(model_path, &c->model_options, &model, &err) != SR_OK)
         return fail(err.message);
     const sr_model_info info = sr_model_get_info(model);
+    if (c->scale && info.scale != c->scale) {
+        fprintf(stderr, "srrun: %s: the model upscales x%d, not x%d as --scale asks\n",
+                model_path, info.scale, c->scale);
+        sr_model_free(model);
+        return 1;
+    }
     if (!c->quiet)
         print_notices(model_path, sr_model_notices(model));
     times.load = seconds_now() - start;
@@ -344,6 +363,7 @@ done:
 
 int main(int argc, char **argv)
 {
+    sr_tool_reexec_for_blas(argv);
     if (argc > 1 && command_is(argv[1]))
         return command_run(argc - 1, argv + 1);
     cli c = {.options = sr_session_options_default()};

@@ -248,6 +248,21 @@ static void test_default_model_and_output_option(void **state)
     assert_int_equal(img.height, 29 * 4);
     sr_image_free(&img);
 
+    /* --scale picks the shipped x2 model, and checks a given MODEL. */
+    r = run_cli((const char *[]){"-q", "-s", "2", "-o", "small.png", "leaves_37x29.png", NULL});
+    if (r.exit_code != 0)
+        fail_msg("%s", r.err);
+    snprintf(path, sizeof path, "%s/small.png", workdir);
+    assert_int_equal(sr_image_read(path, 0, &img, NULL), SR_OK);
+    assert_int_equal(img.width, 37 * 2);
+    sr_image_free(&img);
+    r = run_cli((const char *[]){"--scale", "4", "srpgan_x2.pth", "leaves_37x29.png", NULL});
+    assert_int_equal(r.exit_code, 1);
+    assert_non_null(strstr(r.err, "upscales x2, not x4"));
+    r = run_cli((const char *[]){"--scale", "3", "leaves_37x29.png", NULL});
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "--scale needs 2 or 4"));
+
     r = run_cli((const char *[]){"-v", "--backend", "reference", "-t", "1", "srpgan_x2.pth",
                                  "leaves_37x29.png", NULL});
     assert_int_equal(r.exit_code, 0);
