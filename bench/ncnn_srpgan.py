@@ -30,12 +30,12 @@ options change nothing on this fp32 net on x86 (bit-identical outputs) and
 are left at their defaults.
 """
 import argparse
-import json
 import os
-import resource
 import struct
 import sys
 import time
+
+from peer_io import network_input, report, write_png
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -112,22 +112,6 @@ def export(model, prefix):
         f.write(weights)
 
 
-def to_network_input(img):
-    """srpgan.py's rule with numpy: RGB in [0,1], alpha composited on white,
-    gray replicated; (3, H, W) float32."""
-    import numpy as np
-
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA"):
-        a = np.asarray(img.getchannel("A"), dtype=np.float32)[..., None] / 255
-        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255
-        x = rgb * a + (1 - a)
-    else:
-        x = np.asarray(img.convert("RGB"), dtype=np.float32) / 255
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
-
-
 def run(prefix, image, output, threads, no_sgemm):
     import ncnn
     import numpy as np
@@ -140,7 +124,7 @@ def run(prefix, image, output, threads, no_sgemm):
         net.opt.use_sgemm_convolution = False
     if net.load_param(prefix + ".param") != 0 or net.load_model(prefix + ".bin") != 0:
         sys.exit(f"ncnn_srpgan.py: cannot load {prefix}.param / {prefix}.bin")
-    x = to_network_input(Image.open(image))
+    x = network_input(Image.open(image))
     t1 = time.perf_counter()
     ex = net.create_extractor()
     ex.input("in", ncnn.Mat(x))
@@ -149,15 +133,9 @@ def run(prefix, image, output, threads, no_sgemm):
         sys.exit(f"ncnn_srpgan.py: extract failed ({ret})")
     y = np.array(out)
     t2 = time.perf_counter()
-    levels = np.round(np.clip(y, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
-    Image.fromarray(np.ascontiguousarray(levels), "RGB").save(output, compress_level=3)
-    t3 = time.perf_counter()
-    print(json.dumps({
-        "peer": "ncnn " + ncnn.__version__ + (" no-sgemm" if no_sgemm else ""), "threads": threads,
-        "width": x.shape[2], "height": x.shape[1], "scale": y.shape[2] // x.shape[2],
-        "network_s": round(t2 - t1, 4), "total_s": round(t3 - t0, 4),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }))
+    write_png(y, output)
+    report("ncnn " + ncnn.__version__ + (" no-sgemm" if no_sgemm else ""), threads, x, y,
+           t0, t1, t2, time.perf_counter())
 
 
 def main():

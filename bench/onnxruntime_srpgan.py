@@ -10,11 +10,11 @@ run upscales an image from loading the session to the PNG written and
 prints one JSON line like bench/pytorch_srpgan.py (import excluded).
 """
 import argparse
-import json
 import os
-import resource
 import sys
 import time
+
+from peer_io import network_input, report, write_png
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -35,7 +35,6 @@ def export(model, path):
 
 
 def run(model, image, output, threads):
-    import numpy as np
     import onnxruntime as ort
     from PIL import Image
 
@@ -45,26 +44,12 @@ def run(model, image, output, threads):
     opt.inter_op_num_threads = 1
     opt.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(model, opt, providers=["CPUExecutionProvider"])
-    img = Image.open(image)
-    if img.mode in ("RGBA", "LA", "P"):
-        img = img.convert("RGBA")
-        a = np.asarray(img.getchannel("A"), dtype=np.float32)[..., None] / 255
-        x = np.asarray(img.convert("RGB"), dtype=np.float32) / 255 * a + (1 - a)
-    else:
-        x = np.asarray(img.convert("RGB"), dtype=np.float32) / 255
-    x = np.ascontiguousarray(x.transpose(2, 0, 1))[None]
+    x = network_input(Image.open(image))
     t1 = time.perf_counter()
-    y = session.run(None, {"x": x})[0][0]
+    y = session.run(None, {"x": x[None]})[0][0]
     t2 = time.perf_counter()
-    levels = np.round(np.clip(y, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
-    Image.fromarray(np.ascontiguousarray(levels), "RGB").save(output, compress_level=3)
-    t3 = time.perf_counter()
-    print(json.dumps({
-        "peer": "onnxruntime " + ort.__version__, "threads": threads,
-        "width": x.shape[3], "height": x.shape[2],
-        "network_s": round(t2 - t1, 4), "total_s": round(t3 - t0, 4),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }))
+    write_png(y, output)
+    report("onnxruntime " + ort.__version__, threads, x, y, t0, t1, t2, time.perf_counter())
 
 
 def main():
