@@ -10,6 +10,15 @@
 
 #define SR_BACKEND_API_VERSION 1
 
+/* How a kernel makes output rows: in groups of `align` rows starting at
+ * multiples of align (tiles at fixed image places), each group reading
+ * `halo` input rows beyond its own (at least the op's halo). The planner
+ * gives every band the inputs of the whole groups its rows touch, so a
+ * value is computed the same way whatever band it falls in. */
+typedef struct sr_row_tiling {
+    int align, halo;
+} sr_row_tiling;
+
 typedef struct sr_backend_iface {
     int api_version;
     const char *name;
@@ -17,11 +26,8 @@ typedef struct sr_backend_iface {
     /* Scratch memory run needs for an output band of this shape; the
      * planner counts it, the backend owns it. */
     int64_t (*workspace_bytes)(void *ctx, const sr_node *node, sr_shape out);
-    /* Optional (NULL: 1). A kernel that computes output rows in groups of
-     * a rows starting at multiples of a (tiles at fixed image places)
-     * returns a; the planner then gives each band the inputs of whole
-     * groups. */
-    int (*row_align)(void *ctx, const sr_node *node);
+    /* Optional (NULL: rows one by one, the op's halo). */
+    sr_row_tiling (*row_tiling)(void *ctx, const sr_node *node);
     /* in: the node's inputs in order; out: the band to compute, allocated
      * by the caller (see ops/op.h for bands); stats: a global op's. */
     sr_status (*run)(void *ctx, const sr_node *node, const sr_tensor *in,
@@ -39,6 +45,9 @@ sr_status sr_reference_backend_new(sr_backend_handle *backend, sr_error *err);
 
 /* OpenBLAS + OpenMP; n_threads 0 means all cores. */
 sr_status sr_cpu_backend_new(int n_threads, sr_backend_handle *backend, sr_error *err);
+
+/* The backend's row tiling of node, or the default. */
+sr_row_tiling sr_backend_row_tiling(const sr_backend_handle *backend, const sr_node *node);
 
 void sr_backend_free(sr_backend_handle *backend);
 

@@ -47,7 +47,8 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
         if (c.lo >= c.hi)
             continue;
         const sr_op_desc *d = sr_op_get(node->op);
-        const int64_t scale = d->scale(node), halo = d->halo(node), a = plan->row_align[n];
+        const int64_t scale = d->scale(node), halo = plan->row_tiling[n].halo,
+                      a = plan->row_tiling[n].align;
         const int64_t out_lo = div_floor(c.lo, a) * a, out_hi = div_ceil(c.hi, a) * a;
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
@@ -350,12 +351,12 @@ static sr_status alloc_plan(planner *p, sr_plan *plan)
     plan->n_nodes = n;
     plan->shapes = calloc((size_t)n, sizeof *plan->shapes);
     plan->keep = calloc((size_t)n, sizeof *plan->keep);
-    plan->row_align = calloc((size_t)n, sizeof *plan->row_align);
+    plan->row_tiling = calloc((size_t)n, sizeof *plan->row_tiling);
     plan->first_stage = calloc((size_t)n, sizeof(int));
     plan->last_stage = calloc((size_t)n, sizeof(int));
     plan->stages = calloc((size_t)n_stages, sizeof *plan->stages);
     plan->node_flops = calloc((size_t)n, sizeof *plan->node_flops);
-    if (!plan->shapes || !plan->keep || !plan->row_align || !plan->first_stage || !plan->last_stage || !plan->stages ||
+    if (!plan->shapes || !plan->keep || !plan->row_tiling || !plan->first_stage || !plan->last_stage || !plan->stages ||
         !plan->node_flops)
         return SR_ERR_NO_MEMORY;
     for (int s = 0; s < n_stages; s++) {
@@ -370,7 +371,7 @@ static sr_status alloc_plan(planner *p, sr_plan *plan)
     memcpy(plan->shapes, p->shapes, (size_t)n * sizeof *plan->shapes);
     const sr_backend_handle *b = p->req->backend;
     for (int k = 0; k < n; k++)
-        plan->row_align[k] = b && b->iface->row_align ? b->iface->row_align(b->ctx, &p->g->nodes[k]) : 1;
+        plan->row_tiling[k] = sr_backend_row_tiling(b, &p->g->nodes[k]);
     return SR_OK;
 }
 
@@ -386,7 +387,7 @@ void sr_plan_free(sr_plan *plan)
     free(plan->last_stage);
     free(plan->first_stage);
     free(plan->keep);
-    free(plan->row_align);
+    free(plan->row_tiling);
     free(plan->shapes);
     memset(plan, 0, sizeof *plan);
 }

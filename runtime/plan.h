@@ -39,7 +39,7 @@ typedef struct sr_plan {
     int n_nodes;
     sr_shape *shapes;
     bool *keep;       /* materialised whole (node 0, the input, always) */
-    int *row_align;   /* output rows made in aligned groups (the backend's) */
+    sr_row_tiling *row_tiling; /* how the backend makes each node's rows */
     int *first_stage; /* kept nodes: the stage that computes them */
     int *last_stage;  /* kept nodes: the last stage that reads them */
     int n_stages;

@@ -45,12 +45,12 @@ static int64_t cpu_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
     return node->op == SR_OP_CONV2D ? sr_cpu_conv2d_workspace_bytes(ctx, node, out) : 0;
 }
 
-static int cpu_row_align(void *ctx, const sr_node *node)
+static sr_row_tiling cpu_row_tiling(void *ctx, const sr_node *node)
 {
     (void)ctx;
-    if (node->op != SR_OP_CONV2D || !sr_cpu_winograd_applies(&node->p.conv2d))
-        return 1;
-    return 4 * (int)sr_conv2d_shuffle(&node->p.conv2d); /* 4 rows before the shuffle */
+    if (node->op == SR_OP_CONV2D)
+        return sr_cpu_conv2d_row_tiling(node);
+    return (sr_row_tiling){1, sr_op_get(node->op)->halo(node)};
 }
 
 /* The other ops are light and memory-bound: their reference kernels, each
@@ -93,7 +93,7 @@ static const sr_backend_iface cpu_iface = {
     .name = "cpu",
     .supports_op = cpu_supports_op,
     .workspace_bytes = cpu_workspace_bytes,
-    .row_align = cpu_row_align,
+    .row_tiling = cpu_row_tiling,
     .run = cpu_run,
     .free = cpu_free,
 };

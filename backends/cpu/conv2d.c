@@ -1,11 +1,11 @@
-/* Convolution on the CPU as GEMM: 3x3 with many channels by Winograd
- * (winograd.c), the others two ways:
+/* Convolution on the CPU as GEMM: 3x3 with many channels, and 9x9 with
+ * many in and few out, by Winograd (winograd.c), the others two ways:
  * - im2col, for most convolutions: a piece of one output row and at most
  *   CHUNK columns is unfolded into the thread's workspace and multiplied by
  *   the [c_out x c_in k k] weights, straight into the output;
- * - kn2row, when there are few output channels (SRPGAN's 64 -> 3 9x9
- *   output conv, a GEMM with M = 3 that runs at a tenth of the machine's
- *   rate as im2col): each input row is multiplied by the weights of every
+ * - kn2row, when there are few output channels (a 64 -> 3 9x9 conv is a
+ *   GEMM with M = 3 that runs at a tenth of the machine's rate as im2col;
+ *   Winograd takes SRPGAN's, kn2row the rest): each input row is multiplied by the weights of every
  *   tap at once, [c_out k k x c_in] x [c_in x columns], and the output sums
  *   those per-tap rows shifted into place.
  * Each thread calls a single-threaded sgemm on pieces at fixed places in
@@ -55,10 +55,22 @@ int64_t sr_cpu_conv2d_workspace_bytes(const sr_cpu_context *ctx, const sr_node *
     const int64_t r = sr_conv2d_shuffle(p), cw = chunk_width(out.w / r);
     if (sr_cpu_winograd_applies(p))
         return sr_cpu_winograd_workspace_floats(ctx, p, out.w / r) * (int64_t)sizeof(float);
+    if (sr_cpu_winograd_split_applies(p))
+        return sr_cpu_winograd_split_workspace_floats(ctx, p, out.w) * (int64_t)sizeof(float);
     const int64_t floats = use_kn2row(p) ? p->c_out * p->k * p->k * p->c_in +
                                                ctx->n_threads * kn2row_thread_floats(p, cw)
                                          : ctx->n_threads * im2col_thread_floats(p, cw);
     return floats * (int64_t)sizeof(float);
+}
+
+sr_row_tiling sr_cpu_conv2d_row_tiling(const sr_node *node)
+{
+    const sr_conv2d_params *p = &node->p.conv2d;
+    if (sr_cpu_winograd_applies(p)) /* 4 rows before the shuffle */
+        return (sr_row_tiling){4 * (int)sr_conv2d_shuffle(p), 1};
+    if (sr_cpu_winograd_split_applies(p))
+        return (sr_row_tiling){4, sr_cpu_winograd_split_halo(p)};
+    return (sr_row_tiling){1, sr_op_get(SR_OP_CONV2D)->halo(node)};
 }
 
 void sr_cpu_conv2d_prelu(const sr_conv2d_params *p, int64_t co, float *o, int64_t n)
@@ -191,6 +203,8 @@ sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
                        node->name, (long long)OW, (long long)OH);
     if (sr_cpu_winograd_applies(p))
         return sr_cpu_winograd(ctx, node, in, out, err);
+    if (sr_cpu_winograd_split_applies(p))
+        return sr_cpu_winograd_split(ctx, node, in, out, err);
     if (use_kn2row(p))
         return conv2d_kn2row(ctx, node, in, out, err);
     /* Rows and width of the convolution's own output, before any shuffle. */

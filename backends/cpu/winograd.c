@@ -10,6 +10,16 @@
  * whole tiles its rows touch, which is why the backend reports a row
  * alignment of 4 to the planner (its inputs cover whole tiles).
  *
+ * Larger kernels with k = 3 q (SRPGAN's 64 -> 3 9x9 output conv) with few
+ * output channels are split into q x q pieces of 3x3: with z_ab the 3x3
+ * convolution (pad 1) by the kernel's rows 3 a ... 3 a + 2 and columns
+ * 3 b ... 3 b + 2, the output is
+ *     y(p) = sum over a, b of z_ab(p + (3 a - pad + 1, 3 b - pad + 1)),
+ * so one Winograd convolution to q q c_out channels and shifted sums
+ * replace the k k taps: 4 times fewer multiplies again. z extends pad - 1
+ * rows and columns beyond the image, in the same tile grid, so a band's
+ * tiles read a few rows more than the op's halo (sr_cpu_conv2d_row_tiling).
+ *
  * Transforms of Lavin and Gray, "Fast Algorithms for Convolutional Neural
  * Networks" (2015), interpolation points 0, +-1, +-2, infinity. */
 #include <cblas.h>
@@ -24,6 +34,24 @@
 bool sr_cpu_winograd_applies(const sr_conv2d_params *p)
 {
     return p->k == 3 && p->pad == 1 && p->c_in >= 16 && p->c_out >= 16;
+}
+
+/* Its q q c_out channels of z must fit one round of GEMMs. */
+bool sr_cpu_winograd_split_applies(const sr_conv2d_params *p)
+{
+    const int64_t q = p->k / 3;
+    return p->k > 3 && p->k % 3 == 0 && 2 * p->pad + 1 == p->k && p->c_in >= 16 &&
+           q * q * p->c_out <= CO_BLOCK && sr_conv2d_shuffle(p) == 1;
+}
+
+static int64_t div_floor(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t div_ceil(int64_t a, int64_t b) { return div_floor(a + b - 1, b); }
+
+/* z is needed pad - 1 rows beyond an output band; its tiles start at
+ * multiples of 4 and read one row beyond their own. */
+int sr_cpu_winograd_split_halo(const sr_conv2d_params *p)
+{
+    return (int)(4 * div_ceil(p->pad - 1, 4) + 1);
 }
 
 static int64_t tiles_per_piece(int64_t width)
@@ -50,9 +78,11 @@ int64_t sr_cpu_winograd_workspace_floats(const sr_cpu_context *ctx, const sr_con
     return 36 * p->c_out * p->c_in + ctx->n_threads * thread_floats(p, tiles_per_piece(width));
 }
 
-/* U[a 6 + b][co][ci] = (G g G^T)[a][b]. Redone for every band (a few
- * milliseconds, spread over the threads) rather than kept per node, which
- * would hold four times the 3x3 weights outside the memory plan. */
+/* U[a 6 + b][c][ci] = (G g G^T)[a][b] for each 3x3 kernel g: output
+ * channel co's, or with k = 3 q its piece (pa, pb) as channel c = (co q +
+ * pa) q + pb. Redone for every band (a few milliseconds, spread over the
+ * threads) rather than kept per node, which would hold four times the
+ * weights outside the memory plan. */
 static void transform_weights(const sr_conv2d_params *p, float *u, int n_threads)
 {
     static const float G[6][3] = {
@@ -63,18 +93,19 @@ static void transform_weights(const sr_conv2d_params *p, float *u, int n_threads
         {1.0f / 24, -1.0f / 12, 1.0f / 6},
         {0, 0, 1},
     };
-    const int64_t plane = p->c_out * p->c_in;
+    const int64_t k = p->k, q = k / 3, n = q * q * p->c_out, plane = n * p->c_in;
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t co = 0; co < p->c_out; co++)
+    for (int64_t c = 0; c < n; c++)
         for (int64_t ci = 0; ci < p->c_in; ci++) {
-            const float *g = p->weight + (co * p->c_in + ci) * 9;
+            const int64_t co = c / (q * q), pa = c / q % q, pb = c % q;
+            const float *g = p->weight + ((co * p->c_in + ci) * k + 3 * pa) * k + 3 * pb;
             float gg[6][3]; /* G g */
             for (int a = 0; a < 6; a++)
                 for (int j = 0; j < 3; j++)
-                    gg[a][j] = G[a][0] * g[j] + G[a][1] * g[3 + j] + G[a][2] * g[6 + j];
+                    gg[a][j] = G[a][0] * g[j] + G[a][1] * g[k + j] + G[a][2] * g[2 * k + j];
             for (int a = 0; a < 6; a++)
                 for (int b = 0; b < 6; b++)
-                    u[(a * 6 + b) * plane + co * p->c_in + ci] =
+                    u[(a * 6 + b) * plane + c * p->c_in + ci] =
                         gg[a][0] * G[b][0] + gg[a][1] * G[b][1] + gg[a][2] * G[b][2];
         }
 }
@@ -149,6 +180,20 @@ static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int6
     }
 }
 
+/* Channel c of the products m[36][n][nt] back to its tiles: tile[r][x][j]
+ * holds row r, column 4 j + x of tile j. half: [6][4][nt] of scratch. */
+static void untransform(const float *m, int64_t c, int64_t n, int64_t nt, float *half,
+                        float *tile)
+{
+    const int64_t plane = n * nt;
+    /* Along the transform's columns: half[i][x][j] for its row i. */
+    for (int i = 0; i < 6; i++)
+        output_1d(m + i * 6 * plane + c * nt, plane, half + i * 4 * nt, nt, nt);
+    /* Along its rows. */
+    for (int x = 0; x < 4; x++)
+        output_1d(half + x * nt, 4 * nt, tile + x * nt, 4 * nt, nt);
+}
+
 /* m[36][cb][nt] of output channels [co0, co0 + cb) -> their rows 4 t ...
  * 4 t + 3 that land in the band, columns from 4 j0, plus bias, PReLU and
  * shuffle. scratch: [6][4][nt], then [4][4][nt], then a row of 4 nt. */
@@ -156,19 +201,13 @@ static void transform_output(const sr_conv2d_params *p, const float *m, int64_t 
                              int64_t t, int64_t j0, int64_t nt, float *scratch, sr_tensor *out)
 {
     const int64_t r_shuffle = sr_conv2d_shuffle(p), W = out->shape.w / r_shuffle;
-    const int64_t plane = cb * nt, x0 = 4 * j0;
-    const int64_t width = W - x0 < 4 * nt ? W - x0 : 4 * nt;
+    const int64_t x0 = 4 * j0, width = W - x0 < 4 * nt ? W - x0 : 4 * nt;
     float *half = scratch, *tile = scratch + 24 * nt, *row = scratch + 40 * nt;
     for (int64_t co = co0; co < co0 + cb; co++) {
         const float bias = p->bias ? p->bias[co] : 0.0f;
         int64_t y_lo, y_hi;
         sr_conv2d_band_rows(p, out, co, &y_lo, &y_hi);
-        /* Along the transform's columns: half[i][c][j] for its row i. */
-        for (int i = 0; i < 6; i++)
-            output_1d(m + i * 6 * plane + (co - co0) * nt, plane, half + i * 4 * nt, nt, nt);
-        /* Along its rows: tile[r][c][j], output row 4 t + r, column 4 j + c. */
-        for (int c = 0; c < 4; c++)
-            output_1d(half + c * nt, 4 * nt, tile + c * nt, 4 * nt, nt);
+        untransform(m, co - co0, cb, nt, half, tile);
         for (int r = 0; r < 4; r++) {
             const int64_t y = 4 * t + r;
             if (y < y_lo || y >= y_hi)
@@ -216,6 +255,137 @@ sr_status sr_cpu_winograd(sr_cpu_context *ctx, const sr_node *node, const sr_ten
                             (int)p->c_in, v + k * p->c_in * nt, (int)nt, 0.0f,
                             m + k * cb * nt, (int)nt);
             transform_output(p, m, co0, cb, t, j0, nt, scratch, out);
+        }
+    }
+    return SR_OK;
+}
+
+/* ---- larger kernels, split into 3x3 pieces ----
+ * A thread makes the output rows of its strip in order, keeping z in a
+ * ring of rows: each tile row of z (every column, every piece) is made
+ * once, and output rows are summed as soon as the z rows they read exist. */
+
+typedef struct split_geometry {
+    int64_t q, n;      /* pieces per side; z channels, q q c_out */
+    int64_t reach;     /* pad - 1: z rows and columns read beyond the output's */
+    int64_t j_lo;      /* z's first tile column; z column 0 is image column 4 j_lo */
+    int64_t n_tiles;   /* z tile columns */
+    int64_t ring;      /* z rows kept */
+    int64_t nt_max;    /* tiles per GEMM piece */
+} split_geometry;
+
+static split_geometry split_geometry_of(const sr_conv2d_params *p, int64_t width)
+{
+    split_geometry s;
+    s.q = p->k / 3;
+    s.n = s.q * s.q * p->c_out;
+    s.reach = p->pad - 1;
+    s.j_lo = div_floor(-s.reach, 4);
+    s.n_tiles = div_ceil(width + s.reach, 4) - s.j_lo;
+    /* Output row y is summed once z rows up to y + reach exist, and reads
+     * back to y - reach while the next tile row's 4 rows are made. */
+    s.ring = 2 * s.reach + 4;
+    s.nt_max = s.n_tiles < TILES ? s.n_tiles : TILES;
+    return s;
+}
+
+/* Per thread: the transformed input [36][c_in][nt], the products
+ * [36][n][nt], the transforms' scratch and the ring [ring][n][4 n_tiles];
+ * shared: the transformed weights [36][n][c_in]. */
+static int64_t split_thread_floats(const sr_conv2d_params *p, const split_geometry *s)
+{
+    return 36 * (p->c_in + s->n) * s->nt_max + 6 * (4 * s->nt_max + 2) + 44 * s->nt_max +
+           s->ring * s->n * 4 * s->n_tiles;
+}
+
+int64_t sr_cpu_winograd_split_workspace_floats(const sr_cpu_context *ctx,
+                                               const sr_conv2d_params *p, int64_t width)
+{
+    const split_geometry s = split_geometry_of(p, width);
+    return 36 * s.n * p->c_in + ctx->n_threads * split_thread_floats(p, &s);
+}
+
+static float *ring_row(const split_geometry *s, float *ring, int64_t zy)
+{
+    const int64_t slot = (zy % s->ring + s->ring) % s->ring;
+    return ring + slot * s->n * 4 * s->n_tiles;
+}
+
+/* Tile row t of z, every column, into the ring. */
+static void split_tile_row(const sr_conv2d_params *p, const split_geometry *s, const float *u,
+                           const sr_tensor *in, int64_t t, float *v, float *m, float *scratch,
+                           float *ring)
+{
+    float *half = scratch, *tile = scratch + 24 * s->nt_max;
+    for (int64_t j = 0; j < s->n_tiles; j += s->nt_max) {
+        const int64_t nt = s->n_tiles - j < s->nt_max ? s->n_tiles - j : s->nt_max;
+        transform_input(p, in, t, s->j_lo + j, nt, scratch, v);
+        for (int k = 0; k < 36; k++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->n, (int)nt,
+                        (int)p->c_in, 1.0f, u + k * s->n * p->c_in, (int)p->c_in,
+                        v + k * p->c_in * nt, (int)nt, 0.0f, m + k * s->n * nt, (int)nt);
+        for (int64_t c = 0; c < s->n; c++) {
+            untransform(m, c, s->n, nt, half, tile);
+            for (int r = 0; r < 4; r++) {
+                float *z = ring_row(s, ring, 4 * t + r) + c * 4 * s->n_tiles + 4 * j;
+                const float *tr = tile + r * 4 * nt;
+                for (int64_t x = 0; x < 4 * nt; x++)
+                    z[x] = tr[(x & 3) * nt + (x >> 2)];
+            }
+        }
+    }
+}
+
+/* Output row y of every channel: bias plus the q q shifted rows of z. */
+static void split_sum_row(const sr_conv2d_params *p, const split_geometry *s, float *ring,
+                          int64_t y, sr_tensor *out)
+{
+    const int64_t W = out->shape.w, zw = 4 * s->n_tiles;
+    for (int64_t co = 0; co < p->c_out; co++) {
+        float *o = sr_tensor_row(out, co, y);
+        const float bias = p->bias ? p->bias[co] : 0.0f;
+        for (int64_t x = 0; x < W; x++)
+            o[x] = bias;
+        for (int64_t a = 0; a < s->q; a++) {
+            const float *zrow = ring_row(s, ring, y + 3 * a - s->reach);
+            for (int64_t b = 0; b < s->q; b++) {
+                const float *z = zrow + ((co * s->q + a) * s->q + b) * zw +
+                                 (3 * b - s->reach - 4 * s->j_lo);
+                for (int64_t x = 0; x < W; x++)
+                    o[x] += z[x];
+            }
+        }
+        sr_cpu_conv2d_prelu(p, co, o, W);
+    }
+}
+
+sr_status sr_cpu_winograd_split(sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
+                                sr_tensor *out, sr_error *err)
+{
+    const sr_conv2d_params *p = &node->p.conv2d;
+    const split_geometry s = split_geometry_of(p, out->shape.w);
+    const int64_t per_thread = split_thread_floats(p, &s), rows = out->shape.h;
+    float *work = sr_cpu_workspace(ctx, sr_cpu_winograd_split_workspace_floats(ctx, p, out->shape.w));
+    if (!work)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "%s: out of memory for the workspace", node->name);
+    float *u = work;
+    transform_weights(p, u, ctx->n_threads);
+    /* A strip remakes the z rows its neighbours share (reach rows each
+     * side, rounded to tiles): strips of 16 rows or more. */
+    int64_t n_strips = rows / 16 < ctx->n_threads ? rows / 16 : ctx->n_threads;
+    n_strips = n_strips < 1 ? 1 : n_strips;
+#pragma omp parallel for num_threads(ctx->n_threads) schedule(static)
+    for (int64_t strip = 0; strip < n_strips; strip++) {
+        float *v = work + 36 * s.n * p->c_in + omp_get_thread_num() * per_thread;
+        float *m = v + 36 * p->c_in * s.nt_max, *scratch = m + 36 * s.n * s.nt_max;
+        float *ring = scratch + 6 * (4 * s.nt_max + 2) + 44 * s.nt_max;
+        const int64_t y0 = out->y0 + rows * strip / n_strips;
+        const int64_t y1 = out->y0 + rows * (strip + 1) / n_strips;
+        int64_t y = y0;
+        for (int64_t t = div_floor(y0 - s.reach, 4); y < y1; t++) {
+            split_tile_row(p, &s, u, in, t, v, m, scratch, ring);
+            for (; y < y1 && y + s.reach <= 4 * t + 3; y++)
+                split_sum_row(p, &s, ring, y, out);
         }
     }
     return SR_OK;

@@ -67,9 +67,9 @@ static void check_band(const sr_backend_handle *b, const sr_node *node, const sr
                        const sr_tensor *whole_out, const float *stats, int64_t y0, int64_t y1)
 {
     const sr_op_desc *d = sr_op_get(node->op);
-    const int64_t scale = d->scale(node), halo = d->halo(node);
     /* A kernel that makes rows in aligned groups reads whole groups' inputs. */
-    const int64_t a = b->iface->row_align ? b->iface->row_align(b->ctx, node) : 1;
+    const sr_row_tiling tiling = sr_backend_row_tiling(b, node);
+    const int64_t scale = d->scale(node), halo = tiling.halo, a = tiling.align;
     const int64_t a0 = y0 / a * a, a1 = (y1 + a - 1) / a * a;
     int64_t lo = a0 / scale - halo, hi = (a1 + scale - 1) / scale + halo;
     lo = lo < 0 ? 0 : lo;
@@ -302,13 +302,16 @@ typedef struct conv_case {
 
 /* SRPGAN's shapes (its upsampling convs with their shuffle folded), and the
  * edges: width or height 1, images smaller than the kernel, padding other
- * than k / 2, a shuffle by 3. */
+ * than k / 2, a shuffle by 3, and large kernels split into 3x3 pieces
+ * (15x15, several column pieces, many strips). */
 static const conv_case conv_cases[] = {
     {3, 64, 9, 4, 13, 11, 0},  {64, 3, 9, 4, 9, 14, 0},  {64, 64, 3, 1, 17, 23, 0},
     {64, 256, 3, 1, 6, 5, 2},  {3, 64, 9, 4, 1, 1, 0},   {64, 3, 9, 4, 1, 37, 0},
     {16, 32, 3, 1, 29, 1, 0},  {5, 7, 5, 2, 3, 2, 0},    {4, 6, 1, 0, 8, 9, 0},
     {6, 5, 3, 0, 7, 6, 0},     {2, 3, 5, 1, 6, 8, 0},    {64, 64, 3, 1, 2, 300, 2},
     {64, 256, 3, 1, 9, 7, 0},  {4, 18, 5, 2, 7, 9, 3},   {16, 48, 3, 1, 11, 13, 2},
+    {64, 3, 9, 4, 45, 70, 0},  {32, 3, 9, 4, 21, 300, 0}, {16, 2, 15, 7, 19, 20, 0},
+    {16, 7, 9, 4, 34, 9, 0},
 };
 
 static void test_backends_match_reference(void **state)
