@@ -5,9 +5,10 @@
  *   the [c_out x c_in k k] weights, straight into the output;
  * - kn2row, when there are few output channels (a 64 -> 3 9x9 conv is a
  *   GEMM with M = 3 that runs at a tenth of the machine's rate as im2col;
- *   Winograd takes SRPGAN's, kn2row the rest): each input row is multiplied by the weights of every
- *   tap at once, [c_out k k x c_in] x [c_in x columns], and the output sums
- *   those per-tap rows shifted into place.
+ *   Winograd takes SRPGAN's, kn2row the rest): each input row is
+ *   multiplied by the weights of every tap at once, [c_out k k x c_in] x
+ *   [c_in x columns], and the output sums those per-tap rows shifted into
+ *   place.
  * Each thread calls a single-threaded sgemm on pieces at fixed places in
  * the image (one row, columns from a multiple of CHUNK): OpenBLAS's result
  * for a column depends on where it falls in a call, so a value always made

@@ -365,7 +365,8 @@ sr_status sr_cpu_winograd_split(sr_cpu_context *ctx, const sr_node *node, const 
     const sr_conv2d_params *p = &node->p.conv2d;
     const split_geometry s = split_geometry_of(p, out->shape.w);
     const int64_t per_thread = split_thread_floats(p, &s), rows = out->shape.h;
-    float *work = sr_cpu_workspace(ctx, sr_cpu_winograd_split_workspace_floats(ctx, p, out->shape.w));
+    const int64_t floats = sr_cpu_winograd_split_workspace_floats(ctx, p, out->shape.w);
+    float *work = sr_cpu_workspace(ctx, floats);
     if (!work)
         return sr_fail(err, SR_ERR_NO_MEMORY, "%s: out of memory for the workspace", node->name);
     float *u = work;
