@@ -46,7 +46,10 @@ sr_status sr_reference_backend_new(sr_backend_handle *backend, sr_error *err);
 /* OpenBLAS + OpenMP; n_threads 0 means all cores. */
 sr_status sr_cpu_backend_new(int n_threads, sr_backend_handle *backend, sr_error *err);
 
-/* The backend's row tiling of node, or the default. */
+/* Rows one by one, reading the op's halo: the tiling of a plain kernel. */
+sr_row_tiling sr_row_tiling_plain(const sr_node *node);
+
+/* The backend's row tiling of node, or the plain one. */
 sr_row_tiling sr_backend_row_tiling(const sr_backend_handle *backend, const sr_node *node);
 
 void sr_backend_free(sr_backend_handle *backend);

@@ -26,8 +26,6 @@ typedef struct planner {
 
 static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
 
-static int64_t div_floor(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-static int64_t div_ceil(int64_t a, int64_t b) { return div_floor(a + b - 1, b); }
 
 void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *s,
                         int64_t t0, int64_t t1, const int64_t *done, sr_span *need,
@@ -49,12 +47,13 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
         const sr_op_desc *d = sr_op_get(node->op);
         const int64_t scale = d->scale(node), halo = plan->row_tiling[n].halo,
                       a = plan->row_tiling[n].align;
-        const int64_t out_lo = div_floor(c.lo, a) * a, out_hi = div_ceil(c.hi, a) * a;
+        const int64_t out_lo = sr_div_floor(c.lo, a) * a, out_hi = sr_div_ceil(c.hi, a) * a;
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
             if (s->offset[i] == -2)
                 continue; /* available whole: kept earlier, or the input */
-            int64_t lo = div_floor(out_lo, scale) - halo, hi = div_ceil(out_hi, scale) + halo;
+            int64_t lo = sr_div_floor(out_lo, scale) - halo;
+            int64_t hi = sr_div_ceil(out_hi, scale) + halo;
             if (lo < 0)
                 lo = 0;
             if (hi > plan->shapes[i].h)

@@ -21,6 +21,13 @@ typedef struct sr_tensor {
 
 static inline int64_t sr_shape_numel(sr_shape s) { return s.c * s.h * s.w; }
 
+/* Row arithmetic that reaches above the image (negative rows) rounds down. */
+static inline int64_t sr_div_floor(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+static inline int64_t sr_div_ceil(int64_t a, int64_t b) { return sr_div_floor(a + b - 1, b); }
+
 /* A packed tensor holding a whole image. */
 static inline sr_tensor sr_tensor_whole(sr_shape s, float *data)
 {

@@ -50,7 +50,7 @@ static sr_row_tiling cpu_row_tiling(void *ctx, const sr_node *node)
     (void)ctx;
     if (node->op == SR_OP_CONV2D)
         return sr_cpu_conv2d_row_tiling(node);
-    return (sr_row_tiling){1, sr_op_get(node->op)->halo(node)};
+    return sr_row_tiling_plain(node);
 }
 
 /* The other ops are light and memory-bound: their reference kernels, each

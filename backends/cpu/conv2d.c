@@ -71,7 +71,7 @@ sr_row_tiling sr_cpu_conv2d_row_tiling(const sr_node *node)
         return (sr_row_tiling){4 * (int)sr_conv2d_shuffle(p), 1};
     if (sr_cpu_winograd_split_applies(p))
         return (sr_row_tiling){4, sr_cpu_winograd_split_halo(p)};
-    return (sr_row_tiling){1, sr_op_get(SR_OP_CONV2D)->halo(node)};
+    return sr_row_tiling_plain(node);
 }
 
 void sr_cpu_conv2d_prelu(const sr_conv2d_params *p, int64_t co, float *o, int64_t n)

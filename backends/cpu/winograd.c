@@ -44,14 +44,12 @@ bool sr_cpu_winograd_split_applies(const sr_conv2d_params *p)
            q * q * p->c_out <= CO_BLOCK && sr_conv2d_shuffle(p) == 1;
 }
 
-static int64_t div_floor(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-static int64_t div_ceil(int64_t a, int64_t b) { return div_floor(a + b - 1, b); }
 
 /* z is needed pad - 1 rows beyond an output band; its tiles start at
  * multiples of 4 and read one row beyond their own. */
 int sr_cpu_winograd_split_halo(const sr_conv2d_params *p)
 {
-    return (int)(4 * div_ceil(p->pad - 1, 4) + 1);
+    return (int)(4 * sr_div_ceil(p->pad - 1, 4) + 1);
 }
 
 static int64_t tiles_per_piece(int64_t width)
@@ -280,8 +278,8 @@ static split_geometry split_geometry_of(const sr_conv2d_params *p, int64_t width
     s.q = p->k / 3;
     s.n = s.q * s.q * p->c_out;
     s.reach = p->pad - 1;
-    s.j_lo = div_floor(-s.reach, 4);
-    s.n_tiles = div_ceil(width + s.reach, 4) - s.j_lo;
+    s.j_lo = sr_div_floor(-s.reach, 4);
+    s.n_tiles = sr_div_ceil(width + s.reach, 4) - s.j_lo;
     /* Output row y is summed once z rows up to y + reach exist, and reads
      * back to y - reach while the next tile row's 4 rows are made. */
     s.ring = 2 * s.reach + 4;
@@ -383,7 +381,7 @@ sr_status sr_cpu_winograd_split(sr_cpu_context *ctx, const sr_node *node, const 
         const int64_t y0 = out->y0 + rows * strip / n_strips;
         const int64_t y1 = out->y0 + rows * (strip + 1) / n_strips;
         int64_t y = y0;
-        for (int64_t t = div_floor(y0 - s.reach, 4); y < y1; t++) {
+        for (int64_t t = sr_div_floor(y0 - s.reach, 4); y < y1; t++) {
             split_tile_row(p, &s, u, in, t, v, m, scratch, ring);
             for (; y < y1 && y + s.reach <= 4 * t + 3; y++)
                 split_sum_row(p, &s, ring, y, out);
