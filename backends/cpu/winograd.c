@@ -62,12 +62,19 @@ static int64_t tiles_per_piece(int64_t width)
  * transformed input and products stay in the core's L2 cache. */
 static int64_t co_block(const sr_conv2d_params *p) { return p->c_out < CO_BLOCK ? p->c_out : CO_BLOCK; }
 
+/* The transforms' scratch, transform_input's or transform_output's. */
+static int64_t scratch_floats(int64_t nt)
+{
+    const int64_t in = 7 * (4 * nt + 4) + 4 * (nt + 1), out = 44 * nt;
+    return in > out ? in : out;
+}
+
 /* Per thread: the transformed input [36][c_in][TILES], the products
  * [36][co_block][TILES] and the transforms' scratch; shared: the
  * transformed weights [36][c_out][c_in]. */
 static int64_t thread_floats(const sr_conv2d_params *p, int64_t nt)
 {
-    return 36 * (p->c_in + co_block(p)) * nt + 6 * (4 * nt + 2) + 44 * nt;
+    return 36 * (p->c_in + co_block(p)) * nt + scratch_floats(nt);
 }
 
 int64_t sr_cpu_winograd_workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
@@ -111,12 +118,13 @@ static void transform_weights(const sr_conv2d_params *p, float *u, int n_threads
 /* The transforms run across the tiles of a piece, nt at a time, so that
  * each step is a loop over contiguous floats that the compiler vectorises. */
 
-/* r[i][j] = (B^T d)[i] for six vectors d[0], d[s], ..., d[5 s] of n. */
-static void input_1d(const float *d, int64_t s, float *r, int64_t rs, int64_t n)
+/* r[i][j] = (B^T d)[i] for the six vectors d[0] ... d[5] of n. */
+static void input_1d(const float *const d[6], float *restrict r, int64_t rs, int64_t n)
 {
+    const float *restrict e0 = d[0], *restrict e1 = d[1], *restrict e2 = d[2];
+    const float *restrict e3 = d[3], *restrict e4 = d[4], *restrict e5 = d[5];
     for (int64_t j = 0; j < n; j++) {
-        const float d0 = d[j], d1 = d[s + j], d2 = d[2 * s + j], d3 = d[3 * s + j],
-                    d4 = d[4 * s + j], d5 = d[5 * s + j];
+        const float d0 = e0[j], d1 = e1[j], d2 = e2[j], d3 = e3[j], d4 = e4[j], d5 = e5[j];
         r[j] = 4 * d0 - 5 * d2 + d4;
         r[rs + j] = -4 * (d1 + d2) + d3 + d4;
         r[2 * rs + j] = 4 * (d1 - d2) - d3 + d4;
@@ -141,40 +149,41 @@ static void output_1d(const float *m, int64_t s, float *o, int64_t os, int64_t n
 }
 
 /* Input rows 4 t - 1 ... 4 t + 4, columns from 4 j0 - 1, of every channel,
- * into v[36][c_in][nt] (zero outside the image). scratch: 6 rows of
- * 4 nt + 2 columns, then [6][6][nt]. */
+ * into v[36][c_in][nt] (zero outside the image). The transform runs down
+ * the columns first, straight from the tensor's rows, then along the six
+ * rows it made, each split into its four phases (columns 4 j + c) so that
+ * tile j's six columns are phase[0 ... 3][j] and phase[0, 1][j + 1].
+ * scratch: a zero row and 6 rows of 4 nt + 4 columns, then [4][nt + 1]. */
 static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int64_t t,
                             int64_t j0, int64_t nt, float *scratch, float *v)
 {
-    const int64_t W = in->shape.w, len = 4 * nt + 2, start = 4 * j0 - 1;
-    int64_t a = -start, b = W - start; /* the part of [0, len) inside the image */
+    const int64_t W = in->shape.w, len = 4 * nt + 4, start = 4 * j0 - 1;
+    int64_t a = -start, b = W - start; /* the part of [0, 4 nt + 2) inside the image */
     a = a < 0 ? 0 : a > len ? len : a;
-    b = b > len ? len : b < a ? a : b;
-    float *rows = scratch, *cols = scratch + 6 * len, *phase = cols + 36 * nt;
-    const int64_t plane = p->c_in * nt;
+    b = b > 4 * nt + 2 ? 4 * nt + 2 : b < a ? a : b;
+    float *zero = scratch, *rows = zero + len, *phase = rows + 6 * len;
+    const int64_t plane = p->c_in * nt, pn = nt + 1;
+    memset(zero, 0, (size_t)len * sizeof *zero);
+    for (int r = 0; r < 6; r++) {
+        memset(rows + r * len, 0, (size_t)a * sizeof *rows);
+        memset(rows + r * len + b, 0, (size_t)(len - b) * sizeof *rows);
+    }
     for (int64_t ci = 0; ci < p->c_in; ci++) {
+        const float *d[6];
         for (int r = 0; r < 6; r++) {
-            float *row = rows + r * len;
             const int64_t iy = 4 * t - 1 + r;
-            if (iy < 0 || iy >= in->image_h) {
-                memset(row, 0, (size_t)len * sizeof *row);
-                continue;
-            }
-            memset(row, 0, (size_t)a * sizeof *row);
-            memcpy(row + a, sr_tensor_row(in, ci, iy) + start + a, (size_t)(b - a) * sizeof *row);
-            memset(row + b, 0, (size_t)(len - b) * sizeof *row);
+            d[r] = iy < 0 || iy >= in->image_h ? zero : sr_tensor_row(in, ci, iy) + start + a;
         }
-        /* Along rows: tile j's six columns 4 j ... 4 j + 5, split into
-         * phases so that tiles are contiguous, then cols[r][c][j]. */
+        input_1d(d, rows + a, len, b - a);
         for (int r = 0; r < 6; r++) {
-            for (int c = 0; c < 6; c++)
-                for (int64_t j = 0; j < nt; j++)
-                    phase[c * nt + j] = rows[r * len + 4 * j + c];
-            input_1d(phase, nt, cols + r * 6 * nt, nt, nt);
+            const float *row = rows + r * len;
+            for (int64_t j = 0; j < pn; j++)
+                for (int c = 0; c < 4; c++)
+                    phase[c * pn + j] = row[4 * j + c];
+            const float *h[6] = {phase, phase + pn, phase + 2 * pn, phase + 3 * pn, phase + 1,
+                                 phase + pn + 1};
+            input_1d(h, v + r * 6 * plane + ci * nt, plane, nt);
         }
-        /* Along columns: v[(i 6 + c)][ci][j]. */
-        for (int c = 0; c < 6; c++)
-            input_1d(cols + c * nt, 6 * nt, v + c * plane + ci * nt, 6 * plane, nt);
     }
 }
 
@@ -292,7 +301,7 @@ static split_geometry split_geometry_of(const sr_conv2d_params *p, int64_t width
  * shared: the transformed weights [36][n][c_in]. */
 static int64_t split_thread_floats(const sr_conv2d_params *p, const split_geometry *s)
 {
-    return 36 * (p->c_in + s->n) * s->nt_max + 6 * (4 * s->nt_max + 2) + 44 * s->nt_max +
+    return 36 * (p->c_in + s->n) * s->nt_max + scratch_floats(s->nt_max) +
            s->ring * s->n * 4 * s->n_tiles;
 }
 
@@ -377,7 +386,7 @@ sr_status sr_cpu_winograd_split(sr_cpu_context *ctx, const sr_node *node, const 
     for (int64_t strip = 0; strip < n_strips; strip++) {
         float *v = work + 36 * s.n * p->c_in + omp_get_thread_num() * per_thread;
         float *m = v + 36 * p->c_in * s.nt_max, *scratch = m + 36 * s.n * s.nt_max;
-        float *ring = scratch + 6 * (4 * s.nt_max + 2) + 44 * s.nt_max;
+        float *ring = scratch + scratch_floats(s.nt_max);
         const int64_t y0 = out->y0 + rows * strip / n_strips;
         const int64_t y1 = out->y0 + rows * (strip + 1) / n_strips;
         int64_t y = y0;
