@@ -20,12 +20,14 @@ static double now(void)
 typedef struct run_state {
     float *arena;
     int64_t arena_bytes;
+    sr_page_pool pool; /* the buffers the last stage gave back */
     sr_tensor *kept;   /* whole tensors of kept nodes */
     sr_tensor *band;   /* this band's buffer of each node */
     float **stats;     /* per global node */
     double *acc;
     int64_t *done;
     sr_span *need, *comp;
+    int *order;        /* allocate_stage's list of buffers */
 } run_state;
 
 static void run_state_free(run_state *r, const sr_plan *plan)
@@ -36,6 +38,7 @@ static void run_state_free(run_state *r, const sr_plan *plan)
     for (int n = 0; r->stats && n < plan->n_nodes; n++)
         free(r->stats[n]);
     sr_pages_free(r->arena, r->arena_bytes);
+    sr_page_pool_drain(&r->pool);
     free(r->kept);
     free(r->band);
     free(r->stats);
@@ -43,6 +46,7 @@ static void run_state_free(run_state *r, const sr_plan *plan)
     free(r->done);
     free(r->need);
     free(r->comp);
+    free(r->order);
 }
 
 static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *plan,
@@ -56,6 +60,7 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
     r->done = calloc(n, sizeof *r->done);
     r->need = calloc(n, sizeof *r->need);
     r->comp = calloc(n, sizeof *r->comp);
+    r->order = calloc(n + 1, sizeof *r->order);
     int64_t max_stats = 0;
     for (int k = 0; k < plan->n_nodes; k++) {
         const sr_op_desc *d = sr_op_get(g->nodes[k].op);
@@ -69,39 +74,67 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
             max_stats = count;
     }
     r->acc = calloc((size_t)max_stats + 1, sizeof *r->acc);
-    if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->acc)
+    if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->acc ||
+        !r->order)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     return SR_OK;
 }
 
-/* Each stage gets an arena of its own size, freed at its end: one arena
- * of the largest size would keep every page some stage touched resident,
- * beyond the plan's per-stage peak. */
-static sr_status allocate_arena(run_state *r, const sr_stage *s, sr_error *err)
+/* Buffer n of stage s: its arena (n = -1) or kept tensor n. */
+static int64_t buffer_bytes(const sr_plan *plan, const sr_stage *s, int n)
 {
-    if (s->arena_bytes == 0)
-        return SR_OK;
-    r->arena = sr_pages_alloc(s->arena_bytes);
-    r->arena_bytes = s->arena_bytes;
-    if (!r->arena)
-        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for %lld bytes of band buffers",
-                       (long long)s->arena_bytes);
-    return SR_OK;
+    return n < 0 ? s->arena_bytes : sr_shape_numel(plan->shapes[n]) * (int64_t)sizeof(float);
 }
 
-/* Kept tensors that stage si computes. */
-static sr_status allocate_kept(run_state *r, const sr_plan *plan, int si, sr_error *err)
+static void set_buffer(run_state *r, const sr_plan *plan, int n, void *p)
 {
-    for (int n = 1; n < plan->n_nodes; n++) {
-        if (!plan->keep[n] || plan->first_stage[n] != si)
+    if (n < 0)
+        r->arena = p;
+    else
+        r->kept[n] = sr_tensor_whole(plan->shapes[n], p);
+}
+
+/* Each stage gets an arena of its own size, given back at its end: one
+ * arena of the largest size would keep every page some stage touched
+ * resident, beyond the plan's per-stage peak. Stage si's buffers (its
+ * arena and the kept tensors it computes) reuse, largest first, what the
+ * last stage gave back; the rest of that goes back to the kernel before
+ * anything new is mapped, so the resident memory stays within the plan's. */
+static sr_status allocate_stage(run_state *r, const sr_plan *plan, int si, sr_error *err)
+{
+    const sr_stage *s = &plan->stages[si];
+    int n_buffers = 0, *order = r->order;
+    r->arena_bytes = s->arena_bytes;
+    for (int n = -1; n < plan->n_nodes; n++) {
+        if (n < 0 ? s->arena_bytes == 0 : n == 0 || !plan->keep[n] || plan->first_stage[n] != si)
             continue;
-        const sr_shape s = plan->shapes[n];
-        float *data = sr_pages_alloc(sr_shape_numel(s) * (int64_t)sizeof(float));
-        if (!data)
+        int k = n_buffers++;
+        for (; k > 0 && buffer_bytes(plan, s, order[k - 1]) < buffer_bytes(plan, s, n); k--)
+            order[k] = order[k - 1];
+        order[k] = n;
+        if (n > 0)
+            r->done[n] = 0;
+    }
+    int n_new = 0;
+    for (int k = 0; k < n_buffers; k++) {
+        void *p = sr_page_pool_take(&r->pool, buffer_bytes(plan, s, order[k]));
+        if (p)
+            set_buffer(r, plan, order[k], p);
+        else
+            order[n_new++] = order[k];
+    }
+    sr_page_pool_drain(&r->pool);
+    for (int k = 0; k < n_new; k++) {
+        const int n = order[k];
+        void *p = sr_pages_alloc(buffer_bytes(plan, s, n));
+        if (!p && n < 0)
+            return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for %lld bytes of band buffers",
+                           (long long)s->arena_bytes);
+        if (!p)
             return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for a %lldx%lldx%lld tensor",
-                           (long long)s.c, (long long)s.h, (long long)s.w);
-        r->kept[n] = sr_tensor_whole(s, data);
-        r->done[n] = 0;
+                           (long long)plan->shapes[n].c, (long long)plan->shapes[n].h,
+                           (long long)plan->shapes[n].w);
+        set_buffer(r, plan, n, p);
     }
     return SR_OK;
 }
@@ -158,9 +191,7 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
     for (int si = 0; st == SR_OK && si < plan->n_stages; si++) {
         const sr_stage *s = &plan->stages[si];
         const double stage_start = now();
-        st = allocate_kept(&r, plan, si, err);
-        if (st == SR_OK)
-            st = allocate_arena(&r, s, err);
+        st = allocate_stage(&r, plan, si, err);
         const sr_node *global = s->global >= 0 ? &g->nodes[s->global] : NULL;
         const int64_t H = plan->shapes[s->target].h;
         if (global)
@@ -188,11 +219,11 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
         flops_done += s->flops;
         if (timing.stage_seconds)
             timing.stage_seconds[si] = now() - stage_start;
-        sr_pages_free(r.arena, r.arena_bytes);
+        sr_page_pool_put(&r.pool, r.arena, r.arena_bytes);
         r.arena = NULL;
         for (int n = 1; n < plan->n_nodes; n++)
             if (plan->keep[n] && plan->last_stage[n] == si) {
-                sr_pages_free(r.kept[n].data, sr_shape_numel(plan->shapes[n]) * (int64_t)sizeof(float));
+                sr_page_pool_put(&r.pool, r.kept[n].data, buffer_bytes(plan, s, n));
                 r.kept[n].data = NULL;
             }
     }

@@ -1,9 +1,13 @@
-/* sr_pages_alloc and sr_pages_free: anonymous private mappings. */
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+/* sr_pages_alloc and sr_pages_free: anonymous private mappings; the pool
+ * that reuses them. */
+#define _GNU_SOURCE /* MAP_ANONYMOUS, mremap */
 #include "runtime/pages.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 void *sr_pages_alloc(int64_t bytes)
 {
@@ -24,4 +28,63 @@ void sr_pages_free(void *p, int64_t bytes)
 {
     if (p)
         munmap(p, (size_t)bytes);
+}
+
+void sr_page_pool_put(sr_page_pool *pool, void *p, int64_t bytes)
+{
+    if (!p)
+        return;
+    if (pool->n == SR_PAGE_POOL_MAX) {
+        sr_pages_free(p, bytes);
+        return;
+    }
+    pool->pages[pool->n] = p;
+    pool->bytes[pool->n++] = bytes;
+}
+
+/* Whether a mapping of a bytes serves a need of want better than one of b:
+ * the smallest that is large enough, else the largest. */
+static bool better_fit(int64_t a, int64_t b, int64_t want)
+{
+    if ((a >= want) != (b >= want))
+        return a >= want;
+    return a >= want ? a < b : a > b;
+}
+
+void *sr_page_pool_take(sr_page_pool *pool, int64_t bytes)
+{
+    if (pool->n == 0)
+        return NULL;
+    int best = 0;
+    for (int i = 1; i < pool->n; i++)
+        if (better_fit(pool->bytes[i], pool->bytes[best], bytes))
+            best = i;
+    const int64_t page = sysconf(_SC_PAGESIZE);
+    const int64_t had = (pool->bytes[best] + page - 1) / page * page;
+    const int64_t want = (bytes + page - 1) / page * page;
+    char *p = pool->pages[best];
+    if (want < had)
+        munmap(p + want, (size_t)(had - want));
+    else if (want > had) {
+        /* Grown: only the pages beyond its old end are new. */
+        void *q = mremap(p, (size_t)had, (size_t)want, MREMAP_MAYMOVE);
+        if (q == MAP_FAILED)
+            return NULL;
+        p = q;
+    }
+    pool->pages[best] = pool->pages[--pool->n];
+    pool->bytes[best] = pool->bytes[pool->n];
+#if defined(__SANITIZE_ADDRESS__)
+    /* NaNs, so that the tests catch code that takes these pages for new
+     * (zeroed) ones. */
+    memset(p, 0xff, (size_t)bytes);
+#endif
+    return p;
+}
+
+void sr_page_pool_drain(sr_page_pool *pool)
+{
+    for (int i = 0; i < pool->n; i++)
+        sr_pages_free(pool->pages[i], pool->bytes[i]);
+    pool->n = 0;
 }
