@@ -58,14 +58,19 @@ static int64_t tiles_per_piece(int64_t width)
     return tiles < TILES ? tiles : TILES;
 }
 
-/* Output channels are done CO_BLOCK at a time so that a piece's
- * transformed input and products stay in the core's L2 cache. */
-static int64_t co_block(const sr_conv2d_params *p) { return p->c_out < CO_BLOCK ? p->c_out : CO_BLOCK; }
+/* Output channels are done CO_BLOCK at a time (a multiple of the shuffle,
+ * whose r channels share output rows) so that a piece's transformed input
+ * and products stay in the core's L2 cache. */
+static int64_t co_block(const sr_conv2d_params *p)
+{
+    const int64_t r = sr_conv2d_shuffle(p), block = CO_BLOCK / r * r;
+    return p->c_out < block ? p->c_out : block;
+}
 
 /* The transforms' scratch, transform_input's or transform_output's. */
-static int64_t scratch_floats(int64_t nt)
+static int64_t scratch_floats(const sr_conv2d_params *p, int64_t nt)
 {
-    const int64_t in = 7 * (4 * nt + 4) + 4 * (nt + 1), out = 44 * nt;
+    const int64_t in = 7 * (4 * nt + 4) + 4 * (nt + 1), out = (40 + 16 * sr_conv2d_shuffle(p)) * nt;
     return in > out ? in : out;
 }
 
@@ -74,7 +79,7 @@ static int64_t scratch_floats(int64_t nt)
  * transformed weights [36][c_out][c_in]. */
 static int64_t thread_floats(const sr_conv2d_params *p, int64_t nt)
 {
-    return 36 * (p->c_in + co_block(p)) * nt + scratch_floats(nt);
+    return 36 * (p->c_in + co_block(p)) * nt + scratch_floats(p, nt);
 }
 
 int64_t sr_cpu_winograd_workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
@@ -123,6 +128,7 @@ static void input_1d(const float *const d[6], float *restrict r, int64_t rs, int
 {
     const float *restrict e0 = d[0], *restrict e1 = d[1], *restrict e2 = d[2];
     const float *restrict e3 = d[3], *restrict e4 = d[4], *restrict e5 = d[5];
+#pragma omp simd /* GCC 12 cannot tell the six rows apart */
     for (int64_t j = 0; j < n; j++) {
         const float d0 = e0[j], d1 = e1[j], d2 = e2[j], d3 = e3[j], d4 = e4[j], d5 = e5[j];
         r[j] = 4 * d0 - 5 * d2 + d4;
@@ -137,6 +143,7 @@ static void input_1d(const float *const d[6], float *restrict r, int64_t rs, int
 /* o[i][j] = (A^T m)[i] for six vectors m[0], m[s], ..., m[5 s] of n. */
 static void output_1d(const float *m, int64_t s, float *o, int64_t os, int64_t n)
 {
+#pragma omp simd
     for (int64_t j = 0; j < n; j++) {
         const float m0 = m[j], m1 = m[s + j], m2 = m[2 * s + j], m3 = m[3 * s + j],
                     m4 = m[4 * s + j], m5 = m[5 * s + j];
@@ -201,33 +208,72 @@ static void untransform(const float *m, int64_t c, int64_t n, int64_t nt, float 
         output_1d(half + x * nt, 4 * nt, tile + x * nt, 4 * nt, nt);
 }
 
+/* v[x] = tile row tr's column x (tr[x % 4][x / 4], tiles side by side)
+ * plus bias, for x < width. */
+static void interleave_row(const float *tr, int64_t nt, float bias, float *restrict v,
+                           int64_t width)
+{
+    const float *restrict t0 = tr, *restrict t1 = tr + nt, *restrict t2 = tr + 2 * nt,
+                          *restrict t3 = tr + 3 * nt;
+    int64_t j = 0;
+    for (; 4 * j + 4 <= width; j++) {
+        v[4 * j] = t0[j] + bias;
+        v[4 * j + 1] = t1[j] + bias;
+        v[4 * j + 2] = t2[j] + bias;
+        v[4 * j + 3] = t3[j] + bias;
+    }
+    for (int64_t x = 4 * j; x < width; x++)
+        v[x] = tr[(x & 3) * nt + j] + bias;
+}
+
+/* o[x r + i] = rows[i][x]: the r channels that a shuffle puts side by side. */
+static void interleave_channels(const float *rows, int64_t stride, int64_t r, float *restrict o,
+                                int64_t width)
+{
+    if (r == 2) { /* SRPGAN's, vectorised */
+        const float *restrict a = rows, *restrict b = rows + stride;
+        for (int64_t x = 0; x < width; x++) {
+            o[2 * x] = a[x];
+            o[2 * x + 1] = b[x];
+        }
+        return;
+    }
+    for (int64_t x = 0; x < width; x++)
+        for (int64_t i = 0; i < r; i++)
+            o[x * r + i] = rows[i * stride + x];
+}
+
 /* m[36][cb][nt] of output channels [co0, co0 + cb) -> their rows 4 t ...
  * 4 t + 3 that land in the band, columns from 4 j0, plus bias, PReLU and
- * shuffle. scratch: [6][4][nt], then [4][4][nt], then a row of 4 nt. */
+ * shuffle, r channels at a time (those whose values sit side by side in the
+ * shuffled rows). scratch: [6][4][nt], then [4][4][nt], then the r
+ * channels' 4 rows of 4 nt. */
 static void transform_output(const sr_conv2d_params *p, const float *m, int64_t co0, int64_t cb,
                              int64_t t, int64_t j0, int64_t nt, float *scratch, sr_tensor *out)
 {
     const int64_t r_shuffle = sr_conv2d_shuffle(p), W = out->shape.w / r_shuffle;
     const int64_t x0 = 4 * j0, width = W - x0 < 4 * nt ? W - x0 : 4 * nt;
-    float *half = scratch, *tile = scratch + 24 * nt, *row = scratch + 40 * nt;
-    for (int64_t co = co0; co < co0 + cb; co++) {
-        const float bias = p->bias ? p->bias[co] : 0.0f;
+    float *half = scratch, *tile = scratch + 24 * nt, *rows = scratch + 40 * nt;
+    for (int64_t group = co0; group < co0 + cb; group += r_shuffle) {
         int64_t y_lo, y_hi;
-        sr_conv2d_band_rows(p, out, co, &y_lo, &y_hi);
-        untransform(m, co - co0, cb, nt, half, tile);
-        for (int r = 0; r < 4; r++) {
+        sr_conv2d_band_rows(p, out, group, &y_lo, &y_hi);
+        for (int64_t co = group; co < group + r_shuffle; co++) {
+            untransform(m, co - co0, cb, nt, half, tile);
+            for (int r = 0; r < 4; r++) {
+                const int64_t y = 4 * t + r;
+                if (y < y_lo || y >= y_hi)
+                    continue;
+                float *v = r_shuffle == 1 ? sr_conv2d_out_row(p, out, co, y) + x0
+                                          : rows + ((co - group) * 4 + r) * 4 * nt;
+                interleave_row(tile + r * 4 * nt, nt, p->bias ? p->bias[co] : 0.0f, v, width);
+                sr_cpu_conv2d_prelu(p, co, v, width);
+            }
+        }
+        for (int r = 0; r < 4 && r_shuffle > 1; r++) {
             const int64_t y = 4 * t + r;
-            if (y < y_lo || y >= y_hi)
-                continue;
-            float *o = sr_conv2d_out_row(p, out, co, y) + x0 * r_shuffle;
-            float *v = r_shuffle == 1 ? o : row;
-            const float *tr = tile + r * 4 * nt;
-            for (int64_t x = 0; x < width; x++)
-                v[x] = tr[(x & 3) * nt + (x >> 2)] + bias;
-            sr_cpu_conv2d_prelu(p, co, v, width);
-            if (v == row)
-                for (int64_t x = 0; x < width; x++)
-                    o[x * r_shuffle] = row[x];
+            if (y >= y_lo && y < y_hi)
+                interleave_channels(rows + r * 4 * nt, 16 * nt, r_shuffle,
+                                    sr_conv2d_out_row(p, out, group, y) + x0 * r_shuffle, width);
         }
     }
 }
@@ -301,7 +347,7 @@ static split_geometry split_geometry_of(const sr_conv2d_params *p, int64_t width
  * shared: the transformed weights [36][n][c_in]. */
 static int64_t split_thread_floats(const sr_conv2d_params *p, const split_geometry *s)
 {
-    return 36 * (p->c_in + s->n) * s->nt_max + scratch_floats(s->nt_max) +
+    return 36 * (p->c_in + s->n) * s->nt_max + scratch_floats(p, s->nt_max) +
            s->ring * s->n * 4 * s->n_tiles;
 }
 
@@ -333,12 +379,9 @@ static void split_tile_row(const sr_conv2d_params *p, const split_geometry *s, c
                         v + k * p->c_in * nt, (int)nt, 0.0f, m + k * s->n * nt, (int)nt);
         for (int64_t c = 0; c < s->n; c++) {
             untransform(m, c, s->n, nt, half, tile);
-            for (int r = 0; r < 4; r++) {
-                float *z = ring_row(s, ring, 4 * t + r) + c * 4 * s->n_tiles + 4 * j;
-                const float *tr = tile + r * 4 * nt;
-                for (int64_t x = 0; x < 4 * nt; x++)
-                    z[x] = tr[(x & 3) * nt + (x >> 2)];
-            }
+            for (int r = 0; r < 4; r++)
+                interleave_row(tile + r * 4 * nt, nt, 0.0f,
+                               ring_row(s, ring, 4 * t + r) + c * 4 * s->n_tiles + 4 * j, 4 * nt);
         }
     }
 }
@@ -386,7 +429,7 @@ sr_status sr_cpu_winograd_split(sr_cpu_context *ctx, const sr_node *node, const 
     for (int64_t strip = 0; strip < n_strips; strip++) {
         float *v = work + 36 * s.n * p->c_in + omp_get_thread_num() * per_thread;
         float *m = v + 36 * p->c_in * s.nt_max, *scratch = m + 36 * s.n * s.nt_max;
-        float *ring = scratch + scratch_floats(s.nt_max);
+        float *ring = scratch + scratch_floats(p, s.nt_max);
         const int64_t y0 = out->y0 + rows * strip / n_strips;
         const int64_t y1 = out->y0 + rows * (strip + 1) / n_strips;
         int64_t y = y0;
