@@ -8,7 +8,7 @@
 
 #include "ops/op.h"
 
-#define SR_BACKEND_API_VERSION 1
+#define SR_BACKEND_API_VERSION 2
 
 /* How a kernel makes output rows: in groups of `align` rows starting at
  * multiples of align (tiles at fixed image places), each group reading
@@ -18,6 +18,25 @@
 typedef struct sr_row_tiling {
     int align, halo;
 } sr_row_tiling;
+
+/* A device backend's memory. Host backends leave it out and the executor
+ * maps host pages itself. With it, every tensor that run is given lives in
+ * memory from alloc, and data crosses only at the ends: the input is
+ * uploaded once, the output's rows are downloaded band by band, and a
+ * global op's sums are gathered on the device (accumulate). */
+typedef struct sr_backend_memory {
+    /* Bytes free for a run now: what the default budget is cut from. */
+    int64_t (*available)(void *ctx);
+    void *(*alloc)(void *ctx, int64_t bytes); /* NULL when out of memory */
+    void (*release)(void *ctx, void *p, int64_t bytes);
+    sr_status (*upload)(void *ctx, void *device, const void *host, int64_t bytes,
+                        sr_error *err);
+    sr_status (*download)(void *ctx, void *host, const void *device, int64_t bytes,
+                          sr_error *err);
+    /* The op's accumulate (ops/op.h) on rows in device memory. */
+    sr_status (*accumulate)(void *ctx, const sr_node *node, const sr_tensor *rows, int64_t y0,
+                            int64_t y1, double *acc, sr_error *err);
+} sr_backend_memory;
 
 typedef struct sr_backend_iface {
     int api_version;
@@ -33,12 +52,18 @@ typedef struct sr_backend_iface {
     sr_status (*run)(void *ctx, const sr_node *node, const sr_tensor *in,
                      sr_tensor *out, const float *stats, sr_error *err);
     void (*free)(void *ctx);
+    const sr_backend_memory *memory; /* NULL: host memory */
 } sr_backend_iface;
 
 typedef struct sr_backend_handle {
     const sr_backend_iface *iface;
     void *ctx;
 } sr_backend_handle;
+
+/* An NVIDIA GPU through the CUDA runtime and cuBLAS: the first device.
+ * Fails with one line (SR_ERR_UNSUPPORTED) in a build without CUDA or on
+ * a machine without a usable device. */
+sr_status sr_cuda_backend_new(sr_backend_handle *backend, sr_error *err);
 
 /* The plain kernels of ops/, single-threaded: the oracle. */
 sr_status sr_reference_backend_new(sr_backend_handle *backend, sr_error *err);

@@ -18,6 +18,8 @@ static double now(void)
 }
 
 typedef struct run_state {
+    const sr_backend_memory *device; /* the backend's memory, or NULL: host pages */
+    void *device_ctx;
     float *arena;
     int64_t arena_bytes;
     sr_page_pool pool; /* the buffers the last stage gave back */
@@ -28,17 +30,38 @@ typedef struct run_state {
     int64_t *done;
     sr_span *need, *comp;
     int *order;        /* allocate_stage's list of buffers */
+    float *staging;    /* a device backend's output rows, on the host */
+    int64_t staging_floats;
 } run_state;
+
+static void *map_buffer(run_state *r, int64_t bytes)
+{
+    return r->device ? r->device->alloc(r->device_ctx, bytes) : sr_pages_alloc(bytes);
+}
+
+/* A buffer that the run is done with: host pages go to the pool for the
+ * next stage, device memory back to the backend. */
+static void give_back(run_state *r, void *p, int64_t bytes)
+{
+    if (p && r->device)
+        r->device->release(r->device_ctx, p, bytes);
+    else
+        sr_page_pool_put(&r->pool, p, bytes);
+}
+
+static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
 
 static void run_state_free(run_state *r, const sr_plan *plan)
 {
     for (int n = 1; r->kept && n < plan->n_nodes; n++)
-        if (r->kept[n].data)
-            sr_pages_free(r->kept[n].data, sr_shape_numel(plan->shapes[n]) * (int64_t)sizeof(float));
+        give_back(r, r->kept[n].data, tensor_bytes(plan->shapes[n]));
+    if (r->device && r->kept)
+        give_back(r, r->kept[0].data, tensor_bytes(plan->shapes[0]));
     for (int n = 0; r->stats && n < plan->n_nodes; n++)
         free(r->stats[n]);
-    sr_pages_free(r->arena, r->arena_bytes);
+    give_back(r, r->arena, r->arena_bytes);
     sr_page_pool_drain(&r->pool);
+    free(r->staging);
     free(r->kept);
     free(r->band);
     free(r->stats);
@@ -50,10 +73,12 @@ static void run_state_free(run_state *r, const sr_plan *plan)
 }
 
 static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *plan,
-                                sr_error *err)
+                                const sr_backend_handle *be, sr_error *err)
 {
     const size_t n = (size_t)plan->n_nodes;
     memset(r, 0, sizeof *r);
+    r->device = be->iface->memory;
+    r->device_ctx = be->ctx;
     r->kept = calloc(n, sizeof *r->kept);
     r->band = calloc(n, sizeof *r->band);
     r->stats = calloc(n, sizeof *r->stats);
@@ -83,7 +108,7 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
 /* Buffer n of stage s: its arena (n = -1) or kept tensor n. */
 static int64_t buffer_bytes(const sr_plan *plan, const sr_stage *s, int n)
 {
-    return n < 0 ? s->arena_bytes : sr_shape_numel(plan->shapes[n]) * (int64_t)sizeof(float);
+    return n < 0 ? s->arena_bytes : tensor_bytes(plan->shapes[n]);
 }
 
 static void set_buffer(run_state *r, const sr_plan *plan, int n, void *p)
@@ -126,7 +151,7 @@ static sr_status allocate_stage(run_state *r, const sr_plan *plan, int si, sr_er
     sr_page_pool_drain(&r->pool);
     for (int k = 0; k < n_new; k++) {
         const int n = order[k];
-        void *p = sr_pages_alloc(buffer_bytes(plan, s, n));
+        void *p = map_buffer(r, buffer_bytes(plan, s, n));
         if (!p && n < 0)
             return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for %lld bytes of band buffers",
                            (long long)s->arena_bytes);
@@ -178,52 +203,101 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
     return SR_OK;
 }
 
+/* The input as the backend reads it: the caller's tensor, or a device copy. */
+static sr_status place_input(run_state *r, const sr_tensor *input, sr_error *err)
+{
+    r->kept[0] = *input;
+    if (!r->device)
+        return SR_OK;
+    const int64_t bytes = tensor_bytes(input->shape);
+    r->kept[0].data = r->device->alloc(r->device_ctx, bytes);
+    if (!r->kept[0].data)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of device memory for the %lldx%lld input",
+                       (long long)input->shape.w, (long long)input->shape.h);
+    return r->device->upload(r->device_ctx, r->kept[0].data, input->data, bytes, err);
+}
+
+/* A global op's sums over rows of its input. */
+static sr_status accumulate(run_state *r, const sr_node *global, const sr_tensor *rows,
+                            int64_t t0, int64_t t1, sr_error *err)
+{
+    if (r->device)
+        return r->device->accumulate(r->device_ctx, global, rows, t0, t1, r->acc, err);
+    sr_op_get(global->op)->accumulate(global, rows, t0, t1, r->acc);
+    return SR_OK;
+}
+
+/* Output rows to the sink, through host memory. */
+static sr_status deliver(run_state *r, const sr_stage *s, const sr_tensor *rows,
+                         sr_exec_sink sink, void *sink_user, sr_error *err)
+{
+    if (!r->device)
+        return sink(sink_user, rows, err);
+    const sr_shape sh = rows->shape;
+    if (sh.c * sh.h * sh.w > r->staging_floats) {
+        free(r->staging);
+        r->staging_floats = sh.c * s->band_rows * sh.w;
+        r->staging = malloc((size_t)r->staging_floats * sizeof(float));
+        if (!r->staging)
+            return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for the output's rows");
+    }
+    sr_tensor host = {sh, r->staging, sh.h * sh.w, rows->y0, rows->image_h};
+    for (int64_t c = 0; c < sh.c; c++) {
+        sr_status st = r->device->download(r->device_ctx, host.data + c * host.cstride,
+                                           rows->data + c * rows->cstride,
+                                           sh.h * sh.w * (int64_t)sizeof(float), err);
+        if (st != SR_OK)
+            return st;
+    }
+    return sink(sink_user, &host, err);
+}
+
 sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
                           const sr_backend_handle *be, const sr_tensor *input,
                           sr_exec_sink sink, void *sink_user, sr_exec_progress progress,
                           sr_exec_timing timing, sr_error *err)
 {
     run_state r;
-    sr_status st = run_state_init(&r, g, plan, err);
+    sr_status st = run_state_init(&r, g, plan, be, err);
     if (st == SR_OK)
-        r.kept[0] = *input;
+        st = place_input(&r, input, err);
     int64_t flops_done = 0;
     for (int si = 0; st == SR_OK && si < plan->n_stages; si++) {
         const sr_stage *s = &plan->stages[si];
         const double stage_start = now();
         st = allocate_stage(&r, plan, si, err);
         const sr_node *global = s->global >= 0 ? &g->nodes[s->global] : NULL;
-        const int64_t H = plan->shapes[s->target].h;
+        const sr_shape target = plan->shapes[s->target];
         if (global)
-            memset(r.acc, 0, (size_t)sr_op_get(global->op)->n_stats(global, plan->shapes[s->target]) *
-                                 sizeof *r.acc);
+            memset(r.acc, 0,
+                   (size_t)sr_op_get(global->op)->n_stats(global, target) * sizeof *r.acc);
         for (int b = 0; st == SR_OK && b < s->n_bands; b++) {
             const int64_t t0 = b * s->band_rows;
-            const int64_t t1 = t0 + s->band_rows < H ? t0 + s->band_rows : H;
+            const int64_t t1 = t0 + s->band_rows < target.h ? t0 + s->band_rows : target.h;
             st = run_band(&r, g, plan, s, be, t0, t1, timing.node_seconds, err);
             if (st != SR_OK)
                 break;
             const bool whole = s->offset[s->target] == -2 || plan->keep[s->target];
-            const sr_tensor rows = sr_tensor_rows(whole ? &r.kept[s->target] : &r.band[s->target], t0, t1);
-            if (global)
-                sr_op_get(global->op)->accumulate(global, &rows, t0, t1, r.acc);
-            else
-                st = sink(sink_user, &rows, err);
-            const double fraction =
-                plan->flops ? (double)(flops_done + s->flops * (b + 1) / s->n_bands) / (double)plan->flops : 1.0;
-            if (st == SR_OK && progress.fn && progress.fn(progress.user, fraction > 1.0 ? 1.0 : fraction))
+            const sr_tensor *made = whole ? &r.kept[s->target] : &r.band[s->target];
+            const sr_tensor rows = sr_tensor_rows(made, t0, t1);
+            st = global ? accumulate(&r, global, &rows, t0, t1, err)
+                        : deliver(&r, s, &rows, sink, sink_user, err);
+            const int64_t done = flops_done + s->flops * (b + 1) / s->n_bands;
+            const double fraction = plan->flops ? (double)done / (double)plan->flops : 1.0;
+            if (st == SR_OK && progress.fn &&
+                progress.fn(progress.user, fraction > 1.0 ? 1.0 : fraction))
                 st = sr_fail(err, SR_ERR_CANCELLED, "cancelled");
         }
         if (st == SR_OK && global)
-            sr_op_get(global->op)->finalize(global, plan->shapes[s->target], r.acc, r.stats[s->global]);
+            sr_op_get(global->op)->finalize(global, target, r.acc, r.stats[s->global]);
         flops_done += s->flops;
         if (timing.stage_seconds)
             timing.stage_seconds[si] = now() - stage_start;
-        sr_page_pool_put(&r.pool, r.arena, r.arena_bytes);
+        give_back(&r, r.arena, r.arena_bytes);
         r.arena = NULL;
         for (int n = 1; n < plan->n_nodes; n++)
             if (plan->keep[n] && plan->last_stage[n] == si) {
-                sr_page_pool_put(&r.pool, r.kept[n].data, buffer_bytes(plan, s, n));
+                give_back(&r, r.kept[n].data, buffer_bytes(plan, s, n));
                 r.kept[n].data = NULL;
             }
     }
