@@ -45,7 +45,8 @@ typedef struct sr_backend_iface {
     /* Scratch memory run needs for an output band of this shape; the
      * planner counts it, the backend owns it. */
     int64_t (*workspace_bytes)(void *ctx, const sr_node *node, sr_shape out);
-    /* Optional (NULL: rows one by one, the op's halo). */
+    /* Optional (NULL: rows one by one, the op's halo). A halo below the
+     * op's (0, say) counts as the op's. */
     sr_row_tiling (*row_tiling)(void *ctx, const sr_node *node);
     /* in: the node's inputs in order; out: the band to compute, allocated
      * by the caller (see ops/op.h for bands); stats: a global op's. */

@@ -68,6 +68,7 @@ typedef enum sr_status {
     SR_ERR_CANCELLED,        /* the progress callback asked to stop */
     SR_ERR_UNSUPPORTED,      /* a valid request this build cannot serve */
     SR_ERR_BAD_STATE,        /* the session failed earlier and cannot continue */
+    SR_ERR_DEVICE,           /* the GPU or its driver failed */
     SR_STATUS_COUNT
 } sr_status;
 
@@ -202,9 +203,10 @@ SR_API const char *sr_model_notices(const sr_model *model);
 /* ---- Sessions -------------------------------------------------------- */
 
 typedef enum sr_backend {
-    SR_BACKEND_AUTO,      /* the fastest available */
+    SR_BACKEND_AUTO,      /* the fastest validated one: the CPU (CUDA has not yet run on a GPU) */
     SR_BACKEND_CPU,       /* OpenBLAS + OpenMP */
     SR_BACKEND_REFERENCE, /* the plain kernels in ops/: slow, the oracle */
+    SR_BACKEND_CUDA,      /* an NVIDIA GPU (cuBLAS); max_memory then bounds device memory */
     SR_BACKEND_COUNT
 } sr_backend;
 
@@ -227,7 +229,8 @@ typedef int (*sr_progress_fn)(void *user, double fraction);
 typedef struct sr_session_options {
     sr_backend backend;
     int n_threads;           /* 0: all cores */
-    int64_t max_memory;      /* bytes the whole process may use; 0: 3/4 of RAM */
+    int64_t max_memory;      /* bytes the whole process may use; 0: 3/4 of RAM. On
+                                CUDA: device memory; 0: 9/10 of what is free there */
     int64_t tile_rows;       /* band height of every stage; 0: the planner's */
     sr_progress_fn progress; /* may be NULL */
     void *progress_user;
@@ -241,6 +244,9 @@ SR_API sr_status sr_session_new(const sr_model *model,
                                 const sr_session_options *options,
                                 sr_session **session, sr_error *err);
 SR_API void sr_session_free(sr_session *session);
+
+/* The backend the session runs on (never SR_BACKEND_AUTO). */
+SR_API sr_backend sr_session_backend(const sr_session *session);
 
 /* Upscales `in` (any channels and pixel type; gray replicated to RGB) into
  * `out`, which the caller allocates at scale x the input size, U8, U16 or

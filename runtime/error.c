@@ -46,6 +46,7 @@ static const char *const status_phrases[] = {
     [SR_ERR_CANCELLED] = "cancelled",
     [SR_ERR_UNSUPPORTED] = "not supported by this build",
     [SR_ERR_BAD_STATE] = "session unusable after an earlier failure",
+    [SR_ERR_DEVICE] = "device failure",
 };
 _Static_assert(sizeof status_phrases / sizeof *status_phrases == SR_STATUS_COUNT,
                "one phrase per status");

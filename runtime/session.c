@@ -2,7 +2,8 @@
  * run converts the image into the network's input, plans (or reuses the
  * plan), executes it and converts the output rows as their bands finish.
  * The memory budget is the whole process's: what the plan may use is
- * max_memory less the program, the weights and the caller's images. */
+ * max_memory less the program, the weights and the caller's images. On a
+ * device backend it is the device's: less the weights and the input. */
 #define _POSIX_C_SOURCE 200809L /* sysconf */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ static const char *const backend_names[] = {
     [SR_BACKEND_AUTO] = "auto",
     [SR_BACKEND_CPU] = "cpu",
     [SR_BACKEND_REFERENCE] = "reference",
+    [SR_BACKEND_CUDA] = "cuda",
 };
 _Static_assert(sizeof backend_names / sizeof *backend_names == SR_BACKEND_COUNT,
                "one name per backend");
@@ -38,6 +40,7 @@ struct sr_session {
     const sr_model *model;
     sr_session_options options;
     sr_backend_handle backend;
+    sr_backend backend_kind; /* auto resolved */
     sr_error last_error;
     /* The plan for the last size asked, and what it reports. */
     bool planned;
@@ -63,6 +66,21 @@ static int64_t physical_memory(void)
     return pages > 0 && size > 0 ? (int64_t)pages * size : INT64_C(4) << 30;
 }
 
+/* Opens the backend asked for. Auto means the CPU until the CUDA backend
+ * has passed its tests on a GPU. */
+static sr_status open_backend(sr_session *s, sr_backend kind, sr_error *err)
+{
+    s->backend_kind = kind == SR_BACKEND_AUTO ? SR_BACKEND_CPU : kind;
+    switch (s->backend_kind) {
+    case SR_BACKEND_REFERENCE:
+        return sr_reference_backend_new(&s->backend, err);
+    case SR_BACKEND_CUDA:
+        return sr_cuda_backend_new(&s->backend, err);
+    default:
+        return sr_cpu_backend_new(s->options.n_threads, &s->backend, err);
+    }
+}
+
 sr_status sr_session_new(const sr_model *model, const sr_session_options *options,
                          sr_session **session, sr_error *err)
 {
@@ -73,6 +91,7 @@ sr_status sr_session_new(const sr_model *model, const sr_session_options *option
     if ((unsigned)opt.backend >= SR_BACKEND_COUNT || opt.n_threads < 0 || opt.max_memory < 0 ||
         opt.tile_rows < 0)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "invalid session options");
+    const int64_t options_max_memory = opt.max_memory;
     if (opt.max_memory == 0)
         opt.max_memory = physical_memory() / 4 * 3;
     sr_session *s = calloc(1, sizeof *s);
@@ -80,16 +99,20 @@ sr_status sr_session_new(const sr_model *model, const sr_session_options *option
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     s->model = model;
     s->options = opt;
-    sr_status st = opt.backend == SR_BACKEND_REFERENCE
-                       ? sr_reference_backend_new(&s->backend, err)
-                       : sr_cpu_backend_new(opt.n_threads, &s->backend, err);
+    sr_status st = open_backend(s, opt.backend, err);
     if (st != SR_OK) {
         free(s);
         return st;
     }
+    /* A device backend's budget is device memory: what is free now. */
+    const sr_backend_memory *device = s->backend.iface->memory;
+    if (device && options_max_memory == 0)
+        s->options.max_memory = device->available(s->backend.ctx) / 10 * 9;
     *session = s;
     return SR_OK;
 }
+
+sr_backend sr_session_backend(const sr_session *session) { return session->backend_kind; }
 
 static void drop_plan(sr_session *s)
 {
@@ -136,6 +159,9 @@ static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_i
                            const sr_image *out)
 {
     const int64_t scale = s->model->info.scale;
+    /* On a device: the weights it holds and the input tensor. */
+    if (s->backend.iface->memory)
+        return (int64_t)s->model->file.size + 3 * w * h * (int64_t)sizeof(float);
     int64_t bytes = PROCESS_BASE_BYTES + (int64_t)s->model->file.size + image_bytes(in, w, h) +
                     image_bytes(out, w * scale, h * scale);
     if (out && out->channels == 4)

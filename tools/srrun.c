@@ -39,11 +39,12 @@ static const char usage_text[] =
     "                       the alpha upscaled bicubically beside the network's RGB\n"
     "      --depth 8|16     bits per sample of a PNG output (default: the input's)\n"
     "      --quality N      JPEG quality, 1 to 100 (default: 90)\n"
-    "  -b, --backend NAME   auto, cpu or reference (default: auto)\n"
+    "  -b, --backend NAME   auto, cpu, cuda or reference (default: auto, the CPU)\n"
     "  -t, --threads N      worker threads (default: all cores)\n"
     "      --strict         refuse model files with tensors the network does not use\n"
     "  -m, --max-memory SIZE  most memory the whole run may take, e.g. 300M or 2G\n"
-    "                       (default: three quarters of the machine's memory)\n"
+    "                       (default: three quarters of the machine's memory; with\n"
+    "                       cuda, device memory: nine tenths of what is free)\n"
     "      --tile-rows N    compute in bands of N rows (default: as high as fits)\n"
     "      --plan           print the plan for INPUT (bands, memory) and stop\n"
     "      --stats FILE     write timings, memory and the plan as JSON (- for stdout)\n"
@@ -183,7 +184,7 @@ static int parse(int argc, char **argv, cli *c)
                     found = 1;
                 }
             if (!found)
-                return usage_error("unknown backend '%s' (auto, cpu or reference)", optarg);
+                return usage_error("unknown backend '%s' (auto, cpu, cuda or reference)", optarg);
             break;
         }
         case 't': {
@@ -287,7 +288,7 @@ static int run(const cli *c)
     }
     t = seconds_now();
     if (sr_session_new(model, &options, &session, &err) != SR_OK) {
-        fprintf(stderr, "srrun: %s: %s\n", c->input, err.message);
+        fprintf(stderr, "srrun: --backend %s: %s\n", sr_backend_name(options.backend), err.message);
         goto done;
     }
     /* RGBA only when asked and the input has alpha; 16-bit when asked or
@@ -342,12 +343,13 @@ static int run(const cli *c)
         fprintf(stderr,
                 "srrun: %s x%d, %d blocks, %lld parameters\n"
                 "srrun: %s %lldx%lld -> %s %lldx%lld\n"
-                "srrun: network %.3f s, %.1f GFLOP, %.1f GFLOP/s; total %.3f s\n"
+                "srrun: network %.3f s on %s, %.1f GFLOP, %.1f GFLOP/s; total %.3f s\n"
                 "srrun: peak memory %s (predicted %s), %d stages\n",
                 info.architecture, info.scale, info.n_blocks, (long long)info.n_params,
                 c->input, (long long)in.width, (long long)in.height, output,
                 (long long)out.width, (long long)out.height, times.run,
-                1e-9 * (double)plan.whole_flops, 1e-9 * (double)plan.whole_flops / times.run,
+                sr_backend_name(sr_session_backend(session)), 1e-9 * (double)plan.whole_flops,
+                1e-9 * (double)plan.whole_flops / times.run,
                 times.total, peak, predicted, plan.n_stages);
     } else if (!c->quiet && !(c->stats && strcmp(c->stats, "-") == 0)) {
         printf("%s\n", output);

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "backends/backend.h"
 #include "runtime/resample.h"
 #include "srrun.h"
 #include "testutil.h"
@@ -203,6 +204,20 @@ static void test_bad_files_exit_1_naming_them(void **state)
     expect_failure((const char *[]){"-o", "no/such/dir/out.png", "srpgan_x2.pth",
                                     "leaves_37x29.png", NULL},
                    1, "no/such/dir/out.png");
+}
+
+/* --backend cuda where no device is usable: one line saying why, exit 1,
+ * nothing written. (Where a GPU is, tests/backends/test_cuda runs it.) */
+static void test_cuda_without_a_device_says_why(void **state)
+{
+    (void)state;
+    sr_backend_handle probe;
+    if (sr_cuda_backend_new(&probe, NULL) == SR_OK) {
+        sr_backend_free(&probe);
+        skip();
+    }
+    expect_failure((const char *[]){"-b", "cuda", "srpgan_x2.pth", "leaves_37x29.png", NULL}, 1,
+                   "--backend cuda: no CUDA");
 }
 
 static void test_upscales_to_default_name(void **state)
@@ -563,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_bad_usage_exits_2),
         cmocka_unit_test(test_bad_files_exit_1_naming_them),
+        cmocka_unit_test(test_cuda_without_a_device_says_why),
         cmocka_unit_test(test_upscales_to_default_name),
         cmocka_unit_test(test_default_model_and_output_option),
         cmocka_unit_test(test_convert_then_upscale),

@@ -1,0 +1,409 @@
+/* The CUDA backend: every tensor of a run in device memory (the executor
+ * allocates them through sr_backend_memory), the weights uploaded once per
+ * session on first use, convolutions as im2col of a bounded number of rows
+ * and one cuBLAS SGEMM each, float32 throughout. Everything runs on the
+ * default stream in order; the executor's downloads synchronise.
+ *
+ * It is built as a module of its own, libsrrun_cuda.so, that the library
+ * loads when a session asks for CUDA (backends/backend.c), and it uses
+ * nothing of the library's but its headers' inline functions. */
+#include <cublas_v2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backends/cuda/cuda.h"
+
+extern "C" {
+#include "backends/backend.h"
+}
+
+/* A node's parameters in device memory. */
+struct device_params {
+    const sr_node *node;
+    float *weight, *bias, *slopes;
+};
+
+struct cuda_context {
+    cublasHandle_t blas;
+    device_params *params;
+    int n_params, cap_params;
+    void *workspace; /* grows to the largest asked for */
+    int64_t workspace_bytes;
+    float *stats; /* a global op's statistics, 2 C floats */
+    int64_t stats_bytes;
+    double *sums; /* a band's row sums (cuda_accumulate) */
+    int64_t sums_bytes;
+    double *host_sums; /* and their host copy */
+    int64_t host_sums_bytes;
+};
+
+/* runtime/error.c's sr_fail, which the module cannot link to. */
+static sr_status fail(sr_error *err, sr_status status, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+/* Also clears the runtime's last error, so that a later launch check does
+ * not report this failure again. */
+static sr_status cuda_fail(sr_error *err, cudaError_t e, const char *what)
+{
+    cudaGetLastError();
+    return fail(err, e == cudaErrorMemoryAllocation ? SR_ERR_NO_MEMORY : SR_ERR_DEVICE, "%s: %s",
+                what, cudaGetErrorString(e));
+}
+
+/* Fails with the launch's error, if any, naming the node. */
+static sr_status launched(const sr_node *node, sr_error *err)
+{
+    const cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? SR_OK : cuda_fail(err, e, node->name);
+}
+
+/* Device buffer *p of at least bytes, kept for reuse. */
+static sr_status grow(void **p, int64_t *have, int64_t bytes, sr_error *err)
+{
+    if (bytes <= *have)
+        return SR_OK;
+    cudaFree(*p);
+    *p = NULL;
+    *have = 0;
+    const cudaError_t e = cudaMalloc(p, (size_t)bytes);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, "workspace");
+    *have = bytes;
+    return SR_OK;
+}
+
+static sr_status upload_copy(const float *host, int64_t n, float **device, sr_error *err)
+{
+    *device = NULL;
+    if (!host || n == 0)
+        return SR_OK;
+    cudaError_t e = cudaMalloc(device, (size_t)n * sizeof(float));
+    if (e == cudaSuccess)
+        e = cudaMemcpy(*device, host, (size_t)n * sizeof(float), cudaMemcpyHostToDevice);
+    return e == cudaSuccess ? SR_OK : cuda_fail(err, e, "weights");
+}
+
+/* The node's weights on the device, uploaded the first time it runs. */
+static sr_status params_of(cuda_context *ctx, const sr_node *node, const device_params **out,
+                           sr_error *err)
+{
+    for (int i = 0; i < ctx->n_params; i++)
+        if (ctx->params[i].node == node) {
+            *out = &ctx->params[i];
+            return SR_OK;
+        }
+    if (ctx->n_params == ctx->cap_params) {
+        const int cap = ctx->cap_params ? 2 * ctx->cap_params : 32;
+        void *p = realloc(ctx->params, (size_t)cap * sizeof *ctx->params);
+        if (!p)
+            return fail(err, SR_ERR_NO_MEMORY, "out of memory");
+        ctx->params = (device_params *)p;
+        ctx->cap_params = cap;
+    }
+    device_params *d = &ctx->params[ctx->n_params];
+    *d = device_params{node, NULL, NULL, NULL};
+    sr_status st = SR_OK;
+    switch (node->op) {
+    case SR_OP_CONV2D: {
+        const sr_conv2d_params *p = &node->p.conv2d;
+        st = upload_copy(p->weight, p->c_out * p->c_in * p->k * p->k, &d->weight, err);
+        if (st == SR_OK)
+            st = upload_copy(p->bias, p->bias ? p->c_out : 0, &d->bias, err);
+        if (st == SR_OK)
+            st = upload_copy(p->slopes, p->n_slopes, &d->slopes, err);
+        break;
+    }
+    case SR_OP_PRELU:
+        st = upload_copy(node->p.prelu.slopes, node->p.prelu.n_slopes, &d->slopes, err);
+        break;
+    case SR_OP_INSTANCE_NORM:
+        st = upload_copy(node->p.instance_norm.slopes, node->p.instance_norm.n_slopes, &d->slopes,
+                         err);
+        break;
+    default:
+        break;
+    }
+    if (st != SR_OK) { /* nothing kept: the next run tries again */
+        cudaFree(d->weight);
+        cudaFree(d->bias);
+        cudaFree(d->slopes);
+        return st;
+    }
+    ctx->n_params++;
+    *out = d;
+    return SR_OK;
+}
+
+/* A convolution's rows (before any shuffle) are made CONV_ROWS at a time,
+ * at multiples of CONV_ROWS in the image, so every value comes from a GEMM
+ * of the same shape whatever band it falls in: cuBLAS picks its kernel,
+ * and so its order of summation, by shape. The planner gives bands whole
+ * groups of rows (cuda_row_tiling). */
+static const int64_t CONV_ROWS = 4;
+
+static int64_t conv_workspace_bytes(const sr_conv2d_params *p, int64_t width)
+{
+    return (p->c_in * p->k * p->k + p->c_out) * CONV_ROWS * width * (int64_t)sizeof(float);
+}
+
+static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor *in,
+                        const sr_tensor *out, sr_error *err)
+{
+    const sr_conv2d_params *p = &node->p.conv2d;
+    const device_params *d;
+    sr_status st = params_of(ctx, node, &d, err);
+    if (st != SR_OK)
+        return st;
+    /* The groups of the conv's own rows that reach the band. */
+    const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r, H = out->image_h / r;
+    const int64_t cy0 = out->y0 / r / CONV_ROWS * CONV_ROWS;
+    int64_t cy1 = (out->y0 + out->shape.h + r - 1) / r;
+    cy1 = (cy1 + CONV_ROWS - 1) / CONV_ROWS * CONV_ROWS;
+    cy1 = cy1 < H ? cy1 : H;
+    const int64_t K = p->c_in * p->k * p->k;
+    st = grow(&ctx->workspace, &ctx->workspace_bytes, conv_workspace_bytes(p, W), err);
+    if (st != SR_OK)
+        return st;
+    float *col = (float *)ctx->workspace, *gemm = col + K * CONV_ROWS * W;
+    const float one = 1.0f, zero = 0.0f;
+    for (int64_t y = cy0; y < cy1; y += CONV_ROWS) {
+        const int64_t rows = cy1 - y < CONV_ROWS ? cy1 - y : CONV_ROWS, n = rows * W;
+        sr_cuda_im2col(p, in, W, y, rows, col);
+        if ((st = launched(node, err)) != SR_OK)
+            return st;
+        /* Row-major gemm[c_out][n] = weight[c_out][K] col[K][n], as
+         * column-major gemm^T = col^T weight^T. */
+        const cublasStatus_t b = cublasSgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)n,
+                                             (int)p->c_out, (int)K, &one, col, (int)n, d->weight,
+                                             (int)K, &zero, gemm, (int)n);
+        if (b != CUBLAS_STATUS_SUCCESS)
+            return fail(err, SR_ERR_DEVICE, "%s: cuBLAS SGEMM failed (status %d)", node->name,
+                        (int)b);
+        sr_cuda_conv_epilogue(p, d->bias, d->slopes, gemm, y, rows, out);
+        if ((st = launched(node, err)) != SR_OK)
+            return st;
+    }
+    return SR_OK;
+}
+
+static sr_status instance_norm(cuda_context *ctx, const sr_node *node, const sr_tensor *in,
+                               const sr_tensor *out, const float *stats, sr_error *err)
+{
+    const device_params *d;
+    sr_status st = params_of(ctx, node, &d, err);
+    const int64_t n = 2 * out->shape.c;
+    if (st == SR_OK)
+        st = grow((void **)&ctx->stats, &ctx->stats_bytes, n * (int64_t)sizeof(float), err);
+    if (st != SR_OK)
+        return st;
+    const cudaError_t e =
+        cudaMemcpy(ctx->stats, stats, (size_t)n * sizeof(float), cudaMemcpyHostToDevice);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, node->name);
+    sr_cuda_instance_norm(in, ctx->stats, d->slopes, node->p.instance_norm.n_slopes, out);
+    return launched(node, err);
+}
+
+static bool cuda_supports_op(void *ctx, const sr_node *node)
+{
+    (void)ctx;
+    return node->op != SR_OP_INPUT && node->op < SR_OP_COUNT;
+}
+
+static int64_t cuda_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
+{
+    (void)ctx;
+    if (node->op != SR_OP_CONV2D)
+        return 0;
+    return conv_workspace_bytes(&node->p.conv2d, out.w / sr_conv2d_shuffle(&node->p.conv2d));
+}
+
+/* Convolutions in groups of CONV_ROWS rows before the shuffle; the op's own
+ * halo (0 asks for it). */
+static sr_row_tiling cuda_row_tiling(void *ctx, const sr_node *node)
+{
+    (void)ctx;
+    if (node->op != SR_OP_CONV2D)
+        return sr_row_tiling{1, 0};
+    return sr_row_tiling{(int)(CONV_ROWS * sr_conv2d_shuffle(&node->p.conv2d)), 0};
+}
+
+static sr_status cuda_run(void *c, const sr_node *node, const sr_tensor *in, sr_tensor *out,
+                          const float *stats, sr_error *err)
+{
+    cuda_context *ctx = (cuda_context *)c;
+    const device_params *d;
+    sr_status st;
+    switch (node->op) {
+    case SR_OP_CONV2D:
+        return conv2d(ctx, node, in, out, err);
+    case SR_OP_INSTANCE_NORM:
+        return instance_norm(ctx, node, in, out, stats, err);
+    case SR_OP_PRELU:
+        if ((st = params_of(ctx, node, &d, err)) != SR_OK)
+            return st;
+        sr_cuda_prelu(in, d->slopes, node->p.prelu.n_slopes, out);
+        break;
+    case SR_OP_ADD:
+        sr_cuda_add(&in[0], &in[1], out);
+        break;
+    case SR_OP_TANH_AFFINE:
+        sr_cuda_tanh_affine(in, out);
+        break;
+    case SR_OP_PIXEL_SHUFFLE:
+        sr_cuda_pixel_shuffle(in, node->p.pixel_shuffle.r, out);
+        break;
+    default:
+        return fail(err, SR_ERR_UNSUPPORTED, "%s: no CUDA kernel for this op", node->name);
+    }
+    return launched(node, err);
+}
+
+static void cuda_free(void *c)
+{
+    cuda_context *ctx = (cuda_context *)c;
+    if (!ctx)
+        return;
+    for (int i = 0; i < ctx->n_params; i++) {
+        cudaFree(ctx->params[i].weight);
+        cudaFree(ctx->params[i].bias);
+        cudaFree(ctx->params[i].slopes);
+    }
+    free(ctx->params);
+    cudaFree(ctx->workspace);
+    cudaFree(ctx->stats);
+    cudaFree(ctx->sums);
+    free(ctx->host_sums);
+    if (ctx->blas)
+        cublasDestroy(ctx->blas);
+    free(ctx);
+}
+
+/* ---- memory: the executor's buffers, and the data crossing over ---- */
+
+static int64_t cuda_available(void *ctx)
+{
+    (void)ctx;
+    size_t free_bytes = 0, total = 0;
+    return cudaMemGetInfo(&free_bytes, &total) == cudaSuccess ? (int64_t)free_bytes : 0;
+}
+
+static void *cuda_alloc(void *ctx, int64_t bytes)
+{
+    (void)ctx;
+    void *p = NULL;
+    if (cudaMalloc(&p, (size_t)bytes) != cudaSuccess) {
+        cudaGetLastError(); /* clear it: the executor reports the failure */
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_release(void *ctx, void *p, int64_t bytes)
+{
+    (void)ctx;
+    (void)bytes;
+    cudaFree(p);
+}
+
+static sr_status cuda_upload(void *ctx, void *device, const void *host, int64_t bytes,
+                             sr_error *err)
+{
+    (void)ctx;
+    const cudaError_t e = cudaMemcpy(device, host, (size_t)bytes, cudaMemcpyHostToDevice);
+    return e == cudaSuccess ? SR_OK : cuda_fail(err, e, "upload");
+}
+
+static sr_status cuda_download(void *ctx, void *host, const void *device, int64_t bytes,
+                               sr_error *err)
+{
+    (void)ctx;
+    const cudaError_t e = cudaMemcpy(host, device, (size_t)bytes, cudaMemcpyDeviceToHost);
+    return e == cudaSuccess ? SR_OK : cuda_fail(err, e, "download");
+}
+
+/* Sums per row on the device; added on the host in row order, as the op's
+ * own accumulate does, so that the statistics do not depend on the bands. */
+static sr_status cuda_accumulate(void *c, const sr_node *node, const sr_tensor *rows, int64_t y0,
+                                 int64_t y1, double *acc, sr_error *err)
+{
+    cuda_context *ctx = (cuda_context *)c;
+    const int64_t C = rows->shape.c, H = y1 - y0, n = 2 * C * H;
+    if (node->op != SR_OP_INSTANCE_NORM)
+        return fail(err, SR_ERR_UNSUPPORTED, "%s: no CUDA statistics for this op", node->name);
+    const int64_t bytes = n * (int64_t)sizeof(double);
+    if (bytes > ctx->host_sums_bytes) {
+        free(ctx->host_sums);
+        ctx->host_sums_bytes = 0;
+        ctx->host_sums = (double *)malloc((size_t)bytes);
+        if (!ctx->host_sums)
+            return fail(err, SR_ERR_NO_MEMORY, "out of memory");
+        ctx->host_sums_bytes = bytes;
+    }
+    sr_status st = grow((void **)&ctx->sums, &ctx->sums_bytes, bytes, err);
+    if (st != SR_OK)
+        return st;
+    const sr_tensor band = sr_tensor_rows(rows, y0, y1);
+    sr_cuda_row_sums(&band, ctx->sums);
+    if ((st = launched(node, err)) != SR_OK)
+        return st;
+    const cudaError_t e =
+        cudaMemcpy(ctx->host_sums, ctx->sums, (size_t)n * sizeof(double), cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, node->name);
+    for (int64_t ch = 0; ch < C; ch++)
+        for (int64_t y = 0; y < H; y++) {
+            acc[ch] += ctx->host_sums[2 * (ch * H + y)];
+            acc[C + ch] += ctx->host_sums[2 * (ch * H + y) + 1];
+        }
+    return SR_OK;
+}
+
+static const sr_backend_memory cuda_memory = {
+    cuda_available, cuda_alloc, cuda_release, cuda_upload, cuda_download, cuda_accumulate,
+};
+
+static const sr_backend_iface cuda_iface = {
+    SR_BACKEND_API_VERSION,
+    "cuda",
+    cuda_supports_op,
+    cuda_workspace_bytes,
+    cuda_row_tiling,
+    cuda_run,
+    cuda_free,
+    &cuda_memory,
+};
+
+/* The module's one entry point, found by name (SR_CUDA_MODULE_ENTRY). */
+extern "C" __attribute__((visibility("default"))) sr_status
+sr_cuda_module_open(sr_backend_handle *backend, sr_error *err)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        const char *why = e != cudaSuccess ? cudaGetErrorString(e) : "none found";
+        cudaGetLastError();
+        return fail(err, SR_ERR_UNSUPPORTED, "no CUDA device: %s", why);
+    }
+    cuda_context *ctx = (cuda_context *)calloc(1, sizeof *ctx);
+    if (!ctx)
+        return fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    if (cublasCreate(&ctx->blas) != CUBLAS_STATUS_SUCCESS) {
+        free(ctx);
+        return fail(err, SR_ERR_DEVICE, "cuBLAS could not start on the CUDA device");
+    }
+    /* float32 means float32: no TF32 tensor-core rounding behind our back. */
+    cublasSetMathMode(ctx->blas, CUBLAS_PEDANTIC_MATH);
+    backend->iface = &cuda_iface;
+    backend->ctx = ctx;
+    return SR_OK;
+}

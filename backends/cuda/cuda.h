@@ -1,0 +1,38 @@
+/* The CUDA backend's kernels (kernels.cu), launched by backend.cu on the
+ * default stream. Tensors are bands as in ops/op.h, in device memory; each
+ * launcher returns at once and leaves errors to cudaGetLastError. */
+#ifndef SR_BACKENDS_CUDA_CUDA_H
+#define SR_BACKENDS_CUDA_CUDA_H
+
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "ops/op.h"
+}
+
+/* Conv output rows [cy0, cy0 + rows) before any shuffle, every column x <
+ * W (the conv's output width), unfolded: col[(ci k + ky) k + kx][(cy - cy0)
+ * W + x], zero outside the image. */
+void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t width, int64_t cy0,
+                    int64_t rows, float *col);
+
+/* gemm[co][(cy - cy0) W + x] plus bias, PReLU and shuffle into out, for the
+ * rows that land in its band. bias and slopes are device copies (or NULL). */
+void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias, const float *slopes,
+                           const float *gemm, int64_t cy0, int64_t rows, const sr_tensor *out);
+
+/* The elementwise ops over out's band; slopes and stats in device memory. */
+void sr_cuda_prelu(const sr_tensor *in, const float *slopes, int64_t n_slopes,
+                   const sr_tensor *out);
+void sr_cuda_instance_norm(const sr_tensor *in, const float *stats, const float *slopes,
+                           int64_t n_slopes, const sr_tensor *out);
+void sr_cuda_add(const sr_tensor *a, const sr_tensor *b, const sr_tensor *out);
+void sr_cuda_tanh_affine(const sr_tensor *in, const sr_tensor *out);
+void sr_cuda_pixel_shuffle(const sr_tensor *in, int r, const sr_tensor *out);
+
+/* sums[(c rows + y - y0) 2 + {0, 1}] = the sum and the sum of squares of
+ * channel c's row y, in double, reduced in a fixed order (the same result
+ * whatever band the row is in). */
+void sr_cuda_row_sums(const sr_tensor *rows, double *sums);
+
+#endif

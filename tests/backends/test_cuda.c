@@ -1,0 +1,351 @@
+/* The CUDA backend on a GPU: every kernel against the reference on random
+ * shapes (a band computed alone included), the InstanceNorm sums against
+ * the host's, the whole network against PyTorch's fixtures in any bands,
+ * each the same bits as the whole-image run. Without a usable device (or in
+ * a build without CUDA) it says why and exits 77, which ctest reports as
+ * skipped. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backends/backend.h"
+#include "ops/op.h"
+#include "testutil.h"
+#include "tolerance.h"
+
+static sr_backend_handle open_cuda(void)
+{
+    sr_backend_handle b;
+    sr_error err = {0};
+    if (sr_cuda_backend_new(&b, &err) != SR_OK)
+        fail_msg("%s", err.message);
+    return b;
+}
+
+static sr_tensor host_new(sr_shape s, int64_t y0, int64_t image_h)
+{
+    sr_tensor t = sr_tensor_whole(s, malloc((size_t)sr_shape_numel(s) * sizeof(float)));
+    assert_non_null(t.data);
+    test_fill_nan(t.data, sr_shape_numel(s));
+    t.y0 = y0;
+    t.image_h = image_h;
+    return t;
+}
+
+/* A device copy of a packed host tensor (same place in the image). */
+static sr_tensor to_device(const sr_backend_handle *b, const sr_tensor *host)
+{
+    const sr_backend_memory *m = b->iface->memory;
+    const int64_t bytes = sr_shape_numel(host->shape) * (int64_t)sizeof(float);
+    sr_tensor d = *host;
+    d.data = m->alloc(b->ctx, bytes);
+    assert_non_null(d.data);
+    assert_int_equal(m->upload(b->ctx, d.data, host->data, bytes, NULL), SR_OK);
+    return d;
+}
+
+static void to_host(const sr_backend_handle *b, const sr_tensor *device, sr_tensor *host)
+{
+    const int64_t bytes = sr_shape_numel(host->shape) * (int64_t)sizeof(float);
+    assert_int_equal(b->iface->memory->download(b->ctx, host->data, device->data, bytes, NULL),
+                     SR_OK);
+}
+
+static void release(const sr_backend_handle *b, sr_tensor *device)
+{
+    b->iface->memory->release(b->ctx, device->data,
+                              sr_shape_numel(device->shape) * (int64_t)sizeof(float));
+}
+
+/* Rows [y0, y1) of a packed host tensor, packed. */
+static sr_tensor host_rows(const sr_tensor *t, int64_t y0, int64_t y1)
+{
+    sr_tensor r = host_new((sr_shape){t->shape.c, y1 - y0, t->shape.w}, y0, t->image_h);
+    for (int64_t c = 0; c < t->shape.c; c++)
+        memcpy(sr_tensor_row(&r, c, y0), sr_tensor_row(t, c, y0),
+               (size_t)((y1 - y0) * t->shape.w) * sizeof(float));
+    return r;
+}
+
+static float *host_stats(const sr_node *node, const sr_tensor *in)
+{
+    const sr_op_desc *d = sr_op_get(node->op);
+    if (!d->is_global)
+        return NULL;
+    const int64_t n = d->n_stats(node, in->shape);
+    double *acc = calloc((size_t)n, sizeof *acc);
+    float *stats = malloc((size_t)n * sizeof *stats);
+    d->accumulate(node, in, 0, in->shape.h, acc);
+    d->finalize(node, in->shape, acc, stats);
+    free(acc);
+    return stats;
+}
+
+/* Output rows [y0, y1) on the device from the input rows they need as the
+ * planner would give them (the whole groups of rows they touch, and the
+ * halo); the largest error against want's rows, relative to want's
+ * largest magnitude. */
+static float run_rows(const sr_backend_handle *b, const sr_node *node, const sr_tensor *host_in,
+                      const float *stats, const sr_tensor *want, int64_t y0, int64_t y1)
+{
+    const sr_op_desc *d = sr_op_get(node->op);
+    const sr_row_tiling tiling = sr_backend_row_tiling(b, node);
+    const int64_t scale = d->scale(node), H = host_in[0].shape.h, a = tiling.align;
+    const int64_t a0 = y0 / a * a, a1 = (y1 + a - 1) / a * a;
+    int64_t lo = a0 / scale - tiling.halo, hi = (a1 + scale - 1) / scale + tiling.halo;
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > H ? H : hi;
+    sr_tensor in[SR_NODE_MAX_INPUTS], band_in[SR_NODE_MAX_INPUTS];
+    for (int i = 0; i < node->n_inputs; i++) {
+        band_in[i] = host_rows(&host_in[i], lo, hi);
+        in[i] = to_device(b, &band_in[i]);
+    }
+    sr_tensor got = host_new((sr_shape){want->shape.c, y1 - y0, want->shape.w}, y0, want->shape.h);
+    sr_tensor out = to_device(b, &got);
+    sr_error err = {0};
+    if (b->iface->run(b->ctx, node, in, &out, stats, &err) != SR_OK)
+        fail_msg("%s: %s", d->name, err.message);
+    to_host(b, &out, &got);
+    const int64_t plane = (y1 - y0) * want->shape.w;
+    float worst = 0, scale_max = test_max_abs(want->data, sr_shape_numel(want->shape));
+    for (int64_t c = 0; c < want->shape.c; c++) {
+        const float e =
+            test_max_abs_diff(sr_tensor_row(&got, c, y0), sr_tensor_row(want, c, y0), plane);
+        worst = e > worst ? e : worst;
+    }
+    for (int i = 0; i < node->n_inputs; i++) {
+        release(b, &in[i]);
+        free(band_in[i].data);
+    }
+    release(b, &out);
+    free(got.data);
+    return worst / (scale_max > 0 ? scale_max : 1);
+}
+
+/* The node on the device, whole and in a band, against the reference. */
+static void check_node(const sr_backend_handle *b, const sr_node *node, const sr_tensor *in,
+                       test_rng *r, const char *what)
+{
+    sr_shape shapes[SR_NODE_MAX_INPUTS], s;
+    for (int i = 0; i < node->n_inputs; i++)
+        shapes[i] = in[i].shape;
+    assert_int_equal(sr_op_get(node->op)->shape(node, shapes, &s, NULL), SR_OK);
+    sr_tensor want = host_new(s, 0, s.h);
+    float *stats = host_stats(node, in);
+    sr_op_get(node->op)->reference(node, in, &want, stats);
+    const int64_t y0 = test_rng_int(r, 0, (int)s.h - 1);
+    const int64_t y1 = test_rng_int(r, (int)y0 + 1, (int)s.h);
+    const float whole = run_rows(b, node, in, stats, &want, 0, s.h);
+    const float band = run_rows(b, node, in, stats, &want, y0, y1);
+    if (!(whole <= SR_TOL_KERNEL_REL) || !(band <= SR_TOL_KERNEL_REL))
+        fail_msg("%s: relative error %g whole, %g in rows [%lld, %lld)", what, whole, band,
+                 (long long)y0, (long long)y1);
+    free(stats);
+    free(want.data);
+}
+
+typedef struct conv_case {
+    int64_t c_in, c_out;
+    int k, pad;
+    int64_t h, w;
+    int shuffle;
+} conv_case;
+
+/* SRPGAN's shapes and the edges (as tests/ops). */
+static const conv_case conv_cases[] = {
+    {3, 64, 9, 4, 13, 11, 0}, {64, 3, 9, 4, 9, 14, 0}, {64, 64, 3, 1, 17, 23, 0},
+    {64, 256, 3, 1, 6, 5, 2}, {3, 64, 9, 4, 1, 1, 0},  {16, 32, 3, 1, 29, 1, 0},
+    {5, 7, 5, 2, 3, 2, 0},    {4, 6, 1, 0, 8, 9, 0},   {6, 5, 3, 0, 7, 6, 0},
+    {4, 18, 5, 2, 7, 9, 3},   {64, 3, 9, 4, 45, 70, 0},
+};
+
+static void test_kernels_match_reference(void **state)
+{
+    (void)state;
+    sr_backend_handle b = open_cuda();
+    test_rng r = {7};
+    for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
+        const conv_case *cc = &conv_cases[i];
+        sr_tensor in = host_new((sr_shape){cc->c_in, cc->h, cc->w}, 0, cc->h);
+        test_fill(&r, in.data, cc->c_in * cc->h * cc->w, -1, 1);
+        const int64_t nw = cc->c_out * cc->c_in * cc->k * cc->k;
+        float *weight = malloc((size_t)nw * sizeof *weight);
+        float *bias = malloc((size_t)cc->c_out * sizeof *bias);
+        float *slopes = malloc((size_t)cc->c_out * sizeof *slopes);
+        test_fill(&r, weight, nw, -0.5f, 0.5f);
+        test_fill(&r, bias, cc->c_out, -0.5f, 0.5f);
+        test_fill(&r, slopes, cc->c_out, 0, 0.5f);
+        sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
+        node.p.conv2d = (sr_conv2d_params){
+            .c_in = cc->c_in, .c_out = cc->c_out, .k = cc->k, .pad = cc->pad,
+            .weight = weight, .bias = i % 4 == 3 ? NULL : bias,
+            .n_slopes = i % 3 == 1 ? 1 : i % 3 == 2 ? cc->c_out : 0, .slopes = slopes,
+            .shuffle = cc->shuffle};
+        char what[64];
+        snprintf(what, sizeof what, "conv case %zu", i);
+        check_node(&b, &node, &in, &r, what);
+        /* The backend keeps each node's weights on the device, keyed by the
+         * node: the next case's node is at the same address. */
+        sr_backend_free(&b);
+        b = open_cuda();
+        free(weight);
+        free(bias);
+        free(slopes);
+        free(in.data);
+    }
+    for (int trial = 0; trial < 10; trial++) {
+        const int64_t c = 4 * test_rng_int(&r, 1, 16), h = test_rng_int(&r, 1, 40),
+                      w = test_rng_int(&r, 1, 40);
+        const sr_shape shape = {c, h, w};
+        sr_tensor in[2] = {host_new(shape, 0, h), host_new(shape, 0, h)};
+        test_fill(&r, in[0].data, c * h * w, -3, 3);
+        test_fill(&r, in[1].data, c * h * w, -3, 3);
+        float slopes[64];
+        test_fill(&r, slopes, 64, 0, 1);
+        const sr_node nodes[] = {
+            {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {1, slopes}},
+            {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {c, slopes}},
+            {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, 0, NULL}},
+            {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, c, slopes}},
+            {.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .p.pixel_shuffle = {2}},
+            {.op = SR_OP_ADD, .n_inputs = 2},
+            {.op = SR_OP_TANH_AFFINE, .n_inputs = 1},
+        };
+        for (size_t j = 0; j < sizeof nodes / sizeof *nodes; j++) {
+            sr_backend_handle fresh = open_cuda(); /* nodes on the stack: new weights */
+            check_node(&fresh, &nodes[j], in, &r, sr_op_get(nodes[j].op)->name);
+            sr_backend_free(&fresh);
+        }
+        free(in[0].data);
+        free(in[1].data);
+    }
+    sr_backend_free(&b);
+}
+
+/* Per-row sums on the device, added in row order: the host's sums to
+ * within double rounding, whatever the band. */
+static void test_statistics_match_host(void **state)
+{
+    (void)state;
+    sr_backend_handle b = open_cuda();
+    test_rng r = {11};
+    const sr_node node = {
+        .op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, 0, NULL}};
+    sr_tensor in = host_new((sr_shape){8, 37, 301}, 0, 37);
+    test_fill(&r, in.data, 8 * 37 * 301, -2, 5);
+    double want[16] = {0}, got[16] = {0};
+    sr_op_get(node.op)->accumulate(&node, &in, 0, 37, want);
+    for (int64_t y = 0; y < 37; y += 10) {
+        const int64_t y1 = y + 10 < 37 ? y + 10 : 37;
+        sr_tensor rows = host_rows(&in, y, y1), dev = to_device(&b, &rows);
+        assert_int_equal(b.iface->memory->accumulate(b.ctx, &node, &dev, y, y1, got, NULL), SR_OK);
+        release(&b, &dev);
+        free(rows.data);
+    }
+    for (int i = 0; i < 16; i++)
+        if (fabs(got[i] - want[i]) > 1e-12 * fabs(want[i]) + 1e-12)
+            fail_msg("sum %d: %.17g on the device, %.17g on the host", i, got[i], want[i]);
+    free(in.data);
+    sr_backend_free(&b);
+}
+
+/* The network through the public API, as test_network does on the CPU. */
+static sr_model *load_model(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.pth", SR_FIXTURES_DIR, name);
+    sr_model *model = NULL;
+    sr_error err = {0};
+    if (sr_model_load(path, NULL, &model, &err) != SR_OK)
+        fail_msg("%s", err.message);
+    return model;
+}
+
+static sr_image run_cuda(const sr_model *model, const sr_image *in, int64_t tile_rows)
+{
+    sr_session_options opt = sr_session_options_default();
+    opt.backend = SR_BACKEND_CUDA;
+    opt.tile_rows = tile_rows;
+    sr_session *session;
+    sr_error err = {0};
+    if (sr_session_new(model, &opt, &session, &err) != SR_OK)
+        fail_msg("%s", err.message);
+    const int s = sr_model_scale(model);
+    sr_image out;
+    assert_int_equal(sr_image_alloc(&out, in->width * s, in->height * s, 3, SR_PIXEL_F32, NULL),
+                     SR_OK);
+    test_fill_nan(out.data, in->width * s * in->height * s * 3);
+    if (sr_session_run(session, in, &out) != SR_OK)
+        fail_msg("%s", sr_session_last_error(session));
+    sr_session_free(session);
+    return out;
+}
+
+static void test_network_matches_pytorch_in_any_bands(void **state)
+{
+    (void)state;
+    static const char *const models[] = {"srpgan_x2", "srpgan_x4"};
+    static const char *const photos[] = {"leaves_37x29", "kite_41x27"};
+    static const char *const files[] = {"leaves_37x29.png", "kite_41x27.jpg"};
+    for (size_t m = 0; m < 2; m++) {
+        sr_model *model = load_model(models[m]);
+        for (size_t p = 0; p < 2; p++) {
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", SR_FIXTURES_DIR, files[p]);
+            sr_image in;
+            assert_int_equal(sr_image_read(path, 0, &in, NULL), SR_OK);
+            snprintf(path, sizeof path, "%s/%s.%s.f32", SR_FIXTURES_DIR, photos[p], models[m]);
+            int64_t size;
+            float *want = test_read_file(path, &size); /* planar */
+            assert_non_null(want);
+            const int64_t tile_rows[] = {0, 1, 5};
+            sr_image whole = {0};
+            for (size_t t = 0; t < 3; t++) {
+                sr_image out = run_cuda(model, &in, tile_rows[t]);
+                const int64_t n = out.width * out.height;
+                assert_int_equal(size, n * 3 * 4);
+                float worst = 0;
+                for (int64_t c = 0; c < 3; c++)
+                    for (int64_t i = 0; i < n; i++) {
+                        const float d = fabsf(((float *)out.data)[i * 3 + c] - want[c * n + i]);
+                        worst = d <= worst ? worst : d; /* NaN fails */
+                    }
+                if (!(worst <= SR_TOL_NETWORK_ABS))
+                    fail_msg("%s %s, tile rows %lld: max |cuda - pytorch| = %g", models[m],
+                             photos[p], (long long)tile_rows[t], worst);
+                /* Every value made the same way in any band: the same bits. */
+                if (t == 0)
+                    whole = out;
+                else if (memcmp(out.data, whole.data, (size_t)(n * 3) * sizeof(float)) != 0)
+                    fail_msg("%s %s, tile rows %lld: differs from the whole-image run",
+                             models[m], photos[p], (long long)tile_rows[t]);
+                if (t > 0)
+                    sr_image_free(&out);
+            }
+            sr_image_free(&whole);
+            free(want);
+            sr_image_free(&in);
+        }
+        sr_model_free(model);
+    }
+}
+
+int main(void)
+{
+    sr_backend_handle probe;
+    sr_error err = {0};
+    if (sr_cuda_backend_new(&probe, &err) != SR_OK) {
+        fprintf(stderr, "test_cuda: skipped: %s\n", err.message);
+        return 77; /* ctest's SKIP_RETURN_CODE */
+    }
+    sr_backend_free(&probe);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kernels_match_reference),
+        cmocka_unit_test(test_statistics_match_host),
+        cmocka_unit_test(test_network_matches_pytorch_in_any_bands),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
