@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The GPU checks of the CUDA backend, for a lent GPU machine that cannot
+# install packages (no OpenBLAS, libpng, libjpeg or cmocka there) and has
+# little device time. Two halves:
+#
+#   bash bench/gpu_kit.sh pack           here: build Release with CUDA and
+#                                        put the binaries and the shared
+#                                        libraries they need in .gpukit/
+#   bash bench/gpu_kit.sh check OUT_DIR  there, in the repository's root
+#                                        (.gpukit carried): test_cuda, the
+#                                        same under compute-sanitizer, and
+#                                        bench/cuda_vs_pytorch.py
+#
+# The binaries hold absolute paths of this checkout (the fixtures, the CUDA
+# module in build/), so `check` links that path to the copy it runs in.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+kit=$root/.gpukit
+
+case ${1:-} in
+pack)
+    cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release -DSR_CUDA=ON > /dev/null
+    cmake --build "$root/build" -j
+    test -f "$root/build/libsrrun_cuda.so" || { echo "gpu_kit: no CUDA module: is nvcc on PATH?" >&2; exit 1; }
+    rm -rf "$kit" && mkdir -p "$kit/lib"
+    cp "$root/build/srrun" "$root/build/libsrrun_cuda.so" "$root/build/tests/test_cuda" "$kit/"
+    echo "$root" > "$kit/root"
+    # Shared libraries from the system, not the CUDA ones (the machine has those).
+    ldd "$root/build/tests/test_cuda" "$root/build/srrun" | awk '$3 ~ /^\// { print $3 }' |
+        grep -v -e libc.so -e libm.so -e ld-linux | sort -u | xargs -I{} cp -L {} "$kit/lib/"
+    grep -qx '/.gpukit/' "$root/.git/info/exclude" 2> /dev/null || echo '/.gpukit/' >> "$root/.git/info/exclude"
+    du -sh "$kit"
+    ;;
+check)
+    out=${2:?usage: gpu_kit.sh check OUT_DIR}
+    here=$(cd "$root" && pwd)
+    built=$(cat "$kit/root")
+    if [ "$built" != "$here" ]; then
+        if [ -e "$built" ] && [ "$(cd "$built" && pwd -P)" != "$(pwd -P)" ]; then
+            echo "gpu_kit: $built is taken: the binaries need that path for this copy" >&2
+            exit 1
+        fi
+        mkdir -p "$(dirname "$built")"
+        [ -e "$built" ] || ln -s "$here" "$built"
+    fi
+    mkdir -p "$here/build" && cp "$kit/libsrrun_cuda.so" "$here/build/"
+    export LD_LIBRARY_PATH=$kit/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+    status=0
+    "$kit/test_cuda" 2>&1 | tee "$out/test_cuda.txt" || status=1
+    compute-sanitizer --tool memcheck --leak-check full "$kit/test_cuda" > "$out/memcheck.txt" 2>&1 || status=1
+    tail -3 "$out/memcheck.txt"
+    # The default model's shape (x4, 4 residual blocks); time does not depend
+    # on the weights, and both runners get the same ones.
+    PYTHONPATH=$here/models/srpgan python3 -c "import torch; from srpgan import Generator
+torch.manual_seed(0); torch.save(Generator(4, 4).state_dict(), '/tmp/srpgan_x4_4blocks.pth')"
+    PYTHONUNBUFFERED=1 python3 "$here/bench/cuda_vs_pytorch.py" /tmp/srpgan_x4_4blocks.pth \
+        "$here/samples/boats.jpg" --srrun "$kit/srrun" --csv "$out/cuda_vs_pytorch.csv" \
+        ${SIZES:+--sizes $SIZES} 2>&1 | tee "$out/cuda_vs_pytorch.txt" || status=1
+    exit $status
+    ;;
+*)
+    echo "usage: gpu_kit.sh pack | check OUT_DIR" >&2
+    exit 2
+    ;;
+esac
