@@ -12,9 +12,9 @@ void *sr_pages_alloc(int64_t bytes); /* NULL on failure or bytes <= 0 */
 void sr_pages_free(void *p, int64_t bytes);
 
 /* Mappings that one stage of a run gives back for the next to reuse. New
- * pages cost a fault and a zero fill each (a seventh of the CPU time of a
- * 700x700 x4 run went there), and a run maps several times its peak.
- * Reused pages are not zero. */
+ * pages cost a fault and a zero fill each, and a run would map several
+ * times its peak (2.46 GB for the 676 MB peak of a 700x700 x4 image; with
+ * the pool, 0.8 GB). Reused pages are not zero. */
 #define SR_PAGE_POOL_MAX 16
 
 typedef struct sr_page_pool {
