@@ -36,6 +36,9 @@ typedef struct sr_backend_memory {
     /* The op's accumulate (ops/op.h) on rows in device memory. */
     sr_status (*accumulate)(void *ctx, const sr_node *node, const sr_tensor *rows, int64_t y0,
                             int64_t y1, double *acc, sr_error *err);
+    /* Waits until the work run queued is done (for timing each node), and
+     * reports its failure. */
+    sr_status (*synchronize)(void *ctx, sr_error *err);
 } sr_backend_memory;
 
 typedef struct sr_backend_iface {

@@ -193,6 +193,8 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
         sr_tensor out = sr_tensor_rows(plan->keep[n] ? &r->kept[n] : &r->band[n], c.lo, c.hi);
         const double start = node_seconds ? now() : 0.0;
         sr_status st = be->iface->run(be->ctx, node, in, &out, r->stats[n], err);
+        if (st == SR_OK && node_seconds && r->device) /* a device returns before it is done */
+            st = r->device->synchronize(r->device_ctx, err);
         if (st != SR_OK)
             return st;
         if (node_seconds)

@@ -368,8 +368,16 @@ static sr_status cuda_accumulate(void *c, const sr_node *node, const sr_tensor *
     return SR_OK;
 }
 
+static sr_status cuda_synchronize(void *ctx, sr_error *err)
+{
+    (void)ctx;
+    const cudaError_t e = cudaDeviceSynchronize();
+    return e == cudaSuccess ? SR_OK : cuda_fail(err, e, "running");
+}
+
 static const sr_backend_memory cuda_memory = {
-    cuda_available, cuda_alloc, cuda_release, cuda_upload, cuda_download, cuda_accumulate,
+    cuda_available, cuda_alloc,      cuda_release,     cuda_upload,
+    cuda_download,  cuda_accumulate, cuda_synchronize,
 };
 
 static const sr_backend_iface cuda_iface = {

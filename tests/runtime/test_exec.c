@@ -2,8 +2,9 @@
  * pretend device that runs the reference kernels on memory it hands out
  * itself and checks that every tensor it is given lies in that memory.
  * The output must be the host run's bits, for any band height, with the
- * input uploaded once, the output's rows downloaded band by band, every
- * buffer given back, and no more device memory live than the plan says. */
+ * input uploaded once, the output's rows downloaded band by band, nodes
+ * timed after the device is done, every buffer given back, and no more
+ * device memory live than the plan says. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,7 +27,7 @@ typedef struct pretend_device {
     } live[MAX_BUFFERS];
     int n_live;
     int64_t live_bytes, peak_bytes;
-    int uploads, downloads, accumulates;
+    int uploads, downloads, accumulates, synchronizes;
 } pretend_device;
 
 /* Whether [p, p + bytes) lies in one live buffer. */
@@ -116,6 +117,13 @@ static sr_status pretend_accumulate(void *ctx, const sr_node *node, const sr_ten
     return SR_OK;
 }
 
+static sr_status pretend_synchronize(void *ctx, sr_error *err)
+{
+    (void)err;
+    ((pretend_device *)ctx)->synchronizes++;
+    return SR_OK;
+}
+
 static bool pretend_supports_op(void *ctx, const sr_node *node)
 {
     (void)ctx;
@@ -151,6 +159,7 @@ static const sr_backend_memory pretend_memory = {
     .upload = pretend_upload,
     .download = pretend_download,
     .accumulate = pretend_accumulate,
+    .synchronize = pretend_synchronize,
 };
 
 static const sr_backend_iface pretend_iface = {
@@ -196,9 +205,11 @@ static int run(const sr_graph *g, const sr_backend_handle *backend, const sr_ten
     collected c = {sr_tensor_whole(shape, malloc((size_t)sr_shape_numel(shape) * sizeof(float))), 0};
     assert_non_null(c.whole.data);
     test_fill_nan(c.whole.data, sr_shape_numel(shape));
+    double *node_seconds = calloc((size_t)g->n_nodes, sizeof *node_seconds);
     if (sr_plan_execute(g, &plan, backend, input, collect, &c, (sr_exec_progress){0},
-                        (sr_exec_timing){0}, &err) != SR_OK)
+                        (sr_exec_timing){node_seconds, NULL}, &err) != SR_OK)
         fail_msg("%s", err.message);
+    free(node_seconds);
     *plan_peak = plan.peak_bytes;
     sr_plan_free(&plan);
     *out = c.whole;
@@ -237,6 +248,7 @@ static void check(const char *fixture, int64_t w, int64_t h)
         assert_int_equal(d.uploads, 1);
         assert_int_equal(d.downloads, 3 * bands); /* one per channel and band */
         assert_true(d.accumulates > 0);
+        assert_true(d.synchronizes > 0); /* each node timed after it is done */
         assert_int_equal(d.n_live, 0);
         assert_int_equal(d.live_bytes, 0);
         /* The plan's peak, and the input on the device. */
