@@ -35,7 +35,7 @@ static const char usage_text[] =
     "usage: srbench --model FILE [options]\n"
     "Times sr_session_run for each backend and size; a table on stderr, CSV on stdout.\n"
     "  --model FILE        weights: a torch.save .pth or a model.bin (required)\n"
-    "  --backends LIST     comma-separated: auto, cpu, reference (default: cpu)\n"
+    "  --backends LIST     comma-separated: auto, cpu, cuda, reference (default: cpu)\n"
     "  --sizes LIST        input sizes, N (square) or WxH: 64,256,512x384 (default: 64,256)\n"
     "  --threads N         worker threads (default: all cores)\n"
     "  --repeats N         timed runs per configuration (default: 5)\n"
@@ -126,7 +126,7 @@ static int parse(int argc, char **argv, bench_options *o)
         case 'L': o->format = OUT_LAYERS; break;
         case 'b':
             if (parse_backends(optarg, o) < 0)
-                return usage_error("--backends needs names among auto, cpu, reference, not",
+                return usage_error("--backends needs names among auto, cpu, cuda, reference, not",
                                    optarg);
             break;
         case 's':
