@@ -1,12 +1,12 @@
 /* What every backend handle shares: defaults and the release; and the
  * loading of the CUDA backend's module. */
-#define _POSIX_C_SOURCE 200809L /* dlopen, access */
+#define _GNU_SOURCE /* dladdr */
 #include "backends/backend.h"
 
 #include <dlfcn.h>
-#include <stdio.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 sr_row_tiling sr_row_tiling_plain(const sr_node *node)
 {
@@ -34,39 +34,44 @@ void sr_backend_free(sr_backend_handle *backend)
 /* The CUDA backend is a module of its own (libsrrun_cuda.so), loaded when a
  * session asks for it: linked into the library, cuBLAS would cost every run
  * 70 ms and 210 MB of memory before its first pixel, CUDA or not, and a
- * program built with CUDA could not start on a machine without it. The
- * module stays loaded: the CUDA runtime is not made to be unloaded. */
+ * program built with CUDA could not start on a machine without it. A
+ * program of the build tree loads the build tree's module; any other, the
+ * installed one. The module stays loaded: the CUDA runtime is not made to
+ * be unloaded. */
+#ifdef SR_CUDA_BUILD_DIR
+static bool in_build_tree(void)
+{
+    Dl_info info;
+    char path[PATH_MAX];
+    const bool named = dladdr((void *)sr_cuda_backend_new, &info) && info.dli_fname &&
+                       strchr(info.dli_fname, '/') && realpath(info.dli_fname, path);
+    if (!named && !realpath("/proc/self/exe", path))
+        return false;
+    const size_t n = strlen(SR_CUDA_BUILD_DIR);
+    return strncmp(path, SR_CUDA_BUILD_DIR, n) == 0 && path[n] == '/';
+}
+#endif
+
 sr_status sr_cuda_backend_new(sr_backend_handle *backend, sr_error *err)
 {
-#ifndef SR_CUDA_MODULE_PATHS
+#ifndef SR_CUDA_BUILD_DIR
     (void)backend;
     return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: this srrun was built without nvcc");
 #else
-    char why[512] = "";
-    const char *path = SR_CUDA_MODULE_PATHS; /* colon-separated */
-    void *module = NULL;
-    while (!module && *path) {
-        const size_t n = strcspn(path, ":");
-        char file[1024];
-        snprintf(file, sizeof file, "%.*s", (int)n, path);
-        module = dlopen(file, RTLD_NOW | RTLD_LOCAL);
-        /* The first failure, unless a module that is there fails later. */
-        if (!module && (why[0] == '\0' || access(file, F_OK) == 0))
-            snprintf(why, sizeof why, "%s", dlerror());
-        path += n + (path[n] == ':');
-    }
+    const char *file = in_build_tree() ? SR_CUDA_BUILD_DIR "/libsrrun_cuda.so"
+                                       : SR_CUDA_INSTALL_DIR "/libsrrun_cuda.so";
+    void *module = dlopen(file, RTLD_NOW | RTLD_LOCAL);
     if (!module)
-        return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: %s", why);
-    sr_status (*open)(sr_backend_handle *, sr_error *);
-    *(void **)&open = dlsym(module, "sr_cuda_module_open");
-    if (!open)
         return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: %s", dlerror());
-    sr_status st = open(backend, err);
-    if (st == SR_OK && backend->iface->api_version != SR_BACKEND_API_VERSION) {
-        sr_backend_free(backend);
-        return sr_fail(err, SR_ERR_UNSUPPORTED,
-                       "no CUDA backend: its module is from another version of srrun");
+    uint64_t (*abi)(void);
+    sr_status (*open)(sr_backend_handle *, sr_error *);
+    *(void **)&abi = dlsym(module, "sr_cuda_module_abi");
+    *(void **)&open = dlsym(module, "sr_cuda_module_open");
+    if (!abi || !open || abi() != sr_backend_abi()) {
+        dlclose(module);
+        return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: %s is from another build of srrun",
+                       file);
     }
-    return st;
+    return open(backend, err);
 #endif
 }

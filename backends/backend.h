@@ -23,7 +23,9 @@ typedef struct sr_row_tiling {
  * maps host pages itself. With it, every tensor that run is given lives in
  * memory from alloc, and data crosses only at the ends: the input is
  * uploaded once, the output's rows are downloaded band by band, and a
- * global op's sums are gathered on the device (accumulate). */
+ * global op's sums are gathered on the device (accumulate). run may return
+ * before its work is done; download and accumulate see the work of every
+ * run before them. */
 typedef struct sr_backend_memory {
     /* Bytes free for a run now: what the default budget is cut from. */
     int64_t (*available)(void *ctx);
@@ -58,6 +60,17 @@ typedef struct sr_backend_iface {
     void (*free)(void *ctx);
     const sr_backend_memory *memory; /* NULL: host memory */
 } sr_backend_iface;
+
+/* What a backend built as a module (CUDA's) must agree on with the library
+ * that loads it: the interface's version, the library's, and the sizes of
+ * the structures they share. Both sides compute it from these headers. */
+static inline uint64_t sr_backend_abi(void)
+{
+    return (uint64_t)SR_BACKEND_API_VERSION << 56 ^ (uint64_t)SR_VERSION_MAJOR << 48 ^
+           (uint64_t)SR_VERSION_MINOR << 40 ^ (uint64_t)sizeof(sr_backend_iface) << 32 ^
+           (uint64_t)sizeof(sr_backend_memory) << 24 ^ (uint64_t)sizeof(sr_node) << 12 ^
+           (uint64_t)sizeof(sr_tensor) << 6 ^ (uint64_t)sizeof(sr_conv2d_params);
+}
 
 typedef struct sr_backend_handle {
     const sr_backend_iface *iface;

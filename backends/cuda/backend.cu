@@ -391,7 +391,13 @@ static const sr_backend_iface cuda_iface = {
     &cuda_memory,
 };
 
-/* The module's one entry point, found by name (SR_CUDA_MODULE_ENTRY). */
+/* The module's two entry points, found by name (backends/backend.c): the
+ * headers it was built from, checked before anything else, and the opening. */
+extern "C" __attribute__((visibility("default"))) uint64_t sr_cuda_module_abi(void)
+{
+    return sr_backend_abi();
+}
+
 extern "C" __attribute__((visibility("default"))) sr_status
 sr_cuda_module_open(sr_backend_handle *backend, sr_error *err)
 {
