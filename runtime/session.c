@@ -106,8 +106,15 @@ sr_status sr_session_new(const sr_model *model, const sr_session_options *option
     }
     /* A device backend's budget is device memory: what is free now. */
     const sr_backend_memory *device = s->backend.iface->memory;
-    if (device && options_max_memory == 0)
+    if (device && options_max_memory == 0) {
         s->options.max_memory = device->available(s->backend.ctx) / 10 * 9;
+        if (s->options.max_memory <= 0) {
+            sr_backend_free(&s->backend);
+            free(s);
+            return sr_fail(err, SR_ERR_DEVICE, "cannot tell how much %s memory is free",
+                           sr_backend_name(opt.backend));
+        }
+    }
     *session = s;
     return SR_OK;
 }
@@ -159,9 +166,10 @@ static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_i
                            const sr_image *out)
 {
     const int64_t scale = s->model->info.scale;
-    /* On a device: the weights it holds and the input tensor. */
+    /* On a device: the weights it holds (float32 whatever the file's) and
+     * the input tensor. */
     if (s->backend.iface->memory)
-        return (int64_t)s->model->file.size + 3 * w * h * (int64_t)sizeof(float);
+        return (s->model->info.n_params + 3 * w * h) * (int64_t)sizeof(float);
     int64_t bytes = PROCESS_BASE_BYTES + (int64_t)s->model->file.size + image_bytes(in, w, h) +
                     image_bytes(out, w * scale, h * scale);
     if (out && out->channels == 4)

@@ -78,7 +78,7 @@ int64_t parse_size(const char *text)
 }
 
 void print_plan(FILE *out, const sr_model_info *model, const sr_plan_info *plan,
-                int64_t max_memory)
+                int64_t max_memory, sr_backend backend)
 {
     char peak[16], fixed[16], budget[16], bytes[16];
     format_size(peak, sizeof peak, plan->predicted_peak);
@@ -89,8 +89,10 @@ void print_plan(FILE *out, const sr_model_info *model, const sr_plan_info *plan,
             (long long)plan->width, (long long)plan->height,
             (long long)plan->width * model->scale, (long long)plan->height * model->scale,
             model->architecture, model->scale, model->n_blocks, budget);
-    fprintf(out, "predicted peak %s = %s program, weights and images + %s planned\n", peak,
-            fixed, bytes);
+    fprintf(out, "predicted peak %s = %s %s + %s planned\n", peak, fixed,
+            backend == SR_BACKEND_CUDA ? "of device memory: weights and input"
+                                       : "program, weights and images",
+            bytes);
     fprintf(out, "%.1f GFLOP planned, %.1f without recomputation (x%.2f); %d tensors kept whole\n",
             1e-9 * (double)plan->flops, 1e-9 * (double)plan->whole_flops,
             (double)plan->flops / (double)plan->whole_flops, plan->n_kept);

@@ -24,8 +24,10 @@ void format_size(char *buf, size_t size, int64_t bytes);
 /* Parses "300M", "2G", "1.5G", "4096K" or plain bytes; -1 if invalid. */
 int64_t parse_size(const char *text);
 
+/* The plan as `srrun --plan` prints it; backend: the one the session runs on
+ * (CUDA's memory is the device's). */
 void print_plan(FILE *out, const sr_model_info *model, const sr_plan_info *plan,
-                int64_t max_memory);
+                int64_t max_memory, sr_backend backend);
 
 /* Wall-clock seconds of the command's steps. */
 typedef struct run_times {

@@ -225,15 +225,17 @@ static int64_t peak_rss_bytes(void)
     return getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_maxrss * 1024 : 0;
 }
 
-static int write_stats(const cli *c, const sr_model_info *info, const sr_plan_info *plan,
-                       const char *output, const run_times *times)
+static int write_stats(const cli *c, const sr_session *session, const sr_model_info *info,
+                       const sr_plan_info *plan, const char *output, const run_times *times)
 {
+    sr_session_options used = c->options;
+    used.backend = sr_session_backend(session);
     FILE *f = strcmp(c->stats, "-") == 0 ? stdout : fopen(c->stats, "w");
     if (!f) {
         fprintf(stderr, "srrun: %s: cannot write stats\n", c->stats);
         return 1;
     }
-    write_stats_json(f, info, plan, &c->options, c->input, output, times, peak_rss_bytes());
+    write_stats_json(f, info, plan, &used, c->input, output, times, peak_rss_bytes());
     return f == stdout ? fflush(f) != 0 : fclose(f) != 0;
 }
 
@@ -288,7 +290,7 @@ static int run(const cli *c)
     }
     t = seconds_now();
     if (sr_session_new(model, &options, &session, &err) != SR_OK) {
-        fprintf(stderr, "srrun: --backend %s: %s\n", sr_backend_name(options.backend), err.message);
+        fprintf(stderr, "srrun: %s\n", err.message);
         goto done;
     }
     /* RGBA only when asked and the input has alpha; 16-bit when asked or
@@ -308,7 +310,7 @@ static int run(const cli *c)
     }
     times.plan = seconds_now() - t;
     if (c->plan_only) {
-        print_plan(stdout, &info, &plan, plan.max_memory);
+        print_plan(stdout, &info, &plan, plan.max_memory, sr_session_backend(session));
         rc = 0;
         goto done;
     }
@@ -351,10 +353,12 @@ static int run(const cli *c)
                 sr_backend_name(sr_session_backend(session)), 1e-9 * (double)plan.whole_flops,
                 1e-9 * (double)plan.whole_flops / times.run,
                 times.total, peak, predicted, plan.n_stages);
+        if (sr_session_backend(session) == SR_BACKEND_CUDA) /* the plan was the device's */
+            fprintf(stderr, "srrun: the prediction is of device memory, the peak the host's\n");
     } else if (!c->quiet && !(c->stats && strcmp(c->stats, "-") == 0)) {
         printf("%s\n", output);
     }
-    rc = c->stats ? write_stats(c, &info, &plan, output, &times) : 0;
+    rc = c->stats ? write_stats(c, session, &info, &plan, output, &times) : 0;
 done:
     sr_session_free(session);
     sr_image_free(&in);

@@ -217,7 +217,7 @@ static void test_cuda_without_a_device_says_why(void **state)
         skip();
     }
     expect_failure((const char *[]){"-b", "cuda", "srpgan_x2.pth", "leaves_37x29.png", NULL}, 1,
-                   "--backend cuda: no CUDA");
+                   "no CUDA");
 }
 
 static void test_upscales_to_default_name(void **state)
