@@ -3,7 +3,8 @@
  * itself and checks that every tensor it is given lies in that memory.
  * The output must be the host run's bits, for any band height, with the
  * input uploaded once, the output's rows downloaded band by band, nodes
- * timed after the device is done, every buffer given back, and no more
+ * timed after the device is done, the sink given host memory, every buffer
+ * given back (also when an allocation or a download fails), and no more
  * device memory live than the plan says. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@ typedef struct pretend_device {
     int n_live;
     int64_t live_bytes, peak_bytes;
     int uploads, downloads, accumulates, synchronizes;
+    int allocs, fail_alloc, fail_download; /* the call to fail (1: the first), or 0 */
 } pretend_device;
 
 /* Whether [p, p + bytes) lies in one live buffer. */
@@ -56,6 +58,8 @@ static int64_t pretend_available(void *ctx)
 static void *pretend_alloc(void *ctx, int64_t bytes)
 {
     pretend_device *d = ctx;
+    if (++d->allocs == d->fail_alloc)
+        return NULL;
     assert_true(d->n_live < MAX_BUFFERS);
     char *p = malloc((size_t)bytes);
     assert_non_null(p);
@@ -97,12 +101,12 @@ static sr_status pretend_upload(void *ctx, void *device, const void *host, int64
 static sr_status pretend_download(void *ctx, void *host, const void *device, int64_t bytes,
                                   sr_error *err)
 {
-    (void)err;
     pretend_device *d = ctx;
+    if (++d->downloads == d->fail_download)
+        return sr_fail(err, SR_ERR_DEVICE, "pretend download failure");
     assert_true(on_device(d, device, bytes));
     assert_false(on_device(d, host, 1));
     memcpy(host, device, (size_t)bytes);
-    d->downloads++;
     return SR_OK;
 }
 
@@ -172,16 +176,20 @@ static const sr_backend_iface pretend_iface = {
     .memory = &pretend_memory,
 };
 
-/* The sink: rows into a whole host tensor; counts the bands. */
+/* The sink: rows (in host memory) into a whole host tensor; counts the
+ * bands. */
 typedef struct collected {
     sr_tensor whole;
     int bands;
+    const pretend_device *device; /* or NULL */
 } collected;
 
 static sr_status collect(void *user, const sr_tensor *rows, sr_error *err)
 {
     (void)err;
     collected *c = user;
+    if (c->device && on_device(c->device, rows->data, 1))
+        fail_msg("the sink was given device memory");
     for (int64_t ch = 0; ch < rows->shape.c; ch++)
         for (int64_t y = rows->y0; y < rows->y0 + rows->shape.h; y++)
             memcpy(sr_tensor_row(&c->whole, ch, y), sr_tensor_row(rows, ch, y),
@@ -190,10 +198,11 @@ static sr_status collect(void *user, const sr_tensor *rows, sr_error *err)
     return SR_OK;
 }
 
-/* Runs g on input through backend with a plan of the given band height;
- * the output goes into out (allocated here). Returns the output's bands. */
-static int run(const sr_graph *g, const sr_backend_handle *backend, const sr_tensor *input,
-               int64_t tile_rows, sr_tensor *out, int64_t *plan_peak)
+/* Runs g on input through backend with a plan of the given band height,
+ * the output into out (allocated here; NULL: dropped). Returns the status;
+ * *bands counts the output's bands. */
+static sr_status run(const sr_graph *g, const sr_backend_handle *backend, const sr_tensor *input,
+                     int64_t tile_rows, sr_tensor *out, int *bands, int64_t *plan_peak)
 {
     sr_plan plan;
     sr_error err = {0};
@@ -202,18 +211,23 @@ static int run(const sr_graph *g, const sr_backend_handle *backend, const sr_ten
     if (sr_plan_make(g, &req, &plan, &least, &err) != SR_OK)
         fail_msg("%s", err.message);
     const sr_shape shape = plan.shapes[g->n_nodes - 1];
-    collected c = {sr_tensor_whole(shape, malloc((size_t)sr_shape_numel(shape) * sizeof(float))), 0};
+    collected c = {sr_tensor_whole(shape, malloc((size_t)sr_shape_numel(shape) * sizeof(float))),
+                   0, backend->iface->memory ? backend->ctx : NULL};
     assert_non_null(c.whole.data);
     test_fill_nan(c.whole.data, sr_shape_numel(shape));
     double *node_seconds = calloc((size_t)g->n_nodes, sizeof *node_seconds);
-    if (sr_plan_execute(g, &plan, backend, input, collect, &c, (sr_exec_progress){0},
-                        (sr_exec_timing){node_seconds, NULL}, &err) != SR_OK)
-        fail_msg("%s", err.message);
+    const sr_status st = sr_plan_execute(g, &plan, backend, input, collect, &c,
+                                         (sr_exec_progress){0},
+                                         (sr_exec_timing){node_seconds, NULL}, &err);
     free(node_seconds);
     *plan_peak = plan.peak_bytes;
+    *bands = c.bands;
     sr_plan_free(&plan);
-    *out = c.whole;
-    return c.bands;
+    if (out)
+        *out = c.whole;
+    else
+        free(c.whole.data);
+    return st;
 }
 
 static void check(const char *fixture, int64_t w, int64_t h)
@@ -234,14 +248,15 @@ static void check(const char *fixture, int64_t w, int64_t h)
     assert_int_equal(sr_reference_backend_new(&host, NULL), SR_OK);
     sr_tensor expected;
     int64_t peak;
-    run(g, &host, &input, 0, &expected, &peak);
+    int bands;
+    assert_int_equal(run(g, &host, &input, 0, &expected, &bands, &peak), SR_OK);
 
     const int64_t tile_rows[] = {0, 1, 3, 7};
     for (size_t i = 0; i < sizeof tile_rows / sizeof *tile_rows; i++) {
         pretend_device d = {0};
         const sr_backend_handle device = {&pretend_iface, &d};
         sr_tensor got;
-        const int bands = run(g, &device, &input, tile_rows[i], &got, &peak);
+        assert_int_equal(run(g, &device, &input, tile_rows[i], &got, &bands, &peak), SR_OK);
         if (memcmp(got.data, expected.data, (size_t)sr_shape_numel(got.shape) * 4) != 0)
             fail_msg("%s %lldx%lld tile rows %lld: differs from the host run", fixture,
                      (long long)w, (long long)h, (long long)tile_rows[i]);
@@ -256,6 +271,24 @@ static void check(const char *fixture, int64_t w, int64_t h)
         free(got.data);
     }
     free(expected.data);
+
+    /* Each allocation failing in turn, and a failing download: the run
+     * fails with the device's status and gives every buffer back. */
+    for (int k = 1;; k++) {
+        pretend_device d = {.fail_alloc = k};
+        const sr_backend_handle device = {&pretend_iface, &d};
+        const sr_status st = run(g, &device, &input, 3, NULL, &bands, &peak);
+        assert_int_equal(d.n_live, 0);
+        if (st == SR_OK) {
+            assert_true(k > d.allocs); /* every allocation was made to fail once */
+            break;
+        }
+        assert_int_equal(st, SR_ERR_NO_MEMORY);
+    }
+    pretend_device d = {.fail_download = 2};
+    const sr_backend_handle device = {&pretend_iface, &d};
+    assert_int_equal(run(g, &device, &input, 3, NULL, &bands, &peak), SR_ERR_DEVICE);
+    assert_int_equal(d.n_live, 0);
     free(input.data);
     sr_backend_free(&host);
     sr_model_free(model);
