@@ -9,6 +9,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__) /* GCC */
+#define SR_UNDER_ASAN 1
+#elif defined(__has_feature) /* clang */
+#define SR_UNDER_ASAN __has_feature(address_sanitizer)
+#else
+#define SR_UNDER_ASAN 0
+#endif
+
 void *sr_pages_alloc(int64_t bytes)
 {
     if (bytes <= 0 || (uint64_t)bytes > SIZE_MAX)
@@ -53,7 +61,7 @@ static bool better_fit(int64_t a, int64_t b, int64_t want)
 
 void *sr_page_pool_take(sr_page_pool *pool, int64_t bytes)
 {
-    if (pool->n == 0)
+    if (pool->n == 0 || bytes <= 0)
         return NULL;
     int best = 0;
     for (int i = 1; i < pool->n; i++)
@@ -74,7 +82,7 @@ void *sr_page_pool_take(sr_page_pool *pool, int64_t bytes)
     }
     pool->pages[best] = pool->pages[--pool->n];
     pool->bytes[best] = pool->bytes[pool->n];
-#if defined(__SANITIZE_ADDRESS__)
+#if SR_UNDER_ASAN
     /* NaNs, so that the tests catch code that takes these pages for new
      * (zeroed) ones. */
     memset(p, 0xff, (size_t)bytes);

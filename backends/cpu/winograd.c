@@ -63,7 +63,7 @@ static int64_t tiles_per_piece(int64_t width)
  * and products stay in the core's L2 cache. */
 static int64_t co_block(const sr_conv2d_params *p)
 {
-    const int64_t r = sr_conv2d_shuffle(p), block = CO_BLOCK / r * r;
+    const int64_t r = sr_conv2d_shuffle(p), block = CO_BLOCK >= r ? CO_BLOCK / r * r : r;
     return p->c_out < block ? p->c_out : block;
 }
 
