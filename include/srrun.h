@@ -51,7 +51,7 @@ extern "C" {
 #endif
 
 #define SR_VERSION_MAJOR 0
-#define SR_VERSION_MINOR 1
+#define SR_VERSION_MINOR 2
 #define SR_VERSION_PATCH 0
 
 SR_API const char *sr_version_string(void);
