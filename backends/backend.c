@@ -69,8 +69,8 @@ sr_status sr_cuda_backend_new(sr_backend_handle *backend, sr_error *err)
     *(void **)&open = dlsym(module, "sr_cuda_module_open");
     if (!abi || !open || abi() != sr_backend_abi()) {
         dlclose(module);
-        return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: %s is from another build of srrun",
-                       file);
+        return sr_fail(err, SR_ERR_UNSUPPORTED,
+                       "no CUDA backend: %s is from another build of srrun", file);
     }
     return open(backend, err);
 #endif
