@@ -302,8 +302,9 @@ typedef struct conv_case {
 
 /* SRPGAN's shapes (its upsampling convs with their shuffle folded), and the
  * edges: width or height 1, images smaller than the kernel, padding other
- * than k / 2, a shuffle by 3, and large kernels split into 3x3 pieces
- * (15x15, several column pieces, many strips). */
+ * than k / 2, a shuffle by 3 (also on the Winograd path), widths that
+ * end mid-tile, and large kernels split into 3x3 pieces (15x15, several
+ * column pieces, many strips). */
 static const conv_case conv_cases[] = {
     {3, 64, 9, 4, 13, 11, 0},  {64, 3, 9, 4, 9, 14, 0},  {64, 64, 3, 1, 17, 23, 0},
     {64, 256, 3, 1, 6, 5, 2},  {3, 64, 9, 4, 1, 1, 0},   {64, 3, 9, 4, 1, 37, 0},
@@ -311,7 +312,7 @@ static const conv_case conv_cases[] = {
     {6, 5, 3, 0, 7, 6, 0},     {2, 3, 5, 1, 6, 8, 0},    {64, 64, 3, 1, 2, 300, 2},
     {64, 256, 3, 1, 9, 7, 0},  {4, 18, 5, 2, 7, 9, 3},   {16, 48, 3, 1, 11, 13, 2},
     {64, 3, 9, 4, 45, 70, 0},  {32, 3, 9, 4, 21, 300, 0}, {16, 2, 15, 7, 19, 20, 0},
-    {16, 7, 9, 4, 34, 9, 0},
+    {16, 7, 9, 4, 34, 9, 0},   {16, 144, 3, 1, 7, 9, 3}, {16, 32, 3, 1, 5, 257, 2},
 };
 
 static void test_backends_match_reference(void **state)
