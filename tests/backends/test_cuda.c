@@ -14,6 +14,7 @@
 #include "backends/backend.h"
 #include "ops/op.h"
 #include "testutil.h"
+#include "kernel_cases.h"
 #include "tolerance.h"
 
 static sr_backend_handle open_cuda(void)
@@ -23,16 +24,6 @@ static sr_backend_handle open_cuda(void)
     if (sr_cuda_backend_new(&b, &err) != SR_OK)
         fail_msg("%s", err.message);
     return b;
-}
-
-static sr_tensor host_new(sr_shape s, int64_t y0, int64_t image_h)
-{
-    sr_tensor t = sr_tensor_whole(s, malloc((size_t)sr_shape_numel(s) * sizeof(float)));
-    assert_non_null(t.data);
-    test_fill_nan(t.data, sr_shape_numel(s));
-    t.y0 = y0;
-    t.image_h = image_h;
-    return t;
 }
 
 /* A device copy of a packed host tensor (same place in the image). */
@@ -60,30 +51,6 @@ static void release(const sr_backend_handle *b, sr_tensor *device)
                               sr_shape_numel(device->shape) * (int64_t)sizeof(float));
 }
 
-/* Rows [y0, y1) of a packed host tensor, packed. */
-static sr_tensor host_rows(const sr_tensor *t, int64_t y0, int64_t y1)
-{
-    sr_tensor r = host_new((sr_shape){t->shape.c, y1 - y0, t->shape.w}, y0, t->image_h);
-    for (int64_t c = 0; c < t->shape.c; c++)
-        memcpy(sr_tensor_row(&r, c, y0), sr_tensor_row(t, c, y0),
-               (size_t)((y1 - y0) * t->shape.w) * sizeof(float));
-    return r;
-}
-
-static float *host_stats(const sr_node *node, const sr_tensor *in)
-{
-    const sr_op_desc *d = sr_op_get(node->op);
-    if (!d->is_global)
-        return NULL;
-    const int64_t n = d->n_stats(node, in->shape);
-    double *acc = calloc((size_t)n, sizeof *acc);
-    float *stats = malloc((size_t)n * sizeof *stats);
-    d->accumulate(node, in, 0, in->shape.h, acc);
-    d->finalize(node, in->shape, acc, stats);
-    free(acc);
-    return stats;
-}
-
 /* Output rows [y0, y1) on the device from the input rows they need as the
  * planner would give them (the whole groups of rows they touch, and the
  * halo); the largest error against want's rows, relative to want's
@@ -100,10 +67,12 @@ static float run_rows(const sr_backend_handle *b, const sr_node *node, const sr_
     hi = hi > H ? H : hi;
     sr_tensor in[SR_NODE_MAX_INPUTS], band_in[SR_NODE_MAX_INPUTS];
     for (int i = 0; i < node->n_inputs; i++) {
-        band_in[i] = host_rows(&host_in[i], lo, hi);
+        band_in[i] = copy_rows(&host_in[i], lo, hi);
         in[i] = to_device(b, &band_in[i]);
     }
-    sr_tensor got = host_new((sr_shape){want->shape.c, y1 - y0, want->shape.w}, y0, want->shape.h);
+    sr_tensor got = tensor_new(want->shape.c, y1 - y0, want->shape.w);
+    got.y0 = y0;
+    got.image_h = want->shape.h;
     sr_tensor out = to_device(b, &got);
     sr_error err = {0};
     if (b->iface->run(b->ctx, node, in, &out, stats, &err) != SR_OK)
@@ -133,8 +102,8 @@ static void check_node(const sr_backend_handle *b, const sr_node *node, const sr
     for (int i = 0; i < node->n_inputs; i++)
         shapes[i] = in[i].shape;
     assert_int_equal(sr_op_get(node->op)->shape(node, shapes, &s, NULL), SR_OK);
-    sr_tensor want = host_new(s, 0, s.h);
-    float *stats = host_stats(node, in);
+    sr_tensor want = tensor_new(s.c, s.h, s.w);
+    float *stats = gather_stats(node, in, in[0].shape.h);
     sr_op_get(node->op)->reference(node, in, &want, stats);
     const int64_t y0 = test_rng_int(r, 0, (int)s.h - 1);
     const int64_t y1 = test_rng_int(r, (int)y0 + 1, (int)s.h);
@@ -147,21 +116,6 @@ static void check_node(const sr_backend_handle *b, const sr_node *node, const sr
     free(want.data);
 }
 
-typedef struct conv_case {
-    int64_t c_in, c_out;
-    int k, pad;
-    int64_t h, w;
-    int shuffle;
-} conv_case;
-
-/* SRPGAN's shapes and the edges (as tests/ops). */
-static const conv_case conv_cases[] = {
-    {3, 64, 9, 4, 13, 11, 0}, {64, 3, 9, 4, 9, 14, 0}, {64, 64, 3, 1, 17, 23, 0},
-    {64, 256, 3, 1, 6, 5, 2}, {3, 64, 9, 4, 1, 1, 0},  {16, 32, 3, 1, 29, 1, 0},
-    {5, 7, 5, 2, 3, 2, 0},    {4, 6, 1, 0, 8, 9, 0},   {6, 5, 3, 0, 7, 6, 0},
-    {4, 18, 5, 2, 7, 9, 3},   {64, 3, 9, 4, 45, 70, 0},
-};
-
 static void test_kernels_match_reference(void **state)
 {
     (void)state;
@@ -169,21 +123,9 @@ static void test_kernels_match_reference(void **state)
     test_rng r = {7};
     for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
         const conv_case *cc = &conv_cases[i];
-        sr_tensor in = host_new((sr_shape){cc->c_in, cc->h, cc->w}, 0, cc->h);
+        sr_tensor in = tensor_new(cc->c_in, cc->h, cc->w);
         test_fill(&r, in.data, cc->c_in * cc->h * cc->w, -1, 1);
-        const int64_t nw = cc->c_out * cc->c_in * cc->k * cc->k;
-        float *weight = malloc((size_t)nw * sizeof *weight);
-        float *bias = malloc((size_t)cc->c_out * sizeof *bias);
-        float *slopes = malloc((size_t)cc->c_out * sizeof *slopes);
-        test_fill(&r, weight, nw, -0.5f, 0.5f);
-        test_fill(&r, bias, cc->c_out, -0.5f, 0.5f);
-        test_fill(&r, slopes, cc->c_out, 0, 0.5f);
-        sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
-        node.p.conv2d = (sr_conv2d_params){
-            .c_in = cc->c_in, .c_out = cc->c_out, .k = cc->k, .pad = cc->pad,
-            .weight = weight, .bias = i % 4 == 3 ? NULL : bias,
-            .n_slopes = i % 3 == 1 ? 1 : i % 3 == 2 ? cc->c_out : 0, .slopes = slopes,
-            .shuffle = cc->shuffle};
+        sr_node node = conv_node_new(i, &r);
         char what[64];
         snprintf(what, sizeof what, "conv case %zu", i);
         check_node(&b, &node, &in, &r, what);
@@ -191,30 +133,20 @@ static void test_kernels_match_reference(void **state)
          * node: the next case's node is at the same address. */
         sr_backend_free(&b);
         b = open_cuda();
-        free(weight);
-        free(bias);
-        free(slopes);
+        conv_node_free(&node);
         free(in.data);
     }
     for (int trial = 0; trial < 10; trial++) {
         const int64_t c = 4 * test_rng_int(&r, 1, 16), h = test_rng_int(&r, 1, 40),
                       w = test_rng_int(&r, 1, 40);
-        const sr_shape shape = {c, h, w};
-        sr_tensor in[2] = {host_new(shape, 0, h), host_new(shape, 0, h)};
+        sr_tensor in[2] = {tensor_new(c, h, w), tensor_new(c, h, w)};
         test_fill(&r, in[0].data, c * h * w, -3, 3);
         test_fill(&r, in[1].data, c * h * w, -3, 3);
         float slopes[64];
         test_fill(&r, slopes, 64, 0, 1);
-        const sr_node nodes[] = {
-            {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {1, slopes}},
-            {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {c, slopes}},
-            {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, 0, NULL}},
-            {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, c, slopes}},
-            {.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .p.pixel_shuffle = {2}},
-            {.op = SR_OP_ADD, .n_inputs = 2},
-            {.op = SR_OP_TANH_AFFINE, .n_inputs = 1},
-        };
-        for (size_t j = 0; j < sizeof nodes / sizeof *nodes; j++) {
+        sr_node nodes[N_OTHER_NODES];
+        other_nodes(nodes, c, slopes);
+        for (size_t j = 0; j < N_OTHER_NODES; j++) {
             sr_backend_handle fresh = open_cuda(); /* nodes on the stack: new weights */
             check_node(&fresh, &nodes[j], in, &r, sr_op_get(nodes[j].op)->name);
             sr_backend_free(&fresh);
@@ -234,13 +166,13 @@ static void test_statistics_match_host(void **state)
     test_rng r = {11};
     const sr_node node = {
         .op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, 0, NULL}};
-    sr_tensor in = host_new((sr_shape){8, 37, 301}, 0, 37);
+    sr_tensor in = tensor_new(8, 37, 301);
     test_fill(&r, in.data, 8 * 37 * 301, -2, 5);
     double want[16] = {0}, got[16] = {0};
     sr_op_get(node.op)->accumulate(&node, &in, 0, 37, want);
     for (int64_t y = 0; y < 37; y += 10) {
         const int64_t y1 = y + 10 < 37 ? y + 10 : 37;
-        sr_tensor rows = host_rows(&in, y, y1), dev = to_device(&b, &rows);
+        sr_tensor rows = copy_rows(&in, y, y1), dev = to_device(&b, &rows);
         assert_int_equal(b.iface->memory->accumulate(b.ctx, &node, &dev, y, y1, got, NULL), SR_OK);
         release(&b, &dev);
         free(rows.data);

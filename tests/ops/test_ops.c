@@ -14,43 +14,8 @@
 #include "backends/backend.h"
 #include "ops/op.h"
 #include "testutil.h"
+#include "kernel_cases.h"
 #include "tolerance.h"
-
-static sr_tensor tensor_new(int64_t c, int64_t h, int64_t w)
-{
-    sr_tensor t = sr_tensor_whole((sr_shape){c, h, w}, malloc((size_t)(c * h * w) * sizeof(float)));
-    assert_non_null(t.data);
-    test_fill_nan(t.data, c * h * w);
-    return t;
-}
-
-/* A packed copy of rows [y0, y1) of t, which knows its place in the image. */
-static sr_tensor copy_rows(const sr_tensor *t, int64_t y0, int64_t y1)
-{
-    sr_tensor b = tensor_new(t->shape.c, y1 - y0, t->shape.w);
-    b.y0 = y0;
-    b.image_h = t->image_h;
-    for (int64_t c = 0; c < t->shape.c; c++)
-        for (int64_t y = y0; y < y1; y++)
-            memcpy(sr_tensor_row(&b, c, y), sr_tensor_row(t, c, y), (size_t)t->shape.w * sizeof(float));
-    return b;
-}
-
-/* Statistics of a global op over its whole input, in bands of `band` rows. */
-static float *gather_stats(const sr_node *node, const sr_tensor *in, int64_t band)
-{
-    const sr_op_desc *d = sr_op_get(node->op);
-    if (!d->is_global)
-        return NULL;
-    const int64_t n = d->n_stats(node, in->shape);
-    double *acc = calloc((size_t)n, sizeof *acc);
-    float *stats = malloc((size_t)n * sizeof *stats);
-    for (int64_t y = 0; y < in->shape.h; y += band)
-        d->accumulate(node, in, y, y + band < in->shape.h ? y + band : in->shape.h, acc);
-    d->finalize(node, in->shape, acc, stats);
-    free(acc);
-    return stats;
-}
 
 static sr_shape run_shape(const sr_node *node, const sr_tensor *in)
 {
@@ -293,28 +258,6 @@ static void test_tanh_affine_reference(void **state)
 
 /* ---- every backend against the reference ---- */
 
-typedef struct conv_case {
-    int64_t c_in, c_out;
-    int k, pad;
-    int64_t h, w;
-    int shuffle; /* a folded pixel shuffle */
-} conv_case;
-
-/* SRPGAN's shapes (its upsampling convs with their shuffle folded), and the
- * edges: width or height 1, images smaller than the kernel, padding other
- * than k / 2, a shuffle by 3 (also on the Winograd path), widths that
- * end mid-tile, and large kernels split into 3x3 pieces (15x15, several
- * column pieces, many strips). */
-static const conv_case conv_cases[] = {
-    {3, 64, 9, 4, 13, 11, 0},  {64, 3, 9, 4, 9, 14, 0},  {64, 64, 3, 1, 17, 23, 0},
-    {64, 256, 3, 1, 6, 5, 2},  {3, 64, 9, 4, 1, 1, 0},   {64, 3, 9, 4, 1, 37, 0},
-    {16, 32, 3, 1, 29, 1, 0},  {5, 7, 5, 2, 3, 2, 0},    {4, 6, 1, 0, 8, 9, 0},
-    {6, 5, 3, 0, 7, 6, 0},     {2, 3, 5, 1, 6, 8, 0},    {64, 64, 3, 1, 2, 300, 2},
-    {64, 256, 3, 1, 9, 7, 0},  {4, 18, 5, 2, 7, 9, 3},   {16, 48, 3, 1, 11, 13, 2},
-    {64, 3, 9, 4, 45, 70, 0},  {32, 3, 9, 4, 21, 300, 0}, {16, 2, 15, 7, 19, 20, 0},
-    {16, 7, 9, 4, 34, 9, 0},   {16, 144, 3, 1, 7, 9, 3}, {16, 32, 3, 1, 5, 257, 2},
-};
-
 static void test_backends_match_reference(void **state)
 {
     (void)state;
@@ -328,26 +271,11 @@ static void test_backends_match_reference(void **state)
             const conv_case *cc = &conv_cases[i];
             sr_tensor in = tensor_new(cc->c_in, cc->h, cc->w);
             test_fill(&r, in.data, cc->c_in * cc->h * cc->w, -1, 1);
-            const int64_t nw = cc->c_out * cc->c_in * cc->k * cc->k;
-            float *weight = malloc((size_t)nw * sizeof *weight);
-            float *bias = malloc((size_t)cc->c_out * sizeof *bias);
-            test_fill(&r, weight, nw, -0.5f, 0.5f);
-            test_fill(&r, bias, cc->c_out, -0.5f, 0.5f);
-            /* Every third case with a folded PReLU, shared or per channel. */
-            float *slopes = malloc((size_t)cc->c_out * sizeof *slopes);
-            test_fill(&r, slopes, cc->c_out, 0, 0.5f);
-            const int64_t n_slopes = i % 3 == 1 ? 1 : i % 3 == 2 ? cc->c_out : 0;
-            sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
-            node.p.conv2d = (sr_conv2d_params){.c_in = cc->c_in, .c_out = cc->c_out, .k = cc->k,
-                                               .pad = cc->pad, .weight = weight, .bias = bias,
-                                               .n_slopes = n_slopes, .slopes = slopes,
-                                               .shuffle = cc->shuffle};
+            sr_node node = conv_node_new(i, &r);
             float err = compare_backend(be, &node, &in, &r);
             if (err > SR_TOL_KERNEL_REL)
                 fail_msg("%s conv case %zu: relative error %g", be->iface->name, i, err);
-            free(weight);
-            free(bias);
-            free(slopes);
+            conv_node_free(&node);
             free(in.data);
         }
         /* The other ops on random shapes. */
@@ -359,16 +287,9 @@ static void test_backends_match_reference(void **state)
             test_fill(&r, in[1].data, c * h * w, -3, 3);
             float slopes[64];
             test_fill(&r, slopes, 64, 0, 1);
-            sr_node nodes[] = {
-                {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {1, slopes}},
-                {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {c, slopes}},
-                {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, 0, NULL}},
-                {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, c, slopes}},
-                {.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .p.pixel_shuffle = {2}},
-                {.op = SR_OP_ADD, .n_inputs = 2},
-                {.op = SR_OP_TANH_AFFINE, .n_inputs = 1},
-            };
-            for (size_t j = 0; j < sizeof nodes / sizeof *nodes; j++) {
+            sr_node nodes[N_OTHER_NODES];
+            other_nodes(nodes, c, slopes);
+            for (size_t j = 0; j < N_OTHER_NODES; j++) {
                 float err = compare_backend(be, &nodes[j], in, &r);
                 if (err > SR_TOL_KERNEL_REL)
                     fail_msg("%s %s: relative error %g", be->iface->name,
