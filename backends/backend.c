@@ -67,11 +67,11 @@ sr_status sr_cuda_backend_new(sr_backend_handle *backend, sr_error *err)
     sr_status (*open)(sr_backend_handle *, sr_error *);
     *(void **)&abi = dlsym(module, "sr_cuda_module_abi");
     *(void **)&open = dlsym(module, "sr_cuda_module_open");
-    if (!abi || !open || abi() != sr_backend_abi()) {
-        dlclose(module);
+    /* A mismatched module stays loaded too: what it brought in (the CUDA
+     * runtime, libstdc++) does not unload cleanly. */
+    if (!abi || !open || abi() != sr_backend_abi())
         return sr_fail(err, SR_ERR_UNSUPPORTED,
                        "no CUDA backend: %s is from another build of srrun", file);
-    }
     return open(backend, err);
 #endif
 }
