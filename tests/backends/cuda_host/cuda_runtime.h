@@ -1,0 +1,111 @@
+/* The part of the CUDA runtime that backends/cuda uses, on the host, for
+ * test_cuda_host: the CUDA backend built as plain C++ and run on machines
+ * without a GPU. "Device" memory is host memory handed out here, filled
+ * with NaN so that a value read before it is written shows; a copy or a
+ * free of memory not handed out here (a host pointer passed as a device
+ * one, say) stops the test with a message. */
+#ifndef SR_TESTS_CUDA_HOST_RUNTIME_H
+#define SR_TESTS_CUDA_HOST_RUNTIME_H
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+
+#define __host__
+#define __device__
+#define __global__
+#define __shared__
+
+enum cudaError_t { cudaSuccess, cudaErrorInvalidValue, cudaErrorMemoryAllocation };
+enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
+
+/* The blocks handed out, by address, and how much the pretend device has. */
+struct cuda_host_device {
+    std::map<const char *, size_t> blocks;
+    size_t live_bytes = 0;
+    static const size_t capacity = size_t(4) << 30;
+};
+inline cuda_host_device cuda_host;
+
+[[noreturn]] inline void cuda_host_misuse(const char *what, const void *p)
+{
+    fprintf(stderr, "cuda_host: %s: %p is not device memory\n", what, p);
+    abort();
+}
+
+/* Whether [p, p + n) lies in one block handed out. */
+inline bool cuda_host_on_device(const void *p, size_t n)
+{
+    const char *c = (const char *)p;
+    auto it = cuda_host.blocks.upper_bound(c);
+    if (it == cuda_host.blocks.begin())
+        return false;
+    --it;
+    return c >= it->first && c + n <= it->first + it->second;
+}
+
+template <class T> cudaError_t cudaMalloc(T **p, size_t bytes)
+{
+    *p = nullptr;
+    if (bytes > cuda_host_device::capacity - cuda_host.live_bytes)
+        return cudaErrorMemoryAllocation;
+    char *block = (char *)malloc(bytes ? bytes : 1);
+    if (!block)
+        return cudaErrorMemoryAllocation;
+    memset(block, 0xff, bytes); /* NaN, as float and as double */
+    cuda_host.blocks[block] = bytes;
+    cuda_host.live_bytes += bytes;
+    *p = (T *)block;
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaFree(void *p)
+{
+    if (!p)
+        return cudaSuccess;
+    auto it = cuda_host.blocks.find((const char *)p);
+    if (it == cuda_host.blocks.end())
+        cuda_host_misuse("cudaFree", p);
+    cuda_host.live_bytes -= it->second;
+    cuda_host.blocks.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
+{
+    const void *device = kind == cudaMemcpyHostToDevice ? dst : src;
+    const void *host = kind == cudaMemcpyHostToDevice ? src : dst;
+    if (!cuda_host_on_device(device, bytes))
+        cuda_host_misuse("cudaMemcpy", device);
+    if (cuda_host_on_device(host, 1))
+        cuda_host_misuse("cudaMemcpy (the host side is device memory)", host);
+    memcpy(dst, src, bytes);
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
+{
+    *free_bytes = cuda_host_device::capacity - cuda_host.live_bytes;
+    *total = cuda_host_device::capacity;
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaGetDeviceCount(int *n)
+{
+    *n = 1;
+    return cudaSuccess;
+}
+
+/* Kernels run as they are launched, and cannot fail. */
+inline cudaError_t cudaGetLastError(void) { return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+
+inline const char *cudaGetErrorString(cudaError_t e)
+{
+    return e == cudaErrorMemoryAllocation ? "out of memory" : "invalid value";
+}
+
+#endif
