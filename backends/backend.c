@@ -50,6 +50,37 @@ static bool in_build_tree(void)
     const size_t n = strlen(SR_CUDA_BUILD_DIR);
     return strncmp(path, SR_CUDA_BUILD_DIR, n) == 0 && path[n] == '/';
 }
+
+/* Whether the NVIDIA driver is there and sees a GPU, asked of the driver
+ * itself (libcuda, which comes with the driver) before the module is
+ * loaded: the module brings cuBLAS in, which a machine without a GPU should
+ * not pay for when `auto` looks. The driver stays loaded, as the
+ * module would load it again. */
+static sr_status find_device(sr_error *err)
+{
+    void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!driver)
+        return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA device: no NVIDIA driver (libcuda.so.1)");
+    int (*init)(unsigned);
+    int (*count)(int *);
+    *(void **)&init = dlsym(driver, "cuInit");
+    *(void **)&count = dlsym(driver, "cuDeviceGetCount");
+    int (*error_name)(int, const char **);
+    *(void **)&error_name = dlsym(driver, "cuGetErrorName");
+    int n = 0, e = init && count ? init(0) : -1;
+    if (e == 0)
+        e = count(&n);
+    const char *name = NULL;
+    if (e != 0 && error_name && error_name(e, &name) == 0 && name)
+        return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA device: the NVIDIA driver failed: %s",
+                       name);
+    if (e != 0)
+        return sr_fail(err, SR_ERR_UNSUPPORTED,
+                       "no CUDA device: the NVIDIA driver failed (CUresult %d)", e);
+    if (n == 0)
+        return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA device: the NVIDIA driver sees none");
+    return SR_OK;
+}
 #endif
 
 sr_status sr_cuda_backend_new(sr_backend_handle *backend, sr_error *err)
@@ -58,6 +89,9 @@ sr_status sr_cuda_backend_new(sr_backend_handle *backend, sr_error *err)
     (void)backend;
     return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: this srrun was built without nvcc");
 #else
+    const sr_status st = find_device(err);
+    if (st != SR_OK)
+        return st;
     const char *file = in_build_tree() ? SR_CUDA_BUILD_DIR "/libsrrun_cuda.so"
                                        : SR_CUDA_INSTALL_DIR "/libsrrun_cuda.so";
     void *module = dlopen(file, RTLD_NOW | RTLD_LOCAL);

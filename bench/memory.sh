@@ -37,8 +37,8 @@ im.crop((0, 0, s, s)).save(sys.argv[2])" "$photo" "$crop" "$size"
         read -r secs kb < "$work/t"
         echo "$size,$label,$secs,$((kb / 1024))"
     }
-    run srrun "$srrun" -q -t 2 "$model" "$crop" -o "$work/sr.png"
-    run "srrun -m $budget" "$srrun" -q -t 2 -m "$budget" "$model" "$crop" -o "$work/sr_b.png"
+    run srrun "$srrun" -q -b cpu -t 2 "$model" "$crop" -o "$work/sr.png"
+    run "srrun -m $budget" "$srrun" -q -b cpu -t 2 -m "$budget" "$model" "$crop" -o "$work/sr_b.png"
     run pytorch /usr/bin/python3 "$here/pytorch_srpgan.py" "$model" "$crop" "$work/pt.png" --threads 2
     if [ -n "${ONNX:-}" ]; then
         run onnxruntime python3 "$here/onnxruntime_srpgan.py" run "$ONNX" "$crop" "$work/ort.png" --threads 2

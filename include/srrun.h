@@ -51,7 +51,7 @@ extern "C" {
 #endif
 
 #define SR_VERSION_MAJOR 0
-#define SR_VERSION_MINOR 2
+#define SR_VERSION_MINOR 3
 #define SR_VERSION_PATCH 0
 
 SR_API const char *sr_version_string(void);
@@ -203,7 +203,7 @@ SR_API const char *sr_model_notices(const sr_model *model);
 /* ---- Sessions -------------------------------------------------------- */
 
 typedef enum sr_backend {
-    SR_BACKEND_AUTO,      /* the fastest validated one: the CPU (CUDA has not yet run on a GPU) */
+    SR_BACKEND_AUTO,      /* CUDA where a GPU is usable, else the CPU */
     SR_BACKEND_CPU,       /* OpenBLAS + OpenMP */
     SR_BACKEND_REFERENCE, /* the plain kernels in ops/: slow, the oracle */
     SR_BACKEND_CUDA,      /* an NVIDIA GPU (cuBLAS); max_memory then bounds device memory */
@@ -247,6 +247,10 @@ SR_API void sr_session_free(sr_session *session);
 
 /* The backend the session runs on (never SR_BACKEND_AUTO). */
 SR_API sr_backend sr_session_backend(const sr_session *session);
+
+/* Why SR_BACKEND_AUTO settled on the CPU (the CUDA backend's one line:
+ * "no CUDA device: ..."), or NULL. */
+SR_API const char *sr_session_backend_note(const sr_session *session);
 
 /* Upscales `in` (any channels and pixel type; gray replicated to RGB) into
  * `out`, which the caller allocates at scale x the input size, U8, U16 or

@@ -41,6 +41,7 @@ struct sr_session {
     sr_session_options options;
     sr_backend_handle backend;
     sr_backend backend_kind; /* auto resolved */
+    sr_error backend_note;   /* why auto is not on CUDA, or "" */
     sr_error last_error;
     /* The plan for the last size asked, and what it reports. */
     bool planned;
@@ -66,11 +67,17 @@ static int64_t physical_memory(void)
     return pages > 0 && size > 0 ? (int64_t)pages * size : INT64_C(4) << 30;
 }
 
-/* Opens the backend asked for. Auto means the CPU until the CUDA backend
- * has passed its tests on a GPU. */
+/* Opens the backend asked for. Auto means CUDA where a device is usable,
+ * else the CPU, noting why. */
 static sr_status open_backend(sr_session *s, sr_backend kind, sr_error *err)
 {
-    s->backend_kind = kind == SR_BACKEND_AUTO ? SR_BACKEND_CPU : kind;
+    s->backend_kind = kind;
+    if (kind == SR_BACKEND_AUTO) {
+        s->backend_kind = SR_BACKEND_CUDA;
+        if (sr_cuda_backend_new(&s->backend, &s->backend_note) == SR_OK)
+            return SR_OK;
+        s->backend_kind = SR_BACKEND_CPU;
+    }
     switch (s->backend_kind) {
     case SR_BACKEND_REFERENCE:
         return sr_reference_backend_new(&s->backend, err);
@@ -120,6 +127,11 @@ sr_status sr_session_new(const sr_model *model, const sr_session_options *option
 }
 
 sr_backend sr_session_backend(const sr_session *session) { return session->backend_kind; }
+
+const char *sr_session_backend_note(const sr_session *session)
+{
+    return session->backend_note.message[0] ? session->backend_note.message : NULL;
+}
 
 static void drop_plan(sr_session *s)
 {

@@ -39,12 +39,13 @@ static const char usage_text[] =
     "                       the alpha upscaled bicubically beside the network's RGB\n"
     "      --depth 8|16     bits per sample of a PNG output (default: the input's)\n"
     "      --quality N      JPEG quality, 1 to 100 (default: 90)\n"
-    "  -b, --backend NAME   auto, cpu, cuda or reference (default: auto, the CPU)\n"
+    "  -b, --backend NAME   auto, cpu, cuda or reference (default: auto, a GPU when\n"
+    "                       one is usable, else the CPU)\n"
     "  -t, --threads N      worker threads (default: all cores)\n"
     "      --strict         refuse model files with tensors the network does not use\n"
     "  -m, --max-memory SIZE  most memory the whole run may take, e.g. 300M or 2G\n"
     "                       (default: three quarters of the machine's memory; with\n"
-    "                       cuda, device memory: nine tenths of what is free)\n"
+    "                       a GPU, device memory: nine tenths of what is free)\n"
     "      --tile-rows N    compute in bands of N rows (default: as high as fits)\n"
     "      --plan           print the plan for INPUT (bands, memory) and stop\n"
     "      --stats FILE     write timings, memory and the plan as JSON (- for stdout)\n"
@@ -293,6 +294,8 @@ static int run(const cli *c)
         fprintf(stderr, "srrun: %s\n", err.message);
         goto done;
     }
+    if (c->verbose && sr_session_backend_note(session))
+        fprintf(stderr, "srrun: %s; running on the CPU\n", sr_session_backend_note(session));
     /* RGBA only when asked and the input has alpha; 16-bit when asked or
      * when the input is, unless the output is JPEG. */
     const int jpeg = is_jpeg_name(output);

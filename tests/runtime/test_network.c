@@ -165,6 +165,31 @@ static void run_with_progress(progress_log *log, sr_status want)
     sr_model_free(model);
 }
 
+/* auto settles on CUDA or on the CPU with the reason; the others keep what
+ * was asked and say nothing. */
+static void test_auto_says_where_it_runs(void **state)
+{
+    (void)state;
+    sr_model *model = load_model("srpgan_x2");
+    sr_session_options opt = sr_session_options_default();
+    sr_session *session;
+    assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
+    const char *note = sr_session_backend_note(session);
+    if (sr_session_backend(session) == SR_BACKEND_CUDA)
+        assert_null(note);
+    else if (sr_session_backend(session) != SR_BACKEND_CPU || !note ||
+             strncmp(note, "no CUDA", 7) != 0)
+        fail_msg("auto ran on %s: %s", sr_backend_name(sr_session_backend(session)),
+                 note ? note : "(no note)");
+    sr_session_free(session);
+    opt.backend = SR_BACKEND_REFERENCE;
+    assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
+    assert_int_equal(sr_session_backend(session), SR_BACKEND_REFERENCE);
+    assert_null(sr_session_backend_note(session));
+    sr_session_free(session);
+    sr_model_free(model);
+}
+
 static void test_progress_rises_to_one(void **state)
 {
     (void)state;
@@ -234,6 +259,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cpu_backend_matches_pytorch),
         cmocka_unit_test(test_reference_backend_matches_pytorch),
+        cmocka_unit_test(test_auto_says_where_it_runs),
         cmocka_unit_test(test_progress_rises_to_one),
         cmocka_unit_test(test_progress_callback_cancels),
         cmocka_unit_test(test_run_checks_its_arguments),

@@ -64,6 +64,7 @@ static void check_model(const char *name, int64_t w, int64_t h, bool sweep_budge
     sr_model *model = load(name);
     sr_image in = random_image(w, h, (uint64_t)(w * 1000 + h)), whole, out;
     sr_session_options opt = sr_session_options_default();
+    opt.backend = SR_BACKEND_CPU; /* the host's memory */
     opt.n_threads = 2;
     sr_plan_info info;
     assert_int_equal(run(model, opt, &in, &whole, &info), SR_OK);
@@ -133,6 +134,7 @@ static void test_too_small_a_budget_says_what_would_do(void **state)
     (void)state;
     sr_model *model = load("srpgan_x4.pth");
     sr_session_options opt = sr_session_options_default();
+    opt.backend = SR_BACKEND_CPU; /* the host's memory */
     sr_session *session;
     assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
     sr_plan_info info;

@@ -207,7 +207,8 @@ static void test_bad_files_exit_1_naming_them(void **state)
 }
 
 /* --backend cuda where no device is usable: one line saying why, exit 1,
- * nothing written. (Where a GPU is, tests/backends/test_cuda runs it.) */
+ * nothing written; auto falls back to the CPU. (Where a GPU is,
+ * tests/backends/test_cuda runs it.) */
 static void test_cuda_without_a_device_says_why(void **state)
 {
     (void)state;
@@ -218,6 +219,16 @@ static void test_cuda_without_a_device_says_why(void **state)
     }
     expect_failure((const char *[]){"-b", "cuda", "srpgan_x2.pth", "leaves_37x29.png", NULL}, 1,
                    "no CUDA");
+    /* auto runs on the CPU, and -v says why. */
+    cli_result r = run_cli((const char *[]){"-v", "-o", "auto.png", "srpgan_x2.pth",
+                                            "leaves_37x29.png", NULL});
+    assert_int_equal(r.exit_code, 0);
+    if (!strstr(r.err, "srrun: no CUDA") || !strstr(r.err, "; running on the CPU\n") ||
+        !strstr(r.err, "on cpu"))
+        fail_msg("auto without a GPU said: %s", r.err);
+    r = run_cli((const char *[]){"-o", "auto.png", "srpgan_x2.pth", "leaves_37x29.png", NULL});
+    assert_int_equal(r.exit_code, 0);
+    assert_string_equal(r.err, ""); /* quiet about it without -v */
 }
 
 static void test_upscales_to_default_name(void **state)
