@@ -83,9 +83,10 @@ static sr_status find_device(sr_error *err)
 }
 #endif
 
-sr_status sr_cuda_backend_new(sr_backend_handle *backend, sr_error *err)
+sr_status sr_cuda_backend_new(sr_precision precision, sr_backend_handle *backend, sr_error *err)
 {
 #ifndef SR_CUDA_BUILD_DIR
+    (void)precision;
     (void)backend;
     return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: this srrun was built without nvcc");
 #else
@@ -97,8 +98,8 @@ sr_status sr_cuda_backend_new(sr_backend_handle *backend, sr_error *err)
     void *module = dlopen(file, RTLD_NOW | RTLD_LOCAL);
     if (!module)
         return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: %s", dlerror());
-    uint64_t (*abi)(void);
-    sr_status (*open)(sr_backend_handle *, sr_error *);
+    sr_cuda_module_abi_fn *abi;
+    sr_cuda_module_open_fn *open;
     *(void **)&abi = dlsym(module, "sr_cuda_module_abi");
     *(void **)&open = dlsym(module, "sr_cuda_module_open");
     /* A mismatched module stays loaded too: what it brought in (the CUDA
@@ -106,6 +107,6 @@ sr_status sr_cuda_backend_new(sr_backend_handle *backend, sr_error *err)
     if (!abi || !open || abi() != sr_backend_abi())
         return sr_fail(err, SR_ERR_UNSUPPORTED,
                        "no CUDA backend: %s is from another build of srrun", file);
-    return open(backend, err);
+    return open(precision, backend, err);
 #endif
 }

@@ -8,7 +8,7 @@
 
 #include "ops/op.h"
 
-#define SR_BACKEND_API_VERSION 2
+#define SR_BACKEND_API_VERSION 3
 
 /* How a kernel makes output rows: in groups of `align` rows starting at
  * multiples of align (tiles at fixed image places), each group reading
@@ -77,10 +77,18 @@ typedef struct sr_backend_handle {
     void *ctx;
 } sr_backend_handle;
 
-/* An NVIDIA GPU through the CUDA runtime and cuBLAS: the first device.
- * Fails with one line (SR_ERR_UNSUPPORTED) in a build without CUDA or on
- * a machine without a usable device. */
-sr_status sr_cuda_backend_new(sr_backend_handle *backend, sr_error *err);
+/* An NVIDIA GPU through the CUDA runtime and cuBLAS: the first device,
+ * its matrix products at the given precision. Fails with one line
+ * (SR_ERR_UNSUPPORTED) in a build without CUDA or on a machine without a
+ * usable device. */
+sr_status sr_cuda_backend_new(sr_precision precision, sr_backend_handle *backend, sr_error *err);
+
+/* The CUDA module's entry points (backends/cuda/backend.cu), which
+ * sr_cuda_backend_new finds by name: the ABI it was built for, checked
+ * first, and the opening. */
+typedef uint64_t sr_cuda_module_abi_fn(void);
+typedef sr_status sr_cuda_module_open_fn(sr_precision precision, sr_backend_handle *backend,
+                                         sr_error *err);
 
 /* The plain kernels of ops/, single-threaded: the oracle. */
 sr_status sr_reference_backend_new(sr_backend_handle *backend, sr_error *err);

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """srrun's CUDA backend against PyTorch eager on the same GPU, in one script
 (issue 6's figures): SRPGAN at each size (the photo resized to N x N), srrun
-in float32 and PyTorch in float32 and float16, run alternately, medians of
-the repeats. Prints a Markdown table and writes the rows as CSV.
+at each --precision (fp32, tf32, fp16, bf16) and PyTorch in float32 and
+float16, run alternately, medians of the repeats. Prints a Markdown table and writes the rows as CSV.
 
     python3 bench/cuda_vs_pytorch.py MODEL.pth PHOTO [--sizes 700 2000 4000]
         [--srrun build/srrun] [--repeats 3] [--csv out.csv] [--device cuda]
@@ -13,7 +13,7 @@ the repeats. Prints a Markdown table and writes the rows as CSV.
 - Peak device memory: nvidia-smi's memory.used, sampled every 20 ms while
   each runs, less the idle reading (the CUDA context included for both);
   PyTorch's max_memory_reserved beside it.
-- Difference: srrun's 8-bit output against PyTorch float32's, in levels.
+- Difference: each 8-bit output against PyTorch float32's, in levels.
 - A size PyTorch cannot fit says so (out of memory) and the script goes on.
 
 `--device cpu` runs the same comparison on the CPU (srrun --backend cpu,
@@ -76,11 +76,12 @@ def idle_memory(enabled):
     return int(out.split()[0])
 
 
-def run_srrun(a, model, image, output, backend, gpu):
+def run_srrun(a, model, image, output, backend, precision, gpu):
     with DeviceMemory(gpu) as mem, tempfile.NamedTemporaryFile(suffix=".json") as stats:
         t = time.perf_counter()
-        r = subprocess.run([a.srrun, "-q", "--backend", backend, "--stats", stats.name, model, image,
-                            "-o", output], capture_output=True, text=True)
+        r = subprocess.run([a.srrun, "-q", "--backend", backend, "--precision", precision,
+                            "--stats", stats.name, model, image, "-o", output],
+                           capture_output=True, text=True)
         wall = time.perf_counter() - t
         if r.returncode != 0:
             return {"error": r.stderr.strip()}
@@ -116,6 +117,11 @@ def run_pytorch(model, x, half, device, gpu):
     return {"network_s": statistics.median(times), "device_mb": mem.peak, "reserved_mb": reserved}, y
 
 
+def to_levels(y):
+    """A network output (3 x H x W float) as PyTorch's 8-bit image (H x W x 3)."""
+    return (y.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -146,27 +152,36 @@ def main():
         image = os.path.join(work, f"in_{size}.png")
         photo.resize((size, size), Image.BICUBIC).save(image, compress_level=1)
         x = to_network_input(Image.open(image))
-        runs = {"srrun": [], "pytorch fp32": [], "pytorch fp16": []}
-        out = os.path.join(work, f"sr_{size}.png")
-        reference = None
+        # srrun at each precision its backend has, PyTorch in float32 and
+        # (on a GPU) float16; each output's largest difference from
+        # PyTorch float32's, in 8-bit levels.
+        precisions = ["fp32", "tf32", "fp16", "bf16"] if gpu else ["fp32"]
+        runs = {f"srrun {p}": [] for p in precisions}
+        runs.update({"pytorch fp32": [], "pytorch fp16": []})
+        outputs, reference = {}, None
         for _ in range(a.repeats):
-            runs["srrun"].append(run_srrun(a, a.model, image, out, backend, gpu))
+            for p in precisions:
+                out = os.path.join(work, f"sr_{size}_{p}.png")
+                runs[f"srrun {p}"].append(run_srrun(a, a.model, image, out, backend, p, gpu))
+                if os.path.exists(out):
+                    outputs[f"srrun {p}"] = out
             for name, half in (("pytorch fp32", False), ("pytorch fp16", True)):
                 if half and not gpu:
                     continue
                 try:
                     r, y = run_pytorch(models[half], x, half, a.device, gpu)
+                    outputs[name] = to_levels(y)
                     if not half:
-                        reference = y
+                        reference = outputs[name]
                 except torch.cuda.OutOfMemoryError:
                     r = {"error": "out of memory"}
                     torch.cuda.empty_cache()
                 runs[name].append(r)
-        diff = ""
-        if reference is not None and os.path.exists(out):
-            want = (reference.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-            got = np.asarray(Image.open(out).convert("RGB"))
-            diff = int(np.abs(want.astype(int) - got.astype(int)).max())
+        diffs = {}
+        for name, out in outputs.items():
+            if reference is not None:
+                got = np.asarray(Image.open(out).convert("RGB")) if isinstance(out, str) else out
+                diffs[name] = int(np.abs(reference.astype(int) - got.astype(int)).max())
         for name, rs in runs.items():
             ok = [r for r in rs if "error" not in r]
             if not rs:
@@ -180,7 +195,7 @@ def main():
                 "wall_s": round(med("wall_s"), 3) if "wall_s" in ok[0] else "",
                 "device_mb": max(0, med("device_mb") - base) if gpu else "",
                 "reserved_mb": round(med("reserved_mb")) if "reserved_mb" in ok[0] and gpu else "",
-                "max_levels_vs_fp32": diff if name == "srrun" else "",
+                "max_levels_vs_fp32": diffs.get(name, ""),
             })
         for r in rows[-len([n for n in runs if runs[n]]):]:
             print(r, flush=True)

@@ -226,6 +226,22 @@ SR_API const char *sr_cpu_blas_setting(void);
  * cancels the run, which then fails with SR_ERR_CANCELLED. */
 typedef int (*sr_progress_fn)(void *user, double fraction);
 
+/* What a GPU's matrix products read. float32 is the reference's precision;
+ * the others are the tensor cores' shorter inputs (TF32: a 10-bit mantissa;
+ * FP16; BF16: an 8-bit exponent, 7-bit mantissa), products still summed in
+ * float32 and activations still float32 between layers. Their error against
+ * float32 is in the README. The CPU computes in float32 only. */
+typedef enum sr_precision {
+    SR_PRECISION_FP32,
+    SR_PRECISION_TF32,
+    SR_PRECISION_FP16,
+    SR_PRECISION_BF16,
+    SR_PRECISION_COUNT
+} sr_precision;
+
+/* "fp32", "tf32", "fp16", "bf16". */
+SR_API const char *sr_precision_name(sr_precision precision);
+
 typedef struct sr_session_options {
     sr_backend backend;
     int n_threads;           /* 0: all cores */
@@ -234,6 +250,7 @@ typedef struct sr_session_options {
     int64_t tile_rows;       /* band height of every stage; 0: the planner's */
     sr_progress_fn progress; /* may be NULL */
     void *progress_user;
+    sr_precision precision; /* anything but FP32 needs CUDA (auto: else FP32) */
 } sr_session_options;
 
 SR_API sr_session_options sr_session_options_default(void);

@@ -36,6 +36,20 @@ const char *sr_backend_name(sr_backend backend)
     return (unsigned)backend < SR_BACKEND_COUNT ? backend_names[backend] : "unknown";
 }
 
+static const char *const precision_names[] = {
+    [SR_PRECISION_FP32] = "fp32",
+    [SR_PRECISION_TF32] = "tf32",
+    [SR_PRECISION_FP16] = "fp16",
+    [SR_PRECISION_BF16] = "bf16",
+};
+_Static_assert(sizeof precision_names / sizeof *precision_names == SR_PRECISION_COUNT,
+               "one name per precision");
+
+const char *sr_precision_name(sr_precision precision)
+{
+    return (unsigned)precision < SR_PRECISION_COUNT ? precision_names[precision] : "unknown";
+}
+
 struct sr_session {
     const sr_model *model;
     sr_session_options options;
@@ -68,24 +82,26 @@ static int64_t physical_memory(void)
 }
 
 /* Opens the backend asked for. Auto means CUDA where a device is usable,
- * else the CPU, noting why. */
-static sr_status open_backend(sr_session *s, sr_backend kind, sr_error *err)
+ * else the CPU in float32, noting why. */
+static sr_status open_backend(sr_session *s, sr_error *err)
 {
-    s->backend_kind = kind;
-    if (kind == SR_BACKEND_AUTO) {
+    const sr_precision precision = s->options.precision;
+    s->backend_kind = s->options.backend;
+    if (s->backend_kind == SR_BACKEND_AUTO) {
         s->backend_kind = SR_BACKEND_CUDA;
-        if (sr_cuda_backend_new(&s->backend, &s->backend_note) == SR_OK)
+        if (sr_cuda_backend_new(precision, &s->backend, &s->backend_note) == SR_OK)
             return SR_OK;
         s->backend_kind = SR_BACKEND_CPU;
+        s->options.precision = SR_PRECISION_FP32;
     }
-    switch (s->backend_kind) {
-    case SR_BACKEND_REFERENCE:
+    if (s->backend_kind == SR_BACKEND_CUDA)
+        return sr_cuda_backend_new(precision, &s->backend, err);
+    if (s->options.precision != SR_PRECISION_FP32)
+        return sr_fail(err, SR_ERR_UNSUPPORTED, "precision %s needs the CUDA backend",
+                       sr_precision_name(precision));
+    if (s->backend_kind == SR_BACKEND_REFERENCE)
         return sr_reference_backend_new(&s->backend, err);
-    case SR_BACKEND_CUDA:
-        return sr_cuda_backend_new(&s->backend, err);
-    default:
-        return sr_cpu_backend_new(s->options.n_threads, &s->backend, err);
-    }
+    return sr_cpu_backend_new(s->options.n_threads, &s->backend, err);
 }
 
 sr_status sr_session_new(const sr_model *model, const sr_session_options *options,
@@ -95,8 +111,9 @@ sr_status sr_session_new(const sr_model *model, const sr_session_options *option
     if (!model)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no model");
     sr_session_options opt = options ? *options : sr_session_options_default();
-    if ((unsigned)opt.backend >= SR_BACKEND_COUNT || opt.n_threads < 0 || opt.max_memory < 0 ||
-        opt.tile_rows < 0)
+    if ((unsigned)opt.backend >= SR_BACKEND_COUNT ||
+        (unsigned)opt.precision >= SR_PRECISION_COUNT || opt.n_threads < 0 ||
+        opt.max_memory < 0 || opt.tile_rows < 0)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "invalid session options");
     const int64_t options_max_memory = opt.max_memory;
     if (opt.max_memory == 0)
@@ -106,7 +123,7 @@ sr_status sr_session_new(const sr_model *model, const sr_session_options *option
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     s->model = model;
     s->options = opt;
-    sr_status st = open_backend(s, opt.backend, err);
+    sr_status st = open_backend(s, err);
     if (st != SR_OK) {
         free(s);
         return st;

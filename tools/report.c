@@ -143,7 +143,8 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
     json_string(out, output);
     fprintf(out, ",\n  \"width\": %lld, \"height\": %lld,\n", (long long)plan->width,
             (long long)plan->height);
-    fprintf(out, "  \"backend\": \"%s\", \"threads\": %d,\n", sr_backend_name(options->backend),
+    fprintf(out, "  \"backend\": \"%s\", \"precision\": \"%s\", \"threads\": %d,\n",
+            sr_backend_name(options->backend), sr_precision_name(options->precision),
             options->n_threads);
     fprintf(out, "  \"seconds\": {\"load\": %.4f, \"decode\": %.4f, \"plan\": %.4f, "
                  "\"run\": %.4f, \"encode\": %.4f, \"total\": %.4f},\n",

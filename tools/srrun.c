@@ -41,6 +41,8 @@ static const char usage_text[] =
     "      --quality N      JPEG quality, 1 to 100 (default: 90)\n"
     "  -b, --backend NAME   auto, cpu, cuda or reference (default: auto, a GPU when\n"
     "                       one is usable, else the CPU)\n"
+    "      --precision P    what a GPU's matrix products read: fp32 (default), or\n"
+    "                       tf32, fp16 or bf16 on its tensor cores (sums in fp32)\n"
     "  -t, --threads N      worker threads (default: all cores)\n"
     "      --strict         refuse model files with tensors the network does not use\n"
     "  -m, --max-memory SIZE  most memory the whole run may take, e.g. 300M or 2G\n"
@@ -127,7 +129,7 @@ static int parse(int argc, char **argv, cli *c)
         {"plan", no_argument, NULL, 'P'},         {"stats", required_argument, NULL, 'J'},
         {"scale", required_argument, NULL, 's'},
         {"alpha", required_argument, NULL, 'A'},  {"depth", required_argument, NULL, 'D'},
-        {"quality", required_argument, NULL, 'Q'},
+        {"quality", required_argument, NULL, 'Q'}, {"precision", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -188,6 +190,17 @@ static int parse(int argc, char **argv, cli *c)
                 return usage_error("unknown backend '%s' (auto, cpu, cuda or reference)", optarg);
             break;
         }
+        case 'R': {
+            int found = 0;
+            for (int p = 0; p < SR_PRECISION_COUNT; p++)
+                if (strcmp(optarg, sr_precision_name((sr_precision)p)) == 0) {
+                    c->options.precision = (sr_precision)p;
+                    found = 1;
+                }
+            if (!found)
+                return usage_error("unknown precision '%s' (fp32, tf32, fp16 or bf16)", optarg);
+            break;
+        }
         case 't': {
             char *end;
             long n = strtol(optarg, &end, 10);
@@ -231,6 +244,8 @@ static int write_stats(const cli *c, const sr_session *session, const sr_model_i
 {
     sr_session_options used = c->options;
     used.backend = sr_session_backend(session);
+    if (used.backend != SR_BACKEND_CUDA)
+        used.precision = SR_PRECISION_FP32;
     FILE *f = strcmp(c->stats, "-") == 0 ? stdout : fopen(c->stats, "w");
     if (!f) {
         fprintf(stderr, "srrun: %s: cannot write stats\n", c->stats);
@@ -295,7 +310,8 @@ static int run(const cli *c)
         goto done;
     }
     if (c->verbose && sr_session_backend_note(session))
-        fprintf(stderr, "srrun: %s; running on the CPU\n", sr_session_backend_note(session));
+        fprintf(stderr, "srrun: %s; running on the CPU%s\n", sr_session_backend_note(session),
+                c->options.precision != SR_PRECISION_FP32 ? " in fp32" : "");
     /* RGBA only when asked and the input has alpha; 16-bit when asked or
      * when the input is, unless the output is JPEG. */
     const int jpeg = is_jpeg_name(output);
@@ -357,7 +373,10 @@ static int run(const cli *c)
                 1e-9 * (double)plan.whole_flops / times.run,
                 times.total, peak, predicted, plan.n_stages);
         if (sr_session_backend(session) == SR_BACKEND_CUDA) /* the plan was the device's */
-            fprintf(stderr, "srrun: the prediction is of device memory, the peak the host's\n");
+            fprintf(stderr,
+                    "srrun: GEMMs read %s; the prediction is of device memory, the peak the "
+                    "host's\n",
+                    sr_precision_name(c->options.precision));
     } else if (!c->quiet && !(c->stats && strcmp(c->stats, "-") == 0)) {
         printf("%s\n", output);
     }

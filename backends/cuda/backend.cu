@@ -1,8 +1,10 @@
 /* The CUDA backend: every tensor of a run in device memory (the executor
  * allocates them through sr_backend_memory), the weights uploaded once per
  * session on first use, convolutions as im2col of a bounded number of rows
- * and one cuBLAS SGEMM each, float32 throughout. Everything runs on the
- * default stream in order; the executor's downloads synchronise.
+ * and one cuBLAS GEMM each. Activations are float32; the GEMMs read float32
+ * (pedantic: no TF32 rounding), TF32, FP16 or BF16 as the session asks,
+ * and sum in float32. Everything runs on the default stream in order; the
+ * executor's downloads synchronise.
  *
  * It is built as a module of its own, libsrrun_cuda.so, that the library
  * loads when a session asks for CUDA (backends/backend.c), and it uses
@@ -18,14 +20,17 @@ extern "C" {
 #include "backends/backend.h"
 }
 
-/* A node's parameters in device memory. */
+/* A node's parameters in device memory; a conv's weight as its GEMM reads
+ * it (sr_cuda_gemm_bytes). */
 struct device_params {
     const sr_node *node;
-    float *weight, *bias, *slopes;
+    void *weight;
+    float *bias, *slopes;
 };
 
 struct cuda_context {
     cublasHandle_t blas;
+    sr_precision precision;
     device_params *params;
     int n_params, cap_params;
     void *workspace; /* grows to the largest asked for */
@@ -37,6 +42,18 @@ struct cuda_context {
     double *host_sums; /* and their host copy */
     int64_t host_sums_bytes;
 };
+
+/* What a conv's GEMM reads: the session's precision, except that a conv
+ * of few output channels stays float32. Its GEMM is too narrow for tensor
+ * cores to speed up, and such a conv is where an image is made: trained SR
+ * networks cancel large terms there (the default model's last weights
+ * reach 380), so 16-bit inputs would cost it tens of levels. */
+static const int64_t NARROW_MIN_OUTPUTS = 16;
+
+static sr_precision conv_precision(const cuda_context *ctx, const sr_conv2d_params *p)
+{
+    return p->c_out < NARROW_MIN_OUTPUTS ? SR_PRECISION_FP32 : ctx->precision;
+}
 
 /* runtime/error.c's sr_fail, which the module cannot link to. */
 static sr_status fail(sr_error *err, sr_status status, const char *fmt, ...)
@@ -92,6 +109,25 @@ static sr_status upload_copy(const float *host, int64_t n, float **device, sr_er
     return e == cudaSuccess ? SR_OK : cuda_fail(err, e, "weights");
 }
 
+/* A conv's weights at its GEMM's precision: narrowed on the device. */
+static sr_status upload_weight(sr_precision precision, const float *host, int64_t n,
+                               void **device, sr_error *err)
+{
+    if (sr_cuda_gemm_bytes(precision) == (int64_t)sizeof(float))
+        return upload_copy(host, n, (float **)device, err);
+    float *wide;
+    sr_status st = upload_copy(host, n, &wide, err);
+    if (st != SR_OK)
+        return st;
+    cudaError_t e = cudaMalloc(device, (size_t)(n * sr_cuda_gemm_bytes(precision)));
+    if (e == cudaSuccess) {
+        sr_cuda_narrow(wide, n, precision, *device);
+        e = cudaGetLastError();
+    }
+    cudaFree(wide);
+    return e == cudaSuccess ? SR_OK : cuda_fail(err, e, "weights");
+}
+
 /* The node's weights on the device, uploaded the first time it runs. */
 static sr_status params_of(cuda_context *ctx, const sr_node *node, const device_params **out,
                            sr_error *err)
@@ -115,7 +151,8 @@ static sr_status params_of(cuda_context *ctx, const sr_node *node, const device_
     switch (node->op) {
     case SR_OP_CONV2D: {
         const sr_conv2d_params *p = &node->p.conv2d;
-        st = upload_copy(p->weight, p->c_out * p->c_in * p->k * p->k, &d->weight, err);
+        st = upload_weight(conv_precision(ctx, p), p->weight, p->c_out * p->c_in * p->k * p->k,
+                           &d->weight, err);
         if (st == SR_OK)
             st = upload_copy(p->bias, p->bias ? p->c_out : 0, &d->bias, err);
         if (st == SR_OK)
@@ -150,9 +187,42 @@ static sr_status params_of(cuda_context *ctx, const sr_node *node, const device_
  * groups of rows (cuda_row_tiling). */
 static const int64_t CONV_ROWS = 4;
 
-static int64_t conv_workspace_bytes(const sr_conv2d_params *p, int64_t width)
+/* The unfolded input, then (256-byte aligned) the GEMM's float output. */
+static int64_t col_bytes(const sr_conv2d_params *p, int64_t width, sr_precision precision)
 {
-    return (p->c_in * p->k * p->k + p->c_out) * CONV_ROWS * width * (int64_t)sizeof(float);
+    const int64_t bytes = p->c_in * p->k * p->k * CONV_ROWS * width * sr_cuda_gemm_bytes(precision);
+    return (bytes + 255) / 256 * 256;
+}
+
+static int64_t conv_workspace_bytes(const sr_conv2d_params *p, int64_t width,
+                                    sr_precision precision)
+{
+    return col_bytes(p, width, precision) + p->c_out * CONV_ROWS * width * (int64_t)sizeof(float);
+}
+
+/* Row-major gemm[c_out][n] = weight[c_out][K] col[K][n], as column-major
+ * gemm^T = col^T weight^T. */
+static cublasStatus_t gemm(const cuda_context *ctx, sr_precision precision, int64_t n,
+                           int64_t c_out, int64_t K, const void *col, const void *weight,
+                           float *out)
+{
+    const float one = 1.0f, zero = 0.0f;
+    /* float32 means float32: no TF32 rounding behind our back. The 16-bit
+     * types reach the tensor cores by their types alone. */
+    cublasStatus_t st = cublasSetMathMode(
+        ctx->blas, precision == SR_PRECISION_FP32   ? CUBLAS_PEDANTIC_MATH
+                   : precision == SR_PRECISION_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                    : CUBLAS_DEFAULT_MATH);
+    if (st != CUBLAS_STATUS_SUCCESS)
+        return st;
+    if (sr_cuda_gemm_bytes(precision) == (int64_t)sizeof(float))
+        return cublasSgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)n, (int)c_out, (int)K, &one,
+                           (const float *)col, (int)n, (const float *)weight, (int)K, &zero, out,
+                           (int)n);
+    const cudaDataType type = precision == SR_PRECISION_FP16 ? CUDA_R_16F : CUDA_R_16BF;
+    return cublasGemmEx(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)n, (int)c_out, (int)K, &one, col,
+                        type, (int)n, weight, type, (int)K, &zero, out, CUDA_R_32F, (int)n,
+                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }
 
 static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor *in,
@@ -170,25 +240,22 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
     cy1 = (cy1 + CONV_ROWS - 1) / CONV_ROWS * CONV_ROWS;
     cy1 = cy1 < H ? cy1 : H;
     const int64_t K = p->c_in * p->k * p->k;
-    st = grow(&ctx->workspace, &ctx->workspace_bytes, conv_workspace_bytes(p, W), err);
+    const sr_precision precision = conv_precision(ctx, p);
+    st = grow(&ctx->workspace, &ctx->workspace_bytes, conv_workspace_bytes(p, W, precision), err);
     if (st != SR_OK)
         return st;
-    float *col = (float *)ctx->workspace, *gemm = col + K * CONV_ROWS * W;
-    const float one = 1.0f, zero = 0.0f;
+    void *col = ctx->workspace;
+    float *product = (float *)((char *)col + col_bytes(p, W, precision));
     for (int64_t y = cy0; y < cy1; y += CONV_ROWS) {
         const int64_t rows = cy1 - y < CONV_ROWS ? cy1 - y : CONV_ROWS, n = rows * W;
-        sr_cuda_im2col(p, in, W, y, rows, col);
+        sr_cuda_im2col(p, in, W, y, rows, precision, col);
         if ((st = launched(node, err)) != SR_OK)
             return st;
-        /* Row-major gemm[c_out][n] = weight[c_out][K] col[K][n], as
-         * column-major gemm^T = col^T weight^T. */
-        const cublasStatus_t b = cublasSgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)n,
-                                             (int)p->c_out, (int)K, &one, col, (int)n, d->weight,
-                                             (int)K, &zero, gemm, (int)n);
+        const cublasStatus_t b = gemm(ctx, precision, n, p->c_out, K, col, d->weight, product);
         if (b != CUBLAS_STATUS_SUCCESS)
-            return fail(err, SR_ERR_DEVICE, "%s: cuBLAS SGEMM failed (status %d)", node->name,
+            return fail(err, SR_ERR_DEVICE, "%s: cuBLAS GEMM failed (status %d)", node->name,
                         (int)b);
-        sr_cuda_conv_epilogue(p, d->bias, d->slopes, gemm, y, rows, out);
+        sr_cuda_conv_epilogue(p, d->bias, d->slopes, product, y, rows, out);
         if ((st = launched(node, err)) != SR_OK)
             return st;
     }
@@ -221,10 +288,11 @@ static bool cuda_supports_op(void *ctx, const sr_node *node)
 
 static int64_t cuda_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
 {
-    (void)ctx;
     if (node->op != SR_OP_CONV2D)
         return 0;
-    return conv_workspace_bytes(&node->p.conv2d, out.w / sr_conv2d_shuffle(&node->p.conv2d));
+    const sr_conv2d_params *p = &node->p.conv2d;
+    return conv_workspace_bytes(p, out.w / sr_conv2d_shuffle(p),
+                                conv_precision((const cuda_context *)ctx, p));
 }
 
 /* Convolutions in groups of CONV_ROWS rows before the shuffle; the op's own
@@ -393,13 +461,17 @@ static const sr_backend_iface cuda_iface = {
 
 /* The module's two entry points, found by name (backends/backend.c): the
  * headers it was built from, checked before anything else, and the opening. */
-extern "C" __attribute__((visibility("default"))) uint64_t sr_cuda_module_abi(void)
+extern "C" {
+sr_cuda_module_abi_fn sr_cuda_module_abi __attribute__((visibility("default")));
+sr_cuda_module_open_fn sr_cuda_module_open __attribute__((visibility("default")));
+}
+
+uint64_t sr_cuda_module_abi(void)
 {
     return sr_backend_abi();
 }
 
-extern "C" __attribute__((visibility("default"))) sr_status
-sr_cuda_module_open(sr_backend_handle *backend, sr_error *err)
+sr_status sr_cuda_module_open(sr_precision precision, sr_backend_handle *backend, sr_error *err)
 {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -415,8 +487,7 @@ sr_cuda_module_open(sr_backend_handle *backend, sr_error *err)
         free(ctx);
         return fail(err, SR_ERR_DEVICE, "cuBLAS could not start on the CUDA device");
     }
-    /* float32 means float32: no TF32 tensor-core rounding behind our back. */
-    cublasSetMathMode(ctx->blas, CUBLAS_PEDANTIC_MATH);
+    ctx->precision = precision;
     backend->iface = &cuda_iface;
     backend->ctx = ctx;
     return SR_OK;

@@ -10,11 +10,19 @@ extern "C" {
 #include "ops/op.h"
 }
 
+/* Bytes of one value that a matrix product at this precision reads: the
+ * 16-bit types for FP16 and BF16, float for FP32 and TF32 (which cuBLAS
+ * rounds itself). */
+int64_t sr_cuda_gemm_bytes(sr_precision precision);
+
 /* Conv output rows [cy0, cy0 + rows) before any shuffle, every column x <
  * W (the conv's output width), unfolded: col[(ci k + ky) k + kx][(cy - cy0)
- * W + x], zero outside the image. */
+ * W + x], zero outside the image, as sr_cuda_gemm_bytes(precision) values. */
 void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t width, int64_t cy0,
-                    int64_t rows, float *col);
+                    int64_t rows, sr_precision precision, void *col);
+
+/* to[i] = from[i] rounded to the precision's values (a copy for FP32). */
+void sr_cuda_narrow(const float *from, int64_t n, sr_precision precision, void *to);
 
 /* gemm[co][(cy - cy0) W + x] plus bias, PReLU and shuffle into out, for the
  * rows that land in its band. bias and slopes are device copies (or NULL). */

@@ -5,6 +5,8 @@
  * arithmetic is checked everywhere. A body captures values and device
  * pointers only. Indices are 64-bit: a band of a large image passes 2^31
  * values. */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <math.h>
 
 #include "backends/cuda/cuda.h"
@@ -34,6 +36,14 @@ __host__ __device__ float prelu_of(float v, const float *slopes, int64_t n_slope
         return v;
     const float a = slopes[n_slopes == 1 ? 0 : c];
     return v >= 0.0f ? v : a * v;
+}
+
+template <class T> __host__ __device__ T narrow(float v);
+template <> __host__ __device__ float narrow<float>(float v) { return v; }
+template <> __host__ __device__ __half narrow<__half>(float v) { return __float2half_rn(v); }
+template <> __host__ __device__ __nv_bfloat16 narrow<__nv_bfloat16>(float v)
+{
+    return __float2bfloat16_rn(v);
 }
 
 } // namespace
@@ -71,24 +81,56 @@ template <class F> static void for_each_value(const sr_tensor *out, F f)
     });
 }
 
+int64_t sr_cuda_gemm_bytes(sr_precision precision)
+{
+    return precision == SR_PRECISION_FP16 || precision == SR_PRECISION_BF16 ? 2 : 4;
+}
+
 /* A thread per input channel and output pixel makes that pixel's k x k
  * taps of the channel: reads and writes stay coalesced across threads and
  * the index arithmetic is paid once per k^2 values. */
-void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t width, int64_t cy0,
-                    int64_t rows, float *col)
+template <class T>
+static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t width, int64_t cy0,
+                   int64_t rows, T *col)
 {
     const band src = band_of(in);
     const int64_t image_h = in->image_h, k = p->k, pad = p->pad, pixels = rows * width;
     for_each(p->c_in * pixels, [=] __device__(int64_t i) {
         const int64_t ci = i / pixels, at = i % pixels;
         const int64_t y = cy0 + at / width - pad, x = at % width - pad;
-        float *to = col + ci * k * k * pixels + at;
+        T *to = col + ci * k * k * pixels + at;
         for (int64_t iy = y; iy < y + k; iy++) {
             const bool inside = iy >= 0 && iy < image_h;
             for (int64_t ix = x; ix < x + k; ix++, to += pixels)
-                *to = inside && ix >= 0 && ix < src.w ? src.row(ci, iy)[ix] : 0.0f;
+                *to = narrow<T>(inside && ix >= 0 && ix < src.w ? src.row(ci, iy)[ix] : 0.0f);
         }
     });
+}
+
+void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t width, int64_t cy0,
+                    int64_t rows, sr_precision precision, void *col)
+{
+    if (precision == SR_PRECISION_FP16)
+        im2col(p, in, width, cy0, rows, (__half *)col);
+    else if (precision == SR_PRECISION_BF16)
+        im2col(p, in, width, cy0, rows, (__nv_bfloat16 *)col);
+    else
+        im2col(p, in, width, cy0, rows, (float *)col);
+}
+
+template <class T> static void narrow_all(const float *from, int64_t n, T *to)
+{
+    for_each(n, [=] __device__(int64_t i) { to[i] = narrow<T>(from[i]); });
+}
+
+void sr_cuda_narrow(const float *from, int64_t n, sr_precision precision, void *to)
+{
+    if (precision == SR_PRECISION_FP16)
+        narrow_all(from, n, (__half *)to);
+    else if (precision == SR_PRECISION_BF16)
+        narrow_all(from, n, (__nv_bfloat16 *)to);
+    else
+        narrow_all(from, n, (float *)to);
 }
 
 void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias, const float *slopes,

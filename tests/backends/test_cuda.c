@@ -26,20 +26,28 @@
 #include "tolerance.h"
 
 #ifdef SR_CUDA_ON_HOST
-sr_status sr_cuda_module_open(sr_backend_handle *backend, sr_error *err);
+sr_cuda_module_open_fn sr_cuda_module_open;
 #define cuda_open sr_cuda_module_open
 #else
 #define cuda_open sr_cuda_backend_new
 #endif
 
-static sr_backend_handle open_cuda(void)
+static sr_backend_handle open_cuda(sr_precision precision)
 {
     sr_backend_handle b;
     sr_error err = {0};
-    if (cuda_open(&b, &err) != SR_OK)
+    if (cuda_open(precision, &b, &err) != SR_OK)
         fail_msg("%s", err.message);
     return b;
 }
+
+/* A conv against the reference, relative to the output's largest
+ * magnitude; the whole network against PyTorch's float32, in [0, 1] units.
+ * By the precision of the GEMMs' inputs. */
+static const float kernel_tolerance[SR_PRECISION_COUNT] = {
+    SR_TOL_KERNEL_REL, SR_TOL_TF32_KERNEL_REL, SR_TOL_FP16_KERNEL_REL, SR_TOL_BF16_KERNEL_REL};
+static const float network_tolerance[SR_PRECISION_COUNT] = {
+    SR_TOL_NETWORK_ABS, SR_TOL_TF32_NETWORK_ABS, SR_TOL_FP16_NETWORK_ABS, SR_TOL_BF16_NETWORK_ABS};
 
 /* A device copy of a packed host tensor (same place in the image). */
 static sr_tensor to_device(const sr_backend_handle *b, const sr_tensor *host)
@@ -109,9 +117,10 @@ static float run_rows(const sr_backend_handle *b, const sr_node *node, const sr_
     return worst / (scale_max > 0 ? scale_max : 1);
 }
 
-/* The node on the device, whole and in a band, against the reference. */
-static void check_node(const sr_backend_handle *b, const sr_node *node, const sr_tensor *in,
-                       test_rng *r, const char *what)
+/* The node on the device, whole and in a band, against the reference; a
+ * conv at every precision. Each run on a fresh backend: backends keep
+ * weights by node, and the callers' nodes come and go at one address. */
+static void check_node(const sr_node *node, const sr_tensor *in, test_rng *r, const char *what)
 {
     sr_shape shapes[SR_NODE_MAX_INPUTS], s;
     for (int i = 0; i < node->n_inputs; i++)
@@ -122,11 +131,18 @@ static void check_node(const sr_backend_handle *b, const sr_node *node, const sr
     sr_op_get(node->op)->reference(node, in, &want, stats);
     const int64_t y0 = test_rng_int(r, 0, (int)s.h - 1);
     const int64_t y1 = test_rng_int(r, (int)y0 + 1, (int)s.h);
-    const float whole = run_rows(b, node, in, stats, &want, 0, s.h);
-    const float band = run_rows(b, node, in, stats, &want, y0, y1);
-    if (!(whole <= SR_TOL_KERNEL_REL) || !(band <= SR_TOL_KERNEL_REL))
-        fail_msg("%s: relative error %g whole, %g in rows [%lld, %lld)", what, whole, band,
-                 (long long)y0, (long long)y1);
+    const int n_precisions = node->op == SR_OP_CONV2D ? SR_PRECISION_COUNT : 1;
+    for (int precision = 0; precision < n_precisions; precision++) {
+        sr_backend_handle b = open_cuda((sr_precision)precision);
+        const float whole = run_rows(&b, node, in, stats, &want, 0, s.h);
+        const float band = run_rows(&b, node, in, stats, &want, y0, y1);
+        const float tolerance = kernel_tolerance[precision];
+        if (!(whole <= tolerance) || !(band <= tolerance))
+            fail_msg("%s, %s: relative error %g whole, %g in rows [%lld, %lld)", what,
+                     sr_precision_name((sr_precision)precision), whole, band, (long long)y0,
+                     (long long)y1);
+        sr_backend_free(&b);
+    }
     free(stats);
     free(want.data);
 }
@@ -134,7 +150,6 @@ static void check_node(const sr_backend_handle *b, const sr_node *node, const sr
 static void test_kernels_match_reference(void **state)
 {
     (void)state;
-    sr_backend_handle b = open_cuda();
     test_rng r = {7};
     for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
         const conv_case *cc = &conv_cases[i];
@@ -143,11 +158,7 @@ static void test_kernels_match_reference(void **state)
         sr_node node = conv_node_new(i, &r);
         char what[64];
         snprintf(what, sizeof what, "conv case %zu", i);
-        check_node(&b, &node, &in, &r, what);
-        /* The backend keeps each node's weights on the device, keyed by the
-         * node: the next case's node is at the same address. */
-        sr_backend_free(&b);
-        b = open_cuda();
+        check_node(&node, &in, &r, what);
         conv_node_free(&node);
         free(in.data);
     }
@@ -161,15 +172,11 @@ static void test_kernels_match_reference(void **state)
         test_fill(&r, slopes, 64, 0, 1);
         sr_node nodes[N_OTHER_NODES];
         other_nodes(nodes, c, slopes);
-        for (size_t j = 0; j < N_OTHER_NODES; j++) {
-            sr_backend_handle fresh = open_cuda(); /* nodes on the stack: new weights */
-            check_node(&fresh, &nodes[j], in, &r, sr_op_get(nodes[j].op)->name);
-            sr_backend_free(&fresh);
-        }
+        for (size_t j = 0; j < N_OTHER_NODES; j++)
+            check_node(&nodes[j], in, &r, sr_op_get(nodes[j].op)->name);
         free(in[0].data);
         free(in[1].data);
     }
-    sr_backend_free(&b);
 }
 
 /* Per-row sums on the device, added in row order: the host's sums to
@@ -177,7 +184,7 @@ static void test_kernels_match_reference(void **state)
 static void test_statistics_match_host(void **state)
 {
     (void)state;
-    sr_backend_handle b = open_cuda();
+    sr_backend_handle b = open_cuda(SR_PRECISION_FP32);
     test_rng r = {11};
     const sr_node node = {
         .op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, 0, NULL}};
@@ -248,6 +255,8 @@ static float *run_network(const sr_backend_handle *b, const sr_model *model, con
     return out.data;
 }
 
+/* Prints the largest error at each precision: the figures the README
+ * gives. */
 static void test_network_matches_pytorch_in_any_bands(void **state)
 {
     (void)state;
@@ -256,45 +265,56 @@ static void test_network_matches_pytorch_in_any_bands(void **state)
     static const char *const files[] = {"leaves_37x29.png", "kite_41x27.jpg"};
     for (size_t m = 0; m < 2; m++) {
         sr_model *model = load_model(models[m]);
-        /* A backend keeps weights by node: one per model. */
-        sr_backend_handle b = open_cuda();
-        for (size_t p = 0; p < 2; p++) {
-            char path[512];
-            snprintf(path, sizeof path, "%s/%s", SR_FIXTURES_DIR, files[p]);
-            sr_image in;
-            assert_int_equal(sr_image_read(path, 0, &in, NULL), SR_OK);
-            snprintf(path, sizeof path, "%s/%s.%s.f32", SR_FIXTURES_DIR, photos[p], models[m]);
-            int64_t size;
-            float *want = test_read_file(path, &size); /* planar */
-            assert_non_null(want);
-            const int s = sr_model_scale(model);
-            const int64_t n = in.width * s * in.height * s, tile_rows[] = {0, 1, 5};
-            assert_int_equal(size, n * 3 * 4);
-            float *whole = NULL;
-            for (size_t t = 0; t < 3; t++) {
-                float *out = run_network(&b, model, &in, tile_rows[t]);
-                float worst = 0;
-                for (int64_t i = 0; i < 3 * n; i++) {
-                    const float d = fabsf(out[i] - want[i]);
-                    worst = d <= worst ? worst : d; /* NaN fails */
+        for (int precision = 0; precision < SR_PRECISION_COUNT; precision++) {
+            const char *pname = sr_precision_name((sr_precision)precision);
+            /* A backend keeps weights by node: one per model. */
+            sr_backend_handle b = open_cuda((sr_precision)precision);
+            float model_worst = 0;
+            for (size_t p = 0; p < 2; p++) {
+                char path[512];
+                snprintf(path, sizeof path, "%s/%s", SR_FIXTURES_DIR, files[p]);
+                sr_image in;
+                assert_int_equal(sr_image_read(path, 0, &in, NULL), SR_OK);
+                snprintf(path, sizeof path, "%s/%s.%s.f32", SR_FIXTURES_DIR, photos[p],
+                         models[m]);
+                int64_t size;
+                float *want = test_read_file(path, &size); /* planar */
+                assert_non_null(want);
+                const int s = sr_model_scale(model);
+                /* Bands of one row (the slowest) at float32 only. */
+                const int64_t n = in.width * s * in.height * s, tile_rows[] = {0, 5, 1};
+                const size_t n_tilings = precision == SR_PRECISION_FP32 ? 3 : 2;
+                assert_int_equal(size, n * 3 * 4);
+                float *whole = NULL;
+                for (size_t t = 0; t < n_tilings; t++) {
+                    float *out = run_network(&b, model, &in, tile_rows[t]);
+                    float worst = 0;
+                    for (int64_t i = 0; i < 3 * n; i++) {
+                        const float d = fabsf(out[i] - want[i]);
+                        worst = d <= worst ? worst : d; /* NaN fails */
+                    }
+                    if (!(worst <= network_tolerance[precision]))
+                        fail_msg("%s %s %s, tile rows %lld: max |cuda - pytorch| = %g",
+                                 models[m], pname, photos[p], (long long)tile_rows[t], worst);
+                    model_worst = worst > model_worst ? worst : model_worst;
+                    /* Every value made the same way in any band: the same
+                     * bits. */
+                    if (t == 0)
+                        whole = out;
+                    else if (memcmp(out, whole, (size_t)(n * 3) * sizeof(float)) != 0)
+                        fail_msg("%s %s %s, tile rows %lld: differs from the whole-image run",
+                                 models[m], pname, photos[p], (long long)tile_rows[t]);
+                    if (t > 0)
+                        free(out);
                 }
-                if (!(worst <= SR_TOL_NETWORK_ABS))
-                    fail_msg("%s %s, tile rows %lld: max |cuda - pytorch| = %g", models[m],
-                             photos[p], (long long)tile_rows[t], worst);
-                /* Every value made the same way in any band: the same bits. */
-                if (t == 0)
-                    whole = out;
-                else if (memcmp(out, whole, (size_t)(n * 3) * sizeof(float)) != 0)
-                    fail_msg("%s %s, tile rows %lld: differs from the whole-image run",
-                             models[m], photos[p], (long long)tile_rows[t]);
-                if (t > 0)
-                    free(out);
+                free(whole);
+                free(want);
+                sr_image_free(&in);
             }
-            free(whole);
-            free(want);
-            sr_image_free(&in);
+            printf("%s %s: max |cuda - pytorch float32| = %.3g (%.2f levels of 255)\n", models[m],
+                   pname, model_worst, 255 * model_worst);
+            sr_backend_free(&b);
         }
-        sr_backend_free(&b);
         sr_model_free(model);
     }
 }
@@ -303,7 +323,7 @@ int main(void)
 {
     sr_backend_handle probe;
     sr_error err = {0};
-    if (cuda_open(&probe, &err) != SR_OK) {
+    if (cuda_open(SR_PRECISION_FP32, &probe, &err) != SR_OK) {
         fprintf(stderr, "test_cuda: skipped: %s\n", err.message);
         return 77; /* ctest's SKIP_RETURN_CODE */
     }

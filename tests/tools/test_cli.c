@@ -164,6 +164,11 @@ static void test_bad_usage_exits_2(void **state)
     expect_failure((const char *[]){"a", "b", "c", NULL}, 2, "too many arguments");
     expect_failure((const char *[]){"--threads", "0", "x.png", NULL}, 2, "--threads needs a number");
     expect_failure((const char *[]){"--backend", "gpu", "x.png", NULL}, 2, "unknown backend 'gpu'");
+    expect_failure((const char *[]){"--precision", "fp8", "x.png", NULL}, 2,
+                   "unknown precision 'fp8'");
+    expect_failure((const char *[]){"-b", "cpu", "--precision", "fp16", "srpgan_x2.pth",
+                                    "leaves_37x29.png", NULL},
+                   1, "precision fp16 needs the CUDA backend");
     expect_failure((const char *[]){"--frobnicate", "x.png", NULL}, 2, "invalid option");
     expect_failure((const char *[]){"--quality", "0", "x.png", NULL}, 2,
                    "--quality needs a number from 1 to 100, not '0'");
@@ -213,7 +218,7 @@ static void test_cuda_without_a_device_says_why(void **state)
 {
     (void)state;
     sr_backend_handle probe;
-    if (sr_cuda_backend_new(&probe, NULL) == SR_OK) {
+    if (sr_cuda_backend_new(SR_PRECISION_FP32, &probe, NULL) == SR_OK) {
         sr_backend_free(&probe);
         skip();
     }
@@ -229,6 +234,12 @@ static void test_cuda_without_a_device_says_why(void **state)
     r = run_cli((const char *[]){"-o", "auto.png", "srpgan_x2.pth", "leaves_37x29.png", NULL});
     assert_int_equal(r.exit_code, 0);
     assert_string_equal(r.err, ""); /* quiet about it without -v */
+    /* A GPU precision falls back to float32 with the CPU, and says so. */
+    r = run_cli((const char *[]){"-v", "--precision", "bf16", "-o", "auto.png", "srpgan_x2.pth",
+                                 "leaves_37x29.png", NULL});
+    assert_int_equal(r.exit_code, 0);
+    if (!strstr(r.err, "; running on the CPU in fp32\n"))
+        fail_msg("auto with bf16 without a GPU said: %s", r.err);
 }
 
 static void test_upscales_to_default_name(void **state)

@@ -1,16 +1,24 @@
-/* cuBLAS's SGEMM for test_cuda_host (see cuda_runtime.h here): OpenBLAS,
- * called with the same column-major arguments, on memory that must have
- * come from cudaMalloc. */
+/* cuBLAS's GEMMs for test_cuda_host (see cuda_runtime.h here): OpenBLAS's
+ * SGEMM, called with the same column-major arguments, on memory that must
+ * have come from cudaMalloc. The tensor cores' inputs are emulated: TF32
+ * math rounds A and B to 10-bit mantissas first, GemmEx widens FP16 and
+ * BF16 to float; products are summed in float as on the GPU. */
 #ifndef SR_TESTS_CUDA_HOST_CUBLAS_H
 #define SR_TESTS_CUDA_HOST_CUBLAS_H
 
 #include <cblas.h>
+#include <vector>
 
+#include "cuda_bf16.h"
+#include "cuda_fp16.h"
 #include "cuda_runtime.h"
 
-enum cublasStatus_t { CUBLAS_STATUS_SUCCESS };
+enum cublasStatus_t { CUBLAS_STATUS_SUCCESS, CUBLAS_STATUS_NOT_SUPPORTED };
 enum cublasOperation_t { CUBLAS_OP_N, CUBLAS_OP_T };
-enum cublasMath_t { CUBLAS_DEFAULT_MATH, CUBLAS_PEDANTIC_MATH };
+enum cublasMath_t { CUBLAS_DEFAULT_MATH, CUBLAS_PEDANTIC_MATH, CUBLAS_TF32_TENSOR_OP_MATH };
+enum cudaDataType { CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF };
+enum cublasComputeType_t { CUBLAS_COMPUTE_32F };
+enum cublasGemmAlgo_t { CUBLAS_GEMM_DEFAULT };
 
 struct cublas_host_context {
     cublasMath_t math;
@@ -35,9 +43,61 @@ inline cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t math
     return CUBLAS_STATUS_SUCCESS;
 }
 
-inline CBLAS_TRANSPOSE cublas_host_op(cublasOperation_t op)
+/* Checks that a column-major matrix of `rows` x `cols` values of `size`
+ * bytes, `ld` apart, lies in device memory. */
+inline void cublas_host_check(const char *what, const void *p, int rows, int cols, int ld,
+                              size_t size)
 {
-    return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans;
+    if (!cuda_host_on_device(p, size * ((size_t)ld * (cols - 1) + rows)))
+        cuda_host_misuse(what, p);
+}
+
+/* A as float: rounded to TF32 (nearest, ties away, as cvt.rna.tf32.f32
+ * does), or widened from 16 bits. */
+inline std::vector<float> cublas_host_widen(const void *a, size_t n, cudaDataType type, bool tf32)
+{
+    std::vector<float> out(n);
+    for (size_t i = 0; i < n; i++) {
+        if (type == CUDA_R_16F) {
+            out[i] = __half2float(((const __half *)a)[i]);
+        } else if (type == CUDA_R_16BF) {
+            out[i] = __bfloat162float(((const __nv_bfloat16 *)a)[i]);
+        } else {
+            uint32_t u;
+            memcpy(&u, (const float *)a + i, sizeof u);
+            if (tf32 && (u & 0x7f800000u) != 0x7f800000u)
+                u = (u + 0x1000u) & ~0x1fffu;
+            memcpy(&out[i], &u, sizeof u);
+        }
+    }
+    return out;
+}
+
+inline cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta,
+                                   cublasOperation_t tb, int m, int n, int k, const void *alpha,
+                                   const void *a, cudaDataType a_type, int lda, const void *b,
+                                   cudaDataType b_type, int ldb, const void *beta, void *c,
+                                   cudaDataType c_type, int ldc, cublasComputeType_t compute,
+                                   cublasGemmAlgo_t algo)
+{
+    (void)compute;
+    (void)algo;
+    if (c_type != CUDA_R_32F)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    const bool an = ta == CUBLAS_OP_N, bn = tb == CUBLAS_OP_N;
+    const size_t a_size = a_type == CUDA_R_32F ? 4 : 2, b_size = b_type == CUDA_R_32F ? 4 : 2;
+    cublas_host_check("cublas A", a, an ? m : k, an ? k : m, lda, a_size);
+    cublas_host_check("cublas B", b, bn ? k : n, bn ? n : k, ldb, b_size);
+    cublas_host_check("cublas C", c, m, n, ldc, sizeof(float));
+    const bool tf32 = handle->math == CUBLAS_TF32_TENSOR_OP_MATH;
+    const std::vector<float> wa =
+        cublas_host_widen(a, (size_t)lda * ((an ? k : m) - 1) + (an ? m : k), a_type, tf32);
+    const std::vector<float> wb =
+        cublas_host_widen(b, (size_t)ldb * ((bn ? n : k) - 1) + (bn ? k : n), b_type, tf32);
+    cblas_sgemm(CblasColMajor, an ? CblasNoTrans : CblasTrans, bn ? CblasNoTrans : CblasTrans, m,
+                n, k, *(const float *)alpha, wa.data(), lda, wb.data(), ldb, *(const float *)beta,
+                (float *)c, ldc);
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 inline cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta,
@@ -45,19 +105,8 @@ inline cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta,
                                   const float *a, int lda, const float *b, int ldb,
                                   const float *beta, float *c, int ldc)
 {
-    (void)handle;
-    const bool an = ta == CUBLAS_OP_N, bn = tb == CUBLAS_OP_N;
-    const size_t a_end = (size_t)lda * ((an ? k : m) - 1) + (an ? m : k);
-    const size_t b_end = (size_t)ldb * ((bn ? n : k) - 1) + (bn ? k : n);
-    if (!cuda_host_on_device(a, sizeof(float) * a_end))
-        cuda_host_misuse("cublasSgemm A", a);
-    if (!cuda_host_on_device(b, sizeof(float) * b_end))
-        cuda_host_misuse("cublasSgemm B", b);
-    if (!cuda_host_on_device(c, sizeof(float) * ((size_t)ldc * (n - 1) + m)))
-        cuda_host_misuse("cublasSgemm C", c);
-    cblas_sgemm(CblasColMajor, cublas_host_op(ta), cublas_host_op(tb), m, n, k, *alpha, a, lda, b,
-                ldb, *beta, c, ldc);
-    return CUBLAS_STATUS_SUCCESS;
+    return cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, b, CUDA_R_32F, ldb,
+                        beta, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }
 
 #endif
