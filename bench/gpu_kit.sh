@@ -44,19 +44,34 @@ check)
         [ -e "$built" ] || ln -s "$here" "$built"
     fi
     mkdir -p "$here/build" && cp "$kit/libsrrun_cuda.so" "$here/build/"
-    export LD_LIBRARY_PATH=$kit/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export LD_LIBRARY_PATH=$kit/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+    # The module was built against this machine's CUDA (13 here). Where its
+    # runtime is missing or the driver is older, build it again with the
+    # machine's own nvcc (a minute) rather than skip every test.
+    probe() { "$kit/srrun" -b cuda --plan "$here/samples/boats.jpg" > /dev/null 2> "$out/probe.txt"; }
+    if ! probe; then
+        echo "gpu_kit: $(cat "$out/probe.txt"); building the module with $(command -v nvcc)"
+        nvcc -O3 -std=c++17 --extended-lambda -arch=native -shared -Xcompiler -fPIC \
+            -I"$here/include" -I"$here" "$here/backends/cuda/backend.cu" \
+            "$here/backends/cuda/kernels.cu" -lcublas -o "$here/build/libsrrun_cuda.so"
+        probe || { cat "$out/probe.txt"; exit 1; }
+    fi
     status=0
-    "$kit/test_cuda" 2>&1 | tee "$out/test_cuda.txt" || status=1
-    compute-sanitizer --tool memcheck --leak-check full "$kit/test_cuda" > "$out/memcheck.txt" 2>&1 || status=1
+    # Each step bounded, so that one slow step leaves the others their turn
+    # within a lent machine's minutes.
+    timeout 120 "$kit/test_cuda" 2>&1 | tee "$out/test_cuda.txt" || status=1
+    timeout 180 compute-sanitizer --tool memcheck --leak-check full "$kit/test_cuda" \
+        > "$out/memcheck.txt" 2>&1 || status=1
     tail -3 "$out/memcheck.txt"
     # The default model's shape (x4, 4 residual blocks); time does not depend
     # on the weights, and both runners get the same ones.
     PYTHONPATH=$here/models/srpgan python3 -c "import torch; from srpgan import Generator
 torch.manual_seed(0); torch.save(Generator(4, 4).state_dict(), '/tmp/srpgan_x4_4blocks.pth')"
-    PYTHONUNBUFFERED=1 python3 "$here/bench/cuda_vs_pytorch.py" /tmp/srpgan_x4_4blocks.pth \
-        "$here/samples/boats.jpg" --srrun "$kit/srrun" --csv "$out/cuda_vs_pytorch.csv" \
-        ${SIZES:+--sizes $SIZES} 2>&1 | tee "$out/cuda_vs_pytorch.txt" || status=1
+    PYTHONUNBUFFERED=1 timeout 240 python3 "$here/bench/cuda_vs_pytorch.py" \
+        /tmp/srpgan_x4_4blocks.pth "$here/samples/boats.jpg" --srrun "$kit/srrun" --repeats 2 \
+        --csv "$out/cuda_vs_pytorch.csv" ${SIZES:+--sizes $SIZES} 2>&1 |
+        tee "$out/cuda_vs_pytorch.txt" || status=1
     exit $status
     ;;
 *)
