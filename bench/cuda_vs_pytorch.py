@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """srrun's CUDA backend against PyTorch eager on the same GPU, in one script
 (issue 6's figures): SRPGAN at each size (the photo resized to N x N), srrun
-at each --precision (fp32, tf32, fp16, bf16) and PyTorch in float32 and
-float16, run alternately, medians of the repeats. Prints a Markdown table and writes the rows as CSV.
+at each --precision (fp32, tf32, fp16, bf16) and PyTorch in float32 (TF32
+off), TF32 (its default on a GPU) and float16, run alternately, medians of
+the repeats. Prints a Markdown table and writes the rows as CSV.
 
     python3 bench/cuda_vs_pytorch.py MODEL.pth PHOTO [--sizes 700 2000 4000]
         [--srrun build/srrun] [--repeats 3] [--csv out.csv] [--device cuda]
@@ -89,9 +90,12 @@ def run_srrun(a, model, image, output, backend, precision, gpu):
     return {"network_s": s["seconds"]["run"], "wall_s": wall, "device_mb": mem.peak}
 
 
-def run_pytorch(model, x, half, device, gpu):
+def run_pytorch(model, x, half, tf32, device, gpu):
     """Warm forward passes: the median of the repeats (seconds), the peak
-    reserved (MiB), the float output on the host."""
+    reserved (MiB), the float output on the host. tf32: let cuDNN round
+    float32 convolutions to TF32, as PyTorch does by default."""
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
     inp = x.to(device).half() if half else x.to(device)
     times, y = [], None
     if gpu:
@@ -157,7 +161,10 @@ def main():
         # PyTorch float32's, in 8-bit levels.
         precisions = ["fp32", "tf32", "fp16", "bf16"] if gpu else ["fp32"]
         runs = {f"srrun {p}": [] for p in precisions}
-        runs.update({"pytorch fp32": [], "pytorch fp16": []})
+        pytorch = [("pytorch fp32", False, False)]
+        if gpu:  # PyTorch's default for float32 on a GPU is TF32 convolutions
+            pytorch += [("pytorch tf32", False, True), ("pytorch fp16", True, False)]
+        runs.update({name: [] for name, _, _ in pytorch})
         outputs, reference = {}, None
         for _ in range(a.repeats):
             for p in precisions:
@@ -165,13 +172,11 @@ def main():
                 runs[f"srrun {p}"].append(run_srrun(a, a.model, image, out, backend, p, gpu))
                 if os.path.exists(out):
                     outputs[f"srrun {p}"] = out
-            for name, half in (("pytorch fp32", False), ("pytorch fp16", True)):
-                if half and not gpu:
-                    continue
+            for name, half, tf32 in pytorch:
                 try:
-                    r, y = run_pytorch(models[half], x, half, a.device, gpu)
+                    r, y = run_pytorch(models[half], x, half, tf32, a.device, gpu)
                     outputs[name] = to_levels(y)
-                    if not half:
+                    if name == "pytorch fp32":
                         reference = outputs[name]
                 except torch.cuda.OutOfMemoryError:
                     r = {"error": "out of memory"}

@@ -187,7 +187,11 @@ static sr_status params_of(cuda_context *ctx, const sr_node *node, const device_
  * groups of rows (cuda_row_tiling). */
 static const int64_t CONV_ROWS = 4;
 
-/* The unfolded input, then (256-byte aligned) the GEMM's float output. */
+/* A conv's workspace: cuBLAS's (handed to it, so that the plan counts it:
+ * the 32 MiB NVIDIA advises for Hopper), the unfolded input, then
+ * (256-byte aligned) the GEMM's float output. */
+static const int64_t BLAS_WORKSPACE_BYTES = INT64_C(32) << 20;
+
 static int64_t col_bytes(const sr_conv2d_params *p, int64_t width, sr_precision precision)
 {
     const int64_t bytes = p->c_in * p->k * p->k * CONV_ROWS * width * sr_cuda_gemm_bytes(precision);
@@ -197,7 +201,8 @@ static int64_t col_bytes(const sr_conv2d_params *p, int64_t width, sr_precision 
 static int64_t conv_workspace_bytes(const sr_conv2d_params *p, int64_t width,
                                     sr_precision precision)
 {
-    return col_bytes(p, width, precision) + p->c_out * CONV_ROWS * width * (int64_t)sizeof(float);
+    return BLAS_WORKSPACE_BYTES + col_bytes(p, width, precision) +
+           p->c_out * CONV_ROWS * width * (int64_t)sizeof(float);
 }
 
 /* Row-major gemm[c_out][n] = weight[c_out][K] col[K][n], as column-major
@@ -241,10 +246,14 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
     cy1 = cy1 < H ? cy1 : H;
     const int64_t K = p->c_in * p->k * p->k;
     const sr_precision precision = conv_precision(ctx, p);
+    const void *before = ctx->workspace;
     st = grow(&ctx->workspace, &ctx->workspace_bytes, conv_workspace_bytes(p, W, precision), err);
     if (st != SR_OK)
         return st;
-    void *col = ctx->workspace;
+    if (ctx->workspace != before &&
+        cublasSetWorkspace(ctx->blas, ctx->workspace, BLAS_WORKSPACE_BYTES) != CUBLAS_STATUS_SUCCESS)
+        return fail(err, SR_ERR_DEVICE, "%s: cuBLAS refused its workspace", node->name);
+    void *col = (char *)ctx->workspace + BLAS_WORKSPACE_BYTES;
     float *product = (float *)((char *)col + col_bytes(p, W, precision));
     for (int64_t y = cy0; y < cy1; y += CONV_ROWS) {
         const int64_t rows = cy1 - y < CONV_ROWS ? cy1 - y : CONV_ROWS, n = rows * W;

@@ -43,6 +43,14 @@ inline cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t math
     return CUBLAS_STATUS_SUCCESS;
 }
 
+inline cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t bytes)
+{
+    (void)handle;
+    if (!cuda_host_on_device(workspace, bytes))
+        cuda_host_misuse("cublasSetWorkspace", workspace);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 /* Checks that a column-major matrix of `rows` x `cols` values of `size`
  * bytes, `ld` apart, lies in device memory. */
 inline void cublas_host_check(const char *what, const void *p, int rows, int cols, int ld,
