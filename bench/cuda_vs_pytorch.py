@@ -8,9 +8,13 @@ the repeats. Prints a Markdown table and writes the rows as CSV.
     python3 bench/cuda_vs_pytorch.py MODEL.pth PHOTO [--sizes 700 2000 4000]
         [--srrun build/srrun] [--repeats 3] [--csv out.csv] [--device cuda]
 
-- Time, warm: srrun's network seconds from its --stats (the model loaded,
-  the output's last rows downloaded; the process's own wall time beside
-  it); PyTorch's forward pass between CUDA events, after one warm-up.
+- Time, warm, two ways. Network: the layers alone (srrun: its --stats
+  layers' seconds, each timed to its end on the device; PyTorch: the
+  forward pass between CUDA events, after one warm-up). Host to host: the
+  image in host memory to the output in host memory (srrun: --stats' run
+  seconds, the float32 conversions and output rows included; PyTorch: the
+  upload, the forward pass and the download). srrun's process wall time,
+  the model load included, beside them.
 - Peak device memory: nvidia-smi's memory.used, sampled every 20 ms while
   each runs, less the idle reading (the CUDA context included for both);
   PyTorch's max_memory_reserved beside it.
@@ -87,7 +91,8 @@ def run_srrun(a, model, image, output, backend, precision, gpu):
         if r.returncode != 0:
             return {"error": r.stderr.strip()}
         s = json.load(open(stats.name))
-    return {"network_s": s["seconds"]["run"], "wall_s": wall, "device_mb": mem.peak}
+    return {"network_s": sum(layer["seconds"] for layer in s["layers"]),
+            "run_s": s["seconds"]["run"], "wall_s": wall, "device_mb": mem.peak}
 
 
 def run_pytorch(model, x, half, tf32, device, gpu):
@@ -96,29 +101,34 @@ def run_pytorch(model, x, half, tf32, device, gpu):
     float32 convolutions to TF32, as PyTorch does by default."""
     torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32
-    inp = x.to(device).half() if half else x.to(device)
-    times, y = [], None
+    times, runs, y = [], [], None
     if gpu:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     with DeviceMemory(gpu) as mem, torch.no_grad():
         for i in range(2):
+            t = time.perf_counter()
+            inp = x.to(device).half() if half else x.to(device)
             if gpu:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
                 y = model(inp)
                 end.record()
-                torch.cuda.synchronize()
+                host = y[0].float().cpu()
                 seconds = start.elapsed_time(end) / 1000
             else:
-                t = time.perf_counter()
+                t0 = time.perf_counter()
                 y = model(inp)
-                seconds = time.perf_counter() - t
+                seconds = time.perf_counter() - t0
+                host = y[0].float()
             if i > 0:  # the first is the warm-up
                 times.append(seconds)
-        y = y[0].float().cpu()
+                runs.append(time.perf_counter() - t)
+            del inp
+        y = host
     reserved = torch.cuda.max_memory_reserved() / 2**20 if gpu else 0
-    return {"network_s": statistics.median(times), "device_mb": mem.peak, "reserved_mb": reserved}, y
+    return {"network_s": statistics.median(times), "run_s": statistics.median(runs),
+            "device_mb": mem.peak, "reserved_mb": reserved}, y
 
 
 def to_levels(y):
@@ -197,6 +207,7 @@ def main():
             med = lambda k: statistics.median(r[k] for r in ok)  # noqa: E731
             rows.append({
                 "size": size, "runner": name, "network_s": round(med("network_s"), 4),
+                "run_s": round(med("run_s"), 4),
                 "wall_s": round(med("wall_s"), 3) if "wall_s" in ok[0] else "",
                 "device_mb": max(0, med("device_mb") - base) if gpu else "",
                 "reserved_mb": round(med("reserved_mb")) if "reserved_mb" in ok[0] and gpu else "",
@@ -204,15 +215,15 @@ def main():
             })
         for r in rows[-len([n for n in runs if runs[n]]):]:
             print(r, flush=True)
-    fields = ["size", "runner", "network_s", "wall_s", "device_mb", "reserved_mb", "max_levels_vs_fp32", "error"]
+    fields = ["size", "runner", "network_s", "run_s", "wall_s", "device_mb", "reserved_mb", "max_levels_vs_fp32", "error"]
     with open(a.csv, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    print("\n| size | runner | network s | device MB | PyTorch reserved MB | max levels vs fp32 |")
-    print("|---|---|---|---|---|---|")
+    print("\n| size | runner | network s | host to host s | device MB | PyTorch reserved MB | max levels vs fp32 |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']} | {r['runner']} | {r.get('network_s', r.get('error'))} | "
+        print(f"| {r['size']} | {r['runner']} | {r.get('network_s', r.get('error'))} | {r.get('run_s', '')} | "
               f"{r.get('device_mb', '')} | {r.get('reserved_mb', '')} | {r.get('max_levels_vs_fp32', '')} |")
 
 
