@@ -133,10 +133,11 @@ sr_status sr_session_new(const sr_model *model, const sr_session_options *option
     if (device && options_max_memory == 0) {
         s->options.max_memory = device->available(s->backend.ctx) / 10 * 9;
         if (s->options.max_memory <= 0) {
+            const sr_backend kind = s->backend_kind;
             sr_backend_free(&s->backend);
             free(s);
             return sr_fail(err, SR_ERR_DEVICE, "cannot tell how much %s memory is free",
-                           sr_backend_name(opt.backend));
+                           sr_backend_name(kind));
         }
     }
     *session = s;
