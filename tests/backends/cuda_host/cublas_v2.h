@@ -98,13 +98,18 @@ inline cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta,
     cublas_host_check("cublas B", b, bn ? k : n, bn ? n : k, ldb, b_size);
     cublas_host_check("cublas C", c, m, n, ldc, sizeof(float));
     const bool tf32 = handle->math == CUBLAS_TF32_TENSOR_OP_MATH;
+    const CBLAS_TRANSPOSE ca = an ? CblasNoTrans : CblasTrans, cb = bn ? CblasNoTrans : CblasTrans;
+    if (!tf32 && a_type == CUDA_R_32F && b_type == CUDA_R_32F) {
+        cblas_sgemm(CblasColMajor, ca, cb, m, n, k, *(const float *)alpha, (const float *)a, lda,
+                    (const float *)b, ldb, *(const float *)beta, (float *)c, ldc);
+        return CUBLAS_STATUS_SUCCESS;
+    }
     const std::vector<float> wa =
         cublas_host_widen(a, (size_t)lda * ((an ? k : m) - 1) + (an ? m : k), a_type, tf32);
     const std::vector<float> wb =
         cublas_host_widen(b, (size_t)ldb * ((bn ? n : k) - 1) + (bn ? k : n), b_type, tf32);
-    cblas_sgemm(CblasColMajor, an ? CblasNoTrans : CblasTrans, bn ? CblasNoTrans : CblasTrans, m,
-                n, k, *(const float *)alpha, wa.data(), lda, wb.data(), ldb, *(const float *)beta,
-                (float *)c, ldc);
+    cblas_sgemm(CblasColMajor, ca, cb, m, n, k, *(const float *)alpha, wa.data(), lda, wb.data(),
+                ldb, *(const float *)beta, (float *)c, ldc);
     return CUBLAS_STATUS_SUCCESS;
 }
 
