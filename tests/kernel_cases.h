@@ -58,8 +58,9 @@ typedef struct conv_case {
 /* SRPGAN's shapes (its upsampling convs with their shuffle folded), and the
  * edges: width or height 1, images smaller than the kernel, padding other
  * than k / 2, a shuffle by 3 (also on the Winograd path), widths that
- * end mid-tile, and large kernels split into 3x3 pieces (15x15, several
- * column pieces, many strips). */
+ * end mid-tile, large kernels split into 3x3 pieces (15x15, several
+ * column pieces, many strips), and one or four outputs (one channel
+ * shuffled by 2). */
 static const conv_case conv_cases[] = {
     {3, 64, 9, 4, 13, 11, 0},  {64, 3, 9, 4, 9, 14, 0},  {64, 64, 3, 1, 17, 23, 0},
     {64, 256, 3, 1, 6, 5, 2},  {3, 64, 9, 4, 1, 1, 0},   {64, 3, 9, 4, 1, 37, 0},
@@ -68,6 +69,7 @@ static const conv_case conv_cases[] = {
     {64, 256, 3, 1, 9, 7, 0},  {4, 18, 5, 2, 7, 9, 3},   {16, 48, 3, 1, 11, 13, 2},
     {64, 3, 9, 4, 45, 70, 0},  {32, 3, 9, 4, 21, 300, 0}, {16, 2, 15, 7, 19, 20, 0},
     {16, 7, 9, 4, 34, 9, 0},   {16, 144, 3, 1, 7, 9, 3}, {16, 32, 3, 1, 5, 257, 2},
+    {7, 1, 5, 2, 10, 6, 0},    {8, 4, 3, 1, 9, 11, 2},
 };
 
 /* Case i as a conv node with random weights (free them with

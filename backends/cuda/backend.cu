@@ -1,7 +1,8 @@
 /* The CUDA backend: every tensor of a run in device memory (the executor
  * allocates them through sr_backend_memory), the weights uploaded once per
  * session on first use, convolutions as im2col of a bounded number of rows
- * and one cuBLAS GEMM each. Activations are float32; the GEMMs read float32
+ * and one cuBLAS GEMM each (or, with a few outputs, a kernel of their own:
+ * sr_cuda_conv_direct). Activations are float32; the GEMMs read float32
  * (pedantic: no TF32 rounding), TF32, FP16 or BF16 as the session asks,
  * and sum in float32. Everything runs on the default stream in order; the
  * executor's downloads synchronise.
@@ -230,6 +231,12 @@ static cublasStatus_t gemm(const cuda_context *ctx, sr_precision precision, int6
                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }
 
+/* A conv the kernels make straight from its input, without im2col. */
+static bool is_direct(const sr_node *node)
+{
+    return node->op == SR_OP_CONV2D && node->p.conv2d.c_out <= SR_CUDA_DIRECT_OUTPUTS;
+}
+
 static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor *in,
                         const sr_tensor *out, sr_error *err)
 {
@@ -238,6 +245,10 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
     sr_status st = params_of(ctx, node, &d, err);
     if (st != SR_OK)
         return st;
+    if (is_direct(node)) {
+        sr_cuda_conv_direct(p, (const float *)d->weight, d->bias, d->slopes, in, out);
+        return launched(node, err);
+    }
     /* The groups of the conv's own rows that reach the band. */
     const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r, H = out->image_h / r;
     const int64_t cy0 = out->y0 / r / CONV_ROWS * CONV_ROWS;
@@ -297,19 +308,19 @@ static bool cuda_supports_op(void *ctx, const sr_node *node)
 
 static int64_t cuda_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
 {
-    if (node->op != SR_OP_CONV2D)
+    if (node->op != SR_OP_CONV2D || is_direct(node))
         return 0;
     const sr_conv2d_params *p = &node->p.conv2d;
     return conv_workspace_bytes(p, out.w / sr_conv2d_shuffle(p),
                                 conv_precision((const cuda_context *)ctx, p));
 }
 
-/* Convolutions in groups of CONV_ROWS rows before the shuffle; the op's own
- * halo (0 asks for it). */
+/* Convolutions through a GEMM in groups of CONV_ROWS rows before the
+ * shuffle; the op's own halo (0 asks for it). */
 static sr_row_tiling cuda_row_tiling(void *ctx, const sr_node *node)
 {
     (void)ctx;
-    if (node->op != SR_OP_CONV2D)
+    if (node->op != SR_OP_CONV2D || is_direct(node))
         return sr_row_tiling{1, 0};
     return sr_row_tiling{(int)(CONV_ROWS * sr_conv2d_shuffle(&node->p.conv2d)), 0};
 }

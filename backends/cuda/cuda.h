@@ -24,6 +24,14 @@ void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t widt
 /* to[i] = from[i] rounded to the precision's values (a copy for FP32). */
 void sr_cuda_narrow(const float *from, int64_t n, sr_precision precision, void *to);
 
+/* A conv of at most SR_CUDA_DIRECT_OUTPUTS output channels (the one that
+ * makes the image), straight from its input, bias, PReLU and shuffle
+ * included, in float32: out's band. weight, bias and slopes are device
+ * copies. */
+#define SR_CUDA_DIRECT_OUTPUTS 4
+void sr_cuda_conv_direct(const sr_conv2d_params *p, const float *weight, const float *bias,
+                         const float *slopes, const sr_tensor *in, const sr_tensor *out);
+
 /* gemm[co][(cy - cy0) W + x] plus bias, PReLU and shuffle into out, for the
  * rows that land in its band. bias and slopes are device copies (or NULL). */
 void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias, const float *slopes,
