@@ -13,12 +13,13 @@ sr_row_tiling sr_row_tiling_plain(const sr_node *node)
     return (sr_row_tiling){1, sr_op_get(node->op)->halo(node)};
 }
 
-sr_row_tiling sr_backend_row_tiling(const sr_backend_handle *backend, const sr_node *node)
+sr_row_tiling sr_backend_row_tiling(const sr_backend_handle *backend, const sr_node *node,
+                                    sr_shape out)
 {
     const sr_row_tiling plain = sr_row_tiling_plain(node);
     if (!backend || !backend->iface->row_tiling)
         return plain;
-    sr_row_tiling t = backend->iface->row_tiling(backend->ctx, node);
+    sr_row_tiling t = backend->iface->row_tiling(backend->ctx, node, out);
     t.halo = t.halo > plain.halo ? t.halo : plain.halo; /* at least the op's */
     return t;
 }

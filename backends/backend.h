@@ -50,9 +50,10 @@ typedef struct sr_backend_iface {
     /* Scratch memory run needs for an output band of this shape; the
      * planner counts it, the backend owns it. */
     int64_t (*workspace_bytes)(void *ctx, const sr_node *node, sr_shape out);
-    /* Optional (NULL: rows one by one, the op's halo). A halo below the
-     * op's (0, say) counts as the op's. */
-    sr_row_tiling (*row_tiling)(void *ctx, const sr_node *node);
+    /* Optional (NULL: rows one by one, the op's halo), for an output of
+     * this shape (the whole image's). A halo below the op's (0, say)
+     * counts as the op's. */
+    sr_row_tiling (*row_tiling)(void *ctx, const sr_node *node, sr_shape out);
     /* in: the node's inputs in order; out: the band to compute, allocated
      * by the caller (see ops/op.h for bands); stats: a global op's. */
     sr_status (*run)(void *ctx, const sr_node *node, const sr_tensor *in,
@@ -99,8 +100,10 @@ sr_status sr_cpu_backend_new(int n_threads, sr_backend_handle *backend, sr_error
 /* Rows one by one, reading the op's halo: the tiling of a plain kernel. */
 sr_row_tiling sr_row_tiling_plain(const sr_node *node);
 
-/* The backend's row tiling of node, or the plain one. */
-sr_row_tiling sr_backend_row_tiling(const sr_backend_handle *backend, const sr_node *node);
+/* The backend's row tiling of node (out: its output's shape), or the
+ * plain one. */
+sr_row_tiling sr_backend_row_tiling(const sr_backend_handle *backend, const sr_node *node,
+                                    sr_shape out);
 
 void sr_backend_free(sr_backend_handle *backend);
 

@@ -370,7 +370,7 @@ static sr_status alloc_plan(planner *p, sr_plan *plan)
     memcpy(plan->shapes, p->shapes, (size_t)n * sizeof *plan->shapes);
     const sr_backend_handle *b = p->req->backend;
     for (int k = 0; k < n; k++)
-        plan->row_tiling[k] = sr_backend_row_tiling(b, &p->g->nodes[k]);
+        plan->row_tiling[k] = sr_backend_row_tiling(b, &p->g->nodes[k], p->shapes[k]);
     return SR_OK;
 }
 

@@ -181,12 +181,22 @@ static sr_status params_of(cuda_context *ctx, const sr_node *node, const device_
     return SR_OK;
 }
 
-/* A convolution's rows (before any shuffle) are made CONV_ROWS at a time,
- * at multiples of CONV_ROWS in the image, so every value comes from a GEMM
- * of the same shape whatever band it falls in: cuBLAS picks its kernel,
- * and so its order of summation, by shape. The planner gives bands whole
- * groups of rows (cuda_row_tiling). */
-static const int64_t CONV_ROWS = 4;
+/* A convolution's rows (before any shuffle) are made a group at a time,
+ * at multiples of the group's height in the image, so every value comes
+ * from a GEMM of the same shape whatever band it falls in: cuBLAS picks its
+ * kernel, and so its order of summation, by shape. The planner gives bands
+ * whole groups (cuda_row_tiling). A group is about GROUP_COLUMNS pixels:
+ * GEMMs wide enough to fill a large GPU (4 rows of a 700-pixel image made
+ * too few tiles for an H100's 132 SMs), with a workspace that does not
+ * grow with the image; and at most MAX_GROUP_ROWS rows, so that bands stay
+ * fine-grained where the memory budget is tight. */
+static const int64_t GROUP_COLUMNS = 16384, MAX_GROUP_ROWS = 16;
+
+static int64_t group_rows(int64_t width)
+{
+    const int64_t rows = (GROUP_COLUMNS + width - 1) / width;
+    return rows < MAX_GROUP_ROWS ? rows : MAX_GROUP_ROWS;
+}
 
 /* A conv's workspace: cuBLAS's (handed to it, so that the plan counts it:
  * the 32 MiB NVIDIA advises for Hopper), the unfolded input, then
@@ -195,7 +205,8 @@ static const int64_t BLAS_WORKSPACE_BYTES = INT64_C(32) << 20;
 
 static int64_t col_bytes(const sr_conv2d_params *p, int64_t width, sr_precision precision)
 {
-    const int64_t bytes = p->c_in * p->k * p->k * CONV_ROWS * width * sr_cuda_gemm_bytes(precision);
+    const int64_t bytes =
+        p->c_in * p->k * p->k * group_rows(width) * width * sr_cuda_gemm_bytes(precision);
     return (bytes + 255) / 256 * 256;
 }
 
@@ -203,7 +214,7 @@ static int64_t conv_workspace_bytes(const sr_conv2d_params *p, int64_t width,
                                     sr_precision precision)
 {
     return BLAS_WORKSPACE_BYTES + col_bytes(p, width, precision) +
-           p->c_out * CONV_ROWS * width * (int64_t)sizeof(float);
+           p->c_out * group_rows(width) * width * (int64_t)sizeof(float);
 }
 
 /* Row-major gemm[c_out][n] = weight[c_out][K] col[K][n], as column-major
@@ -251,9 +262,9 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
     }
     /* The groups of the conv's own rows that reach the band. */
     const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r, H = out->image_h / r;
-    const int64_t cy0 = out->y0 / r / CONV_ROWS * CONV_ROWS;
+    const int64_t group = group_rows(W), cy0 = out->y0 / r / group * group;
     int64_t cy1 = (out->y0 + out->shape.h + r - 1) / r;
-    cy1 = (cy1 + CONV_ROWS - 1) / CONV_ROWS * CONV_ROWS;
+    cy1 = (cy1 + group - 1) / group * group;
     cy1 = cy1 < H ? cy1 : H;
     const int64_t K = p->c_in * p->k * p->k;
     const sr_precision precision = conv_precision(ctx, p);
@@ -266,8 +277,8 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
         return fail(err, SR_ERR_DEVICE, "%s: cuBLAS refused its workspace", node->name);
     void *col = (char *)ctx->workspace + BLAS_WORKSPACE_BYTES;
     float *product = (float *)((char *)col + col_bytes(p, W, precision));
-    for (int64_t y = cy0; y < cy1; y += CONV_ROWS) {
-        const int64_t rows = cy1 - y < CONV_ROWS ? cy1 - y : CONV_ROWS, n = rows * W;
+    for (int64_t y = cy0; y < cy1; y += group) {
+        const int64_t rows = cy1 - y < group ? cy1 - y : group, n = rows * W;
         sr_cuda_im2col(p, in, W, y, rows, precision, col);
         if ((st = launched(node, err)) != SR_OK)
             return st;
@@ -315,14 +326,15 @@ static int64_t cuda_workspace_bytes(void *ctx, const sr_node *node, sr_shape out
                                 conv_precision((const cuda_context *)ctx, p));
 }
 
-/* Convolutions through a GEMM in groups of CONV_ROWS rows before the
- * shuffle; the op's own halo (0 asks for it). */
-static sr_row_tiling cuda_row_tiling(void *ctx, const sr_node *node)
+/* Convolutions through a GEMM in groups of rows before the shuffle; the
+ * op's own halo (0 asks for it). */
+static sr_row_tiling cuda_row_tiling(void *ctx, const sr_node *node, sr_shape out)
 {
     (void)ctx;
     if (node->op != SR_OP_CONV2D || is_direct(node))
         return sr_row_tiling{1, 0};
-    return sr_row_tiling{(int)(CONV_ROWS * sr_conv2d_shuffle(&node->p.conv2d)), 0};
+    const int64_t r = sr_conv2d_shuffle(&node->p.conv2d);
+    return sr_row_tiling{(int)(group_rows(out.w / r) * r), 0};
 }
 
 static sr_status cuda_run(void *c, const sr_node *node, const sr_tensor *in, sr_tensor *out,

@@ -82,7 +82,7 @@ static float run_rows(const sr_backend_handle *b, const sr_node *node, const sr_
                       const float *stats, const sr_tensor *want, int64_t y0, int64_t y1)
 {
     const sr_op_desc *d = sr_op_get(node->op);
-    const sr_row_tiling tiling = sr_backend_row_tiling(b, node);
+    const sr_row_tiling tiling = sr_backend_row_tiling(b, node, want->shape);
     const int64_t scale = d->scale(node), H = host_in[0].shape.h, a = tiling.align;
     const int64_t a0 = y0 / a * a, a1 = (y1 + a - 1) / a * a;
     int64_t lo = a0 / scale - tiling.halo, hi = (a1 + scale - 1) / scale + tiling.halo;

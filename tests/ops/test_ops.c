@@ -33,7 +33,7 @@ static void check_band(const sr_backend_handle *b, const sr_node *node, const sr
 {
     const sr_op_desc *d = sr_op_get(node->op);
     /* A kernel that makes rows in aligned groups reads whole groups' inputs. */
-    const sr_row_tiling tiling = sr_backend_row_tiling(b, node);
+    const sr_row_tiling tiling = sr_backend_row_tiling(b, node, whole_out->shape);
     const int64_t scale = d->scale(node), halo = tiling.halo, a = tiling.align;
     const int64_t a0 = y0 / a * a, a1 = (y1 + a - 1) / a * a;
     int64_t lo = a0 / scale - halo, hi = (a1 + scale - 1) / scale + halo;
