@@ -60,6 +60,27 @@ inline void cublas_host_check(const char *what, const void *p, int rows, int col
         cuda_host_misuse(what, p);
 }
 
+/* C = alpha A B + beta C as cuBLAS does it in one respect: the order of
+ * summation depends on the shape (cuBLAS picks its kernel, split-K
+ * included, by shape). Here K is summed in 1 to 3 parts as the shape
+ * hashes, so a GEMM of another shape than the whole image's gives other
+ * bits, and the tests that want the same bits in any band can fail. */
+inline void cublas_host_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k,
+                              float alpha, const float *a, int lda, const float *b, int ldb,
+                              float beta, float *c, int ldc)
+{
+    const int parts = 1 + (int)(((unsigned)m * 31u + (unsigned)n * 17u + (unsigned)k * 7u) % 3u);
+    for (int part = 0, k0 = 0; part < parts; part++) {
+        const int k1 = (int)((long long)k * (part + 1) / parts);
+        const float *ap = a + (size_t)k0 * (ta == CblasNoTrans ? lda : 1);
+        const float *bp = b + (size_t)k0 * (tb == CblasNoTrans ? 1 : ldb);
+        if (k1 > k0 || part == 0)
+            cblas_sgemm(CblasColMajor, ta, tb, m, n, k1 - k0, alpha, ap, lda, bp, ldb,
+                        part == 0 ? beta : 1.0f, c, ldc);
+        k0 = k1;
+    }
+}
+
 /* A as float: rounded to TF32 (nearest, ties away, as cvt.rna.tf32.f32
  * does), or widened from 16 bits. */
 inline std::vector<float> cublas_host_widen(const void *a, size_t n, cudaDataType type, bool tf32)
@@ -100,16 +121,16 @@ inline cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta,
     const bool tf32 = handle->math == CUBLAS_TF32_TENSOR_OP_MATH;
     const CBLAS_TRANSPOSE ca = an ? CblasNoTrans : CblasTrans, cb = bn ? CblasNoTrans : CblasTrans;
     if (!tf32 && a_type == CUDA_R_32F && b_type == CUDA_R_32F) {
-        cblas_sgemm(CblasColMajor, ca, cb, m, n, k, *(const float *)alpha, (const float *)a, lda,
-                    (const float *)b, ldb, *(const float *)beta, (float *)c, ldc);
+        cublas_host_sgemm(ca, cb, m, n, k, *(const float *)alpha, (const float *)a, lda,
+                          (const float *)b, ldb, *(const float *)beta, (float *)c, ldc);
         return CUBLAS_STATUS_SUCCESS;
     }
     const std::vector<float> wa =
         cublas_host_widen(a, (size_t)lda * ((an ? k : m) - 1) + (an ? m : k), a_type, tf32);
     const std::vector<float> wb =
         cublas_host_widen(b, (size_t)ldb * ((bn ? n : k) - 1) + (bn ? k : n), b_type, tf32);
-    cblas_sgemm(CblasColMajor, ca, cb, m, n, k, *(const float *)alpha, wa.data(), lda, wb.data(),
-                ldb, *(const float *)beta, (float *)c, ldc);
+    cublas_host_sgemm(ca, cb, m, n, k, *(const float *)alpha, wa.data(), lda, wb.data(), ldb,
+                      *(const float *)beta, (float *)c, ldc);
     return CUBLAS_STATUS_SUCCESS;
 }
 
