@@ -1,8 +1,8 @@
 /* pixel_rate: how fast srrun turns images into the network's input and its
  * output into images (runtime/pixels.c), which on a GPU is host time the
  * device waits through. A 4000 x 4000 RGB image each way, 8-bit, memory
- * touched beforehand; the median of 7 runs. OMP_NUM_THREADS picks the
- * threads. build/bench/pixel_rate [SIZE] */
+ * touched beforehand; the median of 7 runs, on all cores
+ * (OMP_NUM_THREADS=1: one). build/bench/pixel_rate [SIZE] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -42,9 +42,9 @@ int main(int argc, char **argv)
     double in[RUNS], out[RUNS];
     for (int r = 0; r < RUNS; r++) {
         const double t0 = now();
-        sr_image_to_tensor(&image, true, &t);
+        sr_image_to_tensor(&image, true, &t, 0);
         const double t1 = now();
-        sr_tensor_to_image(&t, &image);
+        sr_tensor_to_image(&t, &image, 0);
         in[r] = t1 - t0;
         out[r] = now() - t1;
     }

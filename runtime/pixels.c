@@ -2,6 +2,7 @@
 #include "runtime/pixels.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "runtime/error.h"
@@ -39,9 +40,16 @@ sr_status sr_image_check_layout(const sr_image *image, const char *what, sr_erro
 }
 
 /* Conversions of at least this many pixels share their rows among threads
- * (a 4000 x 4000 input; its 16000 x 16000 output took 2.6 s on one core,
- * and on a GPU these run while the device waits). */
+ * (a 16000 x 16000 output took 2.6 s on one core, and on a GPU these run
+ * while the device waits). */
 #define PARALLEL_PIXELS (INT64_C(1) << 16)
+
+static int threads_for(int64_t pixels, int n_threads)
+{
+    if (pixels < PARALLEL_PIXELS)
+        return 1;
+    return n_threads > 0 ? n_threads : omp_get_max_threads();
+}
 
 /* Rows may start at any byte (the stride need not be a multiple of the
  * sample size), so wider samples are copied, not dereferenced. */
@@ -56,13 +64,13 @@ static float sample(const sr_image *image, const uint8_t *row, int64_t i)
     }
 }
 
-void sr_image_to_tensor(const sr_image *image, bool on_white, sr_tensor *t)
+void sr_image_to_tensor(const sr_image *image, bool on_white, sr_tensor *t, int n_threads)
 {
     const int64_t W = image->width, H = image->height, plane = W * H;
     const int ch = image->channels;
     const int colour = ch >= 3 ? 3 : 1;
     const bool composite = on_white && colour != ch;
-#pragma omp parallel for schedule(static) if (plane >= PARALLEL_PIXELS)
+#pragma omp parallel for num_threads(threads_for(plane, n_threads)) schedule(static)
     for (int64_t y = 0; y < H; y++) {
         const uint8_t *row = (const uint8_t *)image->data + y * image->stride;
         for (int64_t x = 0; x < W; x++) {
@@ -83,11 +91,11 @@ static inline float to_levels(float v, float levels) { return rintf(clamp01(v) *
 
 /* A channel of a row at a time, its pixel type chosen once: loops the
  * compiler can vectorise. */
-void sr_tensor_to_image(const sr_tensor *t, sr_image *image)
+void sr_tensor_to_image(const sr_tensor *t, sr_image *image, int n_threads)
 {
     const int64_t W = image->width, y0 = t->y0, y1 = t->y0 + t->shape.h;
     const int ch = image->channels;
-#pragma omp parallel for schedule(static) if ((y1 - y0) * W >= PARALLEL_PIXELS)
+#pragma omp parallel for num_threads(threads_for((y1 - y0) * W, n_threads)) schedule(static)
     for (int64_t y = y0; y < y1; y++) {
         uint8_t *row = (uint8_t *)image->data + y * image->stride;
         for (int c = 0; c < 3; c++) {

@@ -15,14 +15,17 @@ sr_status sr_image_check(const sr_image *image, const char *what, sr_error *err)
  * not checked either): for images described but not yet allocated. */
 sr_status sr_image_check_layout(const sr_image *image, const char *what, sr_error *err);
 
+/* Both conversions share large images' rows among n_threads threads (0:
+ * all cores). */
+
 /* Fills a 3 x H x W tensor (allocated by the caller) from the image. Its
  * alpha, if any, is composited on white when on_white, else ignored (the
  * colour goes in as stored). */
-void sr_image_to_tensor(const sr_image *image, bool on_white, sr_tensor *t);
+void sr_image_to_tensor(const sr_image *image, bool on_white, sr_tensor *t, int n_threads);
 
 /* Writes the rows a 3-channel tensor holds (a band or the whole image)
  * into the same rows of an RGB or RGBA image of the same width (channels
  * 0-2; alpha is left alone). */
-void sr_tensor_to_image(const sr_tensor *t, sr_image *image);
+void sr_tensor_to_image(const sr_tensor *t, sr_image *image, int n_threads);
 
 #endif

@@ -360,10 +360,17 @@ sr_status sr_session_plan_images(sr_session *session, const sr_image *in, const 
     return st;
 }
 
+/* The output image, and the threads to convert its rows with. */
+typedef struct output_sink {
+    sr_image *image;
+    int n_threads;
+} output_sink;
+
 static sr_status write_rows(void *user, const sr_tensor *rows, sr_error *err)
 {
     (void)err;
-    sr_tensor_to_image(rows, user);
+    const output_sink *sink = user;
+    sr_tensor_to_image(rows, sink->image, sink->n_threads);
     return SR_OK;
 }
 
@@ -385,13 +392,14 @@ sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for the %lldx%lld input",
                        (long long)in->width, (long long)in->height);
     const bool keep_alpha = out->channels == 4;
-    sr_image_to_tensor(in, !keep_alpha, &input);
+    sr_image_to_tensor(in, !keep_alpha, &input, session->options.n_threads);
     const sr_graph *g = &session->model->graph;
     memset(session->node_seconds, 0, (size_t)g->n_nodes * sizeof(double));
     const sr_exec_progress progress = {session->options.progress, session->options.progress_user};
     const sr_exec_timing timing = {session->node_seconds, session->stage_seconds};
-    st = sr_plan_execute(g, &session->plan, &session->backend, &input, write_rows, out, progress,
-                         timing, err);
+    output_sink sink = {out, session->options.n_threads};
+    st = sr_plan_execute(g, &session->plan, &session->backend, &input, write_rows, &sink,
+                         progress, timing, err);
     sr_pages_free(input.data, input_bytes);
     for (int i = 0; i < session->plan.n_stages; i++)
         session->stages[i].seconds = session->stage_seconds[i];

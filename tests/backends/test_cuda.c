@@ -236,7 +236,7 @@ static float *run_network(const sr_backend_handle *b, const sr_model *model, con
     const sr_shape in_shape = {3, image->height, image->width};
     sr_tensor input = sr_tensor_whole(in_shape, malloc((size_t)sr_shape_numel(in_shape) * 4));
     assert_non_null(input.data);
-    sr_image_to_tensor(image, true, &input);
+    sr_image_to_tensor(image, true, &input, 0);
     sr_plan plan;
     sr_error err = {0};
     int64_t least;

@@ -29,7 +29,7 @@ static void check_input(int channels, sr_pixel_type type)
             test_fill(&r, (float *)((uint8_t *)img.data + y * img.stride), W * channels, 0, 1);
     sr_tensor t = sr_tensor_whole((sr_shape){3, H, W}, malloc((size_t)(3 * plane) * sizeof(float)));
     test_fill_nan(t.data, 3 * plane);
-    sr_image_to_tensor(&img, true, &t);
+    sr_image_to_tensor(&img, true, &t, 0);
     for (int64_t y = 0; y < H; y++)
         for (int64_t x = 0; x < W; x++) {
             const uint8_t *row = (const uint8_t *)img.data + y * img.stride;
@@ -66,14 +66,14 @@ static void test_output_clamps_and_rounds(void **state)
     sr_tensor t = sr_tensor_whole((sr_shape){3, 1, 2}, &values[0][0]);
     uint8_t u8[6];
     sr_image img = {2, 1, 3, SR_PIXEL_U8, 6, u8, {0}};
-    sr_tensor_to_image(&t, &img);
+    sr_tensor_to_image(&t, &img, 0);
     /* pixel 0: R -0.5, G 0.5, B 1.5; pixel 1: R 0, G 1, B NaN. 0.5 * 255
      * = 127.5 rounds to even, as numpy's round does. */
     const uint8_t want8[6] = {0, 128, 255, 0, 255, 0};
     assert_memory_equal(u8, want8, 6);
     uint16_t u16[6];
     img = (sr_image){2, 1, 3, SR_PIXEL_U16, 12, u16, {0}};
-    sr_tensor_to_image(&t, &img);
+    sr_tensor_to_image(&t, &img, 0);
     const uint16_t want16[6] = {0, 32768, 65535, 0, 65535, 0};
     assert_memory_equal(u16, want16, sizeof want16);
 }
@@ -87,20 +87,56 @@ static void test_raw_colour_and_rgba_output(void **state)
     const sr_image in = {2, 1, 4, SR_PIXEL_U8, 8, (void *)rgba, {0}};
     float data[6];
     sr_tensor t = sr_tensor_whole((sr_shape){3, 1, 2}, data);
-    sr_image_to_tensor(&in, false, &t);
+    sr_image_to_tensor(&in, false, &t, 0);
     const float want[6] = {1.0f, 10 / 255.0f, 0.0f, 20 / 255.0f, 0.2f, 30 / 255.0f};
     for (int i = 0; i < 6; i++)
         assert_float_equal(data[i], want[i], 1e-7);
-    sr_image_to_tensor(&in, true, &t); /* on white: alpha 0 is white */
+    sr_image_to_tensor(&in, true, &t, 0); /* on white: alpha 0 is white */
     assert_float_equal(data[0], 1.0f, 1e-7);
     assert_float_equal(data[2], 1.0f, 1e-7);
     assert_float_equal(data[4], 1.0f, 1e-7);
     uint8_t out[8] = {0, 0, 0, 77, 0, 0, 0, 99};
     sr_image img = {2, 1, 4, SR_PIXEL_U8, 8, out, {0}};
-    sr_tensor_to_image(&t, &img);
+    sr_tensor_to_image(&t, &img, 0);
     assert_int_equal(out[3], 77);
     assert_int_equal(out[7], 99);
     assert_int_equal(out[4], 132); /* 10 * 128/255 + 127 = 132.02, composited */
+}
+
+/* Large images share rows among threads: the same values as one thread,
+ * every type, rows at odd byte offsets. */
+static void test_threads_change_nothing(void **state)
+{
+    (void)state;
+    const int64_t W = 301, H = 257; /* over the threshold, odd sizes */
+    test_rng r = {5};
+    sr_tensor t = sr_tensor_whole((sr_shape){3, H, W}, malloc((size_t)(3 * W * H) * 4));
+    assert_non_null(t.data);
+    test_fill(&r, t.data, 3 * W * H, -0.2f, 1.2f);
+    for (int type = 0; type < SR_PIXEL_TYPE_COUNT; type++) {
+        const int64_t stride = W * 4 * 4 + 1;
+        uint8_t *one = malloc((size_t)(stride * H)), *all = malloc((size_t)(stride * H));
+        sr_tensor back = sr_tensor_whole(t.shape, malloc((size_t)(3 * W * H) * 4));
+        assert_true(one && all && back.data);
+        memset(one, 0, (size_t)(stride * H));
+        memset(all, 0, (size_t)(stride * H));
+        sr_image a = {W, H, 4, (sr_pixel_type)type, stride, one, {0}};
+        sr_image b = {W, H, 4, (sr_pixel_type)type, stride, all, {0}};
+        sr_tensor_to_image(&t, &a, 1);
+        sr_tensor_to_image(&t, &b, 0);
+        assert_memory_equal(one, all, (size_t)(stride * H));
+        sr_image_to_tensor(&a, false, &back, 1); /* alpha 0 on white would be all white */
+        float *first = malloc((size_t)(3 * W * H) * 4);
+        assert_non_null(first);
+        memcpy(first, back.data, (size_t)(3 * W * H) * 4);
+        sr_image_to_tensor(&b, false, &back, 0);
+        assert_memory_equal(first, back.data, (size_t)(3 * W * H) * 4);
+        free(first);
+        free(back.data);
+        free(one);
+        free(all);
+    }
+    free(t.data);
 }
 
 static void test_image_check_names_the_problem(void **state)
@@ -127,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_every_input_layout),
         cmocka_unit_test(test_output_clamps_and_rounds),
         cmocka_unit_test(test_raw_colour_and_rgba_output),
+        cmocka_unit_test(test_threads_change_nothing),
         cmocka_unit_test(test_image_check_names_the_problem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
