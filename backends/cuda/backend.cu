@@ -93,8 +93,10 @@ static sr_status grow(void **p, int64_t *have, int64_t bytes, sr_error *err)
     *p = NULL;
     *have = 0;
     const cudaError_t e = cudaMalloc(p, (size_t)bytes);
-    if (e != cudaSuccess)
+    if (e != cudaSuccess) {
+        *p = NULL;
         return cuda_fail(err, e, "workspace");
+    }
     *have = bytes;
     return SR_OK;
 }
@@ -105,7 +107,9 @@ static sr_status upload_copy(const float *host, int64_t n, float **device, sr_er
     if (!host || n == 0)
         return SR_OK;
     cudaError_t e = cudaMalloc(device, (size_t)n * sizeof(float));
-    if (e == cudaSuccess)
+    if (e != cudaSuccess)
+        *device = NULL; /* what the caller frees */
+    else
         e = cudaMemcpy(*device, host, (size_t)n * sizeof(float), cudaMemcpyHostToDevice);
     return e == cudaSuccess ? SR_OK : cuda_fail(err, e, "weights");
 }
@@ -121,7 +125,9 @@ static sr_status upload_weight(sr_precision precision, const float *host, int64_
     if (st != SR_OK)
         return st;
     cudaError_t e = cudaMalloc(device, (size_t)(n * sr_cuda_gemm_bytes(precision)));
-    if (e == cudaSuccess) {
+    if (e != cudaSuccess) {
+        *device = NULL;
+    } else {
         sr_cuda_narrow(wide, n, precision, *device);
         e = cudaGetLastError();
     }

@@ -228,31 +228,45 @@ static sr_status collect(void *user, const sr_tensor *rows, sr_error *err)
     return SR_OK;
 }
 
-/* The network's output for the image (planar), in bands of tile_rows rows
- * (0: as the planner likes), as a session runs it. */
-static float *run_network(const sr_backend_handle *b, const sr_model *model, const sr_image *image,
-                          int64_t tile_rows)
+/* The network's output for the image (planar; NULL on failure, which err
+ * says), in bands of tile_rows rows (0: as the planner likes), as a
+ * session runs it. */
+static float *try_network(const sr_backend_handle *b, const sr_model *model,
+                          const sr_image *image, int64_t tile_rows, sr_status *st, sr_error *err)
 {
     const sr_shape in_shape = {3, image->height, image->width};
     sr_tensor input = sr_tensor_whole(in_shape, malloc((size_t)sr_shape_numel(in_shape) * 4));
     assert_non_null(input.data);
     sr_image_to_tensor(image, true, &input, 0);
     sr_plan plan;
-    sr_error err = {0};
     int64_t least;
     const sr_plan_request req = {in_shape, 0, tile_rows, b};
-    if (sr_plan_make(&model->graph, &req, &plan, &least, &err) != SR_OK)
-        fail_msg("%s", err.message);
+    if (sr_plan_make(&model->graph, &req, &plan, &least, err) != SR_OK)
+        fail_msg("%s", err->message);
     const sr_shape shape = plan.shapes[model->graph.n_nodes - 1];
     sr_tensor out = sr_tensor_whole(shape, malloc((size_t)sr_shape_numel(shape) * 4));
     assert_non_null(out.data);
     test_fill_nan(out.data, sr_shape_numel(shape));
-    if (sr_plan_execute(&model->graph, &plan, b, &input, collect, &out, (sr_exec_progress){0},
-                        (sr_exec_timing){0}, &err) != SR_OK)
-        fail_msg("%s", err.message);
+    *st = sr_plan_execute(&model->graph, &plan, b, &input, collect, &out, (sr_exec_progress){0},
+                          (sr_exec_timing){0}, err);
     sr_plan_free(&plan);
     free(input.data);
+    if (*st != SR_OK) {
+        free(out.data);
+        return NULL;
+    }
     return out.data;
+}
+
+static float *run_network(const sr_backend_handle *b, const sr_model *model, const sr_image *image,
+                          int64_t tile_rows)
+{
+    sr_status st;
+    sr_error err = {0};
+    float *out = try_network(b, model, image, tile_rows, &st, &err);
+    if (!out)
+        fail_msg("%s", err.message);
+    return out;
 }
 
 /* Prints the largest error at each precision: the figures the README
@@ -321,6 +335,44 @@ static void test_network_matches_pytorch_in_any_bands(void **state)
     }
 }
 
+#ifdef SR_CUDA_ON_HOST
+/* The stand-in's fault injection (cuda_host/backend.cpp). */
+void cuda_host_fail_alloc(int k);
+int64_t cuda_host_live_bytes(void);
+
+/* Each device allocation failing in turn, the weights' included (fp16
+ * makes two each): the run fails with SR_ERR_NO_MEMORY, and freeing the
+ * backend gives every byte back. */
+static void test_each_allocation_may_fail(void **state)
+{
+    (void)state;
+    sr_model *model = load_model("srpgan_x2");
+    char path[512];
+    snprintf(path, sizeof path, "%s/leaves_37x29.png", SR_FIXTURES_DIR);
+    sr_image in;
+    assert_int_equal(sr_image_read(path, 0, &in, NULL), SR_OK);
+    for (int k = 1;; k++) {
+        sr_backend_handle b = open_cuda(SR_PRECISION_FP16);
+        cuda_host_fail_alloc(k);
+        sr_status st;
+        sr_error err = {0};
+        float *out = try_network(&b, model, &in, 5, &st, &err);
+        cuda_host_fail_alloc(0);
+        sr_backend_free(&b);
+        assert_int_equal(cuda_host_live_bytes(), 0);
+        if (out) {
+            free(out);
+            assert_true(k > 3); /* the weights, the input, band buffers: all were tried */
+            break;
+        }
+        if (st != SR_ERR_NO_MEMORY)
+            fail_msg("allocation %d failing: status %d, %s", k, (int)st, err.message);
+    }
+    sr_image_free(&in);
+    sr_model_free(model);
+}
+#endif
+
 int main(void)
 {
     sr_backend_handle probe;
@@ -334,6 +386,9 @@ int main(void)
         cmocka_unit_test(test_kernels_match_reference),
         cmocka_unit_test(test_statistics_match_host),
         cmocka_unit_test(test_network_matches_pytorch_in_any_bands),
+#ifdef SR_CUDA_ON_HOST
+        cmocka_unit_test(test_each_allocation_may_fail),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

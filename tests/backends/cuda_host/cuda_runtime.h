@@ -21,10 +21,12 @@
 enum cudaError_t { cudaSuccess, cudaErrorInvalidValue, cudaErrorMemoryAllocation };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
 
-/* The blocks handed out, by address, and how much the pretend device has. */
+/* The blocks handed out, by address, and how much the pretend device has;
+ * fail_alloc > 0 makes that many cudaMallocs from now the one to fail. */
 struct cuda_host_device {
     std::map<const char *, size_t> blocks;
     size_t live_bytes = 0;
+    int fail_alloc = 0;
     static const size_t capacity = size_t(4) << 30;
 };
 inline cuda_host_device cuda_host;
@@ -46,10 +48,13 @@ inline bool cuda_host_on_device(const void *p, size_t n)
     return c >= it->first && c + n <= it->first + it->second;
 }
 
+/* A failure leaves *p pointing nowhere, which the caller must not free:
+ * CUDA does not promise what it leaves there. */
 template <class T> cudaError_t cudaMalloc(T **p, size_t bytes)
 {
-    *p = nullptr;
-    if (bytes > cuda_host_device::capacity - cuda_host.live_bytes)
+    *p = (T *)(uintptr_t)0xdead0000;
+    if ((cuda_host.fail_alloc > 0 && --cuda_host.fail_alloc == 0) ||
+        bytes > cuda_host_device::capacity - cuda_host.live_bytes)
         return cudaErrorMemoryAllocation;
     char *block = (char *)malloc(bytes ? bytes : 1);
     if (!block)
