@@ -7,7 +7,8 @@
  * (or in a build without CUDA) it says why and exits 77, which ctest
  * reports as skipped. test_cuda_host (SR_CUDA_ON_HOST) runs the backend's
  * own source built for the host against a stand-in for the CUDA runtime
- * and cuBLAS (cuda_host/), on every machine. */
+ * and cuBLAS (cuda_host/), on every machine, and there also fails each
+ * device allocation in turn. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
