@@ -47,7 +47,7 @@ inline cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace,
 {
     (void)handle;
     if (!cuda_host_on_device(workspace, bytes))
-        cuda_host_misuse("cublasSetWorkspace", workspace);
+        cuda_host_misuse("cublasSetWorkspace: not device memory", workspace);
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -115,9 +115,9 @@ inline cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta,
         return CUBLAS_STATUS_NOT_SUPPORTED;
     const bool an = ta == CUBLAS_OP_N, bn = tb == CUBLAS_OP_N;
     const size_t a_size = a_type == CUDA_R_32F ? 4 : 2, b_size = b_type == CUDA_R_32F ? 4 : 2;
-    cublas_host_check("cublas A", a, an ? m : k, an ? k : m, lda, a_size);
-    cublas_host_check("cublas B", b, bn ? k : n, bn ? n : k, ldb, b_size);
-    cublas_host_check("cublas C", c, m, n, ldc, sizeof(float));
+    cublas_host_check("cuBLAS GEMM: A is not all device memory", a, an ? m : k, an ? k : m, lda, a_size);
+    cublas_host_check("cuBLAS GEMM: B is not all device memory", b, bn ? k : n, bn ? n : k, ldb, b_size);
+    cublas_host_check("cuBLAS GEMM: C is not all device memory", c, m, n, ldc, sizeof(float));
     const bool tf32 = handle->math == CUBLAS_TF32_TENSOR_OP_MATH;
     const CBLAS_TRANSPOSE ca = an ? CblasNoTrans : CblasTrans, cb = bn ? CblasNoTrans : CblasTrans;
     if (!tf32 && a_type == CUDA_R_32F && b_type == CUDA_R_32F) {

@@ -31,9 +31,10 @@ struct cuda_host_device {
 };
 inline cuda_host_device cuda_host;
 
+/* Stops the test: what went wrong, about the pointer p. */
 [[noreturn]] inline void cuda_host_misuse(const char *what, const void *p)
 {
-    fprintf(stderr, "cuda_host: %s: %p is not device memory\n", what, p);
+    fprintf(stderr, "cuda_host: %s (%p)\n", what, p);
     abort();
 }
 
@@ -72,7 +73,7 @@ inline cudaError_t cudaFree(void *p)
         return cudaSuccess;
     auto it = cuda_host.blocks.find((const char *)p);
     if (it == cuda_host.blocks.end())
-        cuda_host_misuse("cudaFree", p);
+        cuda_host_misuse("cudaFree of memory cudaMalloc did not hand out", p);
     cuda_host.live_bytes -= it->second;
     cuda_host.blocks.erase(it);
     free(p);
@@ -84,9 +85,9 @@ inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemc
     const void *device = kind == cudaMemcpyHostToDevice ? dst : src;
     const void *host = kind == cudaMemcpyHostToDevice ? src : dst;
     if (!cuda_host_on_device(device, bytes))
-        cuda_host_misuse("cudaMemcpy", device);
+        cuda_host_misuse("cudaMemcpy: the device side is not device memory", device);
     if (cuda_host_on_device(host, 1))
-        cuda_host_misuse("cudaMemcpy (the host side is device memory)", host);
+        cuda_host_misuse("cudaMemcpy: the host side is device memory", host);
     memcpy(dst, src, bytes);
     return cudaSuccess;
 }
