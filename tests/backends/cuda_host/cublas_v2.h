@@ -115,8 +115,10 @@ inline cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta,
         return CUBLAS_STATUS_NOT_SUPPORTED;
     const bool an = ta == CUBLAS_OP_N, bn = tb == CUBLAS_OP_N;
     const size_t a_size = a_type == CUDA_R_32F ? 4 : 2, b_size = b_type == CUDA_R_32F ? 4 : 2;
-    cublas_host_check("cuBLAS GEMM: A is not all device memory", a, an ? m : k, an ? k : m, lda, a_size);
-    cublas_host_check("cuBLAS GEMM: B is not all device memory", b, bn ? k : n, bn ? n : k, ldb, b_size);
+    cublas_host_check("cuBLAS GEMM: A is not all device memory", a, an ? m : k, an ? k : m,
+                      lda, a_size);
+    cublas_host_check("cuBLAS GEMM: B is not all device memory", b, bn ? k : n, bn ? n : k,
+                      ldb, b_size);
     cublas_host_check("cuBLAS GEMM: C is not all device memory", c, m, n, ldc, sizeof(float));
     const bool tf32 = handle->math == CUBLAS_TF32_TENSOR_OP_MATH;
     const CBLAS_TRANSPOSE ca = an ? CblasNoTrans : CblasTrans, cb = bn ? CblasNoTrans : CblasTrans;
