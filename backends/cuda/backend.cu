@@ -278,8 +278,8 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
     st = grow(&ctx->workspace, &ctx->workspace_bytes, conv_workspace_bytes(p, W, precision), err);
     if (st != SR_OK)
         return st;
-    if (ctx->workspace != before &&
-        cublasSetWorkspace(ctx->blas, ctx->workspace, BLAS_WORKSPACE_BYTES) != CUBLAS_STATUS_SUCCESS)
+    if (ctx->workspace != before && cublasSetWorkspace(ctx->blas, ctx->workspace,
+                                                       BLAS_WORKSPACE_BYTES) != CUBLAS_STATUS_SUCCESS)
         return fail(err, SR_ERR_DEVICE, "%s: cuBLAS refused its workspace", node->name);
     void *col = (char *)ctx->workspace + BLAS_WORKSPACE_BYTES;
     float *product = (float *)((char *)col + col_bytes(p, W, precision));
