@@ -278,9 +278,13 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
     st = grow(&ctx->workspace, &ctx->workspace_bytes, conv_workspace_bytes(p, W, precision), err);
     if (st != SR_OK)
         return st;
-    if (ctx->workspace != before && cublasSetWorkspace(ctx->blas, ctx->workspace,
-                                                       BLAS_WORKSPACE_BYTES) != CUBLAS_STATUS_SUCCESS)
-        return fail(err, SR_ERR_DEVICE, "%s: cuBLAS refused its workspace", node->name);
+    if (ctx->workspace != before) {
+        const cublasStatus_t b = cublasSetWorkspace(ctx->blas, ctx->workspace,
+                                                    BLAS_WORKSPACE_BYTES);
+        if (b != CUBLAS_STATUS_SUCCESS)
+            return fail(err, SR_ERR_DEVICE, "%s: cuBLAS refused its workspace (status %d)",
+                        node->name, (int)b);
+    }
     void *col = (char *)ctx->workspace + BLAS_WORKSPACE_BYTES;
     float *product = (float *)((char *)col + col_bytes(p, W, precision));
     for (int64_t y = cy0; y < cy1; y += group) {
