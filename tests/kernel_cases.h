@@ -1,6 +1,7 @@
 /* What the kernel tests of every backend share (tests/ops for the host
  * backends, tests/backends/test_cuda for the device): band tensors, a
- * global op's statistics, and the cases each kernel is checked on.
+ * global op's statistics, and the cases each kernel is checked on
+ * (check_kernel_cases).
  * Header-only, after cmocka.h and testutil.h. */
 #ifndef SR_TESTS_KERNEL_CASES_H
 #define SR_TESTS_KERNEL_CASES_H
@@ -119,6 +120,43 @@ static inline void other_nodes(sr_node nodes[N_OTHER_NODES], int64_t c, const fl
         {.op = SR_OP_TANH_AFFINE, .n_inputs = 1},
     };
     memcpy(nodes, all, sizeof all);
+}
+
+/* Checks a kernel: node on its inputs (one, or two for an add), named by
+ * what ("conv case 3", "prelu"). */
+typedef void kernel_check(void *user, const sr_node *node, const sr_tensor *in, test_rng *r,
+                          const char *what);
+
+/* check on every conv case, then on the other ops at n_trials random
+ * shapes, drawing the inputs and weights from r. */
+static inline void check_kernel_cases(test_rng *r, int n_trials, kernel_check *check, void *user)
+{
+    for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
+        const conv_case *cc = &conv_cases[i];
+        sr_tensor in = tensor_new(cc->c_in, cc->h, cc->w);
+        test_fill(r, in.data, cc->c_in * cc->h * cc->w, -1, 1);
+        sr_node node = conv_node_new(i, r);
+        char what[64];
+        snprintf(what, sizeof what, "conv case %zu", i);
+        check(user, &node, &in, r, what);
+        conv_node_free(&node);
+        free(in.data);
+    }
+    for (int trial = 0; trial < n_trials; trial++) {
+        const int64_t c = 4 * test_rng_int(r, 1, 16), h = test_rng_int(r, 1, 40),
+                      w = test_rng_int(r, 1, 40);
+        sr_tensor in[2] = {tensor_new(c, h, w), tensor_new(c, h, w)};
+        test_fill(r, in[0].data, c * h * w, -3, 3);
+        test_fill(r, in[1].data, c * h * w, -3, 3);
+        float slopes[64];
+        test_fill(r, slopes, 64, 0, 1);
+        sr_node nodes[N_OTHER_NODES];
+        other_nodes(nodes, c, slopes);
+        for (size_t j = 0; j < N_OTHER_NODES; j++)
+            check(user, &nodes[j], in, r, sr_op_get(nodes[j].op)->name);
+        free(in[0].data);
+        free(in[1].data);
+    }
 }
 
 #endif

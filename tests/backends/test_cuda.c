@@ -121,8 +121,10 @@ static float run_rows(const sr_backend_handle *b, const sr_node *node, const sr_
 /* The node on the device, whole and in a band, against the reference; a
  * conv at every precision. Each run on a fresh backend: backends keep
  * weights by node, and the callers' nodes come and go at one address. */
-static void check_node(const sr_node *node, const sr_tensor *in, test_rng *r, const char *what)
+static void check_node(void *user, const sr_node *node, const sr_tensor *in, test_rng *r,
+                       const char *what)
 {
+    (void)user;
     sr_shape shapes[SR_NODE_MAX_INPUTS], s;
     for (int i = 0; i < node->n_inputs; i++)
         shapes[i] = in[i].shape;
@@ -152,32 +154,7 @@ static void test_kernels_match_reference(void **state)
 {
     (void)state;
     test_rng r = {7};
-    for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
-        const conv_case *cc = &conv_cases[i];
-        sr_tensor in = tensor_new(cc->c_in, cc->h, cc->w);
-        test_fill(&r, in.data, cc->c_in * cc->h * cc->w, -1, 1);
-        sr_node node = conv_node_new(i, &r);
-        char what[64];
-        snprintf(what, sizeof what, "conv case %zu", i);
-        check_node(&node, &in, &r, what);
-        conv_node_free(&node);
-        free(in.data);
-    }
-    for (int trial = 0; trial < 10; trial++) {
-        const int64_t c = 4 * test_rng_int(&r, 1, 16), h = test_rng_int(&r, 1, 40),
-                      w = test_rng_int(&r, 1, 40);
-        sr_tensor in[2] = {tensor_new(c, h, w), tensor_new(c, h, w)};
-        test_fill(&r, in[0].data, c * h * w, -3, 3);
-        test_fill(&r, in[1].data, c * h * w, -3, 3);
-        float slopes[64];
-        test_fill(&r, slopes, 64, 0, 1);
-        sr_node nodes[N_OTHER_NODES];
-        other_nodes(nodes, c, slopes);
-        for (size_t j = 0; j < N_OTHER_NODES; j++)
-            check_node(&nodes[j], in, &r, sr_op_get(nodes[j].op)->name);
-        free(in[0].data);
-        free(in[1].data);
-    }
+    check_kernel_cases(&r, 10, check_node, NULL);
 }
 
 /* Per-row sums on the device, added in row order: the host's sums to

@@ -258,6 +258,15 @@ static void test_tanh_affine_reference(void **state)
 
 /* ---- every backend against the reference ---- */
 
+static void check_against_reference(void *user, const sr_node *node, const sr_tensor *in,
+                                    test_rng *r, const char *what)
+{
+    const sr_backend_handle *be = user;
+    const float err = compare_backend(be, node, in, r);
+    if (err > SR_TOL_KERNEL_REL)
+        fail_msg("%s %s: relative error %g", be->iface->name, what, err);
+}
+
 static void test_backends_match_reference(void **state)
 {
     (void)state;
@@ -266,38 +275,7 @@ static void test_backends_match_reference(void **state)
     assert_int_equal(sr_reference_backend_new(&backends[1], NULL), SR_OK);
     test_rng r = {42};
     for (size_t b = 0; b < sizeof backends / sizeof *backends; b++) {
-        const sr_backend_handle *be = &backends[b];
-        for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
-            const conv_case *cc = &conv_cases[i];
-            sr_tensor in = tensor_new(cc->c_in, cc->h, cc->w);
-            test_fill(&r, in.data, cc->c_in * cc->h * cc->w, -1, 1);
-            sr_node node = conv_node_new(i, &r);
-            float err = compare_backend(be, &node, &in, &r);
-            if (err > SR_TOL_KERNEL_REL)
-                fail_msg("%s conv case %zu: relative error %g", be->iface->name, i, err);
-            conv_node_free(&node);
-            free(in.data);
-        }
-        /* The other ops on random shapes. */
-        for (int trial = 0; trial < 20; trial++) {
-            const int64_t c = 4 * test_rng_int(&r, 1, 16), h = test_rng_int(&r, 1, 40),
-                          w = test_rng_int(&r, 1, 40);
-            sr_tensor in[2] = {tensor_new(c, h, w), tensor_new(c, h, w)};
-            test_fill(&r, in[0].data, c * h * w, -3, 3);
-            test_fill(&r, in[1].data, c * h * w, -3, 3);
-            float slopes[64];
-            test_fill(&r, slopes, 64, 0, 1);
-            sr_node nodes[N_OTHER_NODES];
-            other_nodes(nodes, c, slopes);
-            for (size_t j = 0; j < N_OTHER_NODES; j++) {
-                float err = compare_backend(be, &nodes[j], in, &r);
-                if (err > SR_TOL_KERNEL_REL)
-                    fail_msg("%s %s: relative error %g", be->iface->name,
-                             sr_op_get(nodes[j].op)->name, err);
-            }
-            free(in[0].data);
-            free(in[1].data);
-        }
+        check_kernel_cases(&r, 20, check_against_reference, &backends[b]);
         sr_backend_free(&backends[b]);
     }
 }
