@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "srrun.h"
+
 typedef struct test_rng {
     uint64_t state;
 } test_rng;
@@ -86,5 +88,20 @@ static inline void *test_read_file(const char *path, int64_t *size)
     *size = n;
     return buf;
 }
+
+#ifdef SR_FIXTURES_DIR
+/* The fixture model <stem>.pth; fails the test with the loader's message
+ * (cmocka.h comes first, as in every test). */
+static inline sr_model *test_load_model(const char *stem)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.pth", SR_FIXTURES_DIR, stem);
+    sr_model *model = NULL;
+    sr_error err = {0};
+    if (sr_model_load(path, NULL, &model, &err) != SR_OK)
+        fail_msg("%s", err.message);
+    return model;
+}
+#endif
 
 #endif

@@ -184,17 +184,6 @@ static void test_statistics_match_host(void **state)
     sr_backend_free(&b);
 }
 
-static sr_model *load_model(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.pth", SR_FIXTURES_DIR, name);
-    sr_model *model = NULL;
-    sr_error err = {0};
-    if (sr_model_load(path, NULL, &model, &err) != SR_OK)
-        fail_msg("%s", err.message);
-    return model;
-}
-
 /* The output's rows as they come, into one planar tensor. */
 static sr_status collect(void *user, const sr_tensor *rows, sr_error *err)
 {
@@ -256,7 +245,7 @@ static void test_network_matches_pytorch_in_any_bands(void **state)
     static const char *const photos[] = {"leaves_37x29", "kite_41x27"};
     static const char *const files[] = {"leaves_37x29.png", "kite_41x27.jpg"};
     for (size_t m = 0; m < 2; m++) {
-        sr_model *model = load_model(models[m]);
+        sr_model *model = test_load_model(models[m]);
         for (int precision = 0; precision < SR_PRECISION_COUNT; precision++) {
             const char *pname = sr_precision_name((sr_precision)precision);
             /* A backend keeps weights by node: one per model. */
@@ -324,7 +313,7 @@ int64_t cuda_host_live_bytes(void);
 static void test_each_allocation_may_fail(void **state)
 {
     (void)state;
-    sr_model *model = load_model("srpgan_x2");
+    sr_model *model = test_load_model("srpgan_x2");
     char path[512];
     snprintf(path, sizeof path, "%s/leaves_37x29.png", SR_FIXTURES_DIR);
     sr_image in;

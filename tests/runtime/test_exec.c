@@ -232,12 +232,7 @@ static sr_status run(const sr_graph *g, const sr_backend_handle *backend, const 
 
 static void check(const char *fixture, int64_t w, int64_t h)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", SR_FIXTURES_DIR, fixture);
-    sr_model *model = NULL;
-    sr_error err = {0};
-    if (sr_model_load(path, NULL, &model, &err) != SR_OK)
-        fail_msg("%s", err.message);
+    sr_model *model = test_load_model(fixture);
     const sr_graph *g = &model->graph;
     const sr_shape in_shape = {3, h, w};
     sr_tensor input = sr_tensor_whole(in_shape, malloc((size_t)sr_shape_numel(in_shape) * 4));
@@ -297,13 +292,13 @@ static void check(const char *fixture, int64_t w, int64_t h)
 static void test_device_run_equals_host_run_x2(void **state)
 {
     (void)state;
-    check("srpgan_x2.pth", 19, 13);
+    check("srpgan_x2", 19, 13);
 }
 
 static void test_device_run_equals_host_run_x4(void **state)
 {
     (void)state;
-    check("srpgan_x4.pth", 11, 9);
+    check("srpgan_x4", 11, 9);
 }
 
 int main(void)

@@ -27,18 +27,6 @@ static void fixture_path(char *buf, size_t size, const char *name)
     snprintf(buf, size, "%s/%s", SR_FIXTURES_DIR, name);
 }
 
-static sr_model *load_model(const char *name)
-{
-    char path[512], file[128];
-    snprintf(file, sizeof file, "%s.pth", name);
-    fixture_path(path, sizeof path, file);
-    sr_error err = {0};
-    sr_model *model = NULL;
-    if (sr_model_load(path, NULL, &model, &err) != SR_OK)
-        fail_msg("%s", err.message);
-    return model;
-}
-
 static sr_image read_photo(const char *name)
 {
     char path[512];
@@ -56,7 +44,7 @@ static void check_against_pytorch(sr_backend backend)
     opt.backend = backend;
     opt.n_threads = 2;
     for (size_t m = 0; m < sizeof models / sizeof *models; m++) {
-        sr_model *model = load_model(models[m]);
+        sr_model *model = test_load_model(models[m]);
         const int scale = sr_model_scale(model);
         sr_session *session;
         assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
@@ -146,7 +134,7 @@ static int record_progress(void *user, double fraction)
 
 static void run_with_progress(progress_log *log, sr_status want)
 {
-    sr_model *model = load_model("srpgan_x2");
+    sr_model *model = test_load_model("srpgan_x2");
     sr_session_options opt = sr_session_options_default();
     opt.progress = record_progress;
     opt.progress_user = log;
@@ -170,7 +158,7 @@ static void run_with_progress(progress_log *log, sr_status want)
 static void test_auto_says_where_it_runs(void **state)
 {
     (void)state;
-    sr_model *model = load_model("srpgan_x2");
+    sr_model *model = test_load_model("srpgan_x2");
     sr_session_options opt = sr_session_options_default();
     sr_session *session;
     assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
@@ -213,7 +201,7 @@ static void test_progress_callback_cancels(void **state)
 static void test_run_checks_its_arguments(void **state)
 {
     (void)state;
-    sr_model *model = load_model("srpgan_x4");
+    sr_model *model = test_load_model("srpgan_x4");
     sr_session *session;
     assert_int_equal(sr_session_new(model, NULL, &session, NULL), SR_OK);
     sr_image in = read_photo("leaves_37x29.png"), out = {0};
@@ -235,7 +223,7 @@ static void test_run_checks_its_arguments(void **state)
 static void test_model_reports_what_it_is(void **state)
 {
     (void)state;
-    sr_model *model = load_model("srpgan_x4");
+    sr_model *model = test_load_model("srpgan_x4");
     sr_model_info info = sr_model_get_info(model);
     assert_string_equal(info.architecture, "srpgan");
     assert_int_equal(info.scale, 4);

@@ -13,17 +13,6 @@
 #include "srrun.h"
 #include "testutil.h"
 
-static sr_model *load(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", SR_FIXTURES_DIR, name);
-    sr_model *model = NULL;
-    sr_error err = {0};
-    if (sr_model_load(path, NULL, &model, &err) != SR_OK)
-        fail_msg("%s", err.message);
-    return model;
-}
-
 /* A random RGB image: sizes around the halos need not be real photos. */
 static sr_image random_image(int64_t w, int64_t h, uint64_t seed)
 {
@@ -61,7 +50,7 @@ static void expect_same(const sr_image *a, const sr_image *b, const char *what)
 /* Tiny images have nothing to trade: sweep budgets on larger ones only. */
 static void check_model(const char *name, int64_t w, int64_t h, bool sweep_budgets)
 {
-    sr_model *model = load(name);
+    sr_model *model = test_load_model(name);
     sr_image in = random_image(w, h, (uint64_t)(w * 1000 + h)), whole, out;
     sr_session_options opt = sr_session_options_default();
     opt.backend = SR_BACKEND_CPU; /* the host's memory */
@@ -118,21 +107,21 @@ static void check_model(const char *name, int64_t w, int64_t h, bool sweep_budge
 static void test_budgets_and_bands_give_the_same_bits_x2(void **state)
 {
     (void)state;
-    check_model("srpgan_x2.pth", 37, 29, true);
-    check_model("srpgan_x2.pth", 1, 9, false);
+    check_model("srpgan_x2", 37, 29, true);
+    check_model("srpgan_x2", 1, 9, false);
 }
 
 static void test_budgets_and_bands_give_the_same_bits_x4(void **state)
 {
     (void)state;
-    check_model("srpgan_x4.pth", 23, 31, true);
-    check_model("srpgan_x4.pth", 6, 2, false);
+    check_model("srpgan_x4", 23, 31, true);
+    check_model("srpgan_x4", 6, 2, false);
 }
 
 static void test_too_small_a_budget_says_what_would_do(void **state)
 {
     (void)state;
-    sr_model *model = load("srpgan_x4.pth");
+    sr_model *model = test_load_model("srpgan_x4");
     sr_session_options opt = sr_session_options_default();
     opt.backend = SR_BACKEND_CPU; /* the host's memory */
     sr_session *session;
@@ -171,7 +160,7 @@ static void test_too_small_a_budget_says_what_would_do(void **state)
 static void test_plan_reports_stages(void **state)
 {
     (void)state;
-    sr_model *model = load("srpgan_x4.pth");
+    sr_model *model = test_load_model("srpgan_x4");
     sr_session *session;
     assert_int_equal(sr_session_new(model, NULL, &session, NULL), SR_OK);
     sr_plan_info info;

@@ -11,17 +11,7 @@
 
 #include "runtime/resample.h"
 #include "srrun.h"
-
-static sr_model *load(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", SR_FIXTURES_DIR, name);
-    sr_error err = {0};
-    sr_model *model = NULL;
-    if (sr_model_load(path, NULL, &model, &err) != SR_OK)
-        fail_msg("%s", err.message);
-    return model;
-}
+#include "testutil.h"
 
 static sr_image read_fixture(const char *name)
 {
@@ -40,7 +30,7 @@ static sr_image read_fixture(const char *name)
 static void test_rgba_output(void **state)
 {
     (void)state;
-    sr_model *model = load("srpgan_x2.pth");
+    sr_model *model = test_load_model("srpgan_x2");
     sr_session *session;
     assert_int_equal(sr_session_new(model, NULL, &session, NULL), SR_OK);
     sr_image in = read_fixture("path_rgba_30x21.png");
@@ -89,7 +79,7 @@ static void test_rgba_output(void **state)
 static void test_memory_counts_the_images(void **state)
 {
     (void)state;
-    sr_model *model = load("srpgan_x2.pth");
+    sr_model *model = test_load_model("srpgan_x2");
     sr_session *session;
     assert_int_equal(sr_session_new(model, NULL, &session, NULL), SR_OK);
     const int64_t w = 30, h = 21, W = 60, H = 42;
