@@ -1,8 +1,10 @@
 /* The image front end: sr_image_alloc/free and the metadata's ownership,
- * sr_image_read (open, sniff the content, hand the stream to a codec) and
- * sr_image_write_png/jpeg (temporary file, renamed into place only on
- * success). Pixel decoding and encoding live in png.c and jpeg.c; this file
- * knows nothing about either format beyond its magic bytes. */
+ * sr_image_read and sr_image_read_info (open, sniff the content, hand the
+ * stream to a codec), sr_image_check_output (what each format can hold)
+ * and sr_image_write_png/jpeg (temporary file, renamed into place only on
+ * success). Pixel decoding and encoding live in png.c and jpeg.c, the EXIF
+ * orientation in orient.c; this file knows nothing about either format
+ * beyond its magic bytes and its limits. */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/image_codecs.h"
 
@@ -114,15 +116,23 @@ static int is_jpeg(const uint8_t *head, size_t n)
     return n >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff;
 }
 
-sr_status sr_image_read(const char *path, int64_t max_pixels, sr_image *image,
-                        sr_error *err)
+/* Opens path, sniffs it and has its codec read the header, or the pixels
+ * too. */
+static sr_status read_image(const char *path, const sr_image_read_options *options,
+                            int pixels, sr_image *image, sr_error *err)
 {
     if (image)
         memset(image, 0, sizeof *image);
-    if (!path || !image || max_pixels < 0)
+    const sr_image_read_options defaults = {0};
+    if (!options)
+        options = &defaults;
+    if (!path || !image || options->max_pixels < 0)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "bad image read request");
-    if (max_pixels == 0)
-        max_pixels = SR_DEFAULT_MAX_PIXELS;
+    const sr_read_request req = {
+        .max_pixels = options->max_pixels ? options->max_pixels : SR_DEFAULT_MAX_PIXELS,
+        .keep_orientation = options->keep_orientation,
+        .pixels = pixels,
+    };
 
     FILE *file = fopen(path, "rb");
     if (!file)
@@ -137,9 +147,9 @@ sr_status sr_image_read(const char *path, int64_t max_pixels, sr_image *image,
     else if (n == 0)
         status = sr_fail(err, SR_ERR_FORMAT, "empty file");
     else if (is_png(head, n))
-        status = sr_png_read(file, head, n, max_pixels, image, err);
+        status = sr_png_read(file, head, n, &req, image, err);
     else if (is_jpeg(head, n))
-        status = sr_jpeg_read(file, max_pixels, image, err);
+        status = sr_jpeg_read(file, &req, image, err);
     else
         status = sr_fail(err, SR_ERR_FORMAT, "not a PNG or JPEG image");
     fclose(file);
@@ -148,43 +158,80 @@ sr_status sr_image_read(const char *path, int64_t max_pixels, sr_image *image,
     return status;
 }
 
-typedef enum image_format { FORMAT_PNG, FORMAT_JPEG } image_format;
+sr_status sr_image_read(const char *path, const sr_image_read_options *options,
+                        sr_image *image, sr_error *err)
+{
+    return read_image(path, options, 1, image, err);
+}
+
+sr_status sr_image_read_info(const char *path, const sr_image_read_options *options,
+                             sr_image *image, sr_error *err)
+{
+    return read_image(path, options, 0, image, err);
+}
 
 typedef struct encode_job {
     const sr_image *image;
-    image_format format;
+    sr_image_format format;
     int quality;
 } encode_job;
 
 static sr_status encode(FILE *file, void *user, sr_error *err)
 {
     const encode_job *job = user;
-    return job->format == FORMAT_PNG ? sr_png_write(file, job->image, err)
+    return job->format == SR_IMAGE_PNG ? sr_png_write(file, job->image, err)
                                      : sr_jpeg_write(file, job->image, job->quality, err);
 }
 
-/* The checks both writers share; max_side is the format's. */
-static sr_status check_writable(const sr_image *image, const char *format, int64_t max_side,
-                                sr_error *err)
+static const char *const format_names[] = {[SR_IMAGE_PNG] = "PNG", [SR_IMAGE_JPEG] = "JPEG"};
+_Static_assert(sizeof format_names / sizeof *format_names == SR_IMAGE_FORMAT_COUNT,
+               "one name per image format");
+
+/* Whether a format can hold an image of this shape; the pixels are not read. */
+static sr_status check_output(sr_image_format format, const sr_image *image, sr_error *err)
 {
-    if (!image || !image->data)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to write");
-    if (image->channels < 1 || image->channels > 4 || image->width <= 0 ||
-        image->height <= 0 || image->width > max_side || image->height > max_side)
+    const char *name = format_names[format];
+    if (image->channels < 1 || image->channels > 4 || image->width <= 0 || image->height <= 0)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
                        "cannot write a %lldx%lld image with %d channels as %s",
-                       (long long)image->width, (long long)image->height,
-                       image->channels, format);
-    int64_t row_bytes =
-        image->width * image->channels * bytes_per_sample(image->type);
-    if (image->stride < row_bytes)
+                       (long long)image->width, (long long)image->height, image->channels,
+                       name);
+    const int64_t max_side = format == SR_IMAGE_JPEG ? SR_JPEG_MAX_SIDE : SR_PNG_MAX_SIDE;
+    if (image->width > max_side || image->height > max_side)
+        return sr_fail(err, SR_ERR_LIMIT,
+                       "a %lldx%lld image is too large for %s (at most %lld pixels a side)",
+                       (long long)image->width, (long long)image->height, name,
+                       (long long)max_side);
+    if (format == SR_IMAGE_JPEG && image->type != SR_PIXEL_U8)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG output needs 8-bit pixels");
+    if (image->type != SR_PIXEL_U8 && image->type != SR_PIXEL_U16)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "PNG output needs 8- or 16-bit pixels");
+    /* What sr_image_alloc can hold. */
+    const int64_t row_bytes =
+        mul_checked(mul_checked(image->width, image->channels), bytes_per_sample(image->type));
+    const int64_t size = mul_checked(row_bytes, image->height);
+    if (size < 0 || (uint64_t)size > SIZE_MAX)
+        return sr_fail(err, SR_ERR_LIMIT, "a %lldx%lld image is too large to hold in memory",
+                       (long long)image->width, (long long)image->height);
+    if (image->data && image->stride < row_bytes)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
                        "image stride %lld is shorter than a row (%lld bytes)",
                        (long long)image->stride, (long long)row_bytes);
     return SR_OK;
 }
 
-static sr_status write_image(const char *path, const sr_image *image, image_format format,
+sr_status sr_image_check_output(const char *path, sr_image_format format, const sr_image *shape,
+                                sr_error *err)
+{
+    if (!path || !shape || (unsigned)format >= SR_IMAGE_FORMAT_COUNT)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "bad image output request");
+    sr_status status = check_output(format, shape, err);
+    if (status != SR_OK)
+        sr_error_prefix(err, path);
+    return status;
+}
+
+static sr_status write_image(const char *path, const sr_image *image, sr_image_format format,
                              int quality, sr_error *err)
 {
     encode_job job = {image, format, quality};
@@ -197,24 +244,20 @@ static sr_status write_image(const char *path, const sr_image *image, image_form
 sr_status sr_image_write_png(const char *path, const sr_image *image,
                              sr_error *err)
 {
-    if (!path)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no path to write to");
-    sr_status status = check_writable(image, "PNG", 0x7fffffff, err);
-    if (status == SR_OK && image->type != SR_PIXEL_U8 && image->type != SR_PIXEL_U16)
-        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "PNG output needs 8- or 16-bit pixels");
-    return status == SR_OK ? write_image(path, image, FORMAT_PNG, 0, err) : status;
+    if (!path || !image || !image->data)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to write");
+    sr_status status = sr_image_check_output(path, SR_IMAGE_PNG, image, err);
+    return status == SR_OK ? write_image(path, image, SR_IMAGE_PNG, 0, err) : status;
 }
 
 sr_status sr_image_write_jpeg(const char *path, const sr_image *image, int quality,
                               sr_error *err)
 {
-    if (!path)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no path to write to");
-    sr_status status = check_writable(image, "JPEG", SR_JPEG_MAX_SIDE, err);
-    if (status == SR_OK && image->type != SR_PIXEL_U8)
-        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG output needs 8-bit pixels");
-    if (status == SR_OK && (quality < 1 || quality > 100))
-        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG quality %d is not in 1..100",
-                         quality);
-    return status == SR_OK ? write_image(path, image, FORMAT_JPEG, quality, err) : status;
+    if (!path || !image || !image->data)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to write");
+    if (quality < 1 || quality > 100)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s: JPEG quality %d is not in 1..100",
+                       path, quality);
+    sr_status status = sr_image_check_output(path, SR_IMAGE_JPEG, image, err);
+    return status == SR_OK ? write_image(path, image, SR_IMAGE_JPEG, quality, err) : status;
 }

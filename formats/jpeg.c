@@ -4,8 +4,9 @@
  * quality). The ICC profile (APP2 markers) is read into and written from
  * image->meta. Owns the error managers (setjmp/longjmp into a recorded
  * message), the warning policy and the scan limit; opening and sniffing
- * the file are image.c's. EXIF orientation is not applied, as in Pillow's
- * Image.open. */
+ * the file are image.c's. The EXIF orientation (the first APP1 "Exif"
+ * marker) is applied as rows come out, as Pillow's ImageOps.exif_transpose
+ * does after decoding. */
 #include <stdlib.h>
 #include "formats/image_codecs.h"
 
@@ -30,6 +31,7 @@ typedef struct jpeg_codec {
     int64_t max_pixels;
     JOCTET *icc; /* read before the image is allocated; freed unless handed over */
     unsigned int icc_size;
+    JSAMPLE *row; /* a row as stored, when it cannot go straight into the image */
     sr_status status;
     char message[JMSG_LENGTH_MAX];
 } jpeg_codec;
@@ -83,9 +85,21 @@ static void on_progress(j_common_ptr cinfo)
         fail(cinfo, SR_ERR_LIMIT, "too many scans");
 }
 
+/* The orientation in the first APP1 marker that holds EXIF, or 0. */
+static int read_orientation(j_decompress_ptr cinfo)
+{
+    static const char exif[6] = "Exif\0";
+    for (jpeg_saved_marker_ptr m = cinfo->marker_list; m; m = m->next)
+        if (m->marker == JPEG_APP0 + 1 && m->data_length >= sizeof exif &&
+            memcmp(m->data, exif, sizeof exif) == 0)
+            return sr_exif_orientation(m->data + sizeof exif, m->data_length - sizeof exif);
+    return 0;
+}
+
 /* Everything that may longjmp. Only c and the arguments are used after a
  * jump, and none of them changes after setjmp. */
-static sr_status decode(jpeg_codec *c, FILE *file, sr_image *image, sr_error *err)
+static sr_status decode(jpeg_codec *c, FILE *file, const sr_read_request *req, sr_image *image,
+                        sr_error *err)
 {
     if (setjmp(c->jump))
         return sr_fail(err, c->status, "%s", c->message);
@@ -94,13 +108,15 @@ static sr_status decode(jpeg_codec *c, FILE *file, sr_image *image, sr_error *er
     jpeg_create_decompress(cinfo);
     cinfo->progress = &c->progress;
     jpeg_stdio_src(cinfo, file);
-    /* APP2 markers are kept for the ICC profile. Their memory is bounded
-     * by the file's size (each marker's bytes come from the file). */
+    /* APP1 markers are kept for the EXIF orientation, APP2 for the ICC
+     * profile. Their memory is bounded by the file's size (each marker's
+     * bytes come from the file). */
+    jpeg_save_markers(cinfo, JPEG_APP0 + 1, 0xffff);
     jpeg_save_markers(cinfo, JPEG_APP0 + 2, 0xffff);
     jpeg_read_header(cinfo, TRUE);
 
-    sr_status status = sr_image_check_size(cinfo->image_width, cinfo->image_height,
-                                           c->max_pixels, err);
+    const int64_t width = cinfo->image_width, height = cinfo->image_height;
+    sr_status status = sr_image_check_size(width, height, c->max_pixels, err);
     if (status != SR_OK)
         return status;
     switch (cinfo->jpeg_color_space) {
@@ -114,12 +130,24 @@ static sr_status decode(jpeg_codec *c, FILE *file, sr_image *image, sr_error *er
     default: /* CMYK, YCCK, or an unknown component count */
         return sr_fail(err, SR_ERR_FORMAT, "unsupported JPEG colour space");
     }
+    /* The orientation applied, and the one left for a viewer to apply. */
+    const int stored = read_orientation(cinfo);
+    const int applied = req->keep_orientation ? 1 : stored;
+    const int left = req->keep_orientation || !stored ? stored : 1;
+    sr_image shape = {.channels = cinfo->out_color_space == JCS_RGB ? 3 : 1,
+                      .type = SR_PIXEL_U8,
+                      .meta.orientation = left};
+    sr_orient_shape(applied, width, height, &shape);
+    if (!req->pixels) {
+        *image = shape;
+        return SR_OK;
+    }
     jpeg_start_decompress(cinfo);
 
-    status = sr_image_alloc(image, cinfo->output_width, cinfo->output_height,
-                            cinfo->output_components, SR_PIXEL_U8, err);
+    status = sr_image_alloc(image, shape.width, shape.height, shape.channels, SR_PIXEL_U8, err);
     if (status != SR_OK)
         return status;
+    image->meta.orientation = left;
     /* A broken profile (missing or duplicate chunks) is a warning that
      * leaves none; one over the cap is dropped. */
     if (jpeg_read_icc_profile(cinfo, &c->icc, &c->icc_size) && c->icc_size > 0 &&
@@ -128,29 +156,40 @@ static sr_status decode(jpeg_codec *c, FILE *file, sr_image *image, sr_error *er
         image->meta.icc_size = c->icc_size;
         c->icc = NULL;
     }
+    sr_orienter o;
+    sr_orienter_init(&o, image, width, height, applied);
+    if (!sr_orienter_row(&o, 0)) {
+        c->row = malloc((size_t)(width * shape.channels));
+        if (!c->row)
+            return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    }
     while (cinfo->output_scanline < cinfo->output_height) {
-        JSAMPROW row = (JSAMPROW)image->data + cinfo->output_scanline * image->stride;
+        const int64_t y = cinfo->output_scanline;
+        JSAMPROW row = c->row ? c->row : sr_orienter_row(&o, y);
         jpeg_read_scanlines(cinfo, &row, 1);
+        if (c->row)
+            sr_orienter_place(&o, y, 0, 1, width, c->row);
     }
     /* No jpeg_finish_decompress: once every row is out, a missing EOI
      * cannot change the pixels. */
     return SR_OK;
 }
 
-sr_status sr_jpeg_read(FILE *file, int64_t max_pixels, sr_image *image,
+sr_status sr_jpeg_read(FILE *file, const sr_read_request *req, sr_image *image,
                        sr_error *err)
 {
     jpeg_codec c;
     memset(&c, 0, sizeof c);
-    c.max_pixels = max_pixels;
+    c.max_pixels = req->max_pixels;
     c.cinfo.err = jpeg_std_error(&c.errors);
     c.errors.error_exit = on_error;
     c.errors.emit_message = on_message;
     c.progress.progress_monitor = on_progress;
 
-    sr_status status = decode(&c, file, image, err);
+    sr_status status = decode(&c, file, req, image, err);
     jpeg_destroy_decompress(&c.cinfo);
     free(c.icc);
+    free(c.row);
     if (status != SR_OK)
         sr_image_free(image);
     return status;

@@ -3,7 +3,9 @@
  * and both codecs (libpng, libjpeg-turbo, and srrun's limits, palette
  * expansion and error handling around them) see it exactly as a file.
  * A smaller pixel limit than the default keeps each input fast and under
- * libFuzzer's memory limit; the limit logic is the same. */
+ * libFuzzer's memory limit; the limit logic is the same. The header-only
+ * read must describe what the full read returns, EXIF orientation
+ * applied. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
@@ -42,9 +44,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
         abort();
 
-    sr_image image;
-    sr_error err = {{0}};
-    if (sr_image_read(path, MAX_PIXELS, &image, &err) == SR_OK) {
+    const sr_image_read_options options = {.max_pixels = MAX_PIXELS};
+    sr_image info, image;
+    sr_error info_err = {{0}}, err = {{0}};
+    const sr_status info_status = sr_image_read_info(path, &options, &info, &info_err);
+    if (info_status != SR_OK && (info.width || !info_err.message[0]))
+        __builtin_trap();
+    if (sr_image_read(path, &options, &image, &err) == SR_OK) {
+        if (info_status != SR_OK || info.width != image.width || info.height != image.height ||
+            info.channels != image.channels || info.type != image.type ||
+            info.meta.orientation != image.meta.orientation)
+            __builtin_trap();
         const int bytes = image.type == SR_PIXEL_U16 ? 2 : 1;
         if (image.channels < 1 || image.channels > 4 || image.width < 1 ||
             image.height < 1 || image.width * image.height > MAX_PIXELS ||

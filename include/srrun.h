@@ -10,7 +10,7 @@
  *     sr_session *session;
  *     sr_session_new(model, NULL, &session, &err);        // NULL: default options
  *     sr_image in, out;
- *     sr_image_read("photo.png", 0, &in, &err);
+ *     sr_image_read("photo.png", NULL, &in, &err);        // NULL: default options
  *     sr_image_alloc(&out, in.width * sr_model_scale(model),
  *                    in.height * sr_model_scale(model), 3, SR_PIXEL_U8, &err);
  *     if (sr_session_run(session, &in, &out) != SR_OK)
@@ -89,15 +89,19 @@ typedef enum sr_pixel_type {
     SR_PIXEL_TYPE_COUNT
 } sr_pixel_type;
 
-/* Colour metadata of an image file, carried from an input to an output as
- * it is: srrun never applies it to the pixels (neither does Pillow). All
- * zero means none. */
+/* Metadata of an image file. The colour metadata is carried from an input
+ * to an output as it is: srrun never applies it to the pixels (neither does
+ * Pillow). All zero means none. */
 typedef struct sr_image_meta {
     uint8_t *icc;     /* ICC profile, uncompressed (PNG iCCP, JPEG APP2), or NULL */
     size_t icc_size;  /* at most SR_MAX_ICC_BYTES */
     int has_srgb;     /* a PNG sRGB chunk, */
     int srgb_intent;  /* with its rendering intent 0..3 */
     int32_t gamma;    /* PNG gAMA: file gamma x 100000 (45455 for 1/2.2); 0: none */
+    int orientation;  /* EXIF orientation (1..8) of the pixels as they are: what a
+                         viewer would still apply to show them upright; 1 after
+                         sr_image_read applied the file's; 0: the file has none.
+                         Never written to a file. */
 } sr_image_meta;
 
 /* Larger ICC profiles are dropped when reading (a PNG's is never inflated
@@ -120,14 +124,56 @@ typedef struct sr_image {
 /* Pillow's decompression-bomb error threshold; the default image limit. */
 #define SR_DEFAULT_MAX_PIXELS INT64_C(178956970)
 
+/* How an image file is read. All zero (or a NULL pointer) is the default. */
+typedef struct sr_image_read_options {
+    int64_t max_pixels;   /* refuse larger images, from the header; 0:
+                             SR_DEFAULT_MAX_PIXELS; negative is invalid */
+    int keep_orientation; /* leave the pixels as stored, not turned upright by
+                             the file's EXIF orientation */
+} sr_image_read_options;
+
 /* Decodes a PNG or JPEG (recognised by content, not by name) keeping the
  * file's channels and its depth (8 or 16 bits); palettes are expanded and
  * PNG transparency becomes alpha. Reads the colour metadata into
  * image->meta (PNG iCCP, sRGB, gAMA; JPEG ICC profile). Refuses images over
- * max_pixels (0: the default; negative is an invalid argument) after
- * reading only the header. */
-SR_API sr_status sr_image_read(const char *path, int64_t max_pixels,
+ * max_pixels after reading only the header.
+ *
+ * The EXIF orientation (tag 0x0112 of IFD0 in a JPEG's first APP1 "Exif"
+ * marker or a PNG's eXIf chunk before the pixels; XMP is not read) is
+ * applied, all eight values, as photo viewers and Pillow's
+ * ImageOps.exif_transpose do: a phone's portrait stored 4032x3024 with
+ * orientation 6 comes out 3024x4032, upright. Each row is placed where the
+ * orientation puts it as it is decoded, so no second image is allocated;
+ * besides the image, decoding holds a few rows, and a progressive JPEG its
+ * coefficients (2 bytes a sample) until it returns. A malformed EXIF block
+ * is ignored. */
+SR_API sr_status sr_image_read(const char *path, const sr_image_read_options *options,
                                sr_image *image, sr_error *err);
+
+/* Reads only the header (and the metadata chunks before the pixels) and
+ * fills image's width, height, channels, type and meta.orientation as
+ * sr_image_read would return them, with the same options; data stays NULL
+ * and nothing is allocated (stride and the colour metadata are 0). A
+ * caller plans with this (sr_session_plan_images) before decoding; the
+ * file may change in between, so it reads the pixels with max_pixels set
+ * to what it planned for. */
+SR_API sr_status sr_image_read_info(const char *path, const sr_image_read_options *options,
+                                    sr_image *image, sr_error *err);
+
+typedef enum sr_image_format {
+    SR_IMAGE_PNG,
+    SR_IMAGE_JPEG,
+    SR_IMAGE_FORMAT_COUNT
+} sr_image_format;
+
+/* Checks, before computing an image, that one of this shape (width,
+ * height, channels, type; data may be NULL) can be written to path as
+ * format: PNG holds 8- or 16-bit pixels, sides up to 2^31-1; JPEG 8-bit
+ * pixels, sides up to 65500. Fails with SR_ERR_LIMIT for a size,
+ * SR_ERR_INVALID_ARGUMENT otherwise, the message starting with path. The
+ * writers check the same. */
+SR_API sr_status sr_image_check_output(const char *path, sr_image_format format,
+                                       const sr_image *shape, sr_error *err);
 
 /* Writes an 8- or 16-bit image as PNG; through a temporary file renamed
  * at the end, so a failure leaves no file at path. */
@@ -140,7 +186,8 @@ SR_API sr_status sr_image_write_png(const char *path, const sr_image *image,
  * meta's ICC profile when its colour space (gray or RGB) fits the image;
  * sRGB and gamma are not written, JPEG has no place for them. Gray+alpha
  * and RGBA are composited on white, as srrun's input rule does; 16-bit and
- * sides over 65500 are refused. Through a temporary file like the PNG writer. */
+ * sides over 65500 are refused. Through a temporary file like the PNG writer.
+ * Neither writer writes EXIF: the pixels are written as they are. */
 SR_API sr_status sr_image_write_jpeg(const char *path, const sr_image *image,
                                      int quality, sr_error *err);
 

@@ -21,7 +21,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "formats/image_codecs.h"
 #include "srrun.h"
+#include "testutil.h"
 
 static char tmpdir[256];
 static uint64_t rng = 0x9e3779b97f4a7c15u;
@@ -64,7 +66,8 @@ static void expect_read_error(const char *path, int64_t max_pixels,
 {
     sr_error err = {0};
     sr_image image = {.width = 1, .data = &image};
-    assert_int_equal(sr_image_read(path, max_pixels, &image, &err), status);
+    const sr_image_read_options options = {.max_pixels = max_pixels};
+    assert_int_equal(sr_image_read(path, &options, &image, &err), status);
     assert_null(image.data);
     if (!strstr(err.message, text))
         fail_msg("message \"%s\" lacks \"%s\"", err.message, text);
@@ -810,6 +813,371 @@ static void test_write_failures(void **state)
     unlink(path);
 }
 
+/* ---- EXIF orientation ---------------------------------------------------- */
+
+static void read_ok(const char *path, const sr_image_read_options *options, sr_image *image)
+{
+    sr_error err = {0};
+    if (sr_image_read(path, options, image, &err) != SR_OK)
+        fail_msg("%s", err.message);
+}
+
+static void expect_same_pixels(const sr_image *got, const sr_image *want)
+{
+    assert_int_equal(got->width, want->width);
+    assert_int_equal(got->height, want->height);
+    assert_int_equal(got->channels, want->channels);
+    assert_int_equal(got->type, want->type);
+    assert_memory_equal(got->data, want->data, (size_t)(want->height * want->stride));
+}
+
+/* Every orientation, JPEG (APP1) and PNG (eXIf), against Pillow's
+ * ImageOps.exif_transpose of the same file (tests/fixtures/exif/). */
+static void test_exif_orientations(void **state)
+{
+    (void)state;
+    static const char *const exts[] = {"jpg", "png"};
+    const sr_image_read_options keep = {.keep_orientation = 1};
+    char path[512];
+    for (int e = 0; e < 2; e++) {
+        sr_image stored;
+        snprintf(path, sizeof path, SR_FIXTURES_DIR "/exif/orient_1.%s", exts[e]);
+        read_ok(path, NULL, &stored);
+        assert_int_equal(stored.width, 9);
+        assert_int_equal(stored.height, 6);
+        for (int n = 1; n <= 8; n++) {
+            sr_image want, got, info;
+            snprintf(path, sizeof path, SR_FIXTURES_DIR "/exif/orient_%d.want.png", n);
+            read_ok(path, NULL, &want);
+            assert_int_equal(want.meta.orientation, 0); /* the oracle has no EXIF */
+            snprintf(path, sizeof path, SR_FIXTURES_DIR "/exif/orient_%d.%s", n, exts[e]);
+            read_ok(path, NULL, &got);
+            expect_same_pixels(&got, &want);
+            assert_int_equal(got.meta.orientation, 1);
+            assert_int_equal(sr_image_read_info(path, NULL, &info, NULL), SR_OK);
+            assert_null(info.data);
+            assert_int_equal(info.width, got.width);
+            assert_int_equal(info.height, got.height);
+            assert_int_equal(info.channels, got.channels);
+            assert_int_equal(info.meta.orientation, 1);
+            sr_image_free(&got);
+
+            /* Kept: the pixels as stored, and the orientation still to apply. */
+            read_ok(path, &keep, &got);
+            expect_same_pixels(&got, &stored);
+            assert_int_equal(got.meta.orientation, n);
+            assert_int_equal(sr_image_read_info(path, &keep, &info, NULL), SR_OK);
+            assert_int_equal(info.width, 9);
+            assert_int_equal(info.meta.orientation, n);
+            sr_image_free(&got);
+            sr_image_free(&want);
+        }
+        sr_image_free(&stored);
+    }
+}
+
+/* Writes image as a PNG with an eXIf chunk of orientation n, interlaced
+ * or not. */
+static void write_png_exif(const char *path, const sr_image *image, int n, int interlace)
+{
+    static const int colour[] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
+                                 PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+    uint8_t exif[26] = {'M', 'M', 0, '*', 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0,
+                        (uint8_t)n};
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    if (setjmp(png_jmpbuf(png)))
+        fail_msg("libpng could not write the test image");
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)image->width, (png_uint_32)image->height,
+                 image->type == SR_PIXEL_U16 ? 16 : 8, colour[image->channels - 1],
+                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (n)
+        png_set_eXIf_1(png, info, sizeof exif, exif);
+    png_write_info(png, info);
+    if (image->type == SR_PIXEL_U16)
+        png_set_swap(png); /* the test machine is little-endian */
+    png_bytep *rows = malloc((size_t)image->height * sizeof *rows);
+    for (int64_t y = 0; y < image->height; y++)
+        rows[y] = (png_bytep)image->data + y * image->stride;
+    png_write_image(png, rows);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(rows);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* An interlaced PNG's passes are placed pixel by pixel: at every small
+ * size (empty passes included) and orientation it must read as the same
+ * image written without interlacing, which reads row by row; and the
+ * fixtures' pixels interlaced must read as Pillow's oracle. */
+static void test_exif_interlaced(void **state)
+{
+    (void)state;
+    char plain[512], adam7[512];
+    tpath(plain, "plain.png");
+    tpath(adam7, "adam7.png");
+    for (int w = 1; w <= 10; w++)
+        for (int h = 1; h <= 10; h++) {
+            const int n = 1 + (w * 10 + h) % 8, channels = 1 + (w + h) % 4;
+            sr_image image, a, b;
+            assert_int_equal(sr_image_alloc(&image, w, h, channels,
+                                            h % 3 ? SR_PIXEL_U8 : SR_PIXEL_U16, NULL),
+                             SR_OK);
+            for (int64_t i = 0; i < h * image.stride; i++)
+                ((uint8_t *)image.data)[i] = (uint8_t)rnd(256);
+            write_png_exif(plain, &image, n, 0);
+            write_png_exif(adam7, &image, n, 1);
+            read_ok(plain, NULL, &a);
+            read_ok(adam7, NULL, &b);
+            expect_same_pixels(&b, &a);
+            assert_int_equal(a.width, n >= 5 ? h : w);
+            sr_image_free(&a);
+            sr_image_free(&b);
+            sr_image_free(&image);
+        }
+    const sr_image_read_options keep = {.keep_orientation = 1};
+    for (int n = 1; n <= 8; n++) {
+        char path[512];
+        sr_image stored, want, got;
+        snprintf(path, sizeof path, SR_FIXTURES_DIR "/exif/orient_%d.png", n);
+        read_ok(path, &keep, &stored);
+        write_png_exif(adam7, &stored, n, 1);
+        snprintf(path, sizeof path, SR_FIXTURES_DIR "/exif/orient_%d.want.png", n);
+        read_ok(path, NULL, &want);
+        read_ok(adam7, NULL, &got);
+        expect_same_pixels(&got, &want);
+        sr_image_free(&stored);
+        sr_image_free(&want);
+        sr_image_free(&got);
+    }
+}
+
+/* Parses an EXIF block from a buffer of exactly its size, so ASan sees
+ * any read past the end. */
+static int orientation_of(const uint8_t *block, size_t size)
+{
+    uint8_t *copy = malloc(size ? size : 1);
+    memcpy(copy, block, size);
+    int n = sr_exif_orientation(copy, size);
+    free(copy);
+    return n;
+}
+
+/* Hostile EXIF never reads out of bounds nor follows offsets; whatever is
+ * malformed means no orientation. */
+static void test_exif_hostile(void **state)
+{
+    (void)state;
+    /* A valid block: MM header, IFD0 at 8, one entry, next IFD 0. */
+    const uint8_t good[26] = {'M', 'M', 0, '*', 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3,
+                              0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0};
+    uint8_t b[64];
+    assert_int_equal(orientation_of(good, sizeof good), 6);
+    assert_int_equal(orientation_of(good, 22), 6);  /* without the next-IFD link */
+    assert_int_equal(orientation_of(good, 21), 0);  /* the entry cut short */
+    for (size_t n = 0; n < 21; n++)
+        assert_int_equal(orientation_of(good, n), 0);
+    assert_int_equal(sr_exif_orientation(NULL, 26), 0);
+
+    static const uint32_t ifd_offsets[] = {0xffffffffu, 0x80000000u, 26, 25, 24, 0};
+    for (size_t i = 0; i < sizeof ifd_offsets / sizeof *ifd_offsets; i++) {
+        memcpy(b, good, sizeof good);
+        put_be32(b + 4, ifd_offsets[i]); /* IFD0 past the end, or on the header */
+        assert_int_equal(orientation_of(b, sizeof good), 0);
+    }
+    memcpy(b, good, sizeof good);
+    b[8] = 0xff, b[9] = 0xff; /* 65535 entries: only the one there is read */
+    assert_int_equal(orientation_of(b, sizeof good), 6);
+    b[8] = 0, b[9] = 0; /* no entries */
+    assert_int_equal(orientation_of(b, sizeof good), 0);
+
+    memcpy(b, good, sizeof good);
+    put_be32(b + 22, 8); /* next IFD is IFD0 itself: a loop, never followed */
+    assert_int_equal(orientation_of(b, sizeof good), 6);
+    b[11] = 0x13; /* no orientation in the looping IFD */
+    assert_int_equal(orientation_of(b, sizeof good), 0);
+
+    static const struct { size_t at; uint8_t value; } bad[] = {
+        {13, 4},  /* type LONG, not SHORT */
+        {13, 0},  /* type 0 */
+        {17, 2},  /* count 2 */
+        {17, 0},  /* count 0 */
+        {14, 1},  /* count 2^24 + 1 */
+        {19, 0},  /* orientation 0 */
+        {19, 9},  /* orientation 9 */
+        {18, 1},  /* orientation 262 */
+        {0, 'I'}, /* "IM": no byte order */
+        {3, 0},   /* not TIFF's 42 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        memcpy(b, good, sizeof good);
+        b[bad[i].at] = bad[i].value;
+        assert_int_equal(orientation_of(b, sizeof good), 0);
+    }
+
+    /* Little-endian, the tag the second of two entries. */
+    const uint8_t le[38] = {'I', 'I', '*', 0, 8, 0, 0, 0, 2, 0, 0x0f, 0x01, 2, 0, 4, 0, 0, 0,
+                            'a', 'b', 'c', 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 8, 0, 0, 0};
+    assert_int_equal(orientation_of(le, sizeof le), 8);
+    assert_int_equal(orientation_of(le, 33), 0);
+}
+
+/* A JPEG whose first APP1 "Exif" marker is hostile reads as stored: the
+ * EXIF is ignored, never an error. The marker goes right after SOI, before
+ * the fixture's own. */
+static void test_exif_hostile_files(void **state)
+{
+    (void)state;
+    int64_t size;
+    uint8_t *jpg = test_read_file(SR_FIXTURES_DIR "/exif/orient_6.jpg", &size);
+    assert_non_null(jpg);
+    static const uint8_t app1[] = {0xff, 0xe1, 0, 16, 'E', 'x', 'i', 'f', 0, 0,
+                                   'M', 'M', 0, '*', 0x7f, 0xff, 0xff, 0xff};
+    uint8_t *file = malloc((size_t)size + sizeof app1);
+    memcpy(file, jpg, 2);
+    memcpy(file + 2, app1, sizeof app1);
+    memcpy(file + 2 + sizeof app1, jpg + 2, (size_t)size - 2);
+    char path[512];
+    tpath(path, "hostile_exif.jpg");
+    write_bytes(path, file, (size_t)size + sizeof app1);
+    sr_image image;
+    read_ok(path, NULL, &image);
+    assert_int_equal(image.width, 9); /* the fixture's orientation 6 is not the first */
+    assert_int_equal(image.meta.orientation, 0);
+    sr_image_free(&image);
+
+    /* A PNG eXIf without a byte order mark: libpng drops it. */
+    sr_image stored;
+    read_ok(SR_FIXTURES_DIR "/exif/orient_1.png", NULL, &stored);
+    tpath(path, "bad_exif.png");
+    write_png_exif(path, &stored, 6, 0);
+    int64_t n;
+    uint8_t *png = test_read_file(path, &n);
+    for (int64_t i = 0; i + 6 < n; i++)
+        if (memcmp(png + i, "eXIfMM", 6) == 0) {
+            png[i + 4] = 'X';
+            const uint32_t crc = (uint32_t)crc32(0, png + i, 4 + 26);
+            put_be32(png + i + 4 + 26, crc);
+        }
+    write_bytes(path, png, (size_t)n);
+    read_ok(path, NULL, &image);
+    expect_same_pixels(&image, &stored);
+    assert_int_equal(image.meta.orientation, 0);
+    sr_image_free(&image);
+    sr_image_free(&stored);
+    free(png);
+    free(file);
+    free(jpg);
+}
+
+/* ---- Header-only reads and output limits --------------------------------- */
+
+/* Ends a PNG with the head of an IDAT chunk but none of its data. */
+static void put_idat_head(buffer *b)
+{
+    uint8_t head[8] = {0, 0, 0x10, 0, 'I', 'D', 'A', 'T'};
+    put(b, head, sizeof head);
+}
+
+/* sr_image_read_info reads the header only: a PNG that ends where its
+ * pixels start has a shape, and only the full read fails. */
+static void test_read_info(void **state)
+{
+    (void)state;
+    char path[512];
+    tpath(path, "header_only.png");
+    buffer *b = calloc(1, sizeof *b);
+    put_ihdr(b, 13377, 13377, 16, PNG_COLOR_TYPE_RGB_ALPHA);
+    put_idat_head(b);
+    write_bytes(path, b->data, b->n);
+    sr_image info = {.data = &info};
+    sr_error err = {0};
+    assert_int_equal(sr_image_read_info(path, NULL, &info, &err), SR_OK);
+    assert_int_equal(info.width, 13377);
+    assert_int_equal(info.height, 13377);
+    assert_int_equal(info.channels, 4);
+    assert_int_equal(info.type, SR_PIXEL_U16);
+    assert_null(info.data);
+    assert_null(info.meta.icc);
+    put_ihdr(b, 64, 64, 8, PNG_COLOR_TYPE_RGB);
+    put_idat_head(b);
+    write_bytes(path, b->data, b->n);
+    assert_int_equal(sr_image_read_info(path, NULL, &info, NULL), SR_OK);
+    expect_read_error(path, 0, SR_ERR_FORMAT, "header_only.png: truncated image");
+
+    /* A palette with tRNS is RGBA once read; gray 2-bit is 8-bit gray. */
+    put_ihdr(b, 3, 2, 2, PNG_COLOR_TYPE_PALETTE);
+    const uint8_t plte[6] = {1, 2, 3, 4, 5, 6}, trns[1] = {7};
+    put_chunk(b, "PLTE", plte, sizeof plte);
+    put_chunk(b, "tRNS", trns, sizeof trns);
+    put_idat_head(b);
+    write_bytes(path, b->data, b->n);
+    assert_int_equal(sr_image_read_info(path, NULL, &info, NULL), SR_OK);
+    assert_int_equal(info.channels, 4);
+    assert_int_equal(info.type, SR_PIXEL_U8);
+    put_ihdr(b, 3, 2, 2, PNG_COLOR_TYPE_GRAY);
+    put_idat_head(b);
+    write_bytes(path, b->data, b->n);
+    assert_int_equal(sr_image_read_info(path, NULL, &info, NULL), SR_OK);
+    assert_int_equal(info.channels, 1);
+
+    /* Limits and errors are the full read's. */
+    const sr_image_read_options small = {.max_pixels = 5};
+    assert_int_equal(sr_image_read_info(path, &small, &info, &err), SR_ERR_LIMIT);
+    assert_non_null(strstr(err.message, "header_only.png: image 3x2 exceeds the 5-pixel limit"));
+    const sr_image_read_options negative = {.max_pixels = -1};
+    assert_int_equal(sr_image_read_info(path, &negative, &info, NULL), SR_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sr_image_read_info(path, NULL, NULL, NULL), SR_ERR_INVALID_ARGUMENT);
+    tpath(path, "absent.png");
+    assert_int_equal(sr_image_read_info(path, NULL, &info, NULL), SR_ERR_IO);
+    free(b);
+}
+
+static void test_check_output(void **state)
+{
+    (void)state;
+    sr_error err = {0};
+    sr_image shape = {.width = 65600, .height = 4, .channels = 3, .type = SR_PIXEL_U8};
+    assert_int_equal(sr_image_check_output("out.jpg", SR_IMAGE_JPEG, &shape, &err), SR_ERR_LIMIT);
+    assert_string_equal(err.message, "out.jpg: a 65600x4 image is too large for JPEG "
+                                     "(at most 65500 pixels a side)");
+    assert_int_equal(sr_image_check_output("out.png", SR_IMAGE_PNG, &shape, NULL), SR_OK);
+    shape.width = 4, shape.height = 65501;
+    assert_int_equal(sr_image_check_output("out.jpg", SR_IMAGE_JPEG, &shape, NULL), SR_ERR_LIMIT);
+    shape.height = 65500;
+    assert_int_equal(sr_image_check_output("out.jpg", SR_IMAGE_JPEG, &shape, NULL), SR_OK);
+    shape.type = SR_PIXEL_U16;
+    assert_int_equal(sr_image_check_output("out.jpg", SR_IMAGE_JPEG, &shape, &err),
+                     SR_ERR_INVALID_ARGUMENT);
+    assert_string_equal(err.message, "out.jpg: JPEG output needs 8-bit pixels");
+    assert_int_equal(sr_image_check_output("out.png", SR_IMAGE_PNG, &shape, NULL), SR_OK);
+    shape.type = SR_PIXEL_F32;
+    assert_int_equal(sr_image_check_output("out.png", SR_IMAGE_PNG, &shape, NULL),
+                     SR_ERR_INVALID_ARGUMENT);
+    shape = (sr_image){.width = INT64_C(1) << 31, .height = 1, .channels = 4,
+                       .type = SR_PIXEL_U16};
+    assert_int_equal(sr_image_check_output("out.png", SR_IMAGE_PNG, &shape, &err),
+                     SR_ERR_LIMIT);
+    assert_non_null(strstr(err.message, "too large for PNG"));
+    shape.width = INT64_C(0x7fffffff), shape.height = INT64_C(0x7fffffff);
+    assert_int_equal(sr_image_check_output("out.png", SR_IMAGE_PNG, &shape, &err),
+                     SR_ERR_LIMIT); /* 2^65 bytes */
+    assert_non_null(strstr(err.message, "too large to hold in memory"));
+    shape.channels = 1, shape.type = SR_PIXEL_U8; /* 2^62 bytes: let the memory plan judge */
+    assert_int_equal(sr_image_check_output("out.png", SR_IMAGE_PNG, &shape, NULL), SR_OK);
+    shape.channels = 5;
+    assert_int_equal(sr_image_check_output("out.png", SR_IMAGE_PNG, &shape, NULL),
+                     SR_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sr_image_check_output("out.png", SR_IMAGE_FORMAT_COUNT, &shape, NULL),
+                     SR_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sr_image_check_output(NULL, SR_IMAGE_PNG, &shape, NULL),
+                     SR_ERR_INVALID_ARGUMENT);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -850,6 +1218,12 @@ int main(void)
         cmocka_unit_test(test_write_round_trip),
         cmocka_unit_test(test_write_padded_stride),
         cmocka_unit_test(test_write_failures),
+        cmocka_unit_test(test_exif_orientations),
+        cmocka_unit_test(test_exif_interlaced),
+        cmocka_unit_test(test_exif_hostile),
+        cmocka_unit_test(test_exif_hostile_files),
+        cmocka_unit_test(test_read_info),
+        cmocka_unit_test(test_check_output),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
