@@ -275,15 +275,11 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
     if (s->planned && s->info.width == w && s->info.height == h && fixed <= s->info.fixed_bytes)
         return SR_OK;
     drop_plan(s);
-    if (fixed >= s->options.max_memory)
-        return sr_fail(err, SR_ERR_LIMIT,
-                       "max memory %lldM is less than the %lldM that the program, the weights "
-                       "and the %lldx%lld images take before any activation",
-                       (long long)(s->options.max_memory >> 20), (long long)(fixed >> 20) + 1,
-                       (long long)w, (long long)h);
+    /* When the images alone take the budget, nothing fits; planning still
+     * finds the least that would, for the message. */
     const sr_plan_request req = {
         .input = {3, h, w},
-        .budget = s->options.max_memory - fixed,
+        .budget = fixed < s->options.max_memory ? s->options.max_memory - fixed : 1,
         .tile_rows = s->options.tile_rows,
         .backend = &s->backend,
     };
