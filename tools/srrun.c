@@ -39,6 +39,8 @@ static const char usage_text[] =
     "                       the alpha upscaled bicubically beside the network's RGB\n"
     "      --depth 8|16     bits per sample of a PNG output (default: the input's)\n"
     "      --quality N      JPEG quality, 1 to 100 (default: 90)\n"
+    "      --no-exif-rotate keep INPUT's pixels as stored (default: turned upright by\n"
+    "                       its EXIF orientation, as photo viewers show it)\n"
     "  -b, --backend NAME   auto, cpu, cuda or reference (default: auto, a GPU when\n"
     "                       one is usable, else the CPU)\n"
     "      --precision P    what a GPU's matrix products read: fp32 (default), or\n"
@@ -63,6 +65,7 @@ typedef struct cli {
     const char *stats;
     int quiet, verbose, plan_only;
     int keep_alpha, depth, quality; /* depth 0: the input's */
+    sr_image_read_options read_options;
     int scale;                      /* 0: the model's (4 for the default) */
 } cli;
 
@@ -130,6 +133,7 @@ static int parse(int argc, char **argv, cli *c)
         {"scale", required_argument, NULL, 's'},
         {"alpha", required_argument, NULL, 'A'},  {"depth", required_argument, NULL, 'D'},
         {"quality", required_argument, NULL, 'Q'}, {"precision", required_argument, NULL, 'R'},
+        {"no-exif-rotate", no_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -140,6 +144,7 @@ static int parse(int argc, char **argv, cli *c)
         case 'S': c->model_options.strict = 1; break;
         case 'P': c->plan_only = 1; break;
         case 'J': c->stats = optarg; break;
+        case 'E': c->read_options.keep_orientation = 1; break;
         case 's':
             if (strcmp(optarg, "2") != 0 && strcmp(optarg, "4") != 0)
                 return usage_error("--scale needs 2 or 4, not '%s'", optarg);
@@ -286,32 +291,16 @@ static int run(const cli *c)
     sr_plan_info plan;
     char output[4096];
     int rc = 1;
-    double t = seconds_now();
-    if (sr_image_read(c->input, 0, &in, &err) != SR_OK) {
+    /* The header is enough to check the output and plan: the pixels are
+     * decoded only once the plan has counted their memory. */
+    if (sr_image_read_info(c->input, &c->read_options, &in, &err) != SR_OK) {
         fail(err.message);
         goto done;
     }
-    times.decode = seconds_now() - t;
     if (c->output)
         snprintf(output, sizeof output, "%s", c->output);
     else
         default_output(output, sizeof output, c->input, info.scale);
-
-    progress_bar bar;
-    sr_session_options options = c->options;
-    if (!c->quiet && !c->plan_only && isatty(2)) {
-        progress_bar_start(&bar, stderr);
-        options.progress = progress_bar_update;
-        options.progress_user = &bar;
-    }
-    t = seconds_now();
-    if (sr_session_new(model, &options, &session, &err) != SR_OK) {
-        fprintf(stderr, "srrun: %s\n", err.message);
-        goto done;
-    }
-    if (c->verbose && sr_session_backend_note(session))
-        fprintf(stderr, "srrun: %s; running on the CPU%s\n", sr_session_backend_note(session),
-                c->options.precision != SR_PRECISION_FP32 ? " in fp32" : "");
     /* RGBA only when asked and the input has alpha; 16-bit when asked or
      * when the input is, unless the output is JPEG. */
     const int jpeg = is_jpeg_name(output);
@@ -323,6 +312,28 @@ static int run(const cli *c)
                     ? SR_PIXEL_U16
                     : SR_PIXEL_U8,
     };
+    /* Every limit of the output, before any work. */
+    if (sr_image_check_output(output, jpeg ? SR_IMAGE_JPEG : SR_IMAGE_PNG, &shape, &err) !=
+        SR_OK) {
+        fail(err.message);
+        goto done;
+    }
+
+    progress_bar bar;
+    sr_session_options options = c->options;
+    if (!c->quiet && !c->plan_only && isatty(2)) {
+        progress_bar_start(&bar, stderr);
+        options.progress = progress_bar_update;
+        options.progress_user = &bar;
+    }
+    double t = seconds_now();
+    if (sr_session_new(model, &options, &session, &err) != SR_OK) {
+        fprintf(stderr, "srrun: %s\n", err.message);
+        goto done;
+    }
+    if (c->verbose && sr_session_backend_note(session))
+        fprintf(stderr, "srrun: %s; running on the CPU%s\n", sr_session_backend_note(session),
+                c->options.precision != SR_PRECISION_FP32 ? " in fp32" : "");
     if (sr_session_plan_images(session, &in, &shape, &plan) != SR_OK) {
         fprintf(stderr, "srrun: %s: %s\n", c->input, sr_session_last_error(session));
         goto done;
@@ -333,6 +344,14 @@ static int run(const cli *c)
         rc = 0;
         goto done;
     }
+    t = seconds_now();
+    sr_image_read_options planned = c->read_options; /* the file may have changed */
+    planned.max_pixels = in.width * in.height;
+    if (sr_image_read(c->input, &planned, &in, &err) != SR_OK) {
+        fail(err.message);
+        goto done;
+    }
+    times.decode = seconds_now() - t;
     if (sr_image_alloc(&out, shape.width, shape.height, shape.channels, shape.type, &err) !=
             SR_OK ||
         sr_image_copy_meta(&out, &in, &err) != SR_OK) {

@@ -2,15 +2,18 @@
  * usage), one-line messages that name the file, default names, and no
  * output file (nor temporary) left behind by a failed run. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* wait4 */
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -23,6 +26,7 @@
 typedef struct cli_result {
     int exit_code;
     char out[8192], err[8192];
+    int64_t peak_rss; /* bytes */
 } cli_result;
 
 static char basedir[128], workdir[256];
@@ -61,8 +65,10 @@ static cli_result run_cli(const char *const *args)
         _exit(98);
     }
     int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    struct rusage usage;
+    assert_int_equal(wait4(pid, &status, 0, &usage), pid);
     cli_result r;
+    r.peak_rss = (int64_t)usage.ru_maxrss * 1024;
     assert_true(WIFEXITED(status)); /* a signal (a crash) fails the test */
     r.exit_code = WEXITSTATUS(status);
     slurp(out_path, r.out, sizeof r.out);
@@ -594,6 +600,134 @@ static void test_jpeg_output(void **state)
     sr_image_free(&jpg), sr_image_free(&png);
 }
 
+/* Writes a width x height PNG of 16-bit RGBA zeros whose IDAT repeats one
+ * row's deflate output (each row flushed whole, so the bytes are the
+ * same): 13377x13377, 1.4 GB of pixels, is a 1.6 MB file made at once. */
+static void write_zero_png(const char *name, uint32_t width, uint32_t height)
+{
+    const size_t row = 1 + (size_t)width * 8;
+    uint8_t *zeros = calloc(1, row), *first = malloc(row + 64), *again = malloc(row + 64);
+    uint8_t end[64];
+    z_stream z = {0};
+    assert_int_equal(deflateInit(&z, 9), Z_OK);
+    uint8_t *outs[3] = {first, again, end};
+    size_t sizes[3];
+    for (int i = 0; i < 3; i++) {
+        z.next_in = zeros;
+        z.avail_in = i < 2 ? (uInt)row : 0;
+        z.next_out = outs[i];
+        z.avail_out = i < 2 ? (uInt)(row + 64) : sizeof end;
+        assert_int_not_equal(deflate(&z, i < 2 ? Z_FULL_FLUSH : Z_FINISH), Z_STREAM_ERROR);
+        sizes[i] = (size_t)(z.next_out - outs[i]);
+    }
+    deflateEnd(&z);
+    uLong adler = adler32(1, zeros, (uInt)row), row_adler = adler;
+    for (uint32_t y = 1; y < height; y++)
+        adler = adler32_combine(adler, row_adler, (z_off_t)row);
+    uint8_t *p = end + sizes[2] - 4; /* the stream's Adler-32, of every row */
+    p[0] = (uint8_t)(adler >> 24), p[1] = (uint8_t)(adler >> 16);
+    p[2] = (uint8_t)(adler >> 8), p[3] = (uint8_t)adler;
+
+    const size_t idat = sizes[0] + (height - 1) * sizes[1] + sizes[2];
+    const size_t size = 8 + 25 + 12 + idat + 12;
+    uint8_t *file = malloc(size), *at = file;
+#define PUT32(v) (at[0] = (uint8_t)((v) >> 24), at[1] = (uint8_t)((v) >> 16), \
+                  at[2] = (uint8_t)((v) >> 8), at[3] = (uint8_t)(v), at += 4)
+    memcpy(at, "\x89PNG\r\n\x1a\n", 8), at += 8;
+    uint8_t *chunk = at + 4;
+    PUT32(13), memcpy(at, "IHDR", 4), at += 4;
+    PUT32(width), PUT32(height);
+    memcpy(at, "\x10\x06\0\0\0", 5), at += 5; /* 16-bit RGBA */
+    PUT32(crc32(0, chunk, 17));
+    chunk = at + 4;
+    PUT32((uint32_t)idat), memcpy(at, "IDAT", 4), at += 4;
+    memcpy(at, first, sizes[0]), at += sizes[0];
+    for (uint32_t y = 1; y < height; y++)
+        memcpy(at, again, sizes[1]), at += sizes[1];
+    memcpy(at, end, sizes[2]), at += sizes[2];
+    PUT32(crc32(0, chunk, (uInt)(at - chunk)));
+    PUT32(0), memcpy(at, "IEND", 4), at += 4;
+    PUT32(crc32(0, at - 4, 4));
+#undef PUT32
+    assert_int_equal(at - file, size);
+    write_file(name, file, size);
+    free(file);
+    free(zeros);
+    free(first);
+    free(again);
+}
+
+/* --max-memory covers the input image: a small file holding a huge image
+ * is refused from its header, naming the least memory that would do,
+ * without decoding a byte of its 1.4 GB (nor with --plan). */
+static void test_huge_image_refused_from_header(void **state)
+{
+    (void)state;
+    write_zero_png("huge.png", 13377, 13377);
+    for (int plan = 0; plan < 2; plan++) {
+        cli_result r = run_cli((const char *[]){"-m", "300M", plan ? "--plan" : "-q",
+                                                "srpgan_x2.pth", "huge.png", NULL});
+        if (r.exit_code != 1 || count_lines(r.err) != 1 ||
+            !strstr(r.err, "srrun: huge.png: a 13377x13377 image needs a max memory of "
+                           "at least "))
+            fail_msg("exit %d: %s", r.exit_code, r.err);
+        if (r.peak_rss > (INT64_C(256) << 20))
+            fail_msg("refusing took %lld MB", (long long)(r.peak_rss >> 20));
+    }
+    remove_file("huge.png");
+}
+
+/* An output a format cannot hold fails before any work: a 32751-pixel row
+ * upscaled x2 is 65502 wide, too wide for JPEG. Refused naming the output,
+ * ahead of the plan (which -m 1M would fail) and --plan, and nothing is
+ * written. */
+static void test_output_limits_checked_first(void **state)
+{
+    (void)state;
+    sr_image row;
+    assert_int_equal(sr_image_alloc(&row, 32751, 1, 3, SR_PIXEL_U8, NULL), SR_OK);
+    write_work("row.png", &row);
+    sr_image_free(&row);
+    expect_failure((const char *[]){"-o", "wide.jpg", "srpgan_x2.pth", "row.png", NULL}, 1,
+                   "srrun: wide.jpg: a 65502x2 image is too large for JPEG (at most 65500 "
+                   "pixels a side)");
+    expect_failure((const char *[]){"-m", "1M", "-o", "wide.jpg", "srpgan_x2.pth", "row.png",
+                                    NULL},
+                   1, "wide.jpg: a 65502x2 image is too large for JPEG");
+    expect_failure((const char *[]){"--plan", "-o", "wide.jpg", "srpgan_x2.pth", "row.png", NULL},
+                   1, "wide.jpg: a 65502x2 image is too large for JPEG");
+    remove_file("row.png");
+}
+
+/* A phone portrait: stored sideways with EXIF orientation 6, upscaled
+ * upright; --no-exif-rotate keeps it as stored. */
+static void test_exif_orientation(void **state)
+{
+    (void)state;
+    int64_t size;
+    uint8_t *jpg = test_read_file(SR_FIXTURES_DIR "/exif/orient_6.jpg", &size);
+    assert_non_null(jpg);
+    write_file("orient_6.jpg", jpg, (size_t)size);
+    free(jpg);
+    static const struct { const char *option; int64_t width, height; } cases[] = {
+        {"-q", 12, 18}, {"--no-exif-rotate", 18, 12}};
+    for (int i = 0; i < 2; i++) {
+        run_ok((const char *[]){cases[i].option, "-o", "portrait.png", "srpgan_x2.pth",
+                                "orient_6.jpg", NULL});
+        char path[512];
+        snprintf(path, sizeof path, "%s/portrait.png", workdir);
+        sr_image info;
+        assert_int_equal(sr_image_read_info(path, NULL, &info, NULL), SR_OK);
+        assert_int_equal(info.width, cases[i].width);
+        assert_int_equal(info.height, cases[i].height);
+        assert_int_equal(info.meta.orientation, 0); /* no EXIF written */
+        remove_file("portrait.png");
+    }
+    cli_result r = run_cli((const char *[]){"--help", NULL});
+    assert_non_null(strstr(r.out, "--no-exif-rotate"));
+    remove_file("orient_6.jpg");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +744,9 @@ int main(void)
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_icc_carried),
         cmocka_unit_test(test_jpeg_output),
+        cmocka_unit_test(test_huge_image_refused_from_header),
+        cmocka_unit_test(test_output_limits_checked_first),
+        cmocka_unit_test(test_exif_orientation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
