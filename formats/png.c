@@ -140,15 +140,18 @@ static sr_status expand_palette(png_codec *c, const uint8_t *index, int64_t n, i
     return SR_OK;
 }
 
-/* The orientation of an eXIf chunk before the pixels (libpng checked its
- * byte order mark and kept at most one), or 0. */
+/* The orientation in the first eXIf chunk before the pixels, or 0. The
+ * chunk is kept as an unknown one: libpng's own eXIf handler allocates
+ * whatever length the chunk declares (2 GB for a 165-byte file) before
+ * reading it, while an unknown chunk over CHUNK_MALLOC_MAX is skipped. */
 static int read_orientation(png_codec *c)
 {
-    png_uint_32 size = 0;
-    png_bytep exif = NULL;
-    if (!png_get_eXIf_1(c->png, c->info, &size, &exif))
-        return 0;
-    return sr_exif_orientation(exif, size);
+    png_unknown_chunkp chunks;
+    const int n = png_get_unknown_chunks(c->png, c->info, &chunks);
+    for (int i = 0; i < n; i++)
+        if (memcmp(chunks[i].name, "eXIf", 4) == 0)
+            return sr_exif_orientation(chunks[i].data, chunks[i].size);
+    return 0;
 }
 
 /* Copies the colour chunks libpng accepted into image->meta. A profile
@@ -243,10 +246,11 @@ static sr_status decode(png_codec *c, const sr_read_request *req, sr_image *imag
      * is never inflated), except the colour chunks kept for the output:
      * iCCP, inflated within CHUNK_MALLOC_MAX and checked by libpng, sRGB
      * and gAMA, none of them applied to the pixels; and eXIf for the
-     * orientation, which is. */
-    static const png_byte kept_chunks[] = "iCCP\0sRGB\0gAMA\0eXIf";
+     * orientation, which is, kept as it is (see read_orientation). */
+    static const png_byte colour_chunks[] = "iCCP\0sRGB\0gAMA";
     png_set_keep_unknown_chunks(c->png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
-    png_set_keep_unknown_chunks(c->png, PNG_HANDLE_CHUNK_AS_DEFAULT, kept_chunks, 4);
+    png_set_keep_unknown_chunks(c->png, PNG_HANDLE_CHUNK_AS_DEFAULT, colour_chunks, 3);
+    png_set_keep_unknown_chunks(c->png, PNG_HANDLE_CHUNK_ALWAYS, (png_const_bytep) "eXIf", 1);
     png_set_read_fn(c->png, &c->stream, read_data);
     png_read_info(c->png, c->info);
 

@@ -1068,6 +1068,33 @@ static void test_exif_hostile_files(void **state)
     expect_same_pixels(&image, &stored);
     assert_int_equal(image.meta.orientation, 0);
     sr_image_free(&image);
+
+    /* An eXIf chunk larger than the chunk limit (4 MiB) is skipped, never
+     * allocated: libpng's own handler would allocate any declared length
+     * up to 2 GiB before reading a byte. */
+    const size_t big = (size_t)SR_MAX_ICC_BYTES + 1;
+    uint8_t *exif = calloc(1, big);
+    memcpy(exif, "MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06", 20);
+    uint8_t *bigfile = malloc((size_t)n + big + 12);
+    size_t at = 8 + 25; /* after IHDR */
+    memcpy(bigfile, png, at);
+    put_be32(bigfile + at, (uint32_t)big);
+    memcpy(bigfile + at + 4, "eXIf", 4);
+    memcpy(bigfile + at + 8, exif, big);
+    put_be32(bigfile + at + 8 + big, (uint32_t)crc32(crc32(0, bigfile + at + 4, 4), exif, (uInt)big));
+    size_t big_size = at + 12 + big;
+    for (int64_t i = 0; i + 4 < n; i++) /* the rest, from IDAT on */
+        if (memcmp(png + i, "IDAT", 4) == 0) {
+            memcpy(bigfile + big_size, png + i - 4, (size_t)(n - i + 4));
+            big_size += (size_t)(n - i + 4);
+            break;
+        }
+    write_bytes(path, bigfile, big_size);
+    read_ok(path, NULL, &image);
+    expect_same_pixels(&image, &stored);
+    sr_image_free(&image);
+    free(bigfile);
+    free(exif);
     sr_image_free(&stored);
     free(png);
     free(file);
