@@ -117,6 +117,19 @@ void sr_orienter_place(const sr_orienter *o, int64_t y, int64_t x0, int64_t dx, 
         memcpy(out, pixels, (size_t)n * bytes);
         return;
     }
-    for (int64_t i = 0; i < n; i++, out += step, pixels += bytes)
-        memcpy(out, pixels, bytes);
+    /* A constant size lets the compiler turn each copy into a move. */
+#define SCATTER(size)                                                  \
+    for (int64_t i = 0; i < n; i++, out += step, pixels += (size))     \
+        memcpy(out, pixels, (size));                                   \
+    return
+    switch (bytes) {
+    case 1: SCATTER(1);
+    case 2: SCATTER(2);
+    case 3: SCATTER(3);
+    case 4: SCATTER(4);
+    case 6: SCATTER(6);
+    case 8: SCATTER(8);
+    default: SCATTER(bytes);
+    }
+#undef SCATTER
 }
