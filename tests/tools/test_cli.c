@@ -709,19 +709,21 @@ static void test_exif_orientation(void **state)
     assert_non_null(jpg);
     write_file("orient_6.jpg", jpg, (size_t)size);
     free(jpg);
-    static const struct { const char *option; int64_t width, height; } cases[] = {
-        {"-q", 12, 18}, {"--no-exif-rotate", 18, 12}};
-    for (int i = 0; i < 2; i++) {
-        run_ok((const char *[]){cases[i].option, "-o", "portrait.png", "srpgan_x2.pth",
+    static const struct { const char *option, *output; int64_t width, height; } cases[] = {
+        {"-q", "portrait.png", 12, 18},
+        {"-q", "portrait.jpg", 12, 18},
+        {"--no-exif-rotate", "portrait.png", 18, 12}};
+    for (int i = 0; i < 3; i++) {
+        run_ok((const char *[]){cases[i].option, "-o", cases[i].output, "srpgan_x2.pth",
                                 "orient_6.jpg", NULL});
         char path[512];
-        snprintf(path, sizeof path, "%s/portrait.png", workdir);
+        snprintf(path, sizeof path, "%s/%s", workdir, cases[i].output);
         sr_image info;
         assert_int_equal(sr_image_read_info(path, NULL, &info, NULL), SR_OK);
         assert_int_equal(info.width, cases[i].width);
         assert_int_equal(info.height, cases[i].height);
         assert_int_equal(info.meta.orientation, 0); /* no EXIF written */
-        remove_file("portrait.png");
+        remove_file(cases[i].output);
     }
     cli_result r = run_cli((const char *[]){"--help", NULL});
     assert_non_null(strstr(r.out, "--no-exif-rotate"));
