@@ -1,7 +1,7 @@
 /* The image front end: sr_image_alloc/free and the metadata's ownership,
  * sr_image_read (open, sniff the content, hand the stream to a codec) and
- * sr_image_write_png/jpeg (temporary file, renamed into place only on
- * success). Pixel decoding and encoding live in png.c and jpeg.c; this file
+ * sr_image_write_png/jpeg (through formats/file.c: whole or not at all)
+ * and their _stream forms. Pixel decoding and encoding live in png.c and jpeg.c; this file
  * knows nothing about either format beyond its magic bytes. */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/image_codecs.h"
@@ -124,9 +124,12 @@ sr_status sr_image_read(const char *path, int64_t max_pixels, sr_image *image,
     if (max_pixels == 0)
         max_pixels = SR_DEFAULT_MAX_PIXELS;
 
-    FILE *file = fopen(path, "rb");
-    if (!file)
-        return sr_fail(err, SR_ERR_IO, "%s: %s", path, strerror(errno));
+    FILE *file;
+    sr_status opened = sr_file_open_regular(path, &file, NULL, err);
+    if (opened != SR_OK) {
+        sr_error_prefix(err, path);
+        return opened;
+    }
     uint8_t head[SR_IMAGE_HEAD_SIZE];
     size_t n = fread(head, 1, sizeof head, file);
     sr_status status;
@@ -194,14 +197,31 @@ static sr_status write_image(const char *path, const sr_image *image, image_form
     return status;
 }
 
+static sr_status check_png(const sr_image *image, sr_error *err)
+{
+    sr_status status = check_writable(image, "PNG", 0x7fffffff, err);
+    if (status == SR_OK && image->type != SR_PIXEL_U8 && image->type != SR_PIXEL_U16)
+        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "PNG output needs 8- or 16-bit pixels");
+    return status;
+}
+
+static sr_status check_jpeg(const sr_image *image, int quality, sr_error *err)
+{
+    sr_status status = check_writable(image, "JPEG", SR_JPEG_MAX_SIDE, err);
+    if (status == SR_OK && image->type != SR_PIXEL_U8)
+        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG output needs 8-bit pixels");
+    if (status == SR_OK && (quality < 1 || quality > 100))
+        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG quality %d is not in 1..100",
+                         quality);
+    return status;
+}
+
 sr_status sr_image_write_png(const char *path, const sr_image *image,
                              sr_error *err)
 {
     if (!path)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no path to write to");
-    sr_status status = check_writable(image, "PNG", 0x7fffffff, err);
-    if (status == SR_OK && image->type != SR_PIXEL_U8 && image->type != SR_PIXEL_U16)
-        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "PNG output needs 8- or 16-bit pixels");
+    sr_status status = check_png(image, err);
     return status == SR_OK ? write_image(path, image, FORMAT_PNG, 0, err) : status;
 }
 
@@ -210,11 +230,33 @@ sr_status sr_image_write_jpeg(const char *path, const sr_image *image, int quali
 {
     if (!path)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no path to write to");
-    sr_status status = check_writable(image, "JPEG", SR_JPEG_MAX_SIDE, err);
-    if (status == SR_OK && image->type != SR_PIXEL_U8)
-        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG output needs 8-bit pixels");
-    if (status == SR_OK && (quality < 1 || quality > 100))
-        status = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG quality %d is not in 1..100",
-                         quality);
+    sr_status status = check_jpeg(image, quality, err);
     return status == SR_OK ? write_image(path, image, FORMAT_JPEG, quality, err) : status;
+}
+
+static sr_status write_stream(FILE *file, const sr_image *image, image_format format,
+                              int quality, sr_error *err)
+{
+    encode_job job = {image, format, quality};
+    sr_status status = encode(file, &job, err);
+    if (status == SR_OK && fflush(file) != 0)
+        status = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
+    return status;
+}
+
+sr_status sr_image_write_png_stream(FILE *file, const sr_image *image, sr_error *err)
+{
+    if (!file)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no stream to write to");
+    sr_status status = check_png(image, err);
+    return status == SR_OK ? write_stream(file, image, FORMAT_PNG, 0, err) : status;
+}
+
+sr_status sr_image_write_jpeg_stream(FILE *file, const sr_image *image, int quality,
+                                     sr_error *err)
+{
+    if (!file)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no stream to write to");
+    sr_status status = check_jpeg(image, quality, err);
+    return status == SR_OK ? write_stream(file, image, FORMAT_JPEG, quality, err) : status;
 }
