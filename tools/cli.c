@@ -28,7 +28,9 @@ static const char usage_text[] =
     "                       MODEL, checks that MODEL has it\n"
     "  -o, --output FILE    output PNG, or JPEG when FILE ends in .jpg or .jpeg\n"
     "                       (default: INPUT's name + _x<scale>.png, in the\n"
-    "                       current folder)\n"
+    "                       current folder); - writes to stdout\n"
+    "      --format png|jpeg  the output's format, whatever its name (default:\n"
+    "                       by the name; PNG for -o -)\n"
     "      --alpha MODE     white: composite alpha on white (default); keep: write RGBA,\n"
     "                       the alpha upscaled bicubically beside the network's RGB\n"
     "      --depth 8|16     bits per sample of a PNG output (default: the input's)\n"
@@ -71,17 +73,25 @@ int64_t parse_size(const char *text)
     }
     if (*end == 'B' || *end == 'b')
         end++;
-    if (end == text || *end != '\0' || !(v > 0) || v * unit > 9e18)
+    /* Under one byte (0.5, 1e-300) would truncate to 0, which means the default. */
+    if (end == text || *end != '\0' || !(v * unit >= 1) || v * unit > 9e18)
         return -1;
     return (int64_t)(v * unit);
 }
 
 /* The output is JPEG when its name ends in .jpg or .jpeg (any case). */
-int cli_is_jpeg_name(const char *path)
+static int is_jpeg_name(const char *path)
 {
     const char *dot = strrchr(path, '.');
     return dot && !strchr(dot, '/') &&
            (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
+}
+
+int cli_output_is_jpeg(const cli *c, const char *output)
+{
+    return c->format == OUTPUT_JPEG ||
+           (c->format == OUTPUT_BY_NAME && output && strcmp(output, "-") != 0 &&
+            is_jpeg_name(output));
 }
 
 int cli_parse(int argc, char **argv, cli *c)
@@ -96,6 +106,7 @@ int cli_parse(int argc, char **argv, cli *c)
         {"scale", required_argument, NULL, 's'},
         {"alpha", required_argument, NULL, 'A'},  {"depth", required_argument, NULL, 'D'},
         {"quality", required_argument, NULL, 'Q'}, {"precision", required_argument, NULL, 'R'},
+        {"format", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -114,7 +125,8 @@ int cli_parse(int argc, char **argv, cli *c)
         case 'm':
             c->options.max_memory = parse_size(optarg);
             if (c->options.max_memory < 0)
-                return usage_error("--max-memory needs a size like 300M or 2G, not '%s'", optarg);
+                return usage_error("--max-memory needs a size of at least one byte, like 300M "
+                                   "or 2G, not '%s'", optarg);
             break;
         case 'T': {
             char *end;
@@ -128,6 +140,11 @@ int cli_parse(int argc, char **argv, cli *c)
             if (strcmp(optarg, "white") != 0 && strcmp(optarg, "keep") != 0)
                 return usage_error("--alpha needs white or keep, not '%s'", optarg);
             c->keep_alpha = strcmp(optarg, "keep") == 0;
+            break;
+        case 'F':
+            if (strcmp(optarg, "png") != 0 && strcmp(optarg, "jpeg") != 0)
+                return usage_error("--format needs png or jpeg, not '%s'", optarg);
+            c->format = strcmp(optarg, "png") == 0 ? OUTPUT_PNG : OUTPUT_JPEG;
             break;
         case 'D':
             if (strcmp(optarg, "8") != 0 && strcmp(optarg, "16") != 0)
@@ -183,9 +200,11 @@ int cli_parse(int argc, char **argv, cli *c)
         return usage_error("%s", n_args ? "too many arguments" : "no input image given");
     c->model = n_args == 2 ? argv[optind] : NULL;
     c->input = argv[argc - 1];
-    if (c->output && cli_is_jpeg_name(c->output) && c->keep_alpha)
+    if (cli_output_is_jpeg(c, c->output) && c->keep_alpha)
         return usage_error("%s", "--alpha keep needs a PNG output (JPEG has no alpha)");
-    if (c->output && cli_is_jpeg_name(c->output) && c->depth == 16)
+    if (cli_output_is_jpeg(c, c->output) && c->depth == 16)
         return usage_error("%s", "--depth 16 needs a PNG output (JPEG is 8-bit)");
+    if (c->output && strcmp(c->output, "-") == 0 && c->stats && strcmp(c->stats, "-") == 0)
+        return usage_error("%s", "-o - and --stats - cannot both write to stdout");
     return -1;
 }

@@ -4,8 +4,11 @@
 
 #include "srrun.h"
 
+typedef enum output_format { OUTPUT_BY_NAME, OUTPUT_PNG, OUTPUT_JPEG } output_format;
+
 typedef struct cli {
-    const char *model, *input, *output;
+    const char *model, *input, *output; /* output "-": stdout */
+    output_format format;
     sr_model_options model_options;
     sr_session_options options;
     const char *stats;
@@ -18,10 +21,12 @@ typedef struct cli {
  * the exit code (0 after --help or --version, 2 after a usage message). */
 int cli_parse(int argc, char **argv, cli *c);
 
-/* Parses "300M", "2G", "1.5G", "4096K" or plain bytes; -1 if invalid. */
+/* Parses "300M", "2G", "1.5G", "4096K" or plain bytes; -1 if invalid or
+ * under one byte. */
 int64_t parse_size(const char *text);
 
-/* The output is JPEG when its name ends in .jpg or .jpeg (any case). */
-int cli_is_jpeg_name(const char *path);
+/* Whether c's output is JPEG: by --format, else when the output's name
+ * ends in .jpg or .jpeg (any case); stdout ("-") is PNG by default. */
+int cli_output_is_jpeg(const cli *c, const char *output);
 
 #endif

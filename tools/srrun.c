@@ -2,14 +2,18 @@
  * the default model and output names and the user-facing messages (options
  * are parsed in cli.c); everything else is the library's. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "interrupt.h"
 #include "reexec.h"
 #include "report.h"
 #include "commands.h"
@@ -41,14 +45,15 @@ static const char *default_model(int scale)
     return NULL;
 }
 
-/* INPUT's file name without folder and extension, + "_x<scale>.png". */
-static void default_output(char *buf, size_t size, const char *input, int scale)
+/* INPUT's file name without folder and extension, + "_x<scale>.png" (or
+ * .jpg, when --format asks for JPEG). */
+static void default_output(char *buf, size_t size, const char *input, int scale, int jpeg)
 {
     const char *base = strrchr(input, '/');
     base = base ? base + 1 : input;
     const char *dot = strrchr(base, '.');
     int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-    snprintf(buf, size, "%.*s_x%d.png", stem, base, scale);
+    snprintf(buf, size, "%.*s_x%d.%s", stem, base, scale, jpeg ? "jpg" : "png");
 }
 
 static void print_notices(const char *model_path, const char *notices)
@@ -66,32 +71,125 @@ static int64_t peak_rss_bytes(void)
     return getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_maxrss * 1024 : 0;
 }
 
-static int write_stats(const cli *c, const sr_session *session, const sr_model_info *info,
+/* Whether path and other name one file (another spelling, a link, a hard
+ * link), both existing. */
+static int same_file(const char *path, const char *other)
+{
+    struct stat a, b;
+    return other && stat(path, &a) == 0 && stat(other, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* Refuses to write (what: "the output" or "--stats") to path when it is a
+ * file the run reads, or other, the other file it writes (other_is says
+ * which): the run would destroy its input, or its own result. */
+static int clobbers(const cli *c, const char *model_path, const char *path, const char *what,
+                    const char *other, const char *other_is)
+{
+    if (strcmp(path, "-") == 0)
+        return 0;
+    const char *is = same_file(path, c->input)     ? "the input image"
+                     : same_file(path, model_path) ? "the model"
+                     : same_file(path, other)      ? other_is
+                                                   : NULL;
+    if (is)
+        fprintf(stderr, "srrun: %s: is %s; %s must be another file\n", path, is, what);
+    return is != NULL;
+}
+
+/* --stats FILE, opened before any work so that a path that cannot be
+ * written fails the run at once. Not truncated until the stats are written:
+ * a failed run leaves an old file as it was and removes a new one. */
+typedef struct stats_file {
+    FILE *file;
+    int created;
+} stats_file;
+
+static int open_stats(const char *path, stats_file *s)
+{
+    s->file = NULL;
+    s->created = 0;
+    if (strcmp(path, "-") == 0) {
+        s->file = stdout;
+        return 0;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    s->created = fd >= 0;
+    if (fd < 0 && errno == EEXIST)
+        fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 || !(s->file = fdopen(fd, "w"))) {
+        const int e = errno;
+        if (fd >= 0)
+            close(fd);
+        if (s->created)
+            unlink(path);
+        fprintf(stderr, "srrun: %s: cannot write stats: %s\n", path, strerror(e));
+        return 1;
+    }
+    return 0;
+}
+
+/* Closes the stats file, removing it when the run failed (rc != 0) and it
+ * was new; returns rc, or 1 when closing fails. */
+static int close_stats(stats_file *s, const char *path, int rc)
+{
+    if (!s->file)
+        return rc;
+    if (s->file == stdout)
+        return fflush(stdout) != 0 ? 1 : rc;
+    if (fclose(s->file) != 0 && rc == 0) {
+        fprintf(stderr, "srrun: %s: cannot write stats: %s\n", path, strerror(errno));
+        rc = 1;
+    }
+    if (rc != 0 && s->created)
+        unlink(path);
+    return rc;
+}
+
+static int write_stats(const cli *c, FILE *f, const sr_session *session, const sr_model_info *info,
                        const sr_plan_info *plan, const char *output, const run_times *times)
 {
     sr_session_options used = c->options;
     used.backend = sr_session_backend(session);
     if (used.backend != SR_BACKEND_CUDA)
         used.precision = SR_PRECISION_FP32;
-    FILE *f = strcmp(c->stats, "-") == 0 ? stdout : fopen(c->stats, "w");
-    if (!f) {
-        fprintf(stderr, "srrun: %s: cannot write stats\n", c->stats);
+    struct stat st;
+    if (f != stdout && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+        ftruncate(fileno(f), 0) != 0) {
+        fprintf(stderr, "srrun: %s: cannot write stats: %s\n", c->stats, strerror(errno));
         return 1;
     }
     write_stats_json(f, info, plan, &used, c->input, output, times, peak_rss_bytes());
-    return f == stdout ? fflush(f) != 0 : fclose(f) != 0;
+    return fflush(f) != 0;
 }
 
-static int run(const cli *c)
+/* Writes the upscaled image to output ("-": stdout). Signals wait for the
+ * write to end (interrupt.h), so that no temporary file is left behind. */
+static int write_output(const cli *c, const char *output, const sr_image *out)
 {
     sr_error err = {0};
-    const char *model_path = c->model ? c->model : default_model(c->scale ? c->scale : 4);
-    if (!model_path) {
-        fprintf(stderr, "srrun: no MODEL given and the default x%d model is not installed\n",
-                c->scale ? c->scale : 4);
-        return 1;
+    const int quality = c->quality ? c->quality : 90;
+    const int jpeg = cli_output_is_jpeg(c, output);
+    sr_status st;
+    if (strcmp(output, "-") == 0) {
+        st = jpeg ? sr_image_write_jpeg_stream(stdout, out, quality, &err)
+                  : sr_image_write_png_stream(stdout, out, &err);
+        if (st != SR_OK)
+            fprintf(stderr, "srrun: stdout: %s\n", err.message);
+        return st != SR_OK;
     }
+    defer_interrupts();
+    st = jpeg ? sr_image_write_jpeg(output, out, quality, &err)
+              : sr_image_write_png(output, out, &err);
+    if (st != SR_OK)
+        fail(err.message);
+    allow_interrupts();
+    return st != SR_OK;
+}
 
+static int upscale(const cli *c, const char *model_path, FILE *stats)
+{
+    sr_error err = {0};
     run_times times = {0};
     const double start = seconds_now();
     sr_model *model;
@@ -113,16 +211,19 @@ static int run(const cli *c)
     sr_plan_info plan;
     char output[4096];
     int rc = 1;
+    if (c->output)
+        snprintf(output, sizeof output, "%s", c->output);
+    else
+        default_output(output, sizeof output, c->input, info.scale, cli_output_is_jpeg(c, NULL));
+    if (!c->output && !c->plan_only &&
+        clobbers(c, model_path, output, "the output", c->stats, "the --stats file"))
+        goto done;
     double t = seconds_now();
     if (sr_image_read(c->input, 0, &in, &err) != SR_OK) {
         fail(err.message);
         goto done;
     }
     times.decode = seconds_now() - t;
-    if (c->output)
-        snprintf(output, sizeof output, "%s", c->output);
-    else
-        default_output(output, sizeof output, c->input, info.scale);
 
     progress_bar bar;
     sr_session_options options = c->options;
@@ -141,7 +242,7 @@ static int run(const cli *c)
                 c->options.precision != SR_PRECISION_FP32 ? " in fp32" : "");
     /* RGBA only when asked and the input has alpha; 16-bit when asked or
      * when the input is, unless the output is JPEG. */
-    const int jpeg = cli_is_jpeg_name(output);
+    const int jpeg = cli_output_is_jpeg(c, output);
     const sr_image shape = {
         .width = in.width * info.scale,
         .height = in.height * info.scale,
@@ -176,11 +277,8 @@ static int run(const cli *c)
     }
     times.run = seconds_now() - t;
     t = seconds_now();
-    if ((jpeg ? sr_image_write_jpeg(output, &out, c->quality ? c->quality : 90, &err)
-              : sr_image_write_png(output, &out, &err)) != SR_OK) {
-        fail(err.message);
+    if (write_output(c, output, &out) != 0)
         goto done;
-    }
     times.encode = seconds_now() - t;
     times.total = seconds_now() - start;
     sr_session_plan(session, in.width, in.height, &plan); /* now with timings */
@@ -204,16 +302,46 @@ static int run(const cli *c)
                     "srrun: GEMMs read %s; the prediction is of device memory, the peak the "
                     "host's\n",
                     sr_precision_name(c->options.precision));
-    } else if (!c->quiet && !(c->stats && strcmp(c->stats, "-") == 0)) {
+    } else if (!c->quiet && !(c->stats && strcmp(c->stats, "-") == 0) &&
+               strcmp(output, "-") != 0) {
         printf("%s\n", output);
     }
-    rc = c->stats ? write_stats(c, session, &info, &plan, output, &times) : 0;
+    rc = stats ? write_stats(c, stats, session, &info, &plan, output, &times) : 0;
 done:
     sr_session_free(session);
     sr_image_free(&in);
     sr_image_free(&out);
     sr_model_free(model);
     return rc;
+}
+
+/* What can refuse the run comes before any work: the model to use, an
+ * output that would destroy a file the run reads, image data meant for a
+ * terminal, a --stats file that cannot be written. */
+static int run(const cli *c)
+{
+    const char *model_path = c->model ? c->model : default_model(c->scale ? c->scale : 4);
+    if (!model_path) {
+        fprintf(stderr, "srrun: no MODEL given and the default x%d model is not installed\n",
+                c->scale ? c->scale : 4);
+        return 1;
+    }
+    const int to_stdout = c->output && strcmp(c->output, "-") == 0;
+    if (to_stdout && !c->plan_only && isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "srrun: not writing image data to a terminal; redirect stdout or give "
+                        "-o FILE\n");
+        return 1;
+    }
+    stats_file stats = {NULL, 0};
+    const int with_stats = c->stats && !c->plan_only;
+    if (with_stats &&
+        (clobbers(c, model_path, c->stats, "--stats", c->output, "the output") ||
+         open_stats(c->stats, &stats) != 0))
+        return 1;
+    if (c->output && !c->plan_only &&
+        clobbers(c, model_path, c->output, "the output", c->stats, "the --stats file"))
+        return close_stats(&stats, c->stats, 1);
+    return close_stats(&stats, c->stats, upscale(c, model_path, stats.file));
 }
 
 int main(int argc, char **argv)
