@@ -28,6 +28,7 @@
 
 #include "bench/srbench.h"
 #include "srrun.h"
+#include "tools/cli.h"
 #include "tools/reexec.h"
 #include "tools/report.h"
 

@@ -1,10 +1,10 @@
 /* The image front end: sr_image_alloc/free and the metadata's ownership,
  * sr_image_read and sr_image_read_info (open, sniff the content, hand the
  * stream to a codec), sr_image_check_output (what each format can hold)
- * and sr_image_write_png/jpeg (temporary file, renamed into place only on
- * success). Pixel decoding and encoding live in png.c and jpeg.c, the EXIF
- * orientation in orient.c; this file knows nothing about either format
- * beyond its magic bytes and its limits. */
+ * and sr_image_write_png/jpeg (through formats/file.c: whole or not at all)
+ * and their _stream forms. Pixel decoding and encoding live in png.c and
+ * jpeg.c, the EXIF orientation in orient.c; this file knows nothing about
+ * either format beyond its magic bytes and its limits. */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/image_codecs.h"
 
@@ -134,9 +134,12 @@ static sr_status read_image(const char *path, const sr_image_read_options *optio
         .pixels = pixels,
     };
 
-    FILE *file = fopen(path, "rb");
-    if (!file)
-        return sr_fail(err, SR_ERR_IO, "%s: %s", path, strerror(errno));
+    FILE *file;
+    sr_status opened = sr_file_open_regular(path, &file, NULL, err);
+    if (opened != SR_OK) {
+        sr_error_prefix(err, path);
+        return opened;
+    }
     uint8_t head[SR_IMAGE_HEAD_SIZE];
     size_t n = fread(head, 1, sizeof head, file);
     sr_status status;
@@ -241,23 +244,68 @@ static sr_status write_image(const char *path, const sr_image *image, sr_image_f
     return status;
 }
 
+/* What every writer checks before encoding: pixels to write, a shape the
+ * format can hold, and a JPEG quality in range. */
+static sr_status check_write(const sr_image *image, sr_image_format format, int quality,
+                             sr_error *err)
+{
+    if (!image || !image->data)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to write");
+    if (format == SR_IMAGE_JPEG && (quality < 1 || quality > 100))
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG quality %d is not in 1..100",
+                       quality);
+    return check_output(format, image, err);
+}
+
 sr_status sr_image_write_png(const char *path, const sr_image *image,
                              sr_error *err)
 {
-    if (!path || !image || !image->data)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to write");
-    sr_status status = sr_image_check_output(path, SR_IMAGE_PNG, image, err);
-    return status == SR_OK ? write_image(path, image, SR_IMAGE_PNG, 0, err) : status;
+    if (!path)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no path to write to");
+    sr_status status = check_write(image, SR_IMAGE_PNG, 0, err);
+    if (status != SR_OK) {
+        sr_error_prefix(err, path);
+        return status;
+    }
+    return write_image(path, image, SR_IMAGE_PNG, 0, err);
 }
 
 sr_status sr_image_write_jpeg(const char *path, const sr_image *image, int quality,
                               sr_error *err)
 {
-    if (!path || !image || !image->data)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to write");
-    if (quality < 1 || quality > 100)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s: JPEG quality %d is not in 1..100",
-                       path, quality);
-    sr_status status = sr_image_check_output(path, SR_IMAGE_JPEG, image, err);
-    return status == SR_OK ? write_image(path, image, SR_IMAGE_JPEG, quality, err) : status;
+    if (!path)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no path to write to");
+    sr_status status = check_write(image, SR_IMAGE_JPEG, quality, err);
+    if (status != SR_OK) {
+        sr_error_prefix(err, path);
+        return status;
+    }
+    return write_image(path, image, SR_IMAGE_JPEG, quality, err);
+}
+
+static sr_status write_stream(FILE *file, const sr_image *image, sr_image_format format,
+                              int quality, sr_error *err)
+{
+    encode_job job = {image, format, quality};
+    sr_status status = encode(file, &job, err);
+    if (status == SR_OK && fflush(file) != 0)
+        status = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
+    return status;
+}
+
+sr_status sr_image_write_png_stream(FILE *file, const sr_image *image, sr_error *err)
+{
+    if (!file)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no stream to write to");
+    sr_status status = check_write(image, SR_IMAGE_PNG, 0, err);
+    return status == SR_OK ? write_stream(file, image, SR_IMAGE_PNG, 0, err) : status;
+}
+
+sr_status sr_image_write_jpeg_stream(FILE *file, const sr_image *image, int quality,
+                                     sr_error *err)
+{
+    if (!file)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no stream to write to");
+    sr_status status = check_write(image, SR_IMAGE_JPEG, quality, err);
+    return status == SR_OK ? write_stream(file, image, SR_IMAGE_JPEG, quality, err) : status;
 }

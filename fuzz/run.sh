@@ -12,7 +12,7 @@ build="$(cd "$1" && pwd)"
 seconds="$2"
 shift 2
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(fuzz_zip fuzz_pth fuzz_pickle fuzz_image fuzz_modelbin)
+[ ${#names[@]} -gt 0 ] || names=(fuzz_zip fuzz_pth fuzz_pickle fuzz_image fuzz_modelbin fuzz_cli)
 work="${FUZZ_WORK:-$(mktemp -d)}"
 mkdir -p "$work" && work="$(cd "$work" && pwd)"
 
@@ -24,6 +24,7 @@ seeds() {
                    "$root"/fuzz/seeds/*.png "$root"/fuzz/seeds/*.jpg \
                    "$root"/tests/crashers/*.png "$root"/tests/crashers/*.jpg ;;
     fuzz_modelbin) find "$root"/tests/fixtures "$root"/fuzz/seeds -name '*.bin' -size -256k ;;
+    fuzz_cli) ls "$root"/fuzz/seeds/*.argv ;;
     esac 2>/dev/null || true
 }
 
@@ -36,7 +37,9 @@ for name in "${names[@]}"; do
     mkdir -p "$corpus"
     seeds "$name" | while read -r f; do cp "$f" "$corpus/"; done
     echo "== $name: $(ls "$corpus" | wc -l) inputs, ${seconds}s"
-    (cd "$work" && "$build/fuzz/$name" "$corpus" -max_total_time="$seconds" \
+    quiet=()
+    [ "$name" != fuzz_cli ] || quiet=(-close_fd_mask=3) # its usage messages
+    (cd "$work" && "$build/fuzz/$name" "$corpus" -max_total_time="$seconds" "${quiet[@]}" \
         -rss_limit_mb=1024 -timeout=10 -max_len=65536 -print_final_stats=1 2>&1 |
         grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==|SUMMARY|.*Test unit written)|ERROR|runtime error' || true
      exit "${PIPESTATUS[0]}") || { echo "fuzz/run.sh: $name failed; see $work" >&2; exit 1; }

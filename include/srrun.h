@@ -38,6 +38,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -136,7 +137,8 @@ typedef struct sr_image_read_options {
  * file's channels and its depth (8 or 16 bits); palettes are expanded and
  * PNG transparency becomes alpha. Reads the colour metadata into
  * image->meta (PNG iCCP, sRGB, gAMA; JPEG ICC profile). Refuses images over
- * max_pixels after reading only the header.
+ * max_pixels after reading only the header. Only a regular file is read (a
+ * FIFO is refused, not waited on).
  *
  * The EXIF orientation (tag 0x0112 of IFD0 in a JPEG's first APP1 "Exif"
  * marker or a PNG's eXIf chunk before the pixels; XMP is not read) is
@@ -175,8 +177,14 @@ typedef enum sr_image_format {
 SR_API sr_status sr_image_check_output(const char *path, sr_image_format format,
                                        const sr_image *shape, sr_error *err);
 
-/* Writes an 8- or 16-bit image as PNG; through a temporary file renamed
- * at the end, so a failure leaves no file at path. */
+/* Writes an 8- or 16-bit image as PNG, whole or not at all: through an
+ * unnamed temporary file (O_TMPFILE; where the file system has none, one
+ * named path.XXXXXX) put in place when complete, so that a failure, or the
+ * process killed meanwhile, leaves no file at path and an old one intact.
+ * A new file gets mode 0666 less the umask; a replaced one keeps its mode
+ * (and, as root, its owner). A symbolic link is written through (its
+ * target replaced); a FIFO or character device, such as /dev/null, is
+ * written into; a folder or other special file is refused. */
 SR_API sr_status sr_image_write_png(const char *path, const sr_image *image,
                                     sr_error *err);
 
@@ -186,10 +194,17 @@ SR_API sr_status sr_image_write_png(const char *path, const sr_image *image,
  * meta's ICC profile when its colour space (gray or RGB) fits the image;
  * sRGB and gamma are not written, JPEG has no place for them. Gray+alpha
  * and RGBA are composited on white, as srrun's input rule does; 16-bit and
- * sides over 65500 are refused. Through a temporary file like the PNG writer.
+ * sides over 65500 are refused. Whole or not at all, as the PNG writer.
  * Neither writer writes EXIF: the pixels are written as they are. */
 SR_API sr_status sr_image_write_jpeg(const char *path, const sr_image *image,
                                      int quality, sr_error *err);
+
+/* As sr_image_write_png and sr_image_write_jpeg, into an open stream (such
+ * as stdout), flushed but not closed; a failure may leave part of the
+ * image written. */
+SR_API sr_status sr_image_write_png_stream(FILE *file, const sr_image *image, sr_error *err);
+SR_API sr_status sr_image_write_jpeg_stream(FILE *file, const sr_image *image, int quality,
+                                            sr_error *err);
 
 /* Allocates a zeroed image with a packed stride and no metadata. */
 SR_API sr_status sr_image_alloc(sr_image *image, int64_t width, int64_t height,
@@ -212,7 +227,9 @@ typedef struct sr_model_options {
 /* Loads weights from a torch.save file (state_dict, zip format) or from
  * srrun's own model.bin (docs/model-bin.md; recognised by its magic, and
  * both its CRC-32s verified) and builds the network they describe. options
- * may be NULL for the defaults. */
+ * may be NULL for the defaults. The file is read whole into memory, not
+ * mapped, so that rewriting it while the model is in use is harmless; only
+ * a regular file is read (a FIFO is refused, not waited on). */
 SR_API sr_status sr_model_load(const char *path, const sr_model_options *options,
                                sr_model **model, sr_error *err);
 SR_API void sr_model_free(sr_model *model);
@@ -237,8 +254,8 @@ SR_API sr_model_info sr_model_get_info(const sr_model *model);
 
 /* Saves the model's weights (every tensor of the file it came from, in
  * order) as model.bin, float32 or, with fp16, float16 (a value beyond
- * float16's range is refused). Through a temporary file renamed at the
- * end, so a failure leaves no file at path. */
+ * float16's range is refused). Whole or not at all, as sr_image_write_png
+ * writes. */
 SR_API sr_status sr_model_save(const sr_model *model, const char *path, int fp16,
                                sr_error *err);
 SR_API int sr_model_scale(const sr_model *model);

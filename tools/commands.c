@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "interrupt.h"
 #include "srrun.h"
 
 static const char convert_usage[] = "usage: srrun convert MODEL OUTPUT.bin [--fp16] [-q]\n";
@@ -58,12 +59,14 @@ static int convert(int argc, char **argv)
     }
     if (!quiet)
         print_notices(model, paths[0]);
+    defer_interrupts();
     sr_status st = sr_model_save(model, paths[1], fp16, &err);
     sr_model_free(model);
-    if (st != SR_OK) {
+    if (st != SR_OK)
         fprintf(stderr, "srrun: %s\n", err.message);
+    allow_interrupts();
+    if (st != SR_OK)
         return 1;
-    }
     if (!quiet)
         printf("%s\n", paths[1]);
     return 0;

@@ -3,7 +3,6 @@
 #include "report.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -57,24 +56,6 @@ void format_size(char *buf, size_t size, int64_t bytes)
         snprintf(buf, size, "%.1fG", mb / 1024);
     else
         snprintf(buf, size, "%.0fM", ceil(mb));
-}
-
-int64_t parse_size(const char *text)
-{
-    char *end;
-    const double v = strtod(text, &end);
-    double unit = 1;
-    switch (*end) {
-    case 'k': case 'K': unit = 1024.0; end++; break;
-    case 'm': case 'M': unit = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': unit = 1024.0 * 1024 * 1024; end++; break;
-    default: break;
-    }
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (end == text || *end != '\0' || !(v > 0) || v * unit > 9e18)
-        return -1;
-    return (int64_t)(v * unit);
 }
 
 void print_plan(FILE *out, const sr_model_info *model, const sr_plan_info *plan,

@@ -21,9 +21,6 @@ void progress_bar_finish(progress_bar *bar);
 /* "2.0G", "380M", "512K": sizes as --max-memory takes them. */
 void format_size(char *buf, size_t size, int64_t bytes);
 
-/* Parses "300M", "2G", "1.5G", "4096K" or plain bytes; -1 if invalid. */
-int64_t parse_size(const char *text);
-
 /* The plan as `srrun --plan` prints it; backend: the one the session runs on
  * (CUDA's memory is the device's). */
 void print_plan(FILE *out, const sr_model_info *model, const sr_plan_info *plan,

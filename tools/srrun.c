@@ -1,81 +1,23 @@
 /* srrun, the command-line tool: a thin client of include/srrun.h. It owns
- * argument parsing, the default model and output names, and the user-facing
- * messages; everything else is the library's. */
+ * the default model and output names and the user-facing messages (options
+ * are parsed in cli.c); everything else is the library's. */
 #define _POSIX_C_SOURCE 200809L
-#include <getopt.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
+#include "cli.h"
+#include "interrupt.h"
 #include "reexec.h"
 #include "report.h"
 #include "commands.h"
 #include "srrun.h"
-
-static const char usage_text[] =
-    "usage: srrun [options] [MODEL] INPUT\n"
-    "       srrun convert MODEL OUTPUT.bin [--fp16]\n"
-    "       srrun info MODEL\n"
-    "\n"
-    "Upscales INPUT (PNG or JPEG) with the super-resolution network in MODEL,\n"
-    "a file written by torch.save(generator.state_dict(), path). Without MODEL\n"
-    "the shipped default model for --scale is used (SRPGAN trained on photos).\n"
-    "\n"
-    "convert writes MODEL (a .pth or a model.bin) as srrun's own model.bin,\n"
-    "which loads faster and is checksummed; --fp16 stores float16 weights\n"
-    "(half the size). info shows what a model file holds.\n"
-    "\n"
-    "options:\n"
-    "  -s, --scale 2|4      upscale factor of the default model (default: 4); with\n"
-    "                       MODEL, checks that MODEL has it\n"
-    "  -o, --output FILE    output PNG, or JPEG when FILE ends in .jpg or .jpeg\n"
-    "                       (default: INPUT's name + _x<scale>.png, in the\n"
-    "                       current folder)\n"
-    "      --alpha MODE     white: composite alpha on white (default); keep: write RGBA,\n"
-    "                       the alpha upscaled bicubically beside the network's RGB\n"
-    "      --depth 8|16     bits per sample of a PNG output (default: the input's)\n"
-    "      --quality N      JPEG quality, 1 to 100 (default: 90)\n"
-    "      --no-exif-rotate keep INPUT's pixels as stored (default: turned upright by\n"
-    "                       its EXIF orientation, as photo viewers show it)\n"
-    "  -b, --backend NAME   auto, cpu, cuda or reference (default: auto, a GPU when\n"
-    "                       one is usable, else the CPU)\n"
-    "      --precision P    what a GPU's matrix products read: fp32 (default), or\n"
-    "                       tf32, fp16 or bf16 on its tensor cores (sums in fp32)\n"
-    "  -t, --threads N      worker threads (default: all cores)\n"
-    "      --strict         refuse model files with tensors the network does not use\n"
-    "  -m, --max-memory SIZE  most memory the whole run may take, e.g. 300M or 2G\n"
-    "                       (default: three quarters of the machine's memory; with\n"
-    "                       a GPU, device memory: nine tenths of what is free)\n"
-    "      --tile-rows N    compute in bands of N rows (default: as high as fits)\n"
-    "      --plan           print the plan for INPUT (bands, memory) and stop\n"
-    "      --stats FILE     write timings, memory and the plan as JSON (- for stdout)\n"
-    "  -q, --quiet          print nothing but errors (no progress bar)\n"
-    "  -v, --verbose        also print the model, sizes and timing\n"
-    "  -h, --help           show this help\n"
-    "  -V, --version        show the version\n";
-
-typedef struct cli {
-    const char *model, *input, *output;
-    sr_model_options model_options;
-    sr_session_options options;
-    const char *stats;
-    int quiet, verbose, plan_only;
-    int keep_alpha, depth, quality; /* depth 0: the input's */
-    sr_image_read_options read_options;
-    int scale;                      /* 0: the model's (4 for the default) */
-} cli;
-
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "srrun: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'srrun --help'.\n");
-    return 2;
-}
 
 static int fail(const char *message)
 {
@@ -103,130 +45,15 @@ static const char *default_model(int scale)
     return NULL;
 }
 
-/* The output is JPEG when its name ends in .jpg or .jpeg (any case). */
-static int is_jpeg_name(const char *path)
-{
-    const char *dot = strrchr(path, '.');
-    return dot && !strchr(dot, '/') &&
-           (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
-}
-
-/* INPUT's file name without folder and extension, + "_x<scale>.png". */
-static void default_output(char *buf, size_t size, const char *input, int scale)
+/* INPUT's file name without folder and extension, + "_x<scale>.png" (or
+ * .jpg, when --format asks for JPEG). */
+static void default_output(char *buf, size_t size, const char *input, int scale, int jpeg)
 {
     const char *base = strrchr(input, '/');
     base = base ? base + 1 : input;
     const char *dot = strrchr(base, '.');
     int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-    snprintf(buf, size, "%.*s_x%d.png", stem, base, scale);
-}
-
-static int parse(int argc, char **argv, cli *c)
-{
-    static const struct option longs[] = {
-        {"output", required_argument, NULL, 'o'}, {"backend", required_argument, NULL, 'b'},
-        {"threads", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {"strict", no_argument, NULL, 'S'},
-        {"max-memory", required_argument, NULL, 'm'}, {"tile-rows", required_argument, NULL, 'T'},
-        {"plan", no_argument, NULL, 'P'},         {"stats", required_argument, NULL, 'J'},
-        {"scale", required_argument, NULL, 's'},
-        {"alpha", required_argument, NULL, 'A'},  {"depth", required_argument, NULL, 'D'},
-        {"quality", required_argument, NULL, 'Q'}, {"precision", required_argument, NULL, 'R'},
-        {"no-exif-rotate", no_argument, NULL, 'E'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-    while ((opt = getopt_long(argc, argv, "o:b:t:m:s:qvhV", longs, NULL)) != -1) {
-        switch (opt) {
-        case 'o': c->output = optarg; break;
-        case 'q': c->quiet = 1; break;
-        case 'S': c->model_options.strict = 1; break;
-        case 'P': c->plan_only = 1; break;
-        case 'J': c->stats = optarg; break;
-        case 'E': c->read_options.keep_orientation = 1; break;
-        case 's':
-            if (strcmp(optarg, "2") != 0 && strcmp(optarg, "4") != 0)
-                return usage_error("--scale needs 2 or 4, not '%s'", optarg);
-            c->scale = atoi(optarg);
-            break;
-        case 'm':
-            c->options.max_memory = parse_size(optarg);
-            if (c->options.max_memory < 0)
-                return usage_error("--max-memory needs a size like 300M or 2G, not '%s'", optarg);
-            break;
-        case 'T': {
-            char *end;
-            long long n = strtoll(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || n < 1)
-                return usage_error("--tile-rows needs a positive number, not '%s'", optarg);
-            c->options.tile_rows = n;
-            break;
-        }
-        case 'A':
-            if (strcmp(optarg, "white") != 0 && strcmp(optarg, "keep") != 0)
-                return usage_error("--alpha needs white or keep, not '%s'", optarg);
-            c->keep_alpha = strcmp(optarg, "keep") == 0;
-            break;
-        case 'D':
-            if (strcmp(optarg, "8") != 0 && strcmp(optarg, "16") != 0)
-                return usage_error("--depth needs 8 or 16, not '%s'", optarg);
-            c->depth = atoi(optarg);
-            break;
-        case 'Q': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || n < 1 || n > 100)
-                return usage_error("--quality needs a number from 1 to 100, not '%s'", optarg);
-            c->quality = (int)n;
-            break;
-        }
-        case 'v': c->verbose = 1; break;
-        case 'h': fputs(usage_text, stdout); return 0;
-        case 'V': printf("srrun %s\n", sr_version_string()); return 0;
-        case 'b': {
-            int found = 0;
-            for (int b = 0; b < SR_BACKEND_COUNT; b++)
-                if (strcmp(optarg, sr_backend_name((sr_backend)b)) == 0) {
-                    c->options.backend = (sr_backend)b;
-                    found = 1;
-                }
-            if (!found)
-                return usage_error("unknown backend '%s' (auto, cpu, cuda or reference)", optarg);
-            break;
-        }
-        case 'R': {
-            int found = 0;
-            for (int p = 0; p < SR_PRECISION_COUNT; p++)
-                if (strcmp(optarg, sr_precision_name((sr_precision)p)) == 0) {
-                    c->options.precision = (sr_precision)p;
-                    found = 1;
-                }
-            if (!found)
-                return usage_error("unknown precision '%s' (fp32, tf32, fp16 or bf16)", optarg);
-            break;
-        }
-        case 't': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || n < 1 || n > 1024)
-                return usage_error("--threads needs a number from 1 to 1024, not '%s'", optarg);
-            c->options.n_threads = (int)n;
-            break;
-        }
-        default: return usage_error("%s", "invalid option");
-        }
-    }
-    int n_args = argc - optind;
-    if (n_args < 1 || n_args > 2)
-        return usage_error("%s", n_args ? "too many arguments" : "no input image given");
-    c->model = n_args == 2 ? argv[optind] : NULL;
-    c->input = argv[argc - 1];
-    if (c->output && is_jpeg_name(c->output) && c->keep_alpha)
-        return usage_error("%s", "--alpha keep needs a PNG output (JPEG has no alpha)");
-    if (c->output && is_jpeg_name(c->output) && c->depth == 16)
-        return usage_error("%s", "--depth 16 needs a PNG output (JPEG is 8-bit)");
-    return -1;
+    snprintf(buf, size, "%.*s_x%d.%s", stem, base, scale, jpeg ? "jpg" : "png");
 }
 
 static void print_notices(const char *model_path, const char *notices)
@@ -244,32 +71,125 @@ static int64_t peak_rss_bytes(void)
     return getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_maxrss * 1024 : 0;
 }
 
-static int write_stats(const cli *c, const sr_session *session, const sr_model_info *info,
+/* Whether path and other name one file (another spelling, a link, a hard
+ * link), both existing. */
+static int same_file(const char *path, const char *other)
+{
+    struct stat a, b;
+    return other && stat(path, &a) == 0 && stat(other, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* Refuses to write (what: "the output" or "--stats") to path when it is a
+ * file the run reads, or other, the other file it writes (other_is says
+ * which): the run would destroy its input, or its own result. */
+static int clobbers(const cli *c, const char *model_path, const char *path, const char *what,
+                    const char *other, const char *other_is)
+{
+    if (strcmp(path, "-") == 0)
+        return 0;
+    const char *is = same_file(path, c->input)     ? "the input image"
+                     : same_file(path, model_path) ? "the model"
+                     : same_file(path, other)      ? other_is
+                                                   : NULL;
+    if (is)
+        fprintf(stderr, "srrun: %s: is %s; %s must be another file\n", path, is, what);
+    return is != NULL;
+}
+
+/* --stats FILE, opened before any work so that a path that cannot be
+ * written fails the run at once. Not truncated until the stats are written:
+ * a failed run leaves an old file as it was and removes a new one. */
+typedef struct stats_file {
+    FILE *file;
+    int created;
+} stats_file;
+
+static int open_stats(const char *path, stats_file *s)
+{
+    s->file = NULL;
+    s->created = 0;
+    if (strcmp(path, "-") == 0) {
+        s->file = stdout;
+        return 0;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    s->created = fd >= 0;
+    if (fd < 0 && errno == EEXIST)
+        fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 || !(s->file = fdopen(fd, "w"))) {
+        const int e = errno;
+        if (fd >= 0)
+            close(fd);
+        if (s->created)
+            unlink(path);
+        fprintf(stderr, "srrun: %s: cannot write stats: %s\n", path, strerror(e));
+        return 1;
+    }
+    return 0;
+}
+
+/* Closes the stats file, removing it when the run failed (rc != 0) and it
+ * was new; returns rc, or 1 when closing fails. */
+static int close_stats(stats_file *s, const char *path, int rc)
+{
+    if (!s->file)
+        return rc;
+    if (s->file == stdout)
+        return fflush(stdout) != 0 ? 1 : rc;
+    if (fclose(s->file) != 0 && rc == 0) {
+        fprintf(stderr, "srrun: %s: cannot write stats: %s\n", path, strerror(errno));
+        rc = 1;
+    }
+    if (rc != 0 && s->created)
+        unlink(path);
+    return rc;
+}
+
+static int write_stats(const cli *c, FILE *f, const sr_session *session, const sr_model_info *info,
                        const sr_plan_info *plan, const char *output, const run_times *times)
 {
     sr_session_options used = c->options;
     used.backend = sr_session_backend(session);
     if (used.backend != SR_BACKEND_CUDA)
         used.precision = SR_PRECISION_FP32;
-    FILE *f = strcmp(c->stats, "-") == 0 ? stdout : fopen(c->stats, "w");
-    if (!f) {
-        fprintf(stderr, "srrun: %s: cannot write stats\n", c->stats);
+    struct stat st;
+    if (f != stdout && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+        ftruncate(fileno(f), 0) != 0) {
+        fprintf(stderr, "srrun: %s: cannot write stats: %s\n", c->stats, strerror(errno));
         return 1;
     }
     write_stats_json(f, info, plan, &used, c->input, output, times, peak_rss_bytes());
-    return f == stdout ? fflush(f) != 0 : fclose(f) != 0;
+    return fflush(f) != 0;
 }
 
-static int run(const cli *c)
+/* Writes the upscaled image to output ("-": stdout). Signals wait for the
+ * write to end (interrupt.h), so that no temporary file is left behind. */
+static int write_output(const cli *c, const char *output, const sr_image *out)
 {
     sr_error err = {0};
-    const char *model_path = c->model ? c->model : default_model(c->scale ? c->scale : 4);
-    if (!model_path) {
-        fprintf(stderr, "srrun: no MODEL given and the default x%d model is not installed\n",
-                c->scale ? c->scale : 4);
-        return 1;
+    const int quality = c->quality ? c->quality : 90;
+    const int jpeg = cli_output_is_jpeg(c, output);
+    sr_status st;
+    if (strcmp(output, "-") == 0) {
+        st = jpeg ? sr_image_write_jpeg_stream(stdout, out, quality, &err)
+                  : sr_image_write_png_stream(stdout, out, &err);
+        if (st != SR_OK)
+            fprintf(stderr, "srrun: stdout: %s\n", err.message);
+        return st != SR_OK;
     }
+    defer_interrupts();
+    st = jpeg ? sr_image_write_jpeg(output, out, quality, &err)
+              : sr_image_write_png(output, out, &err);
+    if (st != SR_OK)
+        fail(err.message);
+    allow_interrupts();
+    return st != SR_OK;
+}
 
+static int upscale(const cli *c, const char *model_path, FILE *stats)
+{
+    sr_error err = {0};
     run_times times = {0};
     const double start = seconds_now();
     sr_model *model;
@@ -291,19 +211,22 @@ static int run(const cli *c)
     sr_plan_info plan;
     char output[4096];
     int rc = 1;
+    if (c->output)
+        snprintf(output, sizeof output, "%s", c->output);
+    else
+        default_output(output, sizeof output, c->input, info.scale, cli_output_is_jpeg(c, NULL));
+    if (!c->output && !c->plan_only &&
+        clobbers(c, model_path, output, "the output", c->stats, "the --stats file"))
+        goto done;
     /* The header is enough to check the output and plan: the pixels are
      * decoded only once the plan has counted their memory. */
     if (sr_image_read_info(c->input, &c->read_options, &in, &err) != SR_OK) {
         fail(err.message);
         goto done;
     }
-    if (c->output)
-        snprintf(output, sizeof output, "%s", c->output);
-    else
-        default_output(output, sizeof output, c->input, info.scale);
     /* RGBA only when asked and the input has alpha; 16-bit when asked or
      * when the input is, unless the output is JPEG. */
-    const int jpeg = is_jpeg_name(output);
+    const int jpeg = cli_output_is_jpeg(c, output);
     const sr_image shape = {
         .width = in.width * info.scale,
         .height = in.height * info.scale,
@@ -368,11 +291,8 @@ static int run(const cli *c)
     }
     times.run = seconds_now() - t;
     t = seconds_now();
-    if ((jpeg ? sr_image_write_jpeg(output, &out, c->quality ? c->quality : 90, &err)
-              : sr_image_write_png(output, &out, &err)) != SR_OK) {
-        fail(err.message);
+    if (write_output(c, output, &out) != 0)
         goto done;
-    }
     times.encode = seconds_now() - t;
     times.total = seconds_now() - start;
     sr_session_plan(session, in.width, in.height, &plan); /* now with timings */
@@ -396,10 +316,11 @@ static int run(const cli *c)
                     "srrun: GEMMs read %s; the prediction is of device memory, the peak the "
                     "host's\n",
                     sr_precision_name(c->options.precision));
-    } else if (!c->quiet && !(c->stats && strcmp(c->stats, "-") == 0)) {
+    } else if (!c->quiet && !(c->stats && strcmp(c->stats, "-") == 0) &&
+               strcmp(output, "-") != 0) {
         printf("%s\n", output);
     }
-    rc = c->stats ? write_stats(c, session, &info, &plan, output, &times) : 0;
+    rc = stats ? write_stats(c, stats, session, &info, &plan, output, &times) : 0;
 done:
     sr_session_free(session);
     sr_image_free(&in);
@@ -408,12 +329,41 @@ done:
     return rc;
 }
 
+/* What can refuse the run comes before any work: the model to use, an
+ * output that would destroy a file the run reads, image data meant for a
+ * terminal, a --stats file that cannot be written. */
+static int run(const cli *c)
+{
+    const char *model_path = c->model ? c->model : default_model(c->scale ? c->scale : 4);
+    if (!model_path) {
+        fprintf(stderr, "srrun: no MODEL given and the default x%d model is not installed\n",
+                c->scale ? c->scale : 4);
+        return 1;
+    }
+    const int to_stdout = c->output && strcmp(c->output, "-") == 0;
+    if (to_stdout && !c->plan_only && isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "srrun: not writing image data to a terminal; redirect stdout or give "
+                        "-o FILE\n");
+        return 1;
+    }
+    stats_file stats = {NULL, 0};
+    const int with_stats = c->stats && !c->plan_only;
+    if (with_stats &&
+        (clobbers(c, model_path, c->stats, "--stats", c->output, "the output") ||
+         open_stats(c->stats, &stats) != 0))
+        return 1;
+    if (c->output && !c->plan_only &&
+        clobbers(c, model_path, c->output, "the output", c->stats, "the --stats file"))
+        return close_stats(&stats, c->stats, 1);
+    return close_stats(&stats, c->stats, upscale(c, model_path, stats.file));
+}
+
 int main(int argc, char **argv)
 {
     sr_tool_reexec_for_blas(argv);
     if (argc > 1 && command_is(argv[1]))
         return command_run(argc - 1, argv + 1);
     cli c = {.options = sr_session_options_default()};
-    int rc = parse(argc, argv, &c);
+    int rc = cli_parse(argc, argv, &c);
     return rc >= 0 ? rc : run(&c);
 }

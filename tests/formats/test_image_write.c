@@ -416,6 +416,53 @@ static void test_jpeg_refusals(void **state)
     sr_image_free(&img);
 }
 
+static void *slurp_stream(FILE *f, long *size)
+{
+    *size = ftell(f);
+    void *data = malloc((size_t)*size);
+    rewind(f);
+    assert_int_equal(fread(data, 1, (size_t)*size, f), (size_t)*size);
+    return data;
+}
+
+/* The _stream writers put into a stream (srrun -o -) the very bytes the
+ * path writers put into a file, and refuse what those refuse. */
+static void test_write_to_stream(void **state)
+{
+    (void)state;
+    sr_image img = gradient(21, 13, 3);
+    char path[512];
+    for (int jpeg = 0; jpeg < 2; jpeg++) {
+        tpath(path, jpeg ? "stream.jpg" : "stream.png");
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        assert_int_equal(jpeg ? sr_image_write_jpeg_stream(f, &img, 80, NULL)
+                              : sr_image_write_png_stream(f, &img, NULL),
+                         SR_OK);
+        assert_int_equal(jpeg ? sr_image_write_jpeg(path, &img, 80, NULL)
+                              : sr_image_write_png(path, &img, NULL),
+                         SR_OK);
+        long n;
+        void *got = slurp_stream(f, &n);
+        fclose(f);
+        FILE *g = fopen(path, "rb");
+        assert_int_equal(fseek(g, 0, SEEK_END), 0);
+        long m;
+        void *want = slurp_stream(g, &m);
+        fclose(g);
+        assert_int_equal(n, m);
+        assert_memory_equal(got, want, (size_t)n);
+        free(got);
+        free(want);
+        unlink(path);
+    }
+    sr_error err = {0};
+    assert_int_equal(sr_image_write_png_stream(NULL, &img, &err), SR_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sr_image_write_jpeg_stream(stdout, &img, 0, &err), SR_ERR_INVALID_ARGUMENT);
+    assert_string_equal(err.message, "JPEG quality 0 is not in 1..100");
+    sr_image_free(&img);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -439,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_jpeg_write),
         cmocka_unit_test(test_jpeg_alpha_on_white),
         cmocka_unit_test(test_jpeg_refusals),
+        cmocka_unit_test(test_write_to_stream),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

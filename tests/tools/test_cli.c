@@ -6,12 +6,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -730,6 +732,198 @@ static void test_exif_orientation(void **state)
     remove_file("orient_6.jpg");
 }
 
+/* Sizes under one byte (which truncated to 0, the default budget) and junk
+ * are refused; a --stats file that cannot be written fails the run before
+ * any work (no image written). */
+static void test_sizes_and_stats_checked_first(void **state)
+{
+    (void)state;
+    static const char *const sizes[] = {"0.5", "1e-300", "0", "-1", "1x", "", "nan", "1e30G"};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        expect_failure((const char *[]){"-m", sizes[i], "srpgan_x2.pth", "leaves_37x29.png", NULL},
+                       2, "--max-memory needs a size of at least one byte");
+    run_ok((const char *[]){"-q", "-m", "1.5G", "-o", "m.png", "srpgan_x2.pth", "leaves_37x29.png",
+                            NULL});
+    remove_file("m.png");
+    expect_failure((const char *[]){"--stats", "no/such/dir/s.json", "srpgan_x2.pth",
+                                    "leaves_37x29.png", NULL},
+                   1, "srrun: no/such/dir/s.json: cannot write stats: No such file or directory");
+}
+
+/* -o naming a file the run reads (the input, the model; through another
+ * spelling or a hard link too) is refused before any work, and the file is
+ * left as it was; so is --stats naming one, or the output. */
+static void test_output_must_not_be_an_input(void **state)
+{
+    (void)state;
+    uint8_t *before, *after;
+    int64_t n_before, n_after;
+    read_whole("leaves_37x29.png", &before, &n_before);
+    char from[512], to[512];
+    snprintf(from, sizeof from, "%s/leaves_37x29.png", workdir);
+    snprintf(to, sizeof to, "%s/hard.png", workdir);
+    assert_int_equal(link(from, to), 0);
+    expect_failure((const char *[]){"-o", "leaves_37x29.png", "srpgan_x2.pth", "leaves_37x29.png",
+                                    NULL},
+                   1, "srrun: leaves_37x29.png: is the input image; the output must be another file");
+    expect_failure((const char *[]){"-o", "./hard.png", "srpgan_x2.pth", "leaves_37x29.png", NULL},
+                   1, "srrun: ./hard.png: is the input image");
+    expect_failure((const char *[]){"-o", "../work/srpgan_x2.pth", "srpgan_x2.pth",
+                                    "leaves_37x29.png", NULL},
+                   1, "srrun: ../work/srpgan_x2.pth: is the model");
+    expect_failure((const char *[]){"--stats", "hard.png", "srpgan_x2.pth", "leaves_37x29.png",
+                                    NULL},
+                   1, "srrun: hard.png: is the input image; --stats must be another file");
+    expect_failure((const char *[]){"--stats", "same.json", "-o", "same.json", "srpgan_x2.pth",
+                                    "leaves_37x29.png", NULL},
+                   1, "srrun: same.json: is the --stats file");
+    read_whole("leaves_37x29.png", &after, &n_after);
+    assert_int_equal(n_after, n_before);
+    assert_memory_equal(after, before, (size_t)n_before);
+    free(before);
+    free(after);
+    remove_file("hard.png");
+}
+
+/* -o - writes the image to stdout (PNG, or JPEG with --format) and nothing
+ * else there: the very bytes -o FILE writes. */
+static void test_output_to_stdout(void **state)
+{
+    (void)state;
+    copy_fixture("dot_1x1.png");
+    run_ok((const char *[]){"-q", "-o", "dot.png", "srpgan_x2.pth", "dot_1x1.png", NULL});
+    cli_result r = run_cli((const char *[]){"-o", "-", "srpgan_x2.pth", "dot_1x1.png", NULL});
+    if (r.exit_code != 0)
+        fail_msg("%s", r.err);
+    assert_string_equal(r.err, "");
+    uint8_t *want;
+    int64_t n;
+    read_whole("dot.png", &want, &n);
+    assert_true(n < (int64_t)sizeof r.out);
+    assert_memory_equal(r.out, want, (size_t)n);
+    free(want);
+    r = run_cli((const char *[]){"-o", "-", "--format", "jpeg", "srpgan_x2.pth", "dot_1x1.png",
+                                 NULL});
+    assert_int_equal(r.exit_code, 0);
+    assert_memory_equal(r.out, "\xff\xd8\xff", 3);
+    expect_failure((const char *[]){"-o", "-", "--stats", "-", "srpgan_x2.pth", "dot_1x1.png",
+                                    NULL},
+                   2, "-o - and --stats - cannot both write to stdout");
+    expect_failure((const char *[]){"--format", "gif", "dot_1x1.png", NULL}, 2,
+                   "--format needs png or jpeg, not 'gif'");
+    expect_failure((const char *[]){"--format", "jpeg", "--depth", "16", "dot_1x1.png", NULL}, 2,
+                   "--depth 16 needs a PNG output");
+    remove_file("dot.png");
+    remove_file("dot_1x1.png");
+}
+
+/* A FIFO as the model or the image fails at once instead of waiting for a
+ * writer (the alarm fails the test if srrun waits). */
+static void test_fifo_input_refused(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/fifo", workdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(20);
+    expect_failure((const char *[]){"fifo", "leaves_37x29.png", NULL}, 1,
+                   "srrun: fifo: not a regular file");
+    expect_failure((const char *[]){"srpgan_x2.pth", "fifo", NULL}, 1,
+                   "srrun: fifo: not a regular file");
+    alarm(0);
+    remove_file("fifo");
+}
+
+/* Whether srrun (pid) holds its output's temporary open: an unnamed
+ * O_TMPFILE in workdir ("#123 (deleted)") or a named out.png.XXXXXX. */
+static int writing_output(pid_t pid)
+{
+    char dir[64], link[600], target[600];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    int found = 0;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+        const ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        found = strncmp(target, workdir, strlen(workdir)) == 0 &&
+                (strstr(target, "(deleted)") || strstr(target, "/sig.png."));
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* SIGINT or SIGTERM while srrun writes its output: the write completes,
+ * then srrun dies of the signal (exit status 130 or 143 in the shell), and
+ * no temporary file is left. srrun is stopped while it holds the temporary
+ * (SIGSTOP) so that the signal surely comes during the write; a run whose
+ * write was over before the test saw it is tried again. */
+static void test_signal_during_write(void **state)
+{
+    (void)state;
+    sr_image img;
+    assert_int_equal(sr_image_alloc(&img, 96, 72, 3, SR_PIXEL_U8, NULL), SR_OK);
+    test_rng rng = {7};
+    for (int64_t i = 0; i < img.stride * img.height; i++)
+        ((uint8_t *)img.data)[i] = (uint8_t)test_rng_next(&rng);
+    write_work("noise.png", &img);
+    sr_image_free(&img);
+    const int signals[] = {SIGINT, SIGTERM};
+    for (int s = 0; s < 2; s++) {
+        int caught = 0;
+        for (int attempt = 0; attempt < 30 && !caught; attempt++) {
+            const pid_t pid = fork();
+            assert_true(pid >= 0);
+            if (pid == 0) {
+                const int null = open("/dev/null", O_WRONLY);
+                if (null < 0 || chdir(workdir) != 0)
+                    _exit(99);
+                dup2(null, 1);
+                dup2(null, 2);
+                execl(SR_CLI_PATH, "srrun", "-q", "-t", "1", "-o", "sig.png", "srpgan_x2.pth",
+                      "noise.png", (char *)NULL);
+                _exit(98);
+            }
+            int status;
+            while (waitpid(pid, &status, WNOHANG) == 0) {
+                if (!writing_output(pid)) {
+                    nanosleep(&(struct timespec){0, 100000}, NULL); /* leave srrun the CPU */
+                    continue;
+                }
+                kill(pid, SIGSTOP);
+                assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+                if (WIFSTOPPED(status)) {
+                    /* Stopped while holding it: the signal comes mid-write. */
+                    caught = writing_output(pid);
+                    if (caught)
+                        kill(pid, signals[s]);
+                    kill(pid, SIGCONT);
+                    assert_int_equal(waitpid(pid, &status, 0), pid);
+                }
+                break;
+            }
+            if (caught && !(WIFSIGNALED(status) && WTERMSIG(status) == signals[s]))
+                fail_msg("signal %d during the write: status 0x%x", signals[s], status);
+            if (!caught && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+                fail_msg("srrun failed: status 0x%x", status);
+            sr_image out = read_work("sig.png"); /* complete: it decodes */
+            assert_int_equal(out.width, 192);
+            sr_image_free(&out);
+            remove_file("sig.png");
+        }
+        assert_true(caught);
+        DIR *d = opendir(workdir);
+        for (struct dirent *e; (e = readdir(d));)
+            if (strstr(e->d_name, "sig.png"))
+                fail_msg("%s left behind", e->d_name);
+        closedir(d);
+    }
+    remove_file("noise.png");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,6 +943,11 @@ int main(void)
         cmocka_unit_test(test_huge_image_refused_from_header),
         cmocka_unit_test(test_output_limits_checked_first),
         cmocka_unit_test(test_exif_orientation),
+        cmocka_unit_test(test_sizes_and_stats_checked_first),
+        cmocka_unit_test(test_output_must_not_be_an_input),
+        cmocka_unit_test(test_output_to_stdout),
+        cmocka_unit_test(test_fifo_input_refused),
+        cmocka_unit_test(test_signal_during_write),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,51 @@
+/* The deferral of SIGINT, SIGTERM and SIGHUP around an output's write (the
+ * library installs no handlers; the command does, for that moment only). */
+#define _POSIX_C_SOURCE 200809L
+#include "interrupt.h"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_SIGNALS (int)(sizeof signals / sizeof *signals)
+static struct sigaction saved[N_SIGNALS];
+static volatile sig_atomic_t pending;
+
+static void on_signal(int sig)
+{
+    if (pending) { /* the second: now, with the default action */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    pending = sig;
+    static const char note[] = "\nsrrun: finishing the output; interrupt again to stop at once\n";
+    const ssize_t n = write(STDERR_FILENO, note, sizeof note - 1);
+    (void)n; /* a failure has nowhere to be told */
+}
+
+void defer_interrupts(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < N_SIGNALS; i++)
+        sigaddset(&sa.sa_mask, signals[i]);
+    pending = 0;
+    for (int i = 0; i < N_SIGNALS; i++) {
+        sigaction(signals[i], NULL, &saved[i]);
+        if (saved[i].sa_handler != SIG_IGN)
+            sigaction(signals[i], &sa, NULL);
+    }
+}
+
+void allow_interrupts(void)
+{
+    for (int i = 0; i < N_SIGNALS; i++)
+        sigaction(signals[i], &saved[i], NULL);
+    if (pending)
+        raise(pending);
+}

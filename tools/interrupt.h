@@ -1,0 +1,17 @@
+/* SIGINT, SIGTERM and SIGHUP while srrun writes an output file. */
+#ifndef SR_TOOLS_INTERRUPT_H
+#define SR_TOOLS_INTERRUPT_H
+
+/* From here until allow_interrupts, those signals (unless ignored, as
+ * nohup ignores SIGHUP) wait for the write to end: where the file system
+ * has no O_TMPFILE the library writes through a named temporary, which a
+ * process killed meanwhile would leave behind. A second signal ends the
+ * process at once. */
+void defer_interrupts(void);
+
+/* Ends the wait: a signal that came meanwhile now ends the process as it
+ * would have (the shell sees exit status 128 + its number: 130 for
+ * SIGINT, 143 for SIGTERM). */
+void allow_interrupts(void);
+
+#endif
