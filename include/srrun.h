@@ -25,6 +25,12 @@
  * session keeps the message of its last failure (sr_session_last_error). The
  * library never prints, never exits, and never aborts on bad input.
  *
+ * NULL: a NULL handle, image, path or result pointer given to a call that
+ * returns an sr_status fails with SR_ERR_INVALID_ARGUMENT. The getters
+ * return a neutral value for a NULL handle (0, NULL, "", an all-zero info
+ * or SR_BACKEND_AUTO, as each says); the free functions accept NULL. An
+ * sr_error, options or sr_plan_info pointer may always be NULL.
+ *
  * Ownership and threads: a model is immutable after loading and may be shared
  * by any number of sessions on any threads; free it after its last session.
  * A session is used by one thread at a time. Images own their pixels only
@@ -186,6 +192,7 @@ typedef struct sr_model_info {
     uint32_t data_crc32;      /* of the tensor data */
 } sr_model_info;
 
+/* All zero for a NULL model. */
 SR_API sr_model_info sr_model_get_info(const sr_model *model);
 
 /* Saves the model's weights (every tensor of the file it came from, in
@@ -194,10 +201,11 @@ SR_API sr_model_info sr_model_get_info(const sr_model *model);
  * end, so a failure leaves no file at path. */
 SR_API sr_status sr_model_save(const sr_model *model, const char *path, int fp16,
                                sr_error *err);
+/* 0 for a NULL model. */
 SR_API int sr_model_scale(const sr_model *model);
 
 /* Notices about the file that did not stop loading (e.g. ignored keys),
- * one per line; NULL when there are none. */
+ * one per line; NULL when there are none (or model is NULL). */
 SR_API const char *sr_model_notices(const sr_model *model);
 
 /* ---- Sessions -------------------------------------------------------- */
@@ -262,11 +270,12 @@ SR_API sr_status sr_session_new(const sr_model *model,
                                 sr_session **session, sr_error *err);
 SR_API void sr_session_free(sr_session *session);
 
-/* The backend the session runs on (never SR_BACKEND_AUTO). */
+/* The backend the session runs on (never SR_BACKEND_AUTO; that only for a
+ * NULL session). */
 SR_API sr_backend sr_session_backend(const sr_session *session);
 
 /* Why SR_BACKEND_AUTO settled on the CPU (the CUDA backend's one line:
- * "no CUDA device: ..."), or NULL. */
+ * "no CUDA device: ..."), or NULL (also for a NULL session). */
 SR_API const char *sr_session_backend_note(const sr_session *session);
 
 /* Upscales `in` (any channels and pixel type; gray replicated to RGB) into
@@ -341,7 +350,8 @@ SR_API sr_status sr_session_plan(sr_session *session, int64_t width, int64_t hei
 SR_API sr_status sr_session_plan_images(sr_session *session, const sr_image *in,
                                         const sr_image *out, sr_plan_info *info);
 
-/* The message of the session's last failure, or "" after a success. */
+/* The message of the session's last failure, or "" after a success (and
+ * for a NULL session). */
 SR_API const char *sr_session_last_error(const sr_session *session);
 
 #ifdef __cplusplus

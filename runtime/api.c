@@ -61,6 +61,8 @@ static void describe_file(sr_model *m, const sr_modelbin_info *bin)
 sr_status sr_model_load(const char *path, const sr_model_options *options,
                         sr_model **model, sr_error *err)
 {
+    if (!model || !path)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no %s", model ? "path" : "model to load into");
     const bool strict = options && options->strict;
     *model = NULL;
     sr_model *m = calloc(1, sizeof *m);
@@ -114,11 +116,14 @@ void sr_model_free(sr_model *model)
     free(model);
 }
 
-sr_model_info sr_model_get_info(const sr_model *model) { return model->info; }
+sr_model_info sr_model_get_info(const sr_model *model)
+{
+    return model ? model->info : (sr_model_info){0};
+}
 
-int sr_model_scale(const sr_model *model) { return model->info.scale; }
+int sr_model_scale(const sr_model *model) { return model ? model->info.scale : 0; }
 
 const char *sr_model_notices(const sr_model *model)
 {
-    return model->notices.text[0] ? model->notices.text : NULL;
+    return model && model->notices.text[0] ? model->notices.text : NULL;
 }

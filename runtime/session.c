@@ -107,6 +107,8 @@ static sr_status open_backend(sr_session *s, sr_error *err)
 sr_status sr_session_new(const sr_model *model, const sr_session_options *options,
                          sr_session **session, sr_error *err)
 {
+    if (!session)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no session to make");
     *session = NULL;
     if (!model)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no model");
@@ -144,11 +146,14 @@ sr_status sr_session_new(const sr_model *model, const sr_session_options *option
     return SR_OK;
 }
 
-sr_backend sr_session_backend(const sr_session *session) { return session->backend_kind; }
+sr_backend sr_session_backend(const sr_session *session)
+{
+    return session ? session->backend_kind : SR_BACKEND_AUTO;
+}
 
 const char *sr_session_backend_note(const sr_session *session)
 {
-    return session->backend_note.message[0] ? session->backend_note.message : NULL;
+    return session && session->backend_note.message[0] ? session->backend_note.message : NULL;
 }
 
 static void drop_plan(sr_session *s)
@@ -176,7 +181,7 @@ void sr_session_free(sr_session *session)
 
 const char *sr_session_last_error(const sr_session *session)
 {
-    return session->last_error.message;
+    return session ? session->last_error.message : "";
 }
 
 /* Bytes of an image's pixels, packed; 8-bit RGB when it is NULL. The sizes
@@ -307,6 +312,8 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
 sr_status sr_session_plan(sr_session *session, int64_t width, int64_t height,
                           sr_plan_info *info)
 {
+    if (!session)
+        return SR_ERR_INVALID_ARGUMENT;
     sr_error *err = &session->last_error;
     err->message[0] = '\0';
     const bool kinds = session->have_kinds;
@@ -348,6 +355,8 @@ static void remember_kinds(sr_session *s, const sr_image *in, const sr_image *ou
 sr_status sr_session_plan_images(sr_session *session, const sr_image *in, const sr_image *out,
                                  sr_plan_info *info)
 {
+    if (!session)
+        return SR_ERR_INVALID_ARGUMENT;
     sr_error *err = &session->last_error;
     err->message[0] = '\0';
     sr_status st = check_run(session, in, out, false, err);
@@ -376,6 +385,8 @@ static sr_status write_rows(void *user, const sr_tensor *rows, sr_error *err)
 
 sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
 {
+    if (!session)
+        return SR_ERR_INVALID_ARGUMENT;
     sr_error *err = &session->last_error;
     err->message[0] = '\0';
     sr_status st = check_run(session, in, out, true, err);
