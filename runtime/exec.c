@@ -86,6 +86,8 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
     r->need = calloc(n, sizeof *r->need);
     r->comp = calloc(n, sizeof *r->comp);
     r->order = calloc(n + 1, sizeof *r->order);
+    if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->order)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     int64_t max_stats = 0;
     for (int k = 0; k < plan->n_nodes; k++) {
         const sr_op_desc *d = sr_op_get(g->nodes[k].op);
@@ -99,8 +101,7 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
             max_stats = count;
     }
     r->acc = calloc((size_t)max_stats + 1, sizeof *r->acc);
-    if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->acc ||
-        !r->order)
+    if (!r->acc)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     return SR_OK;
 }
