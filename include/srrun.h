@@ -73,7 +73,7 @@ typedef enum sr_status {
     SR_ERR_NO_MEMORY,
     SR_ERR_CANCELLED,        /* the progress callback asked to stop */
     SR_ERR_UNSUPPORTED,      /* a valid request this build cannot serve */
-    SR_ERR_BAD_STATE,        /* the session failed earlier and cannot continue */
+    SR_ERR_BAD_STATE,        /* the session had a device failure; free it */
     SR_ERR_DEVICE,           /* the GPU or its driver failed */
     SR_STATUS_COUNT
 } sr_status;
@@ -291,7 +291,14 @@ SR_API const char *sr_session_backend_note(const sr_session *session);
  *             pixel). An input without alpha gives an opaque alpha.
  * Values are clamped to [0, 1] and rounded to the nearest integer level.
  * Plans first (see sr_session_plan) unless the last plan for this size
- * counted at least these images' memory. The metadata is not touched. */
+ * counted at least these images' memory. The metadata is not touched.
+ *
+ * A run that fails with SR_ERR_DEVICE leaves the session unusable: what
+ * the GPU holds can no longer be trusted (CUDA keeps a kernel's fault for
+ * the rest of the process), so every later run or plan of the session
+ * fails with SR_ERR_BAD_STATE; free it. No other failure sticks: after a
+ * cancelled run, SR_ERR_NO_MEMORY, SR_ERR_LIMIT or an invalid argument the
+ * session runs again as before (the output's pixels are then undefined). */
 SR_API sr_status sr_session_run(sr_session *session, const sr_image *in,
                                 sr_image *out);
 
