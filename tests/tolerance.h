@@ -7,7 +7,7 @@
  * largest magnitude in the output. */
 #define SR_TOL_KERNEL_REL 1e-5f
 
-/* The reference kernels (and every host backend) against PyTorch computing
+/* The reference kernels (and the CPU backend) against PyTorch computing
  * in float64 (tests/fixtures/ops), relative to PyTorch's largest magnitude:
  * a conv's float32 sums (measured: 6.3e-6 over kernel_cases.h's convs),
  * and the other ops, a few float32 roundings (measured: 1.3e-7). */
