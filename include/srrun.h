@@ -25,6 +25,12 @@
  * session keeps the message of its last failure (sr_session_last_error). The
  * library never prints, never exits, and never aborts on bad input.
  *
+ * NULL: a NULL handle, image, path or result pointer given to a call that
+ * returns an sr_status fails with SR_ERR_INVALID_ARGUMENT. The getters
+ * return a neutral value for a NULL handle (0, NULL, "", an all-zero info
+ * or SR_BACKEND_AUTO, as each says); the free functions accept NULL. An
+ * sr_error, options or sr_plan_info pointer may always be NULL.
+ *
  * Ownership and threads: a model is immutable after loading and may be shared
  * by any number of sessions on any threads; free it after its last session.
  * A session is used by one thread at a time. Images own their pixels only
@@ -68,7 +74,7 @@ typedef enum sr_status {
     SR_ERR_NO_MEMORY,
     SR_ERR_CANCELLED,        /* the progress callback asked to stop */
     SR_ERR_UNSUPPORTED,      /* a valid request this build cannot serve */
-    SR_ERR_BAD_STATE,        /* the session failed earlier and cannot continue */
+    SR_ERR_BAD_STATE,        /* the session had a device failure; free it */
     SR_ERR_DEVICE,           /* the GPU or its driver failed */
     SR_STATUS_COUNT
 } sr_status;
@@ -250,6 +256,7 @@ typedef struct sr_model_info {
     uint32_t data_crc32;      /* of the tensor data */
 } sr_model_info;
 
+/* All zero for a NULL model. */
 SR_API sr_model_info sr_model_get_info(const sr_model *model);
 
 /* Saves the model's weights (every tensor of the file it came from, in
@@ -258,10 +265,11 @@ SR_API sr_model_info sr_model_get_info(const sr_model *model);
  * writes. */
 SR_API sr_status sr_model_save(const sr_model *model, const char *path, int fp16,
                                sr_error *err);
+/* 0 for a NULL model. */
 SR_API int sr_model_scale(const sr_model *model);
 
 /* Notices about the file that did not stop loading (e.g. ignored keys),
- * one per line; NULL when there are none. */
+ * one per line; NULL when there are none (or model is NULL). */
 SR_API const char *sr_model_notices(const sr_model *model);
 
 /* ---- Sessions -------------------------------------------------------- */
@@ -326,11 +334,12 @@ SR_API sr_status sr_session_new(const sr_model *model,
                                 sr_session **session, sr_error *err);
 SR_API void sr_session_free(sr_session *session);
 
-/* The backend the session runs on (never SR_BACKEND_AUTO). */
+/* The backend the session runs on (never SR_BACKEND_AUTO; that only for a
+ * NULL session). */
 SR_API sr_backend sr_session_backend(const sr_session *session);
 
 /* Why SR_BACKEND_AUTO settled on the CPU (the CUDA backend's one line:
- * "no CUDA device: ..."), or NULL. */
+ * "no CUDA device: ..."), or NULL (also for a NULL session). */
 SR_API const char *sr_session_backend_note(const sr_session *session);
 
 /* Upscales `in` (any channels and pixel type; gray replicated to RGB) into
@@ -346,7 +355,14 @@ SR_API const char *sr_session_backend_note(const sr_session *session);
  *             pixel). An input without alpha gives an opaque alpha.
  * Values are clamped to [0, 1] and rounded to the nearest integer level.
  * Plans first (see sr_session_plan) unless the last plan for this size
- * counted at least these images' memory. The metadata is not touched. */
+ * counted at least these images' memory. The metadata is not touched.
+ *
+ * A run that fails with SR_ERR_DEVICE leaves the session unusable: what
+ * the GPU holds can no longer be trusted (CUDA keeps a kernel's fault for
+ * the rest of the process), so every later run or plan of the session
+ * fails with SR_ERR_BAD_STATE; free it. No other failure sticks: after a
+ * cancelled run, SR_ERR_NO_MEMORY, SR_ERR_LIMIT or an invalid argument the
+ * session runs again as before (the output's pixels are then undefined). */
 SR_API sr_status sr_session_run(sr_session *session, const sr_image *in,
                                 sr_image *out);
 
@@ -405,7 +421,8 @@ SR_API sr_status sr_session_plan(sr_session *session, int64_t width, int64_t hei
 SR_API sr_status sr_session_plan_images(sr_session *session, const sr_image *in,
                                         const sr_image *out, sr_plan_info *info);
 
-/* The message of the session's last failure, or "" after a success. */
+/* The message of the session's last failure, or "" after a success (and
+ * for a NULL session). */
 SR_API const char *sr_session_last_error(const sr_session *session);
 
 #ifdef __cplusplus

@@ -24,17 +24,17 @@ const char *sr_version_string(void)
 
 /* FLOPs grow exactly with the pixel count (padding is counted as work), so
  * one small image gives the per-pixel figure. */
-static int64_t flops_per_input_pixel(const sr_graph *g, sr_error *err)
+static sr_status flops_per_input_pixel(const sr_graph *g, int64_t *flops, sr_error *err)
 {
     const int64_t side = 16;
     sr_shape *shapes = calloc((size_t)g->n_nodes, sizeof *shapes);
     if (!shapes)
-        return 0;
-    int64_t flops = 0;
-    if (sr_graph_shapes(g, (sr_shape){3, side, side}, shapes, err) == SR_OK)
-        flops = sr_graph_flops(g, shapes, NULL) / (side * side);
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    sr_status st = sr_graph_shapes(g, (sr_shape){3, side, side}, shapes, err);
+    if (st == SR_OK)
+        *flops = sr_graph_flops(g, shapes, NULL) / (side * side);
     free(shapes);
-    return flops;
+    return st;
 }
 
 /* What sr_model_info says about the file itself. */
@@ -61,6 +61,8 @@ static void describe_file(sr_model *m, const sr_modelbin_info *bin)
 sr_status sr_model_load(const char *path, const sr_model_options *options,
                         sr_model **model, sr_error *err)
 {
+    if (!model || !path)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no %s", model ? "path" : "model to load into");
     const bool strict = options && options->strict;
     *model = NULL;
     sr_model *m = calloc(1, sizeof *m);
@@ -80,12 +82,13 @@ sr_status sr_model_load(const char *path, const sr_model_options *options,
         st = sr_modelbin_check_model(&bin.arch, &m->info, &m->weights, err);
     if (st == SR_OK && sr_graph_fuse(&m->graph, err) < 0)
         st = SR_ERR_NO_MEMORY;
+    if (st == SR_OK)
+        st = flops_per_input_pixel(&m->graph, &m->info.n_input_pixel_flops, err);
     if (st != SR_OK) {
         sr_error_prefix(err, path);
         sr_model_free(m);
         return st;
     }
-    m->info.n_input_pixel_flops = flops_per_input_pixel(&m->graph, err);
     describe_file(m, is_bin ? &bin : NULL);
     *model = m;
     return SR_OK;
@@ -114,11 +117,14 @@ void sr_model_free(sr_model *model)
     free(model);
 }
 
-sr_model_info sr_model_get_info(const sr_model *model) { return model->info; }
+sr_model_info sr_model_get_info(const sr_model *model)
+{
+    return model ? model->info : (sr_model_info){0};
+}
 
-int sr_model_scale(const sr_model *model) { return model->info.scale; }
+int sr_model_scale(const sr_model *model) { return model ? model->info.scale : 0; }
 
 const char *sr_model_notices(const sr_model *model)
 {
-    return model->notices.text[0] ? model->notices.text : NULL;
+    return model && model->notices.text[0] ? model->notices.text : NULL;
 }

@@ -39,6 +39,14 @@ static void *map_buffer(run_state *r, int64_t bytes)
     return r->device ? r->device->alloc(r->device_ctx, bytes) : sr_pages_alloc(bytes);
 }
 
+/* Why a device allocation failed when the device itself has failed: a
+ * kernel's fault shows at the next call, which may be the allocation; the
+ * device's status then, not a lack of memory. SR_OK for a plain lack. */
+static sr_status device_fault(run_state *r, sr_error *err)
+{
+    return r->device->synchronize(r->device_ctx, err);
+}
+
 /* A buffer that the run is done with: host pages go to the pool for the
  * next stage, device memory back to the backend. */
 static void give_back(run_state *r, void *p, int64_t bytes)
@@ -86,6 +94,8 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
     r->need = calloc(n, sizeof *r->need);
     r->comp = calloc(n, sizeof *r->comp);
     r->order = calloc(n + 1, sizeof *r->order);
+    if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->order)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     int64_t max_stats = 0;
     for (int k = 0; k < plan->n_nodes; k++) {
         const sr_op_desc *d = sr_op_get(g->nodes[k].op);
@@ -99,8 +109,7 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
             max_stats = count;
     }
     r->acc = calloc((size_t)max_stats + 1, sizeof *r->acc);
-    if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->acc ||
-        !r->order)
+    if (!r->acc)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     return SR_OK;
 }
@@ -152,6 +161,9 @@ static sr_status allocate_stage(run_state *r, const sr_plan *plan, int si, sr_er
     for (int k = 0; k < n_new; k++) {
         const int n = order[k];
         void *p = map_buffer(r, buffer_bytes(plan, s, n));
+        sr_status st;
+        if (!p && r->device && (st = device_fault(r, err)) != SR_OK)
+            return st;
         if (!p && n < 0)
             return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for %lld bytes of band buffers",
                            (long long)s->arena_bytes);
@@ -213,6 +225,9 @@ static sr_status place_input(run_state *r, const sr_tensor *input, sr_error *err
         return SR_OK;
     const int64_t bytes = tensor_bytes(input->shape);
     r->kept[0].data = r->device->alloc(r->device_ctx, bytes);
+    sr_status st;
+    if (!r->kept[0].data && (st = device_fault(r, err)) != SR_OK)
+        return st;
     if (!r->kept[0].data)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of device memory for the %lldx%lld input",
                        (long long)input->shape.w, (long long)input->shape.h);

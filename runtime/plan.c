@@ -18,10 +18,12 @@ typedef struct planner {
     int64_t *flops; /* whole-image FLOPs of each node */
     int64_t workspace; /* the backend's largest, which it keeps */
     int64_t budget;    /* the one being planned for: req's, or a probe */
-    /* scratch */
-    bool *available, *in_stage;
+    /* scratch, allocated up front so that the search cannot fail */
+    bool *available, *in_stage, *dropped;
     int64_t *done;
     sr_span *need, *comp;
+    int *owner, *stage_of;
+    struct block *blocks;
 } planner;
 
 static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
@@ -156,8 +158,8 @@ typedef struct block {
 static int64_t pack_arena(planner *p, const sr_plan *plan, sr_stage *s)
 {
     const sr_graph *g = p->g;
-    block *blocks = calloc((size_t)s->n_order + 1, sizeof *blocks);
-    int *owner = malloc((size_t)p->n * sizeof *owner); /* node -> block */
+    block *blocks = p->blocks;
+    int *owner = p->owner; /* node -> block */
     int n_blocks = 0;
     int64_t arena = 0;
     for (int k = 0; k < s->n_order; k++) {
@@ -210,8 +212,6 @@ static int64_t pack_arena(planner *p, const sr_plan *plan, sr_stage *s)
         if (at + size > arena)
             arena = at + size;
     }
-    free(owner);
-    free(blocks);
     return arena;
 }
 
@@ -330,7 +330,7 @@ static void initial_keep_set(planner *p, sr_plan *plan)
     /* With nothing kept, each node's first stage is where it is computed
      * in a plan without recomputation. */
     build_stages(p, plan);
-    int *stage_of = malloc((size_t)p->n * sizeof *stage_of);
+    int *stage_of = p->stage_of;
     for (int n = 0; n < p->n; n++)
         stage_of[n] = -1;
     for (int si = 0; si < plan->n_stages; si++)
@@ -341,7 +341,6 @@ static void initial_keep_set(planner *p, sr_plan *plan)
         for (int c = 0; c < p->n_consumers[n]; c++)
             if (stage_of[p->consumers[n][c]] > stage_of[n])
                 plan->keep[n] = true;
-    free(stage_of);
 }
 
 static sr_status alloc_plan(planner *p, sr_plan *plan)
@@ -358,6 +357,7 @@ static sr_status alloc_plan(planner *p, sr_plan *plan)
     if (!plan->shapes || !plan->keep || !plan->row_tiling || !plan->first_stage || !plan->last_stage || !plan->stages ||
         !plan->node_flops)
         return SR_ERR_NO_MEMORY;
+    plan->n_stages = n_stages; /* what sr_plan_free frees, also when this fails */
     for (int s = 0; s < n_stages; s++) {
         sr_stage *st = &plan->stages[s];
         st->order = calloc((size_t)n, sizeof(int));
@@ -366,7 +366,6 @@ static sr_status alloc_plan(planner *p, sr_plan *plan)
         if (!st->order || !st->offset || !st->max_rows)
             return SR_ERR_NO_MEMORY;
     }
-    plan->n_stages = n_stages;
     memcpy(plan->shapes, p->shapes, (size_t)n * sizeof *plan->shapes);
     const sr_backend_handle *b = p->req->backend;
     for (int k = 0; k < n; k++)
@@ -404,6 +403,10 @@ static void planner_free(planner *p)
     free(p->done);
     free(p->need);
     free(p->comp);
+    free(p->dropped);
+    free(p->owner);
+    free(p->stage_of);
+    free(p->blocks);
 }
 
 static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_request *req,
@@ -420,8 +423,13 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     p->done = calloc((size_t)n, sizeof *p->done);
     p->need = calloc((size_t)n, sizeof *p->need);
     p->comp = calloc((size_t)n, sizeof *p->comp);
+    p->dropped = calloc((size_t)n, sizeof *p->dropped);
+    p->owner = calloc((size_t)n, sizeof *p->owner);
+    p->stage_of = calloc((size_t)n, sizeof *p->stage_of);
+    p->blocks = calloc((size_t)n + 1, sizeof *p->blocks);
     if (!p->shapes || !p->flops || !p->n_consumers || !p->consumers || !p->available ||
-        !p->in_stage || !p->done || !p->need || !p->comp)
+        !p->in_stage || !p->done || !p->need || !p->comp || !p->dropped || !p->owner ||
+        !p->stage_of || !p->blocks)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     sr_status st = sr_graph_shapes(g, req->input, p->shapes, err);
     if (st != SR_OK)
@@ -547,9 +555,7 @@ static bool add_kept(planner *p, sr_plan *plan)
  * judged with the band heights the budget really allows. */
 static bool choose_keep_set(planner *p, sr_plan *plan)
 {
-    bool *dropped = malloc((size_t)p->n * sizeof *dropped);
-    if (!dropped)
-        return false;
+    bool *dropped = p->dropped;
     initial_keep_set(p, plan);
     const bool fits_dropped = drop_kept(p, plan);
     const int64_t flops_dropped = plan->flops;
@@ -557,7 +563,6 @@ static bool choose_keep_set(planner *p, sr_plan *plan)
     const bool fits_added = add_kept(p, plan);
     if (fits_dropped && (!fits_added || flops_dropped <= plan->flops))
         memcpy(plan->keep, dropped, (size_t)p->n * sizeof *dropped);
-    free(dropped);
     return evaluate(p, plan, 0, false);
 }
 

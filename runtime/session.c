@@ -16,6 +16,7 @@
 #include "runtime/pages.h"
 #include "runtime/pixels.h"
 #include "runtime/resample.h"
+#include "runtime/session.h"
 
 /* Resident memory of the program itself: code, libraries, and OpenBLAS's
  * packing buffers once sgemm has touched them (measured: 8 MB for a 1x1
@@ -57,6 +58,7 @@ struct sr_session {
     sr_backend backend_kind; /* auto resolved */
     sr_error backend_note;   /* why auto is not on CUDA, or "" */
     sr_error last_error;
+    sr_error broken; /* the device failure after which it cannot continue, or "" */
     /* The plan for the last size asked, and what it reports. */
     bool planned;
     sr_plan plan;
@@ -104,27 +106,40 @@ static sr_status open_backend(sr_session *s, sr_error *err)
     return sr_cpu_backend_new(s->options.n_threads, &s->backend, err);
 }
 
-sr_status sr_session_new(const sr_model *model, const sr_session_options *options,
-                         sr_session **session, sr_error *err)
+/* A session on the backend asked for, or on `given` (taken over, also
+ * when this fails). */
+static sr_status session_new(const sr_model *model, const sr_session_options *options,
+                             sr_backend_handle *given, sr_session **session, sr_error *err)
 {
-    *session = NULL;
-    if (!model)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no model");
+    sr_status st = SR_OK;
     sr_session_options opt = options ? *options : sr_session_options_default();
-    if ((unsigned)opt.backend >= SR_BACKEND_COUNT ||
-        (unsigned)opt.precision >= SR_PRECISION_COUNT || opt.n_threads < 0 ||
-        opt.max_memory < 0 || opt.tile_rows < 0)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "invalid session options");
+    if (!session)
+        st = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no session to make");
+    else if (!model)
+        st = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no model");
+    else if ((unsigned)opt.backend >= SR_BACKEND_COUNT ||
+             (unsigned)opt.precision >= SR_PRECISION_COUNT || opt.n_threads < 0 ||
+             opt.max_memory < 0 || opt.tile_rows < 0)
+        st = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "invalid session options");
+    if (session)
+        *session = NULL;
+    sr_session *s = st == SR_OK ? calloc(1, sizeof *s) : NULL;
+    if (st == SR_OK && !s)
+        st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    if (st != SR_OK) {
+        if (given)
+            sr_backend_free(given);
+        return st;
+    }
     const int64_t options_max_memory = opt.max_memory;
     if (opt.max_memory == 0)
         opt.max_memory = physical_memory() / 4 * 3;
-    sr_session *s = calloc(1, sizeof *s);
-    if (!s)
-        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     s->model = model;
     s->options = opt;
-    sr_status st = open_backend(s, err);
-    if (st != SR_OK) {
+    if (given) {
+        s->backend = *given;
+        s->backend_kind = opt.backend;
+    } else if ((st = open_backend(s, err)) != SR_OK) {
         free(s);
         return st;
     }
@@ -144,11 +159,26 @@ sr_status sr_session_new(const sr_model *model, const sr_session_options *option
     return SR_OK;
 }
 
-sr_backend sr_session_backend(const sr_session *session) { return session->backend_kind; }
+sr_status sr_session_new(const sr_model *model, const sr_session_options *options,
+                         sr_session **session, sr_error *err)
+{
+    return session_new(model, options, NULL, session, err);
+}
+
+sr_status sr_session_new_on(const sr_model *model, const sr_session_options *options,
+                            sr_backend_handle backend, sr_session **session, sr_error *err)
+{
+    return session_new(model, options, &backend, session, err);
+}
+
+sr_backend sr_session_backend(const sr_session *session)
+{
+    return session ? session->backend_kind : SR_BACKEND_AUTO;
+}
 
 const char *sr_session_backend_note(const sr_session *session)
 {
-    return session->backend_note.message[0] ? session->backend_note.message : NULL;
+    return session && session->backend_note.message[0] ? session->backend_note.message : NULL;
 }
 
 static void drop_plan(sr_session *s)
@@ -176,7 +206,7 @@ void sr_session_free(sr_session *session)
 
 const char *sr_session_last_error(const sr_session *session)
 {
-    return session->last_error.message;
+    return session ? session->last_error.message : "";
 }
 
 /* Bytes of an image's pixels, packed; 8-bit RGB when it is NULL. The sizes
@@ -300,14 +330,30 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
     return SR_OK;
 }
 
+/* After a device failure nothing the device holds can be trusted (CUDA
+ * keeps a kernel's fault for the process): the session answers no more. */
+static sr_status refuse_if_broken(sr_session *s)
+{
+    if (!s->broken.message[0])
+        return SR_OK;
+    return sr_fail(&s->last_error, SR_ERR_BAD_STATE,
+                   "the session cannot continue after a device failure: %.400s",
+                   s->broken.message);
+}
+
 sr_status sr_session_plan(sr_session *session, int64_t width, int64_t height,
                           sr_plan_info *info)
 {
+    if (!session)
+        return SR_ERR_INVALID_ARGUMENT;
     sr_error *err = &session->last_error;
     err->message[0] = '\0';
+    sr_status st = refuse_if_broken(session);
+    if (st != SR_OK)
+        return st;
     const bool kinds = session->have_kinds;
-    sr_status st = plan_size(session, width, height, kinds ? &session->in_kind : NULL,
-                             kinds ? &session->out_kind : NULL, err);
+    st = plan_size(session, width, height, kinds ? &session->in_kind : NULL,
+                   kinds ? &session->out_kind : NULL, err);
     if (st == SR_OK && info)
         *info = session->info;
     return st;
@@ -344,9 +390,14 @@ static void remember_kinds(sr_session *s, const sr_image *in, const sr_image *ou
 sr_status sr_session_plan_images(sr_session *session, const sr_image *in, const sr_image *out,
                                  sr_plan_info *info)
 {
+    if (!session)
+        return SR_ERR_INVALID_ARGUMENT;
     sr_error *err = &session->last_error;
     err->message[0] = '\0';
-    sr_status st = check_run(session, in, out, false, err);
+    sr_status st = refuse_if_broken(session);
+    if (st != SR_OK)
+        return st;
+    st = check_run(session, in, out, false, err);
     if (st != SR_OK)
         return st;
     remember_kinds(session, in, out);
@@ -372,9 +423,14 @@ static sr_status write_rows(void *user, const sr_tensor *rows, sr_error *err)
 
 sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
 {
+    if (!session)
+        return SR_ERR_INVALID_ARGUMENT;
     sr_error *err = &session->last_error;
     err->message[0] = '\0';
-    sr_status st = check_run(session, in, out, true, err);
+    sr_status st = refuse_if_broken(session);
+    if (st != SR_OK)
+        return st;
+    st = check_run(session, in, out, true, err);
     if (st != SR_OK)
         return st;
     remember_kinds(session, in, out);
@@ -403,5 +459,7 @@ sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
         session->layers[n - 1].seconds = session->node_seconds[n];
     if (st == SR_OK && keep_alpha)
         st = sr_resample_alpha(in, out, err);
+    if (st == SR_ERR_DEVICE)
+        session->broken = *err;
     return st;
 }

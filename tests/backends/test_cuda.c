@@ -22,6 +22,7 @@
 #include "runtime/exec.h"
 #include "runtime/model.h"
 #include "runtime/pixels.h"
+#include "runtime/session.h"
 #include "testutil.h"
 #include "kernel_cases.h"
 #include "tolerance.h"
@@ -305,7 +306,109 @@ static void test_network_matches_pytorch_in_any_bands(void **state)
 #ifdef SR_CUDA_ON_HOST
 /* The stand-in's fault injection (cuda_host/backend.cpp). */
 void cuda_host_fail_alloc(int k);
+void cuda_host_fault(int k);
 int64_t cuda_host_live_bytes(void);
+
+/* A session on the stand-in's CUDA backend. */
+static sr_session *host_cuda_session(const sr_model *model, sr_progress_fn progress, void *user)
+{
+    sr_session_options opt = sr_session_options_default();
+    opt.backend = SR_BACKEND_CUDA;
+    opt.progress = progress;
+    opt.progress_user = user;
+    sr_session *s;
+    sr_error err = {0};
+    if (sr_session_new_on(model, &opt, open_cuda(SR_PRECISION_FP32), &s, &err) != SR_OK)
+        fail_msg("%s", err.message);
+    return s;
+}
+
+/* A session's run of the 1x1 fixture; its output compared with want's
+ * when want has pixels, else kept there. */
+static sr_status run_dot(sr_session *s, const sr_model *model, sr_image *want)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/dot_1x1.png", SR_FIXTURES_DIR);
+    sr_image in, out;
+    assert_int_equal(sr_image_read(path, 0, &in, NULL), SR_OK);
+    const int scale = sr_model_scale(model);
+    assert_int_equal(sr_image_alloc(&out, scale, scale, 3, SR_PIXEL_U8, NULL), SR_OK);
+    const sr_status st = sr_session_run(s, &in, &out);
+    if (st == SR_OK && want->data)
+        assert_memory_equal(out.data, want->data, (size_t)(out.stride * out.height));
+    if (st == SR_OK && !want->data)
+        *want = out;
+    else
+        sr_image_free(&out);
+    sr_image_free(&in);
+    return st;
+}
+
+/* A kernel's fault (the stand-in's, which stays as a real device's does)
+ * fails the run with SR_ERR_DEVICE, found at the first check, later in the
+ * run, or (k = -1) by the next run's first call, an allocation, which must
+ * not pass for a lack of memory; from then on the session refuses runs and
+ * plans with SR_ERR_BAD_STATE, naming the fault, instead of running on a
+ * broken device; freeing it gives every byte back. */
+static void test_device_fault_sticks(void **state)
+{
+    (void)state;
+    sr_model *model = test_load_model("srpgan_x2");
+    sr_image want = {0};
+    static const int checks[] = {1, 12, -1};
+    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
+        const int k = checks[i];
+        sr_session *s = host_cuda_session(model, NULL, NULL);
+        assert_int_equal(run_dot(s, model, &want), SR_OK);
+        cuda_host_fault(k);
+        assert_int_equal(run_dot(s, model, &want), SR_ERR_DEVICE);
+        assert_non_null(strstr(sr_session_last_error(s), "illegal memory access"));
+        assert_int_equal(run_dot(s, model, &want), SR_ERR_BAD_STATE);
+        assert_non_null(strstr(sr_session_last_error(s), "illegal memory access"));
+        assert_int_equal(sr_session_plan(s, 2, 2, NULL), SR_ERR_BAD_STATE);
+        cuda_host_fault(0); /* even with the device working again */
+        assert_int_equal(run_dot(s, model, &want), SR_ERR_BAD_STATE);
+        sr_session_free(s);
+        assert_int_equal(cuda_host_live_bytes(), 0);
+    }
+    sr_image_free(&want);
+    sr_model_free(model);
+}
+
+/* Cancels the run while *user is set, once. */
+static int cancel_once(void *user, double fraction)
+{
+    int *cancel = user;
+    (void)fraction;
+    const int now = *cancel;
+    *cancel = 0;
+    return now;
+}
+
+/* Failures that leave the device and the session as they were do not
+ * stick: after a device allocation failing and after a cancelled run,
+ * the session's next run gives the same pixels. */
+static void test_other_failures_do_not_stick(void **state)
+{
+    (void)state;
+    cuda_host_fault(0); /* a working device, whatever a failed test left */
+    sr_model *model = test_load_model("srpgan_x2");
+    sr_image want = {0};
+    int cancel = 0;
+    sr_session *s = host_cuda_session(model, cancel_once, &cancel);
+    assert_int_equal(run_dot(s, model, &want), SR_OK);
+    cuda_host_fail_alloc(1);
+    assert_int_equal(run_dot(s, model, &want), SR_ERR_NO_MEMORY);
+    cuda_host_fail_alloc(0);
+    assert_int_equal(run_dot(s, model, &want), SR_OK);
+    cancel = 1;
+    assert_int_equal(run_dot(s, model, &want), SR_ERR_CANCELLED);
+    assert_int_equal(run_dot(s, model, &want), SR_OK);
+    sr_session_free(s);
+    assert_int_equal(cuda_host_live_bytes(), 0);
+    sr_image_free(&want);
+    sr_model_free(model);
+}
 
 /* Each device allocation failing in turn, the weights' included (fp16
  * makes two each): the run fails with SR_ERR_NO_MEMORY, and freeing the
@@ -355,6 +458,8 @@ int main(void)
         cmocka_unit_test(test_network_matches_pytorch_in_any_bands),
 #ifdef SR_CUDA_ON_HOST
         cmocka_unit_test(test_each_allocation_may_fail),
+        cmocka_unit_test(test_device_fault_sticks),
+        cmocka_unit_test(test_other_failures_do_not_stick),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,8 @@
-/* Every op: the reference kernels against facts that pin their meaning
- * (PyTorch's fixtures check them as a whole network), then every backend's
- * kernel against the reference on random shapes and values, with outputs
+/* Every op: the reference kernels against facts that pin their meaning,
+ * and they and the CPU backend against PyTorch's outputs for the same
+ * inputs (tests/fixtures/ops, made by make_op_fixtures.py: an oracle that
+ * shares no code with srrun), then every backend's kernel against the
+ * reference on random shapes and values, with outputs
  * filled with NaN first so an unwritten element fails; and every kernel on
  * bands (the rows a band needs copied alone, so reading others fails)
  * against itself on the whole image, bit for bit. */
@@ -256,6 +258,140 @@ static void test_tanh_affine_reference(void **state)
     free(out.data);
 }
 
+/* ---- the reference kernels, and every backend, against PyTorch ---- */
+
+/* make_op_fixtures.py's MAX_VALUES: larger outputs are stored sampled. */
+#define ORACLE_MAX_VALUES 4096
+
+/* PyTorch's output of a case (tests/fixtures/ops/<name>.f32): every
+ * stride-th value of the n it has. */
+static float *read_oracle(const char *name, int64_t n, int64_t *stride)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/ops/%s.f32", SR_FIXTURES_DIR, name);
+    *stride = n <= ORACLE_MAX_VALUES ? 1 : ((n + ORACLE_MAX_VALUES - 1) / ORACLE_MAX_VALUES) | 1;
+    int64_t size;
+    float *want = test_read_file(path, &size);
+    if (!want || size != (n + *stride - 1) / *stride * (int64_t)sizeof(float))
+        fail_msg("%s: missing, or not the size of the case's output", path);
+    return want;
+}
+
+/* The case's output by the reference kernel (b NULL) or a backend, against
+ * PyTorch's: the largest error relative to PyTorch's largest magnitude. */
+static float oracle_error(const sr_backend_handle *b, const sr_node *node, const sr_tensor *in,
+                          const char *name)
+{
+    const sr_shape s = run_shape(node, in);
+    sr_tensor got = tensor_new(s.c, s.h, s.w);
+    float *stats = gather_stats(node, in, in[0].shape.h);
+    if (b)
+        assert_int_equal(b->iface->run(b->ctx, node, in, &got, stats, NULL), SR_OK);
+    else
+        sr_op_get(node->op)->reference(node, in, &got, stats);
+    int64_t stride;
+    const int64_t n = sr_shape_numel(s);
+    float *want = read_oracle(name, n, &stride);
+    const int64_t count = (n + stride - 1) / stride;
+    float scale = test_max_abs(want, count), worst = 0.0f;
+    for (int64_t i = 0; i < count; i++) {
+        const float d = fabsf(got.data[i * stride] - want[i]);
+        worst = d > worst || d != d ? d : worst; /* NaN (unwritten) fails */
+    }
+    free(want);
+    free(stats);
+    free(got.data);
+    return worst / (scale > 0 ? scale : 1);
+}
+
+/* The reference kernel (which the reference backend runs as it is), then
+ * the CPU backend, on one case; returns the larger error. */
+static float check_oracle(const sr_node *node, const sr_tensor *in, const char *name, float tol)
+{
+    sr_backend_handle cpu;
+    assert_int_equal(sr_cpu_backend_new(2, &cpu, NULL), SR_OK);
+    const float e_ref = oracle_error(NULL, node, in, name);
+    if (!(e_ref <= tol))
+        fail_msg("%s: the reference kernel is %g off PyTorch (relative)", name, e_ref);
+    const float e_cpu = oracle_error(&cpu, node, in, name);
+    if (!(e_cpu <= tol))
+        fail_msg("%s: the cpu backend is %g off PyTorch (relative)", name, e_cpu);
+    sr_backend_free(&cpu);
+    return e_ref > e_cpu ? e_ref : e_cpu;
+}
+
+/* Every conv case of kernel_cases.h, its input and weights drawn as
+ * make_op_fixtures.py draws them. */
+static void test_conv_cases_match_pytorch(void **state)
+{
+    (void)state;
+    float worst = 0.0f;
+    for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
+        const conv_case *cc = &conv_cases[i];
+        test_rng r = {1000 + i};
+        sr_tensor in = tensor_new(cc->c_in, cc->h, cc->w);
+        test_fill(&r, in.data, cc->c_in * cc->h * cc->w, -1, 1);
+        sr_node node = conv_node_new(i, &r);
+        char name[32];
+        snprintf(name, sizeof name, "conv_%02zu", i);
+        const float e = check_oracle(&node, &in, name, SR_TOL_ORACLE_CONV_REL);
+        worst = e > worst ? e : worst;
+        conv_node_free(&node);
+        free(in.data);
+    }
+    printf("conv cases: max |srrun - pytorch| / max |pytorch| = %.3g\n", worst);
+}
+
+/* make_op_fixtures.py's OTHER_CASES: the op with its slopes (none, one or
+ * per channel) or shuffle factor. */
+static const struct other_case {
+    const char *name;
+    uint64_t seed;
+    int64_t c, h, w;
+    sr_op_type op;
+    int slopes; /* 0, 1 shared, 2 per channel */
+    int r;
+} other_cases[] = {
+    {"prelu_shared", 2001, 8, 5, 7, SR_OP_PRELU, 1, 0},
+    {"prelu_channels", 2002, 12, 9, 3, SR_OP_PRELU, 2, 0},
+    {"instance_norm", 2003, 8, 6, 11, SR_OP_INSTANCE_NORM, 0, 0},
+    {"instance_norm_prelu", 2004, 4, 13, 5, SR_OP_INSTANCE_NORM, 2, 0},
+    {"instance_norm_1x1", 2005, 4, 1, 1, SR_OP_INSTANCE_NORM, 0, 0},
+    {"pixel_shuffle_2", 2006, 8, 5, 3, SR_OP_PIXEL_SHUFFLE, 0, 2},
+    {"pixel_shuffle_3", 2007, 18, 2, 4, SR_OP_PIXEL_SHUFFLE, 0, 3},
+    {"add", 2008, 8, 7, 9, SR_OP_ADD, 0, 0},
+    {"tanh_affine", 2009, 8, 7, 9, SR_OP_TANH_AFFINE, 0, 0},
+};
+
+static void test_other_ops_match_pytorch(void **state)
+{
+    (void)state;
+    float worst = 0.0f;
+    for (size_t i = 0; i < sizeof other_cases / sizeof *other_cases; i++) {
+        const struct other_case *oc = &other_cases[i];
+        test_rng r = {oc->seed};
+        const int64_t n = oc->c * oc->h * oc->w;
+        sr_tensor in[2] = {tensor_new(oc->c, oc->h, oc->w), tensor_new(oc->c, oc->h, oc->w)};
+        test_fill(&r, in[0].data, n, -3, 3);
+        test_fill(&r, in[1].data, n, -3, 3);
+        float slopes[64];
+        test_fill(&r, slopes, oc->c, 0, 1);
+        const int64_t n_slopes = oc->slopes == 2 ? oc->c : oc->slopes;
+        sr_node node = {.op = oc->op, .n_inputs = oc->op == SR_OP_ADD ? 2 : 1};
+        if (oc->op == SR_OP_PRELU)
+            node.p.prelu = (sr_prelu_params){n_slopes, slopes};
+        if (oc->op == SR_OP_INSTANCE_NORM)
+            node.p.instance_norm = (sr_instance_norm_params){1e-5f, n_slopes, slopes};
+        if (oc->op == SR_OP_PIXEL_SHUFFLE)
+            node.p.pixel_shuffle.r = oc->r;
+        const float e = check_oracle(&node, in, oc->name, SR_TOL_ORACLE_OP_REL);
+        worst = e > worst ? e : worst;
+        free(in[0].data);
+        free(in[1].data);
+    }
+    printf("other ops: max |srrun - pytorch| / max |pytorch| = %.3g\n", worst);
+}
+
 /* ---- every backend against the reference ---- */
 
 static void check_against_reference(void *user, const sr_node *node, const sr_tensor *in,
@@ -309,6 +445,8 @@ int main(void)
         cmocka_unit_test(test_instance_norm_reference_normalises),
         cmocka_unit_test(test_prelu_reference_slopes),
         cmocka_unit_test(test_tanh_affine_reference),
+        cmocka_unit_test(test_conv_cases_match_pytorch),
+        cmocka_unit_test(test_other_ops_match_pytorch),
         cmocka_unit_test(test_backends_match_reference),
         cmocka_unit_test(test_descriptors_declare_halo_scale_global),
     };

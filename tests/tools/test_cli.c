@@ -377,6 +377,28 @@ static void test_convert_then_upscale(void **state)
     remove_file("m16.bin");
 }
 
+/* The tensors of srpgan_x2.pth in its order (scale 2, one residual block,
+ * width 64: models/srpgan/srpgan.py's Generator), by element count. */
+static const int64_t srpgan_x2_numel[] = {
+    64 * 3 * 9 * 9, 64, 1,           /* block1: conv, PReLU */
+    64 * 64 * 3 * 3, 64, 1,          /* res_blocks.0: conv1, PReLU */
+    64 * 64 * 3 * 3, 64,             /* res_blocks.0.conv2 */
+    64 * 64 * 3 * 3, 64, 1,          /* block3 */
+    256 * 64 * 3 * 3, 256, 1,        /* up_blocks.0: conv, PReLU */
+    3 * 64 * 9 * 9, 3,               /* block4 */
+};
+
+/* A model.bin's size by docs/model-bin.md's layout, computed here and not
+ * by srrun's writer: a 128-byte header, a 128-byte table entry per tensor,
+ * then the tensors, each at the next multiple of 64 (none after the last). */
+static int64_t model_bin_size(const int64_t *numel, size_t n, int64_t value_bytes)
+{
+    int64_t end = 128 + 128 * (int64_t)n;
+    for (size_t i = 0; i < n; i++)
+        end = (end + 63) / 64 * 64 + numel[i] * value_bytes;
+    return end;
+}
+
 static void test_info(void **state)
 {
     (void)state;
@@ -386,14 +408,31 @@ static void test_info(void **state)
     r = run_cli((const char *[]){"info", "i.bin", NULL});
     if (r.exit_code != 0)
         fail_msg("%s", r.err);
-    static const char *const want_bin[] = {
+    const size_t n_tensors = sizeof srpgan_x2_numel / sizeof *srpgan_x2_numel;
+    int64_t n_params = 0;
+    for (size_t i = 0; i < n_tensors; i++)
+        n_params += srpgan_x2_numel[i];
+    char params[64], size[64];
+    snprintf(params, sizeof params, "parameters:    %lld\n", (long long)n_params);
+    snprintf(size, sizeof size, "file size:     %lld bytes",
+             (long long)model_bin_size(srpgan_x2_numel, n_tensors, 4));
+    const char *const want_bin[] = {
         "format:        model.bin\n", "architecture:  srpgan\n", "scale:         2\n",
-        "blocks:        1\n", "parameters:    289671\n", "dtype:         float32\n",
-        "file size:     1161100 bytes", "checksum:      crc32 header ",
+        "blocks:        1\n", params, "dtype:         float32\n",
+        size, "checksum:      crc32 header ",
     };
     for (size_t i = 0; i < sizeof want_bin / sizeof *want_bin; i++)
         if (!strstr(r.out, want_bin[i]))
             fail_msg("no '%s' in:\n%s", want_bin[i], r.out);
+    /* And in float16: half the data, padded again. */
+    r = run_cli((const char *[]){"convert", "-q", "--fp16", "srpgan_x2.pth", "i16.bin", NULL});
+    assert_int_equal(r.exit_code, 0);
+    uint8_t *data;
+    int64_t n16;
+    read_whole("i16.bin", &data, &n16);
+    free(data);
+    assert_int_equal(n16, model_bin_size(srpgan_x2_numel, n_tensors, 2));
+    remove_file("i16.bin");
     r = run_cli((const char *[]){"info", "srpgan_x2.pth", NULL});
     assert_int_equal(r.exit_code, 0);
     assert_non_null(strstr(r.out, "format:        pth\n"));

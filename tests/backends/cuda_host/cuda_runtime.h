@@ -18,15 +18,26 @@
 #define __global__
 #define __shared__
 
-enum cudaError_t { cudaSuccess, cudaErrorInvalidValue, cudaErrorMemoryAllocation };
+enum cudaError_t {
+    cudaSuccess,
+    cudaErrorInvalidValue,
+    cudaErrorMemoryAllocation,
+    cudaErrorIllegalAddress,
+};
 enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
 
 /* The blocks handed out, by address, and how much the pretend device has;
- * fail_alloc > 0 makes that many cudaMallocs from now the one to fail. */
+ * fail_alloc > 0 makes that many cudaMallocs from now the one to fail;
+ * fault_check > 0 makes that many checks for a launch's error
+ * (cudaGetLastError) from now find a kernel's fault, after which, as on a
+ * real device, the context is broken: every call fails with it (cudaFree
+ * still frees, so that the test can count the bytes). */
 struct cuda_host_device {
     std::map<const char *, size_t> blocks;
     size_t live_bytes = 0;
     int fail_alloc = 0;
+    int fault_check = 0;
+    bool faulted = false;
     static const size_t capacity = size_t(4) << 30;
 };
 inline cuda_host_device cuda_host;
@@ -54,6 +65,8 @@ inline bool cuda_host_on_device(const void *p, size_t n)
 template <class T> cudaError_t cudaMalloc(T **p, size_t bytes)
 {
     *p = (T *)(uintptr_t)0xdead0000;
+    if (cuda_host.faulted)
+        return cudaErrorIllegalAddress;
     if ((cuda_host.fail_alloc > 0 && --cuda_host.fail_alloc == 0) ||
         bytes > cuda_host_device::capacity - cuda_host.live_bytes)
         return cudaErrorMemoryAllocation;
@@ -88,6 +101,8 @@ inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemc
         cuda_host_misuse("cudaMemcpy: the device side is not device memory", device);
     if (cuda_host_on_device(host, 1))
         cuda_host_misuse("cudaMemcpy: the host side is device memory", host);
+    if (cuda_host.faulted)
+        return cudaErrorIllegalAddress;
     memcpy(dst, src, bytes);
     return cudaSuccess;
 }
@@ -105,13 +120,23 @@ inline cudaError_t cudaGetDeviceCount(int *n)
     return cudaSuccess;
 }
 
-/* Kernels run as they are launched, and cannot fail. */
-inline cudaError_t cudaGetLastError(void) { return cudaSuccess; }
-inline cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+/* Kernels run as they are launched; a fault shows at a check, and stays. */
+inline cudaError_t cudaGetLastError(void)
+{
+    if (cuda_host.fault_check > 0 && --cuda_host.fault_check == 0)
+        cuda_host.faulted = true;
+    return cuda_host.faulted ? cudaErrorIllegalAddress : cudaSuccess;
+}
+inline cudaError_t cudaDeviceSynchronize(void)
+{
+    return cuda_host.faulted ? cudaErrorIllegalAddress : cudaSuccess;
+}
 
 inline const char *cudaGetErrorString(cudaError_t e)
 {
-    return e == cudaErrorMemoryAllocation ? "out of memory" : "invalid value";
+    return e == cudaErrorMemoryAllocation ? "out of memory"
+           : e == cudaErrorIllegalAddress ? "an illegal memory access was encountered"
+                                          : "invalid value";
 }
 
 #endif

@@ -1,0 +1,200 @@
+/* The public API given NULL: every function of srrun.h, each pointer
+ * argument NULL in turn while the others are valid, answers what the
+ * header says (SR_ERR_INVALID_ARGUMENT, or a getter's neutral value)
+ * instead of dereferencing it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "srrun.h"
+#include "testutil.h"
+
+/* Valid arguments, of which each call replaces one by NULL. */
+typedef struct valid {
+    sr_model *model;
+    sr_session *session;
+    sr_image in, out;
+    char model_path[512], out_path[512];
+} valid;
+
+typedef struct null_case {
+    const char *call;
+    sr_status (*make)(valid *v); /* the call, with one argument NULL */
+} null_case;
+
+static sr_status read_path(valid *v)
+{
+    (void)v;
+    sr_image image;
+    return sr_image_read(NULL, 0, &image, NULL);
+}
+static sr_status read_image(valid *v)
+{
+    (void)v;
+    char path[512];
+    snprintf(path, sizeof path, "%s/dot_1x1.png", SR_FIXTURES_DIR);
+    return sr_image_read(path, 0, NULL, NULL);
+}
+static sr_status png_path(valid *v) { return sr_image_write_png(NULL, &v->in, NULL); }
+static sr_status png_image(valid *v) { return sr_image_write_png(v->out_path, NULL, NULL); }
+static sr_status jpeg_path(valid *v) { return sr_image_write_jpeg(NULL, &v->in, 90, NULL); }
+static sr_status jpeg_image(valid *v) { return sr_image_write_jpeg(v->out_path, NULL, 90, NULL); }
+static sr_status alloc_image(valid *v)
+{
+    (void)v;
+    return sr_image_alloc(NULL, 1, 1, 3, SR_PIXEL_U8, NULL);
+}
+static sr_status meta_dst(valid *v) { return sr_image_copy_meta(NULL, &v->in, NULL); }
+static sr_status meta_src(valid *v) { return sr_image_copy_meta(&v->out, NULL, NULL); }
+static sr_status load_path(valid *v)
+{
+    sr_model *m = v->model;
+    return sr_model_load(NULL, NULL, &m, NULL);
+}
+static sr_status load_model(valid *v) { return sr_model_load(v->model_path, NULL, NULL, NULL); }
+static sr_status save_model(valid *v) { return sr_model_save(NULL, v->out_path, 0, NULL); }
+static sr_status save_path(valid *v) { return sr_model_save(v->model, NULL, 0, NULL); }
+static sr_status new_model(valid *v)
+{
+    sr_session *s;
+    (void)v;
+    return sr_session_new(NULL, NULL, &s, NULL);
+}
+static sr_status new_session(valid *v) { return sr_session_new(v->model, NULL, NULL, NULL); }
+static sr_status run_session(valid *v) { return sr_session_run(NULL, &v->in, &v->out); }
+static sr_status run_in(valid *v) { return sr_session_run(v->session, NULL, &v->out); }
+static sr_status run_out(valid *v) { return sr_session_run(v->session, &v->in, NULL); }
+static sr_status plan_session(valid *v)
+{
+    (void)v;
+    return sr_session_plan(NULL, 1, 1, NULL);
+}
+static sr_status plan_images_session(valid *v)
+{
+    return sr_session_plan_images(NULL, &v->in, &v->out, NULL);
+}
+static sr_status plan_images_in(valid *v)
+{
+    return sr_session_plan_images(v->session, NULL, &v->out, NULL);
+}
+static sr_status plan_images_out(valid *v)
+{
+    return sr_session_plan_images(v->session, &v->in, NULL, NULL);
+}
+
+static const null_case null_cases[] = {
+    {"sr_image_read(path)", read_path},
+    {"sr_image_read(image)", read_image},
+    {"sr_image_write_png(path)", png_path},
+    {"sr_image_write_png(image)", png_image},
+    {"sr_image_write_jpeg(path)", jpeg_path},
+    {"sr_image_write_jpeg(image)", jpeg_image},
+    {"sr_image_alloc(image)", alloc_image},
+    {"sr_image_copy_meta(dst)", meta_dst},
+    {"sr_image_copy_meta(src)", meta_src},
+    {"sr_model_load(path)", load_path},
+    {"sr_model_load(model)", load_model},
+    {"sr_model_save(model)", save_model},
+    {"sr_model_save(path)", save_path},
+    {"sr_session_new(model)", new_model},
+    {"sr_session_new(session)", new_session},
+    {"sr_session_run(session)", run_session},
+    {"sr_session_run(in)", run_in},
+    {"sr_session_run(out)", run_out},
+    {"sr_session_plan(session)", plan_session},
+    {"sr_session_plan_images(session)", plan_images_session},
+    {"sr_session_plan_images(in)", plan_images_in},
+    {"sr_session_plan_images(out)", plan_images_out},
+};
+
+static void setup_valid(valid *v)
+{
+    memset(v, 0, sizeof *v);
+    snprintf(v->model_path, sizeof v->model_path, "%s/srpgan_x2.pth", SR_FIXTURES_DIR);
+    snprintf(v->out_path, sizeof v->out_path, "/tmp/test_api_%ld.out", (long)getpid());
+    v->model = test_load_model("srpgan_x2");
+    assert_int_equal(sr_session_new(v->model, NULL, &v->session, NULL), SR_OK);
+    assert_int_equal(sr_image_alloc(&v->in, 2, 2, 3, SR_PIXEL_U8, NULL), SR_OK);
+    assert_int_equal(sr_image_alloc(&v->out, 4, 4, 3, SR_PIXEL_U8, NULL), SR_OK);
+}
+
+static void free_valid(valid *v)
+{
+    unlink(v->out_path);
+    sr_image_free(&v->in);
+    sr_image_free(&v->out);
+    sr_session_free(v->session);
+    sr_model_free(v->model);
+}
+
+/* Each call with one NULL fails as an invalid argument, writes no file,
+ * and leaves the valid handles working: a run afterwards succeeds. */
+static void test_null_arguments_are_invalid(void **state)
+{
+    (void)state;
+    valid v;
+    setup_valid(&v);
+    for (size_t i = 0; i < sizeof null_cases / sizeof *null_cases; i++) {
+        const sr_status st = null_cases[i].make(&v);
+        if (st != SR_ERR_INVALID_ARGUMENT)
+            fail_msg("%s: status %d (%s), want invalid argument", null_cases[i].call, (int)st,
+                     sr_status_string(st));
+        assert_int_not_equal(access(v.out_path, F_OK), 0);
+    }
+    assert_int_equal(sr_session_run(v.session, &v.in, &v.out), SR_OK);
+    free_valid(&v);
+}
+
+/* The getters' neutral values, and the free functions taking NULL. */
+static void test_getters_and_frees_take_null(void **state)
+{
+    (void)state;
+    const sr_model_info info = sr_model_get_info(NULL);
+    const sr_model_info zero = {0};
+    assert_memory_equal(&info, &zero, sizeof info);
+    assert_int_equal(sr_model_scale(NULL), 0);
+    assert_null(sr_model_notices(NULL));
+    assert_int_equal(sr_session_backend(NULL), SR_BACKEND_AUTO);
+    assert_null(sr_session_backend_note(NULL));
+    assert_string_equal(sr_session_last_error(NULL), "");
+    sr_model_free(NULL);
+    sr_session_free(NULL);
+    sr_image_free(NULL);
+    /* The calls without pointers, at the edges of their enums. */
+    assert_string_equal(sr_status_string(SR_STATUS_COUNT), "unknown status");
+    assert_string_equal(sr_backend_name(SR_BACKEND_COUNT), "unknown");
+    assert_string_equal(sr_precision_name(SR_PRECISION_COUNT), "unknown");
+    assert_non_null(sr_version_string());
+}
+
+/* NULL where NULL means "none" or "the default" still works. */
+static void test_optional_pointers_may_be_null(void **state)
+{
+    (void)state;
+    valid v;
+    setup_valid(&v);
+    sr_model *m;
+    assert_int_equal(sr_model_load(v.model_path, NULL, &m, NULL), SR_OK);
+    sr_session *s;
+    assert_int_equal(sr_session_new(m, NULL, &s, NULL), SR_OK);
+    assert_int_equal(sr_session_plan(s, 2, 2, NULL), SR_OK);
+    assert_int_equal(sr_session_plan_images(s, &v.in, &v.out, NULL), SR_OK);
+    sr_session_free(s);
+    sr_model_free(m);
+    free_valid(&v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_null_arguments_are_invalid),
+        cmocka_unit_test(test_getters_and_frees_take_null),
+        cmocka_unit_test(test_optional_pointers_may_be_null),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
