@@ -31,14 +31,50 @@ static sr_status read_path(valid *v)
 {
     (void)v;
     sr_image image;
-    return sr_image_read(NULL, 0, &image, NULL);
+    return sr_image_read(NULL, NULL, &image, NULL);
 }
 static sr_status read_image(valid *v)
 {
     (void)v;
     char path[512];
     snprintf(path, sizeof path, "%s/dot_1x1.png", SR_FIXTURES_DIR);
-    return sr_image_read(path, 0, NULL, NULL);
+    return sr_image_read(path, NULL, NULL, NULL);
+}
+static sr_status info_path(valid *v)
+{
+    (void)v;
+    sr_image image;
+    return sr_image_read_info(NULL, NULL, &image, NULL);
+}
+static sr_status info_image(valid *v)
+{
+    (void)v;
+    char path[512];
+    snprintf(path, sizeof path, "%s/dot_1x1.png", SR_FIXTURES_DIR);
+    return sr_image_read_info(path, NULL, NULL, NULL);
+}
+static sr_status check_path(valid *v)
+{
+    return sr_image_check_output(NULL, SR_IMAGE_PNG, &v->out, NULL);
+}
+static sr_status check_shape(valid *v)
+{
+    return sr_image_check_output(v->out_path, SR_IMAGE_PNG, NULL, NULL);
+}
+static sr_status png_stream(valid *v) { return sr_image_write_png_stream(NULL, &v->in, NULL); }
+static sr_status png_stream_image(valid *v)
+{
+    (void)v;
+    return sr_image_write_png_stream(stdout, NULL, NULL);
+}
+static sr_status jpeg_stream(valid *v)
+{
+    return sr_image_write_jpeg_stream(NULL, &v->in, 90, NULL);
+}
+static sr_status jpeg_stream_image(valid *v)
+{
+    (void)v;
+    return sr_image_write_jpeg_stream(stdout, NULL, 90, NULL);
 }
 static sr_status png_path(valid *v) { return sr_image_write_png(NULL, &v->in, NULL); }
 static sr_status png_image(valid *v) { return sr_image_write_png(v->out_path, NULL, NULL); }
@@ -90,6 +126,14 @@ static sr_status plan_images_out(valid *v)
 static const null_case null_cases[] = {
     {"sr_image_read(path)", read_path},
     {"sr_image_read(image)", read_image},
+    {"sr_image_read_info(path)", info_path},
+    {"sr_image_read_info(image)", info_image},
+    {"sr_image_check_output(path)", check_path},
+    {"sr_image_check_output(shape)", check_shape},
+    {"sr_image_write_png_stream(file)", png_stream},
+    {"sr_image_write_png_stream(image)", png_stream_image},
+    {"sr_image_write_jpeg_stream(file)", jpeg_stream},
+    {"sr_image_write_jpeg_stream(image)", jpeg_stream_image},
     {"sr_image_write_png(path)", png_path},
     {"sr_image_write_png(image)", png_image},
     {"sr_image_write_jpeg(path)", jpeg_path},
