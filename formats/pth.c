@@ -335,6 +335,12 @@ static sr_status check_geometry(const char *name, const tensor *t, geometry *g,
     }
     if (t->offset < 0)
         return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' has negative storage offset", name);
+    /* Even an empty tensor starts inside its storage (at its end at most),
+     * so the offset in bytes cannot overflow. */
+    if (t->offset > s->numel)
+        return sr_fail(err, SR_ERR_FORMAT,
+                       "tensor '%s' has storage offset %lld beyond storage '%s' of %lld elements",
+                       name, (long long)t->offset, s->key, (long long)s->numel);
 
     /* numel multiplies only the non-zero sizes so that no product of the
      * shape, in any order, overflows later on. */

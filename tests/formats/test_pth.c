@@ -411,16 +411,11 @@ static void test_geometry(void **state)
     t = base;
     t.size[0] = 1;
     t.offset = INT64_MAX;
-    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' size overflows");
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT,
+           "tensor 'w' has storage offset 9223372036854775807 beyond storage '0' of 16 elements");
     t = (tspec){.name = "w", .type = "FloatStorage", .key = "0", .numel = 16, .ndim = 3,
                 .size = {INT64_C(1) << 32, INT64_C(1) << 32, 0}, .stride = {1, 1, 1}};
     expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' size overflows");
-
-    /* An empty tensor touches no storage (ATen's rule). */
-    t = base;
-    t.size[0] = 0;
-    t.offset = 1000;
-    expect(&t, 1, &r, 1, SR_OK, NULL);
 
     t = (tspec){.name = "w", .type = "FloatStorage", .key = "0", .numel = 16, .ndim = 9,
                 .size = {1, 1, 1, 1, 1, 1, 1, 1, 1}, .stride = {1, 1, 1, 1, 1, 1, 1, 1, 1}};
@@ -438,6 +433,27 @@ static void test_geometry(void **state)
     t.type = "HalfStorage";
     t.numel = 32;
     expect(&t, 1, &r, 1, SR_ERR_LIMIT, "converted copies would exceed");
+}
+
+/* An empty tensor reads nothing, but it too starts inside its storage (at
+ * its end at most): an offset of 2^62 overflowed once it was in bytes. */
+static void test_empty_tensor_offset(void **state)
+{
+    (void)state;
+    float s[16];
+    fill_random(s, 16, 4);
+    record r = {"0", s, sizeof s};
+    /* "v" has the storage read, as a float32 view into the file. */
+    tspec t[] = {{.name = "v", .type = "FloatStorage", .key = "0", .numel = 16,
+                  .ndim = 1, .size = {16}, .stride = {1}},
+                 {.name = "w", .type = "FloatStorage", .key = "0", .numel = 16,
+                  .ndim = 1, .size = {0}, .stride = {1}, .offset = INT64_C(1) << 62}};
+    expect(t, 2, &r, 1, SR_ERR_FORMAT,
+           "tensor 'w' has storage offset 4611686018427387904 beyond storage '0' of 16 elements");
+    t[1].offset = 17;
+    expect(t, 2, &r, 1, SR_ERR_FORMAT, "tensor 'w' has storage offset 17 beyond storage '0'");
+    t[1].offset = 16;
+    expect(t, 2, &r, 1, SR_OK, NULL);
 }
 
 static void test_storage_records(void **state)
@@ -767,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_conversions),
         cmocka_unit_test(test_nan_inf),
         cmocka_unit_test(test_geometry),
+        cmocka_unit_test(test_empty_tensor_offset),
         cmocka_unit_test(test_storage_records),
         cmocka_unit_test(test_refused_dtypes),
         cmocka_unit_test(test_bad_pid),
