@@ -4,7 +4,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "runtime/error.h"
 
 static const sr_arch *const architectures[] = {&sr_arch_srpgan};
 
@@ -13,10 +16,12 @@ void sr_notices_add(sr_notices *n, const char *fmt, ...)
     size_t len = strlen(n->text);
     if (len + 1 >= sizeof n->text)
         return;
+    char raw[sizeof n->text];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(n->text + len, sizeof n->text - len, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    sr_escape(n->text + len, sizeof n->text - len, raw); /* names come from files */
     len = strlen(n->text);
     if (len + 1 < sizeof n->text) {
         n->text[len] = '\n';

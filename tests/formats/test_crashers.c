@@ -47,6 +47,8 @@ static const crasher crashers[] = {
     {"weight_nan.pth", SR_ERR_FORMAT, "tensor 'block4.bias' holds NaN or Inf"},
     {"weight_wrong_shape.pth", SR_ERR_MODEL,
      "block4.weight: expected [3,2,9,9], file has [3,2,7,7]"},
+    {"zip_c1_entry_name.pth", SR_ERR_FORMAT,
+     "entries outside archive folder ('x\\xc2\\x9b[2Jevil.pkl')"},
     /* Images. */
     {"empty.png", SR_ERR_FORMAT, "empty file"},
     {"text_named.png", SR_ERR_FORMAT, "not a PNG or JPEG image"},
@@ -91,6 +93,10 @@ static void check(const crasher *c)
         fail_msg("%s: got %s \"%s\"; expected %s and \"%s: ...%s...\"", c->file,
                  sr_status_string(status), err.message, sr_status_string(c->status),
                  path, c->message);
+    /* Nothing from the file reaches a terminal unescaped. */
+    for (const char *m = err.message; *m; m++)
+        if (*m < 0x20 || *m > 0x7e)
+            fail_msg("%s: byte 0x%02x in the message", c->file, (unsigned char)*m);
 }
 
 static void test_each_crasher(void **state)
