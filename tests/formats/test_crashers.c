@@ -47,6 +47,18 @@ static const crasher crashers[] = {
     {"weight_nan.pth", SR_ERR_FORMAT, "tensor 'block4.bias' holds NaN or Inf"},
     {"weight_wrong_shape.pth", SR_ERR_MODEL,
      "block4.weight: expected [3,2,9,9], file has [3,2,7,7]"},
+    /* Bombs: a few KB each, once gigabytes; now refused at a limit within
+     * tens of MB (make_crashers.py's hostile_models). */
+    {"pickle_bomb_32mb.pth", SR_ERR_LIMIT,
+     "entry 'archive/data.pkl' is 33554435 bytes, over the limit of 16777216"},
+    {"pickle_bomb_stack.pth", SR_ERR_LIMIT,
+     "pickle has more than 131072 items on its stack (limit; byte 131074)"},
+    {"pickle_bomb_values.pth", SR_ERR_LIMIT, "pickle has more than 524288 values (limit;"},
+    {"pickle_bomb_shared_items.pth", SR_ERR_LIMIT,
+     "pickle has more than 524288 items in its tuples, lists and dicts (limit;"},
+    {"pickle_bomb_strings.pth", SR_ERR_LIMIT, "pickle has more than 8388608 bytes of strings"},
+    {"pickle_bomb_memo_index.pth", SR_ERR_LIMIT,
+     "pickle memo index 13631488 is beyond the 1 values built so far"},
     {"zip_c1_entry_name.pth", SR_ERR_FORMAT,
      "entries outside archive folder ('x\\xc2\\x9b[2Jevil.pkl')"},
     /* Images. */
