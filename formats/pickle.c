@@ -272,7 +272,11 @@ static sr_status memo_put(sr_pickle *p, uint64_t index, sr_error *err)
                        (unsigned long long)index, (long long)p->n_values,
                        (unsigned long long)p->op_start);
     if (index >= p->memo_cap) {
+        /* Doubling, but never past what the values built allow. */
+        const uint64_t most = (uint64_t)SR_PICKLE_MAX_VALUES + MEMO_SLACK;
         uint64_t cap = p->memo_cap ? 2 * p->memo_cap : 64;
+        if (cap > most)
+            cap = most;
         if (cap <= index)
             cap = index + 1;
         sr_pickle_value **m = realloc(p->memo, (size_t)cap * sizeof *m);

@@ -29,7 +29,7 @@
 #define SR_PICKLE_MAX_VALUES (1 << 19)       /* values built, 48 bytes each */
 #define SR_PICKLE_MAX_ITEMS (1 << 19)        /* slots of tuples, lists, dicts */
 #define SR_PICKLE_MAX_STACK (1 << 17)        /* stack height */
-#define SR_PICKLE_MAX_STRING_BYTES (1 << 23) /* bytes of all strings */
+#define SR_PICKLE_MAX_STRING_BYTES (1 << 22) /* bytes of all strings */
 
 typedef enum sr_pickle_kind {
     SR_PICKLE_NONE,

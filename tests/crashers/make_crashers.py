@@ -121,22 +121,23 @@ def hostile_models(c):
     Each must be refused at one of pickle.h's limits."""
     proto = b"\x80\x02"
     mb = 1 << 20
-    # 32 MB of EMPTY_LIST (1.9 GB once): over the 16 MB cap on data.pkl.
+    # 32 MB of EMPTY_LIST (1.9 GB once): over the 8 MB cap on data.pkl.
     c("pickle_bomb_32mb.pth", torch_zip(proto + b"]" * (32 * mb) + b"."))
-    # 8 MB of EMPTY_LIST: within the cap, so the stack limit stops it.
-    c("pickle_bomb_stack.pth", torch_zip(proto + b"]" * (8 * mb) + b"."))
-    # A dict, then None + BUILD 4M times: values built, none kept.
-    c("pickle_bomb_values.pth", torch_zip(proto + b"}" + b"Nb" * (4 * mb) + b"."))
-    # One None shared by BINGET, APPENDed in batches of 1000: 4M slots.
+    # 4 MB of EMPTY_LIST (230 MB once): within the cap, so the stack limit
+    # stops it.
+    c("pickle_bomb_stack.pth", torch_zip(proto + b"]" * (4 * mb) + b"."))
+    # A dict, then None + BUILD 2M times: values built, none kept.
+    c("pickle_bomb_values.pth", torch_zip(proto + b"}" + b"Nb" * (2 * mb) + b"."))
+    # One None shared by BINGET, APPENDed in batches of 1000: 2M slots.
     shared = proto + b"](Nq\x00" + b"h\x00" * 999 + b"e"
-    shared += (b"(" + b"h\x00" * 1000 + b"e") * 4000
+    shared += (b"(" + b"h\x00" * 1000 + b"e") * 2000
     c("pickle_bomb_shared_items.pth", torch_zip(shared + b"."))
-    # 9 strings of 1 MB: past the 8 MB of strings.
-    strings = b"".join(b"X" + struct.pack("<I", mb) + b"\0" * mb for _ in range(9))
+    # 5 strings of 1 MB: past the 4 MB of strings.
+    strings = b"".join(b"X" + struct.pack("<I", mb) + b"\0" * mb for _ in range(5))
     c("pickle_bomb_strings.pth", torch_zip(proto + b"](" + strings + b"e."))
-    # LONG_BINPUT at index 13M after 13 MB of PROTO no-ops: 104 MB of memo
+    # LONG_BINPUT at index 6M after 6 MB of PROTO no-ops: 48 MB of memo
     # slots once; now beyond the one value built.
-    memo = proto + b"]" + proto * (13 * mb // 2) + b"r" + struct.pack("<I", 13 * mb) + b"."
+    memo = proto + b"]" + proto * (6 * mb // 2) + b"r" + struct.pack("<I", 6 * mb) + b"."
     c("pickle_bomb_memo_index.pth", torch_zip(memo))
     # A C1 control (CSI, U+009B, UTF-8 C2 9B) in an entry name: messages
     # must show it escaped, never send it to the terminal.

@@ -50,15 +50,15 @@ static const crasher crashers[] = {
     /* Bombs: a few KB each, once gigabytes; now refused at a limit within
      * tens of MB (make_crashers.py's hostile_models). */
     {"pickle_bomb_32mb.pth", SR_ERR_LIMIT,
-     "entry 'archive/data.pkl' is 33554435 bytes, over the limit of 16777216"},
+     "entry 'archive/data.pkl' is 33554435 bytes, over the limit of 8388608"},
     {"pickle_bomb_stack.pth", SR_ERR_LIMIT,
      "pickle has more than 131072 items on its stack (limit; byte 131074)"},
     {"pickle_bomb_values.pth", SR_ERR_LIMIT, "pickle has more than 524288 values (limit;"},
     {"pickle_bomb_shared_items.pth", SR_ERR_LIMIT,
      "pickle has more than 524288 items in its tuples, lists and dicts (limit;"},
-    {"pickle_bomb_strings.pth", SR_ERR_LIMIT, "pickle has more than 8388608 bytes of strings"},
+    {"pickle_bomb_strings.pth", SR_ERR_LIMIT, "pickle has more than 4194304 bytes of strings"},
     {"pickle_bomb_memo_index.pth", SR_ERR_LIMIT,
-     "pickle memo index 13631488 is beyond the 1 values built so far"},
+     "pickle memo index 6291456 is beyond the 1 values built so far"},
     {"zip_c1_entry_name.pth", SR_ERR_FORMAT,
      "entries outside archive folder ('x\\xc2\\x9b[2Jevil.pkl')"},
     /* Images. */

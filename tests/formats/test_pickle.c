@@ -476,12 +476,12 @@ static void test_limits(void **state)
     }
     op(&b, '.');
     expect_fail(&b, SR_ERR_LIMIT, "pickle has more than 524288 items in its tuples, lists and dicts");
-    /* Strings: 8 MB in all, NUL terminators counted. */
+    /* Strings: 4 MB in all, NUL terminators counted. */
     const uint32_t mb = 1 << 20;
     for (int extra = 0; extra <= 1; extra++) {
         lit(&b, "\x80\x02](");
-        for (int i = 0; i < 8; i++) {
-            uint32_t len = i < 7 ? mb - 1 : SR_PICKLE_MAX_STRING_BYTES - 7 * mb - 1 + (uint32_t)extra;
+        for (int i = 0; i < 4; i++) {
+            uint32_t len = i < 3 ? mb - 1 : SR_PICKLE_MAX_STRING_BYTES - 3 * mb - 1 + (uint32_t)extra;
             op(&b, 'X');
             le(&b, len, 4);
             for (uint32_t k = 0; k < len; k++)
@@ -489,7 +489,7 @@ static void test_limits(void **state)
         }
         lit(&b, "e.");
         if (extra)
-            expect_fail(&b, SR_ERR_LIMIT, "pickle has more than 8388608 bytes of strings");
+            expect_fail(&b, SR_ERR_LIMIT, "pickle has more than 4194304 bytes of strings");
         else
             expect_ok(&b);
     }
