@@ -188,10 +188,12 @@ typedef struct sr_model_info {
 
 SR_API sr_model_info sr_model_get_info(const sr_model *model);
 
-/* Saves the model's weights (every tensor of the file it came from, in
- * order) as model.bin, float32 or, with fp16, float16 (a value beyond
- * float16's range is refused). Through a temporary file renamed at the
- * end, so a failure leaves no file at path. */
+/* Saves the model's weights as model.bin: the tensors its network uses, in
+ * the order of the file it came from (a tensor the network ignores, such
+ * as a discriminator's or old running statistics, is left out), float32
+ * or, with fp16, float16 (a value beyond float16's range is refused).
+ * Through a temporary file renamed at the end, so a failure leaves no file
+ * at path. */
 SR_API sr_status sr_model_save(const sr_model *model, const char *path, int fp16,
                                sr_error *err);
 SR_API int sr_model_scale(const sr_model *model);
