@@ -23,7 +23,7 @@
 #define SR_MODELBIN_ARCH_SIZE 16 /* NUL-padded name, at most 15 bytes */
 #define SR_MODELBIN_NAME_SIZE 64 /* NUL-padded name, at most 63 bytes */
 #define SR_MODELBIN_N_HPARAMS 8
-#define SR_MODELBIN_MAX_TENSORS (UINT32_C(1) << 20)
+#define SR_MODELBIN_MAX_TENSORS ((uint32_t)SR_WEIGHTS_MAX_COUNT) /* all sr_weights holds */
 
 /* Stored in the file: explicit values, append-only. */
 typedef enum sr_modelbin_dtype {

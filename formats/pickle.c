@@ -1,8 +1,8 @@
 /* The restricted pickle VM: opcode decoding, the stack, the mark stack, the
  * memo and the value arena. What globals mean, and what REDUCE, BUILD and
  * persistent ids build, is the caller's business (see pickle.h); this file
- * only guarantees that a stream cannot read outside its bytes, allocate
- * more than a small multiple of its size, nest without limit, or reach
+ * only guarantees that a stream cannot read outside its bytes, build more
+ * than the SR_PICKLE_MAX_* limits allow, nest without limit, or reach
  * anything the hooks did not allow. */
 #include "formats/pickle.h"
 
@@ -20,6 +20,12 @@
  * matched by its bytes, not parsed). */
 #define MAX_LONG1_BYTES 8
 #define ARENA_BLOCK (64 * 1024)
+/* A pickler numbers its memo from 0, one PUT per value it has just built,
+ * so an index stays below the values built so far; the slack covers hooks
+ * that return a value they were given (torch.Size). The memo is an array
+ * of 8 bytes a slot, so this bounds it by what was built, not by what an
+ * index claims. */
+#define MEMO_SLACK 1024
 
 enum opcode {
     OP_MARK = '(', OP_STOP = '.', OP_BINFLOAT = 'G', OP_BININT = 'J',
@@ -56,6 +62,11 @@ struct sr_pickle {
     int n_marks;
     sr_pickle_value **memo; /* a slot is NULL until PUT */
     uint64_t memo_cap, n_memo;
+
+    /* What all runs have built, against the SR_PICKLE_MAX_* limits. */
+    int64_t n_values, n_items;
+    uint64_t string_bytes;
+    bool values_exhausted; /* sr_pickle_value_new refused one */
 };
 
 static const char *const kind_names[] = {
@@ -106,9 +117,15 @@ void *sr_pickle_alloc(sr_pickle *p, size_t size)
 
 sr_pickle_value *sr_pickle_value_new(sr_pickle *p, sr_pickle_kind kind)
 {
+    if (p->n_values >= SR_PICKLE_MAX_VALUES) {
+        p->values_exhausted = true; /* reported by sr_pickle_load */
+        return NULL;
+    }
     sr_pickle_value *v = sr_pickle_alloc(p, sizeof *v);
-    if (v)
+    if (v) {
         v->kind = kind;
+        p->n_values++;
+    }
     return v;
 }
 
@@ -164,6 +181,14 @@ static sr_status no_memory(sr_error *err)
     return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
 }
 
+static sr_status over_limit(sr_pickle *p, sr_error *err, const char *what,
+                            long long limit)
+{
+    return sr_fail(err, SR_ERR_LIMIT,
+                   "pickle has more than %lld %s (limit; byte %llu); no state dict needs so many",
+                   limit, what, (unsigned long long)p->op_start);
+}
+
 static sr_status too_deep(sr_error *err)
 {
     return sr_fail(err, SR_ERR_FORMAT, "pickle nested too deep (limit %d)",
@@ -189,6 +214,8 @@ static sr_status push(sr_pickle *p, sr_pickle_value *v, sr_error *err)
 {
     if (!v)
         return no_memory(err);
+    if (p->n_stack == SR_PICKLE_MAX_STACK)
+        return over_limit(p, err, "items on its stack", SR_PICKLE_MAX_STACK);
     if (p->n_stack == p->stack_cap) {
         int64_t cap = p->stack_cap ? 2 * p->stack_cap : 64;
         sr_pickle_value **s = realloc(p->stack, (size_t)cap * sizeof *s);
@@ -232,19 +259,24 @@ static sr_status pop_mark(sr_pickle *p, int64_t *mark, sr_error *err)
     return SR_OK;
 }
 
-/* memo indices are bounded by the stream length: a real pickler numbers
- * them from 0 with one PUT each, so the memo stays O(input). */
 static sr_status memo_put(sr_pickle *p, uint64_t index, sr_error *err)
 {
     sr_pickle_value *v = NULL;
     sr_status s = top(p, &v, err);
     if (s != SR_OK)
         return s;
-    if (index >= p->size)
-        return malformed(p, err, "memo index %llu out of range",
-                         (unsigned long long)index);
+    if (index >= (uint64_t)p->n_values + MEMO_SLACK)
+        return sr_fail(err, SR_ERR_LIMIT,
+                       "pickle memo index %llu is beyond the %lld values built so far "
+                       "(limit; byte %llu)",
+                       (unsigned long long)index, (long long)p->n_values,
+                       (unsigned long long)p->op_start);
     if (index >= p->memo_cap) {
+        /* Doubling, but never past what the values built allow. */
+        const uint64_t most = (uint64_t)SR_PICKLE_MAX_VALUES + MEMO_SLACK;
         uint64_t cap = p->memo_cap ? 2 * p->memo_cap : 64;
+        if (cap > most)
+            cap = most;
         if (cap <= index)
             cap = index + 1;
         sr_pickle_value **m = realloc(p->memo, (size_t)cap * sizeof *m);
@@ -269,6 +301,16 @@ static sr_status memo_get(sr_pickle *p, uint64_t index, sr_error *err)
 }
 
 /* ---- Values ------------------------------------------------------------ */
+
+/* Counts n more container slots against SR_PICKLE_MAX_ITEMS. */
+static sr_status take_items(sr_pickle *p, int64_t n, sr_error *err)
+{
+    if (n > SR_PICKLE_MAX_ITEMS - p->n_items)
+        return over_limit(p, err, "items in its tuples, lists and dicts",
+                          SR_PICKLE_MAX_ITEMS);
+    p->n_items += n;
+    return SR_OK;
+}
 
 /* Records that `holder` now holds `item`: seals the item and raises the
  * holder's depth, refusing past the limit. Only an unsealed holder can
@@ -302,12 +344,14 @@ static sr_pickle_value **grow(sr_pickle *p, sr_pickle_value **old, int64_t n,
 static sr_status make_tuple(sr_pickle *p, int64_t from, sr_error *err)
 {
     int64_t n = p->n_stack - from;
+    sr_status s = take_items(p, n, err);
+    if (s != SR_OK)
+        return s;
     sr_pickle_value *t = sr_pickle_value_new(p, SR_PICKLE_TUPLE);
     if (!t || (n && !(t->u.seq.items = grow(p, NULL, 0, n))))
         return no_memory(err);
     for (int64_t i = 0; i < n; i++) {
-        sr_status s = hold(p, t, p->stack[from + i], err);
-        if (s != SR_OK)
+        if ((s = hold(p, t, p->stack[from + i], err)) != SR_OK)
             return s;
         t->u.seq.items[i] = p->stack[from + i];
     }
@@ -348,6 +392,8 @@ static sr_status append(sr_pickle *p, int64_t from, const char *op,
     if (s != SR_OK)
         return s;
     int64_t n = p->n_stack - from, have = list->u.seq.n;
+    if ((s = take_items(p, n, err)) != SR_OK)
+        return s;
     if (have + n > list->u.seq.cap) {
         int64_t cap = 2 * list->u.seq.cap > have + n ? 2 * list->u.seq.cap : have + n;
         list->u.seq.items = grow(p, list->u.seq.items, have, cap);
@@ -378,6 +424,8 @@ static sr_status set_items(sr_pickle *p, int64_t from, const char *op,
     if (s != SR_OK)
         return s;
     int64_t have = d->u.dict.n;
+    if ((s = take_items(p, n, err)) != SR_OK)
+        return s;
     if (have + n / 2 > d->u.dict.cap) {
         int64_t cap = 2 * d->u.dict.cap > have + n / 2 ? 2 * d->u.dict.cap : have + n / 2;
         d->u.dict.keys = grow(p, d->u.dict.keys, have, cap);
@@ -422,6 +470,9 @@ static sr_status push_string(sr_pickle *p, int len_bytes, bool is_signed,
         return malformed(p, err, "string of %llu bytes but only %llu remain",
                          (unsigned long long)len,
                          (unsigned long long)(p->size - p->pos));
+    if (len + 1 > SR_PICKLE_MAX_STRING_BYTES - p->string_bytes)
+        return over_limit(p, err, "bytes of strings", SR_PICKLE_MAX_STRING_BYTES);
+    p->string_bytes += len + 1;
     const uint8_t *bytes = p->data + p->pos;
     p->pos += len;
     sr_pickle_value *v = sr_pickle_value_new(p, SR_PICKLE_STRING);
@@ -738,6 +789,9 @@ sr_status sr_pickle_load(sr_pickle *p, const uint8_t *data, uint64_t size,
     sr_status s = SR_OK;
     while (!done && s == SR_OK)
         s = step(p, &done, err);
+    /* The VM or a hook met sr_pickle_value_new's refusal as a NULL. */
+    if (s == SR_ERR_NO_MEMORY && p->values_exhausted)
+        return over_limit(p, err, "values", SR_PICKLE_MAX_VALUES);
     if (s != SR_OK)
         return s;
     *result = p->stack[0];

@@ -21,6 +21,16 @@
 
 #define SR_PICKLE_MAX_DEPTH 256
 
+/* What one sr_pickle may build over all its runs (SR_ERR_LIMIT beyond).
+ * A state dict needs about 25 values and 25 container items per tensor,
+ * so these admit some 20,000 tensors (Real-ESRGAN has 700), optimizer
+ * state included, while a hostile stream of one-byte opcodes stops at
+ * some tens of MB instead of 56 bytes per input byte. */
+#define SR_PICKLE_MAX_VALUES (1 << 19)       /* values built, 48 bytes each */
+#define SR_PICKLE_MAX_ITEMS (1 << 19)        /* slots of tuples, lists, dicts */
+#define SR_PICKLE_MAX_STACK (1 << 17)        /* stack height */
+#define SR_PICKLE_MAX_STRING_BYTES (1 << 22) /* bytes of all strings */
+
 typedef enum sr_pickle_kind {
     SR_PICKLE_NONE,
     SR_PICKLE_BOOL,

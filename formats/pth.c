@@ -22,7 +22,10 @@
 #endif
 
 #define MAX_DIMS 8                       /* torch allows more; srrun needs 4 */
-#define MAX_PICKLE_SIZE (UINT64_C(1) << 28)
+/* data.pkl inflated: some 150 bytes a tensor, so room for 50,000 tensors,
+ * more than pickle.h's limits let it build. What it builds within them
+ * (some 40 MB at worst) is counted by pickle.c; this bounds the rest. */
+#define MAX_PICKLE_SIZE (UINT64_C(1) << 23)
 /* Converted copies may use this many times the file's size (f16 doubles;
  * a stride-0 view could otherwise ask for terabytes). */
 #define COPY_BUDGET_FACTOR 4
@@ -205,12 +208,48 @@ bool sr_pth_plain_string(const sr_pickle_value *v, uint64_t max_len, bool digits
     return true;
 }
 
+/* FNV-1a */
+static uint64_t hash_key(const char *key)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (const unsigned char *c = (const unsigned char *)key; *c; c++)
+        h = (h ^ *c) * UINT64_C(1099511628211);
+    return h;
+}
+
+/* The slot of `key` in L->by_key: where it is, or the free slot it would
+ * take. The table is never full. */
+static storage **key_slot(storage **table, uint64_t cap, const char *key)
+{
+    uint64_t i = hash_key(key) & (cap - 1);
+    while (table[i] && strcmp(table[i]->key, key) != 0)
+        i = (i + 1) & (cap - 1);
+    return &table[i];
+}
+
 sr_pth_storage *sr_pth_find_storage(const loader *L, const char *key)
 {
-    storage *s = L->storages;
-    while (s && strcmp(s->key, key) != 0)
-        s = s->next;
-    return s;
+    return L->by_key ? *key_slot(L->by_key, L->by_key_cap, key) : NULL;
+}
+
+/* Adds `s` (whose key is new) to L->by_key, kept at most half full. */
+static bool index_storage(loader *L, storage *s)
+{
+    if ((uint64_t)(L->n_storages + 1) * 2 > L->by_key_cap) {
+        uint64_t cap = L->by_key_cap ? 2 * L->by_key_cap : 64;
+        storage **table = calloc((size_t)cap, sizeof *table);
+        if (!table)
+            return false;
+        for (uint64_t i = 0; i < L->by_key_cap; i++)
+            if (L->by_key[i])
+                *key_slot(table, cap, L->by_key[i]->key) = L->by_key[i];
+        free(L->by_key);
+        L->by_key = table;
+        L->by_key_cap = cap;
+    }
+    *key_slot(L->by_key, L->by_key_cap, s->key) = s;
+    L->n_storages++;
+    return true;
 }
 
 sr_status sr_pth_new_storage(loader *L, const char *key, const sr_pth_dtype *dt,
@@ -229,6 +268,8 @@ sr_status sr_pth_new_storage(loader *L, const char *key, const sr_pth_dtype *dt,
     s->key = key;
     s->dtype = dt;
     s->numel = numel;
+    if (!index_storage(L, s))
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     s->next = L->storages;
     L->storages = s;
     *out = s;
@@ -254,8 +295,9 @@ sr_pickle_hooks sr_pth_hooks(loader *L,
     return (sr_pickle_hooks){L, find_class, reduce, persistent_load, build};
 }
 
-/* Maps data/<key> and checks its size against the pid. */
-static sr_status open_record(loader *L, storage *s, sr_error *err)
+/* Finds data/<key> and checks its size against the pid; its bytes are
+ * read by read_record, when a weight needs them. */
+static sr_status find_storage_record(loader *L, storage *s, sr_error *err)
 {
     uint64_t nbytes = (uint64_t)s->numel * (uint64_t)s->dtype->elem_size; /* checked */
     char name[sizeof L->prefix + 32];
@@ -266,7 +308,16 @@ static sr_status open_record(loader *L, storage *s, sr_error *err)
     if (e->size != nbytes)
         return sr_fail(err, SR_ERR_FORMAT, "storage '%s' size mismatch: %llu bytes, expected %llu",
                        s->key, (unsigned long long)e->size, (unsigned long long)nbytes);
-    sr_status st = sr_zip_read(L->zip, e, nbytes, 0, &s->bytes, &s->owned, err);
+    s->record = e;
+    return SR_OK;
+}
+
+/* Maps (stored) or inflates (deflated) the storage's record, once. */
+static sr_status read_record(loader *L, storage *s, sr_error *err)
+{
+    if (s->bytes || !s->record)
+        return SR_OK;
+    sr_status st = sr_zip_read(L->zip, s->record, s->record->size, 0, &s->bytes, &s->owned, err);
     s->in_file = st == SR_OK && !s->owned;
     return st;
 }
@@ -294,7 +345,7 @@ static sr_status persistent_load(void *user, sr_pickle *p, const sr_pickle_value
         return sr_fail(err, SR_ERR_FORMAT, "storage '%s' is referenced as two different storages",
                        key);
     if (!s && (st = sr_pth_new_storage(L, key, dt, numel, &s, err)) == SR_OK)
-        st = open_record(L, s, err);
+        st = find_storage_record(L, s, err);
     return st != SR_OK ? st : sr_pth_storage_value(p, s, result, err);
 }
 
@@ -335,6 +386,12 @@ static sr_status check_geometry(const char *name, const tensor *t, geometry *g,
     }
     if (t->offset < 0)
         return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' has negative storage offset", name);
+    /* Even an empty tensor starts inside its storage (at its end at most),
+     * so the offset in bytes cannot overflow. */
+    if (t->offset > s->numel)
+        return sr_fail(err, SR_ERR_FORMAT,
+                       "tensor '%s' has storage offset %lld beyond storage '%s' of %lld elements",
+                       name, (long long)t->offset, s->key, (long long)s->numel);
 
     /* numel multiplies only the non-zero sizes so that no product of the
      * shape, in any order, overflows later on. */
@@ -443,6 +500,8 @@ static sr_status add_tensor(loader *L, const char *name, const tensor *t,
     sr_status st = check_geometry(name, t, &g, err);
     const storage *s = t->storage;
     if (st != SR_OK || s->dtype->kind == SR_PTH_INT)
+        return st;
+    if (g.numel > 0 && (st = read_record(L, t->storage, err)) != SR_OK)
         return st;
     const float *data = NULL;
     float *owned = NULL;
@@ -701,6 +760,7 @@ sr_status sr_pth_load(const sr_mapped_file *file, sr_weights *weights, sr_error 
     sr_status st = zip ? load_zip(&L, weights, err) : sr_pth_load_legacy(&L, weights, err);
     for (storage *s = L.storages; s; s = s->next)
         free(s->owned);
+    free(L.by_key);
     sr_pickle_free(L.pickle);
     sr_zip_close(L.zip);
     if (st != SR_OK)

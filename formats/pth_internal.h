@@ -36,6 +36,9 @@ typedef struct sr_pth_storage {
     int64_t numel;
     const uint8_t *bytes; /* numel * elem_size; NULL until the container finds them */
     void *owned;          /* an inflated copy to free, or NULL */
+    /* zip: the record data/<key>, read only when a weight needs its bytes,
+     * so a storage no weight uses (optimizer state) is never inflated. */
+    const sr_zip_entry *record;
     bool in_file;         /* bytes lie in the mapped file, which outlives the weights */
     /* Legacy view_metadata: this storage is `numel` elements of `root`
      * from `root_offset` on. */
@@ -49,7 +52,12 @@ typedef struct sr_pth_loader {
     const sr_mapped_file *file;
     sr_pickle *pickle;
     sr_pth_storage *storages; /* newest first, in the pickle's arena */
-    uint64_t copy_budget;     /* bytes converted copies may still take */
+    /* The storages by key, open addressing (a file may name 10^5 of them);
+     * NULL slots are free. */
+    sr_pth_storage **by_key;
+    uint64_t by_key_cap;
+    int64_t n_storages;
+    uint64_t copy_budget; /* bytes converted copies may still take */
     /* zip only */
     sr_zip *zip;
     char prefix[512]; /* "archive/" or "<name>/", with the slash */
@@ -83,8 +91,8 @@ sr_status sr_pth_storage_value(sr_pickle *p, sr_pth_storage *s,
 /* Finds the state dict in an unpickled checkpoint (flat, or wrapped in a
  * training checkpoint), strips a 'module.' / '_orig_mod.' prefix that every
  * key carries, checks every tensor against its storage and adds the float
- * ones to `w`. `what` names the pickle in messages ("data.pkl"). Storage
- * bytes must all be set. */
+ * ones to `w`. `what` names the pickle in messages ("data.pkl"). Each
+ * storage has its bytes set, or a zip record to read them from. */
 sr_status sr_pth_add_checkpoint(sr_pth_loader *L, const sr_pickle_value *root,
                                 const char *what, sr_weights *w, sr_error *err);
 

@@ -259,10 +259,11 @@ typedef struct sr_model_info {
 /* All zero for a NULL model. */
 SR_API sr_model_info sr_model_get_info(const sr_model *model);
 
-/* Saves the model's weights (every tensor of the file it came from, in
- * order) as model.bin, float32 or, with fp16, float16 (a value beyond
- * float16's range is refused). Whole or not at all, as sr_image_write_png
- * writes. */
+/* Saves the model's weights as model.bin: the tensors its network uses, in
+ * the order of the file it came from (a tensor the network ignores, such
+ * as a discriminator's or old running statistics, is left out), float32
+ * or, with fp16, float16 (a value beyond float16's range is refused).
+ * Whole or not at all, as sr_image_write_png writes. */
 SR_API sr_status sr_model_save(const sr_model *model, const char *path, int fp16,
                                sr_error *err);
 /* 0 for a NULL model. */

@@ -4,7 +4,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "runtime/error.h"
 
 static const sr_arch *const architectures[] = {&sr_arch_srpgan};
 
@@ -13,10 +16,12 @@ void sr_notices_add(sr_notices *n, const char *fmt, ...)
     size_t len = strlen(n->text);
     if (len + 1 >= sizeof n->text)
         return;
+    char raw[sizeof n->text];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(n->text + len, sizeof n->text - len, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    sr_escape(n->text + len, sizeof n->text - len, raw); /* names come from files */
     len = strlen(n->text);
     if (len + 1 < sizeof n->text) {
         n->text[len] = '\n';
@@ -24,12 +29,21 @@ void sr_notices_add(sr_notices *n, const char *fmt, ...)
     }
 }
 
-sr_status sr_model_build(const sr_weights *w, bool strict, sr_graph *g,
+sr_status sr_model_build(sr_weights *w, bool strict, sr_graph *g,
                          sr_model_info *info, sr_notices *notices, sr_error *err)
 {
-    for (size_t i = 0; i < sizeof architectures / sizeof *architectures; i++)
-        if (architectures[i]->recognise(w))
-            return architectures[i]->build(w, strict, g, info, notices, err);
+    for (size_t i = 0; i < sizeof architectures / sizeof *architectures; i++) {
+        if (!architectures[i]->recognise(w))
+            continue;
+        bool *used = calloc((size_t)w->n_items, sizeof *used);
+        if (!used)
+            return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+        sr_status st = architectures[i]->build(w, strict, used, g, info, notices, err);
+        if (st == SR_OK)
+            sr_weights_keep(w, used);
+        free(used);
+        return st;
+    }
     return sr_fail(err, SR_ERR_MODEL,
                    "unknown architecture: no known layout has keys like '%s' "
                    "(srrun knows SRPGAN: block1.0.weight ... block4.bias)",

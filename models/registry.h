@@ -19,15 +19,18 @@ void sr_notices_add(sr_notices *n, const char *fmt, ...)
 typedef struct sr_arch {
     const char *name;
     bool (*recognise)(const sr_weights *w);
-    /* strict: a tensor the network does not use is an error, not a notice. */
-    sr_status (*build)(const sr_weights *w, bool strict, sr_graph *g,
+    /* strict: a tensor the network does not use is an error, not a notice.
+     * Sets used[i] (zeroed, one per weight) for each weight the graph views. */
+    sr_status (*build)(const sr_weights *w, bool strict, bool *used, sr_graph *g,
                        sr_model_info *info, sr_notices *notices, sr_error *err);
 } sr_arch;
 
 extern const sr_arch sr_arch_srpgan;
 
-/* Finds the architecture the weights belong to and builds its graph. */
-sr_status sr_model_build(const sr_weights *w, bool strict, sr_graph *g,
+/* Finds the architecture the weights belong to and builds its graph, then
+ * frees the weights the graph does not view: a model holds, and converts
+ * to model.bin, only what its network uses. */
+sr_status sr_model_build(sr_weights *w, bool strict, sr_graph *g,
                          sr_model_info *info, sr_notices *notices, sr_error *err);
 
 #endif

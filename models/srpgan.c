@@ -187,7 +187,7 @@ static sr_status report_unused(const builder *b, bool strict, sr_notices *notice
     return SR_OK;
 }
 
-static sr_status srpgan_build(const sr_weights *w, bool strict, sr_graph *g,
+static sr_status srpgan_build(const sr_weights *w, bool strict, bool *used, sr_graph *g,
                               sr_model_info *info, sr_notices *notices, sr_error *err)
 {
     const sr_weight *first = sr_weights_find(w, "block1.0.weight");
@@ -203,9 +203,7 @@ static sr_status srpgan_build(const sr_weights *w, bool strict, sr_graph *g,
                        "%d upsample blocks (up_blocks.N): SRPGAN has 1 to %d (scale 2 to 8)",
                        n_up, MAX_UP_BLOCKS);
 
-    builder b = {.w = w, .g = g, .err = err, .used = calloc((size_t)w->n_items, sizeof(bool))};
-    if (!b.used)
-        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    builder b = {.w = w, .g = g, .err = err, .used = used};
     sr_node input = {.op = SR_OP_INPUT};
     int x = add_node(&b, &input, "input");
     x = x < 0 ? x : conv(&b, x, "block1.0", 3, f, 9);
@@ -222,7 +220,6 @@ static sr_status srpgan_build(const sr_weights *w, bool strict, sr_graph *g,
     x = x < 0 ? x : simple(&b, SR_OP_TANH_AFFINE, x, -1, "output");
     if (x >= 0)
         b.status = report_unused(&b, strict, notices);
-    free(b.used);
     if (x < 0 || b.status != SR_OK)
         return b.status;
     *info = (sr_model_info){

@@ -3,24 +3,49 @@
 #include "runtime/error.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+void sr_escape(char *out, size_t size, const char *text)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        const bool plain = *c >= 0x20 && *c <= 0x7e;
+        if (n + (plain ? 1 : 4) >= size)
+            break;
+        if (plain) {
+            out[n++] = (char)*c;
+        } else {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[*c >> 4];
+            out[n++] = hex[*c & 15];
+        }
+    }
+    out[n] = '\0';
+}
 
 sr_status sr_fail(sr_error *err, sr_status status, const char *fmt, ...)
 {
     if (err) {
+        char raw[sizeof err->message];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
+        sr_escape(err->message, sizeof err->message, raw);
     }
     return status;
 }
 
-void sr_error_prefix(sr_error *err, const char *prefix)
+void sr_error_prefix(sr_error *err, const char *raw_prefix)
 {
     if (!err)
         return;
+    char prefix[sizeof err->message];
+    sr_escape(prefix, sizeof prefix, raw_prefix);
     const size_t cap = sizeof err->message - 1, p = strlen(prefix);
     size_t m = strlen(err->message);
     if (p + 2 >= cap)

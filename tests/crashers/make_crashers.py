@@ -3,20 +3,26 @@
 say about it; the expectations are in tests/formats/test_crashers.c) and
 fuzz/seeds/ (small valid inputs the fuzzers start from). Needs Debian's
 PyTorch and Pillow: /usr/bin/python3 tests/crashers/make_crashers.py.
-Deterministic: rerunning it rewrites the same bytes."""
+Without them, or with --hostile-only, it remakes only the files that need
+neither (hostile_models: bombs made with zipfile alone). Deterministic:
+rerunning it rewrites the same bytes."""
 import gzip
 import io
 import os
 import pickle
 import random
 import struct
+import sys
 import zipfile
 import zlib
 from collections import OrderedDict
 
-import torch
-import torch.nn as nn
-from PIL import Image
+try:
+    import torch
+    import torch.nn as nn
+    from PIL import Image
+except ImportError:
+    torch = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEEDS = os.path.join(HERE, "..", "..", "fuzz", "seeds")
@@ -97,9 +103,51 @@ def jpeg(width, height, **kw):
     return b.getvalue()
 
 
+def torch_zip(pkl, names=("archive/data.pkl", "archive/version")):
+    """A torch-style archive whose data.pkl is deflated, as a `zip -r`
+    repack leaves it: a few KB that inflate to megabytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name in names:
+            zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(zi, pkl if name.endswith("data.pkl") else b"3\n", compresslevel=9)
+    return out.getvalue()
+
+
+def hostile_models(c):
+    """Small files that once cost gigabytes or minutes: one-byte opcodes
+    that each build a value, a stack slot, a container slot or a memo slot.
+    Each must be refused at one of pickle.h's limits."""
+    proto = b"\x80\x02"
+    mb = 1 << 20
+    # 32 MB of EMPTY_LIST (1.9 GB once): over the 8 MB cap on data.pkl.
+    c("pickle_bomb_32mb.pth", torch_zip(proto + b"]" * (32 * mb) + b"."))
+    # 4 MB of EMPTY_LIST (230 MB once): within the cap, so the stack limit
+    # stops it.
+    c("pickle_bomb_stack.pth", torch_zip(proto + b"]" * (4 * mb) + b"."))
+    # A dict, then None + BUILD 2M times: values built, none kept.
+    c("pickle_bomb_values.pth", torch_zip(proto + b"}" + b"Nb" * (2 * mb) + b"."))
+    # One None shared by BINGET, APPENDed in batches of 1000: 2M slots.
+    shared = proto + b"](Nq\x00" + b"h\x00" * 999 + b"e"
+    shared += (b"(" + b"h\x00" * 1000 + b"e") * 2000
+    c("pickle_bomb_shared_items.pth", torch_zip(shared + b"."))
+    # 5 strings of 1 MB: past the 4 MB of strings.
+    strings = b"".join(b"X" + struct.pack("<I", mb) + b"\0" * mb for _ in range(5))
+    c("pickle_bomb_strings.pth", torch_zip(proto + b"](" + strings + b"e."))
+    # LONG_BINPUT at index 6M after 6 MB of PROTO no-ops: 48 MB of memo
+    # slots once; now beyond the one value built.
+    memo = proto + b"]" + proto * (6 * mb // 2) + b"r" + struct.pack("<I", 6 * mb) + b"."
+    c("pickle_bomb_memo_index.pth", torch_zip(memo))
+    # A C1 control (CSI, U+009B, UTF-8 C2 9B) in an entry name: messages
+    # must show it escaped, never send it to the terminal.
+    c("zip_c1_entry_name.pth", torch_zip(proto + b"}.", ("x\u009b[2Jevil.pkl",)))
+
+
 def main():
     os.makedirs(SEEDS, exist_ok=True)
     c = lambda name, data: write(HERE, name, data)
+    hostile_models(c)
     tiny = saved(tiny_state_dict())
 
     # ---- Model files -----------------------------------------------------
@@ -185,4 +233,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if torch is None or sys.argv[1:] == ["--hostile-only"]:
+        if torch is None:
+            print("no PyTorch or Pillow: remaking only hostile_models' files", file=sys.stderr)
+        hostile_models(lambda name, data: write(HERE, name, data))
+    else:
+        main()

@@ -47,6 +47,20 @@ static const crasher crashers[] = {
     {"weight_nan.pth", SR_ERR_FORMAT, "tensor 'block4.bias' holds NaN or Inf"},
     {"weight_wrong_shape.pth", SR_ERR_MODEL,
      "block4.weight: expected [3,2,9,9], file has [3,2,7,7]"},
+    /* Bombs: a few KB each, once gigabytes; now refused at a limit within
+     * tens of MB (make_crashers.py's hostile_models). */
+    {"pickle_bomb_32mb.pth", SR_ERR_LIMIT,
+     "entry 'archive/data.pkl' is 33554435 bytes, over the limit of 8388608"},
+    {"pickle_bomb_stack.pth", SR_ERR_LIMIT,
+     "pickle has more than 131072 items on its stack (limit; byte 131074)"},
+    {"pickle_bomb_values.pth", SR_ERR_LIMIT, "pickle has more than 524288 values (limit;"},
+    {"pickle_bomb_shared_items.pth", SR_ERR_LIMIT,
+     "pickle has more than 524288 items in its tuples, lists and dicts (limit;"},
+    {"pickle_bomb_strings.pth", SR_ERR_LIMIT, "pickle has more than 4194304 bytes of strings"},
+    {"pickle_bomb_memo_index.pth", SR_ERR_LIMIT,
+     "pickle memo index 6291456 is beyond the 1 values built so far"},
+    {"zip_c1_entry_name.pth", SR_ERR_FORMAT,
+     "entries outside archive folder ('x\\xc2\\x9b[2Jevil.pkl')"},
     /* Images. */
     {"empty.png", SR_ERR_FORMAT, "empty file"},
     {"text_named.png", SR_ERR_FORMAT, "not a PNG or JPEG image"},
@@ -91,6 +105,10 @@ static void check(const crasher *c)
         fail_msg("%s: got %s \"%s\"; expected %s and \"%s: ...%s...\"", c->file,
                  sr_status_string(status), err.message, sr_status_string(c->status),
                  path, c->message);
+    /* Nothing from the file reaches a terminal unescaped. */
+    for (const char *m = err.message; *m; m++)
+        if (*m < 0x20 || *m > 0x7e)
+            fail_msg("%s: byte 0x%02x in the message", c->file, (unsigned char)*m);
 }
 
 static void test_each_crasher(void **state)

@@ -19,11 +19,14 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include "../pickle_bytes.h"
 #include "../testutil.h"
 #include "../tolerance.h"
+#include "../zip_bytes.h"
 #include "formats/crc32.h"
 #include "formats/modelbin.h"
 #include "formats/pth.h"
+#include "formats/zip.h"
 #include "srrun.h"
 
 static char tmpdir[64];
@@ -415,6 +418,103 @@ static void test_info_and_save_errors(void **state)
     }
 }
 
+/* srpgan_x2.pth with one more tensor, named `name`, viewing one element of
+ * storage 0: its state dict gains an entry just before the _metadata. */
+static void write_pth_with_extra_key(const char *path, const char *name)
+{
+    char src[512];
+    fixture(src, sizeof src, "srpgan_x2.pth");
+    image in = read_image(src);
+    sr_zip *zip = NULL;
+    assert_int_equal(sr_zip_open(&zip, in.data, in.size, NULL), SR_OK);
+    zip_writer z = {0};
+    for (int64_t i = 0; i < sr_zip_count(zip); i++) {
+        const sr_zip_entry *e = sr_zip_entry_at(zip, i);
+        const uint8_t *bytes;
+        void *owned;
+        assert_int_equal(sr_zip_read(zip, e, e->size, 1, &bytes, &owned, NULL), SR_OK);
+        assert_null(owned); /* torch stores entries */
+        if (!strstr(e->name, "/data.pkl")) {
+            zip_add(&z, e->name, bytes, (size_t)e->size);
+            continue;
+        }
+        /* ... u } BINPUT n X '_metadata': the extra entry goes before the u. */
+        static const char meta[] = "X\x09\x00\x00\x00_metadata";
+        const uint8_t *at = NULL;
+        for (size_t k = 4; !at && k + sizeof meta - 1 <= e->size; k++)
+            if (memcmp(bytes + k, meta, sizeof meta - 1) == 0)
+                at = bytes + k;
+        assert_non_null(at);
+        assert_memory_equal(at - 4, "u}q", 3);
+        const size_t cut = (size_t)(at - 4 - bytes);
+        buf pkl = {0};
+        put(&pkl, bytes, cut);
+        str(&pkl, name);
+        global(&pkl, "torch._utils", "_rebuild_tensor_v2");
+        lit(&pkl, "((");
+        str(&pkl, "storage");
+        global(&pkl, "torch", "FloatStorage");
+        str(&pkl, "0");
+        str(&pkl, "cpu");
+        char data0[256];
+        snprintf(data0, sizeof data0, "%.*sdata/0", (int)(strchr(e->name, '/') - e->name + 1), e->name);
+        integer(&pkl, (int64_t)sr_zip_find(zip, data0)->size / 4);
+        lit(&pkl, "tQK\x00(K\x01t(K\x01t\x89h\x00)RtR"); /* 1 element at offset 0 */
+        put(&pkl, bytes + cut, (size_t)e->size - cut);
+        zip_add(&z, e->name, pkl.data, pkl.len);
+        free(pkl.data);
+    }
+    zip_finish(&z);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(z.out.data, 1, z.out.len, f), z.out.len);
+    fclose(f);
+    free(z.out.data);
+    sr_zip_close(zip);
+    free(in.data);
+}
+
+/* A checkpoint's tensor the network does not use is only noticed, and
+ * convert leaves it out: model.bin could not hold its name (long, with
+ * spaces), and the converted model runs the same. */
+static void test_convert_keeps_only_used_tensors(void **state)
+{
+    (void)state;
+    static const char extra[] =
+        "discriminator.features.0.a long name with spaces that model.bin cannot hold.weight";
+    char pth[512], bin[512], orig[512];
+    tmp_path(pth, sizeof pth, "extra_key.pth");
+    tmp_path(bin, sizeof bin, "extra_key.bin");
+    write_pth_with_extra_key(pth, extra);
+
+    sr_model *m = load(pth);
+    char notice[256];
+    snprintf(notice, sizeof notice, "ignoring unexpected key '%s'", extra);
+    assert_non_null(sr_model_notices(m));
+    assert_non_null(strstr(sr_model_notices(m), notice));
+    sr_error err = {0};
+    if (sr_model_save(m, bin, 0, &err) != SR_OK)
+        fail_msg("%s", err.message);
+    sr_model_free(m);
+
+    /* The .bin holds the fixture's tensors alone, and computes the same. */
+    fixture(orig, sizeof orig, "srpgan_x2.pth");
+    char plain[512];
+    convert("srpgan_x2.pth", "plain_x2.bin", 0, plain, sizeof plain);
+    image a = read_image(bin), b = read_image(plain);
+    assert_int_equal(a.size, b.size);
+    assert_memory_equal(a.data, b.data, (size_t)a.size);
+    free(a.data);
+    free(b.data);
+    int64_t n, n_bin;
+    float *want = upscale(pth, SR_BACKEND_CPU, &n);
+    float *got = upscale(bin, SR_BACKEND_CPU, &n_bin);
+    assert_int_equal(n, n_bin);
+    assert_memory_equal(want, got, (size_t)n * sizeof(float));
+    free(want);
+    free(got);
+}
+
 /* ---- Corruptions ----------------------------------------------------------- */
 
 static void test_bad_magic_version_byte_order(void **state)
@@ -713,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_same_output),
         cmocka_unit_test(test_fp16_rounding),
         cmocka_unit_test(test_info_and_save_errors),
+        cmocka_unit_test(test_convert_keeps_only_used_tensors),
         cmocka_unit_test(test_bad_magic_version_byte_order),
         cmocka_unit_test(test_crc_mismatch),
         cmocka_unit_test(test_header_lengths),

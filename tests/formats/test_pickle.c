@@ -360,10 +360,17 @@ static void repeat(buf *b, const char *s, int n)
         ops(b, s);
 }
 
+/* BINGET 0, n times (its operand is a NUL, which repeat would stop at). */
+static void get0(buf *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        put(b, "h", 2);
+}
+
 static void test_deep_nesting(void **state)
 {
     (void)state;
-    const int n = 1000000;
+    const int n = 50000; /* deep, but within the other limits */
     buf b = {0};
     lit(&b, "\x80\x02K\x01");
     repeat(&b, "\x85", n); /* TUPLE1 around TUPLE1 around ... */
@@ -400,6 +407,107 @@ static void test_deep_nesting(void **state)
     assert_int_equal(root->depth, 256);
     sr_pickle_free(p);
     free(b.data);
+}
+
+static void expect_ok(buf *b)
+{
+    calls c = {0};
+    sr_error err = {{0}};
+    if (run(b, &c, NULL, NULL, &err) != SR_OK)
+        fail_msg("%s", err.message);
+    free(b->data);
+    *b = (buf){0};
+}
+
+/* What a stream may build is bounded whatever its length: each limit is
+ * reached exactly, then passed by one, with one-byte opcodes that each
+ * cost far more than a byte to build (FORMATS.md section 6, bombs). */
+static void test_limits(void **state)
+{
+    (void)state;
+    buf b = {0};
+    /* Values: each None is built, then dropped by BUILD. */
+    lit(&b, "\x80\x02}");
+    repeat(&b, "Nb", SR_PICKLE_MAX_VALUES - 1);
+    op(&b, '.');
+    expect_ok(&b);
+    lit(&b, "\x80\x02}");
+    repeat(&b, "Nb", SR_PICKLE_MAX_VALUES);
+    op(&b, '.');
+    expect_fail(&b, SR_ERR_LIMIT, "pickle has more than 524288 values (limit; byte");
+
+    /* The stack: a run of empty lists. */
+    lit(&b, "\x80\x02");
+    repeat(&b, "]", SR_PICKLE_MAX_STACK);
+    op(&b, '.');
+    expect_fail(&b, SR_ERR_FORMAT, "STOP with 131072 items");
+    lit(&b, "\x80\x02");
+    repeat(&b, "]", SR_PICKLE_MAX_STACK + 1);
+    op(&b, '.');
+    expect_fail(&b, SR_ERR_LIMIT, "pickle has more than 131072 items on its stack (limit; byte 131074)");
+
+    /* Container slots: one None shared by BINGET, 1000 to an APPENDS as
+     * Python batches them; two values in all. */
+    for (int extra = 0; extra <= 1; extra++) {
+        lit(&b, "\x80\x02](Nq\x00");
+        get0(&b, 999);
+        op(&b, 'e');
+        int left = SR_PICKLE_MAX_ITEMS - 1000 + extra;
+        for (; left > 0; left -= 1000) {
+            op(&b, '(');
+            get0(&b, left < 1000 ? left : 1000);
+            op(&b, 'e');
+        }
+        op(&b, '.');
+        if (extra)
+            expect_fail(&b, SR_ERR_LIMIT,
+                        "pickle has more than 524288 items in its tuples, lists and dicts");
+        else
+            expect_ok(&b);
+    }
+    /* A dict's keys and values count alike (None: None, duplicates kept). */
+    lit(&b, "\x80\x02}(Nq\x00");
+    get0(&b, 999);
+    op(&b, 'u');
+    for (int left = SR_PICKLE_MAX_ITEMS - 1000 + 2; left > 0; left -= 1000) {
+        op(&b, '(');
+        get0(&b, left < 1000 ? left : 1000);
+        op(&b, 'u');
+    }
+    op(&b, '.');
+    expect_fail(&b, SR_ERR_LIMIT, "pickle has more than 524288 items in its tuples, lists and dicts");
+    /* Strings: 4 MB in all, NUL terminators counted. */
+    const uint32_t mb = 1 << 20;
+    for (int extra = 0; extra <= 1; extra++) {
+        lit(&b, "\x80\x02](");
+        for (int i = 0; i < 4; i++) {
+            uint32_t len = i < 3 ? mb - 1 : SR_PICKLE_MAX_STRING_BYTES - 3 * mb - 1 + (uint32_t)extra;
+            op(&b, 'X');
+            le(&b, len, 4);
+            for (uint32_t k = 0; k < len; k++)
+                op(&b, 'a');
+        }
+        lit(&b, "e.");
+        if (extra)
+            expect_fail(&b, SR_ERR_LIMIT, "pickle has more than 4194304 bytes of strings");
+        else
+            expect_ok(&b);
+    }
+
+    /* Memo indices stay near the values built: a sparse index 268M used
+     * to cost 2 GB of slots. */
+    lit(&b, "\x80\x02N");
+    op(&b, 'r'); le(&b, 1024, 4); /* one value built: indices below 1025 */
+    op(&b, '.');
+    expect_ok(&b);
+    lit(&b, "\x80\x02N");
+    op(&b, 'r'); le(&b, 1025, 4);
+    op(&b, '.');
+    expect_fail(&b, SR_ERR_LIMIT, "pickle memo index 1025 is beyond the 1 values built so far");
+    lit(&b, "\x80\x02N");
+    op(&b, 'r'); le(&b, 268435456, 4);
+    op(&b, '.');
+    expect_fail(&b, SR_ERR_LIMIT, "pickle memo index 268435456 is beyond the 1 values built");
 }
 
 static void test_malformed(void **state)
@@ -458,7 +566,7 @@ static void test_huge_lengths(void **state)
     lit(&b, "\x80\x02N");
     op(&b, 'r'); le(&b, 0xFFFFFFF0u, 4);
     op(&b, '.');
-    expect_fail(&b, SR_ERR_FORMAT, "memo index 4294967280 out of range");
+    expect_fail(&b, SR_ERR_LIMIT, "pickle memo index 4294967280 is beyond the 1 values built so far");
 
     lit(&b, "\x80\x02\x8a\xff");
     repeat(&b, "\x01", 255);
@@ -500,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_huge_lengths),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_unsupported_opcodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,7 +17,9 @@
 
 #include "../pickle_bytes.h"
 #include "../testutil.h"
+#include "../zip_bytes.h"
 #include "formats/pth.h"
+#include "formats/pth_internal.h"
 
 /* ---- Pickles and zips ---------------------------------------------------- */
 
@@ -89,76 +91,6 @@ static void state_dict_pickle(buf *b, const tspec *t, int n)
     str(b, "version");
     integer(b, 1);
     lit(b, "sssb.");
-}
-
-typedef struct zip_writer {
-    buf out;
-    struct {
-        char name[128];
-        uint64_t offset, size;
-        uint32_t crc;
-    } e[32];
-    int n;
-} zip_writer;
-
-/* Stored entry, torch style: sizes only in the descriptor and the central
- * directory, an "FB" padding field so the data starts 64-aligned. */
-static size_t zip_add(zip_writer *z, const char *name, const void *data, size_t size)
-{
-    assert_true(z->n < 32);
-    size_t name_len = strlen(name);
-    uint32_t crc = (uint32_t)crc32(0, data, (uInt)size);
-    uint64_t offset = z->out.len;
-    size_t pad = 64 - (offset + 30 + name_len + 4) % 64;
-    lit(&z->out, "PK\x03\x04");
-    le(&z->out, 0, 2);
-    le(&z->out, 0x0808, 2);
-    le(&z->out, 0, 2 + 2 + 2 + 4 + 4 + 4);
-    le(&z->out, name_len, 2);
-    le(&z->out, 4 + pad, 2);
-    put(&z->out, name, name_len);
-    lit(&z->out, "FB");
-    le(&z->out, pad, 2);
-    for (size_t i = 0; i < pad; i++)
-        lit(&z->out, "Z");
-    size_t data_offset = z->out.len;
-    put(&z->out, data, size);
-    lit(&z->out, "PK\x07\x08");
-    le(&z->out, crc, 4);
-    le(&z->out, size, 4);
-    le(&z->out, size, 4);
-    snprintf(z->e[z->n].name, sizeof z->e[z->n].name, "%s", name);
-    z->e[z->n].offset = offset;
-    z->e[z->n].size = size;
-    z->e[z->n].crc = crc;
-    z->n++;
-    return data_offset;
-}
-
-static void zip_finish(zip_writer *z)
-{
-    uint64_t cd = z->out.len;
-    for (int i = 0; i < z->n; i++) {
-        lit(&z->out, "PK\x01\x02");
-        le(&z->out, 0, 2 + 2);
-        le(&z->out, 0x0808, 2);
-        le(&z->out, 0, 2 + 2 + 2);
-        le(&z->out, z->e[i].crc, 4);
-        le(&z->out, z->e[i].size, 4);
-        le(&z->out, z->e[i].size, 4);
-        le(&z->out, strlen(z->e[i].name), 2);
-        le(&z->out, 0, 2 + 2 + 2 + 2 + 4);
-        le(&z->out, z->e[i].offset, 4);
-        put(&z->out, z->e[i].name, strlen(z->e[i].name));
-    }
-    uint64_t cd_size = z->out.len - cd;
-    lit(&z->out, "PK\x05\x06");
-    le(&z->out, 0, 2 + 2);
-    le(&z->out, (uint64_t)z->n, 2);
-    le(&z->out, (uint64_t)z->n, 2);
-    le(&z->out, cd_size, 4);
-    le(&z->out, cd, 4);
-    le(&z->out, 0, 2);
 }
 
 typedef struct record {
@@ -411,16 +343,11 @@ static void test_geometry(void **state)
     t = base;
     t.size[0] = 1;
     t.offset = INT64_MAX;
-    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' size overflows");
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT,
+           "tensor 'w' has storage offset 9223372036854775807 beyond storage '0' of 16 elements");
     t = (tspec){.name = "w", .type = "FloatStorage", .key = "0", .numel = 16, .ndim = 3,
                 .size = {INT64_C(1) << 32, INT64_C(1) << 32, 0}, .stride = {1, 1, 1}};
     expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'w' size overflows");
-
-    /* An empty tensor touches no storage (ATen's rule). */
-    t = base;
-    t.size[0] = 0;
-    t.offset = 1000;
-    expect(&t, 1, &r, 1, SR_OK, NULL);
 
     t = (tspec){.name = "w", .type = "FloatStorage", .key = "0", .numel = 16, .ndim = 9,
                 .size = {1, 1, 1, 1, 1, 1, 1, 1, 1}, .stride = {1, 1, 1, 1, 1, 1, 1, 1, 1}};
@@ -438,6 +365,27 @@ static void test_geometry(void **state)
     t.type = "HalfStorage";
     t.numel = 32;
     expect(&t, 1, &r, 1, SR_ERR_LIMIT, "converted copies would exceed");
+}
+
+/* An empty tensor reads nothing, but it too starts inside its storage (at
+ * its end at most): an offset of 2^62 overflowed once it was in bytes. */
+static void test_empty_tensor_offset(void **state)
+{
+    (void)state;
+    float s[16];
+    fill_random(s, 16, 4);
+    record r = {"0", s, sizeof s};
+    /* "v" has the storage read, as a float32 view into the file. */
+    tspec t[] = {{.name = "v", .type = "FloatStorage", .key = "0", .numel = 16,
+                  .ndim = 1, .size = {16}, .stride = {1}},
+                 {.name = "w", .type = "FloatStorage", .key = "0", .numel = 16,
+                  .ndim = 1, .size = {0}, .stride = {1}, .offset = INT64_C(1) << 62}};
+    expect(t, 2, &r, 1, SR_ERR_FORMAT,
+           "tensor 'w' has storage offset 4611686018427387904 beyond storage '0' of 16 elements");
+    t[1].offset = 17;
+    expect(t, 2, &r, 1, SR_ERR_FORMAT, "tensor 'w' has storage offset 17 beyond storage '0'");
+    t[1].offset = 16;
+    expect(t, 2, &r, 1, SR_OK, NULL);
 }
 
 static void test_storage_records(void **state)
@@ -684,6 +632,147 @@ static void test_sniffing(void **state)
     expect_sniff("7z\xbc\xaf\x27\x1c\x00\x04", 8, SR_ERR_FORMAT, "7z archive, not a PyTorch checkpoint");
 }
 
+/* ---- What a file costs (issue 14) ---------------------------------------- */
+
+/* A training checkpoint: the weights under "state_dict", Adam's moments
+ * under "optimizer". A storage no weight uses is never read: here its
+ * record is a deflate stream that cannot inflate, once a bomb. */
+static void test_unused_storage_never_read(void **state)
+{
+    (void)state;
+    float s[4] = {1, 2, 3, 4};
+    tspec w = {.name = "w", .type = "FloatStorage", .key = "0", .numel = 4,
+               .ndim = 1, .size = {4}, .stride = {1}};
+    tspec m = w;
+    m.name = "exp_avg";
+    m.key = "1";
+    for (int used = 0; used <= 1; used++) {
+        buf pkl = {0};
+        lit(&pkl, "\x80\x02");
+        global(&pkl, "collections", "OrderedDict"); /* memo 0, as emit_tensor wants */
+        lit(&pkl, "q\x00)R(");
+        str(&pkl, "state_dict");
+        lit(&pkl, "}(");
+        str(&pkl, w.name);
+        emit_tensor(&pkl, used ? &m : &w);
+        lit(&pkl, "u");
+        str(&pkl, "optimizer");
+        lit(&pkl, "}(");
+        str(&pkl, m.name);
+        emit_tensor(&pkl, &m);
+        lit(&pkl, "uu.");
+        zip_writer z = {0};
+        zip_add(&z, "archive/data.pkl", pkl.data, pkl.len);
+        zip_add(&z, "archive/data/0", s, sizeof s);
+        static const uint8_t not_deflate[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+        zip_add_raw(&z, "archive/data/1", ZIP_METHOD_DEFLATE, not_deflate, sizeof not_deflate,
+                    sizeof s, 0);
+        zip_finish(&z);
+        sr_weights ws = {0};
+        sr_error err = {{0}};
+        sr_status st = load_bytes(z.out.data, z.out.len, &ws, &err);
+        if (used) {
+            /* The same record, once a weight needs it, is read and refused. */
+            assert_int_equal(st, SR_ERR_FORMAT);
+        } else {
+            if (st != SR_OK)
+                fail_msg("%s", err.message);
+            assert_int_equal(ws.n_items, 1);
+            assert_memory_equal(sr_weights_find(&ws, "w")->data, s, sizeof s);
+        }
+        sr_weights_free(&ws);
+        free(pkl.data);
+        free(z.out.data);
+    }
+}
+
+/* Storages are found by a hash of their keys: 2^18 of them, each looked up
+ * twice, once took minutes (a linear search each); the alarm stops a
+ * regression long before the suite's timeout. */
+static void test_many_storages(void **state)
+{
+    (void)state;
+    const int n = 1 << 18;
+    sr_pth_loader L = {0};
+    sr_error err = {{0}};
+    assert_int_equal(sr_pickle_new(&L.pickle, NULL, &err), SR_OK);
+    const sr_pth_dtype *f32 = sr_pth_dtype_by_class("torch", "FloatStorage");
+    alarm(60);
+    for (int i = 0; i < n; i++) {
+        char *key = sr_pickle_alloc(L.pickle, 12);
+        snprintf(key, 12, "%d", i);
+        sr_pth_storage *s = NULL;
+        assert_null(sr_pth_find_storage(&L, key));
+        assert_int_equal(sr_pth_new_storage(&L, key, f32, i, &s, &err), SR_OK);
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        char key[12];
+        snprintf(key, sizeof key, "%d", i);
+        const sr_pth_storage *s = sr_pth_find_storage(&L, key);
+        assert_non_null(s);
+        assert_int_equal(s->numel, i);
+    }
+    alarm(0);
+    assert_null(sr_pth_find_storage(&L, "262144"));
+    free(L.by_key);
+    sr_pickle_free(L.pickle);
+}
+
+/* A state dict naming the one tensor under n names (1 value a name). */
+static void shared_tensor_dict(buf *b, int n)
+{
+    tspec t = {.name = "t0", .type = "FloatStorage", .key = "0", .numel = 1,
+               .ndim = 1, .size = {1}, .stride = {1}};
+    lit(b, "\x80\x02");
+    global(b, "collections", "OrderedDict"); /* memo 0, as emit_tensor wants */
+    lit(b, "q\x00)R(");
+    str(b, "t0");
+    emit_tensor(b, &t);
+    lit(b, "q\x01");
+    for (int i = 1; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        if (i % 1000 == 0)
+            lit(b, "u(");
+        str(b, name);
+        lit(b, "h\x01");
+    }
+    lit(b, "u.");
+}
+
+/* More tensors than any network needs are refused before their names
+ * cost much; as many as the limit load, in linear time. */
+static void test_tensor_count_limit(void **state)
+{
+    (void)state;
+    float one = 1.0f;
+    record r = {"0", &one, sizeof one};
+    for (int extra = 0; extra <= 1; extra++) {
+        buf pkl = {0};
+        zip_writer z;
+        shared_tensor_dict(&pkl, SR_WEIGHTS_MAX_COUNT + extra);
+        make_pth(&z, &pkl, &r, 1);
+        sr_weights w = {0};
+        sr_error err = {{0}};
+        alarm(60);
+        sr_status st = load_bytes(z.out.data, z.out.len, &w, &err);
+        alarm(0);
+        if (extra) {
+            assert_int_equal(st, SR_ERR_LIMIT);
+            assert_non_null(strstr(err.message, "more than 65536 tensors (limit)"));
+            assert_int_equal(w.n_items, 0);
+        } else {
+            if (st != SR_OK)
+                fail_msg("%s", err.message);
+            assert_int_equal(w.n_items, SR_WEIGHTS_MAX_COUNT);
+            assert_non_null(sr_weights_find(&w, "t65535"));
+        }
+        sr_weights_free(&w);
+        free(pkl.data);
+        free(z.out.data);
+    }
+}
+
 /* A failure leaves the caller's collection as it was. */
 static void test_rollback(void **state)
 {
@@ -767,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_conversions),
         cmocka_unit_test(test_nan_inf),
         cmocka_unit_test(test_geometry),
+        cmocka_unit_test(test_empty_tensor_offset),
         cmocka_unit_test(test_storage_records),
         cmocka_unit_test(test_refused_dtypes),
         cmocka_unit_test(test_bad_pid),
@@ -774,6 +864,9 @@ int main(void)
         cmocka_unit_test(test_not_a_state_dict),
         cmocka_unit_test(test_archive_layout),
         cmocka_unit_test(test_sniffing),
+        cmocka_unit_test(test_unused_storage_never_read),
+        cmocka_unit_test(test_many_storages),
+        cmocka_unit_test(test_tensor_count_limit),
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_real_files),
     };
