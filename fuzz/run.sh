@@ -12,7 +12,7 @@ build="$(cd "$1" && pwd)"
 seconds="$2"
 shift 2
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(fuzz_zip fuzz_pth fuzz_pickle fuzz_image fuzz_modelbin fuzz_cli)
+[ ${#names[@]} -gt 0 ] || names=(fuzz_zip fuzz_pth fuzz_pickle fuzz_image fuzz_modelbin fuzz_cli fuzz_plan)
 work="${FUZZ_WORK:-$(mktemp -d)}"
 mkdir -p "$work" && work="$(cd "$work" && pwd)"
 

@@ -188,7 +188,7 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
         const sr_shape sh = plan->shapes[n];
         const int64_t rows = r->need[n].hi - r->need[n].lo;
         r->band[n] = (sr_tensor){{sh.c, rows, sh.w},
-                                 (float *)((char *)r->arena + s->offset[n]),
+                                 (float *)((char *)r->arena + s->offset[k]),
                                  rows * sh.w, r->need[n].lo, sh.h};
     }
     for (int k = 0; k < s->n_order; k++) {
@@ -200,7 +200,7 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
         sr_tensor in[SR_NODE_MAX_INPUTS];
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
-            in[j] = s->offset[i] == -2 || plan->keep[i] ? r->kept[i] : r->band[i];
+            in[j] = plan->keep[i] ? r->kept[i] : r->band[i];
         }
         sr_tensor out = sr_tensor_rows(plan->keep[n] ? &r->kept[n] : &r->band[n], c.lo, c.hi);
         const double start = node_seconds ? now() : 0.0;
@@ -294,7 +294,7 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
             st = run_band(&r, g, plan, s, be, t0, t1, timing.node_seconds, err);
             if (st != SR_OK)
                 break;
-            const bool whole = s->offset[s->target] == -2 || plan->keep[s->target];
+            const bool whole = plan->keep[s->target];
             const sr_tensor *made = whole ? &r.kept[s->target] : &r.band[s->target];
             const sr_tensor rows = sr_tensor_rows(made, t0, t1);
             st = global ? accumulate(&r, global, &rows, t0, t1, err)

@@ -1,33 +1,85 @@
 /* The planner (see plan.h): stages from the graph's global ops, the rows
  * every band needs, band buffers packed in one arena by liveness, and the
  * search for the cheapest plan within the budget. It runs nothing; the
- * executor (exec.c) follows the plan it makes. */
+ * executor (exec.c) follows the plan it makes.
+ *
+ * The search toggles one kept tensor at a time. A toggle changes only the
+ * stages from the one that first needs the tensor to the last that
+ * computes or reads it, so a candidate is judged by re-planning just those
+ * stages: the cost of a search follows the graph's length, not its square.
+ * Deep graphs commit non-overlapping toggles together, and past WORK_CAP
+ * the search stops improving and keeps the plan it has. */
 #include "runtime/plan.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* What one evaluation of a keep set needs, reused across evaluations. */
+/* Nodes x bands simulated (some 30 ns each, with what comes with them)
+ * after which the search keeps the plan it has (or, if none fits yet,
+ * gives up): about 0.15 s. The shipped models plan in a third of it. */
+#define WORK_CAP (INT64_C(1) << 22)
+/* Graphs with more stages than this commit disjoint toggles together. */
+#define BATCH_FROM_STAGES 16
+
+typedef struct block {
+    int64_t offset, size;
+    int end; /* last position in the order that reads it */
+} block;
+
+/* A toggle judged: the whole plan's totals were it committed. */
+typedef struct trial {
+    int node, lo, hi; /* the stages it changes */
+    int64_t flops, excess;
+    int n_unfit;
+    double score;
+} trial;
+
+/* The search's state: the committed keep set's stages live in the plan,
+ * with these totals; scratch for building stages and judging toggles. */
 typedef struct planner {
     const sr_graph *g;
     const sr_plan_request *req;
-    int n;
+    int n, n_stages;
     sr_shape *shapes;
     int *n_consumers;
     int **consumers;
-    int64_t *flops; /* whole-image FLOPs of each node */
+    int64_t *flops;    /* whole-image FLOPs of each node */
     int64_t workspace; /* the backend's largest, which it keeps */
     int64_t budget;    /* the one being planned for: req's, or a probe */
-    /* scratch, allocated up front so that the search cannot fail */
-    bool *available, *in_stage, *dropped;
+    int *stage_target, *stage_global;
+    int *home;      /* per node: the first stage whose target needs it */
+    int *last;      /* kept nodes: the last stage that reads them */
+    int *last_comp; /* per node: at least the last stage computing it */
+    int64_t total_flops, total_excess;
+    int n_unfit;
+    int64_t work;
+    bool out_of_memory;
+    /* scratch */
+    int *mark, epoch;   /* a node is marked when mark[n] == epoch */
+    int *seen, seen_epoch;
+    int *pos;           /* node -> position in the stage being packed */
+    int *list;          /* nodes of a cone, or of a toggle's reach */
+    int n_list;
+    int *reads;         /* nodes a stage reads whole */
+    int n_reads;
+    int *new_last;
+    int64_t *delta;     /* kept bytes a toggle adds, per stage of its range */
+    int *taken;         /* stages a batch has changed */
+    sr_stage *trial_stages;
+    int n_trial_stages;
+    trial *trials;
+    block *blocks;
+    int *owner, *active;
     int64_t *done;
     sr_span *need, *comp;
-    int *owner, *stage_of;
-    struct block *blocks;
 } planner;
 
 static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
 
+static bool available_whole(const sr_plan *plan, int stage, int n)
+{
+    return n == 0 || (plan->keep[n] && plan->first_stage[n] < stage);
+}
 
 void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *s,
                         int64_t t0, int64_t t1, const int64_t *done, sr_span *need,
@@ -52,8 +104,8 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
         const int64_t out_lo = sr_div_floor(c.lo, a) * a, out_hi = sr_div_ceil(c.hi, a) * a;
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
-            if (s->offset[i] == -2)
-                continue; /* available whole: kept earlier, or the input */
+            if (available_whole(plan, s->index, i))
+                continue; /* kept earlier, or the input */
             int64_t lo = sr_div_floor(out_lo, scale) - halo;
             int64_t hi = sr_div_ceil(out_hi, scale) + halo;
             if (lo < 0)
@@ -68,147 +120,148 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
     }
 }
 
-/* ---- stages for a keep set ---- */
+/* ---- one stage's nodes ---- */
 
-static int n_targets(const sr_graph *g)
+static bool stage_reserve(planner *p, sr_stage *s, int count)
 {
-    int n = 1;
-    for (int i = 0; i < g->n_nodes; i++)
-        n += sr_op_get(g->nodes[i].op)->is_global;
-    return n;
+    if (count <= s->capacity)
+        return true;
+    int *order = realloc(s->order, (size_t)count * sizeof *order);
+    if (order)
+        s->order = order;
+    int64_t *offset = realloc(s->offset, (size_t)count * sizeof *offset);
+    if (offset)
+        s->offset = offset;
+    int64_t *max_rows = realloc(s->max_rows, (size_t)count * sizeof *max_rows);
+    if (max_rows)
+        s->max_rows = max_rows;
+    if (!order || !offset || !max_rows) {
+        p->out_of_memory = true;
+        return false;
+    }
+    s->capacity = count;
+    return true;
 }
 
-/* Fills the stages' targets, orders and the kept nodes' lifetimes. In
- * stage->offset, -2 marks a node available whole to the stage (not
- * computed), -1 one the stage computes into a kept tensor, >= 0 (set
- * later) a band buffer; nodes the stage does not touch are -3. */
-static void build_stages(planner *p, sr_plan *plan)
+static int compare_ints(const void *a, const void *b)
+{
+    const int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Stage si for the plan's keep set: the cone of its target (everything it
+ * needs that is not available whole), in graph order, and in p->reads the
+ * kept tensors it reads. The cone's nodes stay marked. */
+static bool build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s)
 {
     const sr_graph *g = p->g;
-    memset(p->available, 0, (size_t)p->n * sizeof(bool));
-    p->available[0] = true;
-    for (int n = 0; n < p->n; n++)
-        plan->first_stage[n] = plan->last_stage[n] = -1;
-    plan->first_stage[0] = 0;
-    int si = 0;
-    for (int n = 0; n <= p->n - 1; n++) {
-        const bool global = sr_op_get(g->nodes[n].op)->is_global;
-        if (!global && n != p->n - 1)
-            continue;
-        sr_stage *s = &plan->stages[si];
-        s->target = global ? g->nodes[n].inputs[0] : n;
-        s->global = global ? n : -1;
-        /* The cone: everything the target needs that is not available. */
-        memset(p->in_stage, 0, (size_t)p->n * sizeof(bool));
-        p->in_stage[s->target] = !p->available[s->target];
-        for (int k = s->target; k >= 0; k--) {
-            if (!p->in_stage[k])
-                continue;
-            for (int j = 0; j < g->nodes[k].n_inputs; j++) {
-                const int i = g->nodes[k].inputs[j];
-                if (!p->available[i])
-                    p->in_stage[i] = true;
-            }
-        }
-        s->n_order = 0;
-        for (int k = 0; k < p->n; k++) {
-            s->offset[k] = -3;
-            if (p->in_stage[k]) {
-                s->order[s->n_order++] = k;
-                s->offset[k] = plan->keep[k] ? -1 : 0;
-                if (plan->keep[k])
-                    plan->first_stage[k] = si;
-            }
-        }
-        /* Kept inputs read by this stage live until its end. */
-        for (int k = 0; k < s->n_order; k++) {
-            const sr_node *node = &g->nodes[s->order[k]];
-            for (int j = 0; j < node->n_inputs; j++) {
-                const int i = node->inputs[j];
-                if (!p->in_stage[i]) {
-                    s->offset[i] = -2;
-                    plan->last_stage[i] = si;
-                }
-            }
-        }
-        if (!p->in_stage[s->target]) {
-            s->offset[s->target] = -2; /* statistics of a kept tensor */
-            plan->last_stage[s->target] = si;
-        }
-        for (int k = 0; k < s->n_order; k++)
-            if (plan->keep[s->order[k]]) {
-                p->available[s->order[k]] = true;
-                if (plan->last_stage[s->order[k]] < si)
-                    plan->last_stage[s->order[k]] = si;
-            }
-        si++;
+    s->index = si;
+    s->target = p->stage_target[si];
+    s->global = p->stage_global[si];
+    p->epoch++;
+    p->n_list = 0;
+    if (!available_whole(plan, si, s->target)) {
+        p->mark[s->target] = p->epoch;
+        p->list[p->n_list++] = s->target;
     }
-    plan->n_stages = si;
+    for (int k = 0; k < p->n_list; k++) {
+        const sr_node *node = &g->nodes[p->list[k]];
+        for (int j = 0; j < node->n_inputs; j++) {
+            const int i = node->inputs[j];
+            if (p->mark[i] != p->epoch && !available_whole(plan, si, i)) {
+                p->mark[i] = p->epoch;
+                p->list[p->n_list++] = i;
+            }
+        }
+    }
+    p->work += p->n_list;
+    if (!stage_reserve(p, s, p->n_list))
+        return false;
+    s->n_order = p->n_list;
+    memcpy(s->order, p->list, (size_t)p->n_list * sizeof *s->order);
+    qsort(s->order, (size_t)s->n_order, sizeof *s->order, compare_ints);
+    p->n_reads = 0;
+    for (int k = 0; k < s->n_order; k++) {
+        const int n = s->order[k];
+        s->offset[k] = plan->keep[n] ? -1 : 0;
+        for (int j = 0; j < g->nodes[n].n_inputs; j++)
+            if (p->mark[g->nodes[n].inputs[j]] != p->epoch)
+                p->reads[p->n_reads++] = g->nodes[n].inputs[j];
+    }
+    if (p->mark[s->target] != p->epoch)
+        p->reads[p->n_reads++] = s->target; /* statistics of a kept tensor */
+    return true;
 }
 
 /* ---- one stage at one band height ---- */
-
-typedef struct block {
-    int64_t offset, size;
-    int end; /* last position in the order that reads it */
-} block;
 
 /* Packs the band buffers of stage s (sizes from max_rows) by liveness:
  * first fit, and an elementwise op writes over an input dying with it. */
 static int64_t pack_arena(planner *p, const sr_plan *plan, sr_stage *s)
 {
     const sr_graph *g = p->g;
-    block *blocks = p->blocks;
-    int *owner = p->owner; /* node -> block */
-    int n_blocks = 0;
+    p->epoch++;
+    for (int k = 0; k < s->n_order; k++) {
+        p->mark[s->order[k]] = p->epoch;
+        p->pos[s->order[k]] = k;
+    }
+    int n_blocks = 0, n_active = 0;
     int64_t arena = 0;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
-        owner[n] = -1;
-        if (plan->keep[n] || s->max_rows[n] == 0)
+        p->owner[k] = -1;
+        if (plan->keep[n] || s->max_rows[k] == 0)
             continue;
         /* Last reader within the stage; the target lives to the band's end. */
         int end = n == s->target ? s->n_order : k;
         for (int c = 0; c < p->n_consumers[n]; c++) {
             const int consumer = p->consumers[n][c];
-            for (int q = k + 1; q < s->n_order; q++)
-                if (s->order[q] == consumer && q > end)
-                    end = q;
+            if (p->mark[consumer] == p->epoch && p->pos[consumer] > end)
+                end = p->pos[consumer];
         }
         const sr_shape sh = p->shapes[n];
-        const int64_t size = s->max_rows[n] * sh.c * sh.w * (int64_t)sizeof(float);
+        const int64_t size = s->max_rows[k] * sh.c * sh.w * (int64_t)sizeof(float);
         const sr_node *node = &g->nodes[n];
         const sr_op_desc *d = sr_op_get(node->op);
         int reuse = -1;
         if (d->in_place && d->halo(node) == 0 && d->scale(node) == 1)
             for (int j = 0; j < node->n_inputs && reuse < 0; j++) {
                 const int i = node->inputs[j];
-                if (s->offset[i] >= 0 && owner[i] >= 0 && blocks[owner[i]].end == k &&
-                    p->n_consumers[i] == 1 && s->max_rows[i] == s->max_rows[n])
-                    reuse = owner[i];
+                if (p->mark[i] != p->epoch || plan->keep[i])
+                    continue;
+                const int b = p->owner[p->pos[i]];
+                if (b >= 0 && p->blocks[b].end == k && p->n_consumers[i] == 1 &&
+                    s->max_rows[p->pos[i]] == s->max_rows[k])
+                    reuse = b;
             }
         if (reuse >= 0) {
-            blocks[reuse].end = end;
-            owner[n] = reuse;
-            s->offset[n] = blocks[reuse].offset;
+            p->blocks[reuse].end = end;
+            p->owner[k] = reuse;
+            s->offset[k] = p->blocks[reuse].offset;
             continue;
         }
-        /* Lowest offset that overlaps no block alive at position k. */
+        /* The lowest 64-byte aligned offset that overlaps no block alive at
+         * position k (each jump passes only offsets that would overlap). */
+        for (int a = 0; a < n_active;)
+            if (p->blocks[p->active[a]].end < k)
+                p->active[a] = p->active[--n_active];
+            else
+                a++;
         int64_t at = 0;
         for (bool moved = true; moved;) {
             moved = false;
-            for (int b = 0; b < n_blocks; b++)
-                if (blocks[b].end >= k && blocks[b].size > 0 && at < blocks[b].offset + blocks[b].size &&
-                    blocks[b].offset < at + size) {
-                    at = blocks[b].offset + blocks[b].size;
+            for (int a = 0; a < n_active; a++) {
+                const block *b = &p->blocks[p->active[a]];
+                if (b->size > 0 && at < b->offset + b->size && b->offset < at + size) {
+                    at = (b->offset + b->size + 63) & ~(int64_t)63;
                     moved = true;
                 }
+            }
         }
-        /* Round up to 64 bytes so every band buffer starts aligned. */
-        at = (at + 63) & ~(int64_t)63;
-        blocks[n_blocks] = (block){at, size, end};
-        owner[n] = n_blocks++;
-        s->offset[n] = at;
+        p->blocks[n_blocks] = (block){at, size, end};
+        p->owner[k] = n_blocks;
+        p->active[n_active++] = n_blocks++;
+        s->offset[k] = at;
         if (at + size > arena)
             arena = at + size;
     }
@@ -222,6 +275,7 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
     const int64_t H = p->shapes[s->target].h, t0 = b * s->band_rows;
     const int64_t t1 = t0 + s->band_rows < H ? t0 + s->band_rows : H;
     sr_plan_band_spans(p->g, plan, s, t0, t1, p->done, p->need, p->comp);
+    p->work += s->n_order;
     int64_t flops = 0;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
@@ -232,8 +286,8 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
             p->done[n] = c.hi;
             continue;
         }
-        if (p->need[n].hi - p->need[n].lo > s->max_rows[n])
-            s->max_rows[n] = p->need[n].hi - p->need[n].lo;
+        if (p->need[n].hi - p->need[n].lo > s->max_rows[k])
+            s->max_rows[k] = p->need[n].hi - p->need[n].lo;
         flops += p->flops[n] / p->shapes[n].h * (c.hi - c.lo);
     }
     return flops;
@@ -247,9 +301,10 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     const int64_t H = p->shapes[s->target].h;
     s->band_rows = h < H ? h : H;
     s->n_bands = (int)((H + s->band_rows - 1) / s->band_rows);
-    for (int k = 0; k < s->n_order; k++)
-        s->max_rows[s->order[k]] = 0;
-    memset(p->done, 0, (size_t)p->n * sizeof *p->done);
+    for (int k = 0; k < s->n_order; k++) {
+        s->max_rows[k] = 0;
+        p->done[s->order[k]] = 0;
+    }
     int64_t flops = 0;
     if (exact || s->n_bands <= 3) {
         for (int64_t b = 0; b < s->n_bands; b++)
@@ -257,7 +312,8 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     } else {
         simulate_band(p, plan, s, 0);
         const int64_t mid = s->n_bands / 2;
-        memset(p->done, 0, (size_t)p->n * sizeof *p->done);
+        for (int k = 0; k < s->n_order; k++)
+            p->done[s->order[k]] = 0;
         simulate_band(p, plan, s, mid - 1); /* so that mid starts where kept rows end */
         flops = simulate_band(p, plan, s, mid) * s->n_bands;
     }
@@ -275,51 +331,227 @@ static int64_t stage_peak(const sr_plan *plan, const sr_stage *s)
     return s->kept_bytes + s->arena_bytes + s->workspace_bytes + plan->stats_bytes;
 }
 
-/* Plans a keep set: per stage the largest band that fits the budget (or
- * `probe` rows when probe > 0). Returns whether every stage fits. */
+static int64_t stage_excess(const planner *p, const sr_plan *plan, const sr_stage *s)
+{
+    const int64_t peak = stage_peak(plan, s);
+    return p->budget && peak > p->budget ? peak - p->budget : 0;
+}
+
+/* Bands for stage s (its cone built, its kept bytes set): the largest
+ * height that fits the budget, or `probe` rows when probe > 0. */
+static void plan_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t probe, bool exact)
+{
+    const int64_t budget = p->budget;
+    const int64_t H = p->shapes[s->target].h;
+    /* Bands in multiples of the target's rows per input row, so that
+     * every band meets the low-resolution rows the same way. */
+    const int64_t align = H / p->shapes[0].h > 1 ? H / p->shapes[0].h : 1;
+    int64_t h = probe ? probe * align : p->req->tile_rows ? p->req->tile_rows : H;
+    size_stage(p, plan, s, h, exact);
+    if (!probe && !p->req->tile_rows && budget && stage_peak(plan, s) > budget) {
+        int64_t lo = 1, hi = H; /* largest fitting h in [lo, hi) */
+        while (hi - lo > 1) {
+            int64_t mid = lo + (hi - lo) / 2;
+            mid = mid >= align ? mid / align * align : mid;
+            if (mid <= lo)
+                break;
+            size_stage(p, plan, s, mid, false);
+            if (stage_peak(plan, s) <= budget)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        size_stage(p, plan, s, lo, exact);
+    }
+}
+
+/* ---- the whole plan for a keep set ---- */
+
+/* Plans the keep set from scratch: per stage the largest band that fits
+ * the budget (or `probe` rows when probe > 0). Returns whether every stage
+ * fits; false also when out of memory (p->out_of_memory). */
 static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
 {
-    build_stages(p, plan);
-    const int64_t budget = p->budget;
-    bool fits = true;
-    plan->peak_bytes = plan->flops = 0;
-    for (int si = 0; si < plan->n_stages; si++) {
+    for (int n = 0; n < p->n; n++)
+        p->last[n] = p->last_comp[n] = -1;
+    for (int si = 0; si < p->n_stages; si++) {
         sr_stage *s = &plan->stages[si];
-        s->kept_bytes = 0;
-        /* The input lives for the whole run; other kept tensors from the
-         * stage that computes them to the last that reads them. */
-        for (int n = 0; n < p->n; n++)
-            if (n == 0 || (plan->keep[n] && plan->first_stage[n] <= si && si <= plan->last_stage[n]))
-                s->kept_bytes += tensor_bytes(p->shapes[n]);
-        const int64_t H = p->shapes[s->target].h;
-        /* Bands in multiples of the target's rows per input row, so that
-         * every band meets the low-resolution rows the same way. */
-        const int64_t align = H / p->shapes[0].h > 1 ? H / p->shapes[0].h : 1;
-        int64_t h = probe ? probe * align : p->req->tile_rows ? p->req->tile_rows : H;
-        size_stage(p, plan, s, h, exact);
-        if (!probe && !p->req->tile_rows && budget && stage_peak(plan, s) > budget) {
-            int64_t lo = 1, hi = H; /* largest fitting h in [lo, hi) */
-            while (hi - lo > 1) {
-                int64_t mid = lo + (hi - lo) / 2;
-                mid = mid >= align ? mid / align * align : mid;
-                if (mid <= lo)
-                    break;
-                size_stage(p, plan, s, mid, false);
-                if (stage_peak(plan, s) <= budget)
-                    lo = mid;
-                else
-                    hi = mid;
-            }
-            size_stage(p, plan, s, lo, exact);
+        if (!build_stage(p, plan, si, s))
+            return false;
+        for (int k = 0; k < s->n_order; k++) {
+            p->last_comp[s->order[k]] = si;
+            if (plan->keep[s->order[k]])
+                p->last[s->order[k]] = si;
         }
-        if (budget && stage_peak(plan, s) > budget)
-            fits = false;
+        for (int r = 0; r < p->n_reads; r++)
+            p->last[p->reads[r]] = si;
+    }
+    /* The input lives for the whole run; other kept tensors from the stage
+     * that computes them to the last that reads them. */
+    int64_t *d = p->delta;
+    memset(d, 0, ((size_t)p->n_stages + 1) * sizeof *d);
+    for (int n = 1; n < p->n; n++)
+        if (plan->keep[n] && p->last[n] >= 0) {
+            d[p->home[n]] += tensor_bytes(p->shapes[n]);
+            d[p->last[n] + 1] -= tensor_bytes(p->shapes[n]);
+        }
+    int64_t kept = tensor_bytes(p->shapes[0]);
+    plan->peak_bytes = p->total_flops = p->total_excess = 0;
+    p->n_unfit = 0;
+    for (int si = 0; si < p->n_stages; si++) {
+        sr_stage *s = &plan->stages[si];
+        kept += d[si];
+        s->kept_bytes = kept;
+        plan_stage(p, plan, s, probe, exact);
+        const int64_t excess = stage_excess(p, plan, s);
+        p->n_unfit += excess > 0;
+        p->total_excess += excess;
+        p->total_flops += s->flops;
         if (stage_peak(plan, s) > plan->peak_bytes)
             plan->peak_bytes = stage_peak(plan, s);
-        plan->flops += s->flops;
     }
-    return fits;
+    plan->flops = p->total_flops;
+    plan->n_stages = p->n_stages;
+    return p->n_unfit == 0;
 }
+
+/* The plan's peak and FLOPs from its stages as they stand. */
+static bool refresh_totals(planner *p, sr_plan *plan)
+{
+    plan->peak_bytes = 0;
+    for (int si = 0; si < p->n_stages; si++)
+        if (stage_peak(plan, &plan->stages[si]) > plan->peak_bytes)
+            plan->peak_bytes = stage_peak(plan, &plan->stages[si]);
+    plan->flops = p->total_flops;
+    return !p->out_of_memory && p->n_unfit == 0;
+}
+
+/* Adds m to the kept tensors a toggle reaches, once, with when it is read
+ * after the toggle's last stage (it is alive to there whatever changes). */
+static void reach(planner *p, int *reached, int *n_reached, int m, bool was_kept, int hi)
+{
+    if (m == 0 || p->seen[m] == p->seen_epoch)
+        return;
+    p->seen[m] = p->seen_epoch;
+    reached[(*n_reached)++] = m;
+    p->new_last[m] = was_kept && p->last[m] > hi ? p->last[m] : -1;
+}
+
+static void add_interval(planner *p, int lo, int hi, int from, int to, int64_t bytes)
+{
+    from = from > lo ? from : lo;
+    to = to < hi ? to : hi;
+    if (from <= to) {
+        p->delta[from - lo] += bytes;
+        p->delta[to - lo + 1] -= bytes;
+    }
+}
+
+/* Toggles whether node n is kept and re-plans just the stages that
+ * changes, into p->trial_stages: t gets the whole plan's totals. Unless
+ * `commit`, the plan is left as it was. */
+static bool try_toggle(planner *p, sr_plan *plan, int n, bool commit, trial *t)
+{
+    const int lo = p->home[n];
+    int hi = plan->keep[n] ? p->last[n] : p->last_comp[n];
+    hi = hi > lo ? hi : lo;
+    const int len = hi - lo + 1;
+    if (len > p->n_trial_stages) {
+        sr_stage *more = realloc(p->trial_stages, (size_t)len * sizeof *more);
+        if (!more) {
+            p->out_of_memory = true;
+            return false;
+        }
+        memset(more + p->n_trial_stages, 0, (size_t)(len - p->n_trial_stages) * sizeof *more);
+        p->trial_stages = more;
+        p->n_trial_stages = len;
+    }
+    /* The kept tensors the old stages compute or read... */
+    plan->keep[n] = !plan->keep[n];
+    p->seen_epoch++;
+    int *reached = p->list + p->n; /* build_stage uses the first half */
+    int n_reached = 0;
+    reach(p, reached, &n_reached, n, !plan->keep[n], hi);
+    for (int si = lo; si <= hi; si++) {
+        const sr_stage *s = &plan->stages[si];
+        for (int k = 0; k < s->n_order; k++) {
+            const int m = s->order[k];
+            const sr_node *node = &p->g->nodes[m];
+            if (m != n && plan->keep[m])
+                reach(p, reached, &n_reached, m, true, hi);
+            for (int j = 0; j < node->n_inputs; j++) {
+                const int i = node->inputs[j];
+                if (i != n && plan->keep[i] && p->home[i] < si)
+                    reach(p, reached, &n_reached, i, true, hi);
+            }
+        }
+        if (s->n_order == 0 || s->order[s->n_order - 1] != s->target)
+            reach(p, reached, &n_reached, s->target, true, hi);
+    }
+    /* ...and the new stages, with when each kept tensor is last read. */
+    for (int si = lo; si <= hi; si++) {
+        sr_stage *s = &p->trial_stages[si - lo];
+        if (!build_stage(p, plan, si, s))
+            break;
+        for (int k = 0; k < s->n_order + p->n_reads; k++) {
+            const int m = k < s->n_order ? s->order[k] : p->reads[k - s->n_order];
+            if (m == 0 || !plan->keep[m])
+                continue;
+            reach(p, reached, &n_reached, m, m == n ? !plan->keep[n] : true, hi);
+            if (si > p->new_last[m])
+                p->new_last[m] = si;
+        }
+    }
+    if (p->out_of_memory) {
+        plan->keep[n] = !plan->keep[n];
+        return false;
+    }
+    /* Kept bytes change only for the tensors reached. */
+    memset(p->delta, 0, ((size_t)len + 1) * sizeof *p->delta);
+    for (int r = 0; r < n_reached; r++) {
+        const int m = reached[r];
+        const int64_t bytes = tensor_bytes(p->shapes[m]);
+        const bool was_kept = m == n ? !plan->keep[m] : plan->keep[m];
+        if (was_kept && p->last[m] >= 0)
+            add_interval(p, lo, hi, p->home[m], p->last[m], -bytes);
+        if (plan->keep[m] && p->new_last[m] >= 0)
+            add_interval(p, lo, hi, p->home[m], p->new_last[m], bytes);
+    }
+    *t = (trial){.node = n, .lo = lo, .hi = hi, .flops = p->total_flops,
+                 .excess = p->total_excess, .n_unfit = p->n_unfit};
+    int64_t change = 0;
+    for (int si = lo; si <= hi; si++) {
+        const sr_stage *old = &plan->stages[si];
+        sr_stage *s = &p->trial_stages[si - lo];
+        change += p->delta[si - lo];
+        s->kept_bytes = old->kept_bytes + change;
+        plan_stage(p, plan, s, 0, false);
+        const int64_t old_excess = stage_excess(p, plan, old), excess = stage_excess(p, plan, s);
+        t->flops += s->flops - old->flops;
+        t->excess += excess - old_excess;
+        t->n_unfit += (excess > 0) - (old_excess > 0);
+    }
+    if (!commit) {
+        plan->keep[n] = !plan->keep[n];
+        return true;
+    }
+    for (int si = lo; si <= hi; si++) {
+        const sr_stage swap = plan->stages[si];
+        plan->stages[si] = p->trial_stages[si - lo];
+        p->trial_stages[si - lo] = swap;
+        for (int k = 0; k < plan->stages[si].n_order; k++)
+            if (p->last_comp[plan->stages[si].order[k]] < si)
+                p->last_comp[plan->stages[si].order[k]] = si;
+    }
+    for (int r = 0; r < n_reached; r++)
+        p->last[reached[r]] = plan->keep[reached[r]] ? p->new_last[reached[r]] : -1;
+    p->total_flops = t->flops;
+    p->total_excess = t->excess;
+    p->n_unfit = t->n_unfit;
+    return true;
+}
+
+/* ---- choosing the kept tensors ---- */
 
 /* Kept tensors a zero-recompute plan needs: those read by a later stage
  * than the one that computes them. Everything else lives in bands. */
@@ -327,50 +559,270 @@ static void initial_keep_set(planner *p, sr_plan *plan)
 {
     for (int n = 0; n < p->n; n++)
         plan->keep[n] = n == 0;
-    /* With nothing kept, each node's first stage is where it is computed
-     * in a plan without recomputation. */
-    build_stages(p, plan);
-    int *stage_of = p->stage_of;
-    for (int n = 0; n < p->n; n++)
-        stage_of[n] = -1;
-    for (int si = 0; si < plan->n_stages; si++)
-        for (int k = 0; k < plan->stages[si].n_order; k++)
-            if (stage_of[plan->stages[si].order[k]] < 0)
-                stage_of[plan->stages[si].order[k]] = si;
     for (int n = 1; n < p->n - 1; n++)
         for (int c = 0; c < p->n_consumers[n]; c++)
-            if (stage_of[p->consumers[n][c]] > stage_of[n])
+            if (p->home[p->consumers[n][c]] > p->home[n] &&
+                p->home[p->consumers[n][c]] < p->n_stages)
                 plan->keep[n] = true;
 }
 
-static sr_status alloc_plan(planner *p, sr_plan *plan)
+static int compare_trials(const void *a, const void *b)
 {
-    const int n = p->n, n_stages = n_targets(p->g);
+    const trial *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return (x->node > y->node) - (x->node < y->node);
+}
+
+/* Commits the best toggle of a round and, in a deep graph, the next best
+ * whose stages no committed one changed (their effects simply add up). */
+static bool commit_round(planner *p, sr_plan *plan, trial *trials, int n_trials)
+{
+    int best = 0;
+    for (int i = 1; i < n_trials; i++)
+        if (trials[i].score > trials[best].score)
+            best = i; /* the first of equals, in graph order */
+    trial t;
+    if (p->n_stages <= BATCH_FROM_STAGES)
+        return try_toggle(p, plan, trials[best].node, true, &t);
+    const trial chosen = trials[best];
+    trials[best] = trials[0];
+    trials[0] = chosen;
+    qsort(trials + 1, (size_t)n_trials - 1, sizeof *trials, compare_trials);
+    memset(p->taken, 0, (size_t)p->n_stages * sizeof *p->taken);
+    for (int i = 0; i < n_trials; i++) {
+        bool untouched = true;
+        for (int si = trials[i].lo; si <= trials[i].hi && untouched; si++)
+            untouched = !p->taken[si];
+        if (!untouched)
+            continue;
+        if (!try_toggle(p, plan, trials[i].node, true, &t))
+            return false;
+        for (int si = trials[i].lo; si <= trials[i].hi; si++)
+            p->taken[si] = 1;
+    }
+    return true;
+}
+
+/* From the set that recomputes nothing, drops one kept tensor at a time:
+ * while the plan does not fit, the one whose loss brings the stages
+ * closest to the budget per FLOP added; once it fits, the one that lowers
+ * the FLOPs most (keeping less leaves room for higher bands), until no
+ * drop helps or the work cap is reached. */
+static bool drop_kept(planner *p, sr_plan *plan)
+{
+    bool fits = evaluate(p, plan, 0, false);
+    while (!p->out_of_memory && (fits ? p->total_flops > plan->whole_flops : true)) {
+        if (p->work > WORK_CAP)
+            break;
+        const int64_t flops = p->total_flops, excess = p->total_excess;
+        int n_trials = 0;
+        for (int n = 1; n < p->n - 1; n++) {
+            if (!plan->keep[n])
+                continue;
+            if (p->work > WORK_CAP)
+                break; /* commit the best so far, then stop */
+            trial t;
+            if (!try_toggle(p, plan, n, false, &t))
+                return false;
+            const bool f = t.n_unfit == 0;
+            if (fits)
+                t.score = f ? (double)(flops - t.flops) : 0.0;
+            else if (f)
+                t.score = 1e30 - (double)t.flops; /* fits now: the cheapest such */
+            else
+                t.score = (double)(excess - t.excess) /
+                          ((double)(t.flops - flops > 0 ? t.flops - flops : 0) +
+                           1e-3 * (double)flops + 1.0);
+            if (t.score > 0.0)
+                p->trials[n_trials++] = t;
+        }
+        if (n_trials == 0)
+            break;
+        if (!commit_round(p, plan, p->trials, n_trials))
+            return false;
+        fits = p->n_unfit == 0;
+    }
+    return refresh_totals(p, plan);
+}
+
+/* From keeping nothing, adds the kept tensor that lowers the FLOPs most
+ * while the plan still fits, until no addition helps or the work cap is
+ * reached. */
+static bool add_kept(planner *p, sr_plan *plan)
+{
+    for (int n = 1; n < p->n; n++)
+        plan->keep[n] = false;
+    if (!evaluate(p, plan, 0, false))
+        return false;
+    while (p->work <= WORK_CAP) {
+        int n_trials = 0;
+        for (int n = 1; n < p->n - 1; n++) {
+            if (plan->keep[n])
+                continue;
+            if (p->work > WORK_CAP)
+                break;
+            trial t;
+            if (!try_toggle(p, plan, n, false, &t))
+                return false;
+            t.score = (double)(p->total_flops - t.flops);
+            if (t.n_unfit == 0 && t.score > 0.0)
+                p->trials[n_trials++] = t;
+        }
+        if (n_trials == 0)
+            break;
+        if (!commit_round(p, plan, p->trials, n_trials))
+            return false;
+    }
+    return refresh_totals(p, plan);
+}
+
+/* Whether a walk from keeping nothing is worth its cost: with nothing
+ * kept each stage recomputes all its target needs, so a deep graph's
+ * stages hold the whole graph (quadratic), and the walk judges every node
+ * against them, round after round (a deep graph never gets far before the
+ * cap and is better off without). */
+static bool add_kept_affordable(const planner *p)
+{
+    int64_t cone_sum = 0;
+    for (int si = 0; si < p->n_stages; si++)
+        cone_sum += p->stage_target[si] + 1;
+    return cone_sum * p->n * p->n_stages <= WORK_CAP / 4;
+}
+
+/* Chooses the kept tensors: the cheaper of two greedy walks, one dropping
+ * from everything worth keeping, one adding to nothing (where affordable).
+ * Every candidate is judged with the band heights the budget really
+ * allows. */
+static bool choose_keep_set(planner *p, sr_plan *plan)
+{
+    bool *dropped = malloc((size_t)p->n * sizeof *dropped);
+    if (!dropped) {
+        p->out_of_memory = true;
+        return false;
+    }
+    initial_keep_set(p, plan);
+    const bool fits_dropped = drop_kept(p, plan);
+    const int64_t flops_dropped = plan->flops;
+    memcpy(dropped, plan->keep, (size_t)p->n * sizeof *dropped);
+    if (!p->out_of_memory && add_kept_affordable(p)) {
+        const bool fits_added = add_kept(p, plan);
+        if (fits_dropped && (!fits_added || flops_dropped <= plan->flops))
+            memcpy(plan->keep, dropped, (size_t)p->n * sizeof *dropped);
+    } else {
+        memcpy(plan->keep, dropped, (size_t)p->n * sizeof *dropped);
+    }
+    free(dropped);
+    return evaluate(p, plan, 0, false);
+}
+
+static bool plan_within(planner *p, sr_plan *plan, int64_t budget)
+{
+    p->budget = budget;
+    return choose_keep_set(p, plan);
+}
+
+#define LADDER_STEPS 48
+
+/* Plans for a ladder of budgets, from what the unconstrained plan takes
+ * down to where nothing fits or the FLOPs pass the fewest by 10% (or the
+ * work cap is reached), and keeps the leanest plan within 5% of the fewest
+ * FLOPs among those that fit the real budget. A ladder, because the
+ * greedy choice of kept tensors is not monotone in the budget (a plan made
+ * for more memory can come out both leaner and faster), and a 5% slack,
+ * because the fastest plan may hold far more memory than one nearly as fast
+ * (a whole-image run against bands that recompute a few halo rows). */
+static bool best_of_ladder(planner *p, sr_plan *plan)
+{
+    const int64_t budget = p->req->budget;
+    bool *keeps = malloc((size_t)LADDER_STEPS * (size_t)p->n * sizeof *keeps);
+    if (!keeps) {
+        p->out_of_memory = true;
+        return false;
+    }
+    plan_within(p, plan, 0);
+    int64_t b = plan->peak_bytes < budget || !budget ? plan->peak_bytes : budget;
+    int64_t steps[LADDER_STEPS], flops[LADDER_STEPS], peaks[LADDER_STEPS];
+    int n = 0;
+    int64_t least_flops = INT64_MAX;
+    for (; n < LADDER_STEPS && b > 0 && !p->out_of_memory; b = b / 5 * 4) {
+        if (!plan_within(p, plan, b))
+            break;
+        steps[n] = b;
+        flops[n] = plan->flops;
+        peaks[n] = plan->peak_bytes;
+        memcpy(keeps + (size_t)n++ * (size_t)p->n, plan->keep, (size_t)p->n * sizeof *keeps);
+        least_flops = plan->flops < least_flops ? plan->flops : least_flops;
+        if (plan->flops > least_flops + least_flops / 10)
+            break; /* leaner budgets only cost more from here (with a margin) */
+        if (p->work > WORK_CAP)
+            break; /* good enough: keep what was found */
+    }
+    bool fits;
+    if (p->out_of_memory) {
+        fits = false;
+    } else if (n == 0) {
+        fits = plan_within(p, plan, budget);
+    } else {
+        int best = -1;
+        for (int i = 0; i < n; i++)
+            if (flops[i] <= least_flops + least_flops / 20 && (best < 0 || peaks[i] < peaks[best]))
+                best = i;
+        p->budget = steps[best];
+        memcpy(plan->keep, keeps + (size_t)best * (size_t)p->n, (size_t)p->n * sizeof *keeps);
+        fits = evaluate(p, plan, 0, false);
+    }
+    free(keeps);
+    return fits;
+}
+
+/* FLOPs of each node as the plan computes it: every band of every stage. */
+static void count_node_flops(planner *p, sr_plan *plan)
+{
+    for (int si = 0; si < plan->n_stages; si++) {
+        const sr_stage *s = &plan->stages[si];
+        const int64_t H = p->shapes[s->target].h;
+        for (int k = 0; k < s->n_order; k++)
+            p->done[s->order[k]] = 0;
+        for (int b = 0; b < s->n_bands; b++) {
+            const int64_t t0 = b * s->band_rows, t1 = t0 + s->band_rows < H ? t0 + s->band_rows : H;
+            sr_plan_band_spans(p->g, plan, s, t0, t1, p->done, p->need, p->comp);
+            for (int k = 0; k < s->n_order; k++) {
+                const int n = s->order[k];
+                const sr_span c = p->comp[n];
+                if (c.lo >= c.hi)
+                    continue;
+                if (plan->keep[n])
+                    p->done[n] = c.hi;
+                plan->node_flops[n] += p->flops[n] / p->shapes[n].h * (c.hi - c.lo);
+            }
+        }
+    }
+}
+
+/* ---- setting up ---- */
+
+static bool alloc_plan(planner *p, sr_plan *plan)
+{
+    const int n = p->n;
     plan->n_nodes = n;
     plan->shapes = calloc((size_t)n, sizeof *plan->shapes);
     plan->keep = calloc((size_t)n, sizeof *plan->keep);
     plan->row_tiling = calloc((size_t)n, sizeof *plan->row_tiling);
     plan->first_stage = calloc((size_t)n, sizeof(int));
     plan->last_stage = calloc((size_t)n, sizeof(int));
-    plan->stages = calloc((size_t)n_stages, sizeof *plan->stages);
+    plan->stages = calloc((size_t)p->n_stages, sizeof *plan->stages);
     plan->node_flops = calloc((size_t)n, sizeof *plan->node_flops);
-    if (!plan->shapes || !plan->keep || !plan->row_tiling || !plan->first_stage || !plan->last_stage || !plan->stages ||
-        !plan->node_flops)
-        return SR_ERR_NO_MEMORY;
-    plan->n_stages = n_stages; /* what sr_plan_free frees, also when this fails */
-    for (int s = 0; s < n_stages; s++) {
-        sr_stage *st = &plan->stages[s];
-        st->order = calloc((size_t)n, sizeof(int));
-        st->offset = calloc((size_t)n, sizeof(int64_t));
-        st->max_rows = calloc((size_t)n, sizeof(int64_t));
-        if (!st->order || !st->offset || !st->max_rows)
-            return SR_ERR_NO_MEMORY;
-    }
+    if (!plan->shapes || !plan->keep || !plan->row_tiling || !plan->first_stage ||
+        !plan->last_stage || !plan->stages || !plan->node_flops)
+        return false;
+    plan->n_stages = p->n_stages;
     memcpy(plan->shapes, p->shapes, (size_t)n * sizeof *plan->shapes);
+    memcpy(plan->first_stage, p->home, (size_t)n * sizeof *plan->first_stage);
     const sr_backend_handle *b = p->req->backend;
     for (int k = 0; k < n; k++)
         plan->row_tiling[k] = sr_backend_row_tiling(b, &p->g->nodes[k], p->shapes[k]);
-    return SR_OK;
+    return true;
 }
 
 void sr_plan_free(sr_plan *plan)
@@ -394,42 +846,98 @@ static void planner_free(planner *p)
 {
     for (int n = 0; p->consumers && n < p->n; n++)
         free(p->consumers[n]);
+    for (int s = 0; s < p->n_trial_stages; s++) {
+        free(p->trial_stages[s].order);
+        free(p->trial_stages[s].offset);
+        free(p->trial_stages[s].max_rows);
+    }
+    free(p->trial_stages);
     free(p->consumers);
     free(p->n_consumers);
     free(p->shapes);
     free(p->flops);
-    free(p->available);
-    free(p->in_stage);
+    free(p->stage_target);
+    free(p->stage_global);
+    free(p->home);
+    free(p->last);
+    free(p->last_comp);
+    free(p->mark);
+    free(p->seen);
+    free(p->pos);
+    free(p->list);
+    free(p->reads);
+    free(p->new_last);
+    free(p->delta);
+    free(p->taken);
+    free(p->trials);
+    free(p->blocks);
+    free(p->owner);
+    free(p->active);
     free(p->done);
     free(p->need);
     free(p->comp);
-    free(p->dropped);
-    free(p->owner);
-    free(p->stage_of);
-    free(p->blocks);
+}
+
+/* Stages (one per global op, then the output's) and the first stage that
+ * needs each node: its own as a target, else its consumers' earliest. */
+static void find_stages(planner *p)
+{
+    const sr_graph *g = p->g;
+    int si = 0;
+    for (int n = 0; n < p->n; n++) {
+        const bool global = sr_op_get(g->nodes[n].op)->is_global;
+        if (!global && n != p->n - 1)
+            continue;
+        p->stage_target[si] = global ? g->nodes[n].inputs[0] : n;
+        p->stage_global[si++] = global ? n : -1;
+    }
+    for (int n = 0; n < p->n; n++)
+        p->home[n] = p->n_stages; /* needed by no stage */
+    for (int s = p->n_stages - 1; s >= 0; s--)
+        p->home[p->stage_target[s]] = s;
+    for (int n = p->n - 1; n >= 0; n--)
+        for (int c = 0; c < p->n_consumers[n]; c++)
+            if (p->home[p->consumers[n][c]] < p->home[n])
+                p->home[n] = p->home[p->consumers[n][c]];
 }
 
 static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_request *req,
                               sr_error *err)
 {
     const int n = g->n_nodes;
-    *p = (planner){.g = g, .req = req, .n = n, .budget = req->budget};
-    p->shapes = calloc((size_t)n, sizeof *p->shapes);
-    p->flops = calloc((size_t)n, sizeof *p->flops);
-    p->n_consumers = calloc((size_t)n, sizeof *p->n_consumers);
-    p->consumers = calloc((size_t)n, sizeof *p->consumers);
-    p->available = calloc((size_t)n, sizeof *p->available);
-    p->in_stage = calloc((size_t)n, sizeof *p->in_stage);
-    p->done = calloc((size_t)n, sizeof *p->done);
-    p->need = calloc((size_t)n, sizeof *p->need);
-    p->comp = calloc((size_t)n, sizeof *p->comp);
-    p->dropped = calloc((size_t)n, sizeof *p->dropped);
-    p->owner = calloc((size_t)n, sizeof *p->owner);
-    p->stage_of = calloc((size_t)n, sizeof *p->stage_of);
-    p->blocks = calloc((size_t)n + 1, sizeof *p->blocks);
-    if (!p->shapes || !p->flops || !p->n_consumers || !p->consumers || !p->available ||
-        !p->in_stage || !p->done || !p->need || !p->comp || !p->dropped || !p->owner ||
-        !p->stage_of || !p->blocks)
+    const size_t sn = (size_t)n;
+    *p = (planner){.g = g, .req = req, .n = n, .budget = req->budget, .n_stages = 1};
+    for (int i = 0; i < n; i++)
+        p->n_stages += sr_op_get(g->nodes[i].op)->is_global;
+    const size_t ns = (size_t)p->n_stages;
+    p->shapes = calloc(sn, sizeof *p->shapes);
+    p->flops = calloc(sn, sizeof *p->flops);
+    p->n_consumers = calloc(sn, sizeof *p->n_consumers);
+    p->consumers = calloc(sn, sizeof *p->consumers);
+    p->stage_target = calloc(ns, sizeof *p->stage_target);
+    p->stage_global = calloc(ns, sizeof *p->stage_global);
+    p->home = calloc(sn, sizeof *p->home);
+    p->last = calloc(sn, sizeof *p->last);
+    p->last_comp = calloc(sn, sizeof *p->last_comp);
+    p->mark = calloc(sn, sizeof *p->mark);
+    p->seen = calloc(sn, sizeof *p->seen);
+    p->pos = calloc(sn, sizeof *p->pos);
+    p->list = calloc(2 * sn, sizeof *p->list);
+    p->reads = calloc(sn * SR_NODE_MAX_INPUTS + 1, sizeof *p->reads);
+    p->new_last = calloc(sn, sizeof *p->new_last);
+    p->delta = calloc(ns + 1, sizeof *p->delta);
+    p->taken = calloc(ns, sizeof *p->taken);
+    p->trials = calloc(sn, sizeof *p->trials);
+    p->blocks = calloc(sn + 1, sizeof *p->blocks);
+    p->owner = calloc(sn, sizeof *p->owner);
+    p->active = calloc(sn + 1, sizeof *p->active);
+    p->done = calloc(sn, sizeof *p->done);
+    p->need = calloc(sn, sizeof *p->need);
+    p->comp = calloc(sn, sizeof *p->comp);
+    if (!p->shapes || !p->flops || !p->n_consumers || !p->consumers || !p->stage_target ||
+        !p->stage_global || !p->home || !p->last || !p->last_comp || !p->mark || !p->seen ||
+        !p->pos || !p->list || !p->reads || !p->new_last || !p->delta || !p->taken ||
+        !p->trials || !p->blocks || !p->owner || !p->active || !p->done || !p->need || !p->comp)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     sr_status st = sr_graph_shapes(g, req->input, p->shapes, err);
     if (st != SR_OK)
@@ -457,178 +965,8 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
             const int i = g->nodes[k].inputs[j];
             p->consumers[i][p->n_consumers[i]++] = k;
         }
+    find_stages(p);
     return SR_OK;
-}
-
-/* How far the stages, at their thinnest bands where nothing more fits,
- * overshoot the budget in all. */
-static int64_t excess_bytes(const sr_plan *plan, int64_t budget)
-{
-    int64_t sum = 0;
-    for (int si = 0; si < plan->n_stages; si++) {
-        const int64_t peak = stage_peak(plan, &plan->stages[si]);
-        sum += peak > budget ? peak - budget : 0;
-    }
-    return sum;
-}
-
-/* From the set that recomputes nothing, drops one kept tensor at a time:
- * while the plan does not fit, the one whose loss brings the stages
- * closest to the budget per FLOP added; once it fits, the one that lowers
- * the FLOPs most (keeping less leaves room for higher bands), until no
- * drop helps. */
-static bool drop_kept(planner *p, sr_plan *plan)
-{
-    const int64_t budget = p->budget;
-    bool fits = evaluate(p, plan, 0, false);
-    int64_t flops = plan->flops, excess = excess_bytes(plan, budget);
-    while (fits ? flops > plan->whole_flops : true) {
-        int drop = -1;
-        bool drop_fits = false;
-        int64_t drop_flops = 0, drop_excess = 0;
-        double best = 0.0;
-        for (int n = 1; n < p->n - 1; n++) {
-            if (!plan->keep[n])
-                continue;
-            plan->keep[n] = false;
-            const bool f = evaluate(p, plan, 0, false);
-            plan->keep[n] = true;
-            const int64_t e = excess_bytes(plan, budget);
-            double score;
-            if (fits)
-                score = f ? (double)(flops - plan->flops) : 0.0;
-            else if (f)
-                score = 1e30 - (double)plan->flops; /* fits now: the cheapest such */
-            else
-                score = (double)(excess - e) / ((double)(plan->flops - flops > 0 ? plan->flops - flops : 0) +
-                                                1e-3 * (double)flops + 1.0);
-            if (score > best) {
-                best = score;
-                drop = n;
-                drop_fits = f;
-                drop_flops = plan->flops;
-                drop_excess = e;
-            }
-        }
-        if (drop < 0)
-            break;
-        plan->keep[drop] = false;
-        fits = drop_fits;
-        flops = drop_flops;
-        excess = drop_excess;
-    }
-    return evaluate(p, plan, 0, false);
-}
-
-/* From keeping nothing, adds the kept tensor that lowers the FLOPs most
- * while the plan still fits, until no addition helps. */
-static bool add_kept(planner *p, sr_plan *plan)
-{
-    for (int n = 1; n < p->n; n++)
-        plan->keep[n] = false;
-    if (!evaluate(p, plan, 0, false))
-        return false;
-    int64_t flops = plan->flops;
-    for (;;) {
-        int add = -1;
-        int64_t best = flops;
-        for (int n = 1; n < p->n - 1; n++) {
-            if (plan->keep[n])
-                continue;
-            plan->keep[n] = true;
-            if (evaluate(p, plan, 0, false) && plan->flops < best) {
-                best = plan->flops;
-                add = n;
-            }
-            plan->keep[n] = false;
-        }
-        if (add < 0)
-            break;
-        plan->keep[add] = true;
-        flops = best;
-    }
-    return evaluate(p, plan, 0, false);
-}
-
-/* Chooses the kept tensors: the cheaper of two greedy walks, one dropping
- * from everything worth keeping, one adding to nothing. Every candidate is
- * judged with the band heights the budget really allows. */
-static bool choose_keep_set(planner *p, sr_plan *plan)
-{
-    bool *dropped = p->dropped;
-    initial_keep_set(p, plan);
-    const bool fits_dropped = drop_kept(p, plan);
-    const int64_t flops_dropped = plan->flops;
-    memcpy(dropped, plan->keep, (size_t)p->n * sizeof *dropped);
-    const bool fits_added = add_kept(p, plan);
-    if (fits_dropped && (!fits_added || flops_dropped <= plan->flops))
-        memcpy(plan->keep, dropped, (size_t)p->n * sizeof *dropped);
-    return evaluate(p, plan, 0, false);
-}
-
-static bool plan_within(planner *p, sr_plan *plan, int64_t budget)
-{
-    p->budget = budget;
-    return choose_keep_set(p, plan);
-}
-
-/* Plans for a ladder of budgets, from what the unconstrained plan takes
- * down to where nothing fits or the FLOPs pass the fewest by 10%, and keeps the leanest plan within 5% of the
- * fewest FLOPs among those that fit the real budget. A ladder, because the
- * greedy choice of kept tensors is not monotone in the budget (a plan made
- * for more memory can come out both leaner and faster), and a 5% slack,
- * because the fastest plan may hold far more memory than one nearly as fast
- * (a whole-image run against bands that recompute a few halo rows). */
-static bool best_of_ladder(planner *p, sr_plan *plan)
-{
-    const int64_t budget = p->req->budget;
-    plan_within(p, plan, 0);
-    int64_t b = plan->peak_bytes < budget || !budget ? plan->peak_bytes : budget;
-    int64_t steps[48], flops[48], peaks[48];
-    int n = 0;
-    int64_t least_flops = INT64_MAX;
-    for (; n < 48 && b > 0; b = b / 5 * 4) {
-        if (!plan_within(p, plan, b))
-            break;
-        steps[n] = b;
-        flops[n] = plan->flops;
-        peaks[n++] = plan->peak_bytes;
-        least_flops = plan->flops < least_flops ? plan->flops : least_flops;
-        if (plan->flops > least_flops + least_flops / 10)
-            break; /* leaner budgets only cost more from here (with a margin) */
-    }
-    if (n == 0)
-        return plan_within(p, plan, budget);
-    for (int i = 0; i < n; i++)
-        least_flops = flops[i] < least_flops ? flops[i] : least_flops;
-    int best = -1;
-    for (int i = 0; i < n; i++)
-        if (flops[i] <= least_flops + least_flops / 20 && (best < 0 || peaks[i] < peaks[best]))
-            best = i;
-    return plan_within(p, plan, steps[best]); /* the same search, so the same plan */
-}
-
-/* FLOPs of each node as the plan computes it: every band of every stage. */
-static void count_node_flops(planner *p, sr_plan *plan)
-{
-    for (int si = 0; si < plan->n_stages; si++) {
-        const sr_stage *s = &plan->stages[si];
-        const int64_t H = p->shapes[s->target].h;
-        memset(p->done, 0, (size_t)p->n * sizeof *p->done);
-        for (int b = 0; b < s->n_bands; b++) {
-            const int64_t t0 = b * s->band_rows, t1 = t0 + s->band_rows < H ? t0 + s->band_rows : H;
-            sr_plan_band_spans(p->g, plan, s, t0, t1, p->done, p->need, p->comp);
-            for (int k = 0; k < s->n_order; k++) {
-                const int n = s->order[k];
-                const sr_span c = p->comp[n];
-                if (c.lo >= c.hi)
-                    continue;
-                if (plan->keep[n])
-                    p->done[n] = c.hi;
-                plan->node_flops[n] += p->flops[n] / p->shapes[n].h * (c.hi - c.lo);
-            }
-        }
-    }
 }
 
 sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *plan,
@@ -637,7 +975,7 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
     memset(plan, 0, sizeof *plan);
     planner p;
     sr_status st = planner_init(&p, g, req, err);
-    if (st == SR_OK && alloc_plan(&p, plan) != SR_OK)
+    if (st == SR_OK && !alloc_plan(&p, plan))
         st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     if (st != SR_OK) {
         planner_free(&p);
@@ -656,14 +994,14 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
     if (fits) {
         /* Size the chosen plan exactly; trim bands if that runs over. */
         fits = evaluate(&p, plan, 0, true);
-        for (int si = 0; !fits && si < plan->n_stages; si++) {
+        for (int si = 0; !fits && !p.out_of_memory && si < plan->n_stages; si++) {
             sr_stage *s = &plan->stages[si];
             while (p.budget && stage_peak(plan, s) > p.budget && s->band_rows > 1 && !req->tile_rows)
                 size_stage(&p, plan, s, s->band_rows * 3 / 4, true);
         }
         plan->peak_bytes = plan->flops = plan->arena_bytes = plan->workspace_bytes = 0;
-        fits = true;
-        for (int si = 0; si < plan->n_stages; si++) {
+        fits = !p.out_of_memory;
+        for (int si = 0; fits && si < plan->n_stages; si++) {
             const sr_stage *s = &plan->stages[si];
             if (stage_peak(plan, s) > plan->peak_bytes)
                 plan->peak_bytes = stage_peak(plan, s);
@@ -672,21 +1010,32 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
             if (s->workspace_bytes > plan->workspace_bytes)
                 plan->workspace_bytes = s->workspace_bytes;
             plan->flops += s->flops;
-            fits = fits && (!p.budget || stage_peak(plan, s) <= p.budget);
+            fits = !p.budget || stage_peak(plan, s) <= p.budget;
         }
     }
-    if (fits)
+    if (fits) {
+        for (int n = 0; n < p.n; n++)
+            plan->last_stage[n] = plan->keep[n] ? p.last[n] : -1;
         count_node_flops(&p, plan);
-    if (!fits) {
-        /* The least this image can need: nothing kept, the thinnest bands. */
-        if (!req->tile_rows)
+    } else if (!p.out_of_memory) {
+        /* The least this image can need: the thinnest bands, nothing kept
+         * (or, in a deep graph, where that would take quadratic time and no
+         * walk starts, all the zero-recompute plan keeps). */
+        if (!req->tile_rows && add_kept_affordable(&p))
             for (int n = 1; n < p.n; n++)
                 plan->keep[n] = false;
+        else if (!req->tile_rows)
+            initial_keep_set(&p, plan);
         evaluate(&p, plan, req->tile_rows ? 0 : 1, true);
         *least = plan->peak_bytes;
-        st = sr_fail(err, SR_ERR_LIMIT, "no plan fits");
-        sr_plan_free(plan);
     }
+    if (p.out_of_memory)
+        st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    else if (!fits)
+        st = sr_fail(err, SR_ERR_LIMIT, "no plan fits");
+    if (st != SR_OK)
+        sr_plan_free(plan);
+    plan->work = p.work;
     planner_free(&p);
     return st;
 }

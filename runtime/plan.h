@@ -21,14 +21,17 @@
 #include "runtime/graph.h"
 
 typedef struct sr_stage {
+    int index;         /* its place in the run */
     int target;        /* node whose rows the stage sweeps */
     int global;        /* node whose statistics it gathers; -1: the output */
     int64_t band_rows; /* rows of the target per band */
     int n_bands;
-    int n_order;
+    int n_order, capacity; /* capacity: the length of the three arrays */
+    /* Per node computed, by its position in the order (so that a plan
+     * takes memory in the nodes the stages compute, not nodes x stages). */
     int *order;            /* nodes computed per band, in graph order */
-    int64_t *offset;       /* per node: byte offset of its band buffer, or -1 */
-    int64_t *max_rows;     /* per node: most rows a band computes */
+    int64_t *offset;       /* byte offset of its band buffer; -1: kept */
+    int64_t *max_rows;     /* most rows a band computes */
     int64_t arena_bytes;   /* band buffers */
     int64_t workspace_bytes;
     int64_t kept_bytes;    /* whole tensors alive during the stage */
@@ -40,7 +43,7 @@ typedef struct sr_plan {
     sr_shape *shapes;
     bool *keep;       /* materialised whole (node 0, the input, always) */
     sr_row_tiling *row_tiling; /* how the backend makes each node's rows */
-    int *first_stage; /* kept nodes: the stage that computes them */
+    int *first_stage; /* the first stage that needs each node (computes the kept) */
     int *last_stage;  /* kept nodes: the last stage that reads them */
     int n_stages;
     sr_stage *stages;
@@ -51,6 +54,8 @@ typedef struct sr_plan {
     int64_t flops;           /* planned, including recomputation */
     int64_t whole_flops;     /* the same network without any */
     int64_t *node_flops;     /* planned, per node */
+    int64_t work; /* nodes x bands the planner simulated (its own time, bounded),
+                     also after a failure */
 } sr_plan;
 
 typedef struct sr_plan_request {
@@ -61,7 +66,8 @@ typedef struct sr_plan_request {
 } sr_plan_request;
 
 /* Fails with SR_ERR_LIMIT when no plan fits the budget, and sets *least to
- * the smallest peak that would work. */
+ * the smallest peak that would work; with SR_ERR_NO_MEMORY when the host
+ * has no memory for the planner. */
 sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *plan,
                        int64_t *least, sr_error *err);
 void sr_plan_free(sr_plan *plan);
