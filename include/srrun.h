@@ -58,7 +58,7 @@ extern "C" {
 #endif
 
 #define SR_VERSION_MAJOR 0
-#define SR_VERSION_MINOR 3
+#define SR_VERSION_MINOR 4
 #define SR_VERSION_PATCH 0
 
 SR_API const char *sr_version_string(void);
