@@ -12,7 +12,10 @@
 # Both scales run at once with one thread each: on the shared 2-core machine
 # one thread per run was faster than two (x4, 4x48x48 crops, channels_last:
 # 5.0 s/step with 1 thread, 7.7 s with 2, under load), and they use both
-# cores when the machine is otherwise idle. bf16 autocast was slower here
+# cores when the machine is otherwise idle. The learning rate is low and the
+# head's (last upsample block and block4) lower still: from the shipped
+# weights, 1e-4 raised the x2 L1 on training crops from 0.009 to 0.05 in 250
+# steps (see train.py's --head-lr-mult). bf16 autocast was slower here
 # (AVX-512 BF16 without AMX): off. Needs: pip install torch pillow numpy
 # scikit-image scikit-learn; apt-get install plasma-workspace-wallpapers
 # lomiri-wallpapers.
@@ -31,7 +34,7 @@ args() {
     2) echo --lr-patch 64 --batch 4 --steps 12000 ;;
     esac
     echo --data v2 --scale "$1" --ckpt-dir "$DIR/x$1" --init "models/srpgan/srpgan_x$1.bin" \
-        --lr 1e-4 --lr-min 1e-6 --warmup 200 --channels-last --threads 1 \
+        --lr 3e-5 --head-lr-mult 0.03 --lr-min 1e-6 --warmup 500 --channels-last --threads 1 \
         --eval-every 500 --snapshot-every 3000 --save-minutes 5
 }
 
