@@ -171,9 +171,10 @@ def table(rows, title, label="model"):
     out = [title, "", f"| photo | source | {label} | bicubic | Lanczos | - bicubic | - Lanczos |",
            "|---|---|---|---|---|---|---|"]
     mean = tuple(np.mean([r for _, _, r in rows], axis=0))
+    cell = lambda p, s: f"{p:.2f}" if np.isnan(s) else f"{p:.2f} / {s:.4f}"
     for name, source, r in rows + [("mean", "", mean)]:
-        out.append(f"| {name} | {source} | {r[0]:.2f} / {r[1]:.4f} | {r[2]:.2f} / {r[3]:.4f} | "
-                   f"{r[4]:.2f} / {r[5]:.4f} | {r[0] - r[2]:+.2f} dB | {r[0] - r[4]:+.2f} dB |")
+        out.append(f"| {name} | {source} | {cell(r[0], r[1])} | {cell(r[2], r[3])} | "
+                   f"{cell(r[4], r[5])} | {r[0] - r[2]:+.2f} dB | {r[0] - r[4]:+.2f} dB |")
     return "\n".join(out)
 
 
