@@ -57,7 +57,7 @@ stop)
     done ;;
 status)
     for s in 4 2; do
-        state=stopped; running $s && state="running (pid $(cat "$DIR/x$s.pid"))"
+        state=stopped; running $s && state="running (pid $(cat "$DIR/x$s.pid"), state $(ps -o stat= -p "$(cat "$DIR/x$s.pid")"); T = paused by SIGSTOP, kill -CONT resumes)"
         [ -f "$DIR/x$s/done" ] && state="done"
         echo "== x$s: $state"
         grep -E '^[0-9:]+ step' "$DIR/x$s.log" 2>/dev/null | tail -n 3
