@@ -2,6 +2,7 @@
 out, and srrun's input rule; the one Python definition of the network that
 the fixtures, the peer benchmarks and training share."""
 import math
+import struct
 
 import numpy as np
 import torch
@@ -78,3 +79,36 @@ def to_network_input(img):
     else:
         x = np.asarray(img.convert("RGB"), dtype=np.float32) / 255
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+
+
+def read_model_bin(path):
+    """A model.bin (docs/model-bin.md) as a state dict of float32 tensors,
+    and its (scale, blocks, width). Checks the magic and the version only:
+    srrun checks the rest."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"\x89SRB\r\n\x1a\n":
+        raise ValueError(f"{path}: not a model.bin")
+    version, = struct.unpack_from("<I", data, 8)
+    if version != 1:
+        raise ValueError(f"{path}: model.bin version {version}")
+    n, = struct.unpack_from("<I", data, 40)
+    hparams = struct.unpack_from("<8I", data, 64)
+    state = {}
+    for i in range(n):
+        name, dtype, ndim, *rest = struct.unpack_from("<64sII4QQQQ", data, 128 + 128 * i)
+        shape, offset, nbytes = rest[:ndim], rest[4], rest[5]
+        a = np.frombuffer(data, {0: "<f4", 1: "<f2"}[dtype], nbytes // (4 - 2 * dtype), offset)
+        state[name.rstrip(b"\0").decode()] = torch.from_numpy(a.astype(np.float32).reshape(shape))
+    return state, tuple(hparams[:3])
+
+
+def load_weights(path):
+    """A state dict from a model.bin, a .pth state dict, or a training
+    checkpoint of train.py (its "model")."""
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    if magic == b"\x89SRB\r\n\x1a\n":
+        return read_model_bin(path)[0]
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return state["model"] if isinstance(state, dict) and "model" in state else state
