@@ -312,11 +312,22 @@ static sr_status find_storage_record(loader *L, storage *s, sr_error *err)
     return SR_OK;
 }
 
-/* Maps (stored) or inflates (deflated) the storage's record, once. */
+/* Maps (stored) or inflates (deflated) the storage's record, once. An
+ * inflated record is a copy, so it is charged to the copy budget: deflate
+ * reaches about 1000:1, and a tensor the network will not use may still
+ * name the record. */
 static sr_status read_record(loader *L, storage *s, sr_error *err)
 {
     if (s->bytes || !s->record)
         return SR_OK;
+    if (s->record->method != 0) {
+        if (s->record->size > L->copy_budget)
+            return sr_fail(err, SR_ERR_LIMIT,
+                           "storage '%s': inflated records and converted copies would exceed "
+                           "%d times the file size",
+                           s->key, COPY_BUDGET_FACTOR);
+        L->copy_budget -= s->record->size;
+    }
     sr_status st = sr_zip_read(L->zip, s->record, s->record->size, 0, &s->bytes, &s->owned, err);
     s->in_file = st == SR_OK && !s->owned;
     return st;

@@ -686,6 +686,55 @@ static void test_unused_storage_never_read(void **state)
     }
 }
 
+/* A deflated record is a copy when inflated, charged to the copy budget:
+ * a 1-element tensor naming a 64 MB storage of zeros (64 KB deflated)
+ * once made a small file cost its full size. */
+static void test_inflated_storage_is_budgeted(void **state)
+{
+    (void)state;
+    float s[4] = {1, 2, 3, 4};
+    const int64_t big_numel = INT64_C(16) << 20;
+    tspec w = {.name = "w", .type = "FloatStorage", .key = "0", .numel = 4,
+               .ndim = 1, .size = {4}, .stride = {1}};
+    tspec x = {.name = "extra", .type = "FloatStorage", .key = "1", .numel = big_numel,
+               .ndim = 1, .size = {1}, .stride = {1}};
+    float *zeros = calloc((size_t)big_numel, sizeof *zeros);
+    assert_non_null(zeros);
+    for (int big = 0; big <= 1; big++) {
+        x.numel = big ? big_numel : 4;
+        buf pkl = {0};
+        lit(&pkl, "\x80\x02");
+        global(&pkl, "collections", "OrderedDict"); /* memo 0, as emit_tensor wants */
+        lit(&pkl, "q\x00)R(");
+        str(&pkl, w.name);
+        emit_tensor(&pkl, &w);
+        str(&pkl, x.name);
+        emit_tensor(&pkl, &x);
+        lit(&pkl, "u.");
+        zip_writer z = {0};
+        zip_add(&z, "archive/data.pkl", pkl.data, pkl.len);
+        zip_add(&z, "archive/data/0", s, sizeof s);
+        zip_add_deflated(&z, "archive/data/1", zeros, (size_t)x.numel * sizeof *zeros);
+        zip_finish(&z);
+        sr_weights ws = {0};
+        sr_error err = {{0}};
+        sr_status st = load_bytes(z.out.data, z.out.len, &ws, &err);
+        if (big) {
+            assert_true(z.out.len < (1 << 20));
+            assert_int_equal(st, SR_ERR_LIMIT);
+            assert_non_null(strstr(err.message, "storage '1'"));
+        } else {
+            if (st != SR_OK)
+                fail_msg("%s", err.message);
+            assert_int_equal(ws.n_items, 2);
+        }
+        sr_weights_free(&ws);
+        free(pkl.data);
+        free(z.out.data);
+    }
+    free(zeros);
+}
+
 /* Storages are found by a hash of their keys: 2^18 of them, each looked up
  * twice, once took minutes (a linear search each); the alarm stops a
  * regression long before the suite's timeout. */
@@ -865,6 +914,7 @@ int main(void)
         cmocka_unit_test(test_archive_layout),
         cmocka_unit_test(test_sniffing),
         cmocka_unit_test(test_unused_storage_never_read),
+        cmocka_unit_test(test_inflated_storage_is_budgeted),
         cmocka_unit_test(test_many_storages),
         cmocka_unit_test(test_tensor_count_limit),
         cmocka_unit_test(test_rollback),
