@@ -16,6 +16,7 @@
 
 #include "formats/pth_internal.h"
 #include "runtime/error.h"
+#include "runtime/hash.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "pth.c reads little-endian storages in place"
@@ -208,20 +209,11 @@ bool sr_pth_plain_string(const sr_pickle_value *v, uint64_t max_len, bool digits
     return true;
 }
 
-/* FNV-1a */
-static uint64_t hash_key(const char *key)
-{
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const unsigned char *c = (const unsigned char *)key; *c; c++)
-        h = (h ^ *c) * UINT64_C(1099511628211);
-    return h;
-}
-
 /* The slot of `key` in L->by_key: where it is, or the free slot it would
  * take. The table is never full. */
-static storage **key_slot(storage **table, uint64_t cap, const char *key)
+static storage **key_slot(storage **table, uint64_t cap, uint64_t seed, const char *key)
 {
-    uint64_t i = hash_key(key) & (cap - 1);
+    uint64_t i = sr_hash_string(key, seed) & (cap - 1);
     while (table[i] && strcmp(table[i]->key, key) != 0)
         i = (i + 1) & (cap - 1);
     return &table[i];
@@ -229,7 +221,7 @@ static storage **key_slot(storage **table, uint64_t cap, const char *key)
 
 sr_pth_storage *sr_pth_find_storage(const loader *L, const char *key)
 {
-    return L->by_key ? *key_slot(L->by_key, L->by_key_cap, key) : NULL;
+    return L->by_key ? *key_slot(L->by_key, L->by_key_cap, L->by_key_seed, key) : NULL;
 }
 
 /* Adds `s` (whose key is new) to L->by_key, kept at most half full. */
@@ -240,14 +232,16 @@ static bool index_storage(loader *L, storage *s)
         storage **table = calloc((size_t)cap, sizeof *table);
         if (!table)
             return false;
+        if (!L->by_key)
+            L->by_key_seed = sr_hash_seed(table);
         for (uint64_t i = 0; i < L->by_key_cap; i++)
             if (L->by_key[i])
-                *key_slot(table, cap, L->by_key[i]->key) = L->by_key[i];
+                *key_slot(table, cap, L->by_key_seed, L->by_key[i]->key) = L->by_key[i];
         free(L->by_key);
         L->by_key = table;
         L->by_key_cap = cap;
     }
-    *key_slot(L->by_key, L->by_key_cap, s->key) = s;
+    *key_slot(L->by_key, L->by_key_cap, L->by_key_seed, s->key) = s;
     L->n_storages++;
     return true;
 }

@@ -56,6 +56,7 @@ typedef struct sr_pth_loader {
      * NULL slots are free. */
     sr_pth_storage **by_key;
     uint64_t by_key_cap;
+    uint64_t by_key_seed; /* runtime/hash.h */
     int64_t n_storages;
     uint64_t copy_budget; /* bytes converted copies may still take */
     /* zip only */

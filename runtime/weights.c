@@ -8,22 +8,14 @@
 #include <string.h>
 
 #include "runtime/error.h"
-
-/* FNV-1a */
-static uint64_t hash_name(const char *name)
-{
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
-        h = (h ^ *c) * UINT64_C(1099511628211);
-    return h;
-}
+#include "runtime/hash.h"
 
 /* The slot holding `name`, or the free slot it would take; the table is
  * never full. */
 static uint32_t *name_slot(const sr_weights *w, const char *name)
 {
     const uint64_t mask = (uint64_t)w->by_name_cap - 1;
-    uint64_t i = hash_name(name) & mask;
+    uint64_t i = sr_hash_string(name, w->by_name_seed) & mask;
     while (w->by_name[i] && strcmp(w->items[w->by_name[i] - 1].name, name) != 0)
         i = (i + 1) & mask;
     return &w->by_name[i];
@@ -45,6 +37,8 @@ static bool grow_index(sr_weights *w, int64_t cap)
     uint32_t *table = calloc((size_t)cap, sizeof *table);
     if (!table)
         return false;
+    if (!w->by_name)
+        w->by_name_seed = sr_hash_seed(table);
     free(w->by_name);
     w->by_name = table;
     w->by_name_cap = cap;

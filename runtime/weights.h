@@ -28,6 +28,7 @@ typedef struct sr_weights {
     /* items by name, open addressing: an item's index + 1, 0 when free */
     uint32_t *by_name;
     int64_t by_name_cap;
+    uint64_t by_name_seed; /* runtime/hash.h */
 } sr_weights;
 
 /* Appends a weight; copies the name, takes ownership of `owned` (which may
