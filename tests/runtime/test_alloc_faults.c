@@ -75,6 +75,8 @@ void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
 char *__real_strdup(const char *s);
+char *__real_strndup(const char *s, size_t n);
+int __real_posix_memalign(void **p, size_t align, size_t n);
 void *__real_mmap(void *addr, size_t n, int prot, int flags, int fd, off_t off);
 void *__real_mremap(void *p, size_t old_n, size_t new_n, int flags, ...);
 int __real_munmap(void *p, size_t n);
@@ -86,6 +88,14 @@ void *__wrap_calloc(size_t n, size_t size)
 }
 void *__wrap_realloc(void *p, size_t n) { return fail_this_one() ? NULL : __real_realloc(p, n); }
 char *__wrap_strdup(const char *s) { return fail_this_one() ? NULL : __real_strdup(s); }
+char *__wrap_strndup(const char *s, size_t n)
+{
+    return fail_this_one() ? NULL : __real_strndup(s, n);
+}
+int __wrap_posix_memalign(void **p, size_t align, size_t n)
+{
+    return fail_this_one() ? ENOMEM : __real_posix_memalign(p, align, n);
+}
 
 void *__wrap_mmap(void *addr, size_t n, int prot, int flags, int fd, off_t off)
 {
