@@ -59,7 +59,7 @@ static int convert(int argc, char **argv)
     }
     if (!quiet)
         print_notices(model, paths[0]);
-    defer_interrupts();
+    defer_interrupts(paths[1]);
     sr_status st = sr_model_save(model, paths[1], fp16, &err);
     sr_model_free(model);
     if (st != SR_OK)

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
 #define N_SIGNALS (int)(sizeof signals / sizeof *signals)
 static struct sigaction saved[N_SIGNALS];
@@ -25,8 +27,14 @@ static void on_signal(int sig)
     (void)n; /* a failure has nowhere to be told */
 }
 
-void defer_interrupts(void)
+void defer_interrupts(const char *path)
 {
+    struct stat st;
+    pending = 0;
+    for (int i = 0; i < N_SIGNALS; i++)
+        sigaction(signals[i], NULL, &saved[i]);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -34,9 +42,7 @@ void defer_interrupts(void)
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < N_SIGNALS; i++)
         sigaddset(&sa.sa_mask, signals[i]);
-    pending = 0;
     for (int i = 0; i < N_SIGNALS; i++) {
-        sigaction(signals[i], NULL, &saved[i]);
         if (saved[i].sa_handler != SIG_IGN)
             sigaction(signals[i], &sa, NULL);
     }

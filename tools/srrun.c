@@ -178,7 +178,7 @@ static int write_output(const cli *c, const char *output, const sr_image *out)
             fprintf(stderr, "srrun: stdout: %s\n", err.message);
         return st != SR_OK;
     }
-    defer_interrupts();
+    defer_interrupts(output);
     st = jpeg ? sr_image_write_jpeg(output, out, quality, &err)
               : sr_image_write_png(output, out, &err);
     if (st != SR_OK)

@@ -963,6 +963,63 @@ static void test_signal_during_write(void **state)
     remove_file("noise.png");
 }
 
+/* Whether pid sleeps in open() waiting for a FIFO's reader. */
+static int waiting_on_fifo(pid_t pid)
+{
+    char path[64], wchan[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(wchan, sizeof wchan, f))
+            wchan[0] = '\0';
+        fclose(f);
+    }
+    return strstr(wchan, "wait_for_partner") || strstr(wchan, "fifo");
+}
+
+/* A FIFO as -o is written into, with no temporary, so srrun defers no
+ * signal there: opening it waits for a reader, and one Ctrl-C must end
+ * that wait (it once printed "finishing the output" and went on waiting). */
+static void test_interrupt_while_waiting_on_fifo(void **state)
+{
+    (void)state;
+    sr_image img;
+    assert_int_equal(sr_image_alloc(&img, 8, 6, 3, SR_PIXEL_U8, NULL), SR_OK);
+    write_work("tiny.png", &img);
+    sr_image_free(&img);
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/out.fifo", workdir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const int null = open("/dev/null", O_WRONLY);
+        if (null < 0 || chdir(workdir) != 0)
+            _exit(99);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl(SR_CLI_PATH, "srrun", "-q", "-t", "1", "--format", "png", "-o", "out.fifo",
+              "srpgan_x2.pth", "tiny.png", (char *)NULL);
+        _exit(98);
+    }
+    int status, waited = 0;
+    for (; waited < 600 && !waiting_on_fifo(pid); waited++) /* up to 60 s under ASan */
+        nanosleep(&(struct timespec){0, 100000000}, NULL);
+    assert_true(waiting_on_fifo(pid));
+    kill(pid, SIGINT);
+    pid_t done = 0;
+    for (int i = 0; i < 100 && !(done = waitpid(pid, &status, WNOHANG)); i++)
+        nanosleep(&(struct timespec){0, 50000000}, NULL);
+    if (!done) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("one SIGINT did not end srrun's wait for a reader of its FIFO output");
+    }
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+    remove_file("out.fifo");
+    remove_file("tiny.png");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,6 +1044,7 @@ int main(void)
         cmocka_unit_test(test_output_to_stdout),
         cmocka_unit_test(test_fifo_input_refused),
         cmocka_unit_test(test_signal_during_write),
+        cmocka_unit_test(test_interrupt_while_waiting_on_fifo),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
