@@ -1010,7 +1010,9 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
             if (s->workspace_bytes > plan->workspace_bytes)
                 plan->workspace_bytes = s->workspace_bytes;
             plan->flops += s->flops;
-            fits = !p.budget || stage_peak(plan, s) <= p.budget;
+            /* The ladder's step (p.budget) is a leaner target; the plan
+             * fits when it is within the caller's budget. */
+            fits = !req->budget || stage_peak(plan, s) <= req->budget;
         }
     }
     if (fits) {
