@@ -4,6 +4,7 @@
  * that minutes, so the big case runs under an alarm far above its time. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -85,11 +86,70 @@ static void test_many_names_and_the_limit(void **state)
     sr_weights_free(&w);
 }
 
+/* 65536 names of 16 three-byte blocks that unseeded FNV-1a sends to one
+ * bucket of any table up to 2^20 slots: its low k bits depend only on the
+ * low k bits of its state, so two blocks that take one low state to the
+ * same next one can be chosen freely, stage after stage. A file holding
+ * such names once made loading quadratic (2^31 string compares); with the
+ * table's seeded hash they spread like any others. */
+static void test_names_made_to_collide(void **state)
+{
+    (void)state;
+    enum { STAGES = 16, LOW_BITS = 20, BLOCK = 3 };
+    const uint64_t mask = (UINT64_C(1) << LOW_BITS) - 1, prime = UINT64_C(1099511628211);
+    uint8_t blocks[STAGES][2][BLOCK];
+    uint32_t *seen = malloc((size_t)(mask + 1) * sizeof *seen);
+    assert_non_null(seen);
+    uint64_t low = UINT64_C(14695981039346656037) & mask;
+    for (int stage = 0; stage < STAGES; stage++) {
+        memset(seen, 0, (size_t)(mask + 1) * sizeof *seen);
+        bool found = false;
+        for (uint32_t b = 0; b < 255 * 255 * 255 && !found; b++) {
+            const uint8_t block[BLOCK] = {(uint8_t)(1 + b / 65025), (uint8_t)(1 + b / 255 % 255),
+                                          (uint8_t)(1 + b % 255)};
+            uint64_t next = low;
+            for (int i = 0; i < BLOCK; i++)
+                next = (next ^ block[i]) * prime & mask;
+            if (seen[next]) {
+                const uint32_t a = seen[next] - 1;
+                const uint8_t first[BLOCK] = {(uint8_t)(1 + a / 65025),
+                                              (uint8_t)(1 + a / 255 % 255), (uint8_t)(1 + a % 255)};
+                memcpy(blocks[stage][0], first, BLOCK);
+                memcpy(blocks[stage][1], block, BLOCK);
+                low = next;
+                found = true;
+            }
+            seen[next] = b + 1;
+        }
+        assert_true(found);
+    }
+    free(seen);
+    sr_weights w = {0};
+    alarm(20); /* the seeded table takes well under a second, even under ASan */
+    for (uint32_t pick = 0; pick < (1u << STAGES); pick++) {
+        char name[BLOCK * STAGES + 1];
+        for (int stage = 0; stage < STAGES; stage++)
+            memcpy(name + BLOCK * stage, blocks[stage][pick >> stage & 1], BLOCK);
+        name[BLOCK * STAGES] = '\0';
+        sr_error err = {{0}};
+        float *owned = malloc(sizeof *owned);
+        assert_non_null(owned);
+        *owned = (float)pick;
+        if (sr_weights_add(&w, name, 1, (int64_t[]){1}, owned, owned, &err) != SR_OK)
+            fail_msg("%s", err.message);
+        assert_non_null(sr_weights_find(&w, name));
+    }
+    alarm(0);
+    assert_int_equal(w.n_items, 1 << STAGES);
+    sr_weights_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find_after_growth_and_removal),
         cmocka_unit_test(test_many_names_and_the_limit),
+        cmocka_unit_test(test_names_made_to_collide),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
