@@ -875,6 +875,29 @@ static void test_fifo_input_refused(void **state)
 
 /* Whether srrun (pid) holds its output's temporary open: an unnamed
  * O_TMPFILE in workdir ("#123 (deleted)") or a named out.png.XXXXXX. */
+/* Starts srrun in the work folder with args (NULL-terminated), its output
+ * and messages discarded; the caller waits for it. */
+static pid_t spawn_quiet(const char *const *args)
+{
+    const char *argv[32] = {"srrun"};
+    int n = 1;
+    for (; args[n - 1] && n < 31; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const int null = open("/dev/null", O_WRONLY);
+        if (null < 0 || chdir(workdir) != 0)
+            _exit(99);
+        dup2(null, 1);
+        dup2(null, 2);
+        execv(SR_CLI_PATH, (char *const *)argv);
+        _exit(98);
+    }
+    return pid;
+}
+
 static int writing_output(pid_t pid)
 {
     char dir[64], link[600], target[600];
@@ -914,18 +937,8 @@ static void test_signal_during_write(void **state)
     for (int s = 0; s < 2; s++) {
         int caught = 0;
         for (int attempt = 0; attempt < 30 && !caught; attempt++) {
-            const pid_t pid = fork();
-            assert_true(pid >= 0);
-            if (pid == 0) {
-                const int null = open("/dev/null", O_WRONLY);
-                if (null < 0 || chdir(workdir) != 0)
-                    _exit(99);
-                dup2(null, 1);
-                dup2(null, 2);
-                execl(SR_CLI_PATH, "srrun", "-q", "-t", "1", "-o", "sig.png", "srpgan_x2.pth",
-                      "noise.png", (char *)NULL);
-                _exit(98);
-            }
+            const pid_t pid = spawn_quiet((const char *[]){"-q", "-t", "1", "-o", "sig.png",
+                                                           "srpgan_x2.pth", "noise.png", NULL});
             int status;
             while (waitpid(pid, &status, WNOHANG) == 0) {
                 if (!writing_output(pid)) {
@@ -990,18 +1003,8 @@ static void test_interrupt_while_waiting_on_fifo(void **state)
     char fifo[600];
     snprintf(fifo, sizeof fifo, "%s/out.fifo", workdir);
     assert_int_equal(mkfifo(fifo, 0600), 0);
-    const pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        const int null = open("/dev/null", O_WRONLY);
-        if (null < 0 || chdir(workdir) != 0)
-            _exit(99);
-        dup2(null, 1);
-        dup2(null, 2);
-        execl(SR_CLI_PATH, "srrun", "-q", "-t", "1", "--format", "png", "-o", "out.fifo",
-              "srpgan_x2.pth", "tiny.png", (char *)NULL);
-        _exit(98);
-    }
+    const pid_t pid = spawn_quiet((const char *[]){"-q", "-t", "1", "--format", "png", "-o",
+                                                   "out.fifo", "srpgan_x2.pth", "tiny.png", NULL});
     int status, waited = 0;
     for (; waited < 600 && !waiting_on_fifo(pid); waited++) /* up to 60 s under ASan */
         nanosleep(&(struct timespec){0, 100000000}, NULL);
