@@ -187,6 +187,10 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
             continue;
         const sr_shape sh = plan->shapes[n];
         const int64_t rows = r->need[n].hi - r->need[n].lo;
+        if (rows > s->max_rows[k]) /* the buffer would overrun its neighbours */
+            return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                           "plan: node %d needs %lld rows, planned for %lld", n, (long long)rows,
+                           (long long)s->max_rows[k]);
         r->band[n] = (sr_tensor){{sh.c, rows, sh.w},
                                  (float *)((char *)r->arena + s->offset[k]),
                                  rows * sh.w, r->need[n].lo, sh.h};

@@ -43,9 +43,10 @@ typedef struct planner {
     sr_shape *shapes;
     int *n_consumers;
     int **consumers;
-    int64_t *flops;    /* whole-image FLOPs of each node */
-    int64_t workspace; /* the backend's largest, which it keeps */
-    int64_t budget;    /* the one being planned for: req's, or a probe */
+    int64_t *flops;     /* whole-image FLOPs of each node */
+    int64_t *row_flops; /* and of each of its rows */
+    int64_t workspace;  /* the backend's largest, which it keeps */
+    int64_t budget;     /* the one being planned for: req's, or a probe */
     int *stage_target, *stage_global;
     int *home;      /* per node: the first stage whose target needs it */
     int *last;      /* kept nodes: the last stage that reads them */
@@ -72,6 +73,9 @@ typedef struct planner {
     int *owner, *active;
     int64_t *done;
     sr_span *need, *comp;
+    int64_t *node_flops;             /* per node, in the bands simulated */
+    int64_t *shift;                  /* per node: its rows per period of bands */
+    int64_t *snap_done, *snap_flops; /* done and node_flops a period ago */
 } planner;
 
 static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
@@ -269,7 +273,8 @@ static int64_t pack_arena(planner *p, const sr_plan *plan, sr_stage *s)
 }
 
 /* Band b of stage s: records the rows each band buffer needs, and returns
- * the FLOPs of the nodes that are not kept. */
+ * the FLOPs of the nodes that are not kept (p->node_flops gets every
+ * node's). */
 static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64_t b)
 {
     const int64_t H = p->shapes[s->target].h, t0 = b * s->band_rows;
@@ -282,18 +287,133 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
         const sr_span c = p->comp[n];
         if (c.lo >= c.hi)
             continue;
+        const int64_t f = p->row_flops[n] * (c.hi - c.lo);
+        p->node_flops[n] += f;
         if (plan->keep[n]) {
             p->done[n] = c.hi;
             continue;
         }
         if (p->need[n].hi - p->need[n].lo > s->max_rows[k])
             s->max_rows[k] = p->need[n].hi - p->need[n].lo;
-        flops += p->flops[n] / p->shapes[n].h * (c.hi - c.lo);
+        flops += f;
     }
     return flops;
 }
 
-/* Sizes stage s for bands of h target rows: exact (every band simulated)
+static int64_t gcd64(int64_t a, int64_t b)
+{
+    while (b) {
+        const int64_t r = a % b;
+        a = b;
+        b = r;
+    }
+    return a;
+}
+
+/* Bands of stage s per period: a run of bands that far apart moves every
+ * node's rows by whole multiples of its alignment and scale, so bands a
+ * period apart meet their rows alike wherever no image edge clips them.
+ * Sets p->shift; 0 when the shapes allow no period shorter than the image. */
+static int64_t band_period(planner *p, const sr_plan *plan, const sr_stage *s)
+{
+    const int64_t H = p->shapes[s->target].h;
+    int64_t rows = 1; /* target rows of the shortest such move */
+    for (int k = 0; k < s->n_order; k++) {
+        const int n = s->order[k];
+        const sr_node *node = &p->g->nodes[n];
+        const int64_t scale = sr_op_get(node->op)->scale(node), h = p->shapes[n].h;
+        for (int j = 0; j < node->n_inputs; j++) {
+            const int i = node->inputs[j];
+            if (!available_whole(plan, s->index, i) && p->shapes[i].h * scale != h)
+                return 0;
+        }
+        const int64_t a = plan->row_tiling[n].align;
+        const int64_t m = a / gcd64(a, scale) * scale; /* node rows a move must be a multiple of */
+        const int64_t q = H * m / gcd64(H * m, h);     /* the target rows that move h by m */
+        if (q > H)
+            return 0;
+        rows = rows / gcd64(rows, q) * q;
+        if (rows > H)
+            return 0;
+    }
+    const int64_t bands = rows / gcd64(rows, s->band_rows);
+    for (int k = 0; k < s->n_order; k++)
+        p->shift[s->order[k]] = bands * s->band_rows / rows * (rows * p->shapes[s->order[k]].h / H);
+    return bands;
+}
+
+/* How many periods later the band just simulated would still be clear of
+ * the image's edges (its spans neither start at row 0 nor reach the end,
+ * where they are clipped): 0 if it touches one. */
+static int64_t periods_clear(const planner *p, const sr_stage *s)
+{
+    int64_t clear = INT64_MAX;
+    for (int k = 0; k < s->n_order; k++) {
+        const int n = s->order[k];
+        const sr_span r = p->need[n];
+        if (r.lo >= r.hi)
+            continue;
+        if (r.lo <= 0 || r.hi >= p->shapes[n].h)
+            return 0;
+        const int64_t c = (p->shapes[n].h - 1 - r.hi) / p->shift[n];
+        clear = c < clear ? c : clear;
+    }
+    return clear;
+}
+
+/* Every band of stage s in turn; returns the FLOPs of the nodes that are
+ * not kept. Bands clear of the image's edges are translations of each
+ * other: once a period of them leaves the kept rows exactly one period's
+ * shift past where the period before left them, every further period up
+ * to the edge would repeat it, so they are counted, not simulated. This
+ * keeps exact sizing of a tall image's thin bands as cheap as a short
+ * image's. */
+static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
+{
+    const int64_t period = s->n_bands > 16 ? band_period(p, plan, s) : 0;
+    int64_t flops = 0, mark = -1, mark_flops = 0, clear = 0;
+    for (int64_t b = 0; b < s->n_bands;) {
+        if (period && mark >= 0 && b - mark == period) {
+            bool repeats = clear > 0;
+            for (int k = 0; k < s->n_order && repeats; k++) {
+                const int n = s->order[k];
+                repeats = !plan->keep[n] || p->done[n] == p->snap_done[n] + p->shift[n];
+            }
+            const int64_t left = (s->n_bands - b) / period;
+            const int64_t skip = clear < left ? clear : left;
+            if (repeats && skip > 0) {
+                for (int k = 0; k < s->n_order; k++) {
+                    const int n = s->order[k];
+                    p->node_flops[n] += skip * (p->node_flops[n] - p->snap_flops[n]);
+                    if (plan->keep[n])
+                        p->done[n] += skip * p->shift[n];
+                }
+                flops += skip * (flops - mark_flops);
+                b += skip * period;
+            }
+            mark = -1;
+        }
+        if (period && mark < 0) {
+            for (int k = 0; k < s->n_order; k++) {
+                p->snap_done[s->order[k]] = p->done[s->order[k]];
+                p->snap_flops[s->order[k]] = p->node_flops[s->order[k]];
+            }
+            mark = b;
+            mark_flops = flops;
+            clear = INT64_MAX;
+        }
+        if (b >= s->n_bands)
+            break;
+        flops += simulate_band(p, plan, s, b++);
+        if (period) {
+            const int64_t c = periods_clear(p, s);
+            clear = c < clear ? c : clear;
+        }
+    }
+    return flops;
+}
+
+/* Sizes stage s for bands of h target rows: exact (every band accounted)
  * or, for the search, from the first band (the widest, as kept tensors
  * start there with nothing computed) and a band in the middle. */
 static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, bool exact)
@@ -303,12 +423,11 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     s->n_bands = (int)((H + s->band_rows - 1) / s->band_rows);
     for (int k = 0; k < s->n_order; k++) {
         s->max_rows[k] = 0;
-        p->done[s->order[k]] = 0;
+        p->done[s->order[k]] = p->node_flops[s->order[k]] = 0;
     }
     int64_t flops = 0;
     if (exact || s->n_bands <= 3) {
-        for (int64_t b = 0; b < s->n_bands; b++)
-            flops += simulate_band(p, plan, s, b);
+        flops = simulate_bands(p, plan, s);
     } else {
         simulate_band(p, plan, s, 0);
         const int64_t mid = s->n_bands / 2;
@@ -780,23 +899,12 @@ static bool best_of_ladder(planner *p, sr_plan *plan)
 static void count_node_flops(planner *p, sr_plan *plan)
 {
     for (int si = 0; si < plan->n_stages; si++) {
-        const sr_stage *s = &plan->stages[si];
-        const int64_t H = p->shapes[s->target].h;
+        sr_stage *s = &plan->stages[si];
         for (int k = 0; k < s->n_order; k++)
-            p->done[s->order[k]] = 0;
-        for (int b = 0; b < s->n_bands; b++) {
-            const int64_t t0 = b * s->band_rows, t1 = t0 + s->band_rows < H ? t0 + s->band_rows : H;
-            sr_plan_band_spans(p->g, plan, s, t0, t1, p->done, p->need, p->comp);
-            for (int k = 0; k < s->n_order; k++) {
-                const int n = s->order[k];
-                const sr_span c = p->comp[n];
-                if (c.lo >= c.hi)
-                    continue;
-                if (plan->keep[n])
-                    p->done[n] = c.hi;
-                plan->node_flops[n] += p->flops[n] / p->shapes[n].h * (c.hi - c.lo);
-            }
-        }
+            p->done[s->order[k]] = p->node_flops[s->order[k]] = 0;
+        simulate_bands(p, plan, s);
+        for (int k = 0; k < s->n_order; k++)
+            plan->node_flops[s->order[k]] += p->node_flops[s->order[k]];
     }
 }
 
@@ -856,6 +964,7 @@ static void planner_free(planner *p)
     free(p->n_consumers);
     free(p->shapes);
     free(p->flops);
+    free(p->row_flops);
     free(p->stage_target);
     free(p->stage_global);
     free(p->home);
@@ -876,6 +985,10 @@ static void planner_free(planner *p)
     free(p->done);
     free(p->need);
     free(p->comp);
+    free(p->node_flops);
+    free(p->shift);
+    free(p->snap_done);
+    free(p->snap_flops);
 }
 
 /* Stages (one per global op, then the output's) and the first stage that
@@ -912,6 +1025,7 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     const size_t ns = (size_t)p->n_stages;
     p->shapes = calloc(sn, sizeof *p->shapes);
     p->flops = calloc(sn, sizeof *p->flops);
+    p->row_flops = calloc(sn, sizeof *p->row_flops);
     p->n_consumers = calloc(sn, sizeof *p->n_consumers);
     p->consumers = calloc(sn, sizeof *p->consumers);
     p->stage_target = calloc(ns, sizeof *p->stage_target);
@@ -934,15 +1048,22 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     p->done = calloc(sn, sizeof *p->done);
     p->need = calloc(sn, sizeof *p->need);
     p->comp = calloc(sn, sizeof *p->comp);
-    if (!p->shapes || !p->flops || !p->n_consumers || !p->consumers || !p->stage_target ||
+    p->node_flops = calloc(sn, sizeof *p->node_flops);
+    p->shift = calloc(sn, sizeof *p->shift);
+    p->snap_done = calloc(sn, sizeof *p->snap_done);
+    p->snap_flops = calloc(sn, sizeof *p->snap_flops);
+    if (!p->shapes || !p->flops || !p->row_flops || !p->n_consumers || !p->consumers || !p->stage_target ||
         !p->stage_global || !p->home || !p->last || !p->last_comp || !p->mark || !p->seen ||
         !p->pos || !p->list || !p->reads || !p->new_last || !p->delta || !p->taken ||
-        !p->trials || !p->blocks || !p->owner || !p->active || !p->done || !p->need || !p->comp)
+        !p->trials || !p->blocks || !p->owner || !p->active || !p->done || !p->need || !p->comp ||
+        !p->node_flops || !p->shift || !p->snap_done || !p->snap_flops)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     sr_status st = sr_graph_shapes(g, req->input, p->shapes, err);
     if (st != SR_OK)
         return st;
     sr_graph_flops(g, p->shapes, p->flops);
+    for (int k = 0; k < n; k++)
+        p->row_flops[k] = p->flops[k] / p->shapes[k].h;
     /* A backend keeps its scratch memory between nodes: count its largest
      * in every stage (asked for whole tensors, the most a band can be). */
     for (int k = 1; req->backend && k < n; k++) {
