@@ -73,8 +73,9 @@ def load_photos_v2(cache):
                     continue
                 img = native if s == 1.0 else native.resize(
                     (round(native.width * s), round(native.height * s)), Image.BICUBIC)
-                np.save(f + ".tmp.npy", np.asarray(img))
-                os.replace(f + ".tmp.npy", f)
+                tmp = f"{f}.{os.getpid()}.tmp.npy"  # both scales' runs fill the cache at once
+                np.save(tmp, np.asarray(img))
+                os.replace(tmp, f)
             copies.append(np.load(f, mmap_mode="r"))
         h, w = copies[0].shape[:2]
         out.append((math.sqrt(w * h), copies))
