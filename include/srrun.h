@@ -58,10 +58,17 @@ extern "C" {
 #endif
 
 #define SR_VERSION_MAJOR 0
-#define SR_VERSION_MINOR 4
+#define SR_VERSION_MINOR 5
 #define SR_VERSION_PATCH 0
 
-SR_API const char *sr_version_string(void);
+/* The library's version at run time, e.g. "0.5.0": what was loaded, which
+ * may differ from the SR_VERSION_* this program was compiled with. */
+SR_API const char *sr_version(void);
+
+/* Frees memory the library returned for the caller to free (the bytes of
+ * sr_image_write_memory); NULL is accepted. Use this, not free(): the
+ * library may not share the program's allocator (a static C runtime). */
+SR_API void sr_free(void *p);
 
 typedef enum sr_status {
     SR_OK = 0,
@@ -168,6 +175,18 @@ SR_API sr_status sr_image_read(const char *path, const sr_image_read_options *op
 SR_API sr_status sr_image_read_info(const char *path, const sr_image_read_options *options,
                                     sr_image *image, sr_error *err);
 
+/* As sr_image_read and sr_image_read_info, from the size bytes at data
+ * (the whole file's contents), with the same decoders, limits, statuses
+ * and messages; messages name no path. data is only read, and not kept:
+ * the caller may free it on return. data NULL is SR_ERR_INVALID_ARGUMENT;
+ * size 0 is an empty file (SR_ERR_FORMAT). */
+SR_API sr_status sr_image_read_memory(const void *data, size_t size,
+                                      const sr_image_read_options *options, sr_image *image,
+                                      sr_error *err);
+SR_API sr_status sr_image_read_info_memory(const void *data, size_t size,
+                                           const sr_image_read_options *options,
+                                           sr_image *image, sr_error *err);
+
 typedef enum sr_image_format {
     SR_IMAGE_PNG,
     SR_IMAGE_JPEG,
@@ -212,6 +231,13 @@ SR_API sr_status sr_image_write_png_stream(FILE *file, const sr_image *image, sr
 SR_API sr_status sr_image_write_jpeg_stream(FILE *file, const sr_image *image, int quality,
                                             sr_error *err);
 
+/* Encodes the image as format (quality: JPEG only, 1..100; ignored for
+ * PNG) into a new buffer: *data and *size are the file's bytes, which the
+ * caller frees with sr_free. Checks and messages as the file writers'
+ * (without a path). On failure *data is NULL and *size 0. */
+SR_API sr_status sr_image_write_memory(const sr_image *image, sr_image_format format,
+                                       int quality, void **data, size_t *size, sr_error *err);
+
 /* Allocates a zeroed image with a packed stride and no metadata. */
 SR_API sr_status sr_image_alloc(sr_image *image, int64_t width, int64_t height,
                                 int channels, sr_pixel_type type, sr_error *err);
@@ -238,6 +264,14 @@ typedef struct sr_model_options {
  * a regular file is read (a FIFO is refused, not waited on). */
 SR_API sr_status sr_model_load(const char *path, const sr_model_options *options,
                                sr_model **model, sr_error *err);
+
+/* As sr_model_load, from the size bytes at data (a whole .pth or
+ * model.bin file's contents). The bytes are copied: the caller may free
+ * or reuse data as soon as this returns. Messages name no path. data NULL
+ * is SR_ERR_INVALID_ARGUMENT; size 0 is an empty file (SR_ERR_FORMAT). */
+SR_API sr_status sr_model_load_memory(const void *data, size_t size,
+                                      const sr_model_options *options, sr_model **model,
+                                      sr_error *err);
 SR_API void sr_model_free(sr_model *model);
 
 typedef struct sr_model_info {
@@ -250,7 +284,7 @@ typedef struct sr_model_info {
     const char *dtype;        /* weights as stored: "float32", "float16",
                                  "mixed" (model.bin), "converted" (a .pth with
                                  tensors srrun converted to float32) */
-    int64_t file_size;        /* bytes */
+    int64_t file_size;        /* bytes (of the buffer, loaded from memory) */
     int has_checksum;         /* model.bin: the CRC-32s below are set */
     uint32_t header_crc32;    /* of the header and tensor table */
     uint32_t data_crc32;      /* of the tensor data */
