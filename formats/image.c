@@ -15,6 +15,11 @@
 
 #include "formats/file.h"
 #include "runtime/error.h"
+#include "runtime/options.h"
+
+/* sr_image_read_options as of 0.5.0, when it got its size. */
+#define READ_OPTIONS_BASE_SIZE \
+    (offsetof(sr_image_read_options, keep_orientation) + sizeof(int))
 
 static int64_t bytes_per_sample(sr_pixel_type type)
 {
@@ -121,14 +126,16 @@ static int is_jpeg(const uint8_t *head, size_t n)
 static sr_status make_request(const sr_image_read_options *options, int pixels,
                               sr_read_request *req, sr_error *err)
 {
-    const sr_image_read_options defaults = {0};
-    if (!options)
-        options = &defaults;
-    if (options->max_pixels < 0)
+    sr_image_read_options o;
+    sr_status st = sr_options_read(&o, sizeof o, READ_OPTIONS_BASE_SIZE, options,
+                                   "image read options", err);
+    if (st != SR_OK)
+        return st;
+    if (o.max_pixels < 0)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "bad image read request");
     *req = (sr_read_request){
-        .max_pixels = options->max_pixels ? options->max_pixels : SR_DEFAULT_MAX_PIXELS,
-        .keep_orientation = options->keep_orientation,
+        .max_pixels = o.max_pixels ? o.max_pixels : SR_DEFAULT_MAX_PIXELS,
+        .keep_orientation = o.keep_orientation,
         .pixels = pixels,
     };
     return SR_OK;

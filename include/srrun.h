@@ -36,6 +36,21 @@
  * A session is used by one thread at a time. Images own their pixels only
  * when made by sr_image_read or sr_image_alloc (release with sr_image_free).
  *
+ * Structs that grow: each options and info struct starts with `size_t
+ * size`, the bytes the caller's compiler gave it, so that later versions
+ * can add fields at the end without breaking programs built against
+ * earlier ones. Initialise with the struct's _INIT macro
+ *     sr_session_options opt = SR_SESSION_OPTIONS_INIT;
+ *     opt.n_threads = 4;
+ * or zero it: size 0 means the struct as of 0.5.0, and an all-zero
+ * options struct is the defaults (so is a NULL pointer). The library
+ * reads only the fields the size covers (later ones take their defaults)
+ * and refuses with SR_ERR_UNSUPPORTED a struct from a newer srrun whose
+ * fields beyond what it knows are not zero. Info structs it fills as far
+ * as their size covers, zeroes the rest, and sets size to what it wrote.
+ * sr_image, sr_image_meta and sr_error are fixed: a new property of
+ * images would come with new calls, not new fields.
+ *
  * Model files are untrusted: srrun reads torch.save files with its own zip
  * reader and a restricted unpickler that never runs code from the file.
  */
@@ -140,11 +155,13 @@ typedef struct sr_image {
 
 /* How an image file is read. All zero (or a NULL pointer) is the default. */
 typedef struct sr_image_read_options {
+    size_t size;          /* see "Structs that grow" at the top */
     int64_t max_pixels;   /* refuse larger images, from the header; 0:
                              SR_DEFAULT_MAX_PIXELS; negative is invalid */
     int keep_orientation; /* leave the pixels as stored, not turned upright by
                              the file's EXIF orientation */
 } sr_image_read_options;
+#define SR_IMAGE_READ_OPTIONS_INIT {.size = sizeof(sr_image_read_options)}
 
 /* Decodes a PNG or JPEG (recognised by content, not by name) keeping the
  * file's channels and its depth (8 or 16 bits); palettes are expanded and
@@ -253,8 +270,10 @@ SR_API sr_status sr_image_copy_meta(sr_image *dst, const sr_image *src, sr_error
 typedef struct sr_model sr_model;
 
 typedef struct sr_model_options {
-    int strict; /* refuse tensors the network does not use (default: a notice) */
+    size_t size; /* see "Structs that grow" at the top */
+    int strict;  /* refuse tensors the network does not use (default: a notice) */
 } sr_model_options;
+#define SR_MODEL_OPTIONS_INIT {.size = sizeof(sr_model_options)}
 
 /* Loads weights from a torch.save file (state_dict, zip format) or from
  * srrun's own model.bin (docs/model-bin.md; recognised by its magic, and
@@ -275,6 +294,7 @@ SR_API sr_status sr_model_load_memory(const void *data, size_t size,
 SR_API void sr_model_free(sr_model *model);
 
 typedef struct sr_model_info {
+    size_t size;              /* see "Structs that grow" at the top */
     const char *architecture; /* "srpgan" */
     int scale;                /* output pixels per input pixel, per axis */
     int n_blocks;             /* residual blocks */
@@ -289,9 +309,12 @@ typedef struct sr_model_info {
     uint32_t header_crc32;    /* of the header and tensor table */
     uint32_t data_crc32;      /* of the tensor data */
 } sr_model_info;
+#define SR_MODEL_INFO_INIT {.size = sizeof(sr_model_info)}
 
-/* All zero for a NULL model. */
-SR_API sr_model_info sr_model_get_info(const sr_model *model);
+/* Describes the model into *info, as far as info->size covers (the
+ * strings are the model's: valid until it is freed). A NULL model is
+ * SR_ERR_INVALID_ARGUMENT, with info zeroed but for its size. */
+SR_API sr_status sr_model_get_info(const sr_model *model, sr_model_info *info);
 
 /* Saves the model's weights as model.bin: the tensors its network uses, in
  * the order of the file it came from (a tensor the network ignores, such
@@ -350,7 +373,8 @@ typedef enum sr_precision {
 SR_API const char *sr_precision_name(sr_precision precision);
 
 typedef struct sr_session_options {
-    sr_backend backend;
+    size_t size;             /* see "Structs that grow" at the top */
+    sr_backend backend;      /* 0: SR_BACKEND_AUTO */
     int n_threads;           /* 0: all cores */
     int64_t max_memory;      /* bytes the whole process may use; 0: 3/4 of RAM. On
                                 CUDA: device memory; 0: 9/10 of what is free there */
@@ -359,8 +383,7 @@ typedef struct sr_session_options {
     void *progress_user;
     sr_precision precision; /* anything but FP32 needs CUDA (auto: else FP32) */
 } sr_session_options;
-
-SR_API sr_session_options sr_session_options_default(void);
+#define SR_SESSION_OPTIONS_INIT {.size = sizeof(sr_session_options)}
 
 typedef struct sr_session sr_session;
 
@@ -428,6 +451,7 @@ typedef struct sr_layer_info {
 } sr_layer_info;
 
 typedef struct sr_plan_info {
+    size_t size;            /* see "Structs that grow" at the top */
     int64_t width, height;  /* of the input */
     int64_t max_memory;     /* the budget planned for */
     int64_t predicted_peak; /* bytes, the whole process */
@@ -439,9 +463,21 @@ typedef struct sr_plan_info {
     int n_stages, n_layers;
     const sr_stage_info *stages; /* owned by the session: valid until */
     const sr_layer_info *layers; /* its next plan, run or free */
+    size_t stage_size, layer_size; /* bytes from one stage (layer) to the next */
 } sr_plan_info;
+#define SR_PLAN_INFO_INIT {.size = sizeof(sr_plan_info)}
 
-/* Plans a width x height input (and keeps the plan for runs of that size).
+/* Stage and layer i of a plan. The arrays' elements may grow too: a
+ * program that must run with a later library steps through them by
+ * stage_size and layer_size, as these do, and reads a field only when
+ * the size covers it. */
+#define SR_PLAN_STAGE(info, i) \
+    ((const sr_stage_info *)(const void *)((const char *)(info)->stages + (size_t)(i) * (info)->stage_size))
+#define SR_PLAN_LAYER(info, i) \
+    ((const sr_layer_info *)(const void *)((const char *)(info)->layers + (size_t)(i) * (info)->layer_size))
+
+/* Plans a width x height input (and keeps the plan for runs of that size);
+ * describes it into *info (may be NULL) as far as info->size covers.
  * Fails with SR_ERR_LIMIT, naming the least memory that would do, when no
  * plan fits max_memory. The caller's images are counted with the channels
  * and pixel types of the last run or sr_session_plan_images (8-bit RGB in

@@ -2,6 +2,7 @@
  * loaders, then the model builders), saving, and what a model says about itself; every internal
  * failure becomes a status plus one line naming the file. Sessions are
  * session.c's. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,11 @@
 #include "models/registry.h"
 #include "runtime/error.h"
 #include "runtime/model.h"
+#include "runtime/options.h"
+
+/* The structs as of 0.5.0, when they got their size. */
+#define MODEL_OPTIONS_BASE_SIZE (offsetof(sr_model_options, strict) + sizeof(int))
+#define MODEL_INFO_BASE_SIZE (offsetof(sr_model_info, data_crc32) + sizeof(uint32_t))
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -62,10 +68,17 @@ static void describe_file(sr_model *m, const sr_modelbin_info *bin)
 static sr_status build_model(sr_model *m, const sr_model_options *options, sr_model **model,
                              sr_error *err)
 {
-    const bool strict = options && options->strict;
+    sr_model_options o;
+    sr_status st = sr_options_read(&o, sizeof o, MODEL_OPTIONS_BASE_SIZE, options,
+                                   "model options", err);
+    if (st != SR_OK) {
+        sr_model_free(m);
+        return st;
+    }
+    const bool strict = o.strict;
     sr_modelbin_info bin;
     const bool is_bin = sr_modelbin_sniff(&m->file);
-    sr_status st = is_bin ? sr_modelbin_load(&m->file, true, &m->weights, &bin, err)
+    st = is_bin ? sr_modelbin_load(&m->file, true, &m->weights, &bin, err)
                           : sr_pth_load(&m->file, &m->weights, err);
     if (st == SR_OK)
         st = sr_model_build(&m->weights, strict, &m->graph, &m->info, &m->notices, err);
@@ -143,9 +156,14 @@ void sr_model_free(sr_model *model)
     free(model);
 }
 
-sr_model_info sr_model_get_info(const sr_model *model)
+sr_status sr_model_get_info(const sr_model *model, sr_model_info *info)
 {
-    return model ? model->info : (sr_model_info){0};
+    if (!info)
+        return SR_ERR_INVALID_ARGUMENT;
+    const sr_model_info none = {.size = sizeof none};
+    const sr_status st = sr_info_write(info, model ? &model->info : &none, sizeof *info,
+                                       MODEL_INFO_BASE_SIZE, "model info", NULL);
+    return st == SR_OK && !model ? SR_ERR_INVALID_ARGUMENT : st;
 }
 
 int sr_model_scale(const sr_model *model) { return model ? model->info.scale : 0; }

@@ -261,9 +261,11 @@ static void test_null_arguments_are_invalid(void **state)
 static void test_getters_and_frees_take_null(void **state)
 {
     (void)state;
-    const sr_model_info info = sr_model_get_info(NULL);
-    const sr_model_info zero = {0};
+    sr_model_info info = {.size = sizeof info, .architecture = "x", .scale = 3};
+    assert_int_equal(sr_model_get_info(NULL, &info), SR_ERR_INVALID_ARGUMENT);
+    const sr_model_info zero = {.size = sizeof zero};
     assert_memory_equal(&info, &zero, sizeof info);
+    assert_int_equal(sr_model_get_info(NULL, NULL), SR_ERR_INVALID_ARGUMENT);
     assert_int_equal(sr_model_scale(NULL), 0);
     assert_null(sr_model_notices(NULL));
     assert_int_equal(sr_session_backend(NULL), SR_BACKEND_AUTO);
@@ -317,7 +319,9 @@ static void test_model_load_memory_equals_file(void **state)
             fail_msg("%s: %s", files[i], err.message);
         memset(bytes, 0xaa, (size_t)size);
         free(bytes);
-        const sr_model_info a = sr_model_get_info(from_file), b = sr_model_get_info(from_memory);
+        sr_model_info a = SR_MODEL_INFO_INIT, b = SR_MODEL_INFO_INIT;
+        assert_int_equal(sr_model_get_info(from_file, &a), SR_OK);
+        assert_int_equal(sr_model_get_info(from_memory, &b), SR_OK);
         assert_string_equal(a.architecture, b.architecture);
         assert_string_equal(a.format, b.format);
         assert_string_equal(a.dtype, b.dtype);
