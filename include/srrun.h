@@ -31,10 +31,26 @@
  * or SR_BACKEND_AUTO, as each says); the free functions accept NULL. An
  * sr_error, options or sr_plan_info pointer may always be NULL.
  *
- * Ownership and threads: a model is immutable after loading and may be shared
- * by any number of sessions on any threads; free it after its last session.
- * A session is used by one thread at a time. Images own their pixels only
- * when made by sr_image_read or sr_image_alloc (release with sr_image_free).
+ * Threads: a model is immutable after loading and may be shared by any
+ * number of sessions running at once on any threads; free it after its
+ * last session. A session is used by one thread at a time (any thread,
+ * not necessarily the one that made it). The calls without a session or
+ * model (reading, writing and checking images, loading models) may run on
+ * any threads at once, each with its own sr_error. srrun keeps no state
+ * of its own outside its handles; what is process-wide is OpenMP's
+ * (each thread that runs a session gets its own pool of n_threads
+ * workers) and OpenBLAS's: see n_threads for sessions running at once.
+ *
+ * Ownership: a handle belongs to the caller from the call that made it
+ * until its free function. An sr_image made by sr_image_read,
+ * sr_image_read_memory or sr_image_alloc owns its pixels and metadata
+ * (release both with sr_image_free). An sr_image the caller fills in
+ * around its own buffer is only borrowed by each call it is given to
+ * (nothing keeps its pointer); never pass it to sr_image_free, which
+ * would free() the caller's buffer. If sr_image_copy_meta gave such an
+ * image an ICC profile, release that alone with sr_free(image.meta.icc).
+ * Strings a call returns (names, notices, errors, infos) belong to the
+ * library and live as long as what returned them, or forever for names.
  *
  * Structs that grow: each options and info struct starts with `size_t
  * size`, the bytes the caller's compiler gave it, so that later versions
@@ -139,7 +155,7 @@ typedef struct sr_image_meta {
 
 /* Interleaved pixels, rows `stride` bytes apart. Channels: 1 gray,
  * 2 gray+alpha, 3 RGB, 4 RGBA (straight, not premultiplied, alpha). meta is
- * owned by the image when it was made by sr_image_read, sr_image_alloc
+ * owned by the image when it was made by sr_image_read(_memory), sr_image_alloc
  * (zeroed) or sr_image_copy_meta, and freed by sr_image_free. */
 typedef struct sr_image {
     int64_t width, height;
@@ -353,7 +369,13 @@ SR_API const char *sr_backend_name(sr_backend backend);
 SR_API const char *sr_cpu_blas_setting(void);
 
 /* Called with the fraction of work done, in [0, 1]; a non-zero return
- * cancels the run, which then fails with SR_ERR_CANCELLED. */
+ * cancels the run, which then fails with SR_ERR_CANCELLED. It is called
+ * on the thread that called sr_session_run, between bands, never from
+ * a worker and never twice at once for one session: once per band of
+ * each stage (the sum of the plan's n_bands, so a few times for a small
+ * image, hundreds for a large one), the fraction (of the run's planned
+ * FLOPs) never going back and 1 at the last call. It may not call the
+ * session it reports on. */
 typedef int (*sr_progress_fn)(void *user, double fraction);
 
 /* What a GPU's matrix products read. float32 is the reference's precision;
@@ -375,7 +397,12 @@ SR_API const char *sr_precision_name(sr_precision precision);
 typedef struct sr_session_options {
     size_t size;             /* see "Structs that grow" at the top */
     sr_backend backend;      /* 0: SR_BACKEND_AUTO */
-    int n_threads;           /* 0: all cores */
+    int n_threads;           /* threads the session computes on; 0: all the
+                                cores the process may run on. Sessions
+                                running at once do not share them: S sessions
+                                on C cores should each get C / S, or the
+                                cores are oversubscribed (each session's
+                                OpenMP workers spin while they wait). */
     int64_t max_memory;      /* bytes the whole process may use; 0: 3/4 of RAM. On
                                 CUDA: device memory; 0: 9/10 of what is free there */
     int64_t tile_rows;       /* band height of every stage; 0: the planner's */
