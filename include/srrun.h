@@ -27,8 +27,8 @@
  *
  * NULL: a NULL handle, image, path or result pointer given to a call that
  * returns an sr_status fails with SR_ERR_INVALID_ARGUMENT. The getters
- * return a neutral value for a NULL handle (0, NULL, "", an all-zero info
- * or SR_BACKEND_AUTO, as each says); the free functions accept NULL. An
+ * return a neutral value for a NULL handle (0, NULL, "" or
+ * SR_BACKEND_AUTO, as each says); the free functions accept NULL. An
  * sr_error, options or sr_plan_info pointer may always be NULL.
  *
  * Threads: a model is immutable after loading and may be shared by any
@@ -37,9 +37,11 @@
  * not necessarily the one that made it). The calls without a session or
  * model (reading, writing and checking images, loading models) may run on
  * any threads at once, each with its own sr_error. srrun keeps no state
- * of its own outside its handles; what is process-wide is OpenMP's
- * (each thread that runs a session gets its own pool of n_threads
- * workers) and OpenBLAS's: see n_threads for sessions running at once.
+ * of its own outside its handles; what is process-wide is OpenMP's:
+ * each thread that runs a session gets its own pool of n_threads workers
+ * (see n_threads for sessions running at once). libsrrun.so carries its
+ * own OpenBLAS, hidden, so that a BLAS the host process loaded (numpy's)
+ * neither runs srrun's products nor is disturbed by them.
  *
  * Ownership: a handle belongs to the caller from the call that made it
  * until its free function. An sr_image made by sr_image_read,
@@ -63,7 +65,10 @@
  * reads only the fields the size covers (later ones take their defaults)
  * and refuses with SR_ERR_UNSUPPORTED a struct from a newer srrun whose
  * fields beyond what it knows are not zero. Info structs it fills as far
- * as their size covers, zeroes the rest, and sets size to what it wrote.
+ * as their size covers, zeroes the rest, and sets size to what it wrote;
+ * their size is read, so initialise them too (an uninitialised one is
+ * undefined behaviour). C++ before C++20 has no designated initialisers
+ * for the macros: value-initialise (`sr_plan_info info{};`) and set size.
  * sr_image, sr_image_meta and sr_error are fixed: a new property of
  * images would come with new calls, not new fields.
  *
@@ -155,8 +160,9 @@ typedef struct sr_image_meta {
 
 /* Interleaved pixels, rows `stride` bytes apart. Channels: 1 gray,
  * 2 gray+alpha, 3 RGB, 4 RGBA (straight, not premultiplied, alpha). meta is
- * owned by the image when it was made by sr_image_read(_memory), sr_image_alloc
- * (zeroed) or sr_image_copy_meta, and freed by sr_image_free. */
+ * owned by the image when it was made by sr_image_read(_memory),
+ * sr_image_alloc (zeroed) or sr_image_copy_meta, and freed by
+ * sr_image_free. */
 typedef struct sr_image {
     int64_t width, height;
     int channels;
@@ -498,10 +504,12 @@ typedef struct sr_plan_info {
  * program that must run with a later library steps through them by
  * stage_size and layer_size, as these do, and reads a field only when
  * the size covers it. */
-#define SR_PLAN_STAGE(info, i) \
-    ((const sr_stage_info *)(const void *)((const char *)(info)->stages + (size_t)(i) * (info)->stage_size))
-#define SR_PLAN_LAYER(info, i) \
-    ((const sr_layer_info *)(const void *)((const char *)(info)->layers + (size_t)(i) * (info)->layer_size))
+#define SR_PLAN_STAGE(info, i)                                      \
+    ((const sr_stage_info *)(const void *)((const char *)(info)->stages + \
+                                           (size_t)(i) * (info)->stage_size))
+#define SR_PLAN_LAYER(info, i)                                      \
+    ((const sr_layer_info *)(const void *)((const char *)(info)->layers + \
+                                           (size_t)(i) * (info)->layer_size))
 
 /* Plans a width x height input (and keeps the plan for runs of that size);
  * describes it into *info (may be NULL) as far as info->size covers.

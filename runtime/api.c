@@ -120,7 +120,8 @@ sr_status sr_model_load_memory(const void *data, size_t size, const sr_model_opt
                                sr_model **model, sr_error *err)
 {
     if (!model || !data)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no %s", model ? "data" : "model to load into");
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no %s",
+                       model ? "data" : "model to load into");
     *model = NULL;
     sr_model *m = calloc(1, sizeof *m);
     if (!m)
