@@ -91,8 +91,8 @@ static void test_srrun_keeps_its_own_blas(void **state)
     p_sr_image_free(&out);
     p_sr_session_free(session);
     p_sr_model_free(model);
-    dlclose(lib);
-    dlclose(foreign);
+    /* Not closed: dlclose of libsrrun.so after a run can crash the process
+     * at exit, with or without the private OpenBLAS (still to be found). */
 }
 
 int main(void)
