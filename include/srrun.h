@@ -41,7 +41,8 @@
  * each thread that runs a session gets its own pool of n_threads workers
  * (see n_threads for sessions running at once). libsrrun.so carries its
  * own OpenBLAS, hidden, so that a BLAS the host process loaded (numpy's)
- * neither runs srrun's products nor is disturbed by them.
+ * neither runs srrun's products nor is disturbed by them; once loaded it
+ * stays loaded (dlclose leaves it: OpenMP's idle workers run its code).
  *
  * Ownership: a handle belongs to the caller from the call that made it
  * until its free function. An sr_image made by sr_image_read,
