@@ -67,8 +67,8 @@
  * and refuses with SR_ERR_UNSUPPORTED a struct from a newer srrun whose
  * fields beyond what it knows are not zero. Info structs it fills as far
  * as their size covers, zeroes the rest, and sets size to what it wrote;
- * their size is read, so initialise them too (an uninitialised one is
- * undefined behaviour). C++ before C++20 has no designated initialisers
+ * their size is read, so initialise them too (a size over 4096 bytes is
+ * refused as uninitialised, but a smaller stray value would be trusted). C++ before C++20 has no designated initialisers
  * for the macros: value-initialise (`sr_plan_info info{};`) and set size.
  * sr_image, sr_image_meta and sr_error are fixed: a new property of
  * images would come with new calls, not new fields.

@@ -7,6 +7,10 @@
 
 #include "runtime/error.h"
 
+/* No options or info struct will grow this large: a size beyond it is an
+ * uninitialised struct, refused before anything past its end is touched. */
+#define MAX_STRUCT_SIZE 4096
+
 /* The caller's struct size: its first member, 0 meaning base_size. */
 static sr_status caller_size(const void *theirs, size_t base_size, const char *what,
                              size_t *size, sr_error *err)
@@ -14,6 +18,9 @@ static sr_status caller_size(const void *theirs, size_t base_size, const char *w
     memcpy(size, theirs, sizeof *size);
     if (*size == 0)
         *size = base_size;
+    if (*size > MAX_STRUCT_SIZE)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                       "%s of %zu bytes: size is not set (initialise the struct)", what, *size);
     if (*size < base_size)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
                        "%s of %zu bytes: no srrun has them smaller than %zu (set size with "

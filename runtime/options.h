@@ -13,7 +13,8 @@
  * ours_size bytes, zeroing what the caller's struct does not cover. A
  * size of 0 means base_size, the struct as it was when it got its size
  * field (0.5.0), so a zeroed struct is the defaults. A size below
- * base_size is invalid; bytes beyond ours_size that are not zero are
+ * base_size, or too large for any struct (an uninitialised one), is
+ * invalid; bytes beyond ours_size that are not zero are
  * fields of a newer srrun this one cannot honour: SR_ERR_UNSUPPORTED.
  * what names the struct in messages. */
 sr_status sr_options_read(void *ours, size_t ours_size, size_t base_size, const void *theirs,

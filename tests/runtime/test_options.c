@@ -130,6 +130,14 @@ static void test_sizes_below_any_srrun_are_invalid(void **state)
     assert_int_equal(sr_session_new(model, &small, &s, NULL), SR_ERR_INVALID_ARGUMENT);
     sr_model_info info = {.size = 1};
     assert_int_equal(sr_model_get_info(model, &info), SR_ERR_INVALID_ARGUMENT);
+    /* An uninitialised size, refused before anything beyond the struct is
+     * read or written. */
+    const sr_session_options garbage = {.size = 0x7ffd5e2a1c40};
+    assert_int_equal(sr_session_new(model, &garbage, &s, &err), SR_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.message, "size is not set (initialise the struct)"));
+    info.size = (size_t)-1;
+    assert_int_equal(sr_model_get_info(model, &info), SR_ERR_INVALID_ARGUMENT);
+    assert_int_equal(info.size, (size_t)-1);
     sr_model_free(model);
 }
 
