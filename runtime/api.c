@@ -134,7 +134,8 @@ sr_status sr_model_load_default(int scale, const sr_model_options *options, sr_m
         const bool is_env = i == 0 && candidates[0] == env;
         const int k = snprintf(looked + used, sizeof looked - used, "%s%s%s%s",
                                i == 0 ? "" : i + 1 < n ? ", " : " or ",
-                               is_env ? "$SRRUN_MODEL_DIR (" : "", candidates[i], is_env ? ")" : "");
+                               is_env ? "$SRRUN_MODEL_DIR (" : "", candidates[i],
+                               is_env ? ")" : "");
         used += k > 0 ? (size_t)k : 0;
     }
     if (st != SR_OK)

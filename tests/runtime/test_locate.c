@@ -186,7 +186,8 @@ static void test_missing_model_names_every_folder(void **state)
     assert_non_null(f);
     assert_non_null(fgets(message, sizeof message, f));
     fclose(f);
-    const char *start = "no default x2 model: no srpgan_x2.bin in $SRRUN_MODEL_DIR (/nonexistent), ";
+    const char *start =
+        "no default x2 model: no srpgan_x2.bin in $SRRUN_MODEL_DIR (/nonexistent), ";
     assert_int_equal(strncmp(message, start, strlen(start)), 0);
     snprintf(parent, sizeof parent, "%s", dir);
     *strrchr(parent, '/') = '\0';
