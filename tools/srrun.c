@@ -1,6 +1,7 @@
 /* srrun, the command-line tool: a thin client of include/srrun.h. It owns
- * the default model and output names and the user-facing messages (options
- * are parsed in cli.c); everything else is the library's. */
+ * the output names and the user-facing messages (options are parsed in
+ * cli.c); everything else, finding the default model included, is the
+ * library's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
