@@ -62,14 +62,16 @@
  *     sr_session_options opt = SR_SESSION_OPTIONS_INIT;
  *     opt.n_threads = 4;
  * or zero it: size 0 means the struct as of 0.5.0, and an all-zero
- * options struct is the defaults (so is a NULL pointer). The library
- * reads only the fields the size covers (later ones take their defaults)
- * and refuses with SR_ERR_UNSUPPORTED a struct from a newer srrun whose
- * fields beyond what it knows are not zero. Info structs it fills as far
- * as their size covers, zeroes the rest, and sets size to what it wrote;
- * their size is read, so initialise them too (a size over 4096 bytes is
- * refused as uninitialised, but a smaller stray value would be trusted). C++ before C++20 has no designated initialisers
- * for the macros: value-initialise (`sr_plan_info info{};`) and set size.
+ * options struct is the defaults (so is a NULL pointer); a field added
+ * after 0.5.0 is read only from a struct whose size is set, so use the
+ * macro. The library reads only the fields the size covers (later ones
+ * take their defaults) and refuses with SR_ERR_UNSUPPORTED a struct from a
+ * newer srrun whose fields beyond what it knows are not zero. Info structs
+ * it fills with the fields it knows, never past them, and sets size to
+ * where they end; their size is read, so initialise them too (a size below
+ * 0.5.0's or over 4096 bytes is refused as uninitialised). C++ before
+ * C++20 has no designated initialisers for the macros: value-initialise
+ * (`sr_plan_info info{};`) and set size.
  * sr_image, sr_image_meta and sr_error are fixed: a new property of
  * images would come with new calls, not new fields.
  *

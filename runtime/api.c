@@ -213,7 +213,7 @@ sr_status sr_model_get_info(const sr_model *model, sr_model_info *info)
     if (!info)
         return SR_ERR_INVALID_ARGUMENT;
     const sr_model_info none = {.size = sizeof none};
-    const sr_status st = sr_info_write(info, model ? &model->info : &none, sizeof *info,
+    const sr_status st = sr_info_write(info, model ? &model->info : &none,
                                        MODEL_INFO_BASE_SIZE, "model info", NULL);
     return st == SR_OK && !model ? SR_ERR_INVALID_ARGUMENT : st;
 }

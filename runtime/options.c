@@ -40,27 +40,29 @@ sr_status sr_options_read(void *ours, size_t ours_size, size_t base_size, const 
     sr_status st = caller_size(theirs, base_size, what, &size, err);
     if (st != SR_OK)
         return st;
+    /* From the end of the last known field, not from sizeof: a field a
+     * newer srrun put in what is tail padding here must be refused too. */
     const uint8_t *bytes = theirs;
-    for (size_t i = ours_size; i < size; i++)
+    for (size_t i = base_size; i < size; i++)
         if (bytes[i])
             return sr_fail(err, SR_ERR_UNSUPPORTED,
                            "%s set a field that srrun %s does not know (byte %zu of %zu)", what,
                            sr_version(), i, size);
-    memcpy((uint8_t *)ours + sizeof size, bytes + sizeof size,
-           (size < ours_size ? size : ours_size) - sizeof size);
+    memcpy((uint8_t *)ours + sizeof size, bytes + sizeof size, base_size - sizeof size);
     return SR_OK;
 }
 
-sr_status sr_info_write(void *theirs, const void *ours, size_t ours_size, size_t base_size,
-                        const char *what, sr_error *err)
+sr_status sr_info_write(void *theirs, const void *ours, size_t base_size, const char *what,
+                        sr_error *err)
 {
     size_t size;
     sr_status st = caller_size(theirs, base_size, what, &size, err);
     if (st != SR_OK)
         return st;
-    const size_t written = size < ours_size ? size : ours_size;
-    memcpy(theirs, ours, written);
-    memset((uint8_t *)theirs + written, 0, size - written);
-    memcpy(theirs, &written, sizeof written);
+    /* Only the fields this srrun knows, never up to a size the caller
+     * claims: an uninitialised size must not make it write past the
+     * caller's struct. The size returned says which fields are set. */
+    memcpy(theirs, ours, base_size);
+    memcpy(theirs, &base_size, sizeof base_size);
     return SR_OK;
 }

@@ -9,21 +9,26 @@
 
 #include "srrun.h"
 
-/* Copies the caller's options (theirs; NULL: the defaults) into ours,
- * ours_size bytes, zeroing what the caller's struct does not cover. A
- * size of 0 means base_size, the struct as it was when it got its size
- * field (0.5.0), so a zeroed struct is the defaults. A size below
- * base_size, or too large for any struct (an uninitialised one), is
- * invalid; bytes beyond ours_size that are not zero are
- * fields of a newer srrun this one cannot honour: SR_ERR_UNSUPPORTED.
- * what names the struct in messages. */
+/* base_size: where the last field this srrun knows ends (the struct's
+ * size without tail padding). These structs got their size field in
+ * 0.5.0 and have not grown since, so it is also what a size of 0 means
+ * and the least size accepted; when a struct grows, those become a
+ * separate argument.
+ *
+ * Copies the caller's options (theirs; NULL: the defaults) into ours,
+ * zeroing ours (ours_size bytes) first. A size below base_size, or too
+ * large for any struct (an uninitialised one), is invalid; bytes from
+ * base_size to the caller's size that are not zero are fields of a newer
+ * srrun this one cannot honour: SR_ERR_UNSUPPORTED. what names the struct
+ * in messages. */
 sr_status sr_options_read(void *ours, size_t ours_size, size_t base_size, const void *theirs,
                           const char *what, sr_error *err);
 
-/* Writes ours (ours_size bytes) into the caller's struct as far as its
- * size (0: base_size) covers, zeroes what lies beyond ours, and sets its
- * size to the bytes written: fields past it are unknown to this library. */
-sr_status sr_info_write(void *theirs, const void *ours, size_t ours_size, size_t base_size,
-                        const char *what, sr_error *err);
+/* Writes the fields this srrun knows (base_size bytes of ours) into the
+ * caller's struct, whose size must be at least that (0: base_size), and
+ * sets its size to base_size: fields past it are unknown to this library
+ * and left as they were. */
+sr_status sr_info_write(void *theirs, const void *ours, size_t base_size, const char *what,
+                        sr_error *err);
 
 #endif

@@ -362,7 +362,7 @@ sr_status sr_session_plan(sr_session *session, int64_t width, int64_t height,
     st = plan_size(session, width, height, kinds ? &session->in_kind : NULL,
                    kinds ? &session->out_kind : NULL, err);
     if (st == SR_OK && info)
-        st = sr_info_write(info, &session->info, sizeof session->info, PLAN_INFO_BASE_SIZE,
+        st = sr_info_write(info, &session->info, PLAN_INFO_BASE_SIZE,
                            "plan info", err);
     return st;
 }
@@ -411,7 +411,7 @@ sr_status sr_session_plan_images(sr_session *session, const sr_image *in, const 
     remember_kinds(session, in, out);
     st = plan_size(session, in->width, in->height, in, out, err);
     if (st == SR_OK && info)
-        st = sr_info_write(info, &session->info, sizeof session->info, PLAN_INFO_BASE_SIZE,
+        st = sr_info_write(info, &session->info, PLAN_INFO_BASE_SIZE,
                            "plan info", err);
     return st;
 }
