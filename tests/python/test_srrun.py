@@ -328,7 +328,7 @@ def test_two_threads_share_a_model(models):
     """Two runs on one model at once (each waits at its first progress call
     for the other to get there) give what they give one after the other.
     Both on one thread each: the CPU backend's output can differ by a level
-    between thread counts (OpenBLAS splits its sums by the threads)."""
+    between thread counts (srrun -t 1 and -t 2 differ on kite_41x27 at x4)."""
     model = models[4]
     images = [photo("kite_41x27.jpg"), photo("leaves_37x29.png")]
     expected = [model.upscale(image, threads=1) for image in images]
