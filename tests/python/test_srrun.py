@@ -4,9 +4,11 @@ package's outputs must equal the CLI's byte for byte on the same pixels."""
 
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -266,6 +268,33 @@ def test_exception_in_progress_cancels(models):
     assert len(calls) == 1 and calls[0] < 1
     # The model (and a new session) work as before.
     np.testing.assert_array_equal(models[4].upscale(pixels), models[4].upscale(pixels))
+
+
+def test_signal_cancels(models):
+    """A signal (Ctrl-C) arriving during a run is handled at the next band,
+    even with no Python code in the progress callback (list.append), and
+    its handler's exception cancels the run."""
+    calls = []
+
+    def interrupt():
+        while not calls:
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def handler(signum, frame):
+        raise Stop("interrupted")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        sender = threading.Thread(target=interrupt)
+        sender.start()
+        with pytest.raises(Stop, match="interrupted"):
+            models[4].upscale(np.tile(photo("leaves_37x29.png"), (3, 3, 1)), threads=1,
+                              progress=calls.append)
+        sender.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert calls[-1] < 1
 
 
 # ---- Errors ----------------------------------------------------------------
