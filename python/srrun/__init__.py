@@ -187,7 +187,8 @@ class Model:
     def upscale(self, image, *, max_memory=None, threads=None, backend="auto",
                 progress=None, alpha="white"):
         """The image upscaled `scale` times, of the same kind: a numpy array
-        of the input's dtype and channels, or a PIL image of its mode.
+        of the input's dtype and channels, or a PIL image of its mode (a
+        palette image comes back RGB or RGBA, CMYK and YCbCr RGB, "1" L).
 
         image: a numpy array HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA) of
         uint8, uint16 or float32 in [0, 1], or a PIL image. Gray goes
