@@ -21,6 +21,9 @@ FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
 CLI = os.environ.get("SRRUN_CLI")
 needs_cli = pytest.mark.skipif(not CLI, reason="SRRUN_CLI (the build's srrun) is not set")
 
+# What would make the CLI or the package load other default models.
+DEFAULT_MODEL_VARIABLES = ("SRRUN_DEFAULT_MODEL", "SRRUN_MODEL_DIR")
+
 PHOTOS = ["dot_1x1.png", "kite_41x27.jpg", "leaves_37x29.png", "path_rgba_30x21.png",
           "water_gray_23x31.png"]
 
@@ -42,7 +45,7 @@ def cli_upscale(tmp_path, pixels, *args):
     """The CLI's output for these pixels (written as a PNG for it)."""
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     write_png(src, pixels)
-    env = {k: v for k, v in os.environ.items() if k != "SRRUN_DEFAULT_MODEL"}
+    env = {k: v for k, v in os.environ.items() if k not in DEFAULT_MODEL_VARIABLES}
     subprocess.run([CLI, "-q", *map(str, args), str(src), "-o", str(out)], check=True, env=env)
     return read_png(out)
 
@@ -89,7 +92,9 @@ def test_16_bit_equals_cli(tmp_path, models, channels):
 
 @needs_cli
 @pytest.mark.parametrize("scale", [2, 4])
-def test_default_models_equal_cli(tmp_path, scale):
+def test_default_models_equal_cli(tmp_path, monkeypatch, scale):
+    for name in DEFAULT_MODEL_VARIABLES:  # the package's own copies
+        monkeypatch.delenv(name, raising=False)
     model = srrun.Model(scale=scale)
     assert model.scale == scale and model.info["format"] == "model.bin"
     pixels = photo("leaves_37x29.png")
