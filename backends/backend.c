@@ -1,12 +1,12 @@
 /* What every backend handle shares: defaults and the release; and the
  * loading of the CUDA backend's module. */
-#define _GNU_SOURCE /* dladdr */
+#define _POSIX_C_SOURCE 200809L /* access */
 #include "backends/backend.h"
 
 #include <dlfcn.h>
-#include <limits.h>
-#include <stdlib.h>
-#include <string.h>
+#include <unistd.h>
+
+#include "runtime/locate.h"
 
 sr_row_tiling sr_row_tiling_plain(const sr_node *node)
 {
@@ -35,23 +35,12 @@ void sr_backend_free(sr_backend_handle *backend)
 /* The CUDA backend is a module of its own (libsrrun_cuda.so), loaded when a
  * session asks for it: linked into the library, cuBLAS would cost every run
  * 70 ms and 210 MB of memory before its first pixel, CUDA or not, and a
- * program built with CUDA could not start on a machine without it. A
- * program of the build tree loads the build tree's module; any other, the
- * installed one. The module stays loaded: the CUDA runtime is not made to
- * be unloaded. */
-#ifdef SR_CUDA_BUILD_DIR
-static bool in_build_tree(void)
-{
-    Dl_info info;
-    char path[PATH_MAX];
-    const bool named = dladdr((void *)sr_cuda_backend_new, &info) && info.dli_fname &&
-                       strchr(info.dli_fname, '/') && realpath(info.dli_fname, path);
-    if (!named && !realpath("/proc/self/exe", path))
-        return false;
-    const size_t n = strlen(SR_CUDA_BUILD_DIR);
-    return strncmp(path, SR_CUDA_BUILD_DIR, n) == 0 && path[n] == '/';
-}
-
+ * program built with CUDA could not start on a machine without it. It is
+ * found next to the library's code (runtime/locate.h), so the build tree's
+ * programs load the build tree's module and an install's its own, wherever
+ * it was moved. The module stays loaded: the CUDA runtime is not made to be
+ * unloaded. */
+#ifdef SR_HAVE_CUDA
 /* Whether the NVIDIA driver is there and sees a GPU, asked of the driver
  * itself (libcuda, which comes with the driver) before the module is
  * loaded: the module brings cuBLAS in, which a machine without a GPU should
@@ -86,16 +75,26 @@ static sr_status find_device(sr_error *err)
 
 sr_status sr_cuda_backend_new(sr_precision precision, sr_backend_handle *backend, sr_error *err)
 {
-#ifndef SR_CUDA_BUILD_DIR
+#ifndef SR_HAVE_CUDA
     (void)precision;
     (void)backend;
     return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: this srrun was built without nvcc");
 #else
-    const sr_status st = find_device(err);
+    sr_status st = find_device(err);
     if (st != SR_OK)
         return st;
-    const char *file = in_build_tree() ? SR_CUDA_BUILD_DIR "/libsrrun_cuda.so"
-                                       : SR_CUDA_INSTALL_DIR "/libsrrun_cuda.so";
+    sr_locations files;
+    st = sr_locate_cuda_module(&files, err);
+    if (st != SR_OK)
+        return st;
+    int i = 0;
+    while (i < files.n_paths && access(files.paths[i], F_OK) != 0)
+        i++;
+    if (i == files.n_paths)
+        return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: no module at %s%s%s",
+                       files.paths[0], files.n_paths > 1 ? " or " : "",
+                       files.n_paths > 1 ? files.paths[1] : "");
+    const char *file = files.paths[i];
     void *module = dlopen(file, RTLD_NOW | RTLD_LOCAL);
     if (!module)
         return sr_fail(err, SR_ERR_UNSUPPORTED, "no CUDA backend: %s", dlerror());

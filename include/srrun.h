@@ -58,7 +58,7 @@ extern "C" {
 #endif
 
 #define SR_VERSION_MAJOR 0
-#define SR_VERSION_MINOR 4
+#define SR_VERSION_MINOR 5
 #define SR_VERSION_PATCH 0
 
 SR_API const char *sr_version_string(void);
@@ -238,6 +238,17 @@ typedef struct sr_model_options {
  * a regular file is read (a FIFO is refused, not waited on). */
 SR_API sr_status sr_model_load(const char *path, const sr_model_options *options,
                                sr_model **model, sr_error *err);
+
+/* Loads the shipped default model, srpgan_x<scale>.bin (scale 2 or 4; any
+ * other is SR_ERR_INVALID_ARGUMENT), as sr_model_load would load it. It is
+ * looked for, first match wins, in $SRRUN_MODEL_DIR when set and not
+ * empty, then relative to the folder D of the binary that holds srrun's
+ * code (libsrrun.so; or the program or module libsrrun.a is linked into):
+ * D/../share/srrun (an install, D being its lib/ or bin/; moving the whole
+ * install keeps this working) and D/share/srrun (the build tree). When no
+ * folder has it, SR_ERR_IO and a message naming each folder looked in. */
+SR_API sr_status sr_model_load_default(int scale, const sr_model_options *options,
+                                       sr_model **model, sr_error *err);
 SR_API void sr_model_free(sr_model *model);
 
 typedef struct sr_model_info {

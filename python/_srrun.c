@@ -72,6 +72,24 @@ static PyObject *load_file(PyObject *module, PyObject *args)
     return model_wrap(status, model, &err);
 }
 
+/* The shipped model of that scale: srrun finds it in the package's
+ * share/srrun/, beside this module, the binary that holds its code. */
+static PyObject *load_default(PyObject *module, PyObject *args)
+{
+    (void)module;
+    int scale, strict;
+    if (!PyArg_ParseTuple(args, "ip:load_default", &scale, &strict))
+        return NULL;
+    const sr_model_options options = {.strict = strict};
+    sr_model *model = NULL;
+    sr_error err = {0};
+    sr_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sr_model_load_default(scale, &options, &model, &err);
+    Py_END_ALLOW_THREADS
+    return model_wrap(status, model, &err);
+}
+
 static PyObject *model_get_scale(ModelObject *self, void *closure)
 {
     (void)closure;
@@ -313,7 +331,7 @@ static PyTypeObject model_type = {
     .tp_basicsize = sizeof(ModelObject),
     .tp_dealloc = (destructor)model_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A loaded srrun model (made by load_file); immutable, shared by threads.",
+    .tp_doc = "A loaded srrun model (made by a load_ function); immutable, shared by threads.",
     .tp_methods = model_methods,
     .tp_getset = model_getset,
 };
@@ -328,6 +346,8 @@ static PyObject *version(PyObject *module, PyObject *unused)
 
 static PyMethodDef module_methods[] = {
     {"load_file", load_file, METH_VARARGS, "load_file(path, strict): a Model from a file"},
+    {"load_default", load_default, METH_VARARGS,
+     "load_default(scale, strict): the shipped model of that scale"},
     {"version", version, METH_NOARGS, "the library's version"},
     {NULL, NULL, 0, NULL},
 };

@@ -2,15 +2,19 @@
  * builders), saving, and what a model says about itself; every internal
  * failure becomes a status plus one line naming the file. Sessions are
  * session.c's. */
+#define _POSIX_C_SOURCE 200809L /* access */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "formats/file.h"
 #include "formats/modelbin.h"
 #include "formats/pth.h"
 #include "models/registry.h"
 #include "runtime/error.h"
+#include "runtime/locate.h"
 #include "runtime/model.h"
 
 #define STR2(x) #x
@@ -92,6 +96,53 @@ sr_status sr_model_load(const char *path, const sr_model_options *options,
     describe_file(m, is_bin ? &bin : NULL);
     *model = m;
     return SR_OK;
+}
+
+/* $SRRUN_MODEL_DIR, then the folders next to the library's code
+ * (runtime/locate.h). The first that has the file wins: a file there that
+ * fails to load is an error, not a reason to look further. */
+sr_status sr_model_load_default(int scale, const sr_model_options *options, sr_model **model,
+                                sr_error *err)
+{
+    if (!model)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no model to load into");
+    *model = NULL;
+    if (scale != 2 && scale != 4)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                       "no default model upscales x%d (there are x2 and x4)", scale);
+    sr_locations dirs;
+    sr_error located;
+    const sr_status st = sr_locate_data_dirs(&dirs, &located);
+    const char *env = getenv("SRRUN_MODEL_DIR");
+    const char *candidates[1 + SR_LOCATE_MAX];
+    int n = 0;
+    if (env && *env)
+        candidates[n++] = env;
+    for (int i = 0; i < dirs.n_paths; i++)
+        candidates[n++] = dirs.paths[i];
+
+    char path[SR_LOCATE_PATH_MAX];
+    for (int i = 0; i < n; i++)
+        if (snprintf(path, sizeof path, "%s/srpgan_x%d.bin", candidates[i], scale) <
+                (int)sizeof path &&
+            access(path, F_OK) == 0)
+            return sr_model_load(path, options, model, err);
+
+    char looked[sizeof err->message] = "";
+    size_t used = 0;
+    for (int i = 0; i < n && used < sizeof looked; i++) {
+        const bool is_env = i == 0 && candidates[0] == env;
+        const int k = snprintf(looked + used, sizeof looked - used, "%s%s%s%s",
+                               i == 0 ? "" : i + 1 < n ? ", " : " or ",
+                               is_env ? "$SRRUN_MODEL_DIR (" : "", candidates[i],
+                               is_env ? ")" : "");
+        used += k > 0 ? (size_t)k : 0;
+    }
+    if (st != SR_OK)
+        return sr_fail(err, SR_ERR_IO, "no default x%d model: %s%s%s", scale, looked,
+                       n ? "; " : "", located.message);
+    return sr_fail(err, SR_ERR_IO, "no default x%d model: no srpgan_x%d.bin in %s", scale, scale,
+                   looked);
 }
 
 sr_status sr_model_save(const sr_model *model, const char *path, int fp16, sr_error *err)

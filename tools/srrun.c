@@ -1,6 +1,7 @@
 /* srrun, the command-line tool: a thin client of include/srrun.h. It owns
- * the default model and output names and the user-facing messages (options
- * are parsed in cli.c); everything else is the library's. */
+ * the output names and the user-facing messages (options are parsed in
+ * cli.c); everything else, finding the default model included, is the
+ * library's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -25,24 +26,12 @@ static int fail(const char *message)
     return 1;
 }
 
-/* $SRRUN_DEFAULT_MODEL, else srpgan_x<scale>.bin in the first folder of
- * SR_DEFAULT_MODEL_DIRS that has it: the installed copy, then the source
- * tree's. */
-static const char *default_model(int scale)
+/* MODEL, else $SRRUN_DEFAULT_MODEL; NULL: the library's default model
+ * (sr_model_load_default). */
+static const char *model_file(const cli *c)
 {
-    static char path[4096];
     const char *env = getenv("SRRUN_DEFAULT_MODEL");
-    if (env && *env)
-        return env;
-    const char *list = SR_DEFAULT_MODEL_DIRS;
-    while (*list) {
-        int n = (int)strcspn(list, ":");
-        if (snprintf(path, sizeof path, "%.*s/srpgan_x%d.bin", n, list, scale) < (int)sizeof path &&
-            access(path, R_OK) == 0)
-            return path;
-        list += n + (list[n] == ':');
-    }
-    return NULL;
+    return c->model ? c->model : env && *env ? env : NULL;
 }
 
 /* INPUT's file name without folder and extension, + "_x<scale>.png" (or
@@ -82,7 +71,8 @@ static int same_file(const char *path, const char *other)
 
 /* Refuses to write (what: "the output" or "--stats") to path when it is a
  * file the run reads, or other, the other file it writes (other_is says
- * which): the run would destroy its input, or its own result. */
+ * which): the run would destroy its input, or its own result. model_path
+ * is NULL for the library's default model, whose file the library finds. */
 static int clobbers(const cli *c, const char *model_path, const char *path, const char *what,
                     const char *other, const char *other_is)
 {
@@ -193,17 +183,19 @@ static int upscale(const cli *c, const char *model_path, FILE *stats)
     run_times times = {0};
     const double start = seconds_now();
     sr_model *model;
-    if (sr_model_load(model_path, &c->model_options, &model, &err) != SR_OK)
+    if ((model_path ? sr_model_load(model_path, &c->model_options, &model, &err)
+                    : sr_model_load_default(c->scale ? c->scale : 4, &c->model_options, &model,
+                                            &err)) != SR_OK)
         return fail(err.message);
     const sr_model_info info = sr_model_get_info(model);
-    if (c->scale && info.scale != c->scale) {
+    if (model_path && c->scale && info.scale != c->scale) {
         fprintf(stderr, "srrun: %s: the model upscales x%d, not x%d as --scale asks\n",
                 model_path, info.scale, c->scale);
         sr_model_free(model);
         return 1;
     }
     if (!c->quiet)
-        print_notices(model_path, sr_model_notices(model));
+        print_notices(model_path ? model_path : "the default model", sr_model_notices(model));
     times.load = seconds_now() - start;
 
     sr_image in = {0}, out = {0};
@@ -334,12 +326,7 @@ done:
  * terminal, a --stats file that cannot be written. */
 static int run(const cli *c)
 {
-    const char *model_path = c->model ? c->model : default_model(c->scale ? c->scale : 4);
-    if (!model_path) {
-        fprintf(stderr, "srrun: no MODEL given and the default x%d model is not installed\n",
-                c->scale ? c->scale : 4);
-        return 1;
-    }
+    const char *model_path = model_file(c);
     const int to_stdout = c->output && strcmp(c->output, "-") == 0;
     if (to_stdout && !c->plan_only && isatty(STDOUT_FILENO)) {
         fprintf(stderr, "srrun: not writing image data to a terminal; redirect stdout or give "

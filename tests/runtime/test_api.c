@@ -93,6 +93,11 @@ static sr_status load_path(valid *v)
     return sr_model_load(NULL, NULL, &m, NULL);
 }
 static sr_status load_model(valid *v) { return sr_model_load(v->model_path, NULL, NULL, NULL); }
+static sr_status load_default_model(valid *v)
+{
+    (void)v;
+    return sr_model_load_default(4, NULL, NULL, NULL);
+}
 static sr_status save_model(valid *v) { return sr_model_save(NULL, v->out_path, 0, NULL); }
 static sr_status save_path(valid *v) { return sr_model_save(v->model, NULL, 0, NULL); }
 static sr_status new_model(valid *v)
@@ -143,6 +148,7 @@ static const null_case null_cases[] = {
     {"sr_image_copy_meta(src)", meta_src},
     {"sr_model_load(path)", load_path},
     {"sr_model_load(model)", load_model},
+    {"sr_model_load_default(model)", load_default_model},
     {"sr_model_save(model)", save_model},
     {"sr_model_save(path)", save_path},
     {"sr_session_new(model)", new_model},
