@@ -249,7 +249,7 @@ static int compare_seconds(const void *a, const void *b)
  * run to fd; on failure prints one line and returns 1. */
 static int measure(const sr_model *model, const bench_options *o, bench_result r, int fd)
 {
-    sr_session_options options = sr_session_options_default();
+    sr_session_options options = SR_SESSION_OPTIONS_INIT;
     options.backend = r.backend;
     options.n_threads = o->n_threads;
     options.max_memory = o->max_memory;
@@ -257,7 +257,7 @@ static int measure(const sr_model *model, const bench_options *o, bench_result r
     sr_error err = {0};
     sr_image in = {0}, out = {0};
     sr_session *session = NULL;
-    sr_plan_info plan;
+    sr_plan_info plan = SR_PLAN_INFO_INIT;
     double *seconds = NULL, **order = NULL;
     layer_result *runs = NULL; /* n x n_layers */
     const char *why = err.message;
@@ -372,7 +372,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "srbench: %s\n", err.message);
         return 1;
     }
-    const sr_model_info info = sr_model_get_info(model);
+    sr_model_info info = SR_MODEL_INFO_INIT;
+    sr_model_get_info(model, &info);
     bench_context c = {.o = &o, .scale = info.scale, .model_name = strrchr(o.model, '/')};
     c.model_name = c.model_name ? c.model_name + 1 : o.model;
     describe_machine(c.machine, sizeof c.machine);

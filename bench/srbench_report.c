@@ -54,7 +54,7 @@ void put_header(FILE *out, const bench_context *c, const sr_model_info *info)
         fputs("backend,threads,width,height,layer,op,gflop,seconds,gflops\n", out);
     if (o->format != OUT_JSON)
         return;
-    fprintf(out, "{\"srbench\": \"%s\", \"machine\": ", sr_version_string());
+    fprintf(out, "{\"srbench\": \"%s\", \"machine\": ", sr_version());
     put_string(out, c->machine);
     fprintf(out, ", \"sgemm_gflops\": %.2f, \"openblas_core\": ", c->sgemm);
     put_string(out, openblas_get_corename());

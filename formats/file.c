@@ -1,5 +1,5 @@
 /* Files as srrun uses them: inputs opened only when they are regular files
- * and read whole into memory, and outputs written so that a failed or
+ * and read whole into memory (or copied there from the caller's buffer), and outputs written so that a failed or
  * killed write leaves nothing: an unnamed temporary (O_TMPFILE) linked into
  * place when complete, or where the file system has none, a named one
  * renamed into place. What a path names is decided here: a symbolic link is
@@ -87,6 +87,21 @@ sr_status sr_file_map(const char *path, sr_mapped_file *file, sr_error *err)
     }
     file->data = data;
     file->size = (uint64_t)size;
+    return SR_OK;
+}
+
+sr_status sr_file_copy(const void *data, size_t size, sr_mapped_file *file, sr_error *err)
+{
+    file->data = NULL;
+    file->size = 0;
+    if (size == 0)
+        return SR_OK;
+    void *copy = NULL;
+    if (posix_memalign(&copy, 64, size) != 0)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for a copy of %zu bytes", size);
+    memcpy(copy, data, size);
+    file->data = copy;
+    file->size = size;
     return SR_OK;
 }
 

@@ -4,6 +4,7 @@
 #ifndef SR_FORMATS_FILE_H
 #define SR_FORMATS_FILE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -23,6 +24,9 @@ sr_status sr_file_open_regular(const char *path, FILE **file, int64_t *size, sr_
  * truncated or rewritten while in use cannot hurt the process. Messages do
  * not name the path. */
 sr_status sr_file_map(const char *path, sr_mapped_file *file, sr_error *err);
+/* The same for bytes already in memory: a 64-byte aligned copy, so that
+ * the caller may free its buffer at once. */
+sr_status sr_file_copy(const void *data, size_t size, sr_mapped_file *file, sr_error *err);
 void sr_file_unmap(sr_mapped_file *file);
 
 /* Writes the contents of a new file into the stream it is given. */

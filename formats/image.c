@@ -1,8 +1,9 @@
 /* The image front end: sr_image_alloc/free and the metadata's ownership,
- * sr_image_read and sr_image_read_info (open, sniff the content, hand the
- * stream to a codec), sr_image_check_output (what each format can hold)
- * and sr_image_write_png/jpeg (through formats/file.c: whole or not at all)
- * and their _stream forms. Pixel decoding and encoding live in png.c and
+ * sr_image_read and sr_image_read_info (open a file or a buffer as a
+ * stream, sniff the content, hand the stream to a codec), their _memory
+ * forms, sr_image_check_output (what each format can hold) and
+ * sr_image_write_png/jpeg (through formats/file.c: whole or not at all)
+ * and their _stream and _memory forms. Pixel decoding and encoding live in png.c and
  * jpeg.c, the EXIF orientation in orient.c; this file knows nothing about
  * either format beyond its magic bytes and its limits. */
 #define _POSIX_C_SOURCE 200809L
@@ -14,6 +15,11 @@
 
 #include "formats/file.h"
 #include "runtime/error.h"
+#include "runtime/options.h"
+
+/* sr_image_read_options as of 0.5.0, when it got its size. */
+#define READ_OPTIONS_BASE_SIZE \
+    (offsetof(sr_image_read_options, keep_orientation) + sizeof(int))
 
 static int64_t bytes_per_sample(sr_pixel_type type)
 {
@@ -116,61 +122,114 @@ static int is_jpeg(const uint8_t *head, size_t n)
     return n >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff;
 }
 
-/* Opens path, sniffs it and has its codec read the header, or the pixels
- * too. */
-static sr_status read_image(const char *path, const sr_image_read_options *options,
-                            int pixels, sr_image *image, sr_error *err)
+/* The options as a codec request; all zero (or NULL) is the default. */
+static sr_status make_request(const sr_image_read_options *options, int pixels,
+                              sr_read_request *req, sr_error *err)
+{
+    sr_image_read_options o;
+    sr_status st = sr_options_read(&o, sizeof o, READ_OPTIONS_BASE_SIZE, options,
+                                   "image read options", err);
+    if (st != SR_OK)
+        return st;
+    if (o.max_pixels < 0)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "bad image read request");
+    *req = (sr_read_request){
+        .max_pixels = o.max_pixels ? o.max_pixels : SR_DEFAULT_MAX_PIXELS,
+        .keep_orientation = o.keep_orientation,
+        .pixels = pixels,
+    };
+    return SR_OK;
+}
+
+/* Sniffs a stream positioned at the start of an image and has its codec
+ * read the header, or the pixels too. The file and memory readers differ
+ * only in where the stream comes from. */
+static sr_status read_stream(FILE *file, const sr_read_request *req, sr_image *image,
+                             sr_error *err)
+{
+    uint8_t head[SR_IMAGE_HEAD_SIZE];
+    size_t n = fread(head, 1, sizeof head, file);
+    if (ferror(file))
+        return sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
+    if (fseek(file, 0, SEEK_SET) != 0)
+        return sr_fail(err, SR_ERR_IO, "cannot seek: %s", strerror(errno));
+    if (n == 0)
+        return sr_fail(err, SR_ERR_FORMAT, "empty file");
+    if (is_png(head, n))
+        return sr_png_read(file, head, n, req, image, err);
+    if (is_jpeg(head, n))
+        return sr_jpeg_read(file, req, image, err);
+    return sr_fail(err, SR_ERR_FORMAT, "not a PNG or JPEG image");
+}
+
+static sr_status read_file(const char *path, const sr_image_read_options *options,
+                           int pixels, sr_image *image, sr_error *err)
 {
     if (image)
         memset(image, 0, sizeof *image);
-    const sr_image_read_options defaults = {0};
-    if (!options)
-        options = &defaults;
-    if (!path || !image || options->max_pixels < 0)
+    if (!path || !image)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "bad image read request");
-    const sr_read_request req = {
-        .max_pixels = options->max_pixels ? options->max_pixels : SR_DEFAULT_MAX_PIXELS,
-        .keep_orientation = options->keep_orientation,
-        .pixels = pixels,
-    };
-
+    sr_read_request req;
+    sr_status status = make_request(options, pixels, &req, err);
+    if (status != SR_OK)
+        return status;
     FILE *file;
-    sr_status opened = sr_file_open_regular(path, &file, NULL, err);
-    if (opened != SR_OK) {
-        sr_error_prefix(err, path);
-        return opened;
+    status = sr_file_open_regular(path, &file, NULL, err);
+    if (status == SR_OK) {
+        status = read_stream(file, &req, image, err);
+        fclose(file);
     }
-    uint8_t head[SR_IMAGE_HEAD_SIZE];
-    size_t n = fread(head, 1, sizeof head, file);
-    sr_status status;
-    if (ferror(file))
-        status = sr_fail(err, SR_ERR_IO, "%s", strerror(errno));
-    else if (fseek(file, 0, SEEK_SET) != 0)
-        status = sr_fail(err, SR_ERR_IO, "cannot seek: %s", strerror(errno));
-    else if (n == 0)
-        status = sr_fail(err, SR_ERR_FORMAT, "empty file");
-    else if (is_png(head, n))
-        status = sr_png_read(file, head, n, &req, image, err);
-    else if (is_jpeg(head, n))
-        status = sr_jpeg_read(file, &req, image, err);
-    else
-        status = sr_fail(err, SR_ERR_FORMAT, "not a PNG or JPEG image");
-    fclose(file);
     if (status != SR_OK)
         sr_error_prefix(err, path);
+    return status;
+}
+
+static sr_status read_memory(const void *data, size_t size,
+                             const sr_image_read_options *options, int pixels, sr_image *image,
+                             sr_error *err)
+{
+    if (image)
+        memset(image, 0, sizeof *image);
+    if (!data || !image)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "bad image read request");
+    sr_read_request req;
+    sr_status status = make_request(options, pixels, &req, err);
+    if (status != SR_OK)
+        return status;
+    /* Opened for reading only: the cast does not let anything write. */
+    FILE *file = fmemopen((void *)data, size, "rb");
+    if (!file)
+        return sr_fail(err, errno == ENOMEM ? SR_ERR_NO_MEMORY : SR_ERR_IO, "%s",
+                       strerror(errno));
+    status = read_stream(file, &req, image, err);
+    fclose(file);
     return status;
 }
 
 sr_status sr_image_read(const char *path, const sr_image_read_options *options,
                         sr_image *image, sr_error *err)
 {
-    return read_image(path, options, 1, image, err);
+    return read_file(path, options, 1, image, err);
 }
 
 sr_status sr_image_read_info(const char *path, const sr_image_read_options *options,
                              sr_image *image, sr_error *err)
 {
-    return read_image(path, options, 0, image, err);
+    return read_file(path, options, 0, image, err);
+}
+
+sr_status sr_image_read_memory(const void *data, size_t size,
+                               const sr_image_read_options *options, sr_image *image,
+                               sr_error *err)
+{
+    return read_memory(data, size, options, 1, image, err);
+}
+
+sr_status sr_image_read_info_memory(const void *data, size_t size,
+                                    const sr_image_read_options *options, sr_image *image,
+                                    sr_error *err)
+{
+    return read_memory(data, size, options, 0, image, err);
 }
 
 typedef struct encode_job {
@@ -308,4 +367,40 @@ sr_status sr_image_write_jpeg_stream(FILE *file, const sr_image *image, int qual
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no stream to write to");
     sr_status status = check_write(image, SR_IMAGE_JPEG, quality, err);
     return status == SR_OK ? write_stream(file, image, SR_IMAGE_JPEG, quality, err) : status;
+}
+
+sr_status sr_image_write_memory(const sr_image *image, sr_image_format format, int quality,
+                                void **data, size_t *size, sr_error *err)
+{
+    if (data)
+        *data = NULL;
+    if (size)
+        *size = 0;
+    if (!data || !size || (unsigned)format >= SR_IMAGE_FORMAT_COUNT)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "bad image output request");
+    sr_status status = check_write(image, format, quality, err);
+    if (status != SR_OK)
+        return status;
+    char *buffer = NULL;
+    size_t length = 0;
+    FILE *file = open_memstream(&buffer, &length);
+    if (!file)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    encode_job job = {image, format, quality};
+    status = encode(file, &job, err);
+    /* Closing sets buffer and length; a full memory often shows up here. */
+    if (fclose(file) != 0 && status == SR_OK)
+        status = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    if (status != SR_OK) {
+        free(buffer);
+        return status;
+    }
+    *data = buffer;
+    *size = length;
+    return SR_OK;
+}
+
+void sr_free(void *p)
+{
+    free(p);
 }

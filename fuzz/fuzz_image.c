@@ -1,7 +1,9 @@
-/* libFuzzer harness for the image readers: the input is written to a
- * temporary file and decoded by sr_image_read, so the sniffing front end
- * and both codecs (libpng, libjpeg-turbo, and srrun's limits, palette
- * expansion and error handling around them) see it exactly as a file.
+/* libFuzzer harness for the image readers: the input is decoded from
+ * memory by sr_image_read_memory, so the sniffing front end and both
+ * codecs (libpng, libjpeg-turbo, and srrun's limits, palette expansion
+ * and error handling around them) see it; it is also written to a
+ * temporary file whose header-only read (sr_image_read_info) must answer
+ * as the memory one does, so both sources stay covered.
  * A smaller pixel limit than the default keeps each input fast and under
  * libFuzzer's memory limit; the limit logic is the same. The header-only
  * read must describe what the full read returns, EXIF orientation
@@ -47,10 +49,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const sr_image_read_options options = {.max_pixels = MAX_PIXELS};
     sr_image info, image;
     sr_error info_err = {{0}}, err = {{0}};
-    const sr_status info_status = sr_image_read_info(path, &options, &info, &info_err);
+    const sr_status info_status = sr_image_read_info_memory(data, size, &options, &info,
+                                                            &info_err);
     if (info_status != SR_OK && (info.width || !info_err.message[0]))
         __builtin_trap();
-    if (sr_image_read(path, &options, &image, &err) == SR_OK) {
+    /* The file's answer: the same, its message prefixed with the path (and
+     * cut where the prefix made it too long). */
+    sr_image file_info;
+    sr_error file_err = {{0}};
+    const size_t n_path = strlen(path);
+    if (sr_image_read_info(path, &options, &file_info, &file_err) != info_status ||
+        memcmp(&file_info, &info, sizeof info) != 0)
+        __builtin_trap();
+    if (info_status != SR_OK &&
+        (strncmp(file_err.message, path, n_path) != 0 ||
+         strncmp(file_err.message + n_path + 2, info_err.message,
+                 strlen(file_err.message) - n_path - 2) != 0))
+        __builtin_trap();
+    if (sr_image_read_memory(data, size, &options, &image, &err) == SR_OK) {
         if (info_status != SR_OK || info.width != image.width || info.height != image.height ||
             info.channels != image.channels || info.type != image.type ||
             info.meta.orientation != image.meta.orientation)

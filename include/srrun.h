@@ -27,14 +27,51 @@
  *
  * NULL: a NULL handle, image, path or result pointer given to a call that
  * returns an sr_status fails with SR_ERR_INVALID_ARGUMENT. The getters
- * return a neutral value for a NULL handle (0, NULL, "", an all-zero info
- * or SR_BACKEND_AUTO, as each says); the free functions accept NULL. An
+ * return a neutral value for a NULL handle (0, NULL, "" or
+ * SR_BACKEND_AUTO, as each says); the free functions accept NULL. An
  * sr_error, options or sr_plan_info pointer may always be NULL.
  *
- * Ownership and threads: a model is immutable after loading and may be shared
- * by any number of sessions on any threads; free it after its last session.
- * A session is used by one thread at a time. Images own their pixels only
- * when made by sr_image_read or sr_image_alloc (release with sr_image_free).
+ * Threads: a model is immutable after loading and may be shared by any
+ * number of sessions running at once on any threads; free it after its
+ * last session. A session is used by one thread at a time (any thread,
+ * not necessarily the one that made it). The calls without a session or
+ * model (reading, writing and checking images, loading models) may run on
+ * any threads at once, each with its own sr_error. srrun keeps no state
+ * of its own outside its handles; what is process-wide is OpenMP's:
+ * each thread that runs a session gets its own pool of n_threads workers
+ * (see n_threads for sessions running at once). libsrrun.so carries its
+ * own OpenBLAS, hidden, so that a BLAS the host process loaded (numpy's)
+ * neither runs srrun's products nor is disturbed by them; once loaded it
+ * stays loaded (dlclose leaves it: OpenMP's idle workers run its code).
+ *
+ * Ownership: a handle belongs to the caller from the call that made it
+ * until its free function. An sr_image made by sr_image_read,
+ * sr_image_read_memory or sr_image_alloc owns its pixels and metadata
+ * (release both with sr_image_free). An sr_image the caller fills in
+ * around its own buffer is only borrowed by each call it is given to
+ * (nothing keeps its pointer); never pass it to sr_image_free, which
+ * would free() the caller's buffer. If sr_image_copy_meta gave such an
+ * image an ICC profile, release that alone with sr_free(image.meta.icc).
+ * Strings a call returns (names, notices, errors, infos) belong to the
+ * library and live as long as what returned them, or forever for names.
+ *
+ * Structs that grow: each options and info struct starts with `size_t
+ * size`, the bytes the caller's compiler gave it, so that later versions
+ * can add fields at the end without breaking programs built against
+ * earlier ones. Initialise with the struct's _INIT macro
+ *     sr_session_options opt = SR_SESSION_OPTIONS_INIT;
+ *     opt.n_threads = 4;
+ * or zero it: size 0 means the struct as of 0.5.0, and an all-zero
+ * options struct is the defaults (so is a NULL pointer). The library
+ * reads only the fields the size covers (later ones take their defaults)
+ * and refuses with SR_ERR_UNSUPPORTED a struct from a newer srrun whose
+ * fields beyond what it knows are not zero. Info structs it fills as far
+ * as their size covers, zeroes the rest, and sets size to what it wrote;
+ * their size is read, so initialise them too (a size over 4096 bytes is
+ * refused as uninitialised, but a smaller stray value would be trusted). C++ before C++20 has no designated initialisers
+ * for the macros: value-initialise (`sr_plan_info info{};`) and set size.
+ * sr_image, sr_image_meta and sr_error are fixed: a new property of
+ * images would come with new calls, not new fields.
  *
  * Model files are untrusted: srrun reads torch.save files with its own zip
  * reader and a restricted unpickler that never runs code from the file.
@@ -61,7 +98,14 @@ extern "C" {
 #define SR_VERSION_MINOR 5
 #define SR_VERSION_PATCH 0
 
-SR_API const char *sr_version_string(void);
+/* The library's version at run time, e.g. "0.5.0": what was loaded, which
+ * may differ from the SR_VERSION_* this program was compiled with. */
+SR_API const char *sr_version(void);
+
+/* Frees memory the library returned for the caller to free (the bytes of
+ * sr_image_write_memory); NULL is accepted. Use this, not free(): the
+ * library may not share the program's allocator (a static C runtime). */
+SR_API void sr_free(void *p);
 
 typedef enum sr_status {
     SR_OK = 0,
@@ -117,8 +161,9 @@ typedef struct sr_image_meta {
 
 /* Interleaved pixels, rows `stride` bytes apart. Channels: 1 gray,
  * 2 gray+alpha, 3 RGB, 4 RGBA (straight, not premultiplied, alpha). meta is
- * owned by the image when it was made by sr_image_read, sr_image_alloc
- * (zeroed) or sr_image_copy_meta, and freed by sr_image_free. */
+ * owned by the image when it was made by sr_image_read(_memory),
+ * sr_image_alloc (zeroed) or sr_image_copy_meta, and freed by
+ * sr_image_free. */
 typedef struct sr_image {
     int64_t width, height;
     int channels;
@@ -133,11 +178,13 @@ typedef struct sr_image {
 
 /* How an image file is read. All zero (or a NULL pointer) is the default. */
 typedef struct sr_image_read_options {
+    size_t size;          /* see "Structs that grow" at the top */
     int64_t max_pixels;   /* refuse larger images, from the header; 0:
                              SR_DEFAULT_MAX_PIXELS; negative is invalid */
     int keep_orientation; /* leave the pixels as stored, not turned upright by
                              the file's EXIF orientation */
 } sr_image_read_options;
+#define SR_IMAGE_READ_OPTIONS_INIT {.size = sizeof(sr_image_read_options)}
 
 /* Decodes a PNG or JPEG (recognised by content, not by name) keeping the
  * file's channels and its depth (8 or 16 bits); palettes are expanded and
@@ -167,6 +214,18 @@ SR_API sr_status sr_image_read(const char *path, const sr_image_read_options *op
  * to what it planned for. */
 SR_API sr_status sr_image_read_info(const char *path, const sr_image_read_options *options,
                                     sr_image *image, sr_error *err);
+
+/* As sr_image_read and sr_image_read_info, from the size bytes at data
+ * (the whole file's contents), with the same decoders, limits, statuses
+ * and messages; messages name no path. data is only read, and not kept:
+ * the caller may free it on return. data NULL is SR_ERR_INVALID_ARGUMENT;
+ * size 0 is an empty file (SR_ERR_FORMAT). */
+SR_API sr_status sr_image_read_memory(const void *data, size_t size,
+                                      const sr_image_read_options *options, sr_image *image,
+                                      sr_error *err);
+SR_API sr_status sr_image_read_info_memory(const void *data, size_t size,
+                                           const sr_image_read_options *options,
+                                           sr_image *image, sr_error *err);
 
 typedef enum sr_image_format {
     SR_IMAGE_PNG,
@@ -212,6 +271,13 @@ SR_API sr_status sr_image_write_png_stream(FILE *file, const sr_image *image, sr
 SR_API sr_status sr_image_write_jpeg_stream(FILE *file, const sr_image *image, int quality,
                                             sr_error *err);
 
+/* Encodes the image as format (quality: JPEG only, 1..100; ignored for
+ * PNG) into a new buffer: *data and *size are the file's bytes, which the
+ * caller frees with sr_free. Checks and messages as the file writers'
+ * (without a path). On failure *data is NULL and *size 0. */
+SR_API sr_status sr_image_write_memory(const sr_image *image, sr_image_format format,
+                                       int quality, void **data, size_t *size, sr_error *err);
+
 /* Allocates a zeroed image with a packed stride and no metadata. */
 SR_API sr_status sr_image_alloc(sr_image *image, int64_t width, int64_t height,
                                 int channels, sr_pixel_type type, sr_error *err);
@@ -227,8 +293,10 @@ SR_API sr_status sr_image_copy_meta(sr_image *dst, const sr_image *src, sr_error
 typedef struct sr_model sr_model;
 
 typedef struct sr_model_options {
-    int strict; /* refuse tensors the network does not use (default: a notice) */
+    size_t size; /* see "Structs that grow" at the top */
+    int strict;  /* refuse tensors the network does not use (default: a notice) */
 } sr_model_options;
+#define SR_MODEL_OPTIONS_INIT {.size = sizeof(sr_model_options)}
 
 /* Loads weights from a torch.save file (state_dict, zip format) or from
  * srrun's own model.bin (docs/model-bin.md; recognised by its magic, and
@@ -238,6 +306,14 @@ typedef struct sr_model_options {
  * a regular file is read (a FIFO is refused, not waited on). */
 SR_API sr_status sr_model_load(const char *path, const sr_model_options *options,
                                sr_model **model, sr_error *err);
+
+/* As sr_model_load, from the size bytes at data (a whole .pth or
+ * model.bin file's contents). The bytes are copied: the caller may free
+ * or reuse data as soon as this returns. Messages name no path. data NULL
+ * is SR_ERR_INVALID_ARGUMENT; size 0 is an empty file (SR_ERR_FORMAT). */
+SR_API sr_status sr_model_load_memory(const void *data, size_t size,
+                                      const sr_model_options *options, sr_model **model,
+                                      sr_error *err);
 
 /* Loads the shipped default model, srpgan_x<scale>.bin (scale 2 or 4; any
  * other is SR_ERR_INVALID_ARGUMENT), as sr_model_load would load it. It is
@@ -252,6 +328,7 @@ SR_API sr_status sr_model_load_default(int scale, const sr_model_options *option
 SR_API void sr_model_free(sr_model *model);
 
 typedef struct sr_model_info {
+    size_t size;              /* see "Structs that grow" at the top */
     const char *architecture; /* "srpgan" */
     int scale;                /* output pixels per input pixel, per axis */
     int n_blocks;             /* residual blocks */
@@ -261,14 +338,17 @@ typedef struct sr_model_info {
     const char *dtype;        /* weights as stored: "float32", "float16",
                                  "mixed" (model.bin), "converted" (a .pth with
                                  tensors srrun converted to float32) */
-    int64_t file_size;        /* bytes */
+    int64_t file_size;        /* bytes (of the buffer, loaded from memory) */
     int has_checksum;         /* model.bin: the CRC-32s below are set */
     uint32_t header_crc32;    /* of the header and tensor table */
     uint32_t data_crc32;      /* of the tensor data */
 } sr_model_info;
+#define SR_MODEL_INFO_INIT {.size = sizeof(sr_model_info)}
 
-/* All zero for a NULL model. */
-SR_API sr_model_info sr_model_get_info(const sr_model *model);
+/* Describes the model into *info, as far as info->size covers (the
+ * strings are the model's: valid until it is freed). A NULL model is
+ * SR_ERR_INVALID_ARGUMENT, with info zeroed but for its size. */
+SR_API sr_status sr_model_get_info(const sr_model *model, sr_model_info *info);
 
 /* Saves the model's weights as model.bin: the tensors its network uses, in
  * the order of the file it came from (a tensor the network ignores, such
@@ -307,7 +387,13 @@ SR_API const char *sr_backend_name(sr_backend backend);
 SR_API const char *sr_cpu_blas_setting(void);
 
 /* Called with the fraction of work done, in [0, 1]; a non-zero return
- * cancels the run, which then fails with SR_ERR_CANCELLED. */
+ * cancels the run, which then fails with SR_ERR_CANCELLED. It is called
+ * on the thread that called sr_session_run, between bands, never from
+ * a worker and never twice at once for one session: once per band of
+ * each stage (the sum of the plan's n_bands, so a few times for a small
+ * image, hundreds for a large one), the fraction (of the run's planned
+ * FLOPs) never going back and 1 at the last call. It may not call the
+ * session it reports on. */
 typedef int (*sr_progress_fn)(void *user, double fraction);
 
 /* What a GPU's matrix products read. float32 is the reference's precision;
@@ -327,8 +413,14 @@ typedef enum sr_precision {
 SR_API const char *sr_precision_name(sr_precision precision);
 
 typedef struct sr_session_options {
-    sr_backend backend;
-    int n_threads;           /* 0: all cores */
+    size_t size;             /* see "Structs that grow" at the top */
+    sr_backend backend;      /* 0: SR_BACKEND_AUTO */
+    int n_threads;           /* threads the session computes on; 0: all the
+                                cores the process may run on. Sessions
+                                running at once do not share them: S sessions
+                                on C cores should each get C / S, or the
+                                cores are oversubscribed (each session's
+                                OpenMP workers spin while they wait). */
     int64_t max_memory;      /* bytes the whole process may use; 0: 3/4 of RAM. On
                                 CUDA: device memory; 0: 9/10 of what is free there */
     int64_t tile_rows;       /* band height of every stage; 0: the planner's */
@@ -336,8 +428,7 @@ typedef struct sr_session_options {
     void *progress_user;
     sr_precision precision; /* anything but FP32 needs CUDA (auto: else FP32) */
 } sr_session_options;
-
-SR_API sr_session_options sr_session_options_default(void);
+#define SR_SESSION_OPTIONS_INIT {.size = sizeof(sr_session_options)}
 
 typedef struct sr_session sr_session;
 
@@ -405,6 +496,7 @@ typedef struct sr_layer_info {
 } sr_layer_info;
 
 typedef struct sr_plan_info {
+    size_t size;            /* see "Structs that grow" at the top */
     int64_t width, height;  /* of the input */
     int64_t max_memory;     /* the budget planned for */
     int64_t predicted_peak; /* bytes, the whole process */
@@ -416,9 +508,23 @@ typedef struct sr_plan_info {
     int n_stages, n_layers;
     const sr_stage_info *stages; /* owned by the session: valid until */
     const sr_layer_info *layers; /* its next plan, run or free */
+    size_t stage_size, layer_size; /* bytes from one stage (layer) to the next */
 } sr_plan_info;
+#define SR_PLAN_INFO_INIT {.size = sizeof(sr_plan_info)}
 
-/* Plans a width x height input (and keeps the plan for runs of that size).
+/* Stage and layer i of a plan. The arrays' elements may grow too: a
+ * program that must run with a later library steps through them by
+ * stage_size and layer_size, as these do, and reads a field only when
+ * the size covers it. */
+#define SR_PLAN_STAGE(info, i)                                      \
+    ((const sr_stage_info *)(const void *)((const char *)(info)->stages + \
+                                           (size_t)(i) * (info)->stage_size))
+#define SR_PLAN_LAYER(info, i)                                      \
+    ((const sr_layer_info *)(const void *)((const char *)(info)->layers + \
+                                           (size_t)(i) * (info)->layer_size))
+
+/* Plans a width x height input (and keeps the plan for runs of that size);
+ * describes it into *info (may be NULL) as far as info->size covers.
  * Fails with SR_ERR_LIMIT, naming the least memory that would do, when no
  * plan fits max_memory. The caller's images are counted with the channels
  * and pixel types of the last run or sr_session_plan_images (8-bit RGB in

@@ -58,10 +58,9 @@ static PyObject *load_file(PyObject *module, PyObject *args)
 {
     (void)module;
     PyObject *path; /* bytes, from str or os.PathLike */
-    int strict;
-    if (!PyArg_ParseTuple(args, "O&p:load_file", PyUnicode_FSConverter, &path, &strict))
+    sr_model_options options = SR_MODEL_OPTIONS_INIT;
+    if (!PyArg_ParseTuple(args, "O&p:load_file", PyUnicode_FSConverter, &path, &options.strict))
         return NULL;
-    const sr_model_options options = {.strict = strict};
     sr_model *model = NULL;
     sr_error err = {0};
     sr_status status;
@@ -72,15 +71,34 @@ static PyObject *load_file(PyObject *module, PyObject *args)
     return model_wrap(status, model, &err);
 }
 
+/* From a whole model file's bytes (any bytes-like object), which srrun
+ * copies. */
+static PyObject *load_memory(PyObject *module, PyObject *args)
+{
+    (void)module;
+    Py_buffer data;
+    sr_model_options options = SR_MODEL_OPTIONS_INIT;
+    if (!PyArg_ParseTuple(args, "y*p:load_memory", &data, &options.strict))
+        return NULL;
+    sr_model *model = NULL;
+    sr_error err = {0};
+    sr_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sr_model_load_memory(data.buf, (size_t)data.len, &options, &model, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    return model_wrap(status, model, &err);
+}
+
 /* The shipped model of that scale: srrun finds it in the package's
  * share/srrun/, beside this module, the binary that holds its code. */
 static PyObject *load_default(PyObject *module, PyObject *args)
 {
     (void)module;
-    int scale, strict;
-    if (!PyArg_ParseTuple(args, "ip:load_default", &scale, &strict))
+    int scale;
+    sr_model_options options = SR_MODEL_OPTIONS_INIT;
+    if (!PyArg_ParseTuple(args, "ip:load_default", &scale, &options.strict))
         return NULL;
-    const sr_model_options options = {.strict = strict};
     sr_model *model = NULL;
     sr_error err = {0};
     sr_status status;
@@ -100,7 +118,9 @@ static PyObject *model_get_scale(ModelObject *self, void *closure)
 static PyObject *model_info(ModelObject *self, PyObject *unused)
 {
     (void)unused;
-    const sr_model_info info = sr_model_get_info(self->model);
+    sr_model_info info = SR_MODEL_INFO_INIT;
+    if (sr_model_get_info(self->model, &info) != SR_OK)
+        return raise_srrun("the model cannot be described");
     PyObject *notices = PyList_New(0);
     const char *text = sr_model_notices(self->model);
     for (const char *line = text; notices && line && *line;) {
@@ -276,7 +296,7 @@ static PyObject *model_run(ModelObject *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLisO:run", keywords, &src, &dst,
                                      &max_memory, &threads, &backend_name, &progress))
         return NULL;
-    sr_session_options options = sr_session_options_default();
+    sr_session_options options = SR_SESSION_OPTIONS_INIT;
     if (backend_of(backend_name, &options.backend) < 0)
         return NULL;
     if (max_memory < 0 || threads < 0) {
@@ -341,11 +361,13 @@ static PyTypeObject model_type = {
 static PyObject *version(PyObject *module, PyObject *unused)
 {
     (void)module, (void)unused;
-    return PyUnicode_FromString(sr_version_string());
+    return PyUnicode_FromString(sr_version());
 }
 
 static PyMethodDef module_methods[] = {
     {"load_file", load_file, METH_VARARGS, "load_file(path, strict): a Model from a file"},
+    {"load_memory", load_memory, METH_VARARGS,
+     "load_memory(data, strict): a Model from a file's bytes"},
     {"load_default", load_default, METH_VARARGS,
      "load_default(scale, strict): the shipped model of that scale"},
     {"version", version, METH_NOARGS, "the library's version"},

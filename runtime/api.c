@@ -1,9 +1,10 @@
-/* The public API of models: loading (the loaders, then the model
- * builders), saving, and what a model says about itself; every internal
- * failure becomes a status plus one line naming the file. Sessions are
- * session.c's. */
+/* The public API of models: loading from a file, from memory or the
+ * shipped default (the loaders, then the model builders), saving, and what
+ * a model says about itself; every internal failure becomes a status plus
+ * one line naming the file. Sessions are session.c's. */
 #define _POSIX_C_SOURCE 200809L /* access */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +17,16 @@
 #include "runtime/error.h"
 #include "runtime/locate.h"
 #include "runtime/model.h"
+#include "runtime/options.h"
+
+/* The structs as of 0.5.0, when they got their size. */
+#define MODEL_OPTIONS_BASE_SIZE (offsetof(sr_model_options, strict) + sizeof(int))
+#define MODEL_INFO_BASE_SIZE (offsetof(sr_model_info, data_crc32) + sizeof(uint32_t))
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
-const char *sr_version_string(void)
+const char *sr_version(void)
 {
     return STR(SR_VERSION_MAJOR) "." STR(SR_VERSION_MINOR) "." STR(SR_VERSION_PATCH);
 }
@@ -62,24 +68,22 @@ static void describe_file(sr_model *m, const sr_modelbin_info *bin)
     info->dtype = n_copies ? "converted" : "float32";
 }
 
-sr_status sr_model_load(const char *path, const sr_model_options *options,
-                        sr_model **model, sr_error *err)
+/* Builds the model from the bytes in m->file; m is freed on failure. */
+static sr_status build_model(sr_model *m, const sr_model_options *options, sr_model **model,
+                             sr_error *err)
 {
-    if (!model || !path)
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no %s", model ? "path" : "model to load into");
-    const bool strict = options && options->strict;
-    *model = NULL;
-    sr_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
-    sr_modelbin_info bin;
-    bool is_bin = false;
-    sr_status st = sr_file_map(path, &m->file, err);
-    if (st == SR_OK) {
-        is_bin = sr_modelbin_sniff(&m->file);
-        st = is_bin ? sr_modelbin_load(&m->file, true, &m->weights, &bin, err)
-                    : sr_pth_load(&m->file, &m->weights, err);
+    sr_model_options o;
+    sr_status st = sr_options_read(&o, sizeof o, MODEL_OPTIONS_BASE_SIZE, options,
+                                   "model options", err);
+    if (st != SR_OK) {
+        sr_model_free(m);
+        return st;
     }
+    const bool strict = o.strict;
+    sr_modelbin_info bin;
+    const bool is_bin = sr_modelbin_sniff(&m->file);
+    st = is_bin ? sr_modelbin_load(&m->file, true, &m->weights, &bin, err)
+                          : sr_pth_load(&m->file, &m->weights, err);
     if (st == SR_OK)
         st = sr_model_build(&m->weights, strict, &m->graph, &m->info, &m->notices, err);
     if (st == SR_OK && is_bin)
@@ -89,13 +93,49 @@ sr_status sr_model_load(const char *path, const sr_model_options *options,
     if (st == SR_OK)
         st = flops_per_input_pixel(&m->graph, &m->info.n_input_pixel_flops, err);
     if (st != SR_OK) {
-        sr_error_prefix(err, path);
         sr_model_free(m);
         return st;
     }
     describe_file(m, is_bin ? &bin : NULL);
     *model = m;
     return SR_OK;
+}
+
+sr_status sr_model_load(const char *path, const sr_model_options *options,
+                        sr_model **model, sr_error *err)
+{
+    if (!model || !path)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no %s", model ? "path" : "model to load into");
+    *model = NULL;
+    sr_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    sr_status st = sr_file_map(path, &m->file, err);
+    if (st != SR_OK)
+        sr_model_free(m);
+    else
+        st = build_model(m, options, model, err);
+    if (st != SR_OK)
+        sr_error_prefix(err, path);
+    return st;
+}
+
+sr_status sr_model_load_memory(const void *data, size_t size, const sr_model_options *options,
+                               sr_model **model, sr_error *err)
+{
+    if (!model || !data)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no %s",
+                       model ? "data" : "model to load into");
+    *model = NULL;
+    sr_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    sr_status st = sr_file_copy(data, size, &m->file, err);
+    if (st != SR_OK) {
+        sr_model_free(m);
+        return st;
+    }
+    return build_model(m, options, model, err);
 }
 
 /* $SRRUN_MODEL_DIR, then the folders next to the library's code
@@ -168,9 +208,14 @@ void sr_model_free(sr_model *model)
     free(model);
 }
 
-sr_model_info sr_model_get_info(const sr_model *model)
+sr_status sr_model_get_info(const sr_model *model, sr_model_info *info)
 {
-    return model ? model->info : (sr_model_info){0};
+    if (!info)
+        return SR_ERR_INVALID_ARGUMENT;
+    const sr_model_info none = {.size = sizeof none};
+    const sr_status st = sr_info_write(info, model ? &model->info : &none, sizeof *info,
+                                       MODEL_INFO_BASE_SIZE, "model info", NULL);
+    return st == SR_OK && !model ? SR_ERR_INVALID_ARGUMENT : st;
 }
 
 int sr_model_scale(const sr_model *model) { return model ? model->info.scale : 0; }

@@ -17,6 +17,14 @@
 #define SR_UNDER_ASAN 0
 #endif
 
+#if defined(__SANITIZE_THREAD__) /* GCC */
+#define SR_UNDER_TSAN 1
+#elif defined(__has_feature) /* clang */
+#define SR_UNDER_TSAN __has_feature(thread_sanitizer)
+#else
+#define SR_UNDER_TSAN 0
+#endif
+
 void *sr_pages_alloc(int64_t bytes)
 {
     if (bytes <= 0 || (uint64_t)bytes > SIZE_MAX)
@@ -74,8 +82,12 @@ void *sr_page_pool_take(sr_page_pool *pool, int64_t bytes)
     if (want < had)
         munmap(p + want, (size_t)(had - want));
     else if (want > had) {
-        /* Grown: only the pages beyond its old end are new. */
-        void *q = mremap(p, (size_t)had, (size_t)want, MREMAP_MAYMOVE);
+        /* Grown: only the pages beyond its old end are new. ThreadSanitizer
+         * does not follow mremap: pages it moved would keep the history of
+         * what was mapped there before, read as races; there the caller
+         * maps new pages instead. */
+        void *q = SR_UNDER_TSAN ? MAP_FAILED
+                                : mremap(p, (size_t)had, (size_t)want, MREMAP_MAYMOVE);
         if (q == MAP_FAILED)
             return NULL;
         p = q;

@@ -5,6 +5,7 @@
  * max_memory less the program, the weights and the caller's images. On a
  * device backend it is the device's: less the weights and the input. */
 #define _POSIX_C_SOURCE 200809L /* sysconf */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "runtime/error.h"
 #include "runtime/exec.h"
 #include "runtime/model.h"
+#include "runtime/options.h"
 #include "runtime/pages.h"
 #include "runtime/pixels.h"
 #include "runtime/resample.h"
@@ -22,6 +24,11 @@
  * packing buffers once sgemm has touched them (measured: 8 MB for a 1x1
  * image, about 40 MB once large GEMMs have run). */
 #define PROCESS_BASE_BYTES (INT64_C(48) << 20)
+
+/* The structs as of 0.5.0, when they got their size. */
+#define SESSION_OPTIONS_BASE_SIZE \
+    (offsetof(sr_session_options, precision) + sizeof(sr_precision))
+#define PLAN_INFO_BASE_SIZE (offsetof(sr_plan_info, layer_size) + sizeof(size_t))
 
 static const char *const backend_names[] = {
     [SR_BACKEND_AUTO] = "auto",
@@ -72,11 +79,6 @@ struct sr_session {
     sr_image in_kind, out_kind;
 };
 
-sr_session_options sr_session_options_default(void)
-{
-    return (sr_session_options){.backend = SR_BACKEND_AUTO};
-}
-
 static int64_t physical_memory(void)
 {
     const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
@@ -112,14 +114,16 @@ static sr_status session_new(const sr_model *model, const sr_session_options *op
                              sr_backend_handle *given, sr_session **session, sr_error *err)
 {
     sr_status st = SR_OK;
-    sr_session_options opt = options ? *options : sr_session_options_default();
+    sr_session_options opt;
     if (!session)
         st = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no session to make");
     else if (!model)
         st = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no model");
-    else if ((unsigned)opt.backend >= SR_BACKEND_COUNT ||
-             (unsigned)opt.precision >= SR_PRECISION_COUNT || opt.n_threads < 0 ||
-             opt.max_memory < 0 || opt.tile_rows < 0)
+    else if ((st = sr_options_read(&opt, sizeof opt, SESSION_OPTIONS_BASE_SIZE, options,
+                                   "session options", err)) == SR_OK &&
+             ((unsigned)opt.backend >= SR_BACKEND_COUNT ||
+              (unsigned)opt.precision >= SR_PRECISION_COUNT || opt.n_threads < 0 ||
+              opt.max_memory < 0 || opt.tile_rows < 0))
         st = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "invalid session options");
     if (session)
         *session = NULL;
@@ -272,6 +276,7 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
         n_kept += p->keep[n];
     }
     s->info = (sr_plan_info){
+        .size = sizeof s->info,
         .width = w,
         .height = h,
         .max_memory = s->options.max_memory,
@@ -285,6 +290,8 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
         .n_layers = n_layers,
         .stages = s->stages,
         .layers = s->layers,
+        .stage_size = sizeof *s->stages,
+        .layer_size = sizeof *s->layers,
     };
     return SR_OK;
 }
@@ -355,7 +362,8 @@ sr_status sr_session_plan(sr_session *session, int64_t width, int64_t height,
     st = plan_size(session, width, height, kinds ? &session->in_kind : NULL,
                    kinds ? &session->out_kind : NULL, err);
     if (st == SR_OK && info)
-        *info = session->info;
+        st = sr_info_write(info, &session->info, sizeof session->info, PLAN_INFO_BASE_SIZE,
+                           "plan info", err);
     return st;
 }
 
@@ -403,7 +411,8 @@ sr_status sr_session_plan_images(sr_session *session, const sr_image *in, const 
     remember_kinds(session, in, out);
     st = plan_size(session, in->width, in->height, in, out, err);
     if (st == SR_OK && info)
-        *info = session->info;
+        st = sr_info_write(info, &session->info, sizeof session->info, PLAN_INFO_BASE_SIZE,
+                           "plan info", err);
     return st;
 }
 

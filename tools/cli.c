@@ -165,7 +165,7 @@ int cli_parse(int argc, char **argv, cli *c)
         }
         case 'v': c->verbose = 1; break;
         case 'h': fputs(usage_text, stdout); return 0;
-        case 'V': printf("srrun %s\n", sr_version_string()); return 0;
+        case 'V': printf("srrun %s\n", sr_version()); return 0;
         case 'b': {
             int found = 0;
             for (int b = 0; b < SR_BACKEND_COUNT; b++)

@@ -86,7 +86,8 @@ static int info(int argc, char **argv)
         fprintf(stderr, "srrun: %s\n", err.message);
         return 1;
     }
-    const sr_model_info i = sr_model_get_info(model);
+    sr_model_info i = SR_MODEL_INFO_INIT;
+    sr_model_get_info(model, &i);
     printf("file:          %s\n", argv[1]);
     printf("format:        %s\n", i.format);
     printf("architecture:  %s\n", i.architecture);

@@ -114,7 +114,7 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
                       const sr_session_options *options, const char *input,
                       const char *output, const run_times *times, int64_t peak_rss)
 {
-    fprintf(out, "{\n  \"srrun\": \"%s\",\n  \"model\": {\"architecture\": ", sr_version_string());
+    fprintf(out, "{\n  \"srrun\": \"%s\",\n  \"model\": {\"architecture\": ", sr_version());
     json_string(out, model->architecture);
     fprintf(out, ", \"scale\": %d, \"blocks\": %d, \"parameters\": %lld},\n", model->scale,
             model->n_blocks, (long long)model->n_params);

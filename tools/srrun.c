@@ -187,7 +187,8 @@ static int upscale(const cli *c, const char *model_path, FILE *stats)
                     : sr_model_load_default(c->scale ? c->scale : 4, &c->model_options, &model,
                                             &err)) != SR_OK)
         return fail(err.message);
-    const sr_model_info info = sr_model_get_info(model);
+    sr_model_info info = SR_MODEL_INFO_INIT;
+    sr_model_get_info(model, &info);
     if (model_path && c->scale && info.scale != c->scale) {
         fprintf(stderr, "srrun: %s: the model upscales x%d, not x%d as --scale asks\n",
                 model_path, info.scale, c->scale);
@@ -200,7 +201,7 @@ static int upscale(const cli *c, const char *model_path, FILE *stats)
 
     sr_image in = {0}, out = {0};
     sr_session *session = NULL;
-    sr_plan_info plan;
+    sr_plan_info plan = SR_PLAN_INFO_INIT;
     char output[4096];
     int rc = 1;
     if (c->output)
@@ -350,7 +351,7 @@ int main(int argc, char **argv)
     sr_tool_reexec_for_blas(argv);
     if (argc > 1 && command_is(argv[1]))
         return command_run(argc - 1, argv + 1);
-    cli c = {.options = sr_session_options_default()};
+    cli c = {.options = SR_SESSION_OPTIONS_INIT};
     int rc = cli_parse(argc, argv, &c);
     return rc >= 0 ? rc : run(&c);
 }

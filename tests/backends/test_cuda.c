@@ -312,7 +312,7 @@ int64_t cuda_host_live_bytes(void);
 /* A session on the stand-in's CUDA backend. */
 static sr_session *host_cuda_session(const sr_model *model, sr_progress_fn progress, void *user)
 {
-    sr_session_options opt = sr_session_options_default();
+    sr_session_options opt = SR_SESSION_OPTIONS_INIT;
     opt.backend = SR_BACKEND_CUDA;
     opt.progress = progress;
     opt.progress_user = user;

@@ -1,7 +1,9 @@
 /* Every file in tests/crashers/ (malformed models and images, made by
  * make_crashers.py) opened through the public API: sr_model_load for .pth,
- * sr_image_read for images. Each must fail with its expected status and a
- * message naming the file and the problem, leave no model or pixels
+ * sr_image_read for images, and their _memory forms on the file's bytes.
+ * Each must fail with its expected status and a message naming the file
+ * and the problem (from memory: the same status and message, less the
+ * file's name), leave no model or pixels
  * behind, and run nothing: the __reduce__ payload would create a marker
  * file. A file in the folder without a row here fails the suite, so a new
  * crasher cannot be forgotten. */
@@ -11,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -18,6 +21,7 @@
 #include <unistd.h>
 
 #include "srrun.h"
+#include "testutil.h"
 
 #define CRASHERS_DIR SR_FIXTURES_DIR "/../crashers"
 /* What make_crashers.py's os.system payload would create. */
@@ -79,32 +83,52 @@ static int is_model(const char *file)
     return dot && strcmp(dot, ".pth") == 0;
 }
 
-static void check(const crasher *c)
+/* Reads the crasher from its path, or from its bytes in memory. */
+static sr_status load(const crasher *c, const char *path, int from_memory, sr_error *err)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", CRASHERS_DIR, c->file);
-    sr_error err = {{0}};
+    int64_t size = 0;
+    void *bytes = from_memory ? test_read_file(path, &size) : NULL;
+    if (from_memory && !bytes)
+        fail_msg("cannot read %s", path);
     sr_status status;
     if (is_model(c->file)) {
-        sr_model *model = (sr_model *)&err; /* must be reset to NULL */
-        status = sr_model_load(path, NULL, &model, &err);
+        sr_model *model = (sr_model *)err; /* must be reset to NULL */
+        status = from_memory ? sr_model_load_memory(bytes, (size_t)size, NULL, &model, err)
+                             : sr_model_load(path, NULL, &model, err);
         if (status == SR_OK)
             sr_model_free(model);
         else
             assert_null(model);
     } else {
-        sr_image image = {.data = &err}; /* must be zeroed */
-        status = sr_image_read(path, 0, &image, &err);
+        sr_image image = {.data = err}; /* must be zeroed */
+        status = from_memory ? sr_image_read_memory(bytes, (size_t)size, NULL, &image, err)
+                             : sr_image_read(path, 0, &image, err);
         if (status == SR_OK)
             sr_image_free(&image);
         else
             assert_null(image.data);
     }
+    free(bytes);
+    return status;
+}
+
+/* The file's failure, and the same from memory with the message less the
+ * path. */
+static void check(const crasher *c)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", CRASHERS_DIR, c->file);
+    sr_error err = {{0}}, memory_err = {{0}};
+    const sr_status status = load(c, path, 0, &err);
     if (status != c->status || !strstr(err.message, c->message) ||
         strncmp(err.message, path, strlen(path)) != 0)
         fail_msg("%s: got %s \"%s\"; expected %s and \"%s: ...%s...\"", c->file,
                  sr_status_string(status), err.message, sr_status_string(c->status),
                  path, c->message);
+    const sr_status memory_status = load(c, path, 1, &memory_err);
+    if (memory_status != status || strcmp(err.message + strlen(path) + 2, memory_err.message) != 0)
+        fail_msg("%s from memory: got %s \"%s\"", c->file, sr_status_string(memory_status),
+                 memory_err.message);
     /* Nothing from the file reaches a terminal unescaped. */
     for (const char *m = err.message; *m; m++)
         if (*m < 0x20 || *m > 0x7e)

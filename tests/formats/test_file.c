@@ -126,7 +126,7 @@ static sr_image upscale(const sr_model *model)
     sr_error err = {0};
     assert_int_equal(sr_image_read(path, 0, &in, &err), SR_OK);
     assert_int_equal(sr_image_alloc(&out, in.width * 2, in.height * 2, 3, SR_PIXEL_U8, &err), SR_OK);
-    sr_session_options options = sr_session_options_default();
+    sr_session_options options = SR_SESSION_OPTIONS_INIT;
     options.backend = SR_BACKEND_CPU;
     options.n_threads = 1;
     sr_session *session;

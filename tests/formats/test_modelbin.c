@@ -268,7 +268,7 @@ static float *upscale(const char *model_path, sr_backend backend, int64_t *n)
     assert_int_equal(sr_image_read(photo, 0, &in, NULL), SR_OK);
     const int s = sr_model_scale(m);
     assert_int_equal(sr_image_alloc(&out, in.width * s, in.height * s, 3, SR_PIXEL_F32, NULL), SR_OK);
-    sr_session_options opt = sr_session_options_default();
+    sr_session_options opt = SR_SESSION_OPTIONS_INIT;
     opt.backend = backend;
     opt.n_threads = 1;
     sr_session *session;
@@ -381,7 +381,8 @@ static void test_info_and_save_errors(void **state)
     convert("srpgan_x4.pth", "info16.bin", 1, b16, sizeof b16);
 
     sr_model *m = load(pth);
-    sr_model_info a = sr_model_get_info(m);
+    sr_model_info a = SR_MODEL_INFO_INIT;
+    sr_model_get_info(m, &a);
     assert_string_equal(a.format, "pth");
     assert_string_equal(a.dtype, "float32");
     assert_int_equal(a.has_checksum, 0);
@@ -399,7 +400,8 @@ static void test_info_and_save_errors(void **state)
     const char *paths[] = {b32, b16};
     for (int k = 0; k < 2; k++) {
         m = load(paths[k]);
-        sr_model_info b = sr_model_get_info(m);
+        sr_model_info b = SR_MODEL_INFO_INIT;
+        sr_model_get_info(m, &b);
         im = read_image(paths[k]);
         assert_string_equal(b.format, "model.bin");
         assert_string_equal(b.dtype, k ? "float16" : "float32");

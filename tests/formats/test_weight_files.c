@@ -48,7 +48,9 @@ static void check_file(const weight_file *f, const sr_image *in)
     if (sr_model_load(path, NULL, &model, &err) != SR_OK)
         fail_msg("%s", err.message);
 
-    sr_model_info info = sr_model_get_info(model);
+    sr_model_info info = SR_MODEL_INFO_INIT;
+
+    sr_model_get_info(model, &info);
     assert_string_equal(info.architecture, "srpgan");
     assert_int_equal(info.scale, 2);
     assert_int_equal(info.n_blocks, 1);
@@ -57,7 +59,7 @@ static void check_file(const weight_file *f, const sr_image *in)
         fail_msg("%s: notices '%s', expected '%s'", f->name, notices ? notices : "(none)",
                  f->notice ? f->notice : "(none)");
 
-    sr_session_options opt = sr_session_options_default();
+    sr_session_options opt = SR_SESSION_OPTIONS_INIT;
     opt.backend = SR_BACKEND_CPU;
     opt.n_threads = 2;
     sr_session *session;
@@ -140,7 +142,7 @@ static void test_same_weights_same_output(void **state)
         fixture_path(path, sizeof path, name);
         sr_model *model = NULL;
         assert_int_equal(sr_model_load(path, NULL, &model, NULL), SR_OK);
-        sr_session_options opt = sr_session_options_default();
+        sr_session_options opt = SR_SESSION_OPTIONS_INIT;
         opt.backend = SR_BACKEND_REFERENCE;
         opt.n_threads = 1;
         sr_session *session;

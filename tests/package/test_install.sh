@@ -118,7 +118,7 @@ cat > scratch/public_only.c << 'END'
 #error "srrun::srrun shows srrun's source folder, not just include/"
 #endif
 #include <srrun.h>
-int main(void) { return sr_version_string()[0] == '\0'; }
+int main(void) { return sr_version()[0] == '\0'; }
 END
 quiet "$cmake" -S scratch -B scratch/build -DCMAKE_C_COMPILER="$cc"
 quiet "$cmake" --build scratch/build -j2 --target upscale public_only

@@ -216,7 +216,7 @@ static bool same_info(const sr_model_info *a, const sr_model_info *b)
 
 static sr_session *new_session(const world *w, sr_backend backend)
 {
-    sr_session_options opt = sr_session_options_default();
+    sr_session_options opt = SR_SESSION_OPTIONS_INIT;
     opt.backend = backend;
     opt.n_threads = 2; /* OpenMP's threads allocate too */
     sr_session *s = NULL;
@@ -295,8 +295,9 @@ static sr_status do_step(world *w, step s, long n, long *n_allocs_seen)
         disarm();
         sr_model_info *want = &w->info[s - LOAD_PTH];
         if (st == SR_OK && !want->architecture)
-            *want = sr_model_get_info(m);
-        const sr_model_info got = sr_model_get_info(m);
+            sr_model_get_info(m, want);
+        sr_model_info got = SR_MODEL_INFO_INIT;
+        sr_model_get_info(m, &got);
         if (st == SR_OK && !same_info(want, &got))
             fail_msg("%s, allocation %ld failing: the model's information differs (%lld FLOPs "
                      "per pixel, not %lld)",
@@ -327,7 +328,7 @@ static sr_status do_step(world *w, step s, long n, long *n_allocs_seen)
         break;
     }
     case SESSION_NEW: {
-        sr_session_options opt = sr_session_options_default();
+        sr_session_options opt = SR_SESSION_OPTIONS_INIT;
         opt.backend = SR_BACKEND_CPU;
         arm(n);
         st = sr_session_new(w->model, &opt, &session, &err);
@@ -337,7 +338,7 @@ static sr_status do_step(world *w, step s, long n, long *n_allocs_seen)
         break;
     }
     case PLAN: {
-        sr_plan_info info;
+        sr_plan_info info = SR_PLAN_INFO_INIT;
         arm(n);
         st = sr_session_plan(session, w->png.width, w->png.height, &info);
         disarm();

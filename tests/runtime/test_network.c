@@ -40,7 +40,7 @@ static sr_image read_photo(const char *name)
 
 static void check_against_pytorch(sr_backend backend)
 {
-    sr_session_options opt = sr_session_options_default();
+    sr_session_options opt = SR_SESSION_OPTIONS_INIT;
     opt.backend = backend;
     opt.n_threads = 2;
     for (size_t m = 0; m < sizeof models / sizeof *models; m++) {
@@ -135,7 +135,7 @@ static int record_progress(void *user, double fraction)
 static void run_with_progress(progress_log *log, sr_status want)
 {
     sr_model *model = test_load_model("srpgan_x2");
-    sr_session_options opt = sr_session_options_default();
+    sr_session_options opt = SR_SESSION_OPTIONS_INIT;
     opt.progress = record_progress;
     opt.progress_user = log;
     sr_session *session;
@@ -159,7 +159,7 @@ static void test_auto_says_where_it_runs(void **state)
 {
     (void)state;
     sr_model *model = test_load_model("srpgan_x2");
-    sr_session_options opt = sr_session_options_default();
+    sr_session_options opt = SR_SESSION_OPTIONS_INIT;
     sr_session *session;
     assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
     const char *note = sr_session_backend_note(session);
@@ -224,7 +224,8 @@ static void test_model_reports_what_it_is(void **state)
 {
     (void)state;
     sr_model *model = test_load_model("srpgan_x4");
-    sr_model_info info = sr_model_get_info(model);
+    sr_model_info info = SR_MODEL_INFO_INIT;
+    sr_model_get_info(model, &info);
     assert_string_equal(info.architecture, "srpgan");
     assert_int_equal(info.scale, 4);
     assert_int_equal(info.n_blocks, 2);

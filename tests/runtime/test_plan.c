@@ -57,10 +57,10 @@ static void check_model_with(sr_model *model, const char *name, int64_t w, int64
                              int min_fits)
 {
     sr_image in = random_image(w, h, (uint64_t)(w * 1000 + h)), whole, out;
-    sr_session_options opt = sr_session_options_default();
+    sr_session_options opt = SR_SESSION_OPTIONS_INIT;
     opt.backend = SR_BACKEND_CPU; /* the host's memory */
     opt.n_threads = 2;
-    sr_plan_info info;
+    sr_plan_info info = SR_PLAN_INFO_INIT;
     assert_int_equal(run(model, opt, &in, &whole, &info), SR_OK);
     /* Ample memory: the leanest plan within 5% of no recomputation. */
     assert_true(info.flops <= info.whole_flops + info.whole_flops / 20);
@@ -135,11 +135,11 @@ static void test_too_small_a_budget_says_what_would_do(void **state)
 {
     (void)state;
     sr_model *model = test_load_model("srpgan_x4");
-    sr_session_options opt = sr_session_options_default();
+    sr_session_options opt = SR_SESSION_OPTIONS_INIT;
     opt.backend = SR_BACKEND_CPU; /* the host's memory */
     sr_session *session;
     assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
-    sr_plan_info info;
+    sr_plan_info info = SR_PLAN_INFO_INIT;
     assert_int_equal(sr_session_plan(session, 300, 200, &info), SR_OK);
     const int64_t fixed = info.fixed_bytes;
     sr_session_free(session);
@@ -180,7 +180,7 @@ static void test_plan_reports_stages(void **state)
     sr_model *model = test_load_model("srpgan_x4");
     sr_session *session;
     assert_int_equal(sr_session_new(model, NULL, &session, NULL), SR_OK);
-    sr_plan_info info;
+    sr_plan_info info = SR_PLAN_INFO_INIT;
     assert_int_equal(sr_session_plan(session, 64, 48, &info), SR_OK);
     /* Two residual blocks: four InstanceNorms, then the output. */
     assert_int_equal(info.n_stages, 5);

@@ -83,7 +83,8 @@ static void test_memory_counts_the_images(void **state)
     sr_session *session;
     assert_int_equal(sr_session_new(model, NULL, &session, NULL), SR_OK);
     const int64_t w = 30, h = 21, W = 60, H = 42;
-    sr_plan_info rgb8, rgba16, again;
+    sr_plan_info rgb8 = SR_PLAN_INFO_INIT, rgba16 = SR_PLAN_INFO_INIT;
+    sr_plan_info again = SR_PLAN_INFO_INIT;
     assert_int_equal(sr_session_plan(session, w, h, &rgb8), SR_OK);
     const sr_image in = {.width = w, .height = h, .channels = 4, .type = SR_PIXEL_U8};
     const sr_image out = {.width = W, .height = H, .channels = 4, .type = SR_PIXEL_U16};

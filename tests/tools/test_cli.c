@@ -161,7 +161,7 @@ static void test_help_and_version(void **state)
     r = run_cli((const char *[]){"--version", NULL});
     assert_int_equal(r.exit_code, 0);
     char want[64];
-    snprintf(want, sizeof want, "srrun %s\n", sr_version_string());
+    snprintf(want, sizeof want, "srrun %s\n", sr_version());
     assert_string_equal(r.out, want);
 }
 
