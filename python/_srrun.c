@@ -1,0 +1,402 @@
+/* srrun._srrun: the C half of srrun's Python package, a thin layer over
+ * srrun.h. It loads models and runs one image buffer into another; the
+ * Python half (srrun/__init__.py) turns numpy arrays and PIL images into
+ * those buffers and checks the arguments a user passes.
+ *
+ * Images cross as buffers (PEP 3118), not copies: a buffer whose rows are
+ * packed pixels (any row pitch, rows top to bottom) is wrapped as an
+ * sr_image as it is, and srrun writes straight into the output's memory.
+ * The GIL is released while srrun works, so threads sharing one model run
+ * in parallel; the progress callback takes it back to call Python. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <srrun.h>
+
+#include <stdio.h>
+#include <string.h>
+
+/* srrun.Error, made at import. */
+static PyObject *srrun_error;
+
+static PyObject *raise_srrun(const char *message)
+{
+    PyErr_SetString(srrun_error, message);
+    return NULL;
+}
+
+/* ---- Models ---------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    sr_model *model;
+} ModelObject;
+
+static PyTypeObject model_type;
+
+static void model_dealloc(ModelObject *self)
+{
+    sr_model_free(self->model);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Wraps what a load returned, or raises its error. */
+static PyObject *model_wrap(sr_status status, sr_model *model, const sr_error *err)
+{
+    if (status != SR_OK)
+        return raise_srrun(err->message);
+    ModelObject *self = PyObject_New(ModelObject, &model_type);
+    if (!self) {
+        sr_model_free(model);
+        return NULL;
+    }
+    self->model = model;
+    return (PyObject *)self;
+}
+
+static PyObject *load_file(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *path; /* bytes, from str or os.PathLike */
+    sr_model_options options = SR_MODEL_OPTIONS_INIT;
+    if (!PyArg_ParseTuple(args, "O&p:load_file", PyUnicode_FSConverter, &path, &options.strict))
+        return NULL;
+    sr_model *model = NULL;
+    sr_error err = {0};
+    sr_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sr_model_load(PyBytes_AS_STRING(path), &options, &model, &err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    return model_wrap(status, model, &err);
+}
+
+/* From a whole model file's bytes (any bytes-like object), which srrun
+ * copies. */
+static PyObject *load_memory(PyObject *module, PyObject *args)
+{
+    (void)module;
+    Py_buffer data;
+    sr_model_options options = SR_MODEL_OPTIONS_INIT;
+    if (!PyArg_ParseTuple(args, "y*p:load_memory", &data, &options.strict))
+        return NULL;
+    sr_model *model = NULL;
+    sr_error err = {0};
+    sr_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sr_model_load_memory(data.buf, (size_t)data.len, &options, &model, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    return model_wrap(status, model, &err);
+}
+
+/* The shipped model of that scale: srrun finds it in the package's
+ * share/srrun/, beside this module, the binary that holds its code. */
+static PyObject *load_default(PyObject *module, PyObject *args)
+{
+    (void)module;
+    int scale;
+    sr_model_options options = SR_MODEL_OPTIONS_INIT;
+    if (!PyArg_ParseTuple(args, "ip:load_default", &scale, &options.strict))
+        return NULL;
+    sr_model *model = NULL;
+    sr_error err = {0};
+    sr_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sr_model_load_default(scale, &options, &model, &err);
+    Py_END_ALLOW_THREADS
+    return model_wrap(status, model, &err);
+}
+
+static PyObject *model_get_scale(ModelObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLong(sr_model_scale(self->model));
+}
+
+/* sr_model_info as a dict, the notices as a list of lines. */
+static PyObject *model_info(ModelObject *self, PyObject *unused)
+{
+    (void)unused;
+    sr_model_info info = SR_MODEL_INFO_INIT;
+    if (sr_model_get_info(self->model, &info) != SR_OK)
+        return raise_srrun("the model cannot be described");
+    PyObject *notices = PyList_New(0);
+    const char *text = sr_model_notices(self->model);
+    for (const char *line = text; notices && line && *line;) {
+        const char *end = strchr(line, '\n');
+        const Py_ssize_t n = end ? end - line : (Py_ssize_t)strlen(line);
+        PyObject *item = PyUnicode_DecodeUTF8(line, n, "replace");
+        if (!item || PyList_Append(notices, item) < 0)
+            Py_CLEAR(notices);
+        Py_XDECREF(item);
+        line = end ? end + 1 : line + n;
+    }
+    if (!notices)
+        return NULL;
+    PyObject *dict = Py_BuildValue(
+        "{s:z,s:i,s:i,s:L,s:L,s:z,s:z,s:L,s:O,s:k,s:k,s:N}",
+        "architecture", info.architecture, "scale", info.scale, "n_blocks", info.n_blocks,
+        "n_params", (long long)info.n_params,
+        "n_input_pixel_flops", (long long)info.n_input_pixel_flops, "format", info.format,
+        "dtype", info.dtype, "file_size", (long long)info.file_size, "has_checksum",
+        info.has_checksum ? Py_True : Py_False, "header_crc32",
+        (unsigned long)info.header_crc32, "data_crc32", (unsigned long)info.data_crc32,
+        "notices", notices);
+    return dict;
+}
+
+/* ---- Images ---------------------------------------------------------- */
+
+/* The pixel type of a buffer's item format: "B", "H" or "f", in native
+ * byte order; -1 for any other. */
+static int pixel_type_of(const Py_buffer *view)
+{
+    const char *f = view->format ? view->format : "B";
+    const int little = PY_LITTLE_ENDIAN;
+    if (*f == '@' || *f == '=' || (*f == '<' && little) || (*f == '>' && !little))
+        f++;
+    if (strcmp(f, "B") == 0 && view->itemsize == 1)
+        return SR_PIXEL_U8;
+    if (strcmp(f, "H") == 0 && view->itemsize == 2)
+        return SR_PIXEL_U16;
+    if (strcmp(f, "f") == 0 && view->itemsize == 4)
+        return SR_PIXEL_F32;
+    return -1;
+}
+
+/* Wraps a HxW or HxWxC buffer as an sr_image without copying. Its rows
+ * may be any distance apart (a crop of a larger array) but must be packed
+ * pixels, top to bottom; a length-1 axis may have any stride. */
+static int image_wrap(const Py_buffer *view, const char *what, sr_image *image)
+{
+    if (view->ndim != 2 && view->ndim != 3) {
+        PyErr_Format(PyExc_ValueError, "%s must be HxW or HxWxC, not %d-dimensional", what,
+                     view->ndim);
+        return -1;
+    }
+    const int type = pixel_type_of(view);
+    if (type < 0) {
+        PyErr_Format(PyExc_TypeError, "%s must hold uint8, uint16 or float32 in native "
+                                      "byte order, not format '%s'", what,
+                     view->format ? view->format : "B");
+        return -1;
+    }
+    const Py_ssize_t height = view->shape[0], width = view->shape[1];
+    const Py_ssize_t channels = view->ndim == 3 ? view->shape[2] : 1;
+    if (height < 1 || width < 1 || channels < 1 || channels > 4) {
+        PyErr_Format(PyExc_ValueError, "%s must be at least 1x1 with 1 to 4 channels, "
+                                       "not %zdx%zdx%zd", what, height, width, channels);
+        return -1;
+    }
+    const Py_ssize_t item = view->itemsize;
+    const Py_ssize_t *strides = view->strides;
+    const Py_ssize_t row_bytes = width * channels * item;
+    const int packed =
+        !strides || ((view->ndim == 2 || channels == 1 || strides[2] == item) &&
+                     (width == 1 || strides[1] == channels * item) &&
+                     (height == 1 || strides[0] >= row_bytes));
+    if (!packed) {
+        PyErr_Format(PyExc_ValueError, "%s must store each row's pixels packed, rows top to "
+                                       "bottom (numpy.ascontiguousarray makes such a copy)",
+                     what);
+        return -1;
+    }
+    *image = (sr_image){
+        .width = width,
+        .height = height,
+        .channels = (int)channels,
+        .type = (sr_pixel_type)type,
+        .stride = strides && height > 1 ? strides[0] : row_bytes,
+        .data = view->buf,
+    };
+    return 0;
+}
+
+/* ---- Running --------------------------------------------------------- */
+
+/* What the progress callback needs, and the exception that stopped a run. */
+typedef struct {
+    PyObject *callable; /* the user's, or NULL */
+    PyObject *exc_type, *exc_value, *exc_traceback;
+} progress_state;
+
+/* Called by srrun from the thread that called sr_session_run (between
+ * bands, outside its parallel loops), without the GIL. It takes the GIL,
+ * lets a pending signal (Ctrl-C) raise, and calls the user's callable; an
+ * exception from either is kept for the caller and cancels the run. */
+static int on_progress(void *user, double fraction)
+{
+    progress_state *state = user;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    int failed = PyErr_CheckSignals() < 0;
+    if (!failed && state->callable) {
+        PyObject *result = PyObject_CallFunction(state->callable, "d", fraction);
+        failed = result == NULL;
+        Py_XDECREF(result);
+    }
+    if (failed)
+        PyErr_Fetch(&state->exc_type, &state->exc_value, &state->exc_traceback);
+    PyGILState_Release(gil);
+    return failed;
+}
+
+static int backend_of(const char *name, sr_backend *backend)
+{
+    for (int b = 0; b < SR_BACKEND_COUNT; b++)
+        if (strcmp(name, sr_backend_name((sr_backend)b)) == 0) {
+            *backend = (sr_backend)b;
+            return 0;
+        }
+    PyErr_Format(PyExc_ValueError,
+                 "backend must be 'auto', 'cpu', 'cuda' or 'reference', not '%s'", name);
+    return -1;
+}
+
+/* Runs in into out on a session of its own (a model is shared, a session
+ * is not), without the GIL. */
+static PyObject *run_session(const sr_model *model, sr_session_options options,
+                             PyObject *progress, const sr_image *in, sr_image *out)
+{
+    progress_state state = {.callable = progress == Py_None ? NULL : progress};
+    options.progress = on_progress;
+    options.progress_user = &state;
+    sr_error err = {0};
+    sr_status status;
+    Py_BEGIN_ALLOW_THREADS
+    sr_session *session = NULL;
+    status = sr_session_new(model, &options, &session, &err);
+    if (status == SR_OK) {
+        status = sr_session_run(session, in, out);
+        if (status != SR_OK)
+            snprintf(err.message, sizeof err.message, "%s", sr_session_last_error(session));
+        sr_session_free(session);
+    }
+    Py_END_ALLOW_THREADS
+    if (state.exc_type) {
+        PyErr_Restore(state.exc_type, state.exc_value, state.exc_traceback);
+        return NULL;
+    }
+    if (status != SR_OK)
+        return raise_srrun(err.message);
+    Py_RETURN_NONE;
+}
+
+/* run(src, dst, max_memory, threads, backend, progress): upscales the
+ * buffer src into dst, which is scale x its size, with 3 or 4 channels
+ * (see sr_session_run for what they mean). max_memory and threads: 0 for
+ * srrun's defaults. */
+static PyObject *model_run(ModelObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"src", "dst", "max_memory", "threads", "backend", "progress", NULL};
+    PyObject *src, *dst, *progress;
+    long long max_memory;
+    int threads;
+    const char *backend_name;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLisO:run", keywords, &src, &dst,
+                                     &max_memory, &threads, &backend_name, &progress))
+        return NULL;
+    sr_session_options options = SR_SESSION_OPTIONS_INIT;
+    if (backend_of(backend_name, &options.backend) < 0)
+        return NULL;
+    if (max_memory < 0 || threads < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_memory and threads must not be negative");
+        return NULL;
+    }
+    if (progress != Py_None && !PyCallable_Check(progress)) {
+        PyErr_SetString(PyExc_TypeError, "progress must be callable or None");
+        return NULL;
+    }
+    options.max_memory = max_memory;
+    options.n_threads = threads;
+
+    Py_buffer in_view, out_view;
+    if (PyObject_GetBuffer(src, &in_view, PyBUF_RECORDS_RO) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(dst, &out_view, PyBUF_RECORDS) < 0) {
+        PyBuffer_Release(&in_view);
+        return NULL;
+    }
+    sr_image in, out;
+    const int scale = sr_model_scale(self->model);
+    int ok = image_wrap(&in_view, "the image", &in) == 0 &&
+             image_wrap(&out_view, "the output", &out) == 0;
+    if (ok && (out.width != in.width * scale || out.height != in.height * scale ||
+               (out.channels != 3 && out.channels != 4))) {
+        PyErr_Format(PyExc_ValueError, "the output must be %lldx%lld with 3 or 4 channels",
+                     (long long)(in.height * scale), (long long)(in.width * scale));
+        ok = 0;
+    }
+    PyObject *result = ok ? run_session(self->model, options, progress, &in, &out) : NULL;
+    PyBuffer_Release(&out_view);
+    PyBuffer_Release(&in_view);
+    return result;
+}
+
+static PyGetSetDef model_getset[] = {
+    {"scale", (getter)model_get_scale, NULL, "output pixels per input pixel, per axis", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef model_methods[] = {
+    {"info", (PyCFunction)model_info, METH_NOARGS, "sr_model_info as a dict"},
+    {"run", (PyCFunction)(void (*)(void))model_run, METH_VARARGS | METH_KEYWORDS,
+     "run(src, dst, max_memory, threads, backend, progress): upscale src into dst"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject model_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "srrun._srrun.Model",
+    .tp_basicsize = sizeof(ModelObject),
+    .tp_dealloc = (destructor)model_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A loaded srrun model (made by a load_ function); immutable, shared by threads.",
+    .tp_methods = model_methods,
+    .tp_getset = model_getset,
+};
+
+/* ---- The module ------------------------------------------------------ */
+
+static PyObject *version(PyObject *module, PyObject *unused)
+{
+    (void)module, (void)unused;
+    return PyUnicode_FromString(sr_version());
+}
+
+static PyMethodDef module_methods[] = {
+    {"load_file", load_file, METH_VARARGS, "load_file(path, strict): a Model from a file"},
+    {"load_memory", load_memory, METH_VARARGS,
+     "load_memory(data, strict): a Model from a file's bytes"},
+    {"load_default", load_default, METH_VARARGS,
+     "load_default(scale, strict): the shipped model of that scale"},
+    {"version", version, METH_NOARGS, "the library's version"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "srrun._srrun", "srrun's C API, as the srrun package uses it.", -1,
+    module_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__srrun(void)
+{
+    if (PyType_Ready(&model_type) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (!module)
+        return NULL;
+    srrun_error = PyErr_NewExceptionWithDoc(
+        "srrun.Error", "A failure srrun reports; str() is its one-line message.", NULL, NULL);
+    if (!srrun_error || PyModule_AddType(module, &model_type) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(srrun_error);
+    if (PyModule_AddObject(module, "Error", srrun_error) < 0) {
+        Py_DECREF(srrun_error);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The Python package as a user installs it: a fresh venv, `pip install` of
+# the source tree (pyproject.toml: scikit-build-core drives the project's
+# CMake), then pytest on tests/python. ctest runs this as test_python
+# (tests/CMakeLists.txt). Needs PyPI, or a pip configured to find
+# scikit-build-core, numpy, Pillow and pytest.
+#   run.sh PYTHON VENV_DIR SOURCE_DIR SRRUN_CLI SR_CUDA
+set -euo pipefail
+python=$1 venv=$2 source=$3 cli=$4 cuda=$5
+
+rm -rf "$venv"
+"$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input -q)
+"${pip[@]}" install numpy Pillow pytest
+# The package's own build, as `pip install .` makes it: two jobs (CI's
+# cores), and CUDA as this build has it.
+CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
+    "${pip[@]}" install "$source" --config-settings=cmake.define.SR_CUDA="$cuda"
+
+# From outside the source tree, so that `import srrun` is the installed one;
+# no cache or bytecode written into the source tree.
+cd "$venv"
+SRRUN_CLI=$cli PYTHONDONTWRITEBYTECODE=1 \
+    "$venv/bin/python" -m pytest -p no:cacheprovider -q -rs "$source/tests/python"
