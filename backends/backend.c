@@ -6,7 +6,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
-#include "runtime/locate.h"
+#include "base/locate.h"
 
 sr_row_tiling sr_row_tiling_plain(const sr_node *node)
 {
@@ -36,7 +36,7 @@ void sr_backend_free(sr_backend_handle *backend)
  * session asks for it: linked into the library, cuBLAS would cost every run
  * 70 ms and 210 MB of memory before its first pixel, CUDA or not, and a
  * program built with CUDA could not start on a machine without it. It is
- * found next to the library's code (runtime/locate.h), so the build tree's
+ * found next to the library's code (base/locate.h), so the build tree's
  * programs load the build tree's module and an install's its own, wherever
  * it was moved. The module stays loaded: the CUDA runtime is not made to be
  * unloaded. */

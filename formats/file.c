@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 sr_status sr_file_open_regular(const char *path, FILE **file, int64_t *size, sr_error *err)
 {

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "formats/file.h"
-#include "runtime/error.h"
-#include "runtime/options.h"
+#include "base/error.h"
+#include "base/options.h"
 
 /* sr_image_read_options as of 0.5.0, when it got its size. */
 #define READ_OPTIONS_BASE_SIZE \

@@ -17,7 +17,7 @@
 #include <jerror.h>
 #include <jpeglib.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 /* A progressive file can make libjpeg re-decode the coefficient buffer once
  * per scan; libjpeg-turbo's own fuzzers stop at 100. */

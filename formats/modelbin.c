@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "formats/crc32.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "modelbin.c uses little-endian float32 tensors in place"

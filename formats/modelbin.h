@@ -12,7 +12,7 @@
 #include <stdio.h>
 
 #include "formats/file.h"
-#include "runtime/weights.h"
+#include "base/weights.h"
 
 #define SR_MODELBIN_MAGIC "\x89SRB\r\n\x1a\n" /* 8 bytes */
 #define SR_MODELBIN_SNIFF_SIZE 4              /* "\x89SRB": enough to route */

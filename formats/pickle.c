@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 /* Longest module or name a GLOBAL may carry; real ones are far shorter. */
 #define MAX_GLOBAL_NAME 256

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 /* No ancillary chunk may make libpng allocate more than this. libpng reads
  * an iCCP's declared profile length from its first inflated bytes and

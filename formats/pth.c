@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "formats/pth_internal.h"
-#include "runtime/error.h"
-#include "runtime/hash.h"
+#include "base/error.h"
+#include "base/hash.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "pth.c reads little-endian storages in place"

@@ -7,7 +7,7 @@
 #define SR_FORMATS_PTH_H
 
 #include "formats/file.h"
-#include "runtime/weights.h"
+#include "base/weights.h"
 
 /* `file` must outlive `weights`. Messages do not repeat the file name. */
 sr_status sr_pth_load(const sr_mapped_file *file, sr_weights *weights,

@@ -12,7 +12,7 @@
 #include "formats/file.h"
 #include "formats/pickle.h"
 #include "formats/zip.h"
-#include "runtime/weights.h"
+#include "base/weights.h"
 
 /* Storage keys are decimal: counters in zip files, addresses in legacy. */
 #define SR_PTH_MAX_KEY_LEN 20
@@ -56,7 +56,7 @@ typedef struct sr_pth_loader {
      * NULL slots are free. */
     sr_pth_storage **by_key;
     uint64_t by_key_cap;
-    uint64_t by_key_seed; /* runtime/hash.h */
+    uint64_t by_key_seed; /* base/hash.h */
     int64_t n_storages;
     uint64_t copy_budget; /* bytes converted copies may still take */
     /* zip only */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "formats/pth_internal.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 #define LEGACY_PROTOCOL 1001
 

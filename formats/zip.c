@@ -16,7 +16,7 @@
 #define ZLIB_CONST
 #include <zlib.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 enum {
     EOCD_SIZE = 22,

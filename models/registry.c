@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 static const sr_arch *const architectures[] = {&sr_arch_srpgan};
 

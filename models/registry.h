@@ -5,8 +5,8 @@
 
 #include <stdbool.h>
 
-#include "runtime/graph.h"
-#include "runtime/weights.h"
+#include "ops/graph.h"
+#include "base/weights.h"
 
 /* Things worth telling the user that did not stop the build, one a line. */
 typedef struct sr_notices {

@@ -14,8 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "runtime/error.h"
-#include "runtime/tensor.h"
+#include "base/error.h"
+#include "base/tensor.h"
 
 typedef enum sr_op_type {
     SR_OP_INPUT,         /* the graph's image; no kernel */

@@ -14,10 +14,10 @@
 #include "formats/modelbin.h"
 #include "formats/pth.h"
 #include "models/registry.h"
-#include "runtime/error.h"
-#include "runtime/locate.h"
+#include "base/error.h"
+#include "base/locate.h"
 #include "runtime/model.h"
-#include "runtime/options.h"
+#include "base/options.h"
 
 /* The structs as of 0.5.0, when they got their size. */
 #define MODEL_OPTIONS_BASE_SIZE (offsetof(sr_model_options, strict) + sizeof(int))
@@ -139,7 +139,7 @@ sr_status sr_model_load_memory(const void *data, size_t size, const sr_model_opt
 }
 
 /* $SRRUN_MODEL_DIR, then the folders next to the library's code
- * (runtime/locate.h). The first that has the file wins: a file there that
+ * (base/locate.h). The first that has the file wins: a file there that
  * fails to load is an error, not a reason to look further. */
 sr_status sr_model_load_default(int scale, const sr_model_options *options, sr_model **model,
                                 sr_error *err)

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "runtime/pages.h"
+#include "base/pages.h"
 
 static double now(void)
 {

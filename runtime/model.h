@@ -6,8 +6,8 @@
 
 #include "formats/file.h"
 #include "models/registry.h"
-#include "runtime/graph.h"
-#include "runtime/weights.h"
+#include "ops/graph.h"
+#include "base/weights.h"
 
 struct sr_model {
     sr_mapped_file file; /* float32 weights are views into it */

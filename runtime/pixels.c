@@ -5,7 +5,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 static int pixel_bytes(sr_pixel_type type)
 {

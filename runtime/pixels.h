@@ -6,7 +6,7 @@
 
 #include <stdbool.h>
 
-#include "runtime/tensor.h"
+#include "base/tensor.h"
 #include "srrun.h"
 
 /* Checks an image's fields; `what` names it in the message. */

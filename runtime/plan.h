@@ -18,7 +18,7 @@
 #include <stdbool.h>
 
 #include "backends/backend.h"
-#include "runtime/graph.h"
+#include "ops/graph.h"
 
 typedef struct sr_stage {
     int index;         /* its place in the run */

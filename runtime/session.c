@@ -11,11 +11,11 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/exec.h"
 #include "runtime/model.h"
-#include "runtime/options.h"
-#include "runtime/pages.h"
+#include "base/options.h"
+#include "base/pages.h"
 #include "runtime/pixels.h"
 #include "runtime/resample.h"
 #include "runtime/session.h"

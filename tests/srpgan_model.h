@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/model.h"
 
 /* Appends a weight of the given shape, uniform in [-bound, bound). */

@@ -6,7 +6,7 @@
 #include <strings.h>
 
 #include "backends/cpu/cpu.h"
-#include "runtime/pages.h"
+#include "base/pages.h"
 #include "srrun.h"
 
 float *sr_cpu_workspace(sr_cpu_context *ctx, int64_t n)

@@ -56,7 +56,7 @@ static sr_precision conv_precision(const cuda_context *ctx, const sr_conv2d_para
     return p->c_out < NARROW_MIN_OUTPUTS ? SR_PRECISION_FP32 : ctx->precision;
 }
 
-/* runtime/error.c's sr_fail, which the module cannot link to. */
+/* base/error.c's sr_fail, which the module cannot link to. */
 static sr_status fail(sr_error *err, sr_status status, const char *fmt, ...)
 {
     if (err) {

@@ -114,7 +114,7 @@ if(TARGET test_api OR TARGET srrun_cuda)
 endif()
 END
 cat > scratch/public_only.c << 'END'
-#if __has_include("runtime/locate.h")
+#if __has_include("base/locate.h")
 #error "srrun::srrun shows srrun's source folder, not just include/"
 #endif
 #include <srrun.h>

@@ -1,8 +1,8 @@
 /* A model's named weight tensors, as float32, in the order the file lists
  * them. A weight either views memory owned elsewhere (the mapped model
  * file) or owns a converted copy. Loaders fill it; models read it. */
-#ifndef SR_RUNTIME_WEIGHTS_H
-#define SR_RUNTIME_WEIGHTS_H
+#ifndef SR_BASE_WEIGHTS_H
+#define SR_BASE_WEIGHTS_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,7 +28,7 @@ typedef struct sr_weights {
     /* items by name, open addressing: an item's index + 1, 0 when free */
     uint32_t *by_name;
     int64_t by_name_cap;
-    uint64_t by_name_seed; /* runtime/hash.h */
+    uint64_t by_name_seed; /* base/hash.h */
 } sr_weights;
 
 /* Appends a weight; copies the name, takes ownership of `owned` (which may

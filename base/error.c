@@ -1,6 +1,6 @@
 /* sr_fail and the status phrases. The message lives in the caller's
  * sr_error: the library keeps no global error state. */
-#include "runtime/error.h"
+#include "base/error.h"
 
 #include <stdarg.h>
 #include <stdbool.h>

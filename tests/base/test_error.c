@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 static void assert_printable(const char *s)
 {

@@ -1,8 +1,8 @@
 /* Where the library's own files are (the default models, the CUDA module),
  * found relative to the binary that holds the library's code, so that an
  * install works wherever it is moved and no build-tree path is baked in. */
-#ifndef SR_RUNTIME_LOCATE_H
-#define SR_RUNTIME_LOCATE_H
+#ifndef SR_BASE_LOCATE_H
+#define SR_BASE_LOCATE_H
 
 #include "srrun.h"
 

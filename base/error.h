@@ -3,8 +3,8 @@
  * Messages quote names from files (zip entries, tensor keys) and paths, so
  * every byte outside printable ASCII is written as \xNN: no control
  * character or escape sequence from a file reaches a terminal. */
-#ifndef SR_RUNTIME_ERROR_H
-#define SR_RUNTIME_ERROR_H
+#ifndef SR_BASE_ERROR_H
+#define SR_BASE_ERROR_H
 
 #include "srrun.h"
 

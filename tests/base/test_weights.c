@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/weights.h"
+#include "base/weights.h"
 
 static void add_named(sr_weights *w, int i, sr_status want)
 {

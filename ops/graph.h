@@ -1,8 +1,8 @@
 /* A network as a list of nodes in execution order; each node's inputs are
  * earlier nodes, node 0 is the image and the last node is the output.
  * Immutable once built: shapes depend on the image and live outside. */
-#ifndef SR_RUNTIME_GRAPH_H
-#define SR_RUNTIME_GRAPH_H
+#ifndef SR_OPS_GRAPH_H
+#define SR_OPS_GRAPH_H
 
 #include "ops/op.h"
 

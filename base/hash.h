@@ -3,8 +3,8 @@
  * own random seed: without one, a file could hold 65536 names made to fall
  * in one bucket (FNV-1a's low bits depend only on the low bits of its
  * state) and turn every lookup into a scan of them all. */
-#ifndef SR_RUNTIME_HASH_H
-#define SR_RUNTIME_HASH_H
+#ifndef SR_BASE_HASH_H
+#define SR_BASE_HASH_H
 
 #include <stdint.h>
 

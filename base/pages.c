@@ -1,7 +1,7 @@
 /* sr_pages_alloc and sr_pages_free: anonymous private mappings; the pool
  * that reuses them. */
 #define _GNU_SOURCE /* MAP_ANONYMOUS, mremap */
-#include "runtime/pages.h"
+#include "base/pages.h"
 
 #include <stdbool.h>
 #include <stddef.h>

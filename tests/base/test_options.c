@@ -1,4 +1,4 @@
-/* The rule for structs that grow (runtime/options.c, "Structs that grow"
+/* The rule for structs that grow (base/options.c, "Structs that grow"
  * in srrun.h), through each public call that reads or fills one: size 0
  * and all zero are the defaults; a struct from a "newer srrun" (larger,
  * with a field beyond what the library knows) is accepted while that

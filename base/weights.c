@@ -2,13 +2,13 @@
  * may hold 10^5 tensors, so a linear search per add would be quadratic),
  * release. */
 #define _POSIX_C_SOURCE 200809L /* strdup */
-#include "runtime/weights.h"
+#include "base/weights.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
-#include "runtime/hash.h"
+#include "base/error.h"
+#include "base/hash.h"
 
 /* The slot holding `name`, or the free slot it would take; the table is
  * never full. */

@@ -2,7 +2,7 @@
  * that an install can be moved as a whole: the only paths compiled in are
  * relative ones, the install's layout (lib/ to share/, bin/ to lib/). */
 #define _GNU_SOURCE /* dladdr1 */
-#include "runtime/locate.h"
+#include "base/locate.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 /* CMake passes the install's own layout (Debian's lib/x86_64-linux-gnu
  * under /usr is two levels deep); these are GNU's defaults. */

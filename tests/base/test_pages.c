@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/pages.h"
+#include "base/pages.h"
 
 static void fill(void *p, int64_t bytes, int value) { memset(p, value, (size_t)bytes); }
 

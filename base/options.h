@@ -2,8 +2,8 @@
  * library fills) start with a size_t `size`: the bytes the caller's
  * compiler gave the struct. These two functions are the whole rule, so
  * that every struct follows it alike (srrun.h states it for callers). */
-#ifndef SR_RUNTIME_OPTIONS_H
-#define SR_RUNTIME_OPTIONS_H
+#ifndef SR_BASE_OPTIONS_H
+#define SR_BASE_OPTIONS_H
 
 #include <stddef.h>
 

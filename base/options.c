@@ -1,11 +1,11 @@
 /* Reading the caller's options and writing infos back, each as far as the
  * caller's `size` says its struct goes (see options.h). */
-#include "runtime/options.h"
+#include "base/options.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 /* No options or info struct will grow this large: a size beyond it is an
  * uninitialised struct, refused before anything past its end is touched. */

@@ -1,4 +1,4 @@
-/* Where the library finds its own files (runtime/locate.c), and the default
+/* Where the library finds its own files (base/locate.c), and the default
  * models through sr_model_load_default: $SRRUN_MODEL_DIR first, then the
  * build tree's share/srrun next to this program, and a message naming
  * every folder looked in when none has the file (shown by a copy of this
@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/locate.h"
+#include "base/locate.h"
 #include "srrun.h"
 
 /* The real folder of this program: linked with libsrrun.a, the library's

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/graph.h"
+#include "ops/graph.h"
 #include "testutil.h"
 
 enum { C = 4 };

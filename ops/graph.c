@@ -1,5 +1,5 @@
 /* Graph storage and the per-image passes over it: shapes and FLOPs. */
-#include "runtime/graph.h"
+#include "ops/graph.h"
 
 #include <stdlib.h>
 

@@ -3,8 +3,8 @@
  * at once, so the resident memory follows the plan; malloc would keep freed
  * chunks below its (moving) mmap threshold resident in the heap. Zero-filled
  * and page-aligned. */
-#ifndef SR_RUNTIME_PAGES_H
-#define SR_RUNTIME_PAGES_H
+#ifndef SR_BASE_PAGES_H
+#define SR_BASE_PAGES_H
 
 #include <stdint.h>
 

@@ -2,8 +2,8 @@
  * may hold only a horizontal band of its image: rows [y0, y0 + shape.h) of
  * an image image_h rows high, with channels cstride elements apart (a band
  * viewed inside a whole tensor keeps the whole tensor's channel stride). */
-#ifndef SR_RUNTIME_TENSOR_H
-#define SR_RUNTIME_TENSOR_H
+#ifndef SR_BASE_TENSOR_H
+#define SR_BASE_TENSOR_H
 
 #include <stdint.h>
 

@@ -1,6 +1,6 @@
-/* Seeds for runtime/hash.h's string hash. */
+/* Seeds for base/hash.h's string hash. */
 #define _GNU_SOURCE /* getrandom */
-#include "runtime/hash.h"
+#include "base/hash.h"
 
 #include <sys/random.h>
 #include <time.h>
