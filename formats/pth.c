@@ -363,8 +363,8 @@ typedef struct geometry {
     bool packed; /* row-major without gaps */
 } geometry;
 
-/* The checks of FORMATS 1.7, in checked 64-bit arithmetic: afterwards every
- * element the tensor names lies inside its storage. */
+/* The checks of docs/formats.md 1.7, in checked 64-bit arithmetic: afterwards
+ * every element the tensor names lies inside its storage. */
 static sr_status check_geometry(const char *name, const tensor *t, geometry *g,
                                 sr_error *err)
 {

@@ -1,4 +1,4 @@
-/* The SRPGAN generator as torchlite lays it out (see DESIGN.md). The width
+/* The SRPGAN generator as torchlite lays it out (docs/design.md 3.1). The width
  * (64 in torchlite), the number of residual blocks and the scale (2 to the
  * number of upsample blocks) are read from the weights; every shape is then
  * checked exactly, and any tensor the network does not use is reported. */

@@ -2,7 +2,7 @@
  * (the same weights bit for bit, float32 views 64-byte aligned into the
  * mapping, the same network output; float16 within a stated tolerance,
  * with exact float16 rounding); what sr_model_get_info says; and every
- * corruption of FORMATS.md section 6 case 28 and section 1.8, each with
+ * corruption of docs/formats.md section 6 case 28 and 1.8, each with
  * its status and message, read from memory that ends at an unmapped page
  * so that any read past the end of the file crashes the test. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
