@@ -9,7 +9,6 @@
 #include "formats/modelbin.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "formats/crc32.h"
@@ -296,9 +295,8 @@ static sr_status read_entry(const sr_mapped_file *f, uint64_t data_start, uint32
 
 /* The tensors as a whole: sorted by offset, then disjoint, then packed
  * (each starts at the first 64-byte boundary after the one before, the
- * first at the first after the header), each
- * rule checked over the whole table before the next so that the error
- * names the first rule broken. */
+ * first at the first after the header), each rule checked over the whole
+ * table before the next so that the error names the first rule broken. */
 static sr_status check_layout(const entry *e, uint32_t n, uint64_t data_start, sr_error *err)
 {
     for (uint32_t i = 1; i < n; i++)

@@ -794,6 +794,16 @@ static void test_hyper_parameter_table(void **state)
     expect(&im, SR_ERR_FORMAT, "does not fit 16 tensors and 2 hyper-parameters");
     put32(im.data + 44, 3);
 
+    /* Three entries end 32 bytes short of a 64-byte boundary: the first
+     * tensor starts after 32 bytes of padding, which must be zero. */
+    const uint64_t start = get64(im.data + 24);
+    assert_int_equal(start % 64, 32);
+    assert_int_equal(get64(entry_at(&im, 0) + 104), start + 32);
+    im.data[start + 31] = 1;
+    fix_crcs(&im);
+    expect(&im, SR_ERR_FORMAT, "padding before tensor 'block1.0.weight' is not zero");
+    im.data[start + 31] = 0;
+
     im.data[100] = 1;
     fix_crcs(&im);
     expect(&im, SR_ERR_FORMAT, "reserved header bytes are not zero");
