@@ -231,8 +231,17 @@ static sr_status srpgan_build(const sr_weights *w, bool strict, bool *used, sr_g
     return SR_OK;
 }
 
+/* In this order: model.bin version 1 stored these three by position. */
+static void srpgan_hparams(const sr_weights *w, const sr_model_info *info, sr_hparams *out)
+{
+    sr_hparams_add(out, "scale", info->scale);
+    sr_hparams_add(out, "blocks", info->n_blocks);
+    sr_hparams_add(out, "width", sr_weights_find(w, "block1.0.weight")->shape[0]);
+}
+
 const sr_arch sr_arch_srpgan = {
     .name = "srpgan",
     .recognise = srpgan_recognise,
     .build = srpgan_build,
+    .hparams = srpgan_hparams,
 };

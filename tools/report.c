@@ -1,4 +1,5 @@
-/* The srrun command's reports: progress bar, plan table, stats JSON. */
+/* The srrun command's reports: progress bar, plan table, stats JSON,
+ * notices. */
 #define _POSIX_C_SOURCE 200809L
 #include "report.h"
 
@@ -166,4 +167,13 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
                 i + 1 < plan->n_layers ? "," : "");
     }
     fprintf(out, "  ]\n}\n");
+}
+
+void print_notices(const char *model_path, const char *notices)
+{
+    for (const char *p = notices; p && *p;) {
+        const size_t n = strcspn(p, "\n");
+        fprintf(stderr, "srrun: note: %s: %.*s\n", model_path, (int)n, p);
+        p += n + (p[n] == '\n');
+    }
 }

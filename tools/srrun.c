@@ -45,15 +45,6 @@ static void default_output(char *buf, size_t size, const char *input, int scale,
     snprintf(buf, size, "%.*s_x%d.%s", stem, base, scale, jpeg ? "jpg" : "png");
 }
 
-static void print_notices(const char *model_path, const char *notices)
-{
-    for (const char *p = notices; p && *p;) {
-        size_t n = strcspn(p, "\n");
-        fprintf(stderr, "srrun: note: %s: %.*s\n", model_path, (int)n, p);
-        p += n + (p[n] == '\n');
-    }
-}
-
 static int64_t peak_rss_bytes(void)
 {
     struct rusage ru;

@@ -390,10 +390,11 @@ static const int64_t srpgan_x2_numel[] = {
 
 /* A model.bin's size by docs/model-bin.md's layout, computed here and not
  * by srrun's writer: a 128-byte header, a 128-byte table entry per tensor,
- * then the tensors, each at the next multiple of 64 (none after the last). */
+ * a 32-byte one per hyper-parameter (srpgan's three), then the tensors,
+ * each at the next multiple of 64 (none after the last). */
 static int64_t model_bin_size(const int64_t *numel, size_t n, int64_t value_bytes)
 {
-    int64_t end = 128 + 128 * (int64_t)n;
+    int64_t end = 128 + 128 * (int64_t)n + 32 * 3;
     for (size_t i = 0; i < n; i++)
         end = (end + 63) / 64 * 64 + numel[i] * value_bytes;
     return end;
@@ -417,13 +418,30 @@ static void test_info(void **state)
     snprintf(size, sizeof size, "file size:     %lld bytes",
              (long long)model_bin_size(srpgan_x2_numel, n_tensors, 4));
     const char *const want_bin[] = {
-        "format:        model.bin\n", "architecture:  srpgan\n", "scale:         2\n",
-        "blocks:        1\n", params, "dtype:         float32\n",
+        "format:        model.bin\n", "architecture:  srpgan\n  scale:       2\n"
+        "  blocks:      1\n  width:       64\nparameters", params, "dtype:         float32\n",
         size, "checksum:      crc32 header ",
     };
     for (size_t i = 0; i < sizeof want_bin / sizeof *want_bin; i++)
         if (!strstr(r.out, want_bin[i]))
             fail_msg("no '%s' in:\n%s", want_bin[i], r.out);
+    /* A model.bin of an architecture this srrun does not know (its header
+     * CRC made to match): refused, naming those it knows. */
+    uint8_t *bin;
+    int64_t bin_size;
+    read_whole("i.bin", &bin, &bin_size);
+    memcpy(bin + 48, "esrgan", 6);
+    uint64_t data_start = 0;
+    for (int k = 7; k >= 0; k--)
+        data_start = data_start << 8 | bin[24 + k];
+    const uint32_t crc = (uint32_t)crc32(0, bin + 24, (uInt)(data_start - 24));
+    for (int k = 0; k < 4; k++)
+        bin[16 + k] = (uint8_t)(crc >> 8 * k);
+    write_file("esrgan.bin", bin, (size_t)bin_size);
+    free(bin);
+    expect_failure((const char *[]){"info", "esrgan.bin", NULL}, 1,
+                   "srrun: esrgan.bin: unknown architecture 'esrgan' (srrun knows srpgan)\n");
+    remove_file("esrgan.bin");
     /* And in float16: half the data, padded again. */
     r = run_cli((const char *[]){"convert", "-q", "--fp16", "srpgan_x2.pth", "i16.bin", NULL});
     assert_int_equal(r.exit_code, 0);
