@@ -107,7 +107,7 @@ static inline void conv_node_free(sr_node *node)
 }
 
 /* The other ops on c channels, with 64 slopes to draw on. */
-#define N_OTHER_NODES 17
+#define N_OTHER_NODES 16
 #define N_OTHER_INPUTS 5 /* the inputs check_kernel_cases draws for them */
 static inline void other_nodes(sr_node nodes[N_OTHER_NODES], int64_t c, const float *slopes)
 {
@@ -128,7 +128,6 @@ static inline void other_nodes(sr_node nodes[N_OTHER_NODES], int64_t c, const fl
         {.op = SR_OP_UPSAMPLE, .n_inputs = 1, .p.upsample = {3, SR_UPSAMPLE_NEAREST}},
         {.op = SR_OP_UPSAMPLE, .n_inputs = 1, .p.upsample = {2, SR_UPSAMPLE_BILINEAR}},
         {.op = SR_OP_UPSAMPLE, .n_inputs = 1, .p.upsample = {3, SR_UPSAMPLE_BILINEAR}},
-        {.op = SR_OP_UPSAMPLE, .n_inputs = 1, .p.upsample = {4, SR_UPSAMPLE_BILINEAR}},
     };
     memcpy(nodes, all, sizeof all);
 }
