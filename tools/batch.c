@@ -394,7 +394,7 @@ static int make_folders_above(const char *path, sr_error *err)
     for (char *slash = strchr(folder + 1, '/'); slash && rc == 0; slash = strchr(slash + 1, '/')) {
         *slash = '\0';
         struct stat st;
-        if (mkdir(folder, 0777) != 0 && errno != EEXIST) {
+        if (stat(folder, &st) != 0 && mkdir(folder, 0777) != 0 && errno != EEXIST) {
             snprintf(err->message, sizeof err->message, "%s: cannot make the folder: %s",
                      folder, strerror(errno));
             rc = -1;
@@ -535,18 +535,15 @@ static int make_out_folder(batch *b)
 {
     sr_error err = {0};
     char *probe = join(b->folder, "x"); /* make_folders_above makes OUT too */
-    const int rc = probe ? make_folders_above(probe, &err) : -1;
-    free(probe);
-    if (rc != 0) {
-        fprintf(stderr, "srrun: %s\n", probe ? err.message : "out of memory");
-        return 1;
-    }
     struct stat st;
-    if (stat(b->folder, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "srrun: %s: not a folder; with several inputs -o names a folder\n",
-                b->folder);
+    if (probe && make_folders_above(probe, &err) == 0 && stat(b->folder, &st) != 0)
+        snprintf(err.message, sizeof err.message, "%s: %s", b->folder, strerror(errno));
+    if (!probe || err.message[0]) {
+        fprintf(stderr, "srrun: %s\n", probe ? err.message : "out of memory");
+        free(probe);
         return 1;
     }
+    free(probe);
     b->out_id = (file_id){st.st_dev, st.st_ino};
     return 0;
 }

@@ -1,7 +1,8 @@
 /* srrun, the command-line tool: a thin client of include/srrun.h. It owns
  * the output names and the user-facing messages (options are parsed in
  * cli.c); everything else, finding the default model included, is the
- * library's. */
+ * library's. This file runs one INPUT; several, or a folder, are
+ * batch.c's, and the steps both take are upscale.c's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
