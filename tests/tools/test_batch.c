@@ -176,6 +176,29 @@ static void test_folder_walked_into_out(void **state)
     remove_all("out");
 }
 
+/* A folder that cannot be read is noted and skipped; the rest go on. Root
+ * reads it all the same, so there the test has nothing to show. */
+static void test_unreadable_folder_noted(void **state)
+{
+    (void)state;
+    if (geteuid() == 0)
+        skip();
+    make_folder("in");
+    make_folder("in/locked");
+    copy_fixture("leaves_37x29.png", "in/locked/a.png", 0);
+    copy_fixture("leaves_37x29.png", "in/b.png", 0);
+    char path[512];
+    path_in_work(path, sizeof path, "in/locked");
+    assert_int_equal(chmod(path, 0), 0);
+    cli_result r = run_ok((const char *[]){"srpgan_x2.pth", "in", NULL});
+    assert_int_equal(chmod(path, 0755), 0);
+    assert_string_equal(r.out, "b_x2.png\n");
+    assert_string_equal(r.err, "srrun: note: in/locked: Permission denied; skipped\n"
+                               "srrun: 1 done, 0 skipped, 0 failed\n");
+    remove_all("in");
+    remove_all("b_x2.png");
+}
+
 /* An output that exists is skipped, left as it is; --overwrite redoes it. */
 static void test_existing_outputs_skipped_unless_overwrite(void **state)
 {
@@ -414,6 +437,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_folder_walked_into_out),
+        cmocka_unit_test(test_unreadable_folder_noted),
         cmocka_unit_test(test_existing_outputs_skipped_unless_overwrite),
         cmocka_unit_test(test_failing_file_does_not_stop_the_rest),
         cmocka_unit_test(test_model_or_input),
