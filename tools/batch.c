@@ -132,7 +132,8 @@ static char *join(const char *folder, const char *name)
     const size_t n = strlen(folder) + strlen(name) + 2;
     char *path = malloc(n);
     if (path)
-        snprintf(path, n, "%s%s%s", folder, *folder ? "/" : "", name);
+        snprintf(path, n, "%s%s%s", folder,
+                 *folder && folder[strlen(folder) - 1] != '/' ? "/" : "", name);
     return path;
 }
 

@@ -53,7 +53,8 @@ size_t output_name(char *buf, size_t size, const char *folder, const char *input
     base = base ? base + 1 : input;
     const char *dot = strrchr(base, '.');
     int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-    const int n = snprintf(buf, size, "%s%s%.*s_x%d.%s", folder ? folder : "", folder ? "/" : "",
+    const int slash = folder && *folder && folder[strlen(folder) - 1] != '/';
+    const int n = snprintf(buf, size, "%s%s%.*s_x%d.%s", folder ? folder : "", slash ? "/" : "",
                            stem, base, scale, jpeg ? "jpg" : "png");
     return n < 0 ? 0 : (size_t)n;
 }

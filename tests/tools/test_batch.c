@@ -205,7 +205,7 @@ static void test_existing_outputs_skipped_unless_overwrite(void **state)
     (void)state;
     copy_fixture("leaves_37x29.png", "a.png", 0);
     copy_fixture("kite_41x27.jpg", "b.jpg", 0);
-    cli_result r = run_ok((const char *[]){"srpgan_x2.pth", "a.png", "b.jpg", "-o", "out", NULL});
+    cli_result r = run_ok((const char *[]){"srpgan_x2.pth", "a.png", "b.jpg", "-o", "out/", NULL});
     assert_string_equal(r.out, "out/a_x2.png\nout/b_x2.png\n");
     run_ok((const char *[]){"-q", "-o", "single.png", "srpgan_x2.pth", "b.jpg", NULL});
     write_file("out/b_x2.png", "old", 3);
