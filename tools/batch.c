@@ -268,7 +268,8 @@ static int walk(batch *b, const char *folder, const char *below, const ancestor 
     if (rc == 0 && errno != 0)
         note(b, folder, strerror(errno)); /* what was read is still walked */
     closedir(d);
-    qsort(names, n, sizeof *names, compare_names);
+    if (n)
+        qsort(names, n, sizeof *names, compare_names);
     for (size_t i = 0; i < n; i++) {
         char *path = rc == 0 ? join(folder, names[i]) : NULL;
         if (rc == 0)
@@ -292,7 +293,9 @@ static void failed(batch_file *f, const char *fmt, ...);
 
 static int mark_shared_outputs(batch *b)
 {
-    batch_file **order = malloc((b->n ? b->n : 1) * sizeof *order);
+    if (b->n == 0)
+        return 0;
+    batch_file **order = malloc(b->n * sizeof *order);
     if (!order)
         return -1;
     for (size_t i = 0; i < b->n; i++)
@@ -303,7 +306,8 @@ static int mark_shared_outputs(batch *b)
             failed(order[i], "%s: its output %s is also %s's; skipped", order[i]->input,
                    order[i]->output, order[i - 1]->input);
     free(order);
-    qsort(b->inputs, b->n_ids, sizeof *b->inputs, compare_ids);
+    if (b->n_ids)
+        qsort(b->inputs, b->n_ids, sizeof *b->inputs, compare_ids);
     return 0;
 }
 
@@ -340,7 +344,7 @@ static const char *replaces(const batch *b, const char *output)
     if (stat(output, &st) != 0)
         return NULL;
     const file_id id = {st.st_dev, st.st_ino};
-    if (bsearch(&id, b->inputs, b->n_ids, sizeof id, compare_ids))
+    if (b->n_ids && bsearch(&id, b->inputs, b->n_ids, sizeof id, compare_ids))
         return "an input of this run";
     struct stat model;
     if (b->model_path && stat(b->model_path, &model) == 0 && model.st_dev == id.dev &&
