@@ -19,6 +19,7 @@ void progress_bar_start(progress_bar *bar, FILE *out)
     bar->out = out;
     bar->start = seconds_now();
     bar->last_draw = 0.0;
+    bar->label = NULL;
 }
 
 int progress_bar_update(void *user, double fraction)
@@ -33,7 +34,8 @@ int progress_bar_update(void *user, double fraction)
     for (int i = 0; i < width; i++)
         cells[i] = i < filled ? '#' : '.';
     cells[width] = '\0';
-    fprintf(bar->out, "\rsrrun: [%s] %3.0f%%  %.1f s", cells, 100.0 * fraction, elapsed);
+    fprintf(bar->out, "\rsrrun: %s[%s] %3.0f%%  %.1f s", bar->label ? bar->label : "", cells,
+            100.0 * fraction, elapsed);
     if (fraction > 0.02 && fraction < 1.0)
         fprintf(bar->out, ", about %.0f s left ", elapsed * (1.0 - fraction) / fraction + 0.5);
     else
@@ -44,7 +46,7 @@ int progress_bar_update(void *user, double fraction)
 
 void progress_bar_finish(progress_bar *bar)
 {
-    fprintf(bar->out, "\r%70s\r", "");
+    fprintf(bar->out, "\r%*s\r", 70 + (int)(bar->label ? strlen(bar->label) : 0), "");
     fflush(bar->out);
 }
 

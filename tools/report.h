@@ -12,6 +12,7 @@
 typedef struct progress_bar {
     FILE *out;
     double start, last_draw;
+    const char *label; /* shown before the bar (a batch's "3/8 "), or NULL */
 } progress_bar;
 
 void progress_bar_start(progress_bar *bar, FILE *out);
