@@ -30,7 +30,7 @@ static void prelu_reference(const sr_node *node, const sr_tensor *in, sr_tensor 
             const float *x = sr_tensor_row(in, c, y);
             float *o = sr_tensor_row(out, c, y);
             for (int64_t i = 0; i < W; i++)
-                o[i] = x[i] >= 0.0f ? x[i] : a * x[i];
+                o[i] = sr_prelu(x[i], a);
         }
     }
 }

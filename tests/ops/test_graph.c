@@ -137,8 +137,13 @@ static void test_fuse_folds_where_it_may_and_keeps_the_bits(void **state)
             assert_true(node->inputs[j] >= 0 && node->inputs[j] < i);
     }
     assert_int_equal(n_prelu, 2);
-    assert_int_equal(n->g.nodes[1].p.conv2d.n_slopes, 1);
-    assert_int_equal(n->g.nodes[2].p.instance_norm.n_slopes, C);
+    const sr_epilogue *e = &n->g.nodes[1].p.conv2d.epilogue;
+    assert_int_equal(e->n_steps, 1);
+    assert_int_equal(e->steps[0].kind, SR_EPILOGUE_PRELU);
+    assert_int_equal(e->steps[0].p.prelu.n_slopes, 1);
+    e = &n->g.nodes[2].p.instance_norm.epilogue;
+    assert_int_equal(e->n_steps, 1);
+    assert_int_equal(e->steps[0].p.prelu.n_slopes, C);
 
     float *got = run(&n->g, image, in, &got_shape);
     assert_memory_equal(&got_shape, &want_shape, sizeof want_shape);

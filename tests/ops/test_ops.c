@@ -125,8 +125,8 @@ static void test_conv_reference_folded_prelu_is_conv_then_prelu(void **state)
         sr_tensor plain = tensor_new(5, 7, 6), want = tensor_new(5, 7, 6), got = tensor_new(5, 7, 6);
         sr_op_get(SR_OP_CONV2D)->reference(&conv, &in, &plain, NULL);
         sr_op_get(SR_OP_PRELU)->reference(&prelu, &plain, &want, NULL);
-        conv.p.conv2d.n_slopes = n_slopes;
-        conv.p.conv2d.slopes = slopes;
+        sr_epilogue_append(&conv.p.conv2d.epilogue,
+                           (sr_epilogue_step){SR_EPILOGUE_PRELU, .p.prelu = prelu.p.prelu});
         sr_op_get(SR_OP_CONV2D)->reference(&conv, &in, &got, NULL);
         assert_memory_equal(got.data, want.data, 5 * 7 * 6 * sizeof(float));
         free(plain.data);
@@ -380,8 +380,11 @@ static void test_other_ops_match_pytorch(void **state)
         sr_node node = {.op = oc->op, .n_inputs = oc->op == SR_OP_ADD ? 2 : 1};
         if (oc->op == SR_OP_PRELU)
             node.p.prelu = (sr_prelu_params){n_slopes, slopes};
+        if (oc->op == SR_OP_INSTANCE_NORM && n_slopes)
+            sr_epilogue_append(&node.p.instance_norm.epilogue,
+                               (sr_epilogue_step){SR_EPILOGUE_PRELU, .p.prelu = {n_slopes, slopes}});
         if (oc->op == SR_OP_INSTANCE_NORM)
-            node.p.instance_norm = (sr_instance_norm_params){1e-5f, n_slopes, slopes};
+            node.p.instance_norm.eps = 1e-5f;
         if (oc->op == SR_OP_PIXEL_SHUFFLE)
             node.p.pixel_shuffle.r = oc->r;
         const float e = check_oracle(&node, in, oc->name, SR_TOL_ORACLE_OP_REL);
