@@ -156,10 +156,55 @@ static void test_fuse_folds_where_it_may_and_keeps_the_bits(void **state)
     free(n);
 }
 
+/* Steps fold in graph order, through the nodes already folded, until the
+ * epilogue is full: conv, PReLU, shuffle, then shared PReLUs. */
+static void test_fuse_lists_steps_in_order_until_full(void **state)
+{
+    (void)state;
+    net *n = calloc(1, sizeof *n);
+    test_rng r = {6};
+    test_fill(&r, &n->weight[0][0], sizeof n->weight / sizeof(float), -0.3f, 0.3f);
+    test_fill(&r, &n->bias[0][0], sizeof n->bias / sizeof(float), -0.3f, 0.3f);
+    test_fill(&r, &n->shared, 1, -0.5f, 0.5f);
+    test_fill(&r, n->per_channel, C, -0.5f, 0.5f);
+    int x = add(&n->g, (sr_node){.op = SR_OP_INPUT});
+    x = conv(n, x, 0, 3, 4 * C);
+    x = prelu(n, x, 1);
+    x = shuffle(n, x);
+    for (int i = 0; i < 3; i++) /* the last one stays: the list is full */
+        x = prelu(n, x, 1);
+    conv(n, x, 1, C, 3);
+    const sr_shape in = {3, 4, 6};
+    float image[3 * 4 * 6];
+    test_fill(&r, image, 3 * 4 * 6, 0, 1);
+    sr_shape want_shape, got_shape;
+    float *want = run(&n->g, image, in, &want_shape);
+
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 4);
+    assert_int_equal(n->g.n_nodes, 4);
+    const sr_epilogue *e = &n->g.nodes[1].p.conv2d.epilogue;
+    assert_int_equal(e->n_steps, SR_EPILOGUE_MAX_STEPS);
+    const sr_epilogue_kind kinds[] = {SR_EPILOGUE_PRELU, SR_EPILOGUE_SHUFFLE, SR_EPILOGUE_PRELU,
+                                      SR_EPILOGUE_PRELU};
+    for (int i = 0; i < SR_EPILOGUE_MAX_STEPS; i++)
+        assert_int_equal(e->steps[i].kind, kinds[i]);
+    assert_int_equal(n->g.nodes[2].op, SR_OP_PRELU);
+    assert_int_equal(n->g.nodes[2].inputs[0], 1);
+
+    float *got = run(&n->g, image, in, &got_shape);
+    assert_memory_equal(&got_shape, &want_shape, sizeof want_shape);
+    assert_memory_equal(got, want, (size_t)sr_shape_numel(want_shape) * sizeof(float));
+    free(want);
+    free(got);
+    sr_graph_free(&n->g);
+    free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fuse_folds_where_it_may_and_keeps_the_bits),
+        cmocka_unit_test(test_fuse_lists_steps_in_order_until_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
