@@ -47,6 +47,12 @@ static inline SR_HOST_DEVICE float sr_prelu(float x, float slope)
     return x >= 0.0f ? x : slope * x;
 }
 
+/* Channel c's slope. */
+static inline SR_HOST_DEVICE float sr_prelu_slope(const sr_prelu_params *p, int64_t c)
+{
+    return p->slopes[p->n_slopes == 1 ? 0 : c];
+}
+
 /* A conv's or an InstanceNorm's epilogue: what sr_graph_fuse folded into
  * it from the nodes that followed, in their order, applied by every kernel
  * of the op after the bias (a conv) or the normalisation. The activations
@@ -115,16 +121,20 @@ static inline SR_HOST_DEVICE int64_t sr_epilogue_shuffle(const sr_epilogue *e)
     return 1;
 }
 
+/* An activation step's slope for channel c: each kind so far is a
+ * sr_prelu; a kind that is not would get its own case here and below. */
+static inline SR_HOST_DEVICE float sr_epilogue_slope(const sr_epilogue_step *s, int64_t c)
+{
+    return s->kind == SR_EPILOGUE_LEAKY_RELU ? s->p.leaky_relu.slope
+                                             : sr_prelu_slope(&s->p.prelu, c);
+}
+
 /* The epilogue's activations on value v of the op's own channel c. */
 static inline SR_HOST_DEVICE float sr_epilogue_value(const sr_epilogue *e, int64_t c, float v)
 {
-    for (int i = 0; i < e->n_steps; i++) {
-        const sr_epilogue_step *s = &e->steps[i];
-        if (s->kind == SR_EPILOGUE_PRELU)
-            v = sr_prelu(v, s->p.prelu.slopes[s->p.prelu.n_slopes == 1 ? 0 : c]);
-        else if (s->kind == SR_EPILOGUE_LEAKY_RELU)
-            v = sr_prelu(v, s->p.leaky_relu.slope);
-    }
+    for (int i = 0; i < e->n_steps; i++)
+        if (e->steps[i].kind != SR_EPILOGUE_SHUFFLE)
+            v = sr_prelu(v, sr_epilogue_slope(&e->steps[i], c));
     return v;
 }
 
@@ -133,12 +143,9 @@ static inline SR_HOST_DEVICE float sr_epilogue_value(const sr_epilogue *e, int64
 static inline void sr_epilogue_apply(const sr_epilogue *e, int64_t c, float *v, int64_t n)
 {
     for (int i = 0; i < e->n_steps; i++) {
-        const sr_epilogue_step *s = &e->steps[i];
-        if (s->kind == SR_EPILOGUE_SHUFFLE)
+        if (e->steps[i].kind == SR_EPILOGUE_SHUFFLE)
             continue;
-        const float a = s->kind == SR_EPILOGUE_LEAKY_RELU
-                            ? s->p.leaky_relu.slope
-                            : s->p.prelu.slopes[s->p.prelu.n_slopes == 1 ? 0 : c];
+        const float a = sr_epilogue_slope(&e->steps[i], c);
         for (int64_t j = 0; j < n; j++)
             v[j] = sr_prelu(v[j], a);
     }

@@ -199,8 +199,9 @@ void sr_cuda_prelu(const sr_tensor *in, const float *slopes, int64_t n_slopes,
                    const sr_tensor *out)
 {
     const band src = band_of(in), dst = band_of(out);
+    const sr_prelu_params p = {n_slopes, slopes};
     for_each_value(out, [=] __device__(int64_t ch, int64_t y, int64_t x) {
-        dst.row(ch, y)[x] = sr_prelu(src.row(ch, y)[x], slopes[n_slopes == 1 ? 0 : ch]);
+        dst.row(ch, y)[x] = sr_prelu(src.row(ch, y)[x], sr_prelu_slope(&p, ch));
     });
 }
 
