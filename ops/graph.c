@@ -64,9 +64,9 @@ static bool fold_step(const sr_node *node, sr_epilogue_step *step)
     case SR_OP_PRELU:
         *step = (sr_epilogue_step){SR_EPILOGUE_PRELU, .p.prelu = node->p.prelu};
         return true;
-    case SR_OP_PIXEL_SHUFFLE:
+    case SR_OP_PIXEL_SHUFFLE: /* a bad factor stays, for its own shape rule to name */
         *step = (sr_epilogue_step){SR_EPILOGUE_SHUFFLE, .p.shuffle.r = node->p.pixel_shuffle.r};
-        return true;
+        return node->p.pixel_shuffle.r >= 1;
     default:
         return false;
     }

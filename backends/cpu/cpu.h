@@ -43,7 +43,9 @@ extern const sr_cpu_conv_algorithm *const sr_cpu_conv_algorithms[];
 #define SR_CPU_CONV_ALGORITHMS 4
 
 /* The algorithm for this convolution: the forced one where it can run it,
- * else the fastest that can (which measured fastest on SRPGAN's layers). */
+ * else the one that measured fastest on such convolutions. The backend's
+ * workspace size, row tiling and run all ask this, and so does the
+ * session for sr_layer_info.algorithm. */
 const sr_cpu_conv_algorithm *sr_cpu_conv2d_select(const sr_cpu_context *ctx,
                                                   const sr_conv2d_params *p);
 
