@@ -7,8 +7,11 @@
  *
  * This file owns the options, the timing loop and the one measurement of
  * the machine's sgemm rate. The network's numbers (FLOPs, plans, per-layer
- * seconds) come from the library through include/srrun.h, as the CLI gets
- * them; sizes are parsed and printed by tools/report.c, as the CLI does.
+ * seconds and algorithms) come from the library through include/srrun.h,
+ * as the CLI gets them; sizes are parsed and printed by tools/report.c, as
+ * the CLI does. The one thing beyond the public API is --conv-algorithm:
+ * a CPU backend made with its convolutions' algorithm forced
+ * (sr_cpu_backend_new_forcing), for a session on it (sr_session_new_on).
  *
  * Each configuration, and the sgemm measurement, runs in its own child
  * process: getrusage's peak RSS is monotone over a process, so a fresh child
@@ -26,7 +29,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backends/cpu/cpu.h"
 #include "bench/srbench.h"
+#include "runtime/session.h"
 #include "srrun.h"
 #include "tools/cli.h"
 #include "tools/reexec.h"
@@ -43,6 +48,9 @@ static const char usage_text[] =
     "  --warmup N          untimed runs before them (default: 1)\n"
     "  --max-memory SIZE   the session's budget, as srrun takes it: 300M, 2G\n"
     "                      (default: the library's, three quarters of the machine's)\n"
+    "  --conv-algorithm A  the cpu backend's convolutions by algorithm A where it can\n"
+    "                      run them (the library's choice elsewhere): im2col, kn2row,\n"
+    "                      winograd or winograd_split; its runs show as cpu:A\n"
     "  --photo FILE        crop the inputs from the top left of this PNG or JPEG\n"
     "                      (default: random pixels, the same for every run)\n"
     "  --json              JSON on stdout, with the per-layer breakdown\n"
@@ -107,6 +115,14 @@ static int parse_sizes(const char *list, bench_options *o)
     return o->n_sizes ? 0 : -1;
 }
 
+static int is_conv_algorithm(const char *name)
+{
+    for (int i = 0; i < SR_CPU_CONV_ALGORITHMS; i++)
+        if (strcmp(name, sr_cpu_conv_algorithms[i]->name) == 0)
+            return 1;
+    return 0;
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, bench_options *o)
 {
@@ -116,6 +132,7 @@ static int parse(int argc, char **argv, bench_options *o)
         {"repeats", required_argument, NULL, 'r'}, {"warmup", required_argument, NULL, 'w'},
         {"max-memory", required_argument, NULL, 'm'}, {"photo", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'J'},          {"layers", no_argument, NULL, 'L'},
+        {"conv-algorithm", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     int opt;
@@ -149,6 +166,12 @@ static int parse(int argc, char **argv, bench_options *o)
         case 'm':
             if ((o->max_memory = parse_size(optarg)) < 0)
                 return usage_error("--max-memory needs a size like 300M or 2G, not", optarg);
+            break;
+        case 'A':
+            if (!is_conv_algorithm(optarg))
+                return usage_error("--conv-algorithm needs im2col, kn2row, winograd or "
+                                   "winograd_split, not", optarg);
+            o->conv_algorithm = optarg;
             break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs("(srbench --help for usage)\n", stderr); return 2; /* getopt said why */
@@ -245,6 +268,19 @@ static int compare_seconds(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The session: on a CPU backend with its conv algorithm forced where
+ * --conv-algorithm asks, else as the options say. */
+static sr_status open_session(const sr_model *model, const bench_options *o,
+                              const sr_session_options *options, sr_session **session,
+                              sr_error *err)
+{
+    if (!o->conv_algorithm || options->backend != SR_BACKEND_CPU)
+        return sr_session_new(model, options, session, err);
+    sr_backend_handle cpu;
+    const sr_status st = sr_cpu_backend_new_forcing(o->n_threads, o->conv_algorithm, &cpu, err);
+    return st != SR_OK ? st : sr_session_new_on(model, options, cpu, session, err);
+}
+
 /* One configuration, in its child: writes r and the layers of the median
  * run to fd; on failure prints one line and returns 1. */
 static int measure(const sr_model *model, const bench_options *o, bench_result r, int fd)
@@ -263,7 +299,7 @@ static int measure(const sr_model *model, const bench_options *o, bench_result r
     const char *why = err.message;
     if (make_input(o->photo, r.width, r.height, &in, &err) < 0 ||
         sr_image_alloc(&out, r.width * scale, r.height * scale, 3, SR_PIXEL_U8, &err) != SR_OK ||
-        sr_session_new(model, &options, &session, &err) != SR_OK)
+        open_session(model, o, &options, &session, &err) != SR_OK)
         goto done;
     why = sr_session_last_error(session);
     double t = seconds_now();
@@ -292,6 +328,8 @@ static int measure(const sr_model *model, const bench_options *o, bench_result r
             layer_result *x = &runs[(size_t)i * (size_t)n_layers + (size_t)l];
             snprintf(x->name, NAME_CHARS, "%s", plan.layers[l].name);
             snprintf(x->op, NAME_CHARS, "%s", plan.layers[l].op);
+            snprintf(x->algorithm, NAME_CHARS, "%s",
+                     plan.layers[l].algorithm ? plan.layers[l].algorithm : "");
             x->flops = plan.layers[l].flops;
             x->seconds = plan.layers[l].seconds;
         }

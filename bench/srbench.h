@@ -18,6 +18,9 @@ typedef struct bench_options {
     int n_sizes;
     int n_threads, repeats, warmup;
     int64_t max_memory; /* 0: the library's default */
+    /* The CPU backend's runs with every convolution that can run it on
+     * this algorithm (backends/cpu/cpu.h), or NULL: the library's choice. */
+    const char *conv_algorithm;
     out_format format;
 } bench_options;
 
@@ -32,6 +35,7 @@ typedef struct bench_result {
 
 typedef struct layer_result {
     char name[NAME_CHARS], op[NAME_CHARS];
+    char algorithm[NAME_CHARS]; /* sr_layer_info.algorithm, or "" */
     int64_t flops;
     double seconds; /* in the median run */
 } layer_result;

@@ -51,7 +51,7 @@ void put_header(FILE *out, const bench_context *c, const sr_model_info *info)
               "plan_s,median_s,min_s,gflop,gflop_planned,gflops,sgemm_share,sgemm_gflops,"
               "predicted_peak,peak_rss\n", out);
     if (o->format == OUT_LAYERS)
-        fputs("backend,threads,width,height,layer,op,gflop,seconds,gflops\n", out);
+        fputs("backend,threads,width,height,layer,op,gflop,seconds,gflops,algorithm\n", out);
     if (o->format != OUT_JSON)
         return;
     fprintf(out, "{\"srbench\": \"%s\", \"machine\": ", sr_version());
@@ -70,7 +70,10 @@ void report(FILE *out, const bench_context *c, const bench_result *r,
                    const layer_result *layers, int first)
 {
     const bench_options *o = c->o;
-    const char *name = sr_backend_name(r->backend);
+    char name[2 * NAME_CHARS]; /* the backend, and any forced conv algorithm */
+    snprintf(name, sizeof name, "%s%s%s", sr_backend_name(r->backend),
+             o->conv_algorithm && r->backend == SR_BACKEND_CPU ? ":" : "",
+             o->conv_algorithm && r->backend == SR_BACKEND_CPU ? o->conv_algorithm : "");
     const double gflop = 1e-9 * (double)r->whole_flops, rate = gflop / r->median_s;
     const long long w = r->width, h = r->height;
     char size[48], predicted[16], rss[16];
@@ -105,14 +108,19 @@ void report(FILE *out, const bench_context *c, const bench_result *r,
         const layer_result *x = &layers[l];
         const double gflops = x->seconds > 0 ? 1e-9 * (double)x->flops / x->seconds : 0.0;
         if (o->format == OUT_LAYERS) {
-            fprintf(out, "%s,%d,%lld,%lld,%s,%s,%.6f,%.6f,%.2f\n", name, o->n_threads, w, h,
-                    x->name, x->op, 1e-9 * (double)x->flops, x->seconds, gflops);
+            fprintf(out, "%s,%d,%lld,%lld,%s,%s,%.6f,%.6f,%.2f,%s\n", name, o->n_threads, w, h,
+                    x->name, x->op, 1e-9 * (double)x->flops, x->seconds, gflops, x->algorithm);
             continue;
         }
         fprintf(out, "%s\n    {\"name\": ", l ? "," : "");
         put_string(out, x->name);
         fprintf(out, ", \"op\": ");
         put_string(out, x->op);
+        fprintf(out, ", \"algorithm\": ");
+        if (x->algorithm[0])
+            put_string(out, x->algorithm);
+        else
+            fputs("null", out);
         fprintf(out, ", \"gflop\": %.4f, \"seconds\": %.6f, \"gflops\": %.2f}",
                 1e-9 * (double)x->flops, x->seconds, gflops);
     }

@@ -503,6 +503,10 @@ typedef struct sr_layer_info {
     const char *op;      /* e.g. "conv2d" */
     int64_t flops;       /* as planned, recomputation included */
     double seconds;      /* measured by the last run of this plan, else 0 */
+    /* How the backend computes the layer, where it says: the CPU backend's
+     * algorithm for a convolution, "im2col", "kn2row", "winograd" or
+     * "winograd_split". NULL for other layers and backends. */
+    const char *algorithm;
 } sr_layer_info;
 
 typedef struct sr_plan_info {

@@ -1,7 +1,38 @@
-/* 2-D convolution, stride 1, zero padding, with bias and maybe a folded
- * PReLU and pixel shuffle: the shape rule, the halo and the reference
- * kernel. Cross-correlation, as PyTorch's Conv2d. */
+/* 2-D convolution, stride 1, zero padding, with bias and maybe an
+ * epilogue (activations and a pixel shuffle folded in): the shape rule,
+ * the halo and the reference kernel. Cross-correlation, as PyTorch's
+ * Conv2d. Also the epilogue's check, which InstanceNorm shares. */
 #include "ops/op.h"
+
+sr_status sr_epilogue_check(const char *name, const sr_epilogue *e, int64_t c,
+                            bool allow_shuffle, sr_error *err)
+{
+    if (e->n_steps < 0 || e->n_steps > SR_EPILOGUE_MAX_STEPS)
+        return sr_fail(err, SR_ERR_MODEL, "%s: %d epilogue steps", name, e->n_steps);
+    bool shuffled = false;
+    for (int i = 0; i < e->n_steps; i++) {
+        const sr_epilogue_step *s = &e->steps[i];
+        switch (s->kind) {
+        case SR_EPILOGUE_PRELU: {
+            const int64_t n = s->p.prelu.n_slopes;
+            if (n != 1 && (n != c || shuffled))
+                return sr_fail(err, SR_ERR_MODEL, "%s: %lld slopes for %lld channels", name,
+                               (long long)n, (long long)(shuffled ? 1 : c));
+            break;
+        }
+        case SR_EPILOGUE_LEAKY_RELU:
+            break;
+        case SR_EPILOGUE_SHUFFLE:
+            if (!allow_shuffle || shuffled || s->p.shuffle.r < 1)
+                return sr_fail(err, SR_ERR_MODEL, "%s: a pixel shuffle it cannot fold", name);
+            shuffled = true;
+            break;
+        default:
+            return sr_fail(err, SR_ERR_MODEL, "%s: unknown epilogue step %d", name, (int)s->kind);
+        }
+    }
+    return SR_OK;
+}
 
 static int conv2d_halo(const sr_node *node)
 {
@@ -14,9 +45,9 @@ static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
                               sr_shape *out, sr_error *err)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
-    if (p->n_slopes != 0 && p->n_slopes != 1 && p->n_slopes != p->c_out)
-        return sr_fail(err, SR_ERR_MODEL, "%s: %lld slopes for %lld channels",
-                       node->name, (long long)p->n_slopes, (long long)p->c_out);
+    sr_status st = sr_epilogue_check(node->name, &p->epilogue, p->c_out, true, err);
+    if (st != SR_OK)
+        return st;
     const int64_t r = sr_conv2d_shuffle(p);
     if (p->c_out % (r * r) != 0)
         return sr_fail(err, SR_ERR_MODEL, "%s: %lld channels do not shuffle by %lld",
@@ -41,7 +72,8 @@ static int conv2d_scale(const sr_node *node)
 static int64_t conv2d_flops(const sr_node *node, sr_shape out)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
-    return (2 * p->c_in * p->k * p->k + (p->n_slopes > 0)) * sr_shape_numel(out);
+    return (2 * p->c_in * p->k * p->k + sr_epilogue_activations(&p->epilogue)) *
+           sr_shape_numel(out);
 }
 
 /* Loop order (cout, cin, ky, kx, y, x): the inner loop runs along a row of
@@ -81,13 +113,10 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
                 }
             }
         }
-        if (p->n_slopes == 0)
-            continue;
-        const float a = sr_conv2d_slope(p, co);
-        for (int64_t cy = cy0; cy < cy1; cy++) {
+        for (int64_t cy = cy0; cy < cy1 && p->epilogue.n_steps > 0; cy++) {
             float *o = sr_conv2d_out_row(p, out, co, cy);
             for (int64_t ox = 0; ox < OW; ox++)
-                o[ox * r] = o[ox * r] >= 0.0f ? o[ox * r] : a * o[ox * r];
+                o[ox * r] = sr_epilogue_value(&p->epilogue, co, o[ox * r]);
         }
     }
 }

@@ -57,27 +57,52 @@ int64_t sr_graph_flops(const sr_graph *g, const sr_shape *shapes, int64_t *per_n
     return total;
 }
 
-/* The node a PReLU at node i can fold into (a convolution or an
- * InstanceNorm that nothing else reads), or -1. */
-static int fold_target(const sr_graph *g, const int *readers, int i)
+/* The epilogue step that node stands for, if it is one that folds. */
+static bool fold_step(const sr_node *node, sr_epilogue_step *step)
 {
-    const sr_node *prelu = &g->nodes[i];
-    int src = prelu->inputs[0];
-    if (readers[src] != 1)
-        return -1;
-    if (g->nodes[src].op == SR_OP_INSTANCE_NORM)
-        return g->nodes[src].p.instance_norm.n_slopes == 0 ? src : -1;
-    if (g->nodes[src].op == SR_OP_PIXEL_SHUFFLE && prelu->p.prelu.n_slopes == 1) {
-        src = g->nodes[src].inputs[0];
-        if (readers[src] != 1)
-            return -1;
+    switch (node->op) {
+    case SR_OP_PRELU:
+        *step = (sr_epilogue_step){SR_EPILOGUE_PRELU, .p.prelu = node->p.prelu};
+        return true;
+    case SR_OP_PIXEL_SHUFFLE: /* a bad factor stays, for its own shape rule to name */
+        *step = (sr_epilogue_step){SR_EPILOGUE_SHUFFLE, .p.shuffle.r = node->p.pixel_shuffle.r};
+        return node->p.pixel_shuffle.r >= 1;
+    case SR_OP_LEAKY_RELU: /* folded, a ReLU makes -0.0 of negatives, not +0.0: equal values */
+        *step = (sr_epilogue_step){SR_EPILOGUE_LEAKY_RELU,
+                                   .p.leaky_relu.slope = node->p.leaky_relu.slope};
+        return true;
+    default:
+        return false;
     }
-    const sr_node *conv = &g->nodes[src];
-    if (conv->op != SR_OP_CONV2D || conv->p.conv2d.n_slopes != 0)
-        return -1;
-    /* A conv with a shuffle folded in takes a PReLU after it only when
-     * the slope is shared: its slopes go by the channels before the shuffle. */
-    return conv->p.conv2d.shuffle <= 1 || prelu->p.prelu.n_slopes == 1 ? src : -1;
+}
+
+/* The epilogue of the conv or InstanceNorm that node i (a step) can fold
+ * into, or NULL: its input's, when nothing else reads that, or the
+ * epilogue its input was folded into. A shuffle folds into a conv only,
+ * once; after it only slopes shared by every channel (they are not the
+ * conv's channels). */
+static sr_epilogue *fold_target(sr_graph *g, const int *readers, int i,
+                                const sr_epilogue_step *step)
+{
+    int src = g->nodes[i].inputs[0];
+    if (readers[src] != 1)
+        return NULL;
+    while (g->nodes[src].op == SR_OP_COUNT) /* folded: its readers read its input */
+        src = g->nodes[src].inputs[0];
+    sr_node *target = &g->nodes[src];
+    sr_epilogue *e = target->op == SR_OP_CONV2D          ? &target->p.conv2d.epilogue
+                     : target->op == SR_OP_INSTANCE_NORM ? &target->p.instance_norm.epilogue
+                                                         : NULL;
+    if (!e || e->n_steps == SR_EPILOGUE_MAX_STEPS)
+        return NULL;
+    bool shuffled = false;
+    for (int s = 0; s < e->n_steps; s++)
+        shuffled |= e->steps[s].kind == SR_EPILOGUE_SHUFFLE;
+    if (step->kind == SR_EPILOGUE_SHUFFLE)
+        return target->op == SR_OP_CONV2D && !shuffled ? e : NULL;
+    if (step->kind == SR_EPILOGUE_PRELU && step->p.prelu.n_slopes != 1 && shuffled)
+        return NULL;
+    return e;
 }
 
 int sr_graph_fuse(sr_graph *g, sr_error *err)
@@ -94,33 +119,18 @@ int sr_graph_fuse(sr_graph *g, sr_error *err)
     for (int i = 0; i < n; i++)
         for (int j = 0; j < g->nodes[i].n_inputs; j++)
             readers[g->nodes[i].inputs[j]]++;
-    /* PReLUs first: fold_target looks through the shuffles folded next. */
+    /* In graph order, so that each epilogue lists its steps in the order
+     * they ran; the output node stays. */
     int kept = 0, folded = 0;
     for (int i = 0; i < n - 1; i++) {
         sr_node *node = &g->nodes[i];
-        const int into = node->op == SR_OP_PRELU ? fold_target(g, readers, i) : -1;
-        if (into < 0)
+        sr_epilogue_step step;
+        sr_epilogue *into = fold_step(node, &step) ? fold_target(g, readers, i, &step) : NULL;
+        if (!into)
             continue;
-        sr_node *target = &g->nodes[into];
-        if (target->op == SR_OP_CONV2D) {
-            target->p.conv2d.n_slopes = node->p.prelu.n_slopes;
-            target->p.conv2d.slopes = node->p.prelu.slopes;
-        } else {
-            target->p.instance_norm.n_slopes = node->p.prelu.n_slopes;
-            target->p.instance_norm.slopes = node->p.prelu.slopes;
-        }
+        sr_epilogue_append(into, step);
         node->op = SR_OP_COUNT; /* gone: its readers read its input */
         folded++;
-    }
-    for (int i = 0; i < n - 1; i++) {
-        sr_node *node = &g->nodes[i];
-        const int src = node->inputs[0];
-        if (node->op == SR_OP_PIXEL_SHUFFLE && readers[src] == 1 &&
-            g->nodes[src].op == SR_OP_CONV2D && g->nodes[src].p.conv2d.shuffle == 0) {
-            g->nodes[src].p.conv2d.shuffle = node->p.pixel_shuffle.r;
-            node->op = SR_OP_COUNT;
-            folded++;
-        }
     }
     for (int i = 0; i < n; i++) {
         sr_node node = g->nodes[i];

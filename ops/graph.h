@@ -19,13 +19,14 @@ void sr_graph_free(sr_graph *g);
 sr_status sr_graph_shapes(const sr_graph *g, sr_shape input, sr_shape *shapes,
                           sr_error *err);
 
-/* Folds each PReLU into the convolution or InstanceNorm that feeds it when
- * nothing else reads that, into a convolution also across a pixel shuffle when the slope is
- * shared (PReLU is elementwise and the shuffle only moves values), then
- * each pixel shuffle into the convolution that feeds it alone (which then
- * writes its values where the shuffle would put them). The same float
- * operations happen in the same order, so results do not change; passes
- * over the largest tensors go. Returns how many nodes folded, or -1. */
+/* Folds each PReLU, LeakyReLU and pixel shuffle into the epilogue (ops/op.h) of the
+ * convolution or InstanceNorm that feeds it, when nothing else reads that
+ * (or the node it folded into), in graph order and while the epilogue has
+ * room: a shuffle into a convolution only, once, and after a shuffle only
+ * a shared slope (the per-channel slopes go by the shuffled channels). The
+ * same float operations happen in the same order, so results do not
+ * change; passes over the largest tensors go. Returns how many nodes
+ * folded, or -1. */
 int sr_graph_fuse(sr_graph *g, sr_error *err);
 
 /* FLOPs of each node (may be NULL) and in total, for the given shapes. */

@@ -1,9 +1,10 @@
 /* InstanceNorm2d without affine parameters, as PyTorch computes it at
  * inference: per channel, (x - mean) / sqrt(var + eps) with the biased
- * variance over H x W, then maybe a folded PReLU. Global: the mean and variance need the whole plane,
- * so they are gathered first, row by row in image order (each row summed
- * in double, then added to the running sums): the same arithmetic whatever
- * the bands, so a tiled run gives the whole-image result exactly. */
+ * variance over H x W, then its epilogue (a folded PReLU, say). Global:
+ * the mean and variance need the whole plane, so they are gathered first,
+ * row by row in image order (each row summed in double, then added to the
+ * running sums): the same arithmetic whatever the bands, so a tiled run
+ * gives the whole-image result exactly. */
 #include <math.h>
 
 #include "ops/op.h"
@@ -11,17 +12,17 @@
 static sr_status instance_norm_shape(const sr_node *node, const sr_shape *in, sr_shape *out,
                                      sr_error *err)
 {
-    const int64_t n = node->p.instance_norm.n_slopes;
-    if (n != 0 && n != 1 && n != in[0].c)
-        return sr_fail(err, SR_ERR_MODEL, "%s: %lld slopes for %lld channels", node->name,
-                       (long long)n, (long long)in[0].c);
+    sr_status st =
+        sr_epilogue_check(node->name, &node->p.instance_norm.epilogue, in[0].c, false, err);
+    if (st != SR_OK)
+        return st;
     *out = in[0];
     return SR_OK;
 }
 
 static int64_t instance_norm_flops(const sr_node *node, sr_shape out)
 {
-    return (5 + (node->p.instance_norm.n_slopes > 0)) * sr_shape_numel(out);
+    return (5 + sr_epilogue_activations(&node->p.instance_norm.epilogue)) * sr_shape_numel(out);
 }
 
 /* Sums: [0, C) of x, [C, 2C) of x^2. Stats: [0, C) mean, [C, 2C) 1/std. */
@@ -75,11 +76,7 @@ static void instance_norm_reference(const sr_node *node, const sr_tensor *in,
             float *o = sr_tensor_row(out, c, y);
             for (int64_t i = 0; i < W; i++)
                 o[i] = (x[i] - mean) * inv;
-            if (p->n_slopes == 0)
-                continue;
-            const float a = p->slopes[p->n_slopes == 1 ? 0 : c];
-            for (int64_t i = 0; i < W; i++)
-                o[i] = o[i] >= 0.0f ? o[i] : a * o[i];
+            sr_epilogue_apply(&p->epilogue, c, o, W);
         }
     }
 }

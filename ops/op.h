@@ -31,29 +31,142 @@ typedef enum sr_op_type {
     SR_OP_COUNT
 } sr_op_type;
 
+/* Inline helpers that the CUDA kernels call on the device too. */
+#ifdef __CUDACC__
+#define SR_HOST_DEVICE __host__ __device__
+#else
+#define SR_HOST_DEVICE
+#endif
+
+typedef struct sr_prelu_params {
+    int64_t n_slopes; /* 1 (shared) or the channel count */
+    const float *slopes;
+} sr_prelu_params;
+
+/* x for x >= 0, slope x below: PReLU, LeakyReLU (ReLU: slope 0), and
+ * every kernel that applies one. */
+static inline SR_HOST_DEVICE float sr_prelu(float x, float slope)
+{
+    return x >= 0.0f ? x : slope * x;
+}
+
+/* Channel c's slope. */
+static inline SR_HOST_DEVICE float sr_prelu_slope(const sr_prelu_params *p, int64_t c)
+{
+    return p->slopes[p->n_slopes == 1 ? 0 : c];
+}
+
+/* A conv's or an InstanceNorm's epilogue: what sr_graph_fuse folded into
+ * it from the nodes that followed, in their order, applied by every kernel
+ * of the op after the bias (a conv) or the normalisation. The activations
+ * act on each value alone, so a kernel applies them where it makes the
+ * value; the shuffle moves values without changing them: a conv writes
+ * each value where the shuffle puts it (sr_conv2d_out_row), and an
+ * activation after the shuffle must then be the same for every channel
+ * (its channels are not the conv's). */
+typedef enum sr_epilogue_kind {
+    SR_EPILOGUE_PRELU,      /* p.prelu: shared slope or one per channel */
+    SR_EPILOGUE_LEAKY_RELU, /* p.leaky_relu: one slope */
+    SR_EPILOGUE_SHUFFLE,    /* p.shuffle: (C r^2, H, W) -> (C, H r, W r); convs only */
+} sr_epilogue_kind;
+
+typedef struct sr_epilogue_step {
+    sr_epilogue_kind kind;
+    union {
+        sr_prelu_params prelu;
+        struct {
+            float slope;
+        } leaky_relu;
+        struct {
+            int r;
+        } shuffle;
+    } p;
+} sr_epilogue_step;
+
+#define SR_EPILOGUE_MAX_STEPS 4
+
+typedef struct sr_epilogue {
+    int n_steps;
+    sr_epilogue_step steps[SR_EPILOGUE_MAX_STEPS];
+} sr_epilogue;
+
+/* Checks the epilogue of the node named name, whose own output has c
+ * channels (a conv's before any shuffle): the slope counts, at most one
+ * shuffle and only where allow_shuffle (a conv's), r >= 1, and after it
+ * slopes shared by every channel. Part of the op's shape rule. */
+sr_status sr_epilogue_check(const char *name, const sr_epilogue *e, int64_t c,
+                            bool allow_shuffle, sr_error *err);
+
+/* Appends a step; false when the list is full. */
+static inline bool sr_epilogue_append(sr_epilogue *e, sr_epilogue_step step)
+{
+    if (e->n_steps == SR_EPILOGUE_MAX_STEPS)
+        return false;
+    e->steps[e->n_steps++] = step;
+    return true;
+}
+
+/* Its activations: a shuffle changes no value. */
+static inline int sr_epilogue_activations(const sr_epilogue *e)
+{
+    int n = 0;
+    for (int i = 0; i < e->n_steps; i++)
+        n += e->steps[i].kind != SR_EPILOGUE_SHUFFLE;
+    return n;
+}
+
+/* The shuffle's r, or 1. */
+static inline SR_HOST_DEVICE int64_t sr_epilogue_shuffle(const sr_epilogue *e)
+{
+    for (int i = 0; i < e->n_steps; i++)
+        if (e->steps[i].kind == SR_EPILOGUE_SHUFFLE)
+            return e->steps[i].p.shuffle.r;
+    return 1;
+}
+
+/* An activation step's slope for channel c: each kind so far is a
+ * sr_prelu; a kind that is not would get its own case here and below. */
+static inline SR_HOST_DEVICE float sr_epilogue_slope(const sr_epilogue_step *s, int64_t c)
+{
+    return s->kind == SR_EPILOGUE_LEAKY_RELU ? s->p.leaky_relu.slope
+                                             : sr_prelu_slope(&s->p.prelu, c);
+}
+
+/* The epilogue's activations on value v of the op's own channel c. */
+static inline SR_HOST_DEVICE float sr_epilogue_value(const sr_epilogue *e, int64_t c, float v)
+{
+    for (int i = 0; i < e->n_steps; i++)
+        if (e->steps[i].kind != SR_EPILOGUE_SHUFFLE)
+            v = sr_prelu(v, sr_epilogue_slope(&e->steps[i], c));
+    return v;
+}
+
+/* The same on n contiguous values of channel c, a step at a time (each a
+ * loop that vectorises). */
+static inline void sr_epilogue_apply(const sr_epilogue *e, int64_t c, float *v, int64_t n)
+{
+    for (int i = 0; i < e->n_steps; i++) {
+        if (e->steps[i].kind == SR_EPILOGUE_SHUFFLE)
+            continue;
+        const float a = sr_epilogue_slope(&e->steps[i], c);
+        for (int64_t j = 0; j < n; j++)
+            v[j] = sr_prelu(v[j], a);
+    }
+}
+
 typedef struct sr_conv2d_params {
     int64_t c_in, c_out;
     int k, pad;
     const float *weight; /* [c_out][c_in][k][k] */
     const float *bias;   /* [c_out], or NULL */
-    /* A PReLU that sr_graph_fuse folded in, applied after the bias: 0 (none),
-     * 1 shared slope or c_out of them. */
-    int64_t n_slopes;
-    const float *slopes;
-    /* A pixel shuffle that sr_graph_fuse folded in (0: none): the output is
-     * (c_out / r^2, h r, w r), written straight where the shuffle puts it. */
-    int shuffle;
+    /* With a shuffle by r the output is (c_out / r^2, h r, w r), each
+     * value written straight where the shuffle puts it. */
+    sr_epilogue epilogue;
 } sr_conv2d_params;
 
-/* The folded PReLU's slope for output channel co. */
-static inline float sr_conv2d_slope(const sr_conv2d_params *p, int64_t co)
+static inline SR_HOST_DEVICE int64_t sr_conv2d_shuffle(const sr_conv2d_params *p)
 {
-    return p->slopes[p->n_slopes == 1 ? 0 : co];
-}
-
-static inline int64_t sr_conv2d_shuffle(const sr_conv2d_params *p)
-{
-    return p->shuffle > 1 ? p->shuffle : 1;
+    return sr_epilogue_shuffle(&p->epilogue);
 }
 
 /* The rows [*cy0, *cy1) of output channel co, before the shuffle, that
@@ -75,16 +188,9 @@ static inline float *sr_conv2d_out_row(const sr_conv2d_params *p, const sr_tenso
     return sr_tensor_row(out, co / (r * r), cy * r + co / r % r) + co % r;
 }
 
-typedef struct sr_prelu_params {
-    int64_t n_slopes; /* 1 (shared) or the channel count */
-    const float *slopes;
-} sr_prelu_params;
-
 typedef struct sr_instance_norm_params {
     float eps;
-    /* A PReLU that sr_graph_fuse folded in, as in sr_conv2d_params. */
-    int64_t n_slopes;
-    const float *slopes;
+    sr_epilogue epilogue; /* activations only */
 } sr_instance_norm_params;
 
 typedef struct sr_pixel_shuffle_params {
@@ -111,13 +217,6 @@ typedef struct sr_upsample_params {
 
 #define SR_UPSAMPLE_MAX_FACTOR 8
 
-/* Helpers that the CUDA kernels call on the device too. */
-#ifdef __CUDACC__
-#define SR_OP_INLINE static inline __host__ __device__
-#else
-#define SR_OP_INLINE static inline
-#endif
-
 /* Where bilinear upsampling reads for output row (or column) o: l0 of
  * source i0 plus l1 of source i1. The source coordinate (o + 1/2) / f -
  * 1/2 = (2 o + 1 - f) / (2 f), exact in integers; below 0 it is 0, and
@@ -127,7 +226,7 @@ typedef struct sr_upsample_tap {
     float l0, l1;
 } sr_upsample_tap;
 
-SR_OP_INLINE sr_upsample_tap sr_upsample_bilinear_tap(int64_t f, int64_t o, int64_t n)
+static inline SR_HOST_DEVICE sr_upsample_tap sr_upsample_bilinear_tap(int64_t f, int64_t o, int64_t n)
 {
     const int64_t num = 2 * o + 1 - f;
     sr_upsample_tap t = {0, 0, 1.0f, 0.0f};
@@ -144,7 +243,7 @@ SR_OP_INLINE sr_upsample_tap sr_upsample_bilinear_tap(int64_t f, int64_t o, int6
  * `bottom` (y.i1): across each row, then between them. nvcc may fuse these
  * into FMAs: the GPU's value is then a rounding or so off the reference's,
  * the same in every band. */
-SR_OP_INLINE float sr_upsample_bilinear_mix(sr_upsample_tap y, sr_upsample_tap x,
+static inline SR_HOST_DEVICE float sr_upsample_bilinear_mix(sr_upsample_tap y, sr_upsample_tap x,
                                             const float *top, const float *bottom)
 {
     const float t = x.l0 * top[x.i0] + x.l1 * top[x.i1];

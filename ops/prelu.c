@@ -25,12 +25,12 @@ static void prelu_reference(const sr_node *node, const sr_tensor *in, sr_tensor 
     const sr_prelu_params *p = &node->p.prelu;
     const int64_t W = out->shape.w;
     for (int64_t c = 0; c < out->shape.c; c++) {
-        const float a = p->slopes[p->n_slopes == 1 ? 0 : c];
+        const float a = sr_prelu_slope(p, c);
         for (int64_t y = out->y0; y < out->y0 + out->shape.h; y++) {
             const float *x = sr_tensor_row(in, c, y);
             float *o = sr_tensor_row(out, c, y);
             for (int64_t i = 0; i < W; i++)
-                o[i] = x[i] >= 0.0f ? x[i] : a * x[i];
+                o[i] = sr_prelu(x[i], a);
         }
     }
 }

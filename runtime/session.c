@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "backends/cpu/cpu.h"
 #include "base/error.h"
 #include "runtime/exec.h"
 #include "runtime/model.h"
@@ -241,6 +242,15 @@ static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_i
     return bytes;
 }
 
+/* The algorithm the backend computes node with, where it says
+ * (sr_layer_info.algorithm). */
+static const char *layer_algorithm(const sr_session *s, const sr_node *node)
+{
+    if (s->backend_kind != SR_BACKEND_CPU || node->op != SR_OP_CONV2D)
+        return NULL;
+    return sr_cpu_conv2d_select(s->backend.ctx, &node->p.conv2d)->name;
+}
+
 /* Fills the public description of the plan just made. */
 static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixed, sr_error *err)
 {
@@ -272,6 +282,7 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
             .name = g->nodes[n].name,
             .op = sr_op_name(&g->nodes[n]),
             .flops = p->node_flops[n],
+            .algorithm = layer_algorithm(s, &g->nodes[n]),
         };
         n_kept += p->keep[n];
     }

@@ -75,7 +75,7 @@ static const conv_case conv_cases[] = {
 
 /* Case i as a conv node with random weights (free them with
  * conv_node_free): every fourth case without a bias, every third with a
- * folded PReLU, shared or per channel. */
+ * folded PReLU, shared or per channel, before its shuffle. */
 static inline sr_node conv_node_new(size_t i, test_rng *r)
 {
     const conv_case *cc = &conv_cases[i];
@@ -93,29 +93,42 @@ static inline sr_node conv_node_new(size_t i, test_rng *r)
     sr_node node = {.op = SR_OP_CONV2D, .n_inputs = 1};
     node.p.conv2d = (sr_conv2d_params){
         .c_in = cc->c_in, .c_out = cc->c_out, .k = cc->k, .pad = cc->pad,
-        .weight = weight, .bias = bias,
-        .n_slopes = i % 3 == 1 ? 1 : i % 3 == 2 ? cc->c_out : 0, .slopes = slopes,
-        .shuffle = cc->shuffle};
+        .weight = weight, .bias = bias};
+    sr_epilogue *e = &node.p.conv2d.epilogue;
+    if (i % 3 != 0)
+        sr_epilogue_append(e, (sr_epilogue_step){SR_EPILOGUE_PRELU,
+                                                 .p.prelu = {i % 3 == 1 ? 1 : cc->c_out, slopes}});
+    else
+        free(slopes);
+    if (cc->shuffle)
+        sr_epilogue_append(e, (sr_epilogue_step){SR_EPILOGUE_SHUFFLE, .p.shuffle.r = cc->shuffle});
     return node;
 }
 
 static inline void conv_node_free(sr_node *node)
 {
+    const sr_epilogue *e = &node->p.conv2d.epilogue;
     free((float *)node->p.conv2d.weight);
     free((float *)node->p.conv2d.bias);
-    free((float *)node->p.conv2d.slopes);
+    for (int i = 0; i < e->n_steps; i++)
+        if (e->steps[i].kind == SR_EPILOGUE_PRELU)
+            free((float *)e->steps[i].p.prelu.slopes);
 }
 
 /* The other ops on c channels, with 64 slopes to draw on. */
-#define N_OTHER_NODES 16
+#define N_OTHER_NODES 17
 #define N_OTHER_INPUTS 5 /* the inputs check_kernel_cases draws for them */
 static inline void other_nodes(sr_node nodes[N_OTHER_NODES], int64_t c, const float *slopes)
 {
     const sr_node all[N_OTHER_NODES] = {
         {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {1, slopes}},
         {.op = SR_OP_PRELU, .n_inputs = 1, .p.prelu = {c, slopes}},
-        {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, 0, NULL}},
-        {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, c, slopes}},
+        {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f}},
+        {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1,
+         .p.instance_norm = {1e-5f, {1, {{SR_EPILOGUE_PRELU, .p.prelu = {c, slopes}}}}}},
+        {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1,
+         .p.instance_norm = {1e-5f, {2, {{SR_EPILOGUE_PRELU, .p.prelu = {1, slopes}},
+                                         {SR_EPILOGUE_LEAKY_RELU, .p.leaky_relu.slope = 0.1f}}}}},
         {.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .p.pixel_shuffle = {2}},
         {.op = SR_OP_ADD, .n_inputs = 2, .p.add = {1.0f}},
         {.op = SR_OP_TANH_AFFINE, .n_inputs = 1},
@@ -146,6 +159,11 @@ static inline void check_kernel_cases(test_rng *r, int n_trials, kernel_check *c
         sr_tensor in = tensor_new(cc->c_in, cc->h, cc->w);
         test_fill(r, in.data, cc->c_in * cc->h * cc->w, -1, 1);
         sr_node node = conv_node_new(i, r);
+        /* Every fifth ends with a LeakyReLU, a ReLU in every tenth. */
+        if (i % 5 == 0)
+            sr_epilogue_append(&node.p.conv2d.epilogue,
+                               (sr_epilogue_step){SR_EPILOGUE_LEAKY_RELU,
+                                                  .p.leaky_relu.slope = i % 10 ? 0.2f : 0.0f});
         char what[64];
         snprintf(what, sizeof what, "conv case %zu", i);
         check(user, &node, &in, r, what);

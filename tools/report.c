@@ -163,8 +163,13 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
         const sr_layer_info *l = &plan->layers[i];
         fprintf(out, "    {\"name\": ");
         json_string(out, l->name);
-        fprintf(out, ", \"op\": \"%s\", \"gflop\": %.4f, \"seconds\": %.4f, \"gflops\": %.2f}%s\n",
-                l->op, 1e-9 * (double)l->flops, l->seconds,
+        fprintf(out, ", \"op\": \"%s\", \"algorithm\": ", l->op);
+        if (l->algorithm)
+            json_string(out, l->algorithm);
+        else
+            fprintf(out, "null");
+        fprintf(out, ", \"gflop\": %.4f, \"seconds\": %.4f, \"gflops\": %.2f}%s\n",
+                1e-9 * (double)l->flops, l->seconds,
                 l->seconds > 0 ? 1e-9 * (double)l->flops / l->seconds : 0.0,
                 i + 1 < plan->n_layers ? "," : "");
     }

@@ -47,10 +47,9 @@ static int64_t cpu_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
 
 static sr_row_tiling cpu_row_tiling(void *ctx, const sr_node *node, sr_shape out)
 {
-    (void)ctx;
     (void)out;
     if (node->op == SR_OP_CONV2D)
-        return sr_cpu_conv2d_row_tiling(node);
+        return sr_cpu_conv2d_row_tiling(ctx, node);
     return sr_row_tiling_plain(node);
 }
 

@@ -1,14 +1,12 @@
-/* Convolution on the CPU as GEMM: 3x3 with many channels, and 9x9 with
- * many in and few out, by Winograd (winograd.c), the others two ways:
- * - im2col, for most convolutions: a piece of one output row and at most
+/* Convolution on the CPU as GEMM, by one of four algorithms: Winograd and
+ * split Winograd (winograd.c), and two here:
+ * - im2col, for any convolution: a piece of one output row and at most
  *   CHUNK columns is unfolded into the thread's workspace and multiplied by
  *   the [c_out x c_in k k] weights, straight into the output;
- * - kn2row, when there are few output channels (a 64 -> 3 9x9 conv is a
- *   GEMM with M = 3 that runs at a tenth of the machine's rate as im2col;
- *   Winograd takes SRPGAN's, kn2row the rest): each input row is
- *   multiplied by the weights of every tap at once, [c_out k k x c_in] x
- *   [c_in x columns], and the output sums those per-tap rows shifted into
- *   place.
+ * - kn2row, for any without a folded shuffle: each input row is multiplied
+ *   by the weights of every tap at once, [c_out k k x c_in] x [c_in x
+ *   columns], and the output sums those per-tap rows shifted into place.
+ * sr_cpu_conv2d_select chooses, in one place, which a convolution gets.
  * Each thread calls a single-threaded sgemm on pieces at fixed places in
  * the image (one row, columns from a multiple of CHUNK): OpenBLAS's result
  * for a column depends on where it falls in a call, so a value always made
@@ -18,6 +16,7 @@
 #include <limits.h>
 #include <omp.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
@@ -25,13 +24,6 @@
 #define CHUNK 256
 
 static int64_t chunk_width(int64_t ow) { return ow < CHUNK ? ow : CHUNK; }
-
-/* Few output channels: M = c_out would starve sgemm. (Not with a folded
- * shuffle: it has no way to write one, and no network needs it.) */
-static bool use_kn2row(const sr_conv2d_params *p)
-{
-    return p->c_out < 16 && p->k > 1 && p->shuffle <= 1;
-}
 
 /* kn2row per thread: the input slice [c_in][cw + k - 1] and a ring of k
  * per-tap rows [c_out k k][cw + k - 1]; shared: the weights as
@@ -46,41 +38,21 @@ static int64_t kn2row_thread_floats(const sr_conv2d_params *p, int64_t cw)
  * shuffle, the product [c_out][cw] to scatter from. */
 static int64_t im2col_thread_floats(const sr_conv2d_params *p, int64_t cw)
 {
-    return (p->c_in * p->k * p->k + (p->shuffle > 1 ? p->c_out : 0)) * cw;
+    return (p->c_in * p->k * p->k + (sr_conv2d_shuffle(p) > 1 ? p->c_out : 0)) * cw;
 }
 
-int64_t sr_cpu_conv2d_workspace_bytes(const sr_cpu_context *ctx, const sr_node *node,
-                                      sr_shape out)
+static int64_t im2col_workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
+                                       sr_shape out)
 {
-    const sr_conv2d_params *p = &node->p.conv2d;
-    const int64_t r = sr_conv2d_shuffle(p), cw = chunk_width(out.w / r);
-    if (sr_cpu_winograd_applies(p))
-        return sr_cpu_winograd_workspace_floats(ctx, p, out.w / r) * (int64_t)sizeof(float);
-    if (sr_cpu_winograd_split_applies(p))
-        return sr_cpu_winograd_split_workspace_floats(ctx, p, out.w) * (int64_t)sizeof(float);
-    const int64_t floats = use_kn2row(p) ? p->c_out * p->k * p->k * p->c_in +
-                                               ctx->n_threads * kn2row_thread_floats(p, cw)
-                                         : ctx->n_threads * im2col_thread_floats(p, cw);
-    return floats * (int64_t)sizeof(float);
+    return ctx->n_threads * im2col_thread_floats(p, chunk_width(out.w / sr_conv2d_shuffle(p)));
 }
 
-sr_row_tiling sr_cpu_conv2d_row_tiling(const sr_node *node)
+/* kn2row's shared weights come first. */
+static int64_t kn2row_workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
+                                       sr_shape out)
 {
-    const sr_conv2d_params *p = &node->p.conv2d;
-    if (sr_cpu_winograd_applies(p)) /* 4 rows before the shuffle */
-        return (sr_row_tiling){4 * (int)sr_conv2d_shuffle(p), 1};
-    if (sr_cpu_winograd_split_applies(p))
-        return (sr_row_tiling){4, sr_cpu_winograd_split_halo(p)};
-    return sr_row_tiling_plain(node);
-}
-
-void sr_cpu_conv2d_prelu(const sr_conv2d_params *p, int64_t co, float *o, int64_t n)
-{
-    if (p->n_slopes == 0)
-        return;
-    const float a = sr_conv2d_slope(p, co);
-    for (int64_t i = 0; i < n; i++)
-        o[i] = o[i] >= 0.0f ? o[i] : a * o[i];
+    return p->c_out * p->k * p->k * p->c_in +
+           ctx->n_threads * kn2row_thread_floats(p, chunk_width(out.w));
 }
 
 /* Unfolds output row y, columns [x0, x0 + cw), into col[(ci k + ky) k + kx][cw]. */
@@ -157,7 +129,7 @@ static void kn2row_piece(const sr_conv2d_params *p, const float *weights, const 
                     for (int64_t i = 0; i < cw; i++)
                         o[i] += t[i + kx];
             }
-            sr_cpu_conv2d_prelu(p, co, o, cw);
+            sr_epilogue_apply(&p->epilogue, co, o, cw);
         }
     }
 }
@@ -172,7 +144,7 @@ static sr_status conv2d_kn2row(sr_cpu_context *ctx, const sr_node *node, const s
     const int64_t OW = out->shape.w, OH = out->shape.h, k = p->k, m = p->c_out * k * k;
     const int64_t cw_max = chunk_width(OW), n_chunks = (OW + cw_max - 1) / cw_max;
     const int64_t per_thread = kn2row_thread_floats(p, cw_max);
-    float *work = sr_cpu_workspace(ctx, m * p->c_in + ctx->n_threads * per_thread);
+    float *work = sr_cpu_workspace(ctx, kn2row_workspace_floats(ctx, p, out->shape));
     if (!work)
         return sr_fail(err, SR_ERR_NO_MEMORY, "%s: out of memory for the workspace", node->name);
     float *weights = work; /* [(co k + ky) k + kx][ci] */
@@ -193,27 +165,17 @@ static sr_status conv2d_kn2row(sr_cpu_context *ctx, const sr_node *node, const s
     return SR_OK;
 }
 
-sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
-                        const sr_tensor *in, sr_tensor *out, sr_error *err)
+static sr_status conv2d_im2col(sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
+                               sr_tensor *out, sr_error *err)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
     const int64_t OW = out->shape.w, OH = out->shape.h, kdim = p->c_in * p->k * p->k;
-    /* cblas takes int sizes; the output's channel stride is the largest. */
-    if (out->cstride > INT_MAX || kdim > INT_MAX)
-        return sr_fail(err, SR_ERR_LIMIT, "%s: %lldx%lld output band is too large for one pass",
-                       node->name, (long long)OW, (long long)OH);
-    if (sr_cpu_winograd_applies(p))
-        return sr_cpu_winograd(ctx, node, in, out, err);
-    if (sr_cpu_winograd_split_applies(p))
-        return sr_cpu_winograd_split(ctx, node, in, out, err);
-    if (use_kn2row(p))
-        return conv2d_kn2row(ctx, node, in, out, err);
     /* Rows and width of the convolution's own output, before any shuffle. */
     const int64_t r = sr_conv2d_shuffle(p), CW = OW / r;
     const int64_t cy0 = out->y0 / r, cy1 = (out->y0 + OH + r - 1) / r;
     const int64_t cw_max = chunk_width(CW), n_chunks = (CW + cw_max - 1) / cw_max;
     const int64_t per_thread = im2col_thread_floats(p, cw_max);
-    float *workspace = sr_cpu_workspace(ctx, ctx->n_threads * per_thread);
+    float *workspace = sr_cpu_workspace(ctx, im2col_workspace_floats(ctx, p, out->shape));
     if (!workspace)
         return sr_fail(err, SR_ERR_NO_MEMORY, "%s: out of memory for the workspace", node->name);
 #pragma omp parallel for num_threads(ctx->n_threads) schedule(static)
@@ -232,7 +194,7 @@ sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
             if (p->bias)
                 for (int64_t i = 0; i < cw; i++)
                     o[i] += p->bias[co];
-            sr_cpu_conv2d_prelu(p, co, o, cw);
+            sr_epilogue_apply(&p->epilogue, co, o, cw);
             int64_t lo, hi;
             sr_conv2d_band_rows(p, out, co, &lo, &hi);
             if (r > 1 && y >= lo && y < hi) {
@@ -243,4 +205,99 @@ sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
         }
     }
     return SR_OK;
+}
+
+static bool im2col_can_run(const sr_conv2d_params *p)
+{
+    (void)p;
+    return true;
+}
+
+/* Its per-tap rows cannot be written through a shuffle. */
+static bool kn2row_can_run(const sr_conv2d_params *p)
+{
+    return sr_conv2d_shuffle(p) == 1;
+}
+
+const sr_cpu_conv_algorithm sr_cpu_conv_im2col = {
+    .name = "im2col",
+    .can_run = im2col_can_run,
+    .workspace_floats = im2col_workspace_floats,
+    .row_tiling = sr_row_tiling_plain,
+    .run = conv2d_im2col,
+};
+
+const sr_cpu_conv_algorithm sr_cpu_conv_kn2row = {
+    .name = "kn2row",
+    .can_run = kn2row_can_run,
+    .workspace_floats = kn2row_workspace_floats,
+    .row_tiling = sr_row_tiling_plain,
+    .run = conv2d_kn2row,
+};
+
+const sr_cpu_conv_algorithm *const sr_cpu_conv_algorithms[SR_CPU_CONV_ALGORITHMS] = {
+    &sr_cpu_conv_im2col, &sr_cpu_conv_kn2row, &sr_cpu_conv_winograd,
+    &sr_cpu_conv_winograd_split,
+};
+
+const sr_cpu_conv_algorithm *sr_cpu_conv2d_select(const sr_cpu_context *ctx,
+                                                  const sr_conv2d_params *p)
+{
+    if (ctx->conv_forced && ctx->conv_forced->can_run(p))
+        return ctx->conv_forced;
+    /* 3x3 with many channels: most of SRPGAN's FLOPs, 4 times fewer
+     * multiplies. */
+    if (sr_cpu_conv_winograd.can_run(p) && p->c_in >= 16 && p->c_out >= 16)
+        return &sr_cpu_conv_winograd;
+    /* k = 3 q with many inputs and few outputs (SRPGAN's 64 -> 3 9x9). */
+    if (sr_cpu_conv_winograd_split.can_run(p) && p->c_in >= 16)
+        return &sr_cpu_conv_winograd_split;
+    /* Few output channels: as im2col, M = c_out would starve sgemm (a
+     * 64 -> 3 9x9 conv ran at a tenth of the machine's rate). */
+    if (sr_cpu_conv_kn2row.can_run(p) && p->c_out < 16 && p->k > 1)
+        return &sr_cpu_conv_kn2row;
+    return &sr_cpu_conv_im2col;
+}
+
+sr_status sr_cpu_backend_new_forcing(int n_threads, const char *conv_algorithm,
+                                     sr_backend_handle *backend, sr_error *err)
+{
+    const sr_cpu_conv_algorithm *forced = NULL;
+    char names[128] = "";
+    for (int i = 0; conv_algorithm && i < SR_CPU_CONV_ALGORITHMS; i++) {
+        if (strcmp(conv_algorithm, sr_cpu_conv_algorithms[i]->name) == 0)
+            forced = sr_cpu_conv_algorithms[i];
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                 sr_cpu_conv_algorithms[i]->name);
+    }
+    if (conv_algorithm && !forced)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                       "unknown convolution algorithm '%s' (known: %s)", conv_algorithm, names);
+    const sr_status st = sr_cpu_backend_new(n_threads, backend, err);
+    if (st == SR_OK)
+        ((sr_cpu_context *)backend->ctx)->conv_forced = forced;
+    return st;
+}
+
+int64_t sr_cpu_conv2d_workspace_bytes(const sr_cpu_context *ctx, const sr_node *node,
+                                      sr_shape out)
+{
+    const sr_conv2d_params *p = &node->p.conv2d;
+    return sr_cpu_conv2d_select(ctx, p)->workspace_floats(ctx, p, out) * (int64_t)sizeof(float);
+}
+
+sr_row_tiling sr_cpu_conv2d_row_tiling(const sr_cpu_context *ctx, const sr_node *node)
+{
+    return sr_cpu_conv2d_select(ctx, &node->p.conv2d)->row_tiling(node);
+}
+
+sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
+                        const sr_tensor *in, sr_tensor *out, sr_error *err)
+{
+    const sr_conv2d_params *p = &node->p.conv2d;
+    /* cblas takes int sizes; the output's channel stride is the largest. */
+    if (out->cstride > INT_MAX || p->c_in * p->k * p->k > INT_MAX)
+        return sr_fail(err, SR_ERR_LIMIT, "%s: %lldx%lld output band is too large for one pass",
+                       node->name, (long long)out->shape.w, (long long)out->shape.h);
+    return sr_cpu_conv2d_select(ctx, p)->run(ctx, node, in, out, err);
 }

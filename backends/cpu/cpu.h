@@ -6,39 +6,60 @@
 
 #include "backends/backend.h"
 
+typedef struct sr_cpu_conv_algorithm sr_cpu_conv_algorithm;
+
 typedef struct sr_cpu_context {
     int n_threads;
     float *workspace; /* reused between nodes; grows to the largest need */
     int64_t workspace_size;
+    /* The algorithm every convolution it can run gets, or NULL: each
+     * gets the selection's (sr_cpu_conv2d_select). */
+    const sr_cpu_conv_algorithm *conv_forced;
 } sr_cpu_context;
 
 /* Returns a workspace of at least n floats, or NULL. */
 float *sr_cpu_workspace(sr_cpu_context *ctx, int64_t n);
 
+/* A way to compute a convolution (conv2d.c, winograd.c). One node runs
+ * with one algorithm throughout: its workspace, its row tiling and its
+ * run all come from the same descriptor. */
+struct sr_cpu_conv_algorithm {
+    const char *name; /* what --stats and srbench show */
+    /* Whether it can compute this convolution at all (whether it should
+     * is sr_cpu_conv2d_select's business). */
+    bool (*can_run)(const sr_conv2d_params *p);
+    /* Floats of workspace for an output band of this shape. */
+    int64_t (*workspace_floats)(const sr_cpu_context *ctx, const sr_conv2d_params *p,
+                                sr_shape out);
+    sr_row_tiling (*row_tiling)(const sr_node *node);
+    sr_status (*run)(sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
+                     sr_tensor *out, sr_error *err);
+};
+
+/* Every algorithm, and their count. */
+extern const sr_cpu_conv_algorithm sr_cpu_conv_im2col, sr_cpu_conv_kn2row,
+    sr_cpu_conv_winograd, sr_cpu_conv_winograd_split;
+extern const sr_cpu_conv_algorithm *const sr_cpu_conv_algorithms[];
+#define SR_CPU_CONV_ALGORITHMS 4
+
+/* The algorithm for this convolution: the forced one where it can run it,
+ * else the one that measured fastest on such convolutions. The backend's
+ * workspace size, row tiling and run all ask this, and so does the
+ * session for sr_layer_info.algorithm. */
+const sr_cpu_conv_algorithm *sr_cpu_conv2d_select(const sr_cpu_context *ctx,
+                                                  const sr_conv2d_params *p);
+
+/* sr_cpu_backend_new with every convolution's algorithm forced where it
+ * can run it (name: one of sr_cpu_conv_algorithms'; NULL: none forced),
+ * for tests and srbench. Fails with one line on an unknown name. */
+sr_status sr_cpu_backend_new_forcing(int n_threads, const char *conv_algorithm,
+                                     sr_backend_handle *backend, sr_error *err);
+
+/* The backend's hooks for convolutions: the selected algorithm's. */
 sr_status sr_cpu_conv2d(sr_cpu_context *ctx, const sr_node *node,
                         const sr_tensor *in, sr_tensor *out, sr_error *err);
 int64_t sr_cpu_conv2d_workspace_bytes(const sr_cpu_context *ctx, const sr_node *node,
                                       sr_shape out);
-sr_row_tiling sr_cpu_conv2d_row_tiling(const sr_node *node);
-
-/* Applies the folded PReLU, if any, to n outputs of channel co. */
-void sr_cpu_conv2d_prelu(const sr_conv2d_params *p, int64_t co, float *o, int64_t n);
-
-/* Winograd F(4x4, 3x3) (winograd.c): its output rows come in groups of 4
- * aligned in the image, so its inputs must cover whole groups. */
-bool sr_cpu_winograd_applies(const sr_conv2d_params *p);
-int64_t sr_cpu_winograd_workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
-                                         int64_t width);
-sr_status sr_cpu_winograd(sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
-                          sr_tensor *out, sr_error *err);
-
-/* The same for k = 3 q kernels with few outputs, split into 3x3 pieces:
- * its tiles read sr_cpu_winograd_split_halo input rows beyond their own. */
-bool sr_cpu_winograd_split_applies(const sr_conv2d_params *p);
-int sr_cpu_winograd_split_halo(const sr_conv2d_params *p);
-int64_t sr_cpu_winograd_split_workspace_floats(const sr_cpu_context *ctx,
-                                               const sr_conv2d_params *p, int64_t width);
-sr_status sr_cpu_winograd_split(sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
-                                sr_tensor *out, sr_error *err);
+sr_row_tiling sr_cpu_conv2d_row_tiling(const sr_cpu_context *ctx, const sr_node *node);
 
 #endif

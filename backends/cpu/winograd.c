@@ -18,7 +18,7 @@
  * so one Winograd convolution to q q c_out channels and shifted sums
  * replace the k k taps: 4 times fewer multiplies again. z extends pad - 1
  * rows and columns beyond the image, in the same tile grid, so a band's
- * tiles read a few rows more than the op's halo (sr_cpu_conv2d_row_tiling).
+ * tiles read a few rows more than the op's halo (split_row_tiling).
  *
  * Transforms of Lavin and Gray, "Fast Algorithms for Convolutional Neural
  * Networks" (2015), interpolation points 0, +-1, +-2, infinity. */
@@ -31,23 +31,24 @@
 #define TILES 64     /* tiles per GEMM piece: 256 output columns */
 #define CO_BLOCK 64  /* output channels per round of GEMMs */
 
-bool sr_cpu_winograd_applies(const sr_conv2d_params *p)
+/* Its input transform reads the tile's rows and columns from one before. */
+static bool winograd_can_run(const sr_conv2d_params *p)
 {
-    return p->k == 3 && p->pad == 1 && p->c_in >= 16 && p->c_out >= 16;
+    return p->k == 3 && p->pad == 1;
 }
 
-/* Its q q c_out channels of z must fit one round of GEMMs. */
-bool sr_cpu_winograd_split_applies(const sr_conv2d_params *p)
+/* Its q q c_out channels of z must fit one round of GEMMs; it sums them
+ * into the output without a shuffle. */
+static bool split_can_run(const sr_conv2d_params *p)
 {
     const int64_t q = p->k / 3;
-    return p->k > 3 && p->k % 3 == 0 && 2 * p->pad + 1 == p->k && p->c_in >= 16 &&
-           q * q * p->c_out <= CO_BLOCK && sr_conv2d_shuffle(p) == 1;
+    return p->k > 3 && p->k % 3 == 0 && 2 * p->pad + 1 == p->k && q * q * p->c_out <= CO_BLOCK &&
+           sr_conv2d_shuffle(p) == 1;
 }
-
 
 /* z is needed pad - 1 rows beyond an output band; its tiles start at
  * multiples of 4 and read one row beyond their own. */
-int sr_cpu_winograd_split_halo(const sr_conv2d_params *p)
+static int split_halo(const sr_conv2d_params *p)
 {
     return (int)(4 * sr_div_ceil(p->pad - 1, 4) + 1);
 }
@@ -82,10 +83,17 @@ static int64_t thread_floats(const sr_conv2d_params *p, int64_t nt)
     return 36 * (p->c_in + co_block(p)) * nt + scratch_floats(p, nt);
 }
 
-int64_t sr_cpu_winograd_workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
-                                         int64_t width)
+/* width: of the convolution's own output, before any shuffle. */
+static int64_t workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
+                                int64_t width)
 {
     return 36 * p->c_out * p->c_in + ctx->n_threads * thread_floats(p, tiles_per_piece(width));
+}
+
+static int64_t winograd_workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
+                                         sr_shape out)
+{
+    return workspace_floats(ctx, p, out.w / sr_conv2d_shuffle(p));
 }
 
 /* U[a 6 + b][c][ci] = (G g G^T)[a][b] for each 3x3 kernel g: output
@@ -244,8 +252,8 @@ static void interleave_channels(const float *rows, int64_t stride, int64_t r, fl
 }
 
 /* m[36][cb][nt] of output channels [co0, co0 + cb) -> their rows 4 t ...
- * 4 t + 3 that land in the band, columns from 4 j0, plus bias, PReLU and
- * shuffle, r channels at a time (those whose values sit side by side in the
+ * 4 t + 3 that land in the band, columns from 4 j0, plus bias and
+ * epilogue, r channels at a time (those whose values sit side by side in the
  * shuffled rows). scratch: [6][4][nt], then [4][4][nt], then the r
  * channels' 4 rows of 4 nt. */
 static void transform_output(const sr_conv2d_params *p, const float *m, int64_t co0, int64_t cb,
@@ -266,7 +274,7 @@ static void transform_output(const sr_conv2d_params *p, const float *m, int64_t 
                 float *v = r_shuffle == 1 ? sr_conv2d_out_row(p, out, co, y) + x0
                                           : rows + ((co - group) * 4 + r) * 4 * nt;
                 interleave_row(tile + r * 4 * nt, nt, p->bias ? p->bias[co] : 0.0f, v, width);
-                sr_cpu_conv2d_prelu(p, co, v, width);
+                sr_epilogue_apply(&p->epilogue, co, v, width);
             }
         }
         for (int r = 0; r < 4 && r_shuffle > 1; r++) {
@@ -278,8 +286,8 @@ static void transform_output(const sr_conv2d_params *p, const float *m, int64_t 
     }
 }
 
-sr_status sr_cpu_winograd(sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
-                          sr_tensor *out, sr_error *err)
+static sr_status winograd_run(sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
+                              sr_tensor *out, sr_error *err)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
     /* Width and rows of the convolution's own output, before any shuffle. */
@@ -288,7 +296,7 @@ sr_status sr_cpu_winograd(sr_cpu_context *ctx, const sr_node *node, const sr_ten
     const int64_t cy0 = out->y0 / r, cy1 = (out->y0 + out->shape.h + r - 1) / r;
     const int64_t t0 = cy0 / 4, t1 = (cy1 + 3) / 4;
     const int64_t per_thread = thread_floats(p, nt_max), cb_max = co_block(p);
-    float *work = sr_cpu_workspace(ctx, sr_cpu_winograd_workspace_floats(ctx, p, W));
+    float *work = sr_cpu_workspace(ctx, workspace_floats(ctx, p, W));
     if (!work)
         return sr_fail(err, SR_ERR_NO_MEMORY, "%s: out of memory for the workspace", node->name);
     float *u = work;
@@ -351,10 +359,10 @@ static int64_t split_thread_floats(const sr_conv2d_params *p, const split_geomet
            s->ring * s->n * 4 * s->n_tiles;
 }
 
-int64_t sr_cpu_winograd_split_workspace_floats(const sr_cpu_context *ctx,
-                                               const sr_conv2d_params *p, int64_t width)
+static int64_t split_workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
+                                      sr_shape out)
 {
-    const split_geometry s = split_geometry_of(p, width);
+    const split_geometry s = split_geometry_of(p, out.w);
     return 36 * s.n * p->c_in + ctx->n_threads * split_thread_floats(p, &s);
 }
 
@@ -405,18 +413,17 @@ static void split_sum_row(const sr_conv2d_params *p, const split_geometry *s, fl
                     o[x] += z[x];
             }
         }
-        sr_cpu_conv2d_prelu(p, co, o, W);
+        sr_epilogue_apply(&p->epilogue, co, o, W);
     }
 }
 
-sr_status sr_cpu_winograd_split(sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
-                                sr_tensor *out, sr_error *err)
+static sr_status split_run(sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
+                           sr_tensor *out, sr_error *err)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
     const split_geometry s = split_geometry_of(p, out->shape.w);
     const int64_t per_thread = split_thread_floats(p, &s), rows = out->shape.h;
-    const int64_t floats = sr_cpu_winograd_split_workspace_floats(ctx, p, out->shape.w);
-    float *work = sr_cpu_workspace(ctx, floats);
+    float *work = sr_cpu_workspace(ctx, split_workspace_floats(ctx, p, out->shape));
     if (!work)
         return sr_fail(err, SR_ERR_NO_MEMORY, "%s: out of memory for the workspace", node->name);
     float *u = work;
@@ -441,3 +448,31 @@ sr_status sr_cpu_winograd_split(sr_cpu_context *ctx, const sr_node *node, const 
     }
     return SR_OK;
 }
+
+/* A band computes the whole tiles its rows touch: 4 rows before the
+ * shuffle, reading one row beyond. */
+static sr_row_tiling winograd_row_tiling(const sr_node *node)
+{
+    return (sr_row_tiling){4 * (int)sr_conv2d_shuffle(&node->p.conv2d), 1};
+}
+
+static sr_row_tiling split_row_tiling(const sr_node *node)
+{
+    return (sr_row_tiling){4, split_halo(&node->p.conv2d)};
+}
+
+const sr_cpu_conv_algorithm sr_cpu_conv_winograd = {
+    .name = "winograd",
+    .can_run = winograd_can_run,
+    .workspace_floats = winograd_workspace_floats,
+    .row_tiling = winograd_row_tiling,
+    .run = winograd_run,
+};
+
+const sr_cpu_conv_algorithm sr_cpu_conv_winograd_split = {
+    .name = "winograd_split",
+    .can_run = split_can_run,
+    .workspace_floats = split_workspace_floats,
+    .row_tiling = split_row_tiling,
+    .run = split_run,
+};

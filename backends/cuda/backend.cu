@@ -22,11 +22,13 @@ extern "C" {
 }
 
 /* A node's parameters in device memory; a conv's weight as its GEMM reads
- * it (sr_cuda_gemm_bytes). */
+ * it (sr_cuda_gemm_bytes); a conv's or InstanceNorm's epilogue, its slopes
+ * on the device. */
 struct device_params {
     const sr_node *node;
     void *weight;
     float *bias, *slopes;
+    sr_epilogue epilogue;
 };
 
 struct cuda_context {
@@ -114,6 +116,33 @@ static sr_status upload_copy(const float *host, int64_t n, float **device, sr_er
     return e == cudaSuccess ? SR_OK : cuda_fail(err, e, "weights");
 }
 
+/* The epilogue with every PReLU step's slopes copied to the device. */
+static sr_status upload_epilogue(const sr_epilogue *host, sr_epilogue *device, sr_error *err)
+{
+    *device = *host;
+    for (int i = 0; i < host->n_steps; i++)
+        if (host->steps[i].kind == SR_EPILOGUE_PRELU)
+            device->steps[i].p.prelu.slopes = NULL; /* what free_epilogue may free */
+    for (int i = 0; i < host->n_steps; i++) {
+        const sr_epilogue_step *s = &host->steps[i];
+        float *slopes;
+        if (s->kind != SR_EPILOGUE_PRELU)
+            continue;
+        const sr_status st = upload_copy(s->p.prelu.slopes, s->p.prelu.n_slopes, &slopes, err);
+        if (st != SR_OK)
+            return st;
+        device->steps[i].p.prelu.slopes = slopes;
+    }
+    return SR_OK;
+}
+
+static void free_epilogue(sr_epilogue *e)
+{
+    for (int i = 0; i < e->n_steps; i++)
+        if (e->steps[i].kind == SR_EPILOGUE_PRELU)
+            cudaFree((void *)e->steps[i].p.prelu.slopes);
+}
+
 /* A conv's weights at its GEMM's precision: narrowed on the device. */
 static sr_status upload_weight(sr_precision precision, const float *host, int64_t n,
                                void **device, sr_error *err)
@@ -153,7 +182,7 @@ static sr_status params_of(cuda_context *ctx, const sr_node *node, const device_
         ctx->cap_params = cap;
     }
     device_params *d = &ctx->params[ctx->n_params];
-    *d = device_params{node, NULL, NULL, NULL};
+    *d = device_params{node, NULL, NULL, NULL, sr_epilogue{}};
     sr_status st = SR_OK;
     switch (node->op) {
     case SR_OP_CONV2D: {
@@ -163,15 +192,14 @@ static sr_status params_of(cuda_context *ctx, const sr_node *node, const device_
         if (st == SR_OK)
             st = upload_copy(p->bias, p->bias ? p->c_out : 0, &d->bias, err);
         if (st == SR_OK)
-            st = upload_copy(p->slopes, p->n_slopes, &d->slopes, err);
+            st = upload_epilogue(&p->epilogue, &d->epilogue, err);
         break;
     }
     case SR_OP_PRELU:
         st = upload_copy(node->p.prelu.slopes, node->p.prelu.n_slopes, &d->slopes, err);
         break;
     case SR_OP_INSTANCE_NORM:
-        st = upload_copy(node->p.instance_norm.slopes, node->p.instance_norm.n_slopes, &d->slopes,
-                         err);
+        st = upload_epilogue(&node->p.instance_norm.epilogue, &d->epilogue, err);
         break;
     default:
         break;
@@ -180,6 +208,7 @@ static sr_status params_of(cuda_context *ctx, const sr_node *node, const device_
         cudaFree(d->weight);
         cudaFree(d->bias);
         cudaFree(d->slopes);
+        free_epilogue(&d->epilogue);
         return st;
     }
     ctx->n_params++;
@@ -263,7 +292,7 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
     if (st != SR_OK)
         return st;
     if (is_direct(node)) {
-        sr_cuda_conv_direct(p, (const float *)d->weight, d->bias, d->slopes, in, out);
+        sr_cuda_conv_direct(p, (const float *)d->weight, d->bias, &d->epilogue, in, out);
         return launched(node, err);
     }
     /* The groups of the conv's own rows that reach the band. */
@@ -296,7 +325,7 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
         if (b != CUBLAS_STATUS_SUCCESS)
             return fail(err, SR_ERR_DEVICE, "%s: cuBLAS GEMM failed (status %d)", node->name,
                         (int)b);
-        sr_cuda_conv_epilogue(p, d->bias, d->slopes, product, y, rows, out);
+        sr_cuda_conv_epilogue(p, d->bias, &d->epilogue, product, y, rows, out);
         if ((st = launched(node, err)) != SR_OK)
             return st;
     }
@@ -317,7 +346,7 @@ static sr_status instance_norm(cuda_context *ctx, const sr_node *node, const sr_
         cudaMemcpy(ctx->stats, stats, (size_t)n * sizeof(float), cudaMemcpyHostToDevice);
     if (e != cudaSuccess)
         return cuda_fail(err, e, node->name);
-    sr_cuda_instance_norm(in, ctx->stats, d->slopes, node->p.instance_norm.n_slopes, out);
+    sr_cuda_instance_norm(in, ctx->stats, &d->epilogue, out);
     return launched(node, err);
 }
 
@@ -396,6 +425,7 @@ static void cuda_free(void *c)
         cudaFree(ctx->params[i].weight);
         cudaFree(ctx->params[i].bias);
         cudaFree(ctx->params[i].slopes);
+        free_epilogue(&ctx->params[i].epilogue);
     }
     free(ctx->params);
     cudaFree(ctx->workspace);

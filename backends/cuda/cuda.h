@@ -25,23 +25,24 @@ void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t widt
 void sr_cuda_narrow(const float *from, int64_t n, sr_precision precision, void *to);
 
 /* A conv of at most SR_CUDA_DIRECT_OUTPUTS output channels (the one that
- * makes the image), straight from its input, bias, PReLU and shuffle
- * included, in float32: out's band. weight, bias and slopes are device
- * copies. */
+ * makes the image), straight from its input, bias and epilogue included,
+ * in float32: out's band. weight, bias and the epilogue's slopes are
+ * device copies (the epilogue itself is a host struct, passed by value). */
 #define SR_CUDA_DIRECT_OUTPUTS 4
 void sr_cuda_conv_direct(const sr_conv2d_params *p, const float *weight, const float *bias,
-                         const float *slopes, const sr_tensor *in, const sr_tensor *out);
+                         const sr_epilogue *epilogue, const sr_tensor *in, const sr_tensor *out);
 
-/* gemm[co][(cy - cy0) W + x] plus bias, PReLU and shuffle into out, for the
- * rows that land in its band. bias and slopes are device copies (or NULL). */
-void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias, const float *slopes,
-                           const float *gemm, int64_t cy0, int64_t rows, const sr_tensor *out);
+/* gemm[co][(cy - cy0) W + x] plus bias and epilogue into out, for the rows
+ * that land in its band. bias (or NULL) and the slopes are device copies. */
+void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias,
+                           const sr_epilogue *epilogue, const float *gemm, int64_t cy0,
+                           int64_t rows, const sr_tensor *out);
 
 /* The elementwise ops over out's band; slopes and stats in device memory. */
 void sr_cuda_prelu(const sr_tensor *in, const float *slopes, int64_t n_slopes,
                    const sr_tensor *out);
-void sr_cuda_instance_norm(const sr_tensor *in, const float *stats, const float *slopes,
-                           int64_t n_slopes, const sr_tensor *out);
+void sr_cuda_instance_norm(const sr_tensor *in, const float *stats, const sr_epilogue *epilogue,
+                           const sr_tensor *out);
 void sr_cuda_add(const sr_tensor *a, const sr_tensor *b, float scale, const sr_tensor *out);
 void sr_cuda_tanh_affine(const sr_tensor *in, const sr_tensor *out);
 void sr_cuda_pixel_shuffle(const sr_tensor *in, int r, const sr_tensor *out);

@@ -30,14 +30,6 @@ band band_of(const sr_tensor *t)
     return band{t->data, t->cstride, t->y0, t->shape.h, t->shape.w};
 }
 
-__host__ __device__ float prelu_of(float v, const float *slopes, int64_t n_slopes, int64_t c)
-{
-    if (n_slopes == 0)
-        return v;
-    const float a = slopes[n_slopes == 1 ? 0 : c];
-    return v >= 0.0f ? v : a * v;
-}
-
 template <class T> __host__ __device__ T narrow(float v);
 template <> __host__ __device__ float narrow<float>(float v) { return v; }
 template <> __host__ __device__ __half narrow<__half>(float v) { return __float2half_rn(v); }
@@ -133,18 +125,19 @@ void sr_cuda_narrow(const float *from, int64_t n, sr_precision precision, void *
         narrow_all(from, n, (float *)to);
 }
 
-void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias, const float *slopes,
-                           const float *gemm, int64_t cy0, int64_t rows, const sr_tensor *out)
+void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias,
+                           const sr_epilogue *epilogue, const float *gemm, int64_t cy0,
+                           int64_t rows, const sr_tensor *out)
 {
     const band dst = band_of(out);
     const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r, pixels = rows * W;
-    const int64_t n_slopes = p->n_slopes;
+    const sr_epilogue e = *epilogue;
     for_each(p->c_out * pixels, [=] __device__(int64_t i) {
         const int64_t co = i / pixels, at = i % pixels, cy = cy0 + at / W, x = at % W;
         const int64_t oy = cy * r + co / r % r;
         if (oy < dst.y0 || oy >= dst.y0 + dst.h)
             return;
-        const float v = prelu_of(gemm[i] + (bias ? bias[co] : 0.0f), slopes, n_slopes, co);
+        const float v = sr_epilogue_value(&e, co, gemm[i] + (bias ? bias[co] : 0.0f));
         dst.row(co / (r * r), oy)[x * r + co % r] = v;
     });
 }
@@ -156,13 +149,13 @@ void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias, const f
  * neighbouring threads find it in cache. */
 template <int C_OUT>
 static void conv_direct(const sr_conv2d_params *p, const float *weight, const float *bias,
-                        const float *slopes, const sr_tensor *in, const sr_tensor *out)
+                        const sr_epilogue *epilogue, const sr_tensor *in, const sr_tensor *out)
 {
     const band src = band_of(in), dst = band_of(out);
     const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r, image_h = in->image_h;
     const int64_t cy0 = out->y0 / r, cy1 = (out->y0 + out->shape.h + r - 1) / r;
     const int64_t c_in = p->c_in, k = p->k, pad = p->pad, taps = p->c_in * p->k * p->k;
-    const int64_t n_slopes = p->n_slopes;
+    const sr_epilogue e = *epilogue;
     for_each((cy1 - cy0) * W, [=] __device__(int64_t i) {
         const int64_t cy = cy0 + i / W, x = i % W;
         float sum[C_OUT] = {};
@@ -185,20 +178,20 @@ static void conv_direct(const sr_conv2d_params *p, const float *weight, const fl
             const int64_t oy = cy * r + co / r % r;
             if (oy >= dst.y0 && oy < dst.y0 + dst.h)
                 dst.row(co / (r * r), oy)[x * r + co % r] =
-                    prelu_of(sum[co] + (bias ? bias[co] : 0.0f), slopes, n_slopes, co);
+                    sr_epilogue_value(&e, co, sum[co] + (bias ? bias[co] : 0.0f));
         }
     });
 }
 
 void sr_cuda_conv_direct(const sr_conv2d_params *p, const float *weight, const float *bias,
-                         const float *slopes, const sr_tensor *in, const sr_tensor *out)
+                         const sr_epilogue *epilogue, const sr_tensor *in, const sr_tensor *out)
 {
     static_assert(SR_CUDA_DIRECT_OUTPUTS == 4, "one instance per output count");
     switch (p->c_out) {
-    case 1: conv_direct<1>(p, weight, bias, slopes, in, out); break;
-    case 2: conv_direct<2>(p, weight, bias, slopes, in, out); break;
-    case 3: conv_direct<3>(p, weight, bias, slopes, in, out); break;
-    default: conv_direct<4>(p, weight, bias, slopes, in, out); break;
+    case 1: conv_direct<1>(p, weight, bias, epilogue, in, out); break;
+    case 2: conv_direct<2>(p, weight, bias, epilogue, in, out); break;
+    case 3: conv_direct<3>(p, weight, bias, epilogue, in, out); break;
+    default: conv_direct<4>(p, weight, bias, epilogue, in, out); break;
     }
 }
 
@@ -206,19 +199,20 @@ void sr_cuda_prelu(const sr_tensor *in, const float *slopes, int64_t n_slopes,
                    const sr_tensor *out)
 {
     const band src = band_of(in), dst = band_of(out);
+    const sr_prelu_params p = {n_slopes, slopes};
     for_each_value(out, [=] __device__(int64_t ch, int64_t y, int64_t x) {
-        dst.row(ch, y)[x] = prelu_of(src.row(ch, y)[x], slopes, n_slopes, ch);
+        dst.row(ch, y)[x] = sr_prelu(src.row(ch, y)[x], sr_prelu_slope(&p, ch));
     });
 }
 
-void sr_cuda_instance_norm(const sr_tensor *in, const float *stats, const float *slopes,
-                           int64_t n_slopes, const sr_tensor *out)
+void sr_cuda_instance_norm(const sr_tensor *in, const float *stats, const sr_epilogue *epilogue,
+                           const sr_tensor *out)
 {
     const band src = band_of(in), dst = band_of(out);
     const int64_t c = out->shape.c;
+    const sr_epilogue e = *epilogue;
     for_each_value(out, [=] __device__(int64_t ch, int64_t y, int64_t x) {
-        const float v = (src.row(ch, y)[x] - stats[ch]) * stats[c + ch];
-        dst.row(ch, y)[x] = prelu_of(v, slopes, n_slopes, ch);
+        dst.row(ch, y)[x] = sr_epilogue_value(&e, ch, (src.row(ch, y)[x] - stats[ch]) * stats[c + ch]);
     });
 }
 

@@ -166,7 +166,7 @@ static void test_statistics_match_host(void **state)
     sr_backend_handle b = open_cuda(SR_PRECISION_FP32);
     test_rng r = {11};
     const sr_node node = {
-        .op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, 0, NULL}};
+        .op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm.eps = 1e-5f};
     sr_tensor in = tensor_new(8, 37, 301);
     test_fill(&r, in.data, 8 * 37 * 301, -2, 5);
     double want[16] = {0}, got[16] = {0};

@@ -1,4 +1,4 @@
-/* sr_graph_fuse: which PReLUs and pixel shuffles fold into their
+/* sr_graph_fuse: which PReLUs, LeakyReLUs and pixel shuffles fold into their
  * convolution, that readers are rewired, and that the fused graph computes
  * the same bits. */
 #include <setjmp.h>
@@ -137,8 +137,13 @@ static void test_fuse_folds_where_it_may_and_keeps_the_bits(void **state)
             assert_true(node->inputs[j] >= 0 && node->inputs[j] < i);
     }
     assert_int_equal(n_prelu, 2);
-    assert_int_equal(n->g.nodes[1].p.conv2d.n_slopes, 1);
-    assert_int_equal(n->g.nodes[2].p.instance_norm.n_slopes, C);
+    const sr_epilogue *e = &n->g.nodes[1].p.conv2d.epilogue;
+    assert_int_equal(e->n_steps, 1);
+    assert_int_equal(e->steps[0].kind, SR_EPILOGUE_PRELU);
+    assert_int_equal(e->steps[0].p.prelu.n_slopes, 1);
+    e = &n->g.nodes[2].p.instance_norm.epilogue;
+    assert_int_equal(e->n_steps, 1);
+    assert_int_equal(e->steps[0].p.prelu.n_slopes, C);
 
     float *got = run(&n->g, image, in, &got_shape);
     assert_memory_equal(&got_shape, &want_shape, sizeof want_shape);
@@ -151,10 +156,99 @@ static void test_fuse_folds_where_it_may_and_keeps_the_bits(void **state)
     free(n);
 }
 
+/* Steps fold in graph order, through the nodes already folded, until the
+ * epilogue is full: conv, PReLU, shuffle, then shared PReLUs. */
+static void test_fuse_lists_steps_in_order_until_full(void **state)
+{
+    (void)state;
+    net *n = calloc(1, sizeof *n);
+    test_rng r = {6};
+    test_fill(&r, &n->weight[0][0], sizeof n->weight / sizeof(float), -0.3f, 0.3f);
+    test_fill(&r, &n->bias[0][0], sizeof n->bias / sizeof(float), -0.3f, 0.3f);
+    test_fill(&r, &n->shared, 1, -0.5f, 0.5f);
+    test_fill(&r, n->per_channel, C, -0.5f, 0.5f);
+    int x = add(&n->g, (sr_node){.op = SR_OP_INPUT});
+    x = conv(n, x, 0, 3, 4 * C);
+    x = prelu(n, x, 1);
+    x = shuffle(n, x);
+    for (int i = 0; i < 3; i++) /* the last one stays: the list is full */
+        x = prelu(n, x, 1);
+    conv(n, x, 1, C, 3);
+    const sr_shape in = {3, 4, 6};
+    float image[3 * 4 * 6];
+    test_fill(&r, image, 3 * 4 * 6, 0, 1);
+    sr_shape want_shape, got_shape;
+    float *want = run(&n->g, image, in, &want_shape);
+
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 4);
+    assert_int_equal(n->g.n_nodes, 4);
+    const sr_epilogue *e = &n->g.nodes[1].p.conv2d.epilogue;
+    assert_int_equal(e->n_steps, SR_EPILOGUE_MAX_STEPS);
+    const sr_epilogue_kind kinds[] = {SR_EPILOGUE_PRELU, SR_EPILOGUE_SHUFFLE, SR_EPILOGUE_PRELU,
+                                      SR_EPILOGUE_PRELU};
+    for (int i = 0; i < SR_EPILOGUE_MAX_STEPS; i++)
+        assert_int_equal(e->steps[i].kind, kinds[i]);
+    assert_int_equal(n->g.nodes[2].op, SR_OP_PRELU);
+    assert_int_equal(n->g.nodes[2].inputs[0], 1);
+
+    float *got = run(&n->g, image, in, &got_shape);
+    assert_memory_equal(&got_shape, &want_shape, sizeof want_shape);
+    assert_memory_equal(got, want, (size_t)sr_shape_numel(want_shape) * sizeof(float));
+    free(want);
+    free(got);
+    sr_graph_free(&n->g);
+    free(n);
+}
+
+/* A LeakyReLU and a ReLU after convolutions fold as epilogue steps with
+ * their slopes; the values stay (a folded ReLU may make -0.0 where the op
+ * makes +0.0, which compares equal). */
+static void test_fuse_folds_leaky_relu_and_relu(void **state)
+{
+    (void)state;
+    net *n = calloc(1, sizeof *n);
+    test_rng r = {8};
+    test_fill(&r, &n->weight[0][0], sizeof n->weight / sizeof(float), -0.3f, 0.3f);
+    test_fill(&r, &n->bias[0][0], sizeof n->bias / sizeof(float), -0.3f, 0.3f);
+    int x = add(&n->g, (sr_node){.op = SR_OP_INPUT});
+    x = conv(n, x, 0, 3, C);
+    x = add(&n->g, (sr_node){.op = SR_OP_LEAKY_RELU, .n_inputs = 1, .inputs = {x},
+                             .p.leaky_relu = {0.2f}});
+    x = conv(n, x, 1, C, C);
+    x = add(&n->g, (sr_node){.op = SR_OP_LEAKY_RELU, .n_inputs = 1, .inputs = {x},
+                             .p.leaky_relu = {0.0f}});
+    conv(n, x, 2, C, 3);
+    const sr_shape in = {3, 5, 6};
+    float image[3 * 5 * 6];
+    test_fill(&r, image, 3 * 5 * 6, 0, 1);
+    sr_shape want_shape, got_shape;
+    float *want = run(&n->g, image, in, &want_shape);
+
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 2);
+    assert_int_equal(n->g.n_nodes, 4);
+    const float slopes[] = {0.2f, 0.0f};
+    for (int i = 0; i < 2; i++) {
+        const sr_epilogue *e = &n->g.nodes[1 + i].p.conv2d.epilogue;
+        assert_int_equal(e->n_steps, 1);
+        assert_int_equal(e->steps[0].kind, SR_EPILOGUE_LEAKY_RELU);
+        assert_true(e->steps[0].p.leaky_relu.slope == slopes[i]);
+    }
+    float *got = run(&n->g, image, in, &got_shape);
+    assert_memory_equal(&got_shape, &want_shape, sizeof want_shape);
+    for (int64_t i = 0; i < sr_shape_numel(want_shape); i++)
+        assert_true(got[i] == want[i]);
+    free(want);
+    free(got);
+    sr_graph_free(&n->g);
+    free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fuse_folds_where_it_may_and_keeps_the_bits),
+        cmocka_unit_test(test_fuse_lists_steps_in_order_until_full),
+        cmocka_unit_test(test_fuse_folds_leaky_relu_and_relu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "backends/backend.h"
+#include "backends/cpu/cpu.h"
 #include "ops/op.h"
 #include "testutil.h"
 #include "kernel_cases.h"
@@ -125,8 +126,8 @@ static void test_conv_reference_folded_prelu_is_conv_then_prelu(void **state)
         sr_tensor plain = tensor_new(5, 7, 6), want = tensor_new(5, 7, 6), got = tensor_new(5, 7, 6);
         sr_op_get(SR_OP_CONV2D)->reference(&conv, &in, &plain, NULL);
         sr_op_get(SR_OP_PRELU)->reference(&prelu, &plain, &want, NULL);
-        conv.p.conv2d.n_slopes = n_slopes;
-        conv.p.conv2d.slopes = slopes;
+        sr_epilogue_append(&conv.p.conv2d.epilogue,
+                           (sr_epilogue_step){SR_EPILOGUE_PRELU, .p.prelu = prelu.p.prelu});
         sr_op_get(SR_OP_CONV2D)->reference(&conv, &in, &got, NULL);
         assert_memory_equal(got.data, want.data, 5 * 7 * 6 * sizeof(float));
         free(plain.data);
@@ -134,6 +135,95 @@ static void test_conv_reference_folded_prelu_is_conv_then_prelu(void **state)
         free(got.data);
     }
     free(in.data);
+}
+
+/* The epilogue's steps in order after the bias: a PReLU then a LeakyReLU
+ * (then a ReLU, slope 0) are those selects one after the other. */
+static void test_conv_reference_epilogue_steps_in_order(void **state)
+{
+    (void)state;
+    test_rng r = {14};
+    sr_tensor in = tensor_new(3, 5, 6);
+    test_fill(&r, in.data, 3 * 5 * 6, -1, 1);
+    float weight[4 * 3 * 9], bias[4], slopes[4];
+    test_fill(&r, weight, 4 * 3 * 9, -0.5f, 0.5f);
+    test_fill(&r, bias, 4, -0.5f, 0.5f);
+    test_fill(&r, slopes, 4, -0.5f, 0.5f); /* negative too: the order matters */
+    sr_node conv = {.op = SR_OP_CONV2D, .n_inputs = 1};
+    conv.p.conv2d = (sr_conv2d_params){.c_in = 3, .c_out = 4, .k = 3, .pad = 1,
+                                       .weight = weight, .bias = bias};
+    sr_tensor plain = tensor_new(4, 5, 6), got = tensor_new(4, 5, 6);
+    sr_op_get(SR_OP_CONV2D)->reference(&conv, &in, &plain, NULL);
+    sr_epilogue *e = &conv.p.conv2d.epilogue;
+    assert_true(sr_epilogue_append(e, (sr_epilogue_step){SR_EPILOGUE_PRELU, .p.prelu = {4, slopes}}));
+    assert_true(sr_epilogue_append(e, (sr_epilogue_step){SR_EPILOGUE_LEAKY_RELU,
+                                                         .p.leaky_relu.slope = -2.0f}));
+    assert_true(sr_epilogue_append(e, (sr_epilogue_step){SR_EPILOGUE_LEAKY_RELU,
+                                                         .p.leaky_relu.slope = 0.0f}));
+    sr_op_get(SR_OP_CONV2D)->reference(&conv, &in, &got, NULL);
+    for (int64_t i = 0; i < 4 * 5 * 6; i++) {
+        float v = plain.data[i];
+        v = v >= 0 ? v : slopes[i / 30] * v;
+        v = v >= 0 ? v : -2.0f * v;
+        v = v >= 0 ? v : 0.0f;
+        assert_memory_equal(&got.data[i], &v, sizeof v);
+    }
+    assert_int_equal(sr_op_get(SR_OP_CONV2D)->flops(&conv, (sr_shape){4, 5, 6}),
+                     (2 * 3 * 9 + 3) * 4 * 5 * 6);
+    free(plain.data);
+    free(got.data);
+    free(in.data);
+}
+
+/* The shape rule checks the epilogue: slope counts, one shuffle (a conv's
+ * only), and after it only shared slopes. */
+static void test_epilogue_checked_by_the_shape_rule(void **state)
+{
+    (void)state;
+    static const float slopes[16];
+    const sr_epilogue_step shared = {SR_EPILOGUE_PRELU, .p.prelu = {1, slopes}};
+    const sr_epilogue_step per_channel = {SR_EPILOGUE_PRELU, .p.prelu = {16, slopes}};
+    const sr_epilogue_step three = {SR_EPILOGUE_PRELU, .p.prelu = {3, slopes}};
+    const sr_epilogue_step shuffle = {SR_EPILOGUE_SHUFFLE, .p.shuffle.r = 2};
+    const struct {
+        int n;
+        sr_epilogue_step steps[3];
+        const char *error; /* NULL: valid */
+    } cases[] = {
+        {3, {per_channel, shuffle, shared}, NULL},
+        {1, {three}, "3 slopes for 16 channels"},
+        {2, {shuffle, per_channel}, "16 slopes for 1 channels"},
+        {2, {shuffle, shuffle}, "a pixel shuffle it cannot fold"},
+        {1, {{SR_EPILOGUE_SHUFFLE, .p.shuffle.r = 0}}, "a pixel shuffle it cannot fold"},
+        {1, {{(sr_epilogue_kind)7, .p.prelu = {0}}}, "unknown epilogue step 7"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        sr_node conv = {.op = SR_OP_CONV2D, .name = "c", .n_inputs = 1};
+        conv.p.conv2d = (sr_conv2d_params){.c_in = 2, .c_out = 16, .k = 3, .pad = 1};
+        conv.p.conv2d.epilogue.n_steps = cases[i].n;
+        memcpy(conv.p.conv2d.epilogue.steps, cases[i].steps, sizeof cases[i].steps);
+        const sr_shape in = {2, 4, 5};
+        sr_shape out;
+        sr_error err = {0};
+        const sr_status st = sr_op_get(SR_OP_CONV2D)->shape(&conv, &in, &out, &err);
+        if (!cases[i].error) {
+            assert_int_equal(st, SR_OK);
+            assert_memory_equal(&out, &((sr_shape){4, 8, 10}), sizeof out);
+        } else if (st != SR_ERR_MODEL || !strstr(err.message, cases[i].error)) {
+            fail_msg("case %zu: '%s', wanted '%s'", i, err.message, cases[i].error);
+        }
+    }
+    /* An InstanceNorm takes activations, not a shuffle. */
+    sr_node norm = {.op = SR_OP_INSTANCE_NORM, .name = "n", .n_inputs = 1};
+    norm.p.instance_norm.epilogue = (sr_epilogue){2, {shared, per_channel}};
+    sr_shape out;
+    assert_int_equal(sr_op_get(SR_OP_INSTANCE_NORM)->shape(&norm, &(sr_shape){16, 3, 3}, &out,
+                                                           NULL),
+                     SR_OK);
+    norm.p.instance_norm.epilogue = (sr_epilogue){1, {shuffle}};
+    assert_int_equal(sr_op_get(SR_OP_INSTANCE_NORM)->shape(&norm, &(sr_shape){16, 3, 3}, &out,
+                                                           NULL),
+                     SR_ERR_MODEL);
 }
 
 static void test_conv_reference_sums_channels(void **state)
@@ -525,8 +615,11 @@ static void test_other_ops_match_pytorch(void **state)
         sr_node node = {.op = oc->op, .n_inputs = 1};
         if (oc->op == SR_OP_PRELU)
             node.p.prelu = (sr_prelu_params){n_slopes, slopes};
+        if (oc->op == SR_OP_INSTANCE_NORM && n_slopes)
+            sr_epilogue_append(&node.p.instance_norm.epilogue,
+                               (sr_epilogue_step){SR_EPILOGUE_PRELU, .p.prelu = {n_slopes, slopes}});
         if (oc->op == SR_OP_INSTANCE_NORM)
-            node.p.instance_norm = (sr_instance_norm_params){1e-5f, n_slopes, slopes};
+            node.p.instance_norm.eps = 1e-5f;
         if (oc->op == SR_OP_PIXEL_SHUFFLE)
             node.p.pixel_shuffle.r = oc->r;
         if (oc->op == SR_OP_ADD)
@@ -569,6 +662,42 @@ static void test_backends_match_reference(void **state)
     }
 }
 
+/* A CPU backend with an algorithm forced: it runs every case it can,
+ * the selection's choice the others; where that is not the default's
+ * (which test_backends_match_reference checks), within the kernel
+ * tolerance and banded bit for bit. */
+static void check_forced(void *user, const sr_node *node, const sr_tensor *in, test_rng *r,
+                         const char *what)
+{
+    const sr_backend_handle *be = user;
+    const sr_cpu_context *ctx = be->ctx;
+    const sr_cpu_context plain = {.n_threads = ctx->n_threads};
+    const sr_conv2d_params *p = &node->p.conv2d;
+    const sr_cpu_conv_algorithm *chosen = sr_cpu_conv2d_select(ctx, p);
+    const sr_cpu_conv_algorithm *by_default = sr_cpu_conv2d_select(&plain, p);
+    assert_ptr_equal(chosen, ctx->conv_forced->can_run(p) ? ctx->conv_forced : by_default);
+    if (chosen == by_default)
+        return;
+    const float err = compare_backend(be, node, in, r);
+    if (err > SR_TOL_KERNEL_REL)
+        fail_msg("cpu forced %s, ran %s, %s: relative error %g", ctx->conv_forced->name,
+                 chosen->name, what, err);
+}
+
+static void test_cpu_forced_algorithms_match_reference(void **state)
+{
+    (void)state;
+    for (int a = 0; a < SR_CPU_CONV_ALGORITHMS; a++) {
+        sr_backend_handle cpu;
+        assert_int_equal(sr_cpu_backend_new_forcing(2, sr_cpu_conv_algorithms[a]->name, &cpu,
+                                                    NULL),
+                         SR_OK);
+        test_rng r = {43};
+        check_kernel_cases(&r, 0, check_forced, &cpu); /* the convolutions alone */
+        sr_backend_free(&cpu);
+    }
+}
+
 static void test_descriptors_declare_halo_scale_global(void **state)
 {
     (void)state;
@@ -594,6 +723,8 @@ int main(void)
         cmocka_unit_test(test_conv_reference_delta_kernel_shifts),
         cmocka_unit_test(test_conv_reference_sums_channels),
         cmocka_unit_test(test_conv_reference_folded_prelu_is_conv_then_prelu),
+        cmocka_unit_test(test_conv_reference_epilogue_steps_in_order),
+        cmocka_unit_test(test_epilogue_checked_by_the_shape_rule),
         cmocka_unit_test(test_pixel_shuffle_reference_layout),
         cmocka_unit_test(test_instance_norm_reference_normalises),
         cmocka_unit_test(test_prelu_reference_slopes),
@@ -605,6 +736,7 @@ int main(void)
         cmocka_unit_test(test_conv_cases_match_pytorch),
         cmocka_unit_test(test_other_ops_match_pytorch),
         cmocka_unit_test(test_backends_match_reference),
+        cmocka_unit_test(test_cpu_forced_algorithms_match_reference),
         cmocka_unit_test(test_descriptors_declare_halo_scale_global),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

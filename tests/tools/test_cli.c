@@ -762,6 +762,27 @@ static void test_sizes_and_stats_checked_first(void **state)
                    1, "srrun: no/such/dir/s.json: cannot write stats: No such file or directory");
 }
 
+/* --stats names each conv layer's algorithm on the CPU (null for the
+ * other layers). */
+static void test_stats_name_conv_algorithms(void **state)
+{
+    (void)state;
+    cli_result r = run_cli((const char *[]){"-q", "-b", "cpu", "--stats", "-", "-o", "s.png",
+                                            "srpgan_x2.pth", "leaves_37x29.png", NULL});
+    if (r.exit_code != 0)
+        fail_msg("exit %d: %s", r.exit_code, r.err);
+    remove_file("s.png");
+    static const char *const want[] = {
+        "{\"name\": \"block1.0\", \"op\": \"conv2d\", \"algorithm\": \"im2col\",",
+        "{\"name\": \"res_blocks.0.conv1\", \"op\": \"conv2d\", \"algorithm\": \"winograd\",",
+        "{\"name\": \"block4\", \"op\": \"conv2d\", \"algorithm\": \"winograd_split\",",
+        "{\"name\": \"output\", \"op\": \"tanh_affine\", \"algorithm\": null,",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!strstr(r.out, want[i]))
+            fail_msg("no '%s' in the stats:\n%s", want[i], r.out);
+}
+
 /* -o naming a file the run reads (the input, the model; through another
  * spelling or a hard link too) is refused before any work, and the file is
  * left as it was; so is --stats naming one, or the output. */
@@ -1016,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_output_limits_checked_first),
         cmocka_unit_test(test_exif_orientation),
         cmocka_unit_test(test_sizes_and_stats_checked_first),
+        cmocka_unit_test(test_stats_name_conv_algorithms),
         cmocka_unit_test(test_output_must_not_be_an_input),
         cmocka_unit_test(test_output_to_stdout),
         cmocka_unit_test(test_fifo_input_refused),
