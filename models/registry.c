@@ -9,7 +9,9 @@
 
 #include "base/error.h"
 
-static const sr_arch *const architectures[] = {&sr_arch_srpgan};
+static const sr_arch *const architectures[] = {
+    &sr_arch_srpgan, &sr_arch_rrdbnet, &sr_arch_srvgg, &sr_arch_edsr, &sr_arch_msrresnet,
+};
 
 void sr_notices_add(sr_notices *n, const char *fmt, ...)
 {
@@ -45,7 +47,7 @@ sr_status sr_model_build(sr_weights *w, bool strict, sr_graph *g,
         return st;
     }
     return sr_fail(err, SR_ERR_MODEL,
-                   "unknown architecture: no known layout has keys like '%s' "
-                   "(srrun knows SRPGAN: block1.0.weight ... block4.bias)",
+                   "unknown architecture: no known layout has keys like '%s' (srrun knows "
+                   "SRPGAN, RRDBNet/ESRGAN, SRVGGNetCompact, EDSR and MSRResNet)",
                    w->n_items ? w->items[0].name : "(none)");
 }

@@ -25,7 +25,8 @@ typedef struct sr_arch {
                        sr_model_info *info, sr_notices *notices, sr_error *err);
 } sr_arch;
 
-extern const sr_arch sr_arch_srpgan;
+extern const sr_arch sr_arch_srpgan, sr_arch_rrdbnet, sr_arch_srvgg, sr_arch_edsr,
+    sr_arch_msrresnet;
 
 /* Finds the architecture the weights belong to and builds its graph, then
  * frees the weights the graph does not view: a model holds, and converts
