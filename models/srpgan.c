@@ -104,6 +104,8 @@ static int simple(builder *b, sr_op_type op, int a, int c, const char *name)
         node.p.instance_norm.eps = 1e-5f;
     if (op == SR_OP_PIXEL_SHUFFLE)
         node.p.pixel_shuffle.r = 2;
+    if (op == SR_OP_ADD)
+        node.p.add.scale = 1.0f;
     return add_node(b, &node, name);
 }
 

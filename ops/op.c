@@ -9,6 +9,9 @@ static const sr_op_desc *const descriptors[] = {
     [SR_OP_PIXEL_SHUFFLE] = &sr_op_pixel_shuffle,
     [SR_OP_ADD] = &sr_op_add,
     [SR_OP_TANH_AFFINE] = &sr_op_tanh_affine,
+    [SR_OP_LEAKY_RELU] = &sr_op_leaky_relu,
+    [SR_OP_CONCAT] = &sr_op_concat,
+    [SR_OP_UPSAMPLE] = &sr_op_upsample,
 };
 _Static_assert(sizeof descriptors / sizeof *descriptors == SR_OP_COUNT,
                "one descriptor per op");
@@ -16,6 +19,13 @@ _Static_assert(sizeof descriptors / sizeof *descriptors == SR_OP_COUNT,
 const sr_op_desc *sr_op_get(sr_op_type op)
 {
     return (unsigned)op < SR_OP_COUNT ? descriptors[op] : NULL;
+}
+
+const char *sr_op_name(const sr_node *node)
+{
+    if (node->op == SR_OP_LEAKY_RELU && node->p.leaky_relu.slope == 0.0f)
+        return "relu";
+    return sr_op_get(node->op)->name;
 }
 
 sr_status sr_op_same_shape(const sr_node *node, const sr_shape *in,

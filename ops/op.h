@@ -25,6 +25,9 @@ typedef enum sr_op_type {
     SR_OP_PIXEL_SHUFFLE, /* (C r^2, H, W) -> (C, H r, W r) */
     SR_OP_ADD,           /* elementwise sum of two tensors */
     SR_OP_TANH_AFFINE,   /* (tanh(x) + 1) / 2 */
+    SR_OP_LEAKY_RELU,    /* x above 0, slope x below (slope 0: ReLU) */
+    SR_OP_CONCAT,        /* 2 or more tensors' channels, in input order */
+    SR_OP_UPSAMPLE,      /* nearest or bilinear, by an integer factor */
     SR_OP_COUNT
 } sr_op_type;
 
@@ -88,8 +91,69 @@ typedef struct sr_pixel_shuffle_params {
     int r;
 } sr_pixel_shuffle_params;
 
-#define SR_NODE_MAX_INPUTS 2
+typedef struct sr_add_params {
+    float scale; /* in0 + scale in1: residual scaling; 1 is a plain sum */
+} sr_add_params;
+
+typedef struct sr_leaky_relu_params {
+    float slope; /* 0: ReLU */
+} sr_leaky_relu_params;
+
+typedef enum sr_upsample_mode {
+    SR_UPSAMPLE_NEAREST,
+    SR_UPSAMPLE_BILINEAR, /* half-pixel centres (align_corners=False), edges clamped */
+} sr_upsample_mode;
+
+typedef struct sr_upsample_params {
+    int factor; /* 2..SR_UPSAMPLE_MAX_FACTOR */
+    int mode;   /* sr_upsample_mode */
+} sr_upsample_params;
+
+#define SR_UPSAMPLE_MAX_FACTOR 8
+
+/* Helpers that the CUDA kernels call on the device too. */
+#ifdef __CUDACC__
+#define SR_OP_INLINE static inline __host__ __device__
+#else
+#define SR_OP_INLINE static inline
+#endif
+
+/* Where bilinear upsampling reads for output row (or column) o: l0 of
+ * source i0 plus l1 of source i1. The source coordinate (o + 1/2) / f -
+ * 1/2 = (2 o + 1 - f) / (2 f), exact in integers; below 0 it is 0, and
+ * past the last of the n sources i1 is the last (PyTorch's clamping). */
+typedef struct sr_upsample_tap {
+    int64_t i0, i1;
+    float l0, l1;
+} sr_upsample_tap;
+
+SR_OP_INLINE sr_upsample_tap sr_upsample_bilinear_tap(int64_t f, int64_t o, int64_t n)
+{
+    const int64_t num = 2 * o + 1 - f;
+    sr_upsample_tap t = {0, 0, 1.0f, 0.0f};
+    if (num > 0) {
+        t.i0 = num / (2 * f);
+        t.l1 = (float)(num % (2 * f)) / (float)(2 * f);
+        t.l0 = 1.0f - t.l1;
+    }
+    t.i1 = t.i0 < n - 1 ? t.i0 + 1 : t.i0;
+    return t;
+}
+
+/* One bilinear output value from the source rows `top` (y.i0) and
+ * `bottom` (y.i1): across each row, then between them. */
+SR_OP_INLINE float sr_upsample_bilinear_mix(sr_upsample_tap y, sr_upsample_tap x,
+                                            const float *top, const float *bottom)
+{
+    const float t = x.l0 * top[x.i0] + x.l1 * top[x.i1];
+    const float b = x.l0 * bottom[x.i0] + x.l1 * bottom[x.i1];
+    return y.l0 * t + y.l1 * b;
+}
+
+/* RRDB's dense blocks concatenate five tensors. */
+#define SR_NODE_MAX_INPUTS 8
 #define SR_NODE_NAME_SIZE 64
+#define SR_OP_VARIADIC (-1)
 
 typedef struct sr_node {
     sr_op_type op;
@@ -101,12 +165,15 @@ typedef struct sr_node {
         sr_prelu_params prelu;
         sr_instance_norm_params instance_norm;
         sr_pixel_shuffle_params pixel_shuffle;
+        sr_add_params add;
+        sr_leaky_relu_params leaky_relu;
+        sr_upsample_params upsample;
     } p;
 } sr_node;
 
 typedef struct sr_op_desc {
     const char *name;
-    int n_inputs;
+    int n_inputs; /* SR_OP_VARIADIC: 2 to SR_NODE_MAX_INPUTS, which shape checks */
     bool is_global; /* needs statistics over the whole image */
     bool in_place;  /* may write its output over its first input */
     /* Output rows (and columns) per input row. */
@@ -132,8 +199,13 @@ typedef struct sr_op_desc {
 
 const sr_op_desc *sr_op_get(sr_op_type op);
 
+/* The node's op as people know it: its descriptor's name, but "relu" for a
+ * LeakyReLU of slope 0. */
+const char *sr_op_name(const sr_node *node);
+
 extern const sr_op_desc sr_op_input, sr_op_conv2d, sr_op_prelu,
-    sr_op_instance_norm, sr_op_pixel_shuffle, sr_op_add, sr_op_tanh_affine;
+    sr_op_instance_norm, sr_op_pixel_shuffle, sr_op_add, sr_op_tanh_affine,
+    sr_op_leaky_relu, sr_op_concat, sr_op_upsample;
 
 /* Shape rule shared by the ops whose output has their first input's shape. */
 sr_status sr_op_same_shape(const sr_node *node, const sr_shape *in,

@@ -270,7 +270,7 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
     for (int n = 1; n < g->n_nodes; n++) {
         s->layers[n_layers++] = (sr_layer_info){
             .name = g->nodes[n].name,
-            .op = sr_op_get(g->nodes[n].op)->name,
+            .op = sr_op_name(&g->nodes[n]),
             .flops = p->node_flops[n],
         };
         n_kept += p->keep[n];

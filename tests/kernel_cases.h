@@ -116,7 +116,7 @@ static inline void other_nodes(sr_node nodes[N_OTHER_NODES], int64_t c, const fl
         {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, 0, NULL}},
         {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .p.instance_norm = {1e-5f, c, slopes}},
         {.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .p.pixel_shuffle = {2}},
-        {.op = SR_OP_ADD, .n_inputs = 2},
+        {.op = SR_OP_ADD, .n_inputs = 2, .p.add = {1.0f}},
         {.op = SR_OP_TANH_AFFINE, .n_inputs = 1},
     };
     memcpy(nodes, all, sizeof all);

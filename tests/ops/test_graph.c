@@ -69,7 +69,7 @@ static void build(net *n)
     x = prelu(n, conv(n, x, 0, 3, C), 1);                      /* folds */
     x = prelu(n, norm(n, x), C);                                /* folds */
     const int b = conv(n, x, 1, C, C);
-    x = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2, .inputs = {b, prelu(n, b, C)}});
+    x = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2, .inputs = {b, prelu(n, b, C)}, .p.add = {1.0f}});
     x = prelu(n, shuffle(n, conv(n, x, 2, C, 4 * C)), 1);       /* folds */
     x = prelu(n, shuffle(n, conv(n, x, 3, C, 4 * C)), C);       /* stays */
     conv(n, x, 4, C, 3);

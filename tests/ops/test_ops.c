@@ -384,6 +384,8 @@ static void test_other_ops_match_pytorch(void **state)
             node.p.instance_norm = (sr_instance_norm_params){1e-5f, n_slopes, slopes};
         if (oc->op == SR_OP_PIXEL_SHUFFLE)
             node.p.pixel_shuffle.r = oc->r;
+        if (oc->op == SR_OP_ADD)
+            node.p.add.scale = 1.0f;
         const float e = check_oracle(&node, in, oc->name, SR_TOL_ORACLE_OP_REL);
         worst = e > worst ? e : worst;
         free(in[0].data);
