@@ -136,7 +136,7 @@ static sr_status rrdbnet_build(const sr_weights *w, bool strict, bool *used, sr_
     const int first = sr_build_conv(&b, sr_build_input(&b), 3, f, 3, "%s", l.first);
     int x = first;
     for (int i = 0; i < l.n_blocks; i++) {
-        char block[SR_NODE_NAME_SIZE];
+        char block[32];
         snprintf(block, sizeof block, l.block, i);
         const int block_in = x;
         for (int k = 1; k <= 3; k++)
