@@ -13,10 +13,13 @@
 #define MAX_LAYERS (2 * 1024 + 3)
 #define MAX_WIDTH 4096
 
+/* The first conv takes the image; EDSR without blocks has a body.0 too,
+ * after its head. */
 static bool srvgg_recognise(const sr_weights *w)
 {
     const sr_weight *first = sr_weights_find(w, "body.0.weight");
-    return first && first->ndim == 4 && first->shape[1] == 3;
+    return first && first->ndim == 4 && first->shape[1] == 3 &&
+           !sr_weights_find(w, "head.0.weight");
 }
 
 static sr_status srvgg_build(const sr_weights *w, bool strict, bool *used, sr_graph *g,
