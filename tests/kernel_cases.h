@@ -107,7 +107,8 @@ static inline void conv_node_free(sr_node *node)
 }
 
 /* The other ops on c channels, with 64 slopes to draw on. */
-#define N_OTHER_NODES 7
+#define N_OTHER_NODES 16
+#define N_OTHER_INPUTS 5 /* the inputs check_kernel_cases draws for them */
 static inline void other_nodes(sr_node nodes[N_OTHER_NODES], int64_t c, const float *slopes)
 {
     const sr_node all[N_OTHER_NODES] = {
@@ -118,12 +119,21 @@ static inline void other_nodes(sr_node nodes[N_OTHER_NODES], int64_t c, const fl
         {.op = SR_OP_PIXEL_SHUFFLE, .n_inputs = 1, .p.pixel_shuffle = {2}},
         {.op = SR_OP_ADD, .n_inputs = 2, .p.add = {1.0f}},
         {.op = SR_OP_TANH_AFFINE, .n_inputs = 1},
+        {.op = SR_OP_ADD, .n_inputs = 2, .p.add = {0.2f}},
+        {.op = SR_OP_LEAKY_RELU, .n_inputs = 1, .p.leaky_relu = {0.2f}},
+        {.op = SR_OP_LEAKY_RELU, .n_inputs = 1, .p.leaky_relu = {0.0f}},
+        {.op = SR_OP_CONCAT, .n_inputs = 2},
+        {.op = SR_OP_CONCAT, .n_inputs = N_OTHER_INPUTS},
+        {.op = SR_OP_UPSAMPLE, .n_inputs = 1, .p.upsample = {2, SR_UPSAMPLE_NEAREST}},
+        {.op = SR_OP_UPSAMPLE, .n_inputs = 1, .p.upsample = {3, SR_UPSAMPLE_NEAREST}},
+        {.op = SR_OP_UPSAMPLE, .n_inputs = 1, .p.upsample = {2, SR_UPSAMPLE_BILINEAR}},
+        {.op = SR_OP_UPSAMPLE, .n_inputs = 1, .p.upsample = {3, SR_UPSAMPLE_BILINEAR}},
     };
     memcpy(nodes, all, sizeof all);
 }
 
-/* Checks a kernel: node on its inputs (one, or two for an add), named by
- * what ("conv case 3", "prelu"). */
+/* Checks a kernel: node on its first n_inputs inputs, named by what
+ * ("conv case 3", "prelu"). */
 typedef void kernel_check(void *user, const sr_node *node, const sr_tensor *in, test_rng *r,
                           const char *what);
 
@@ -145,17 +155,21 @@ static inline void check_kernel_cases(test_rng *r, int n_trials, kernel_check *c
     for (int trial = 0; trial < n_trials; trial++) {
         const int64_t c = 4 * test_rng_int(r, 1, 16), h = test_rng_int(r, 1, 40),
                       w = test_rng_int(r, 1, 40);
-        sr_tensor in[2] = {tensor_new(c, h, w), tensor_new(c, h, w)};
-        test_fill(r, in[0].data, c * h * w, -3, 3);
-        test_fill(r, in[1].data, c * h * w, -3, 3);
+        /* Two of c channels (for add); concat's others of other counts. */
+        const int64_t channels[N_OTHER_INPUTS] = {c, c, 1, 3, c / 2};
+        sr_tensor in[N_OTHER_INPUTS];
+        for (int i = 0; i < N_OTHER_INPUTS; i++) {
+            in[i] = tensor_new(channels[i], h, w);
+            test_fill(r, in[i].data, channels[i] * h * w, -3, 3);
+        }
         float slopes[64];
         test_fill(r, slopes, 64, 0, 1);
         sr_node nodes[N_OTHER_NODES];
         other_nodes(nodes, c, slopes);
         for (size_t j = 0; j < N_OTHER_NODES; j++)
-            check(user, &nodes[j], in, r, sr_op_get(nodes[j].op)->name);
-        free(in[0].data);
-        free(in[1].data);
+            check(user, &nodes[j], in, r, sr_op_name(&nodes[j]));
+        for (int i = 0; i < N_OTHER_INPUTS; i++)
+            free(in[i].data);
     }
 }
 

@@ -364,13 +364,22 @@ static sr_status cuda_run(void *c, const sr_node *node, const sr_tensor *in, sr_
         sr_cuda_prelu(in, d->slopes, node->p.prelu.n_slopes, out);
         break;
     case SR_OP_ADD:
-        sr_cuda_add(&in[0], &in[1], out);
+        sr_cuda_add(&in[0], &in[1], node->p.add.scale, out);
         break;
     case SR_OP_TANH_AFFINE:
         sr_cuda_tanh_affine(in, out);
         break;
     case SR_OP_PIXEL_SHUFFLE:
         sr_cuda_pixel_shuffle(in, node->p.pixel_shuffle.r, out);
+        break;
+    case SR_OP_LEAKY_RELU:
+        sr_cuda_leaky_relu(in, node->p.leaky_relu.slope, out);
+        break;
+    case SR_OP_CONCAT:
+        sr_cuda_concat(in, node->n_inputs, out);
+        break;
+    case SR_OP_UPSAMPLE:
+        sr_cuda_upsample(in, &node->p.upsample, out);
         break;
     default:
         return fail(err, SR_ERR_UNSUPPORTED, "%s: no CUDA kernel for this op", node->name);

@@ -42,9 +42,12 @@ void sr_cuda_prelu(const sr_tensor *in, const float *slopes, int64_t n_slopes,
                    const sr_tensor *out);
 void sr_cuda_instance_norm(const sr_tensor *in, const float *stats, const float *slopes,
                            int64_t n_slopes, const sr_tensor *out);
-void sr_cuda_add(const sr_tensor *a, const sr_tensor *b, const sr_tensor *out);
+void sr_cuda_add(const sr_tensor *a, const sr_tensor *b, float scale, const sr_tensor *out);
 void sr_cuda_tanh_affine(const sr_tensor *in, const sr_tensor *out);
 void sr_cuda_pixel_shuffle(const sr_tensor *in, int r, const sr_tensor *out);
+void sr_cuda_leaky_relu(const sr_tensor *in, float slope, const sr_tensor *out);
+void sr_cuda_concat(const sr_tensor *in, int n_inputs, const sr_tensor *out);
+void sr_cuda_upsample(const sr_tensor *in, const sr_upsample_params *p, const sr_tensor *out);
 
 /* sums[(c rows + y - y0) 2 + {0, 1}] = the sum and the sum of squares of
  * channel c's row y, in double, reduced in a fixed order (the same result

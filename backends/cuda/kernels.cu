@@ -222,11 +222,13 @@ void sr_cuda_instance_norm(const sr_tensor *in, const float *stats, const float 
     });
 }
 
-void sr_cuda_add(const sr_tensor *a, const sr_tensor *b, const sr_tensor *out)
+/* Rounded product, then rounded sum, as the reference: the _rn intrinsics
+ * are never contracted into an FMA. */
+void sr_cuda_add(const sr_tensor *a, const sr_tensor *b, float scale, const sr_tensor *out)
 {
     const band x0 = band_of(a), x1 = band_of(b), dst = band_of(out);
     for_each_value(out, [=] __device__(int64_t ch, int64_t y, int64_t x) {
-        dst.row(ch, y)[x] = x0.row(ch, y)[x] + x1.row(ch, y)[x];
+        dst.row(ch, y)[x] = __fadd_rn(x0.row(ch, y)[x], __fmul_rn(scale, x1.row(ch, y)[x]));
     });
 }
 
@@ -244,6 +246,51 @@ void sr_cuda_pixel_shuffle(const sr_tensor *in, int r, const sr_tensor *out)
     for_each_value(out, [=] __device__(int64_t ch, int64_t oy, int64_t ox) {
         const int64_t from = (ch * r + oy % r) * r + ox % r;
         dst.row(ch, oy)[ox] = src.row(from, oy / r)[ox / r];
+    });
+}
+
+/* ReLU (slope 0) as PyTorch's: +0.0 for negatives, -0.0 and NaN pass. */
+void sr_cuda_leaky_relu(const sr_tensor *in, float slope, const sr_tensor *out)
+{
+    const band src = band_of(in), dst = band_of(out);
+    for_each_value(out, [=] __device__(int64_t ch, int64_t y, int64_t x) {
+        const float v = src.row(ch, y)[x];
+        dst.row(ch, y)[x] = slope == 0.0f ? (v < 0.0f ? 0.0f : v) : v > 0.0f ? v : slope * v;
+    });
+}
+
+/* One launch per input, into its channels of out. */
+void sr_cuda_concat(const sr_tensor *in, int n_inputs, const sr_tensor *out)
+{
+    int64_t c0 = 0;
+    for (int j = 0; j < n_inputs; j++) {
+        const band src = band_of(&in[j]);
+        band dst = band_of(out);
+        dst.data += c0 * dst.cstride;
+        sr_tensor part = *out;
+        part.shape.c = in[j].shape.c;
+        for_each_value(&part, [=] __device__(int64_t ch, int64_t y, int64_t x) {
+            dst.row(ch, y)[x] = src.row(ch, y)[x];
+        });
+        c0 += in[j].shape.c;
+    }
+}
+
+void sr_cuda_upsample(const sr_tensor *in, const sr_upsample_params *p, const sr_tensor *out)
+{
+    const band src = band_of(in), dst = band_of(out);
+    const int64_t f = p->factor, image_h = in->image_h;
+    if (p->mode == SR_UPSAMPLE_NEAREST) {
+        for_each_value(out, [=] __device__(int64_t ch, int64_t y, int64_t x) {
+            dst.row(ch, y)[x] = src.row(ch, y / f)[x / f];
+        });
+        return;
+    }
+    for_each_value(out, [=] __device__(int64_t ch, int64_t y, int64_t x) {
+        const sr_upsample_tap ty = sr_upsample_bilinear_tap(f, y, image_h);
+        const sr_upsample_tap tx = sr_upsample_bilinear_tap(f, x, src.w);
+        dst.row(ch, y)[x] =
+            sr_upsample_bilinear_mix(ty, tx, src.row(ch, ty.i0), src.row(ch, ty.i1));
     });
 }
 

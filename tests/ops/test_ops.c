@@ -258,6 +258,121 @@ static void test_tanh_affine_reference(void **state)
     free(out.data);
 }
 
+static void test_add_reference_scales_then_sums(void **state)
+{
+    (void)state;
+    test_rng r = {14};
+    sr_tensor in[2] = {tensor_new(2, 3, 4), tensor_new(2, 3, 4)}, out = tensor_new(2, 3, 4);
+    test_fill(&r, in[0].data, 24, -3, 3);
+    test_fill(&r, in[1].data, 24, -3, 3);
+    sr_node node = {.op = SR_OP_ADD, .n_inputs = 2, .p.add = {1.0f}};
+    sr_op_get(SR_OP_ADD)->reference(&node, in, &out, NULL);
+    for (int i = 0; i < 24; i++) /* scale 1: the plain sum, bit for bit */
+        assert_true(out.data[i] == in[0].data[i] + in[1].data[i]);
+    node.p.add.scale = 0.2f;
+    sr_op_get(SR_OP_ADD)->reference(&node, in, &out, NULL);
+    for (int i = 0; i < 24; i++) { /* PyTorch's two roundings, not one FMA */
+        volatile float scaled = 0.2f * in[1].data[i];
+        const float want = in[0].data[i] + scaled;
+        assert_memory_equal(&out.data[i], &want, sizeof want);
+    }
+    assert_int_equal(sr_op_get(SR_OP_ADD)->flops(&node, out.shape), 48);
+    free(in[0].data);
+    free(in[1].data);
+    free(out.data);
+}
+
+/* PyTorch's relu keeps -0.0 and NaN and makes +0.0 of negatives; its
+ * leaky_relu multiplies everything not above 0. */
+static void test_leaky_relu_reference_signs(void **state)
+{
+    (void)state;
+    const float x[5] = {-2.0f, -0.0f, 0.0f, 3.0f, NAN};
+    const float relu[5] = {0.0f, -0.0f, 0.0f, 3.0f, NAN};
+    const float leaky[5] = {-0.5f, -0.0f, 0.0f, 3.0f, NAN};
+    sr_tensor in = tensor_new(1, 1, 5), out = tensor_new(1, 1, 5);
+    memcpy(in.data, x, sizeof x);
+    sr_node node = {.op = SR_OP_LEAKY_RELU, .n_inputs = 1, .p.leaky_relu = {0.0f}};
+    sr_op_get(SR_OP_LEAKY_RELU)->reference(&node, &in, &out, NULL);
+    assert_memory_equal(out.data, relu, 4 * sizeof(float));
+    assert_true(isnan(out.data[4]));
+    assert_string_equal(sr_op_name(&node), "relu");
+    node.p.leaky_relu.slope = 0.25f;
+    sr_op_get(SR_OP_LEAKY_RELU)->reference(&node, &in, &out, NULL);
+    assert_memory_equal(out.data, leaky, 4 * sizeof(float));
+    assert_true(isnan(out.data[4]));
+    assert_string_equal(sr_op_name(&node), "leaky_relu");
+    free(in.data);
+    free(out.data);
+}
+
+static void test_concat_reference_order_and_shapes(void **state)
+{
+    (void)state;
+    sr_tensor in[3] = {tensor_new(1, 2, 2), tensor_new(2, 2, 2), tensor_new(1, 2, 2)};
+    for (int j = 0; j < 3; j++)
+        for (int64_t i = 0; i < sr_shape_numel(in[j].shape); i++)
+            in[j].data[i] = (float)(10 * j + i);
+    sr_node node = {.op = SR_OP_CONCAT, .n_inputs = 3};
+    const sr_shape shapes[SR_NODE_MAX_INPUTS] = {in[0].shape, in[1].shape, in[2].shape};
+    sr_shape s;
+    assert_int_equal(sr_op_get(SR_OP_CONCAT)->shape(&node, shapes, &s, NULL), SR_OK);
+    assert_true(s.c == 4 && s.h == 2 && s.w == 2);
+    sr_tensor out = tensor_new(4, 2, 2);
+    sr_op_get(SR_OP_CONCAT)->reference(&node, in, &out, NULL);
+    const float want[16] = {0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 20, 21, 22, 23};
+    assert_memory_equal(out.data, want, sizeof want);
+    /* One input, more than a node holds, or unequal rows or columns. */
+    sr_error err = {0};
+    const sr_shape taller[2] = {{1, 2, 2}, {1, 3, 2}}, wider[2] = {{1, 2, 2}, {1, 2, 3}};
+    node.n_inputs = 1;
+    assert_int_equal(sr_op_get(SR_OP_CONCAT)->shape(&node, shapes, &s, &err), SR_ERR_MODEL);
+    node.n_inputs = SR_NODE_MAX_INPUTS + 1;
+    assert_int_equal(sr_op_get(SR_OP_CONCAT)->shape(&node, shapes, &s, &err), SR_ERR_MODEL);
+    node.n_inputs = 2;
+    assert_int_equal(sr_op_get(SR_OP_CONCAT)->shape(&node, taller, &s, &err), SR_ERR_MODEL);
+    assert_int_equal(sr_op_get(SR_OP_CONCAT)->shape(&node, wider, &s, &err), SR_ERR_MODEL);
+    assert_int_equal(sr_op_get(SR_OP_CONCAT)->n_inputs, SR_OP_VARIADIC);
+    for (int j = 0; j < 3; j++)
+        free(in[j].data);
+    free(out.data);
+}
+
+static void test_upsample_reference_layout_and_edges(void **state)
+{
+    (void)state;
+    /* A row 0, 1 by 2: nearest repeats; bilinear's half-pixel centres give
+     * 0, 1/4, 3/4, 1, the ends clamped. */
+    sr_tensor in = tensor_new(1, 1, 2), out = tensor_new(1, 2, 4);
+    in.data[0] = 0.0f, in.data[1] = 1.0f;
+    sr_node node = {.op = SR_OP_UPSAMPLE, .n_inputs = 1, .p.upsample = {2, SR_UPSAMPLE_NEAREST}};
+    sr_op_get(SR_OP_UPSAMPLE)->reference(&node, &in, &out, NULL);
+    const float nearest[8] = {0, 0, 1, 1, 0, 0, 1, 1};
+    assert_memory_equal(out.data, nearest, sizeof nearest);
+    node.p.upsample.mode = SR_UPSAMPLE_BILINEAR;
+    sr_op_get(SR_OP_UPSAMPLE)->reference(&node, &in, &out, NULL);
+    const float bilinear[8] = {0, 0.25f, 0.75f, 1, 0, 0.25f, 0.75f, 1};
+    assert_memory_equal(out.data, bilinear, sizeof bilinear);
+    /* Halo, scale, and the factors and modes the shape rule refuses. */
+    const sr_op_desc *d = sr_op_get(SR_OP_UPSAMPLE);
+    assert_int_equal(d->halo(&node), 1);
+    assert_int_equal(d->scale(&node), 2);
+    sr_shape s;
+    sr_error err = {0};
+    const sr_upsample_params bad[] = {{1, SR_UPSAMPLE_NEAREST}, {SR_UPSAMPLE_MAX_FACTOR + 1, 0},
+                                      {2, 2}, {2, -1}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        node.p.upsample = bad[i];
+        assert_int_equal(d->shape(&node, &in.shape, &s, &err), SR_ERR_MODEL);
+    }
+    node.p.upsample = (sr_upsample_params){3, SR_UPSAMPLE_NEAREST};
+    assert_int_equal(d->halo(&node), 0);
+    assert_int_equal(d->shape(&node, &in.shape, &s, &err), SR_OK);
+    assert_true(s.c == 1 && s.h == 3 && s.w == 6);
+    free(in.data);
+    free(out.data);
+}
+
 /* ---- the reference kernels, and every backend, against PyTorch ---- */
 
 /* make_op_fixtures.py's MAX_VALUES: larger outputs are stored sampled. */
@@ -343,25 +458,51 @@ static void test_conv_cases_match_pytorch(void **state)
 }
 
 /* make_op_fixtures.py's OTHER_CASES: the op with its slopes (none, one or
- * per channel) or shuffle factor. */
+ * per channel), shuffle or upsampling factor and mode, add's scale or
+ * LeakyReLU's slope, concat's inputs. */
 static const struct other_case {
     const char *name;
     uint64_t seed;
     int64_t c, h, w;
     sr_op_type op;
     int slopes; /* 0, 1 shared, 2 per channel */
-    int r;
+    int r;          /* shuffle or upsampling factor */
+    int mode;       /* sr_upsample_mode */
+    float value;    /* add's scale, LeakyReLU's slope */
+    int n_concat;   /* concat's inputs: the case's first n_concat */
 } other_cases[] = {
-    {"prelu_shared", 2001, 8, 5, 7, SR_OP_PRELU, 1, 0},
-    {"prelu_channels", 2002, 12, 9, 3, SR_OP_PRELU, 2, 0},
-    {"instance_norm", 2003, 8, 6, 11, SR_OP_INSTANCE_NORM, 0, 0},
-    {"instance_norm_prelu", 2004, 4, 13, 5, SR_OP_INSTANCE_NORM, 2, 0},
-    {"instance_norm_1x1", 2005, 4, 1, 1, SR_OP_INSTANCE_NORM, 0, 0},
-    {"pixel_shuffle_2", 2006, 8, 5, 3, SR_OP_PIXEL_SHUFFLE, 0, 2},
-    {"pixel_shuffle_3", 2007, 18, 2, 4, SR_OP_PIXEL_SHUFFLE, 0, 3},
-    {"add", 2008, 8, 7, 9, SR_OP_ADD, 0, 0},
-    {"tanh_affine", 2009, 8, 7, 9, SR_OP_TANH_AFFINE, 0, 0},
+    {"prelu_shared", 2001, 8, 5, 7, SR_OP_PRELU, .slopes = 1},
+    {"prelu_channels", 2002, 12, 9, 3, SR_OP_PRELU, .slopes = 2},
+    {"instance_norm", 2003, 8, 6, 11, SR_OP_INSTANCE_NORM, .slopes = 0},
+    {"instance_norm_prelu", 2004, 4, 13, 5, SR_OP_INSTANCE_NORM, .slopes = 2},
+    {"instance_norm_1x1", 2005, 4, 1, 1, SR_OP_INSTANCE_NORM, .slopes = 0},
+    {"pixel_shuffle_2", 2006, 8, 5, 3, SR_OP_PIXEL_SHUFFLE, .r = 2},
+    {"pixel_shuffle_3", 2007, 18, 2, 4, SR_OP_PIXEL_SHUFFLE, .r = 3},
+    {"add", 2008, 8, 7, 9, SR_OP_ADD, .value = 1.0f},
+    {"tanh_affine", 2009, 8, 7, 9, SR_OP_TANH_AFFINE, .slopes = 0},
+    {"add_scaled", 2010, 8, 7, 9, SR_OP_ADD, .value = 0.2f},
+    {"leaky_relu", 2011, 8, 7, 9, SR_OP_LEAKY_RELU, .value = 0.2f},
+    {"relu", 2012, 8, 7, 9, SR_OP_LEAKY_RELU, .value = 0.0f},
+    {"concat_2", 2013, 4, 3, 5, SR_OP_CONCAT, .n_concat = 2},
+    {"concat_5", 2014, 6, 5, 7, SR_OP_CONCAT, .n_concat = 5},
+    {"upsample_nearest_2", 2015, 3, 5, 7, SR_OP_UPSAMPLE, .r = 2, .mode = SR_UPSAMPLE_NEAREST},
+    {"upsample_nearest_3", 2016, 2, 4, 3, SR_OP_UPSAMPLE, .r = 3, .mode = SR_UPSAMPLE_NEAREST},
+    {"upsample_nearest_4", 2017, 2, 3, 5, SR_OP_UPSAMPLE, .r = 4, .mode = SR_UPSAMPLE_NEAREST},
+    {"upsample_bilinear_2", 2018, 3, 6, 5, SR_OP_UPSAMPLE, .r = 2, .mode = SR_UPSAMPLE_BILINEAR},
+    {"upsample_bilinear_3", 2019, 2, 5, 4, SR_OP_UPSAMPLE, .r = 3, .mode = SR_UPSAMPLE_BILINEAR},
+    {"upsample_bilinear_4", 2020, 3, 4, 6, SR_OP_UPSAMPLE, .r = 4, .mode = SR_UPSAMPLE_BILINEAR},
+    {"upsample_bilinear_8", 2021, 1, 3, 2, SR_OP_UPSAMPLE, .r = 8, .mode = SR_UPSAMPLE_BILINEAR},
+    {"upsample_bilinear_2_1x1", 2022, 3, 1, 1, SR_OP_UPSAMPLE, .r = 2, .mode = SR_UPSAMPLE_BILINEAR},
+    {"upsample_bilinear_3_1x5", 2023, 2, 1, 5, SR_OP_UPSAMPLE, .r = 3, .mode = SR_UPSAMPLE_BILINEAR},
 };
+
+/* A case's inputs: two of c channels (add's), then concat's others. */
+#define CASE_INPUTS 5
+static int64_t case_channels(const struct other_case *oc, int i)
+{
+    const int64_t channels[CASE_INPUTS] = {oc->c, oc->c, 1, 3, oc->c / 2};
+    return channels[i];
+}
 
 static void test_other_ops_match_pytorch(void **state)
 {
@@ -370,14 +511,18 @@ static void test_other_ops_match_pytorch(void **state)
     for (size_t i = 0; i < sizeof other_cases / sizeof *other_cases; i++) {
         const struct other_case *oc = &other_cases[i];
         test_rng r = {oc->seed};
-        const int64_t n = oc->c * oc->h * oc->w;
-        sr_tensor in[2] = {tensor_new(oc->c, oc->h, oc->w), tensor_new(oc->c, oc->h, oc->w)};
-        test_fill(&r, in[0].data, n, -3, 3);
-        test_fill(&r, in[1].data, n, -3, 3);
+        /* Drawn as make_op_fixtures.py draws them: the first two, the
+         * slopes, the others. */
+        sr_tensor in[CASE_INPUTS];
         float slopes[64];
-        test_fill(&r, slopes, oc->c, 0, 1);
+        for (int j = 0; j < CASE_INPUTS; j++) {
+            in[j] = tensor_new(case_channels(oc, j), oc->h, oc->w);
+            if (j == 2)
+                test_fill(&r, slopes, oc->c, 0, 1);
+            test_fill(&r, in[j].data, sr_shape_numel(in[j].shape), -3, 3);
+        }
         const int64_t n_slopes = oc->slopes == 2 ? oc->c : oc->slopes;
-        sr_node node = {.op = oc->op, .n_inputs = oc->op == SR_OP_ADD ? 2 : 1};
+        sr_node node = {.op = oc->op, .n_inputs = 1};
         if (oc->op == SR_OP_PRELU)
             node.p.prelu = (sr_prelu_params){n_slopes, slopes};
         if (oc->op == SR_OP_INSTANCE_NORM)
@@ -385,11 +530,17 @@ static void test_other_ops_match_pytorch(void **state)
         if (oc->op == SR_OP_PIXEL_SHUFFLE)
             node.p.pixel_shuffle.r = oc->r;
         if (oc->op == SR_OP_ADD)
-            node.p.add.scale = 1.0f;
+            node = (sr_node){.op = oc->op, .n_inputs = 2, .p.add = {oc->value}};
+        if (oc->op == SR_OP_LEAKY_RELU)
+            node.p.leaky_relu.slope = oc->value;
+        if (oc->op == SR_OP_CONCAT)
+            node.n_inputs = oc->n_concat;
+        if (oc->op == SR_OP_UPSAMPLE)
+            node.p.upsample = (sr_upsample_params){oc->r, oc->mode};
         const float e = check_oracle(&node, in, oc->name, SR_TOL_ORACLE_OP_REL);
         worst = e > worst ? e : worst;
-        free(in[0].data);
-        free(in[1].data);
+        for (int j = 0; j < CASE_INPUTS; j++)
+            free(in[j].data);
     }
     printf("other ops: max |srrun - pytorch| / max |pytorch| = %.3g\n", worst);
 }
@@ -447,6 +598,10 @@ int main(void)
         cmocka_unit_test(test_instance_norm_reference_normalises),
         cmocka_unit_test(test_prelu_reference_slopes),
         cmocka_unit_test(test_tanh_affine_reference),
+        cmocka_unit_test(test_add_reference_scales_then_sums),
+        cmocka_unit_test(test_leaky_relu_reference_signs),
+        cmocka_unit_test(test_concat_reference_order_and_shapes),
+        cmocka_unit_test(test_upsample_reference_layout_and_edges),
         cmocka_unit_test(test_conv_cases_match_pytorch),
         cmocka_unit_test(test_other_ops_match_pytorch),
         cmocka_unit_test(test_backends_match_reference),

@@ -18,6 +18,10 @@
 #define __global__
 #define __shared__
 
+/* The device's rounded arithmetic that is never contracted into an FMA. */
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+
 enum cudaError_t {
     cudaSuccess,
     cudaErrorInvalidValue,
