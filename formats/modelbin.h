@@ -1,9 +1,11 @@
 /* model.bin, srrun's own weight file (docs/model-bin.md is the spec): a
  * fixed 128-byte header (magic, version, byte order, CRC-32s, architecture
- * and hyper-parameters), a table of 128-byte tensor entries, then the
- * tensors, each 64-byte aligned, so float32 weights are views into the
- * mapped file. Reading validates every field before a byte of tensor data
- * is used; writing streams the tensors of an sr_weights. */
+ * name), a table of 128-byte tensor entries, a table of 32-byte named
+ * hyper-parameters, then the tensors, each 64-byte aligned, so float32
+ * weights are views into the mapped file. Reading validates every field
+ * before a byte of tensor data is used; writing streams the tensors of an
+ * sr_weights. Names and values are stored, not interpreted: this layer
+ * knows no architecture. */
 #ifndef SR_FORMATS_MODELBIN_H
 #define SR_FORMATS_MODELBIN_H
 
@@ -12,17 +14,19 @@
 #include <stdio.h>
 
 #include "formats/file.h"
+#include "base/hparams.h"
 #include "base/weights.h"
 
 #define SR_MODELBIN_MAGIC "\x89SRB\r\n\x1a\n" /* 8 bytes */
 #define SR_MODELBIN_SNIFF_SIZE 4              /* "\x89SRB": enough to route */
-#define SR_MODELBIN_VERSION 1
+#define SR_MODELBIN_VERSION 2 /* written; 1 and 2 are read */
 #define SR_MODELBIN_HEADER_SIZE 128
 #define SR_MODELBIN_ENTRY_SIZE 128
 #define SR_MODELBIN_ALIGN 64
 #define SR_MODELBIN_ARCH_SIZE 16 /* NUL-padded name, at most 15 bytes */
 #define SR_MODELBIN_NAME_SIZE 64 /* NUL-padded name, at most 63 bytes */
-#define SR_MODELBIN_N_HPARAMS 8
+#define SR_MODELBIN_HPARAM_SIZE 32 /* a table entry: name[24], value */
+#define SR_MODELBIN_V1_HPARAMS 8   /* version 1: unnamed, in the header */
 #define SR_MODELBIN_MAX_TENSORS ((uint32_t)SR_WEIGHTS_MAX_COUNT) /* all sr_weights holds */
 
 /* Stored in the file: explicit values, append-only. */
@@ -32,11 +36,12 @@ typedef enum sr_modelbin_dtype {
     SR_MODELBIN_DTYPE_COUNT
 } sr_modelbin_dtype;
 
-/* An architecture and its hyper-parameters; for "srpgan" hparams are
- * {scale, residual blocks, width} and the other slots are 0. */
+/* An architecture's name and hyper-parameters as the file records them.
+ * From a version 1 file the hyper-parameters are its eight values with
+ * empty names, meant by position (sr_hparams_check). */
 typedef struct sr_modelbin_arch {
     char name[SR_MODELBIN_ARCH_SIZE];
-    uint32_t hparams[SR_MODELBIN_N_HPARAMS];
+    sr_hparams hparams;
 } sr_modelbin_arch;
 
 /* What a read found besides the weights. */
@@ -59,29 +64,18 @@ sr_status sr_modelbin_load(const sr_mapped_file *file, bool verify_crc,
                            sr_weights *weights, sr_modelbin_info *info,
                            sr_error *err);
 
-/* Writes a model.bin of `weights` (every tensor, in order) to `out`, which
- * must be seekable and positioned at 0; fp16 stores float16 (values beyond
- * its range are refused). Fills the CRCs into `info` when not NULL. */
-sr_status sr_modelbin_write(FILE *out, const sr_weights *weights,
-                            const sr_modelbin_arch *arch, bool fp16,
-                            sr_modelbin_info *info, sr_error *err);
+/* Writes a model.bin (the current version) of `weights` (every tensor, in
+ * order), the architecture's name and its hyper-parameters to `out`, which must be seekable and positioned at 0;
+ * fp16 stores float16 (values beyond its range are refused). Fills the
+ * CRCs into `info` when not NULL. */
+sr_status sr_modelbin_write(FILE *out, const sr_weights *weights, const char *arch,
+                            const sr_hparams *hparams, bool fp16, sr_modelbin_info *info,
+                            sr_error *err);
 
 /* sr_modelbin_write into a temporary file next to `path`, renamed to it
  * on success; a failure leaves no file behind. Messages omit the path. */
-sr_status sr_modelbin_save(const char *path, const sr_weights *weights,
-                           const sr_modelbin_arch *arch, bool fp16,
-                           sr_modelbin_info *info, sr_error *err);
-
-/* The header an architecture gets from a built model: its name and
- * hyper-parameters as model.bin stores them. */
-sr_status sr_modelbin_arch_of(const sr_model_info *info, const sr_weights *weights,
-                              sr_modelbin_arch *arch, sr_error *err);
-
-/* Checks that the header's hyper-parameters equal those of the model that
- * the builder made from the weights. */
-sr_status sr_modelbin_check_model(const sr_modelbin_arch *stored,
-                                  const sr_model_info *info,
-                                  const sr_weights *weights, sr_error *err);
-
+sr_status sr_modelbin_save(const char *path, const sr_weights *weights, const char *arch,
+                           const sr_hparams *hparams, bool fp16, sr_modelbin_info *info,
+                           sr_error *err);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "formats/pth_internal.h"
 #include "base/error.h"
+#include "base/half.h"
 #include "base/hash.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -363,8 +364,8 @@ typedef struct geometry {
     bool packed; /* row-major without gaps */
 } geometry;
 
-/* The checks of FORMATS 1.7, in checked 64-bit arithmetic: afterwards every
- * element the tensor names lies inside its storage. */
+/* The checks of docs/formats.md 1.7, in checked 64-bit arithmetic: afterwards
+ * every element the tensor names lies inside its storage. */
 static sr_status check_geometry(const char *name, const tensor *t, geometry *g,
                                 sr_error *err)
 {
@@ -434,21 +435,6 @@ static sr_status check_geometry(const char *name, const tensor *t, geometry *g,
     return SR_OK;
 }
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0x1f)
-        bits = sign | 0x7f800000u | mant << 13;
-    else if (exp == 0) /* zero or subnormal: mant * 2^-24 is exact in float */
-        return (sign ? -1.0f : 1.0f) * ldexpf((float)mant, -24);
-    else
-        bits = sign | (exp + 112) << 23 | mant << 13;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* Element `i` of storage bytes as float; memcpy because a repacked or
  * inflated storage need not be aligned. */
 static float load_elem(const uint8_t *bytes, sr_pth_elem kind, int64_t i)
@@ -459,7 +445,7 @@ static float load_elem(const uint8_t *bytes, sr_pth_elem kind, int64_t i)
         uint16_t h;
         memcpy(&h, bytes + 2 * i, 2);
         if (kind == SR_PTH_F16)
-            return half_to_float(h);
+            return sr_half_to_float(h);
         uint32_t bits = (uint32_t)h << 16;
         float f;
         memcpy(&f, &bits, sizeof f);

@@ -70,7 +70,7 @@ const sr_pth_dtype *sr_pth_dtype_by_class(const char *module, const char *name);
 /* A non-empty string of at most max_len printable ASCII (or digits). */
 bool sr_pth_plain_string(const sr_pickle_value *v, uint64_t max_len, bool digits);
 
-/* Unpickler hooks with the allowlist of FORMATS 1.6 and the tensor
+/* Unpickler hooks with the allowlist of docs/formats.md 1.6 and the tensor
  * rebuilders; the container supplies persistent_load. */
 sr_pickle_hooks sr_pth_hooks(sr_pth_loader *L,
                              sr_status (*persistent_load)(void *, sr_pickle *,
@@ -97,7 +97,7 @@ sr_status sr_pth_storage_value(sr_pickle *p, sr_pth_storage *s,
 sr_status sr_pth_add_checkpoint(sr_pth_loader *L, const sr_pickle_value *root,
                                 const char *what, sr_weights *w, sr_error *err);
 
-/* The legacy container (FORMATS 1.3), from its magic number on. */
+/* The legacy container (docs/formats.md 1.3), from its magic number on. */
 sr_status sr_pth_load_legacy(sr_pth_loader *L, sr_weights *w, sr_error *err);
 
 #endif

@@ -2,7 +2,7 @@
  * _use_new_zipfile_serialization=False): five pickles back to back (magic
  * number, protocol version, sys_info, the object, the sorted storage keys),
  * then for each listed key an int64 little-endian element count and the raw
- * little-endian elements, up to the end of the file (FORMATS 1.3). This
+ * little-endian elements, up to the end of the file (docs/formats.md 1.3). This
  * file finds each storage's bytes in the mapped file; the pickles run in
  * the same restricted unpickler as data.pkl, and what they hold is turned
  * into weights by pth.c. */

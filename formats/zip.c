@@ -16,6 +16,7 @@
 #define ZLIB_CONST
 #include <zlib.h>
 
+#include "base/bytes.h"
 #include "base/error.h"
 
 enum {
@@ -54,22 +55,6 @@ typedef struct span {
     const char *name;
 } span;
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
 /* Whether [off, off + len) lies inside [0, limit), with no overflow. */
 static int fits(uint64_t off, uint64_t len, uint64_t limit)
 {
@@ -79,7 +64,7 @@ static int fits(uint64_t off, uint64_t len, uint64_t limit)
 static sr_status find_zip64_end(const uint8_t *data, uint64_t size,
                                 uint64_t locator, cd_info *cd, sr_error *err)
 {
-    uint64_t record = rd64(data + locator + 8);
+    uint64_t record = sr_le64(data + locator + 8);
     if (record > size)
         return sr_fail(err, SR_ERR_FORMAT, "zip64 field out of range");
     if (!fits(record, ZIP64_EOCD_SIZE, locator) ||
@@ -87,11 +72,11 @@ static sr_status find_zip64_end(const uint8_t *data, uint64_t size,
         return sr_fail(err, SR_ERR_FORMAT,
                        "zip64 end-of-central-directory record not found");
     const uint8_t *r = data + record;
-    if (rd32(r + 16) != 0 || rd32(r + 20) != 0)
+    if (sr_le32(r + 16) != 0 || sr_le32(r + 20) != 0)
         return sr_fail(err, SR_ERR_FORMAT, "multi-disk zip is not supported");
-    cd->n_entries = rd64(r + 32);
-    cd->size = rd64(r + 40);
-    cd->offset = rd64(r + 48);
+    cd->n_entries = sr_le64(r + 32);
+    cd->size = sr_le64(r + 40);
+    cd->offset = sr_le64(r + 48);
     cd->limit = record;
     if (cd->n_entries > size / CD_HEADER_SIZE || cd->size > size ||
         cd->offset > size)
@@ -110,7 +95,7 @@ static sr_status find_central_directory(const uint8_t *data, uint64_t size,
     uint64_t eocd = size - EOCD_SIZE;
     uint64_t lowest = eocd > EOCD_MAX_COMMENT ? eocd - EOCD_MAX_COMMENT : 0;
     while (memcmp(data + eocd, "PK\5\6", 4) != 0 ||
-           rd16(data + eocd + 20) > size - eocd - EOCD_SIZE) {
+           sr_le16(data + eocd + 20) > size - eocd - EOCD_SIZE) {
         if (eocd == lowest)
             return sr_fail(err, SR_ERR_FORMAT,
                            "truncated zip: end-of-central-directory not found");
@@ -124,12 +109,12 @@ static sr_status find_central_directory(const uint8_t *data, uint64_t size,
         if (st != SR_OK)
             return st;
     } else {
-        if (rd16(e + 4) != 0 || rd16(e + 6) != 0)
+        if (sr_le16(e + 4) != 0 || sr_le16(e + 6) != 0)
             return sr_fail(err, SR_ERR_FORMAT,
                            "multi-disk zip is not supported");
-        cd->n_entries = rd16(e + 10);
-        cd->size = rd32(e + 12);
-        cd->offset = rd32(e + 16);
+        cd->n_entries = sr_le16(e + 10);
+        cd->size = sr_le32(e + 12);
+        cd->offset = sr_le32(e + 16);
         cd->limit = eocd;
     }
     if (!fits(cd->offset, cd->size, cd->limit))
@@ -161,7 +146,7 @@ static sr_status read_zip64_extra(const uint8_t *extra, uint32_t n_extra,
     const uint8_t *record = NULL;
     uint32_t record_len = 0;
     for (uint32_t pos = 0; n_extra - pos >= 4;) {
-        uint32_t id = rd16(extra + pos), len = rd16(extra + pos + 2);
+        uint32_t id = sr_le16(extra + pos), len = sr_le16(extra + pos + 2);
         if (len > n_extra - pos - 4)
             return sr_fail(err, SR_ERR_FORMAT,
                            "bad extra field in entry '%s'", entry->name);
@@ -183,7 +168,7 @@ static sr_status read_zip64_extra(const uint8_t *extra, uint32_t n_extra,
             return sr_fail(err, SR_ERR_FORMAT,
                            "short zip64 extra field in entry '%s'",
                            entry->name);
-        *fields[i] = rd64(record + at);
+        *fields[i] = sr_le64(record + at);
         at += 8;
         if (*fields[i] > bounds[i])
             return sr_fail(err, SR_ERR_FORMAT, "zip64 field out of range");
@@ -203,13 +188,13 @@ static sr_status check_local_header(const sr_zip *zip, sr_zip_entry *entry,
     const uint8_t *lh = zip->data + lh_off;
     size_t name_len = strlen(entry->name);
     uint64_t name_end = lh_off + LOCAL_HEADER_SIZE;
-    if (memcmp(lh, "PK\3\4", 4) != 0 || rd16(lh + 26) != name_len ||
+    if (memcmp(lh, "PK\3\4", 4) != 0 || sr_le16(lh + 26) != name_len ||
         !fits(name_end, name_len, zip->size) ||
         memcmp(lh + LOCAL_HEADER_SIZE, entry->name, name_len) != 0)
         return sr_fail(err, SR_ERR_FORMAT,
                        "local header mismatch for entry '%s'", entry->name);
     name_end += name_len;
-    uint64_t extra_len = rd16(lh + 28);
+    uint64_t extra_len = sr_le16(lh + 28);
     if (!fits(name_end, extra_len, zip->size) ||
         !fits(name_end + extra_len, entry->comp_size, zip->size))
         return sr_fail(err, SR_ERR_FORMAT,
@@ -237,9 +222,9 @@ static sr_status parse_entry(sr_zip *zip, const cd_info *cd, int64_t index,
         return sr_fail(err, SR_ERR_FORMAT,
                        "bad central directory entry %" PRId64, index);
     const uint8_t *h = zip->data + *pos;
-    uint32_t flags = rd16(h + 8), method = rd16(h + 10);
-    uint32_t name_len = rd16(h + 28), extra_len = rd16(h + 30);
-    uint64_t var_len = (uint64_t)name_len + extra_len + rd16(h + 32);
+    uint32_t flags = sr_le16(h + 8), method = sr_le16(h + 10);
+    uint32_t name_len = sr_le16(h + 28), extra_len = sr_le16(h + 30);
+    uint64_t var_len = (uint64_t)name_len + extra_len + sr_le16(h + 32);
     if (!fits(*pos + CD_HEADER_SIZE, var_len, cd_end))
         return sr_fail(err, SR_ERR_FORMAT,
                        "bad central directory entry %" PRId64, index);
@@ -261,11 +246,11 @@ static sr_status parse_entry(sr_zip *zip, const cd_info *cd, int64_t index,
 
     sr_zip_entry *entry = &zip->entries[index];
     entry->name = name;
-    entry->crc32 = rd32(h + 16);
-    entry->comp_size = rd32(h + 20);
-    entry->size = rd32(h + 24);
+    entry->crc32 = sr_le32(h + 16);
+    entry->comp_size = sr_le32(h + 20);
+    entry->size = sr_le32(h + 24);
     entry->method = (int)method;
-    uint64_t lh_off = rd32(h + 42);
+    uint64_t lh_off = sr_le32(h + 42);
     sr_status st = read_zip64_extra(h + CD_HEADER_SIZE + name_len, extra_len,
                                     entry, &lh_off, zip->size, err);
     if (st != SR_OK)

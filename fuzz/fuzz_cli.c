@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const int rc = cli_parse(argc, argv, &c);
     check(rc == -1 || rc == 0 || rc == 2);
     if (rc == -1) {
-        check(c.input != NULL);
+        check(c.n_inputs >= 1 && c.inputs != NULL);
         check(c.scale == 0 || c.scale == 2 || c.scale == 4);
         check(c.depth == 0 || c.depth == 8 || c.depth == 16);
         check(c.quality == 0 || (c.quality >= 1 && c.quality <= 100));

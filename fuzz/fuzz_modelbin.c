@@ -2,7 +2,8 @@
  * sr_modelbin_load on a mapped file made of the input bytes, with the
  * CRC-32 checks off so mutations reach the header, the tensor table and
  * the data (the CRC code itself is fuzzed on every other input), then
- * the model builder and the header-versus-model check on the result. */
+ * the builder of the architecture it names and the check of its recorded
+ * hyper-parameters against the weights. */
 #include <stdint.h>
 
 #include "formats/modelbin.h"
@@ -18,9 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sr_modelbin_load(&file, verify_crc, &weights, &info, &err) == SR_OK) {
         sr_graph graph = {0};
         sr_model_info model = {0};
+        sr_hparams hparams;
         sr_notices notices = {{0}};
-        if (sr_model_build(&weights, false, &graph, &model, &notices, &err) == SR_OK)
-            sr_modelbin_check_model(&info.arch, &model, &weights, &err);
+        if (sr_model_build_as(info.arch.name, &weights, false, &graph, &model, &hparams, &notices,
+                              &err) == SR_OK)
+            sr_hparams_check(&info.arch.hparams, &hparams, info.arch.name, &err);
         sr_graph_free(&graph);
     } else if (weights.n_items != 0) {
         __builtin_trap(); /* a failed load leaves the collection as it was */

@@ -97,7 +97,7 @@ extern "C" {
 #endif
 
 #define SR_VERSION_MAJOR 0
-#define SR_VERSION_MINOR 5
+#define SR_VERSION_MINOR 6
 #define SR_VERSION_PATCH 0
 
 /* The library's version at run time, e.g. "0.5.0": what was loaded, which
@@ -331,7 +331,7 @@ SR_API void sr_model_free(sr_model *model);
 
 typedef struct sr_model_info {
     size_t size;              /* see "Structs that grow" at the top */
-    const char *architecture; /* "srpgan" */
+    const char *architecture; /* "srpgan"; its hyper-parameters: sr_model_hparam */
     int scale;                /* output pixels per input pixel, per axis */
     int n_blocks;             /* residual blocks */
     int64_t n_params;
@@ -361,6 +361,14 @@ SR_API sr_status sr_model_save(const sr_model *model, const char *path, int fp16
                                sr_error *err);
 /* 0 for a NULL model. */
 SR_API int sr_model_scale(const sr_model *model);
+
+/* The model's hyper-parameters, each architecture's own, as its builder
+ * derived them from the weights and model.bin records them (srpgan:
+ * "scale", "blocks", "width"): the name of the one at `index` (from 0),
+ * with its value in *value when value is not NULL. NULL past the last one
+ * or for a NULL model, leaving *value as it was. The name lives as long as
+ * the model. Since 0.6.0. */
+SR_API const char *sr_model_hparam(const sr_model *model, int index, int64_t *value);
 
 /* Notices about the file that did not stop loading (e.g. ignored keys),
  * one per line; NULL when there are none (or model is NULL). */

@@ -1,4 +1,4 @@
-/* The SRPGAN generator as torchlite lays it out (see DESIGN.md). The width
+/* The SRPGAN generator as torchlite lays it out (docs/design.md 3.1). The width
  * (64 in torchlite), the number of residual blocks and the scale (2 to the
  * number of upsample blocks) are read from the weights; every shape is then
  * checked exactly, and any tensor the network does not use is reported. */
@@ -233,8 +233,17 @@ static sr_status srpgan_build(const sr_weights *w, bool strict, bool *used, sr_g
     return SR_OK;
 }
 
+/* In this order: model.bin version 1 stored these three by position. */
+static void srpgan_hparams(const sr_weights *w, const sr_model_info *info, sr_hparams *out)
+{
+    sr_hparams_add(out, "scale", info->scale);
+    sr_hparams_add(out, "blocks", info->n_blocks);
+    sr_hparams_add(out, "width", sr_weights_find(w, "block1.0.weight")->shape[0]);
+}
+
 const sr_arch sr_arch_srpgan = {
     .name = "srpgan",
     .recognise = srpgan_recognise,
     .build = srpgan_build,
+    .hparams = srpgan_hparams,
 };

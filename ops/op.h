@@ -23,7 +23,7 @@ typedef enum sr_op_type {
     SR_OP_PRELU,         /* one shared slope or one per channel */
     SR_OP_INSTANCE_NORM, /* per channel over H x W, biased variance, no affine */
     SR_OP_PIXEL_SHUFFLE, /* (C r^2, H, W) -> (C, H r, W r) */
-    SR_OP_ADD,           /* elementwise sum of two tensors */
+    SR_OP_ADD,           /* in0 + scale in1, elementwise */
     SR_OP_TANH_AFFINE,   /* (tanh(x) + 1) / 2 */
     SR_OP_LEAKY_RELU,    /* x above 0, slope x below (slope 0: ReLU) */
     SR_OP_CONCAT,        /* 2 or more tensors' channels, in input order */
@@ -141,7 +141,9 @@ SR_OP_INLINE sr_upsample_tap sr_upsample_bilinear_tap(int64_t f, int64_t o, int6
 }
 
 /* One bilinear output value from the source rows `top` (y.i0) and
- * `bottom` (y.i1): across each row, then between them. */
+ * `bottom` (y.i1): across each row, then between them. nvcc may fuse these
+ * into FMAs: the GPU's value is then a rounding or so off the reference's,
+ * the same in every band. */
 SR_OP_INLINE float sr_upsample_bilinear_mix(sr_upsample_tap y, sr_upsample_tap x,
                                             const float *top, const float *bottom)
 {

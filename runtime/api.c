@@ -84,10 +84,13 @@ static sr_status build_model(sr_model *m, const sr_model_options *options, sr_mo
     const bool is_bin = sr_modelbin_sniff(&m->file);
     st = is_bin ? sr_modelbin_load(&m->file, true, &m->weights, &bin, err)
                           : sr_pth_load(&m->file, &m->weights, err);
+    /* A model.bin names its architecture, and records the hyper-parameters
+     * that the weights must then have. */
     if (st == SR_OK)
-        st = sr_model_build(&m->weights, strict, &m->graph, &m->info, &m->notices, err);
+        st = sr_model_build_as(is_bin ? bin.arch.name : NULL, &m->weights, strict, &m->graph,
+                               &m->info, &m->hparams, &m->notices, err);
     if (st == SR_OK && is_bin)
-        st = sr_modelbin_check_model(&bin.arch, &m->info, &m->weights, err);
+        st = sr_hparams_check(&bin.arch.hparams, &m->hparams, bin.arch.name, err);
     if (st == SR_OK && sr_graph_fuse(&m->graph, err) < 0)
         st = SR_ERR_NO_MEMORY;
     if (st == SR_OK)
@@ -147,9 +150,13 @@ sr_status sr_model_load_default(int scale, const sr_model_options *options, sr_m
     if (!model)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no model to load into");
     *model = NULL;
-    if (scale != 2 && scale != 4)
+    const char *file = sr_default_model_file(scale);
+    if (!file) {
+        char scales[64];
+        sr_default_model_scales(scales, sizeof scales);
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
-                       "no default model upscales x%d (there are x2 and x4)", scale);
+                       "no default model upscales x%d (there are %s)", scale, scales);
+    }
     sr_locations dirs;
     sr_error located;
     const sr_status st = sr_locate_data_dirs(&dirs, &located);
@@ -163,7 +170,7 @@ sr_status sr_model_load_default(int scale, const sr_model_options *options, sr_m
 
     char path[SR_LOCATE_PATH_MAX];
     for (int i = 0; i < n; i++)
-        if (snprintf(path, sizeof path, "%s/srpgan_x%d.bin", candidates[i], scale) <
+        if (snprintf(path, sizeof path, "%s/%s", candidates[i], file) <
                 (int)sizeof path &&
             access(path, F_OK) == 0)
             return sr_model_load(path, options, model, err);
@@ -181,18 +188,15 @@ sr_status sr_model_load_default(int scale, const sr_model_options *options, sr_m
     if (st != SR_OK)
         return sr_fail(err, SR_ERR_IO, "no default x%d model: %s%s%s", scale, looked,
                        n ? "; " : "", located.message);
-    return sr_fail(err, SR_ERR_IO, "no default x%d model: no srpgan_x%d.bin in %s", scale, scale,
-                   looked);
+    return sr_fail(err, SR_ERR_IO, "no default x%d model: no %s in %s", scale, file, looked);
 }
 
 sr_status sr_model_save(const sr_model *model, const char *path, int fp16, sr_error *err)
 {
     if (!model || !path || !*path)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no model or path");
-    sr_modelbin_arch arch;
-    sr_status st = sr_modelbin_arch_of(&model->info, &model->weights, &arch, err);
-    if (st == SR_OK)
-        st = sr_modelbin_save(path, &model->weights, &arch, fp16 != 0, NULL, err);
+    sr_status st = sr_modelbin_save(path, &model->weights, model->info.architecture,
+                                    &model->hparams, fp16 != 0, NULL, err);
     if (st != SR_OK)
         sr_error_prefix(err, path);
     return st;
@@ -219,6 +223,15 @@ sr_status sr_model_get_info(const sr_model *model, sr_model_info *info)
 }
 
 int sr_model_scale(const sr_model *model) { return model ? model->info.scale : 0; }
+
+const char *sr_model_hparam(const sr_model *model, int index, int64_t *value)
+{
+    if (!model || index < 0 || index >= model->hparams.n)
+        return NULL;
+    if (value)
+        *value = model->hparams.items[index].value;
+    return model->hparams.items[index].name;
+}
 
 const char *sr_model_notices(const sr_model *model)
 {

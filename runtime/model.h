@@ -14,6 +14,7 @@ struct sr_model {
     sr_weights weights;
     sr_graph graph;
     sr_model_info info;
+    sr_hparams hparams; /* what the architecture derived from the weights */
     sr_notices notices;
 };
 

@@ -11,13 +11,23 @@
 #include <strings.h>
 
 static const char usage_text[] =
-    "usage: srrun [options] [MODEL] INPUT\n"
+    "usage: srrun [options] [MODEL] INPUT...\n"
     "       srrun convert MODEL OUTPUT.bin [--fp16]\n"
     "       srrun info MODEL\n"
     "\n"
     "Upscales INPUT (PNG or JPEG) with the super-resolution network in MODEL,\n"
     "a file written by torch.save(generator.state_dict(), path). Without MODEL\n"
     "the shipped default model for --scale is used (SRPGAN trained on photos).\n"
+    "\n"
+    "Several INPUTs, or a folder, are upscaled in one run, the model loaded once.\n"
+    "A folder is walked with its subfolders, in name order, for PNG and JPEG\n"
+    "files (by their first bytes; other files are skipped with a note, hidden\n"
+    "ones, named .*, in silence). Each result goes to OUT/<its path below the\n"
+    "folder>/<name>_x<scale>.png (.jpg with --format jpeg); an output that\n"
+    "exists is skipped. A file that fails is told and the rest go on; the exit\n"
+    "status is then 1. With two or more arguments the first is MODEL, unless it\n"
+    "is a folder or an image: a PNG or JPEG by its first bytes, or a file named\n"
+    "*.png, *.jpg or *.jpeg.\n"
     "\n"
     "convert writes MODEL (a .pth or a model.bin) as srrun's own model.bin,\n"
     "which loads faster and is checksummed; --fp16 stores float16 weights\n"
@@ -28,9 +38,13 @@ static const char usage_text[] =
     "                       MODEL, checks that MODEL has it\n"
     "  -o, --output FILE    output PNG, or JPEG when FILE ends in .jpg or .jpeg\n"
     "                       (default: INPUT's name + _x<scale>.png, in the\n"
-    "                       current folder); - writes to stdout\n"
+    "                       current folder); - writes to stdout. With several\n"
+    "                       INPUTs or a folder: the folder OUT (default: the\n"
+    "                       current one), made if missing\n"
     "      --format png|jpeg  the output's format, whatever its name (default:\n"
-    "                       by the name; PNG for -o -)\n"
+    "                       by the name; PNG for -o - and for several INPUTs);\n"
+    "                       jpg is jpeg\n"
+    "      --overwrite      several INPUTs: redo outputs that exist\n"
     "      --alpha MODE     white: composite alpha on white (default); keep: write RGBA,\n"
     "                       the alpha upscaled bicubically beside the network's RGB\n"
     "      --depth 8|16     bits per sample of a PNG output (default: the input's)\n"
@@ -109,7 +123,7 @@ int cli_parse(int argc, char **argv, cli *c)
         {"scale", required_argument, NULL, 's'},
         {"alpha", required_argument, NULL, 'A'},  {"depth", required_argument, NULL, 'D'},
         {"quality", required_argument, NULL, 'Q'}, {"precision", required_argument, NULL, 'R'},
-        {"format", required_argument, NULL, 'F'},
+        {"format", required_argument, NULL, 'F'}, {"overwrite", no_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -145,8 +159,10 @@ int cli_parse(int argc, char **argv, cli *c)
                 return usage_error("--alpha needs white or keep, not '%s'", optarg);
             c->keep_alpha = strcmp(optarg, "keep") == 0;
             break;
+        case 'W': c->overwrite = 1; break;
         case 'F':
-            if (strcmp(optarg, "png") != 0 && strcmp(optarg, "jpeg") != 0)
+            if (strcmp(optarg, "png") != 0 && strcmp(optarg, "jpeg") != 0 &&
+                strcmp(optarg, "jpg") != 0)
                 return usage_error("--format needs png or jpeg, not '%s'", optarg);
             c->format = strcmp(optarg, "png") == 0 ? OUTPUT_PNG : OUTPUT_JPEG;
             break;
@@ -199,11 +215,10 @@ int cli_parse(int argc, char **argv, cli *c)
         default: return usage_error("%s", "invalid option");
         }
     }
-    int n_args = argc - optind;
-    if (n_args < 1 || n_args > 2)
-        return usage_error("%s", n_args ? "too many arguments" : "no input image given");
-    c->model = n_args == 2 ? argv[optind] : NULL;
-    c->input = argv[argc - 1];
+    if (optind == argc)
+        return usage_error("%s", "no input image given");
+    c->inputs = argv + optind;
+    c->n_inputs = argc - optind;
     if (cli_output_is_jpeg(c, c->output) && c->keep_alpha)
         return usage_error("%s", "--alpha keep needs a PNG output (JPEG has no alpha)");
     if (cli_output_is_jpeg(c, c->output) && c->depth == 16)

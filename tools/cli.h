@@ -7,7 +7,12 @@
 typedef enum output_format { OUTPUT_BY_NAME, OUTPUT_PNG, OUTPUT_JPEG } output_format;
 
 typedef struct cli {
+    /* cli_parse leaves model and input NULL and the positionals ([MODEL]
+     * INPUT...) in inputs; batch_split_args (batch.h) tells them apart. */
     const char *model, *input, *output; /* output "-": stdout */
+    char **inputs;
+    int n_inputs;
+    int overwrite; /* several inputs: replace outputs that exist */
     output_format format;
     sr_model_options model_options;
     sr_image_read_options read_options;

@@ -1,7 +1,7 @@
 /* `srrun convert MODEL OUTPUT.bin [--fp16]` and `srrun info MODEL`. Parsing,
  * messages and layout of the info listing are here; loading, saving and
  * every fact shown are the library's (sr_model_load, sr_model_save,
- * sr_model_get_info). */
+ * sr_model_get_info, sr_model_hparam). */
 #define _POSIX_C_SOURCE 200809L
 #include "commands.h"
 
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "interrupt.h"
+#include "report.h"
 #include "srrun.h"
 
 static const char convert_usage[] = "usage: srrun convert MODEL OUTPUT.bin [--fp16] [-q]\n";
@@ -18,16 +19,6 @@ static int usage_error(const char *message, const char *usage)
 {
     fprintf(stderr, "srrun: %s\n%sTry 'srrun --help'.\n", message, usage);
     return 2;
-}
-
-static void print_notices(const sr_model *model, const char *path)
-{
-    const char *notices = sr_model_notices(model);
-    for (const char *p = notices; p && *p;) {
-        size_t n = strcspn(p, "\n");
-        fprintf(stderr, "srrun: note: %s: %.*s\n", path, (int)n, p);
-        p += n + (p[n] == '\n');
-    }
 }
 
 static int convert(int argc, char **argv)
@@ -58,7 +49,7 @@ static int convert(int argc, char **argv)
         return 1;
     }
     if (!quiet)
-        print_notices(model, paths[0]);
+        print_notices(paths[0], sr_model_notices(model));
     defer_interrupts(paths[1]);
     sr_status st = sr_model_save(model, paths[1], fp16, &err);
     sr_model_free(model);
@@ -91,8 +82,14 @@ static int info(int argc, char **argv)
     printf("file:          %s\n", argv[1]);
     printf("format:        %s\n", i.format);
     printf("architecture:  %s\n", i.architecture);
-    printf("scale:         %d\n", i.scale);
-    printf("blocks:        %d\n", i.n_blocks);
+    /* Its hyper-parameters, indented under it, values aligned with the
+     * rest's where the names allow. */
+    int64_t value;
+    const char *name;
+    for (int k = 0; (name = sr_model_hparam(model, k, &value)) != NULL; k++) {
+        const int pad = 12 - (int)strlen(name);
+        printf("  %s:%*s%lld\n", name, pad > 0 ? pad : 1, "", (long long)value);
+    }
     printf("parameters:    %lld\n", (long long)i.n_params);
     printf("dtype:         %s\n", i.dtype);
     printf("file size:     %lld bytes (%.2f MiB)\n", (long long)i.file_size,
@@ -101,7 +98,7 @@ static int info(int argc, char **argv)
     if (i.has_checksum)
         printf("checksum:      crc32 header %08x, data %08x (verified)\n",
                (unsigned)i.header_crc32, (unsigned)i.data_crc32);
-    print_notices(model, argv[1]);
+    print_notices(argv[1], sr_model_notices(model));
     sr_model_free(model);
     return 0;
 }

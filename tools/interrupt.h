@@ -1,4 +1,6 @@
-/* SIGINT, SIGTERM and SIGHUP while srrun writes an output file. */
+/* SIGINT, SIGTERM and SIGHUP while srrun writes an output file. One
+ * thread at a time writes (in a batch, the helper thread while the main
+ * one runs the network); the dispositions are the process's. */
 #ifndef SR_TOOLS_INTERRUPT_H
 #define SR_TOOLS_INTERRUPT_H
 

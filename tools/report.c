@@ -1,4 +1,5 @@
-/* The srrun command's reports: progress bar, plan table, stats JSON. */
+/* The srrun command's reports: progress bar, plan table, stats JSON,
+ * notices. */
 #define _POSIX_C_SOURCE 200809L
 #include "report.h"
 
@@ -18,6 +19,7 @@ void progress_bar_start(progress_bar *bar, FILE *out)
     bar->out = out;
     bar->start = seconds_now();
     bar->last_draw = 0.0;
+    bar->label = NULL;
 }
 
 int progress_bar_update(void *user, double fraction)
@@ -32,7 +34,8 @@ int progress_bar_update(void *user, double fraction)
     for (int i = 0; i < width; i++)
         cells[i] = i < filled ? '#' : '.';
     cells[width] = '\0';
-    fprintf(bar->out, "\rsrrun: [%s] %3.0f%%  %.1f s", cells, 100.0 * fraction, elapsed);
+    fprintf(bar->out, "\rsrrun: %s[%s] %3.0f%%  %.1f s", bar->label ? bar->label : "", cells,
+            100.0 * fraction, elapsed);
     if (fraction > 0.02 && fraction < 1.0)
         fprintf(bar->out, ", about %.0f s left ", elapsed * (1.0 - fraction) / fraction + 0.5);
     else
@@ -43,7 +46,7 @@ int progress_bar_update(void *user, double fraction)
 
 void progress_bar_finish(progress_bar *bar)
 {
-    fprintf(bar->out, "\r%70s\r", "");
+    fprintf(bar->out, "\r%*s\r", 70 + (int)(bar->label ? strlen(bar->label) : 0), "");
     fflush(bar->out);
 }
 
@@ -166,4 +169,13 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
                 i + 1 < plan->n_layers ? "," : "");
     }
     fprintf(out, "  ]\n}\n");
+}
+
+void print_notices(const char *model_path, const char *notices)
+{
+    for (const char *p = notices; p && *p;) {
+        const size_t n = strcspn(p, "\n");
+        fprintf(stderr, "srrun: note: %s: %.*s\n", model_path, (int)n, p);
+        p += n + (p[n] == '\n');
+    }
 }

@@ -1,5 +1,5 @@
 /* What the srrun command shows of a run: the progress bar, the --plan
- * table and the --stats JSON. Presentation only; the numbers come from the
+ * table, the --stats JSON and the model's notices. Presentation only; the numbers come from the
  * library (sr_plan_info) and from the command's own clocks. */
 #ifndef SR_TOOLS_REPORT_H
 #define SR_TOOLS_REPORT_H
@@ -12,6 +12,7 @@
 typedef struct progress_bar {
     FILE *out;
     double start, last_draw;
+    const char *label; /* shown before the bar (a batch's "3/8 "), or NULL */
 } progress_bar;
 
 void progress_bar_start(progress_bar *bar, FILE *out);
@@ -36,5 +37,9 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
                       const char *output, const run_times *times, int64_t peak_rss);
 
 double seconds_now(void);
+
+/* A model's notices (sr_model_notices: lines, or NULL), one
+ * "srrun: note: MODEL: ..." line each on stderr. */
+void print_notices(const char *model_path, const char *notices);
 
 #endif

@@ -1,7 +1,8 @@
 /* srrun, the command-line tool: a thin client of include/srrun.h. It owns
  * the output names and the user-facing messages (options are parsed in
  * cli.c); everything else, finding the default model included, is the
- * library's. */
+ * library's. This file runs one INPUT; several, or a folder, are
+ * batch.c's, and the steps both take are upscale.c's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -13,45 +14,18 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "batch.h"
 #include "cli.h"
-#include "interrupt.h"
 #include "reexec.h"
 #include "report.h"
 #include "commands.h"
+#include "upscale.h"
 #include "srrun.h"
 
 static int fail(const char *message)
 {
     fprintf(stderr, "srrun: %s\n", message);
     return 1;
-}
-
-/* MODEL, else $SRRUN_DEFAULT_MODEL; NULL: the library's default model
- * (sr_model_load_default). */
-static const char *model_file(const cli *c)
-{
-    const char *env = getenv("SRRUN_DEFAULT_MODEL");
-    return c->model ? c->model : env && *env ? env : NULL;
-}
-
-/* INPUT's file name without folder and extension, + "_x<scale>.png" (or
- * .jpg, when --format asks for JPEG). */
-static void default_output(char *buf, size_t size, const char *input, int scale, int jpeg)
-{
-    const char *base = strrchr(input, '/');
-    base = base ? base + 1 : input;
-    const char *dot = strrchr(base, '.');
-    int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-    snprintf(buf, size, "%.*s_x%d.%s", stem, base, scale, jpeg ? "jpg" : "png");
-}
-
-static void print_notices(const char *model_path, const char *notices)
-{
-    for (const char *p = notices; p && *p;) {
-        size_t n = strcspn(p, "\n");
-        fprintf(stderr, "srrun: note: %s: %.*s\n", model_path, (int)n, p);
-        p += n + (p[n] == '\n');
-    }
 }
 
 static int64_t peak_rss_bytes(void)
@@ -153,27 +127,21 @@ static int write_stats(const cli *c, FILE *f, const sr_session *session, const s
     return fflush(f) != 0;
 }
 
-/* Writes the upscaled image to output ("-": stdout). Signals wait for the
- * write to end (interrupt.h), so that no temporary file is left behind. */
+/* Writes the upscaled image to output ("-": stdout). */
 static int write_output(const cli *c, const char *output, const sr_image *out)
 {
     sr_error err = {0};
-    const int quality = c->quality ? c->quality : 90;
-    const int jpeg = cli_output_is_jpeg(c, output);
-    sr_status st;
-    if (strcmp(output, "-") == 0) {
-        st = jpeg ? sr_image_write_jpeg_stream(stdout, out, quality, &err)
-                  : sr_image_write_png_stream(stdout, out, &err);
-        if (st != SR_OK)
-            fprintf(stderr, "srrun: stdout: %s\n", err.message);
-        return st != SR_OK;
+    if (strcmp(output, "-") != 0) {
+        if (write_output_file(c, output, out, &err) != SR_OK)
+            return fail(err.message);
+        return 0;
     }
-    defer_interrupts(output);
-    st = jpeg ? sr_image_write_jpeg(output, out, quality, &err)
-              : sr_image_write_png(output, out, &err);
+    const sr_status st = cli_output_is_jpeg(c, output)
+                             ? sr_image_write_jpeg_stream(stdout, out, c->quality ? c->quality : 90,
+                                                          &err)
+                             : sr_image_write_png_stream(stdout, out, &err);
     if (st != SR_OK)
-        fail(err.message);
-    allow_interrupts();
+        fprintf(stderr, "srrun: stdout: %s\n", err.message);
     return st != SR_OK;
 }
 
@@ -183,20 +151,9 @@ static int upscale(const cli *c, const char *model_path, FILE *stats)
     run_times times = {0};
     const double start = seconds_now();
     sr_model *model;
-    if ((model_path ? sr_model_load(model_path, &c->model_options, &model, &err)
-                    : sr_model_load_default(c->scale ? c->scale : 4, &c->model_options, &model,
-                                            &err)) != SR_OK)
-        return fail(err.message);
     sr_model_info info = SR_MODEL_INFO_INIT;
-    sr_model_get_info(model, &info);
-    if (model_path && c->scale && info.scale != c->scale) {
-        fprintf(stderr, "srrun: %s: the model upscales x%d, not x%d as --scale asks\n",
-                model_path, info.scale, c->scale);
-        sr_model_free(model);
+    if (load_model(c, model_path, &model, &info) != 0)
         return 1;
-    }
-    if (!c->quiet)
-        print_notices(model_path ? model_path : "the default model", sr_model_notices(model));
     times.load = seconds_now() - start;
 
     sr_image in = {0}, out = {0};
@@ -207,7 +164,7 @@ static int upscale(const cli *c, const char *model_path, FILE *stats)
     if (c->output)
         snprintf(output, sizeof output, "%s", c->output);
     else
-        default_output(output, sizeof output, c->input, info.scale, cli_output_is_jpeg(c, NULL));
+        output_name(output, sizeof output, NULL, c->input, info.scale, cli_output_is_jpeg(c, NULL));
     if (!c->output && !c->plan_only &&
         clobbers(c, model_path, output, "the output", c->stats, "the --stats file"))
         goto done;
@@ -217,17 +174,8 @@ static int upscale(const cli *c, const char *model_path, FILE *stats)
         fail(err.message);
         goto done;
     }
-    /* RGBA only when asked and the input has alpha; 16-bit when asked or
-     * when the input is, unless the output is JPEG. */
     const int jpeg = cli_output_is_jpeg(c, output);
-    const sr_image shape = {
-        .width = in.width * info.scale,
-        .height = in.height * info.scale,
-        .channels = c->keep_alpha && (in.channels == 2 || in.channels == 4) ? 4 : 3,
-        .type = !jpeg && (c->depth == 16 || (c->depth == 0 && in.type == SR_PIXEL_U16))
-                    ? SR_PIXEL_U16
-                    : SR_PIXEL_U8,
-    };
+    const sr_image shape = output_shape(c, &in, info.scale, jpeg);
     /* Every limit of the output, before any work. */
     if (sr_image_check_output(output, jpeg ? SR_IMAGE_JPEG : SR_IMAGE_PNG, &shape, &err) !=
         SR_OK) {
@@ -353,5 +301,7 @@ int main(int argc, char **argv)
         return command_run(argc - 1, argv + 1);
     cli c = {.options = SR_SESSION_OPTIONS_INIT};
     int rc = cli_parse(argc, argv, &c);
-    return rc >= 0 ? rc : run(&c);
+    if (rc >= 0)
+        return rc;
+    return batch_split_args(&c) ? batch_run(&c) : run(&c);
 }

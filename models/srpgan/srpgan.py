@@ -90,17 +90,24 @@ def read_model_bin(path):
     if data[:8] != b"\x89SRB\r\n\x1a\n":
         raise ValueError(f"{path}: not a model.bin")
     version, = struct.unpack_from("<I", data, 8)
-    if version != 1:
+    if version not in (1, 2):
         raise ValueError(f"{path}: model.bin version {version}")
-    n, = struct.unpack_from("<I", data, 40)
-    hparams = struct.unpack_from("<8I", data, 64)
+    n, n_hparams = struct.unpack_from("<II", data, 40)
+    if version == 1:  # unnamed, in srpgan's order
+        hparams = struct.unpack_from("<3I", data, 64)
+    else:
+        named = {}
+        for i in range(n_hparams):
+            name, value = struct.unpack_from("<24sq", data, 128 + 128 * n + 32 * i)
+            named[name.rstrip(b"\0").decode()] = value
+        hparams = (named["scale"], named["blocks"], named["width"])
     state = {}
     for i in range(n):
         name, dtype, ndim, *rest = struct.unpack_from("<64sII4QQQQ", data, 128 + 128 * i)
         shape, offset, nbytes = rest[:ndim], rest[4], rest[5]
         a = np.frombuffer(data, {0: "<f4", 1: "<f2"}[dtype], nbytes // (4 - 2 * dtype), offset)
         state[name.rstrip(b"\0").decode()] = torch.from_numpy(a.astype(np.float32).reshape(shape))
-    return state, tuple(hparams[:3])
+    return state, hparams
 
 
 def load_weights(path):

@@ -1,10 +1,12 @@
 /* model.bin: the fast CRC-32 against zlib's; .pth -> .bin round trips
  * (the same weights bit for bit, float32 views 64-byte aligned into the
- * mapping, the same network output; float16 within a stated tolerance,
- * with exact float16 rounding); what sr_model_get_info says; and every
- * corruption of FORMATS.md section 6 case 28 and section 1.8, each with
- * its status and message, read from memory that ends at an unmapped page
- * so that any read past the end of the file crashes the test. */
+ * mapping, the architecture and its named hyper-parameters, the same
+ * network output; float16 within a stated tolerance, with exact float16
+ * rounding); what sr_model_get_info says; version 1 files (unnamed
+ * hyper-parameters) still loading; and every corruption of docs/formats.md
+ * section 6 case 28 and section 1.8, each with its status and message,
+ * read from memory that ends at an unmapped page so that any read past the
+ * end of the file crashes the test. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,6 +123,37 @@ static void put64(uint8_t *p, uint64_t v)
 
 static uint8_t *entry_at(image *im, int i) { return im->data + 128 + 128 * i; }
 
+/* Version 2's hyper-parameter entry i: after the tensor table. */
+static uint8_t *hparam_at(image *im, int i)
+{
+    return im->data + 128 + 128 * (uint64_t)get32(im->data + 40) + 32 * i;
+}
+
+static void write_image(const image *im, const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(im->data, 1, im->size, f), im->size);
+    fclose(f);
+}
+
+/* sr_model_load of the bytes (written to a file): wants `status` and, when
+ * not OK, a message that is the path, ": " and `message`. */
+static void expect_load(const image *im, sr_status status, const char *message)
+{
+    char path[512], want[1024];
+    tmp_path(path, sizeof path, "edited.bin");
+    write_image(im, path);
+    sr_error err = {0};
+    sr_model *m = NULL;
+    const sr_status st = sr_model_load(path, NULL, &m, &err);
+    snprintf(want, sizeof want, "%s: %s", path, message);
+    if (st != status || (st != SR_OK && strcmp(err.message, want) != 0))
+        fail_msg("status %d '%s'; wanted %d '%s'", st, err.message, status, want);
+    assert_true((m != NULL) == (status == SR_OK));
+    sr_model_free(m);
+}
+
 /* Recomputes both CRCs, as a careful forger would: only the structural
  * checks can then catch the edit. */
 static void fix_crcs(image *im)
@@ -215,7 +248,16 @@ static void check_same_weights(const char *pth_name, int fp16)
     if (sr_modelbin_load(&bf, true, &got, &info, &err) != SR_OK)
         fail_msg("%s", err.message);
     assert_string_equal(info.arch.name, "srpgan");
-    assert_int_equal(info.version, 1);
+    assert_int_equal(info.version, 2);
+    /* The hyper-parameters the builder derived, by name, in its order. */
+    static const char *const names[] = {"scale", "blocks", "width"};
+    const bool x2 = strstr(pth_name, "x2") != NULL;
+    const int64_t values[] = {x2 ? 2 : 4, x2 ? 1 : 2, 64};
+    assert_int_equal(info.arch.hparams.n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(info.arch.hparams.items[i].name, names[i]);
+        assert_int_equal(info.arch.hparams.items[i].value, values[i]);
+    }
     assert_int_equal(info.n_tensors[fp16 ? SR_MODELBIN_F16 : SR_MODELBIN_F32], want.n_items);
     assert_int_equal(got.n_items, want.n_items);
     for (int64_t i = 0; i < want.n_items; i++) {
@@ -342,11 +384,12 @@ static void test_fp16_rounding(void **state)
     sr_weights w = {0};
     int64_t shape[1] = {n};
     assert_int_equal(sr_weights_add(&w, "values", 1, shape, vals, vals, NULL), SR_OK);
-    sr_modelbin_arch arch = {"srpgan", {2, 0, 64}};
+    sr_hparams hparams = {0};
+    sr_hparams_add(&hparams, "scale", 2);
     char path[512];
     tmp_path(path, sizeof path, "round.bin");
     sr_error err = {0};
-    if (sr_modelbin_save(path, &w, &arch, true, NULL, &err) != SR_OK)
+    if (sr_modelbin_save(path, &w, "srpgan", &hparams, true, NULL, &err) != SR_OK)
         fail_msg("%s", err.message);
     sr_mapped_file f;
     assert_int_equal(sr_file_map(path, &f, &err), SR_OK);
@@ -363,11 +406,11 @@ static void test_fp16_rounding(void **state)
     /* 65520 rounds to infinity in float16: refused, and no file is left. */
     w.items[0].owned[5] = 65520.0f;
     unlink(path);
-    assert_int_equal(sr_modelbin_save(path, &w, &arch, true, NULL, &err), SR_ERR_LIMIT);
+    assert_int_equal(sr_modelbin_save(path, &w, "srpgan", &hparams, true, NULL, &err), SR_ERR_LIMIT);
     assert_non_null(strstr(err.message, "tensor 'values': value 65520 does not fit float16"));
     assert_int_equal(access(path, F_OK), -1);
     w.items[0].owned[5] = 65519.0f; /* rounds down to 65504 */
-    assert_int_equal(sr_modelbin_save(path, &w, &arch, true, NULL, &err), SR_OK);
+    assert_int_equal(sr_modelbin_save(path, &w, "srpgan", &hparams, true, NULL, &err), SR_OK);
     sr_weights_free(&w);
     free(expect_vals);
 }
@@ -532,11 +575,13 @@ static void test_bad_magic_version_byte_order(void **state)
     expect(&im, SR_ERR_FORMAT, "bad magic: not a srrun model.bin (damaged by a text-mode transfer?)");
     im.data[4] = '\r';
 
-    put32(im.data + 8, 2);
-    expect(&im, SR_ERR_UNSUPPORTED, "model.bin version 2 is newer than this srrun reads (1)");
+    put32(im.data + 8, 3);
+    expect(&im, SR_ERR_UNSUPPORTED, "model.bin version 3 is newer than this srrun reads (2)");
     put32(im.data + 8, 0);
     expect(&im, SR_ERR_FORMAT, "bad model.bin version 0");
-    put32(im.data + 8, 1);
+    put32(im.data + 8, 1); /* version 1 has no hyper-parameter table */
+    expect(&im, SR_ERR_FORMAT, "does not fit 16 tensors and 0 hyper-parameters");
+    put32(im.data + 8, 2);
 
     put32(im.data + 12, 0x01000000);
     expect(&im, SR_ERR_UNSUPPORTED, "big-endian model.bin");
@@ -575,7 +620,7 @@ static void test_crc_mismatch(void **state)
     entry_at(&im, 3)[0] ^= 1; /* a name in the table */
     expect(&im, SR_ERR_FORMAT, "header checksum mismatch");
     entry_at(&im, 3)[0] ^= 1;
-    im.data[70] ^= 1; /* a hyper-parameter */
+    hparam_at(&im, 0)[24] ^= 1; /* a hyper-parameter's value */
     expect(&im, SR_ERR_FORMAT, "header checksum mismatch");
     free(im.data);
 }
@@ -714,82 +759,263 @@ static void test_table_entries(void **state)
     free(im.data);
 }
 
-static void test_hyper_parameters(void **state)
+/* The header's architecture name and hyper-parameter table, as the format
+ * checks them (names, not meanings: the format knows no architecture). */
+static void test_hyper_parameter_table(void **state)
 {
     (void)state;
     image im = good_x2();
-    static const struct {
-        int slot;
-        uint32_t value;
-        const char *message;
-    } cases[] = {
-        {0, 3, "srpgan scale 3 out of range (2, 4 or 8)"},
-        {0, 16, "srpgan scale 16 out of range"},
-        {0, 0, "srpgan scale 0 out of range"},
-        {1, 1025, "srpgan residual blocks 1025 out of range (0 to 1024)"},
-        {2, 0, "srpgan width 0 out of range (1 to 4096)"},
-        {2, UINT32_MAX, "srpgan width 4294967295 out of range"},
-        {5, 1, "srpgan hyper-parameter 5 is 1, must be 0"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        uint8_t *slot = im.data + 64 + 4 * cases[i].slot;
-        const uint32_t saved = get32(slot);
-        put32(slot, cases[i].value);
-        fix_crcs(&im);
-        expect(&im, SR_ERR_FORMAT, cases[i].message);
-        put32(slot, saved);
-    }
-    memcpy(im.data + 48, "esrgan\0", 7);
+    assert_int_equal(get32(im.data + 44), 3);
+    assert_string_equal((char *)hparam_at(&im, 0), "scale");
+    assert_int_equal(get64(hparam_at(&im, 0) + 24), 2);
+    assert_string_equal((char *)hparam_at(&im, 2), "width");
+    assert_int_equal(get64(hparam_at(&im, 2) + 24), 64);
+
+    memcpy(hparam_at(&im, 1), "scale", 6);
     fix_crcs(&im);
-    expect(&im, SR_ERR_FORMAT, "unknown architecture 'esrgan'");
+    expect(&im, SR_ERR_FORMAT, "duplicate hyper-parameter 'scale'");
+    memset(hparam_at(&im, 1), 0, 24);
+    fix_crcs(&im);
+    expect(&im, SR_ERR_FORMAT, "hyper-parameter 1: bad name (1 to 23 printable ASCII bytes");
+    memcpy(hparam_at(&im, 1), "two words", 10);
+    fix_crcs(&im);
+    expect(&im, SR_ERR_FORMAT, "hyper-parameter 1: bad name");
+    memset(hparam_at(&im, 1), 'x', 24); /* no NUL */
+    fix_crcs(&im);
+    expect(&im, SR_ERR_FORMAT, "hyper-parameter 1: bad name");
+    memset(hparam_at(&im, 1), 0, 24);
+    memcpy(hparam_at(&im, 1), "blocks", 6);
+
+    put32(im.data + 44, 17);
+    fix_crcs(&im);
+    expect(&im, SR_ERR_FORMAT, "17 hyper-parameters (model.bin holds 0 to 16)");
+    put32(im.data + 44, 2);
+    fix_crcs(&im);
+    expect(&im, SR_ERR_FORMAT, "does not fit 16 tensors and 2 hyper-parameters");
+    put32(im.data + 44, 3);
+
+    /* Three entries end 32 bytes short of a 64-byte boundary: the first
+     * tensor starts after 32 bytes of padding, which must be zero. */
+    const uint64_t start = get64(im.data + 24);
+    assert_int_equal(start % 64, 32);
+    assert_int_equal(get64(entry_at(&im, 0) + 104), start + 32);
+    im.data[start + 31] = 1;
+    fix_crcs(&im);
+    expect(&im, SR_ERR_FORMAT, "padding before tensor 'block1.0.weight' is not zero");
+    im.data[start + 31] = 0;
+
+    im.data[100] = 1;
+    fix_crcs(&im);
+    expect(&im, SR_ERR_FORMAT, "reserved header bytes are not zero");
+    im.data[100] = 0;
     memset(im.data + 48, 0, 16);
     fix_crcs(&im);
     expect(&im, SR_ERR_FORMAT, "bad architecture name");
+    /* An architecture this srrun does not know is a valid file: loading
+     * the model refuses it, naming those it knows. */
+    memcpy(im.data + 48, "esrgan", 6);
+    fix_crcs(&im);
+    expect(&im, SR_OK, "");
+    expect_load(&im, SR_ERR_MODEL, "unknown architecture 'esrgan' (srrun knows srpgan, rrdbnet, srvgg, edsr, msrresnet)");
     free(im.data);
 }
 
-/* Through sr_model_load: the message names the file, and hyper-parameters
- * that are in range but disagree with the weights are refused. */
+/* Through sr_model_load: the weights are the truth, and recorded
+ * hyper-parameters that disagree with them are refused by name. */
 static void test_model_load_checks(void **state)
 {
     (void)state;
     image im = good_x2();
-    put32(im.data + 64, 4); /* the weights have one upsample block: x2 */
+    expect_load(&im, SR_OK, "");
+    put64(hparam_at(&im, 0) + 24, 4); /* the weights have one upsample block: x2 */
     fix_crcs(&im);
-    char path[512];
-    tmp_path(path, sizeof path, "lying.bin");
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(im.data, 1, im.size, f), im.size);
-    fclose(f);
-    sr_error err = {0};
-    sr_model *m = NULL;
-    assert_int_equal(sr_model_load(path, NULL, &m, &err), SR_ERR_MODEL);
-    assert_null(m);
-    char want[600];
-    snprintf(want, sizeof want, "%s: header says scale 4, the weights have 2", path);
-    assert_string_equal(err.message, want);
+    expect_load(&im, SR_ERR_MODEL, "header says scale 4, the weights have 2");
+    put64(hparam_at(&im, 0) + 24, 2);
+    put64(hparam_at(&im, 2) + 24, 32);
+    fix_crcs(&im);
+    expect_load(&im, SR_ERR_MODEL, "header says width 32, the weights have 64");
+    put64(hparam_at(&im, 2) + 24, UINT64_MAX);
+    fix_crcs(&im);
+    expect_load(&im, SR_ERR_MODEL, "header says width -1, the weights have 64");
+    put64(hparam_at(&im, 2) + 24, 64);
+    /* The order is free, the names are not. */
+    uint8_t first[32];
+    memcpy(first, hparam_at(&im, 0), 32);
+    memcpy(hparam_at(&im, 0), hparam_at(&im, 2), 32);
+    memcpy(hparam_at(&im, 2), first, 32);
+    fix_crcs(&im);
+    expect_load(&im, SR_OK, "");
+    memcpy(hparam_at(&im, 1), "depth\0", 6); /* was "blocks" */
+    fix_crcs(&im);
+    expect_load(&im, SR_ERR_MODEL, "header lacks blocks (the weights have 1)");
+    free(im.data);
 
-    put32(im.data + 64, 2);
-    put32(im.data + 72, 32); /* width */
-    fix_crcs(&im);
-    f = fopen(path, "wb");
-    assert_int_equal(fwrite(im.data, 1, im.size, f), im.size);
-    fclose(f);
-    assert_int_equal(sr_model_load(path, NULL, &m, &err), SR_ERR_MODEL);
-    assert_non_null(strstr(err.message, "header says width 32, the weights have 64"));
+    /* A file that names srpgan over weights of another layout. */
+    sr_weights w = {0};
+    float one = 1.0f;
+    assert_int_equal(sr_weights_add(&w, "conv_first.weight", 1, (int64_t[]){1}, &one, NULL, NULL),
+                     SR_OK);
+    sr_hparams hparams = {0};
+    char path[512];
+    tmp_path(path, sizeof path, "other.bin");
+    sr_error err = {0};
+    assert_int_equal(sr_modelbin_save(path, &w, "srpgan", &hparams, false, NULL, &err), SR_OK);
+    sr_weights_free(&w);
+    im = read_image(path);
+    expect_load(&im, SR_ERR_MODEL,
+                "the file says architecture 'srpgan', but its weights are not laid out as "
+                "srpgan's (keys like 'conv_first.weight')");
+    free(im.data);
 
     /* A damaged file through the API, and an empty one. */
-    put32(im.data + 72, 64);
-    fix_crcs(&im);
+    im = good_x2();
     im.data[im.size - 1] ^= 0xff;
-    f = fopen(path, "wb");
-    assert_int_equal(fwrite(im.data, 1, im.size, f), im.size);
-    fclose(f);
+    write_image(&im, path);
+    sr_model *m = NULL;
     assert_int_equal(sr_model_load(path, NULL, &m, &err), SR_ERR_FORMAT);
+    char want[600];
     snprintf(want, sizeof want, "%s: data checksum mismatch", path);
     assert_memory_equal(err.message, want, strlen(want));
     free(im.data);
+}
+
+/* What the writer refuses to store: names the reader would refuse. */
+static void test_unstorable_names(void **state)
+{
+    (void)state;
+    sr_weights w = {0};
+    float one = 1.0f;
+    assert_int_equal(sr_weights_add(&w, "x", 1, (int64_t[]){1}, &one, NULL, NULL), SR_OK);
+    char path[512];
+    tmp_path(path, sizeof path, "names.bin");
+    sr_error err = {0};
+    sr_hparams h = {0};
+    assert_int_equal(sr_modelbin_save(path, &w, "a_sixteen_bytes_", &h, false, NULL, &err),
+                     SR_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "architecture name 'a_sixteen_bytes_' cannot be stored"));
+    assert_int_equal(sr_modelbin_save(path, &w, "", &h, false, NULL, &err), SR_ERR_UNSUPPORTED);
+    sr_hparams_add(&h, "scale", 2);
+    sr_hparams_add(&h, "scale", 4);
+    assert_int_equal(sr_modelbin_save(path, &w, "srpgan", &h, false, NULL, &err),
+                     SR_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "duplicate hyper-parameter 'scale'"));
+    h = (sr_hparams){0};
+    sr_hparams_add(&h, "two words", 2);
+    assert_int_equal(sr_modelbin_save(path, &w, "srpgan", &h, false, NULL, &err),
+                     SR_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "hyper-parameter name 'two words' cannot be stored"));
+    assert_int_equal(access(path, F_OK), -1);
+    /* 16 named values, the most there is room for, and none: both fine. */
+    h = (sr_hparams){0};
+    for (int i = 0; i < SR_HPARAMS_MAX; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "p%d", i);
+        assert_true(sr_hparams_add(&h, name, -i));
+    }
+    sr_modelbin_info written, read;
+    for (int k = 0; k < 2; k++) {
+        if (k)
+            h.n = 0;
+        assert_int_equal(sr_modelbin_save(path, &w, "any", &h, false, &written, &err), SR_OK);
+        sr_mapped_file f;
+        assert_int_equal(sr_file_map(path, &f, &err), SR_OK);
+        sr_weights got = {0};
+        if (sr_modelbin_load(&f, true, &got, &read, &err) != SR_OK)
+            fail_msg("%s", err.message);
+        assert_string_equal(read.arch.name, "any");
+        assert_int_equal(read.arch.hparams.n, h.n);
+        for (int i = 0; i < h.n; i++) {
+            assert_string_equal(read.arch.hparams.items[i].name, h.items[i].name);
+            assert_int_equal(read.arch.hparams.items[i].value, -i);
+        }
+        assert_int_equal(read.header_crc, written.header_crc);
+        assert_int_equal(read.data_crc, written.data_crc);
+        /* The one tensor at the first 64-byte boundary after the table. */
+        assert_int_equal((uintptr_t)(got.items[0].data) % 64, 0);
+        sr_weights_free(&got);
+        sr_file_unmap(&f);
+    }
+    sr_weights_free(&w);
+}
+
+/* Version 1 files, as srrun 0.5 wrote them (the shipped default models
+ * among them): eight unnamed hyper-parameters in the header, checked by
+ * position against what the weights imply. They load, and convert to the
+ * current version with the same weights. */
+static void test_version_1_files(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        int scale;
+        const char *dtype;
+    } files[] = {{"tiny_x2.v1.bin", 2, "float32"}, {"tiny_x4_f16.v1.bin", 4, "float16"}};
+    for (int k = 0; k < 2; k++) {
+        char path[512], out[512];
+        fixture(path, sizeof path, files[k].name);
+        image im = read_image(path);
+        assert_int_equal(get32(im.data + 8), 1);
+        expect(&im, SR_OK, "");
+        sr_model *m = load(path);
+        sr_model_info info = SR_MODEL_INFO_INIT;
+        assert_int_equal(sr_model_get_info(m, &info), SR_OK);
+        assert_string_equal(info.architecture, "srpgan");
+        assert_string_equal(info.dtype, files[k].dtype);
+        assert_int_equal(info.scale, files[k].scale);
+        int64_t value = 0;
+        assert_string_equal(sr_model_hparam(m, 0, &value), "scale");
+        assert_int_equal(value, files[k].scale);
+        assert_string_equal(sr_model_hparam(m, 2, &value), "width");
+        assert_int_equal(value, 2);
+        assert_null(sr_model_hparam(m, 3, &value));
+        tmp_path(out, sizeof out, "from_v1.bin");
+        sr_error err = {0};
+        assert_int_equal(sr_model_save(m, out, k, &err), SR_OK);
+        sr_model_free(m);
+
+        /* Same tensors (names, shapes and bytes), now named hyper-parameters. */
+        image v2 = read_image(out);
+        assert_int_equal(get32(v2.data + 8), 2);
+        assert_string_equal((char *)hparam_at(&v2, 1), "blocks");
+        assert_int_equal(get64(hparam_at(&v2, 1) + 24), 1);
+        const uint32_t n = get32(im.data + 40);
+        assert_int_equal(get32(v2.data + 40), n);
+        for (uint32_t i = 0; i < n; i++) {
+            uint8_t *a = entry_at(&im, (int)i), *b = entry_at(&v2, (int)i);
+            assert_memory_equal(a, b, 104); /* name, dtype, ndim, shape */
+            assert_int_equal(get64(a + 112), get64(b + 112));
+            assert_memory_equal(im.data + get64(a + 104), v2.data + get64(b + 104),
+                                (size_t)get64(a + 112));
+        }
+        free(v2.data);
+
+        /* Its values are compared by position; unused slots must be 0. */
+        put32(im.data + 64, 8);
+        fix_crcs(&im);
+        char msg[64];
+        snprintf(msg, sizeof msg, "header says scale 8, the weights have %d", files[k].scale);
+        expect_load(&im, SR_ERR_MODEL, msg);
+        put32(im.data + 64, (uint32_t)files[k].scale);
+        put32(im.data + 72, 3);
+        fix_crcs(&im);
+        expect_load(&im, SR_ERR_MODEL, "header says width 3, the weights have 2");
+        put32(im.data + 72, 2);
+        put32(im.data + 84, 1);
+        fix_crcs(&im);
+        expect_load(&im, SR_ERR_MODEL, "header says hyper-parameter 5 is 1, must be 0");
+        put32(im.data + 84, 0);
+        put32(im.data + 44, 1); /* reserved in version 1 */
+        fix_crcs(&im);
+        expect(&im, SR_ERR_FORMAT, "reserved header bytes are not zero");
+        put32(im.data + 44, 0);
+        im.data[100] = 1;
+        fix_crcs(&im);
+        expect(&im, SR_ERR_FORMAT, "reserved header bytes are not zero");
+        im.data[100] = 0;
+        fix_crcs(&im);
+        expect_load(&im, SR_OK, "");
+        free(im.data);
+    }
 }
 
 static int setup(void **state)
@@ -821,8 +1047,10 @@ int main(void)
         cmocka_unit_test(test_header_lengths),
         cmocka_unit_test(test_trailing_bytes),
         cmocka_unit_test(test_table_entries),
-        cmocka_unit_test(test_hyper_parameters),
+        cmocka_unit_test(test_hyper_parameter_table),
         cmocka_unit_test(test_model_load_checks),
+        cmocka_unit_test(test_unstorable_names),
+        cmocka_unit_test(test_version_1_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,5 @@
 /* The restricted unpickler on hand-assembled streams: the state_dict shape
- * torch writes, every value opcode, and the hostile cases of FORMATS.md
+ * torch writes, every value opcode, and the hostile cases of docs/formats.md
  * section 6 (code-execution globals, nullifAI, deep nesting, malformed VM
  * use, huge lengths). The hooks here are a small stand-in for pth.c's. */
 #include <setjmp.h>
@@ -128,7 +128,7 @@ static void expect_fail(buf *b, sr_status status, const char *needle)
     *b = (buf){0};
 }
 
-/* ---- The torch state_dict shape (FORMATS 1.4) ---------------------------- */
+/* ---- The torch state_dict shape (docs/formats.md 1.4) -------------------- */
 
 static void emit_tensor(buf *b, const char *name, const char *key, uint8_t numel,
                         uint8_t d0, uint8_t d1)
@@ -421,7 +421,7 @@ static void expect_ok(buf *b)
 
 /* What a stream may build is bounded whatever its length: each limit is
  * reached exactly, then passed by one, with one-byte opcodes that each
- * cost far more than a byte to build (FORMATS.md section 6, bombs). */
+ * cost far more than a byte to build (docs/formats.md section 6, case 17). */
 static void test_limits(void **state)
 {
     (void)state;

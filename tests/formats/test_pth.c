@@ -2,7 +2,7 @@
  * 64-byte aligned records, data descriptors, a hand-assembled data.pkl),
  * and on the real torch.save fixtures: views versus converted copies,
  * shared storages, dtype conversion, the hostile tensor geometries and
- * archive layouts of FORMATS.md section 6, and container sniffing. */
+ * archive layouts of docs/formats.md section 6, and container sniffing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

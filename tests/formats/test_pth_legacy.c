@@ -1,7 +1,7 @@
 /* sr_pth_load on legacy torch.save streams built here byte by byte (magic,
  * protocol 1001, sys_info, the object pickle with 6-tuple persistent ids,
  * the key list, counted raw storages): what loads, old view_metadata, the
- * hostile headers, counts and key lists of FORMATS.md section 6 (cases
+ * hostile headers, counts and key lists of docs/formats.md section 6 (cases
  * 19-21), and how a state dict is found inside a training checkpoint. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -2,7 +2,8 @@
  * torch.save writes (stored entries, flags 0x0808, zero CRC and sizes in
  * the local header, "FB" padding to 64, data descriptors, zip64 end
  * records), deflated entries as `zip -r` writes them, and the hostile
- * cases of FORMATS.md section 6 (3 to 9) made by patching valid archives. */
+ * cases of docs/formats.md section 6 (3 to 9) made by patching valid
+ * archives. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -435,7 +436,7 @@ static void test_crc(void **state)
     free(z.p);
 }
 
-/* ---- Hostile archives: FORMATS.md section 6, cases 3 to 9 ------------- */
+/* ---- Hostile archives: docs/formats.md section 6, cases 3 to 9 -------- */
 
 static void test_truncated(void **state)
 {

@@ -1,5 +1,6 @@
 /* The SRPGAN builder on synthetic weights: what it infers from the keys
- * (width, blocks, scale), and how it names what is wrong with a file. */
+ * (width, blocks, scale, and the hyper-parameters it reports), and how it
+ * names what is wrong with a file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +112,30 @@ static void test_infers_width_blocks_and_scale(void **state)
     }
 }
 
+/* What model.bin records and `srrun info` shows: scale, blocks, width, in
+ * that order (model.bin version 1 stored them by position). */
+static void test_hyper_parameters(void **state)
+{
+    (void)state;
+    sr_weights w = srpgan_weights(6, 3, 2);
+    sr_graph g = {0};
+    sr_model_info info;
+    sr_hparams h;
+    sr_notices notices = {{0}};
+    sr_error err = {0};
+    if (sr_model_build_as("srpgan", &w, true, &g, &info, &h, &notices, &err) != SR_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(h.n, 3);
+    assert_string_equal(h.items[0].name, "scale");
+    assert_int_equal(h.items[0].value, 4);
+    assert_string_equal(h.items[1].name, "blocks");
+    assert_int_equal(h.items[1].value, 3);
+    assert_string_equal(h.items[2].name, "width");
+    assert_int_equal(h.items[2].value, 6);
+    sr_graph_free(&g);
+    sr_weights_free(&w);
+}
+
 static void expect_error(sr_weights *w, sr_status status, const char *message)
 {
     sr_model_info info;
@@ -154,7 +179,9 @@ static void test_unknown_architecture(void **state)
     (void)state;
     sr_weights w = {0};
     add(&w, "conv_first.weight", 4, (int64_t[]){64, 3, 3, 3});
-    expect_error(&w, SR_ERR_MODEL, "unknown architecture");
+    expect_error(&w, SR_ERR_MODEL,
+                 "unknown architecture: no known layout has keys like 'conv_first.weight' "
+                 "(srrun knows srpgan, rrdbnet, srvgg, edsr, msrresnet)");
 }
 
 static void test_old_running_stats_and_extra_keys_are_noticed(void **state)
@@ -209,6 +236,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_infers_width_blocks_and_scale),
+        cmocka_unit_test(test_hyper_parameters),
         cmocka_unit_test(test_wrong_shape_names_key_and_shapes),
         cmocka_unit_test(test_missing_key_is_named),
         cmocka_unit_test(test_scale_must_be_2_to_8),

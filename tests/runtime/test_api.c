@@ -274,6 +274,9 @@ static void test_getters_and_frees_take_null(void **state)
     assert_memory_equal(&info, &zero, zero.size);
     assert_int_equal(sr_model_get_info(NULL, NULL), SR_ERR_INVALID_ARGUMENT);
     assert_int_equal(sr_model_scale(NULL), 0);
+    int64_t value = 7;
+    assert_null(sr_model_hparam(NULL, 0, &value));
+    assert_int_equal(value, 7);
     assert_null(sr_model_notices(NULL));
     assert_int_equal(sr_session_backend(NULL), SR_BACKEND_AUTO);
     assert_null(sr_session_backend_note(NULL));
@@ -296,6 +299,7 @@ static void test_optional_pointers_may_be_null(void **state)
     setup_valid(&v);
     sr_model *m;
     assert_int_equal(sr_model_load(v.model_path, NULL, &m, NULL), SR_OK);
+    assert_string_equal(sr_model_hparam(m, 0, NULL), "scale");
     sr_session *s;
     assert_int_equal(sr_session_new(m, NULL, &s, NULL), SR_OK);
     assert_int_equal(sr_session_plan(s, 2, 2, NULL), SR_OK);
