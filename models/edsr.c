@@ -138,8 +138,16 @@ static sr_status edsr_build(const sr_weights *w, bool strict, bool *used, sr_gra
     return SR_OK;
 }
 
+static void edsr_hparams(const sr_weights *w, const sr_model_info *info, sr_hparams *out)
+{
+    sr_hparams_add(out, "scale", info->scale);
+    sr_hparams_add(out, "blocks", info->n_blocks);
+    sr_hparams_add(out, "width", sr_build_dim(w, "head.0.weight", 0));
+}
+
 const sr_arch sr_arch_edsr = {
     .name = "edsr",
     .recognise = edsr_recognise,
     .build = edsr_build,
+    .hparams = edsr_hparams,
 };

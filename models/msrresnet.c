@@ -62,8 +62,16 @@ static sr_status msrresnet_build(const sr_weights *w, bool strict, bool *used, s
     return SR_OK;
 }
 
+static void msrresnet_hparams(const sr_weights *w, const sr_model_info *info, sr_hparams *out)
+{
+    sr_hparams_add(out, "scale", info->scale);
+    sr_hparams_add(out, "blocks", info->n_blocks);
+    sr_hparams_add(out, "width", sr_build_dim(w, "conv_first.weight", 0));
+}
+
 const sr_arch sr_arch_msrresnet = {
     .name = "msrresnet",
     .recognise = msrresnet_recognise,
     .build = msrresnet_build,
+    .hparams = msrresnet_hparams,
 };

@@ -164,8 +164,23 @@ static sr_status rrdbnet_build(const sr_weights *w, bool strict, bool *used, sr_
     return SR_OK;
 }
 
+/* Called after a build succeeded: the keys are there, of the checked
+ * shapes. */
+static void rrdbnet_hparams(const sr_weights *w, const sr_model_info *info, sr_hparams *out)
+{
+    const bool new_layout = is_new_layout(w);
+    sr_hparams_add(out, "scale", info->scale);
+    sr_hparams_add(out, "blocks", info->n_blocks);
+    sr_hparams_add(out, "width",
+                   sr_build_dim(w, new_layout ? "conv_first.weight" : "model.0.weight", 0));
+    sr_hparams_add(out, "growth", sr_build_dim(w, new_layout ? "body.0.rdb1.conv1.weight"
+                                                             : "model.1.sub.0.RDB1.conv1.0.weight",
+                                               0));
+}
+
 const sr_arch sr_arch_rrdbnet = {
     .name = "rrdbnet",
     .recognise = rrdbnet_recognise,
     .build = rrdbnet_build,
+    .hparams = rrdbnet_hparams,
 };

@@ -75,8 +75,16 @@ static sr_status srvgg_build(const sr_weights *w, bool strict, bool *used, sr_gr
     return SR_OK;
 }
 
+static void srvgg_hparams(const sr_weights *w, const sr_model_info *info, sr_hparams *out)
+{
+    sr_hparams_add(out, "scale", info->scale);
+    sr_hparams_add(out, "convs", info->n_blocks);
+    sr_hparams_add(out, "width", sr_build_dim(w, "body.0.weight", 0));
+}
+
 const sr_arch sr_arch_srvgg = {
     .name = "srvgg",
     .recognise = srvgg_recognise,
     .build = srvgg_build,
+    .hparams = srvgg_hparams,
 };

@@ -243,6 +243,26 @@ static inline void arch_expect_info(sr_weights *w, const char *architecture, int
     sr_weights_free(w);
 }
 
+/* The hyper-parameters model.bin records, as "scale=4 blocks=2 width=8";
+ * frees the weights. */
+static inline void arch_expect_hparams(sr_weights *w, const char *want)
+{
+    sr_graph g = {0};
+    sr_model_info info;
+    sr_hparams h = {0};
+    sr_notices notices = {{0}};
+    sr_error err = {0};
+    if (sr_model_build_as(NULL, w, true, &g, &info, &h, &notices, &err) != SR_OK)
+        fail_msg("%s", err.message);
+    char got[256] = "";
+    for (int i = 0; i < h.n; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s=%lld", i ? " " : "",
+                 h.items[i].name, (long long)h.items[i].value);
+    assert_string_equal(got, want);
+    sr_graph_free(&g);
+    sr_weights_free(w);
+}
+
 /* Fails with `status` and a message containing `message`; frees the
  * weights. */
 static inline void arch_expect_error(sr_weights *w, sr_status status, const char *message)

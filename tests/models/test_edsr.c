@@ -159,6 +159,13 @@ static void test_mean_shift_must_be_edsrs(void **state)
     arch_expect_error(&w, SR_ERR_MODEL, "sub_mean.weight: expected [3,3,1,1], file has [3,3,3,1]");
 }
 
+static void test_hparams_name_the_width(void **state)
+{
+    (void)state;
+    sr_weights w = edsr_weights(6, 2, 4, 255);
+    arch_expect_hparams(&w, "scale=4 blocks=2 width=6");
+}
+
 static void test_wrong_shapes_are_named(void **state)
 {
     (void)state;
@@ -179,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_rgb_range_scales_input_and_output),
         cmocka_unit_test(test_res_scale_follows_the_width),
         cmocka_unit_test(test_mean_shift_must_be_edsrs),
+        cmocka_unit_test(test_hparams_name_the_width),
         cmocka_unit_test(test_wrong_shapes_are_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -57,6 +57,13 @@ static void test_reads_width_blocks_and_scale(void **state)
     }
 }
 
+static void test_hparams_name_the_width(void **state)
+{
+    (void)state;
+    sr_weights w = msrresnet_weights(6, 2, 3);
+    arch_expect_hparams(&w, "scale=3 blocks=2 width=6");
+}
+
 static void test_wrong_shapes_are_named(void **state)
 {
     (void)state;
@@ -77,6 +84,7 @@ int main(void)
         cmocka_unit_test(test_matches_pytorch),
         cmocka_unit_test(test_bands_and_budgets_give_the_same_bits),
         cmocka_unit_test(test_reads_width_blocks_and_scale),
+        cmocka_unit_test(test_hparams_name_the_width),
         cmocka_unit_test(test_wrong_shapes_are_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

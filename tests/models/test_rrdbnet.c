@@ -80,6 +80,15 @@ static void test_reads_width_growth_blocks_and_scale(void **state)
     }
 }
 
+static void test_hparams_name_width_and_growth(void **state)
+{
+    (void)state;
+    sr_weights w = rrdbnet_weights(false, 6, 3, 2, 2);
+    arch_expect_hparams(&w, "scale=4 blocks=2 width=6 growth=3");
+    w = rrdbnet_weights(true, 5, 2, 1, 3);
+    arch_expect_hparams(&w, "scale=8 blocks=1 width=5 growth=2");
+}
+
 static void test_wrong_shape_is_named(void **state)
 {
     (void)state;
@@ -147,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_matches_pytorch_reference),
         cmocka_unit_test(test_bands_and_budgets_give_the_same_bits),
         cmocka_unit_test(test_reads_width_growth_blocks_and_scale),
+        cmocka_unit_test(test_hparams_name_width_and_growth),
         cmocka_unit_test(test_wrong_shape_is_named),
         cmocka_unit_test(test_missing_key_is_named),
         cmocka_unit_test(test_unshuffled_input_is_unsupported),

@@ -55,6 +55,13 @@ static void test_reads_width_convs_and_scale(void **state)
     }
 }
 
+static void test_hparams_name_the_width(void **state)
+{
+    (void)state;
+    sr_weights w = srvgg_weights(6, 3, 3, true);
+    arch_expect_hparams(&w, "scale=3 convs=3 width=6");
+}
+
 static void test_wrong_shape_is_named(void **state)
 {
     (void)state;
@@ -85,6 +92,7 @@ int main(void)
         cmocka_unit_test(test_matches_pytorch),
         cmocka_unit_test(test_bands_and_budgets_give_the_same_bits),
         cmocka_unit_test(test_reads_width_convs_and_scale),
+        cmocka_unit_test(test_hparams_name_the_width),
         cmocka_unit_test(test_wrong_shape_is_named),
         cmocka_unit_test(test_relu_variants_are_unsupported),
     };
