@@ -9,7 +9,9 @@
 
 #include "base/error.h"
 
-static const sr_arch *const architectures[] = {&sr_arch_srpgan};
+static const sr_arch *const architectures[] = {
+    &sr_arch_srpgan, &sr_arch_rrdbnet, &sr_arch_srvgg, &sr_arch_edsr, &sr_arch_msrresnet,
+};
 #define N_ARCHITECTURES (sizeof architectures / sizeof *architectures)
 
 /* What sr_model_load_default finds in the data folders, by scale. */

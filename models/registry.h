@@ -48,7 +48,8 @@ typedef struct sr_arch {
     void (*hparams)(const sr_weights *w, const sr_model_info *info, sr_hparams *out);
 } sr_arch;
 
-extern const sr_arch sr_arch_srpgan;
+extern const sr_arch sr_arch_srpgan, sr_arch_rrdbnet, sr_arch_srvgg, sr_arch_edsr,
+    sr_arch_msrresnet;
 
 /* Builds the weights' graph as the architecture called `arch` (a model.bin
  * names its own) or, when arch is NULL, as the one that recognises them,

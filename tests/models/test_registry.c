@@ -32,11 +32,12 @@ static void expect_build(const char *arch, const char *message)
 static void test_unknown_and_mismatched_architectures(void **state)
 {
     (void)state;
-    expect_build("esrgan", "unknown architecture 'esrgan' (srrun knows srpgan)");
+    expect_build("esrgan",
+                 "unknown architecture 'esrgan' (srrun knows srpgan, rrdbnet, srvgg, edsr, msrresnet)");
     expect_build("srpgan", "the file says architecture 'srpgan', but its weights are not laid "
                            "out as srpgan's (keys like 'conv_first.weight')");
     expect_build(NULL, "unknown architecture: no known layout has keys like 'conv_first.weight' "
-                       "(srrun knows srpgan)");
+                       "(srrun knows srpgan, rrdbnet, srvgg, edsr, msrresnet)");
 }
 
 static void test_default_models(void **state)

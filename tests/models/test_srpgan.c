@@ -181,7 +181,7 @@ static void test_unknown_architecture(void **state)
     add(&w, "conv_first.weight", 4, (int64_t[]){64, 3, 3, 3});
     expect_error(&w, SR_ERR_MODEL,
                  "unknown architecture: no known layout has keys like 'conv_first.weight' "
-                 "(srrun knows srpgan)");
+                 "(srrun knows srpgan, rrdbnet, srvgg, edsr, msrresnet)");
 }
 
 static void test_old_running_stats_and_extra_keys_are_noticed(void **state)

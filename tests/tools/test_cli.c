@@ -395,7 +395,8 @@ static void test_info(void **state)
     write_file("esrgan.bin", bin, (size_t)bin_size);
     free(bin);
     expect_failure((const char *[]){"info", "esrgan.bin", NULL}, 1,
-                   "srrun: esrgan.bin: unknown architecture 'esrgan' (srrun knows srpgan)\n");
+                   "srrun: esrgan.bin: unknown architecture 'esrgan' (srrun knows srpgan, "
+                   "rrdbnet, srvgg, edsr, msrresnet)\n");
     remove_file("esrgan.bin");
     /* And in float16: half the data, padded again. */
     r = run_cli((const char *[]){"convert", "-q", "--fp16", "srpgan_x2.pth", "i16.bin", NULL});
