@@ -12,8 +12,9 @@
  * - rgb_range: EDSR works on images in [0, rgb_range] (255 in the releases)
  *   while srrun's networks take and give [0, 1]. MeanShift is a 1x1 conv
  *   with weight 1/std and bias -rgb_range mean / std for the DIV2K mean,
- *   so sub_mean's weights give it; the image is scaled by rgb_range before
- *   sub_mean and the output by 1 / rgb_range after add_mean. */
+ *   so sub_mean's weights give it; sub_mean's weights are scaled by
+ *   rgb_range and add_mean's weights and bias by 1 / rgb_range, which is
+ *   the same network on [0, 1] images. */
 #include <math.h>
 
 #include "models/build.h"
@@ -49,12 +50,28 @@ static double rgb_range(const float *weight, const float *bias)
     return fabs(range - round(range)) <= 1e-4 * range ? round(range) : range;
 }
 
-/* Multiplies by a constant: the graph holds no constant tensors, so as
- * (x - x) + k x, which is k x with one rounding. */
-static int scale_by(sr_builder *b, int x, double k, const char *name)
+/* Conv node i as if its input were multiplied by in_scale and its output
+ * by out_scale: the weights (out_scale in_scale W) and the bias
+ * (out_scale b), copies the graph owns. */
+static int rescale_conv(sr_builder *b, int i, double in_scale, double out_scale)
 {
-    const int zero = sr_build_add(b, x, x, -1.0f, "%s.zero", name);
-    return sr_build_add(b, zero, x, (float)k, "%s", name);
+    if (i < 0)
+        return i;
+    sr_conv2d_params *p = &b->g->nodes[i].p.conv2d;
+    const int64_t n = p->c_out * p->c_in * p->k * p->k;
+    float *weight = sr_graph_constants(b->g, n, b->err);
+    float *bias = weight ? sr_graph_constants(b->g, p->c_out, b->err) : NULL;
+    if (!bias) {
+        b->status = SR_ERR_NO_MEMORY;
+        return -1;
+    }
+    for (int64_t j = 0; j < n; j++)
+        weight[j] = (float)(out_scale * in_scale * p->weight[j]);
+    for (int64_t j = 0; j < p->c_out; j++)
+        bias[j] = (float)(out_scale * p->bias[j]);
+    p->weight = weight;
+    p->bias = bias;
+    return i;
 }
 
 static sr_status edsr_build(const sr_weights *w, bool strict, bool *used, sr_graph *g,
@@ -97,9 +114,7 @@ static sr_status edsr_build(const sr_weights *w, bool strict, bool *used, sr_gra
 
     sr_builder b = {.w = w, .g = g, .used = used, .err = err};
     int x = sr_build_input(&b);
-    if (range != 1)
-        x = scale_by(&b, x, range, "rgb_range.scale");
-    x = sr_build_conv(&b, x, 3, 3, 1, "sub_mean");
+    x = rescale_conv(&b, sr_build_conv(&b, x, 3, 3, 1, "sub_mean"), range, 1);
     const int head = sr_build_conv(&b, x, 3, f, 3, "head.0");
     x = head;
     for (int i = 0; i < n_blocks; i++) {
@@ -119,9 +134,7 @@ static sr_status edsr_build(const sr_weights *w, bool strict, bool *used, sr_gra
         x = sr_build_pixel_shuffle(&b, x, 2, "tail.0.%d", 2 * i + 1);
     }
     x = sr_build_conv(&b, x, f, 3, 3, "tail.1");
-    x = sr_build_conv(&b, x, 3, 3, 1, "add_mean");
-    if (range != 1)
-        x = scale_by(&b, x, 1 / range, "rgb_range.unscale");
+    x = rescale_conv(&b, sr_build_conv(&b, x, 3, 3, 1, "add_mean"), 1, 1 / range);
     if (x < 0 || sr_build_finish(&b, strict, notices) != SR_OK)
         return b.status;
     if (f != FULL_WIDTH && f != 64)

@@ -19,8 +19,26 @@ int sr_graph_add(sr_graph *g, const sr_node *node, sr_error *err)
     return g->n_nodes++;
 }
 
+float *sr_graph_constants(sr_graph *g, int64_t n, sr_error *err)
+{
+    float **list = realloc(g->constants, (size_t)(g->n_constants + 1) * sizeof *list);
+    float *data = n > 0 && (uint64_t)n <= SIZE_MAX / sizeof(float) ? calloc((size_t)n, sizeof(float))
+                                                                   : NULL;
+    if (list)
+        g->constants = list;
+    if (!list || !data) {
+        free(data);
+        sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    return g->constants[g->n_constants++] = data;
+}
+
 void sr_graph_free(sr_graph *g)
 {
+    for (int i = 0; i < g->n_constants; i++)
+        free(g->constants[i]);
+    free(g->constants);
     free(g->nodes);
     *g = (sr_graph){0};
 }

@@ -9,10 +9,19 @@
 typedef struct sr_graph {
     sr_node *nodes;
     int n_nodes, capacity;
+    /* Parameters a builder derived from the file's (a weight rescaled, say),
+     * which nodes view like the file's own: the graph owns them. */
+    float **constants;
+    int n_constants;
 } sr_graph;
 
 /* Appends a copy of node and returns its index, or -1 (err set). */
 int sr_graph_add(sr_graph *g, const sr_node *node, sr_error *err);
+
+/* n floats, zeroed, that live as long as the graph; NULL (err set) when out
+ * of memory. */
+float *sr_graph_constants(sr_graph *g, int64_t n, sr_error *err);
+
 void sr_graph_free(sr_graph *g);
 
 /* Every node's output shape for an input image of `input` (3 x H x W). */

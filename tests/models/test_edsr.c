@@ -97,31 +97,39 @@ static void build_graph(sr_weights *w, sr_graph *g, sr_notices *notices)
         fail_msg("%s", err.message);
 }
 
-/* The image times rgb_range into sub_mean, the output over it after
- * add_mean; nothing for rgb_range 1. */
-static void test_rgb_range_scales_input_and_output(void **state)
+/* rgb_range folds into the mean shifts: sub_mean's weights times it,
+ * add_mean's weights and bias over it, in copies the graph owns (the
+ * file's weights stay as they are); no node is added. */
+static void test_rgb_range_folds_into_the_mean_shifts(void **state)
 {
     (void)state;
-    sr_weights w = edsr_weights(4, 1, 2, 255);
-    sr_graph g = {0};
-    sr_notices notices = {{0}};
-    build_graph(&w, &g, &notices);
-    const sr_node *in = find_node(&g, "rgb_range.scale"), *out = find_node(&g, "rgb_range.unscale");
-    assert_non_null(in);
-    assert_non_null(out);
-    assert_true(in->p.add.scale == 255.0f);
-    assert_true(out->p.add.scale == 1.0f / 255);
-    assert_int_equal(g.nodes[g.n_nodes - 1].op, SR_OP_ADD); /* the last */
-    sr_graph_free(&g);
-    sr_weights_free(&w);
-
-    w = edsr_weights(4, 1, 2, 1);
-    build_graph(&w, &g, &notices);
-    assert_null(find_node(&g, "rgb_range.scale"));
-    assert_null(find_node(&g, "rgb_range.unscale"));
-    assert_int_equal(g.nodes[g.n_nodes - 1].op, SR_OP_CONV2D); /* add_mean */
-    sr_graph_free(&g);
-    sr_weights_free(&w);
+    for (int range = 1; range <= 255; range += 254) {
+        sr_weights w = edsr_weights(4, 1, 2, range);
+        sr_graph g = {0};
+        sr_notices notices = {{0}};
+        build_graph(&w, &g, &notices);
+        const char *names[2] = {"sub_mean", "add_mean"};
+        for (int i = 0; i < 2; i++) {
+            const sr_node *node = find_node(&g, names[i]);
+            assert_non_null(node);
+            char key[32];
+            snprintf(key, sizeof key, "%s.weight", names[i]);
+            const float *file_w = sr_weights_find(&w, key)->data;
+            snprintf(key, sizeof key, "%s.bias", names[i]);
+            const float *file_b = sr_weights_find(&w, key)->data;
+            for (int j = 0; j < 9; j++)
+                assert_true(node->p.conv2d.weight[j] ==
+                            (float)(i ? file_w[j] / (double)range : file_w[j] * (double)range));
+            for (int j = 0; j < 3; j++)
+                assert_true(node->p.conv2d.bias[j] ==
+                            (float)(i ? file_b[j] / (double)range : file_b[j]));
+            assert_ptr_not_equal(node->p.conv2d.weight, file_w);
+        }
+        assert_int_equal(g.nodes[1].op, SR_OP_CONV2D);                /* sub_mean first */
+        assert_int_equal(g.nodes[g.n_nodes - 1].op, SR_OP_CONV2D); /* add_mean last */
+        sr_graph_free(&g);
+        sr_weights_free(&w);
+    }
 }
 
 static void test_res_scale_follows_the_width(void **state)
@@ -183,7 +191,7 @@ int main(void)
         cmocka_unit_test(test_matches_pytorch_on_rgb_range_255),
         cmocka_unit_test(test_bands_and_budgets_give_the_same_bits),
         cmocka_unit_test(test_reads_width_blocks_and_scale),
-        cmocka_unit_test(test_rgb_range_scales_input_and_output),
+        cmocka_unit_test(test_rgb_range_folds_into_the_mean_shifts),
         cmocka_unit_test(test_res_scale_follows_the_width),
         cmocka_unit_test(test_mean_shift_must_be_edsrs),
         cmocka_unit_test(test_hparams_name_the_width),
