@@ -1,6 +1,7 @@
 /* The executor: follows a plan exactly (which nodes, which rows, which
  * buffers); the planner made every decision. It owns the run's memory:
- * the arena, the kept tensors and the global ops' statistics. */
+ * the arena, the kept tensors (all from the backend's memory) and the
+ * global ops' statistics. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "runtime/exec.h"
 
@@ -159,18 +160,19 @@ static sr_status allocate_stage(run_state *r, const sr_plan *plan, int si, sr_er
     sr_status st = SR_OK;
     for (int k = 0; k < n_buffers && st == SR_OK; k++) {
         const stage_buffer *b = &order[k];
-        void *p = allocate(r, b->bytes, &st, err);
-        if (b->home == SR_ROWS_BAND)
-            r->arena = p;
-        else
-            r->kept[b->node] = sr_tensor_whole(plan->shapes[b->node], p);
         const sr_shape sh = plan->shapes[b->node];
-        if (!p && st == SR_OK && b->home == SR_ROWS_BAND)
-            st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for %lld bytes of band buffers",
-                         (long long)b->bytes);
-        else if (!p && st == SR_OK)
-            st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for a %lldx%lldx%lld tensor",
-                         (long long)sh.c, (long long)sh.h, (long long)sh.w);
+        void *p = allocate(r, b->bytes, &st, err);
+        if (b->home == SR_ROWS_BAND) {
+            r->arena = p;
+            if (!p && st == SR_OK)
+                st = sr_fail(err, SR_ERR_NO_MEMORY,
+                             "out of memory for %lld bytes of band buffers", (long long)b->bytes);
+        } else {
+            r->kept[b->node] = sr_tensor_whole(sh, p);
+            if (!p && st == SR_OK)
+                st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for a %lldx%lldx%lld tensor",
+                             (long long)sh.c, (long long)sh.h, (long long)sh.w);
+        }
     }
     r->memory->trim(r->ctx);
     return st;

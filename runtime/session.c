@@ -76,16 +76,29 @@ struct sr_session {
     sr_image in_kind, out_kind;
 };
 
-/* Opens the backend asked for. Auto means CUDA where a device is usable,
- * else the CPU in float32, noting why. */
-static sr_status open_backend(sr_session *s, sr_error *err)
+/* Refuses a graph with a node the backend cannot run, naming both. */
+static sr_status check_ops(const sr_graph *g, const sr_backend_handle *b, sr_error *err)
+{
+    for (int n = 1; n < g->n_nodes; n++) /* node 0 is the input: nothing to run */
+        if (!b->iface->supports_op(b->ctx, &g->nodes[n]))
+            return sr_fail(err, SR_ERR_UNSUPPORTED, "the %s backend cannot run %s (op %s)",
+                           b->iface->name, g->nodes[n].name, sr_op_get(g->nodes[n].op)->name);
+    return SR_OK;
+}
+
+/* Opens the backend asked for. Auto means CUDA where a device is usable
+ * and runs every op of the graph, else the CPU in float32, noting why. */
+static sr_status open_backend(sr_session *s, const sr_graph *g, sr_error *err)
 {
     const sr_precision precision = s->options.precision;
     s->backend_kind = s->options.backend;
     if (s->backend_kind == SR_BACKEND_AUTO) {
         s->backend_kind = SR_BACKEND_CUDA;
-        if (sr_cuda_backend_new(precision, &s->backend, &s->backend_note) == SR_OK)
-            return SR_OK;
+        if (sr_cuda_backend_new(precision, &s->backend, &s->backend_note) == SR_OK) {
+            if (check_ops(g, &s->backend, &s->backend_note) == SR_OK)
+                return SR_OK;
+            sr_backend_free(&s->backend);
+        }
         s->backend_kind = SR_BACKEND_CPU;
         s->options.precision = SR_PRECISION_FP32;
     }
@@ -97,16 +110,6 @@ static sr_status open_backend(sr_session *s, sr_error *err)
     if (s->backend_kind == SR_BACKEND_REFERENCE)
         return sr_reference_backend_new(&s->backend, err);
     return sr_cpu_backend_new(s->options.n_threads, &s->backend, err);
-}
-
-/* Refuses a graph with a node the backend cannot run, naming both. */
-static sr_status check_ops(const sr_graph *g, const sr_backend_handle *b, sr_error *err)
-{
-    for (int n = 1; n < g->n_nodes; n++) /* node 0 is the input: nothing to run */
-        if (!b->iface->supports_op(b->ctx, &g->nodes[n]))
-            return sr_fail(err, SR_ERR_UNSUPPORTED, "the %s backend cannot run %s (op %s)",
-                           b->iface->name, g->nodes[n].name, sr_op_get(g->nodes[n].op)->name);
-    return SR_OK;
 }
 
 /* A session on the backend asked for, or on `given` (taken over, also
@@ -141,7 +144,7 @@ static sr_status session_new(const sr_model *model, const sr_session_options *op
     if (given) {
         s->backend = *given;
         s->backend_kind = opt.backend;
-    } else if ((st = open_backend(s, err)) != SR_OK) {
+    } else if ((st = open_backend(s, &model->graph, err)) != SR_OK) {
         free(s);
         return st;
     }
