@@ -1,9 +1,10 @@
-/* What every backend handle shares: defaults and the release; and the
- * loading of the CUDA backend's module. */
-#define _POSIX_C_SOURCE 200809L /* access */
+/* What every backend handle shares: defaults, host memory and the
+ * release; and the loading of the CUDA backend's module. */
+#define _POSIX_C_SOURCE 200809L /* access, sysconf */
 #include "backends/backend.h"
 
 #include <dlfcn.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "base/locate.h"
@@ -22,6 +23,67 @@ sr_row_tiling sr_backend_row_tiling(const sr_backend_handle *backend, const sr_n
     sr_row_tiling t = backend->iface->row_tiling(backend->ctx, node, out);
     t.halo = t.halo > plain.halo ? t.halo : plain.halo; /* at least the op's */
     return t;
+}
+
+/* ---- host memory ---- */
+
+static int64_t host_available(void *ctx)
+{
+    (void)ctx;
+    const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    const int64_t physical = pages > 0 && size > 0 ? (int64_t)pages * size : INT64_C(4) << 30;
+    return physical / 4 * 3;
+}
+
+/* A buffer the last stage gave back, else new pages. Taken in the order a
+ * stage asks (largest first), the pool's pages serve before any new ones
+ * are mapped. */
+static void *host_alloc(void *ctx, int64_t bytes)
+{
+    void *p = sr_page_pool_take(&((sr_host_context *)ctx)->pool, bytes);
+    return p ? p : sr_pages_alloc(bytes);
+}
+
+static void host_release(void *ctx, void *p, int64_t bytes)
+{
+    sr_page_pool_put(&((sr_host_context *)ctx)->pool, p, bytes);
+}
+
+static void host_trim(void *ctx) { sr_page_pool_drain(&((sr_host_context *)ctx)->pool); }
+
+static sr_status host_copy(void *ctx, void *to, const void *from, int64_t bytes, sr_error *err)
+{
+    (void)ctx;
+    (void)err;
+    memcpy(to, from, (size_t)bytes);
+    return SR_OK;
+}
+
+static sr_status host_synchronize(void *ctx, sr_error *err)
+{
+    (void)ctx;
+    (void)err;
+    return SR_OK;
+}
+
+const sr_backend_memory sr_host_memory = {
+    .is_host = true,
+    .available = host_available,
+    .alloc = host_alloc,
+    .release = host_release,
+    .trim = host_trim,
+    .upload = host_copy,
+    .download = host_copy,
+    .synchronize = host_synchronize,
+};
+
+sr_status sr_host_accumulate(void *ctx, const sr_node *node, const sr_tensor *rows, int64_t y0,
+                             int64_t y1, double *acc, sr_error *err)
+{
+    (void)ctx;
+    (void)err;
+    sr_op_get(node->op)->accumulate(node, rows, y0, y1, acc);
+    return SR_OK;
 }
 
 void sr_backend_free(sr_backend_handle *backend)

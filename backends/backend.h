@@ -8,7 +8,9 @@
 
 #include "ops/op.h"
 
-#define SR_BACKEND_API_VERSION 3
+#include "base/pages.h"
+
+#define SR_BACKEND_API_VERSION 4
 
 /* How a kernel makes output rows: in groups of `align` rows starting at
  * multiples of align (tiles at fixed image places), each group reading
@@ -19,33 +21,36 @@ typedef struct sr_row_tiling {
     int align, halo;
 } sr_row_tiling;
 
-/* A device backend's memory. Host backends leave it out and the executor
- * maps host pages itself. With it, every tensor that run is given lives in
- * memory from alloc, and data crosses only at the ends: the input is
- * uploaded once, the output's rows are downloaded band by band, and a
- * global op's sums are gathered on the device (accumulate). run may return
- * before its work is done; download and accumulate see the work of every
- * run before them. */
+/* The memory a backend's kernels read and write. Every tensor that run is
+ * given lives in memory from alloc, and data crosses only at the ends: the
+ * input is uploaded once, the output's rows are downloaded band by band.
+ * run may return before its work is done; download and accumulate see the
+ * work of every run before them. Host backends use sr_host_memory. */
 typedef struct sr_backend_memory {
-    /* Bytes free for a run now: what the default budget is cut from. */
+    /* The process's own memory (upload and download copy within it): the
+     * budget is then shared with the program and the caller's images. */
+    bool is_host;
+    /* Bytes a run may use when the caller sets no budget. */
     int64_t (*available)(void *ctx);
     void *(*alloc)(void *ctx, int64_t bytes); /* NULL when out of memory */
+    /* The run is done with p; the memory may keep it for the next allocs. */
     void (*release)(void *ctx, void *p, int64_t bytes);
+    /* Gives back what release kept and alloc did not take again: once a
+     * stage has its buffers, and at the end of a run. */
+    void (*trim)(void *ctx);
     sr_status (*upload)(void *ctx, void *device, const void *host, int64_t bytes,
                         sr_error *err);
     sr_status (*download)(void *ctx, void *host, const void *device, int64_t bytes,
                           sr_error *err);
-    /* The op's accumulate (ops/op.h) on rows in device memory. */
-    sr_status (*accumulate)(void *ctx, const sr_node *node, const sr_tensor *rows, int64_t y0,
-                            int64_t y1, double *acc, sr_error *err);
     /* Waits until the work run queued is done (for timing each node), and
      * reports its failure. */
     sr_status (*synchronize)(void *ctx, sr_error *err);
 } sr_backend_memory;
 
 typedef struct sr_backend_iface {
-    int api_version;
     const char *name;
+    /* Whether run can compute the node; a session refuses a graph with a
+     * node its backend cannot. */
     bool (*supports_op)(void *ctx, const sr_node *node);
     /* Scratch memory run needs for an output band of this shape; the
      * planner counts it, the backend owns it. */
@@ -58,9 +63,30 @@ typedef struct sr_backend_iface {
      * by the caller (see ops/op.h for bands); stats: a global op's. */
     sr_status (*run)(void *ctx, const sr_node *node, const sr_tensor *in,
                      sr_tensor *out, const float *stats, sr_error *err);
+    /* A global op's accumulate (ops/op.h) on rows in this backend's
+     * memory; host backends use sr_host_accumulate. */
+    sr_status (*accumulate)(void *ctx, const sr_node *node, const sr_tensor *rows, int64_t y0,
+                            int64_t y1, double *acc, sr_error *err);
     void (*free)(void *ctx);
-    const sr_backend_memory *memory; /* NULL: host memory */
+    const sr_backend_memory *memory;
 } sr_backend_iface;
+
+/* What sr_host_memory keeps: the pool through which one stage of a run
+ * hands the pages it is done with to the next. A host backend's context
+ * begins with one, where sr_host_memory's functions find it. */
+typedef struct sr_host_context {
+    sr_page_pool pool;
+} sr_host_context;
+
+/* Host memory: mapped pages (base/pages.h), reused from stage to stage;
+ * upload and download copy. A run may use three quarters of the machine's
+ * memory by default. */
+
+extern const sr_backend_memory sr_host_memory;
+
+/* The op's own accumulate, on host memory. */
+sr_status sr_host_accumulate(void *ctx, const sr_node *node, const sr_tensor *rows, int64_t y0,
+                             int64_t y1, double *acc, sr_error *err);
 
 /* What a backend built as a module (CUDA's) must agree on with the library
  * that loads it: the interface's version, the library's, and the sizes of

@@ -1,4 +1,5 @@
-/* The reference backend: every node through its op's plain kernel. */
+/* The reference backend: every node through its op's plain kernel, on
+ * host memory (its context is only sr_host_memory's). */
 #include <stdlib.h>
 
 #include "backends/backend.h"
@@ -28,22 +29,28 @@ static sr_status reference_run(void *ctx, const sr_node *node, const sr_tensor *
 
 static void reference_free(void *ctx)
 {
-    (void)ctx;
+    sr_host_context *c = ctx;
+    if (c)
+        sr_page_pool_drain(&c->pool);
+    free(c);
 }
 
 static const sr_backend_iface reference_iface = {
-    .api_version = SR_BACKEND_API_VERSION,
     .name = "reference",
     .supports_op = reference_supports_op,
     .workspace_bytes = reference_workspace_bytes,
     .run = reference_run,
+    .accumulate = sr_host_accumulate,
     .free = reference_free,
+    .memory = &sr_host_memory,
 };
 
 sr_status sr_reference_backend_new(sr_backend_handle *backend, sr_error *err)
 {
-    (void)err;
+    sr_host_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     backend->iface = &reference_iface;
-    backend->ctx = NULL;
+    backend->ctx = ctx;
     return SR_OK;
 }

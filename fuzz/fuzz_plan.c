@@ -55,14 +55,7 @@ static sr_status counted_copy(void *ctx, void *to, const void *from, int64_t byt
     return SR_OK;
 }
 
-static sr_status counted_accumulate(void *ctx, const sr_node *node, const sr_tensor *rows,
-                                    int64_t y0, int64_t y1, double *acc, sr_error *err)
-{
-    (void)ctx;
-    (void)err;
-    sr_op_get(node->op)->accumulate(node, rows, y0, y1, acc);
-    return SR_OK;
-}
+static void counted_trim(void *ctx) { (void)ctx; }
 
 static sr_status counted_synchronize(void *ctx, sr_error *err)
 {
@@ -103,19 +96,19 @@ static const sr_backend_memory counted_memory = {
     .available = counted_available,
     .alloc = counted_alloc,
     .release = counted_release,
+    .trim = counted_trim,
     .upload = counted_copy,
     .download = counted_copy,
-    .accumulate = counted_accumulate,
     .synchronize = counted_synchronize,
 };
 
 static const sr_backend_iface counted_iface = {
-    .api_version = SR_BACKEND_API_VERSION,
     .name = "counted cpu",
     .supports_op = counted_supports_op,
     .workspace_bytes = counted_workspace_bytes,
     .row_tiling = counted_row_tiling,
     .run = counted_run,
+    .accumulate = sr_host_accumulate,
     .free = counted_free,
     .memory = &counted_memory,
 };
@@ -137,8 +130,8 @@ static void execute(const sr_graph *g, const sr_plan *plan, const sr_backend_han
                     const sr_tensor *input, sr_tensor *out)
 {
     sr_error err = {{0}};
-    if (sr_plan_execute(g, plan, backend, input, collect, out, (sr_exec_progress){0},
-                        (sr_exec_timing){0}, &err) != SR_OK)
+    if (sr_plan_execute(g, plan, backend, sr_exec_read_tensor, (void *)input, collect, out,
+                        (sr_exec_progress){0}, (sr_exec_timing){0}, &err) != SR_OK)
         __builtin_trap();
 }
 

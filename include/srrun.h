@@ -442,6 +442,9 @@ typedef struct sr_session_options {
 
 typedef struct sr_session sr_session;
 
+/* Fails with SR_ERR_UNSUPPORTED (one line naming the backend, the layer
+ * and its op) when the backend asked for cannot run every layer of the
+ * model; SR_BACKEND_AUTO then falls back to the CPU. */
 SR_API sr_status sr_session_new(const sr_model *model,
                                 const sr_session_options *options,
                                 sr_session **session, sr_error *err);
@@ -452,7 +455,8 @@ SR_API void sr_session_free(sr_session *session);
 SR_API sr_backend sr_session_backend(const sr_session *session);
 
 /* Why SR_BACKEND_AUTO settled on the CPU (the CUDA backend's one line:
- * "no CUDA device: ..."), or NULL (also for a NULL session). */
+ * "no CUDA device: ...", or the layer it cannot run), or NULL (also for a
+ * NULL session). */
 SR_API const char *sr_session_backend_note(const sr_session *session);
 
 /* Upscales `in` (any channels and pixel type; gray replicated to RGB) into

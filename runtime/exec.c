@@ -1,6 +1,7 @@
 /* The executor: follows a plan exactly (which nodes, which rows, which
  * buffers); the planner made every decision. It owns the run's memory:
- * the arena, the kept tensors and the global ops' statistics. */
+ * the arena, the kept tensors (all from the backend's memory) and the
+ * global ops' statistics. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "runtime/exec.h"
 
@@ -8,7 +9,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "base/pages.h"
+/* Rows cross between the host and the backend's memory in pieces of about
+ * this size (a row at least): few calls, and a buffer small next to any
+ * plan's. */
+#define STAGING_BYTES (INT64_C(4) << 20)
 
 static double now(void)
 {
@@ -17,58 +21,54 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* A buffer a stage allocates: its arena (SR_ROWS_BAND), or a kept node's
+ * whole tensor (SR_ROWS_KEPT). */
+typedef struct stage_buffer {
+    sr_rows_home home;
+    int node;
+    int64_t bytes;
+} stage_buffer;
+
 typedef struct run_state {
-    const sr_backend_memory *device; /* the backend's memory, or NULL: host pages */
-    void *device_ctx;
+    const sr_backend_memory *memory; /* the backend's */
+    void *ctx;
     float *arena;
     int64_t arena_bytes;
-    sr_page_pool pool; /* the buffers the last stage gave back */
-    sr_tensor *kept;   /* whole tensors of kept nodes */
+    sr_tensor *kept;   /* whole tensors: the input and the kept nodes */
     sr_tensor *band;   /* this band's buffer of each node */
     float **stats;     /* per global node */
     double *acc;
     int64_t *done;
     sr_span *need, *comp;
-    int *order;        /* allocate_stage's list of buffers */
-    float *staging;    /* a device backend's output rows, on the host */
+    stage_buffer *order; /* allocate_stage's list */
+    float *staging;    /* rows crossing to or from the host */
     int64_t staging_floats;
 } run_state;
 
-static void *map_buffer(run_state *r, int64_t bytes)
+static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
+
+/* Why an allocation failed when the backend itself has failed: a device
+ * kernel's fault shows at the next call, which may be the allocation; its
+ * status then, not a lack of memory. SR_OK for a plain lack. */
+static sr_status memory_fault(run_state *r, sr_error *err)
 {
-    return r->device ? r->device->alloc(r->device_ctx, bytes) : sr_pages_alloc(bytes);
+    return r->memory->synchronize(r->ctx, err);
 }
 
-/* Why a device allocation failed when the device itself has failed: a
- * kernel's fault shows at the next call, which may be the allocation; the
- * device's status then, not a lack of memory. SR_OK for a plain lack. */
-static sr_status device_fault(run_state *r, sr_error *err)
-{
-    return r->device->synchronize(r->device_ctx, err);
-}
-
-/* A buffer that the run is done with: host pages go to the pool for the
- * next stage, device memory back to the backend. */
 static void give_back(run_state *r, void *p, int64_t bytes)
 {
-    if (p && r->device)
-        r->device->release(r->device_ctx, p, bytes);
-    else
-        sr_page_pool_put(&r->pool, p, bytes);
+    if (p)
+        r->memory->release(r->ctx, p, bytes);
 }
-
-static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
 
 static void run_state_free(run_state *r, const sr_plan *plan)
 {
-    for (int n = 1; r->kept && n < plan->n_nodes; n++)
+    for (int n = 0; r->kept && n < plan->n_nodes; n++)
         give_back(r, r->kept[n].data, tensor_bytes(plan->shapes[n]));
-    if (r->device && r->kept)
-        give_back(r, r->kept[0].data, tensor_bytes(plan->shapes[0]));
     for (int n = 0; r->stats && n < plan->n_nodes; n++)
         free(r->stats[n]);
     give_back(r, r->arena, r->arena_bytes);
-    sr_page_pool_drain(&r->pool);
+    r->memory->trim(r->ctx);
     free(r->staging);
     free(r->kept);
     free(r->band);
@@ -85,8 +85,8 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
 {
     const size_t n = (size_t)plan->n_nodes;
     memset(r, 0, sizeof *r);
-    r->device = be->iface->memory;
-    r->device_ctx = be->ctx;
+    r->memory = be->iface->memory;
+    r->ctx = be->ctx;
     r->kept = calloc(n, sizeof *r->kept);
     r->band = calloc(n, sizeof *r->band);
     r->stats = calloc(n, sizeof *r->stats);
@@ -111,69 +111,71 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
     r->acc = calloc((size_t)max_stats + 1, sizeof *r->acc);
     if (!r->acc)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    const sr_shape in = plan->shapes[0], out = plan->shapes[plan->n_nodes - 1];
+    r->staging_floats = STAGING_BYTES / (int64_t)sizeof(float);
+    if (r->staging_floats < in.c * in.w)
+        r->staging_floats = in.c * in.w;
+    if (r->staging_floats < out.c * out.w)
+        r->staging_floats = out.c * out.w;
+    r->staging = malloc((size_t)r->staging_floats * sizeof(float));
+    if (!r->staging)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     return SR_OK;
 }
 
-/* Buffer n of stage s: its arena (n = -1) or kept tensor n. */
-static int64_t buffer_bytes(const sr_plan *plan, const sr_stage *s, int n)
+/* Memory from the backend, or why there is none: its failure, else a lack
+ * (NULL and SR_OK). */
+static void *allocate(run_state *r, int64_t bytes, sr_status *st, sr_error *err)
 {
-    return n < 0 ? s->arena_bytes : tensor_bytes(plan->shapes[n]);
-}
-
-static void set_buffer(run_state *r, const sr_plan *plan, int n, void *p)
-{
-    if (n < 0)
-        r->arena = p;
-    else
-        r->kept[n] = sr_tensor_whole(plan->shapes[n], p);
+    void *p = r->memory->alloc(r->ctx, bytes);
+    *st = p ? SR_OK : memory_fault(r, err);
+    return p;
 }
 
 /* Each stage gets an arena of its own size, given back at its end: one
  * arena of the largest size would keep every page some stage touched
  * resident, beyond the plan's per-stage peak. Stage si's buffers (its
- * arena and the kept tensors it computes) reuse, largest first, what the
- * last stage gave back; the rest of that goes back to the kernel before
- * anything new is mapped, so the resident memory stays within the plan's. */
+ * arena and the kept tensors it computes) are asked for largest first, so
+ * that host memory serves them from what the last stage gave back; the
+ * rest of that is trimmed away, so the resident memory stays within the
+ * plan's. */
 static sr_status allocate_stage(run_state *r, const sr_plan *plan, int si, sr_error *err)
 {
     const sr_stage *s = &plan->stages[si];
-    int n_buffers = 0, *order = r->order;
-    r->arena_bytes = s->arena_bytes;
-    for (int n = -1; n < plan->n_nodes; n++) {
-        if (n < 0 ? s->arena_bytes == 0 : n == 0 || !plan->keep[n] || plan->first_stage[n] != si)
+    stage_buffer *order = r->order;
+    int n_buffers = 0;
+    if (s->arena_bytes > 0)
+        order[n_buffers++] = (stage_buffer){SR_ROWS_BAND, 0, s->arena_bytes};
+    for (int n = 0; n < plan->n_nodes; n++) {
+        if (sr_plan_rows_home(plan, n) != SR_ROWS_KEPT || plan->first_stage[n] != si)
             continue;
+        const stage_buffer b = {SR_ROWS_KEPT, n, tensor_bytes(plan->shapes[n])};
         int k = n_buffers++;
-        for (; k > 0 && buffer_bytes(plan, s, order[k - 1]) < buffer_bytes(plan, s, n); k--)
+        for (; k > 0 && order[k - 1].bytes < b.bytes; k--)
             order[k] = order[k - 1];
-        order[k] = n;
-        if (n > 0)
-            r->done[n] = 0;
+        order[k] = b;
+        r->done[n] = 0;
     }
-    int n_new = 0;
-    for (int k = 0; k < n_buffers; k++) {
-        void *p = sr_page_pool_take(&r->pool, buffer_bytes(plan, s, order[k]));
-        if (p)
-            set_buffer(r, plan, order[k], p);
-        else
-            order[n_new++] = order[k];
+    r->arena_bytes = s->arena_bytes;
+    sr_status st = SR_OK;
+    for (int k = 0; k < n_buffers && st == SR_OK; k++) {
+        const stage_buffer *b = &order[k];
+        const sr_shape sh = plan->shapes[b->node];
+        void *p = allocate(r, b->bytes, &st, err);
+        if (b->home == SR_ROWS_BAND) {
+            r->arena = p;
+            if (!p && st == SR_OK)
+                st = sr_fail(err, SR_ERR_NO_MEMORY,
+                             "out of memory for %lld bytes of band buffers", (long long)b->bytes);
+        } else {
+            r->kept[b->node] = sr_tensor_whole(sh, p);
+            if (!p && st == SR_OK)
+                st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for a %lldx%lldx%lld tensor",
+                             (long long)sh.c, (long long)sh.h, (long long)sh.w);
+        }
     }
-    sr_page_pool_drain(&r->pool);
-    for (int k = 0; k < n_new; k++) {
-        const int n = order[k];
-        void *p = map_buffer(r, buffer_bytes(plan, s, n));
-        sr_status st;
-        if (!p && r->device && (st = device_fault(r, err)) != SR_OK)
-            return st;
-        if (!p && n < 0)
-            return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for %lld bytes of band buffers",
-                           (long long)s->arena_bytes);
-        if (!p)
-            return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for a %lldx%lldx%lld tensor",
-                           (long long)plan->shapes[n].c, (long long)plan->shapes[n].h,
-                           (long long)plan->shapes[n].w);
-        set_buffer(r, plan, n, p);
-    }
-    return SR_OK;
+    r->memory->trim(r->ctx);
+    return st;
 }
 
 static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
@@ -183,7 +185,7 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
     sr_plan_band_spans(g, plan, s, t0, t1, r->done, r->need, r->comp);
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
-        if (plan->keep[n] || r->need[n].lo >= r->need[n].hi)
+        if (sr_plan_rows_home(plan, n) != SR_ROWS_BAND || r->need[n].lo >= r->need[n].hi)
             continue;
         const sr_shape sh = plan->shapes[n];
         const int64_t rows = r->need[n].hi - r->need[n].lo;
@@ -204,90 +206,93 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
         sr_tensor in[SR_NODE_MAX_INPUTS];
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
-            in[j] = plan->keep[i] ? r->kept[i] : r->band[i];
+            in[j] = sr_plan_rows_home(plan, i) == SR_ROWS_BAND ? r->band[i] : r->kept[i];
         }
-        sr_tensor out = sr_tensor_rows(plan->keep[n] ? &r->kept[n] : &r->band[n], c.lo, c.hi);
+        const bool whole = sr_plan_rows_home(plan, n) == SR_ROWS_KEPT;
+        sr_tensor out = sr_tensor_rows(whole ? &r->kept[n] : &r->band[n], c.lo, c.hi);
         const double start = node_seconds ? now() : 0.0;
         sr_status st = be->iface->run(be->ctx, node, in, &out, r->stats[n], err);
-        if (st == SR_OK && node_seconds && r->device) /* a device returns before it is done */
-            st = r->device->synchronize(r->device_ctx, err);
+        if (st == SR_OK && node_seconds) /* a device returns before it is done */
+            st = r->memory->synchronize(r->ctx, err);
         if (st != SR_OK)
             return st;
         if (node_seconds)
             node_seconds[n] += now() - start;
-        if (plan->keep[n])
+        if (whole)
             r->done[n] = c.hi;
     }
     return SR_OK;
 }
 
-/* The input as the backend reads it: the caller's tensor, or a device copy. */
-static sr_status place_input(run_state *r, const sr_tensor *input, sr_error *err)
+/* The input in the backend's memory, filled from the source through the
+ * staging buffer a few rows at a time. */
+static sr_status place_input(run_state *r, const sr_plan *plan, sr_exec_source source,
+                             void *source_user, sr_error *err)
 {
-    r->kept[0] = *input;
-    if (!r->device)
-        return SR_OK;
-    const int64_t bytes = tensor_bytes(input->shape);
-    r->kept[0].data = r->device->alloc(r->device_ctx, bytes);
+    const sr_shape sh = plan->shapes[0];
     sr_status st;
-    if (!r->kept[0].data && (st = device_fault(r, err)) != SR_OK)
-        return st;
-    if (!r->kept[0].data)
-        return sr_fail(err, SR_ERR_NO_MEMORY, "out of device memory for the %lldx%lld input",
-                       (long long)input->shape.w, (long long)input->shape.h);
-    return r->device->upload(r->device_ctx, r->kept[0].data, input->data, bytes, err);
+    r->kept[0] = sr_tensor_whole(sh, allocate(r, tensor_bytes(sh), &st, err));
+    if (!r->kept[0].data && st == SR_OK)
+        st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for the %lldx%lld input",
+                     (long long)sh.w, (long long)sh.h);
+    const int64_t step = r->staging_floats / (sh.c * sh.w);
+    for (int64_t y = 0; st == SR_OK && y < sh.h; y += step) {
+        const int64_t rows = y + step < sh.h ? step : sh.h - y;
+        sr_tensor host = {{sh.c, rows, sh.w}, r->staging, rows * sh.w, y, sh.h};
+        st = source(source_user, &host, err);
+        for (int64_t c = 0; st == SR_OK && c < sh.c; c++)
+            st = r->memory->upload(r->ctx, sr_tensor_row(&r->kept[0], c, y),
+                                   host.data + c * host.cstride,
+                                   rows * sh.w * (int64_t)sizeof(float), err);
+    }
+    return st;
 }
 
-/* A global op's sums over rows of its input. */
-static sr_status accumulate(run_state *r, const sr_node *global, const sr_tensor *rows,
-                            int64_t t0, int64_t t1, sr_error *err)
+/* Output rows to the sink, through the staging buffer a few at a time. */
+static sr_status deliver(run_state *r, const sr_tensor *rows, sr_exec_sink sink,
+                         void *sink_user, sr_error *err)
 {
-    if (r->device)
-        return r->device->accumulate(r->device_ctx, global, rows, t0, t1, r->acc, err);
-    sr_op_get(global->op)->accumulate(global, rows, t0, t1, r->acc);
+    const sr_shape sh = rows->shape;
+    const int64_t step = r->staging_floats / (sh.c * sh.w), y1 = rows->y0 + sh.h;
+    sr_status st = SR_OK;
+    for (int64_t y = rows->y0; st == SR_OK && y < y1; y += step) {
+        const int64_t n = y + step < y1 ? step : y1 - y;
+        sr_tensor host = {{sh.c, n, sh.w}, r->staging, n * sh.w, y, rows->image_h};
+        for (int64_t c = 0; st == SR_OK && c < sh.c; c++)
+            st = r->memory->download(r->ctx, host.data + c * host.cstride,
+                                     sr_tensor_row(rows, c, y),
+                                     n * sh.w * (int64_t)sizeof(float), err);
+        if (st == SR_OK)
+            st = sink(sink_user, &host, err);
+    }
+    return st;
+}
+
+sr_status sr_exec_read_tensor(void *user, sr_tensor *rows, sr_error *err)
+{
+    (void)err;
+    const sr_tensor *whole = user;
+    for (int64_t c = 0; c < rows->shape.c; c++)
+        memcpy(sr_tensor_row(rows, c, rows->y0), sr_tensor_row(whole, c, rows->y0),
+               (size_t)(rows->shape.h * rows->shape.w) * sizeof(float));
     return SR_OK;
 }
 
-/* Output rows to the sink, through host memory. */
-static sr_status deliver(run_state *r, const sr_stage *s, const sr_tensor *rows,
-                         sr_exec_sink sink, void *sink_user, sr_error *err)
-{
-    if (!r->device)
-        return sink(sink_user, rows, err);
-    const sr_shape sh = rows->shape;
-    if (sh.c * sh.h * sh.w > r->staging_floats) {
-        free(r->staging);
-        r->staging_floats = sh.c * s->band_rows * sh.w;
-        r->staging = malloc((size_t)r->staging_floats * sizeof(float));
-        if (!r->staging)
-            return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for the output's rows");
-    }
-    sr_tensor host = {sh, r->staging, sh.h * sh.w, rows->y0, rows->image_h};
-    for (int64_t c = 0; c < sh.c; c++) {
-        sr_status st = r->device->download(r->device_ctx, host.data + c * host.cstride,
-                                           rows->data + c * rows->cstride,
-                                           sh.h * sh.w * (int64_t)sizeof(float), err);
-        if (st != SR_OK)
-            return st;
-    }
-    return sink(sink_user, &host, err);
-}
-
 sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
-                          const sr_backend_handle *be, const sr_tensor *input,
-                          sr_exec_sink sink, void *sink_user, sr_exec_progress progress,
-                          sr_exec_timing timing, sr_error *err)
+                          const sr_backend_handle *be, sr_exec_source source,
+                          void *source_user, sr_exec_sink sink, void *sink_user,
+                          sr_exec_progress progress, sr_exec_timing timing, sr_error *err)
 {
     run_state r;
     sr_status st = run_state_init(&r, g, plan, be, err);
     if (st == SR_OK)
-        st = place_input(&r, input, err);
+        st = place_input(&r, plan, source, source_user, err);
     int64_t flops_done = 0;
     for (int si = 0; st == SR_OK && si < plan->n_stages; si++) {
         const sr_stage *s = &plan->stages[si];
         const double stage_start = now();
         st = allocate_stage(&r, plan, si, err);
-        const sr_node *global = s->global >= 0 ? &g->nodes[s->global] : NULL;
+        const sr_node *global = s->role == SR_STAGE_STATISTICS ? &g->nodes[s->global] : NULL;
         const sr_shape target = plan->shapes[s->target];
         if (global)
             memset(r.acc, 0,
@@ -298,11 +303,11 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
             st = run_band(&r, g, plan, s, be, t0, t1, timing.node_seconds, err);
             if (st != SR_OK)
                 break;
-            const bool whole = plan->keep[s->target];
+            const bool whole = sr_plan_rows_home(plan, s->target) != SR_ROWS_BAND;
             const sr_tensor *made = whole ? &r.kept[s->target] : &r.band[s->target];
             const sr_tensor rows = sr_tensor_rows(made, t0, t1);
-            st = global ? accumulate(&r, global, &rows, t0, t1, err)
-                        : deliver(&r, s, &rows, sink, sink_user, err);
+            st = global ? be->iface->accumulate(be->ctx, global, &rows, t0, t1, r.acc, err)
+                        : deliver(&r, &rows, sink, sink_user, err);
             const int64_t done = flops_done + s->flops * (b + 1) / s->n_bands;
             const double fraction = plan->flops ? (double)done / (double)plan->flops : 1.0;
             if (st == SR_OK && progress.fn &&
@@ -316,9 +321,9 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
             timing.stage_seconds[si] = now() - stage_start;
         give_back(&r, r.arena, r.arena_bytes);
         r.arena = NULL;
-        for (int n = 1; n < plan->n_nodes; n++)
-            if (plan->keep[n] && plan->last_stage[n] == si) {
-                give_back(&r, r.kept[n].data, buffer_bytes(plan, s, n));
+        for (int n = 0; n < plan->n_nodes; n++)
+            if (sr_plan_rows_home(plan, n) == SR_ROWS_KEPT && plan->last_stage[n] == si) {
+                give_back(&r, r.kept[n].data, tensor_bytes(plan->shapes[n]));
                 r.kept[n].data = NULL;
             }
     }

@@ -1,7 +1,8 @@
 /* Runs a plan (runtime/plan.h) on a backend: stage by stage, band by band,
  * kept tensors allocated when first computed and freed after their last
- * reader, band buffers in one arena. The output's rows go to a sink as
- * their bands complete. */
+ * reader, band buffers in one arena, all in the backend's memory. The
+ * input comes from a source a few rows at a time, and the output's rows go
+ * to a sink as their bands complete, both in host memory. */
 #ifndef SR_RUNTIME_EXEC_H
 #define SR_RUNTIME_EXEC_H
 
@@ -13,8 +14,15 @@ typedef struct sr_exec_progress {
     void *user;
 } sr_exec_progress;
 
+/* Fills rows of the input (rows->y0 and shape.h say which, in order); a
+ * non-OK status stops the run. */
+typedef sr_status (*sr_exec_source)(void *user, sr_tensor *rows, sr_error *err);
+
 /* Receives rows of the output in order; a non-OK status stops the run. */
 typedef sr_status (*sr_exec_sink)(void *user, const sr_tensor *rows, sr_error *err);
+
+/* A source reading a whole 3 x H x W tensor in host memory (user). */
+sr_status sr_exec_read_tensor(void *user, sr_tensor *rows, sr_error *err);
 
 /* Where the run's time went, if wanted: seconds per node and per stage
  * (arrays of the graph's and the plan's length, or NULL). */
@@ -23,10 +31,10 @@ typedef struct sr_exec_timing {
     double *stage_seconds;
 } sr_exec_timing;
 
-/* input: the whole 3 x H x W image the plan was made for. */
+/* source: the 3 x H x W image the plan was made for. */
 sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
-                          const sr_backend_handle *backend, const sr_tensor *input,
-                          sr_exec_sink sink, void *sink_user, sr_exec_progress progress,
-                          sr_exec_timing timing, sr_error *err);
+                          const sr_backend_handle *backend, sr_exec_source source,
+                          void *source_user, sr_exec_sink sink, void *sink_user,
+                          sr_exec_progress progress, sr_exec_timing timing, sr_error *err);
 
 #endif

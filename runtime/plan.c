@@ -47,7 +47,8 @@ typedef struct planner {
     int64_t *row_flops; /* and of each of its rows */
     int64_t workspace;  /* the backend's largest, which it keeps */
     int64_t budget;     /* the one being planned for: req's, or a probe */
-    int *stage_target, *stage_global;
+    int *stage_target, *stage_global; /* stage_global: statistics stages' */
+    sr_stage_role *stage_role;
     int *home;      /* per node: the first stage whose target needs it */
     int *last;      /* kept nodes: the last stage that reads them */
     int *last_comp; /* per node: at least the last stage computing it */
@@ -161,6 +162,7 @@ static bool build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s)
     const sr_graph *g = p->g;
     s->index = si;
     s->target = p->stage_target[si];
+    s->role = p->stage_role[si];
     s->global = p->stage_global[si];
     p->epoch++;
     p->n_list = 0;
@@ -187,7 +189,7 @@ static bool build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s)
     p->n_reads = 0;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
-        s->offset[k] = plan->keep[n] ? -1 : 0;
+        s->offset[k] = 0; /* pack_arena's, for band buffers */
         for (int j = 0; j < g->nodes[n].n_inputs; j++)
             if (p->mark[g->nodes[n].inputs[j]] != p->epoch)
                 p->reads[p->n_reads++] = g->nodes[n].inputs[j];
@@ -967,6 +969,7 @@ static void planner_free(planner *p)
     free(p->row_flops);
     free(p->stage_target);
     free(p->stage_global);
+    free(p->stage_role);
     free(p->home);
     free(p->last);
     free(p->last_comp);
@@ -1002,7 +1005,8 @@ static void find_stages(planner *p)
         if (!global && n != p->n - 1)
             continue;
         p->stage_target[si] = global ? g->nodes[n].inputs[0] : n;
-        p->stage_global[si++] = global ? n : -1;
+        p->stage_role[si] = global ? SR_STAGE_STATISTICS : SR_STAGE_OUTPUT;
+        p->stage_global[si++] = global ? n : 0;
     }
     for (int n = 0; n < p->n; n++)
         p->home[n] = p->n_stages; /* needed by no stage */
@@ -1030,6 +1034,7 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     p->consumers = calloc(sn, sizeof *p->consumers);
     p->stage_target = calloc(ns, sizeof *p->stage_target);
     p->stage_global = calloc(ns, sizeof *p->stage_global);
+    p->stage_role = calloc(ns, sizeof *p->stage_role);
     p->home = calloc(sn, sizeof *p->home);
     p->last = calloc(sn, sizeof *p->last);
     p->last_comp = calloc(sn, sizeof *p->last_comp);
@@ -1053,7 +1058,7 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     p->snap_done = calloc(sn, sizeof *p->snap_done);
     p->snap_flops = calloc(sn, sizeof *p->snap_flops);
     if (!p->shapes || !p->flops || !p->row_flops || !p->n_consumers || !p->consumers || !p->stage_target ||
-        !p->stage_global || !p->home || !p->last || !p->last_comp || !p->mark || !p->seen ||
+        !p->stage_global || !p->stage_role || !p->home || !p->last || !p->last_comp || !p->mark || !p->seen ||
         !p->pos || !p->list || !p->reads || !p->new_last || !p->delta || !p->taken ||
         !p->trials || !p->blocks || !p->owner || !p->active || !p->done || !p->need || !p->comp ||
         !p->node_flops || !p->shift || !p->snap_done || !p->snap_flops)

@@ -20,17 +20,31 @@
 #include "backends/backend.h"
 #include "ops/graph.h"
 
+/* What a stage does with its target's rows. */
+typedef enum sr_stage_role {
+    SR_STAGE_STATISTICS, /* sums them into a global op's statistics */
+    SR_STAGE_OUTPUT,     /* hands them to the run's sink: the last stage */
+} sr_stage_role;
+
+/* Where a node's rows are while a stage runs. */
+typedef enum sr_rows_home {
+    SR_ROWS_INPUT, /* node 0, the input: whole, for the whole run */
+    SR_ROWS_KEPT,  /* whole, from its first stage to the last that reads it */
+    SR_ROWS_BAND,  /* a band buffer in the stage's arena, per band */
+} sr_rows_home;
+
 typedef struct sr_stage {
     int index;         /* its place in the run */
+    sr_stage_role role;
     int target;        /* node whose rows the stage sweeps */
-    int global;        /* node whose statistics it gathers; -1: the output */
+    int global;        /* SR_STAGE_STATISTICS: the node they are for */
     int64_t band_rows; /* rows of the target per band */
     int n_bands;
     int n_order, capacity; /* capacity: the length of the three arrays */
     /* Per node computed, by its position in the order (so that a plan
      * takes memory in the nodes the stages compute, not nodes x stages). */
     int *order;            /* nodes computed per band, in graph order */
-    int64_t *offset;       /* byte offset of its band buffer; -1: kept */
+    int64_t *offset;       /* SR_ROWS_BAND: byte offset of its buffer */
     int64_t *max_rows;     /* most rows a band computes */
     int64_t arena_bytes;   /* band buffers */
     int64_t workspace_bytes;
@@ -64,6 +78,11 @@ typedef struct sr_plan_request {
     int64_t tile_rows; /* force every stage's band height; 0: choose */
     const sr_backend_handle *backend; /* asked for workspace sizes */
 } sr_plan_request;
+
+static inline sr_rows_home sr_plan_rows_home(const sr_plan *plan, int n)
+{
+    return n == 0 ? SR_ROWS_INPUT : plan->keep[n] ? SR_ROWS_KEPT : SR_ROWS_BAND;
+}
 
 /* Fails with SR_ERR_LIMIT when no plan fits the budget, and sets *least to
  * the smallest peak that would work; with SR_ERR_NO_MEMORY when the host

@@ -4,11 +4,9 @@
  * The memory budget is the whole process's: what the plan may use is
  * max_memory less the program, the weights and the caller's images. On a
  * device backend it is the device's: less the weights and the input. */
-#define _POSIX_C_SOURCE 200809L /* sysconf */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backends/backend.h"
 #include "backends/cpu/cpu.h"
@@ -16,7 +14,6 @@
 #include "runtime/exec.h"
 #include "runtime/model.h"
 #include "base/options.h"
-#include "base/pages.h"
 #include "runtime/pixels.h"
 #include "runtime/resample.h"
 #include "runtime/session.h"
@@ -80,22 +77,29 @@ struct sr_session {
     sr_image in_kind, out_kind;
 };
 
-static int64_t physical_memory(void)
+/* Refuses a graph with a node the backend cannot run, naming both. */
+static sr_status check_ops(const sr_graph *g, const sr_backend_handle *b, sr_error *err)
 {
-    const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-    return pages > 0 && size > 0 ? (int64_t)pages * size : INT64_C(4) << 30;
+    for (int n = 1; n < g->n_nodes; n++) /* node 0 is the input: nothing to run */
+        if (!b->iface->supports_op(b->ctx, &g->nodes[n]))
+            return sr_fail(err, SR_ERR_UNSUPPORTED, "the %s backend cannot run %s (op %s)",
+                           b->iface->name, g->nodes[n].name, sr_op_get(g->nodes[n].op)->name);
+    return SR_OK;
 }
 
-/* Opens the backend asked for. Auto means CUDA where a device is usable,
- * else the CPU in float32, noting why. */
-static sr_status open_backend(sr_session *s, sr_error *err)
+/* Opens the backend asked for. Auto means CUDA where a device is usable
+ * and runs every op of the graph, else the CPU in float32, noting why. */
+static sr_status open_backend(sr_session *s, const sr_graph *g, sr_error *err)
 {
     const sr_precision precision = s->options.precision;
     s->backend_kind = s->options.backend;
     if (s->backend_kind == SR_BACKEND_AUTO) {
         s->backend_kind = SR_BACKEND_CUDA;
-        if (sr_cuda_backend_new(precision, &s->backend, &s->backend_note) == SR_OK)
-            return SR_OK;
+        if (sr_cuda_backend_new(precision, &s->backend, &s->backend_note) == SR_OK) {
+            if (check_ops(g, &s->backend, &s->backend_note) == SR_OK)
+                return SR_OK;
+            sr_backend_free(&s->backend);
+        }
         s->backend_kind = SR_BACKEND_CPU;
         s->options.precision = SR_PRECISION_FP32;
     }
@@ -136,29 +140,26 @@ static sr_status session_new(const sr_model *model, const sr_session_options *op
             sr_backend_free(given);
         return st;
     }
-    const int64_t options_max_memory = opt.max_memory;
-    if (opt.max_memory == 0)
-        opt.max_memory = physical_memory() / 4 * 3;
     s->model = model;
     s->options = opt;
     if (given) {
         s->backend = *given;
         s->backend_kind = opt.backend;
-    } else if ((st = open_backend(s, err)) != SR_OK) {
+    } else if ((st = open_backend(s, &model->graph, err)) != SR_OK) {
         free(s);
         return st;
     }
-    /* A device backend's budget is device memory: what is free now. */
-    const sr_backend_memory *device = s->backend.iface->memory;
-    if (device && options_max_memory == 0) {
-        s->options.max_memory = device->available(s->backend.ctx) / 10 * 9;
-        if (s->options.max_memory <= 0) {
-            const sr_backend kind = s->backend_kind;
-            sr_backend_free(&s->backend);
-            free(s);
-            return sr_fail(err, SR_ERR_DEVICE, "cannot tell how much %s memory is free",
-                           sr_backend_name(kind));
-        }
+    st = check_ops(&model->graph, &s->backend, err);
+    if (st == SR_OK && opt.max_memory == 0) {
+        s->options.max_memory = s->backend.iface->memory->available(s->backend.ctx);
+        if (s->options.max_memory <= 0)
+            st = sr_fail(err, SR_ERR_DEVICE, "cannot tell how much %s memory is free",
+                         sr_backend_name(s->backend_kind));
+    }
+    if (st != SR_OK) {
+        sr_backend_free(&s->backend);
+        free(s);
+        return st;
     }
     *session = s;
     return SR_OK;
@@ -233,7 +234,7 @@ static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_i
     const int64_t scale = s->model->info.scale;
     /* On a device: the weights it holds (float32 whatever the file's) and
      * the input tensor. */
-    if (s->backend.iface->memory)
+    if (!s->backend.iface->memory->is_host)
         return (s->model->info.n_params + 3 * w * h) * (int64_t)sizeof(float);
     int64_t bytes = PROCESS_BASE_BYTES + (int64_t)s->model->file.size + image_bytes(in, w, h) +
                     image_bytes(out, w * scale, h * scale);
@@ -266,7 +267,7 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
         const sr_stage *st = &p->stages[i];
         s->stages[i] = (sr_stage_info){
             .target = g->nodes[st->target].name,
-            .global = st->global >= 0 ? g->nodes[st->global].name : NULL,
+            .global = st->role == SR_STAGE_STATISTICS ? g->nodes[st->global].name : NULL,
             .band_rows = st->band_rows,
             .n_bands = st->n_bands,
             .n_nodes = st->n_order,
@@ -427,6 +428,24 @@ sr_status sr_session_plan_images(sr_session *session, const sr_image *in, const 
     return st;
 }
 
+/* The input image, as the network takes it. */
+typedef struct input_source {
+    const sr_image *image;
+    bool on_white; /* its alpha, if any, composited on white */
+    int n_threads;
+} input_source;
+
+static sr_status read_rows(void *user, sr_tensor *rows, sr_error *err)
+{
+    (void)err;
+    const input_source *source = user;
+    sr_image part = *source->image;
+    part.data = (uint8_t *)part.data + rows->y0 * part.stride;
+    part.height = rows->shape.h;
+    sr_image_to_tensor(&part, source->on_white, rows, source->n_threads);
+    return SR_OK;
+}
+
 /* The output image, and the threads to convert its rows with. */
 typedef struct output_sink {
     sr_image *image;
@@ -457,22 +476,15 @@ sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
     st = plan_size(session, in->width, in->height, in, out, err);
     if (st != SR_OK)
         return st;
-    const sr_shape shape = {3, in->height, in->width};
-    const int64_t input_bytes = sr_shape_numel(shape) * (int64_t)sizeof(float);
-    sr_tensor input = sr_tensor_whole(shape, sr_pages_alloc(input_bytes));
-    if (!input.data)
-        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for the %lldx%lld input",
-                       (long long)in->width, (long long)in->height);
     const bool keep_alpha = out->channels == 4;
-    sr_image_to_tensor(in, !keep_alpha, &input, session->options.n_threads);
+    input_source source = {in, !keep_alpha, session->options.n_threads};
     const sr_graph *g = &session->model->graph;
     memset(session->node_seconds, 0, (size_t)g->n_nodes * sizeof(double));
     const sr_exec_progress progress = {session->options.progress, session->options.progress_user};
     const sr_exec_timing timing = {session->node_seconds, session->stage_seconds};
     output_sink sink = {out, session->options.n_threads};
-    st = sr_plan_execute(g, &session->plan, &session->backend, &input, write_rows, &sink,
-                         progress, timing, err);
-    sr_pages_free(input.data, input_bytes);
+    st = sr_plan_execute(g, &session->plan, &session->backend, read_rows, &source, write_rows,
+                         &sink, progress, timing, err);
     for (int i = 0; i < session->plan.n_stages; i++)
         session->stages[i].seconds = session->stage_seconds[i];
     for (int n = 1; n < g->n_nodes; n++)

@@ -83,19 +83,22 @@ static sr_status cpu_run(void *ctx, const sr_node *node, const sr_tensor *in,
 static void cpu_free(void *ctx)
 {
     sr_cpu_context *c = ctx;
-    if (c)
+    if (c) {
         sr_pages_free(c->workspace, c->workspace_size * (int64_t)sizeof(float));
+        sr_page_pool_drain(&c->host.pool);
+    }
     free(c);
 }
 
 static const sr_backend_iface cpu_iface = {
-    .api_version = SR_BACKEND_API_VERSION,
     .name = "cpu",
     .supports_op = cpu_supports_op,
     .workspace_bytes = cpu_workspace_bytes,
     .row_tiling = cpu_row_tiling,
     .run = cpu_run,
+    .accumulate = sr_host_accumulate,
     .free = cpu_free,
+    .memory = &sr_host_memory,
 };
 
 sr_status sr_cpu_backend_new(int n_threads, sr_backend_handle *backend, sr_error *err)

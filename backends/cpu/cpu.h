@@ -9,6 +9,7 @@
 typedef struct sr_cpu_conv_algorithm sr_cpu_conv_algorithm;
 
 typedef struct sr_cpu_context {
+    sr_host_context host; /* first: sr_host_memory's */
     int n_threads;
     float *workspace; /* reused between nodes; grows to the largest need */
     int64_t workspace_size;

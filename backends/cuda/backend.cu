@@ -350,10 +350,21 @@ static sr_status instance_norm(cuda_context *ctx, const sr_node *node, const sr_
     return launched(node, err);
 }
 
+/* The ops cuda_run has kernels for. */
 static bool cuda_supports_op(void *ctx, const sr_node *node)
 {
     (void)ctx;
-    return node->op != SR_OP_INPUT && node->op < SR_OP_COUNT;
+    switch (node->op) {
+    case SR_OP_CONV2D:
+    case SR_OP_INSTANCE_NORM:
+    case SR_OP_PRELU:
+    case SR_OP_ADD:
+    case SR_OP_TANH_AFFINE:
+    case SR_OP_PIXEL_SHUFFLE:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static int64_t cuda_workspace_bytes(void *ctx, const sr_node *node, sr_shape out)
@@ -439,11 +450,12 @@ static void cuda_free(void *c)
 
 /* ---- memory: the executor's buffers, and the data crossing over ---- */
 
+/* Nine tenths of what is free now (0 when the device cannot tell). */
 static int64_t cuda_available(void *ctx)
 {
     (void)ctx;
     size_t free_bytes = 0, total = 0;
-    return cudaMemGetInfo(&free_bytes, &total) == cudaSuccess ? (int64_t)free_bytes : 0;
+    return cudaMemGetInfo(&free_bytes, &total) == cudaSuccess ? (int64_t)free_bytes / 10 * 9 : 0;
 }
 
 static void *cuda_alloc(void *ctx, int64_t bytes)
@@ -463,6 +475,9 @@ static void cuda_release(void *ctx, void *p, int64_t bytes)
     (void)bytes;
     cudaFree(p);
 }
+
+/* release keeps nothing. */
+static void cuda_trim(void *ctx) { (void)ctx; }
 
 static sr_status cuda_upload(void *ctx, void *device, const void *host, int64_t bytes,
                              sr_error *err)
@@ -525,17 +540,17 @@ static sr_status cuda_synchronize(void *ctx, sr_error *err)
 }
 
 static const sr_backend_memory cuda_memory = {
-    cuda_available, cuda_alloc,      cuda_release,     cuda_upload,
-    cuda_download,  cuda_accumulate, cuda_synchronize,
+    false,       cuda_available, cuda_alloc,    cuda_release,
+    cuda_trim,   cuda_upload,    cuda_download, cuda_synchronize,
 };
 
 static const sr_backend_iface cuda_iface = {
-    SR_BACKEND_API_VERSION,
     "cuda",
     cuda_supports_op,
     cuda_workspace_bytes,
     cuda_row_tiling,
     cuda_run,
+    cuda_accumulate,
     cuda_free,
     &cuda_memory,
 };

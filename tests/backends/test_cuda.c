@@ -174,7 +174,7 @@ static void test_statistics_match_host(void **state)
     for (int64_t y = 0; y < 37; y += 10) {
         const int64_t y1 = y + 10 < 37 ? y + 10 : 37;
         sr_tensor rows = copy_rows(&in, y, y1), dev = to_device(&b, &rows);
-        assert_int_equal(b.iface->memory->accumulate(b.ctx, &node, &dev, y, y1, got, NULL), SR_OK);
+        assert_int_equal(b.iface->accumulate(b.ctx, &node, &dev, y, y1, got, NULL), SR_OK);
         release(&b, &dev);
         free(rows.data);
     }
@@ -215,8 +215,8 @@ static float *try_network(const sr_backend_handle *b, const sr_model *model,
     sr_tensor out = sr_tensor_whole(shape, malloc((size_t)sr_shape_numel(shape) * 4));
     assert_non_null(out.data);
     test_fill_nan(out.data, sr_shape_numel(shape));
-    *st = sr_plan_execute(&model->graph, &plan, b, &input, collect, &out, (sr_exec_progress){0},
-                          (sr_exec_timing){0}, err);
+    *st = sr_plan_execute(&model->graph, &plan, b, sr_exec_read_tensor, &input, collect, &out,
+                          (sr_exec_progress){0}, (sr_exec_timing){0}, err);
     sr_plan_free(&plan);
     free(input.data);
     if (*st != SR_OK) {
