@@ -361,6 +361,9 @@ static bool cuda_supports_op(void *ctx, const sr_node *node)
     case SR_OP_ADD:
     case SR_OP_TANH_AFFINE:
     case SR_OP_PIXEL_SHUFFLE:
+    case SR_OP_LEAKY_RELU:
+    case SR_OP_CONCAT:
+    case SR_OP_UPSAMPLE:
         return true;
     default:
         return false;

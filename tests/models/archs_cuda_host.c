@@ -59,8 +59,8 @@ static float *run_network(const sr_backend_handle *b, const sr_model *model,
     sr_tensor out = sr_tensor_whole(shape, malloc((size_t)sr_shape_numel(shape) * 4));
     assert_non_null(out.data);
     test_fill_nan(out.data, sr_shape_numel(shape));
-    if (sr_plan_execute(&model->graph, &plan, b, &input, collect, &out, (sr_exec_progress){0},
-                        (sr_exec_timing){0}, &err) != SR_OK)
+    if (sr_plan_execute(&model->graph, &plan, b, sr_exec_read_tensor, &input, collect, &out,
+                        (sr_exec_progress){0}, (sr_exec_timing){0}, &err) != SR_OK)
         fail_msg("%s", err.message);
     sr_plan_free(&plan);
     free(input.data);
