@@ -142,6 +142,9 @@ int sr_build_add(sr_builder *b, int in0, int in1, float scale, const char *name,
 
 int sr_build_concat(sr_builder *b, int n_inputs, const int *inputs, const char *name, ...)
 {
+    if (n_inputs < 2 || n_inputs > SR_NODE_MAX_INPUTS)
+        return fail(b, sr_fail(b->err, SR_ERR_MODEL, "a concatenation of %d tensors (2 to %d)",
+                               n_inputs, SR_NODE_MAX_INPUTS));
     sr_node node = {.op = SR_OP_CONCAT, .n_inputs = n_inputs};
     for (int i = 0; i < n_inputs; i++) {
         if (inputs[i] < 0)

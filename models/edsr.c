@@ -24,6 +24,7 @@
 #define MAX_WIDTH 4096
 #define FULL_WIDTH 256
 #define FULL_RES_SCALE 0.1f
+#define MAX_RGB_RANGE 65535
 
 static const double div2k_mean[3] = {0.4488, 0.4371, 0.4040};
 
@@ -98,16 +99,17 @@ static sr_status edsr_build(const sr_weights *w, bool strict, bool *used, sr_gra
         }
     if (!x3 && (n_steps < 1 || n_steps > MAX_STEPS))
         return sr_fail(err, SR_ERR_MODEL,
-                       "%d x2 steps in the upsampler (tail.0.0, tail.0.2, ...): EDSR has 1 to "
-                       "%d, or one x3 conv to 9 x width channels",
-                       n_steps, MAX_STEPS);
+                       "%s%d x2 steps in the upsampler (tail.0.0, tail.0.2, ...): EDSR has 1 "
+                       "to %d, or one x3 conv to 9 x width channels",
+                       n_steps > MAX_STEPS ? "more than " : "", n_steps > MAX_STEPS ? MAX_STEPS : n_steps,
+                       MAX_STEPS);
     const float res_scale = f == FULL_WIDTH ? FULL_RES_SCALE : 1.0f;
 
     /* Of another shape, sub_mean's conv below says what is wrong. */
     const float *shift_w = sr_build_peek(w, "sub_mean.weight", 4, (int64_t[]){3, 3, 1, 1});
     const float *shift_b = sr_build_peek(w, "sub_mean.bias", 1, (int64_t[]){3});
     const double range = shift_w && shift_b ? rgb_range(shift_w, shift_b) : 1;
-    if (range <= 0)
+    if (!(range >= 1 && range <= MAX_RGB_RANGE)) /* 1 or 255 in the releases */
         return sr_fail(err, SR_ERR_MODEL,
                        "sub_mean: not EDSR's mean shift (a 1x1 conv with weight 1/std and bias "
                        "-rgb_range x the DIV2K mean / std)");

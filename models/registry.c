@@ -50,30 +50,39 @@ static void list_names(char *buf, size_t size)
     }
 }
 
+/* The architecture the file names (name), or else the one that recognises
+ * the weights. */
 static sr_status find_arch(const char *name, const sr_weights *w, const sr_arch **arch,
                            sr_error *err)
 {
-    char known[256];
+    const char *example = w->n_items ? w->items[0].name : "(none)";
+    *arch = NULL;
     for (size_t i = 0; i < N_ARCHITECTURES; i++) {
         const sr_arch *a = architectures[i];
-        if (!name && !a->recognise(w))
-            continue;
-        if (name && strcmp(a->name, name) != 0)
+        if (name ? strcmp(a->name, name) != 0 : !a->recognise(w))
             continue;
         if (name && !a->recognise(w))
             return sr_fail(err, SR_ERR_MODEL,
                            "the file says architecture '%s', but its weights are not laid out "
                            "as %s's (keys like '%s')",
-                           name, name, w->n_items ? w->items[0].name : "(none)");
+                           name, name, example);
+        /* Recognisers must exclude one another; where two do not, a
+         * crafted file meets a refusal, not a guess. */
+        if (*arch)
+            return sr_fail(err, SR_ERR_MODEL,
+                           "the weights are laid out as both %s's and %s's: ambiguous",
+                           (*arch)->name, a->name);
         *arch = a;
-        return SR_OK;
     }
+    if (*arch)
+        return SR_OK;
+    char known[256];
     list_names(known, sizeof known);
     if (name)
         return sr_fail(err, SR_ERR_MODEL, "unknown architecture '%s' (srrun knows %s)", name, known);
     return sr_fail(err, SR_ERR_MODEL,
                    "unknown architecture: no known layout has keys like '%s' (srrun knows %s)",
-                   w->n_items ? w->items[0].name : "(none)", known);
+                   example, known);
 }
 
 sr_status sr_model_build_as(const char *name, sr_weights *w, bool strict, sr_graph *g,

@@ -32,10 +32,12 @@ typedef struct rrdb_layout {
     int64_t feat, grow;
 } rrdb_layout;
 
+/* MSRResNet shares conv_first; its upconv1 (RRDBNet has conv_up1) tells
+ * them apart. */
 static bool is_new_layout(const sr_weights *w)
 {
     return sr_weights_find(w, "conv_first.weight") &&
-           sr_weights_find(w, "body.0.rdb1.conv1.weight");
+           sr_weights_find(w, "body.0.rdb1.conv1.weight") && !sr_weights_find(w, "upconv1.weight");
 }
 
 static bool is_old_layout(const sr_weights *w)
@@ -89,9 +91,10 @@ static sr_status read_old_layout(const sr_weights *w, rrdb_layout *l, sr_error *
     }
     if (l->n_up < 1 || l->n_up > MAX_UP)
         return sr_fail(err, SR_ERR_MODEL,
-                       "%d x2 steps (model.3, model.6, ...): the original ESRGAN layout has "
+                       "%s%d x2 steps (model.3, model.6, ...): the original ESRGAN layout has "
                        "1 to %d (scale 2 to 8)",
-                       l->n_up, MAX_UP);
+                       l->n_up > MAX_UP ? "more than " : "", l->n_up > MAX_UP ? MAX_UP : l->n_up,
+                       MAX_UP);
     for (int i = 0; i < l->n_up; i++)
         snprintf(l->up[i], sizeof l->up[i], "model.%d", 3 + 3 * i);
     snprintf(l->hr, sizeof l->hr, "model.%d", 2 + 3 * l->n_up);

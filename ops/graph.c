@@ -1,4 +1,5 @@
-/* Graph storage and the per-image passes over it: shapes and FLOPs. */
+/* Graph storage (nodes and the constants builders derive), the per-image
+ * passes over it (shapes, FLOPs) and fusion. */
 #include "ops/graph.h"
 
 #include <stdlib.h>

@@ -19,12 +19,8 @@ static void leaky_relu_reference(const sr_node *node, const sr_tensor *in, sr_te
         for (int64_t y = out->y0; y < out->y0 + out->shape.h; y++) {
             const float *x = sr_tensor_row(in, c, y);
             float *o = sr_tensor_row(out, c, y);
-            if (a == 0.0f)
-                for (int64_t i = 0; i < W; i++)
-                    o[i] = x[i] < 0.0f ? 0.0f : x[i];
-            else
-                for (int64_t i = 0; i < W; i++)
-                    o[i] = x[i] > 0.0f ? x[i] : a * x[i];
+            for (int64_t i = 0; i < W; i++)
+                o[i] = sr_leaky_relu(x[i], a);
         }
 }
 

@@ -50,6 +50,13 @@ static inline SR_HOST_DEVICE float sr_prelu(float x, float slope)
     return x >= 0.0f ? x : slope * x;
 }
 
+/* The LeakyReLU op: x above 0, slope x at and below; slope 0 is PyTorch's
+ * ReLU, which makes +0.0 of negatives and lets -0.0 and NaN pass. */
+static inline SR_HOST_DEVICE float sr_leaky_relu(float x, float slope)
+{
+    return slope == 0.0f ? (x < 0.0f ? 0.0f : x) : x > 0.0f ? x : slope * x;
+}
+
 /* Channel c's slope. */
 static inline SR_HOST_DEVICE float sr_prelu_slope(const sr_prelu_params *p, int64_t c)
 {

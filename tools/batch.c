@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,7 +186,7 @@ static int add_file(batch *b, const char *input, const char *below)
 }
 
 /* The folders from the walk's start down to the one being walked: a
- * symbolic link back to one of them would be walked for ever. */
+ * bind mount of one of them inside it would be walked for ever. */
 typedef struct ancestor {
     file_id id;
     const struct ancestor *up;
@@ -203,15 +204,22 @@ static int walk_entry(batch *b, const char *path, const char *below, const char 
                       const ancestor *up)
 {
     struct stat st;
-    if (stat(path, &st) != 0) {
+    bool link = false;
+    if (lstat(path, &st) != 0 || ((link = S_ISLNK(st.st_mode)) && stat(path, &st) != 0)) {
         note(b, path, strerror(errno));
         return 0;
     }
     const file_id id = {st.st_dev, st.st_ino};
     if (S_ISDIR(st.st_mode)) {
+        /* As find(1), links to folders are not followed: two links a level
+         * to the next level would make 2^levels paths to walk. */
+        if (link) {
+            note(b, path, "a link to a folder (not followed)");
+            return 0;
+        }
         for (const ancestor *a = up; a; a = a->up)
             if (compare_ids(&a->id, &id) == 0) {
-                note(b, path, "a link to a folder that holds it");
+                note(b, path, "a folder that holds itself (a bind mount)");
                 return 0;
             }
         if (compare_ids(&id, &b->out_id) == 0)

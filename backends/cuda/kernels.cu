@@ -243,13 +243,11 @@ void sr_cuda_pixel_shuffle(const sr_tensor *in, int r, const sr_tensor *out)
     });
 }
 
-/* ReLU (slope 0) as PyTorch's: +0.0 for negatives, -0.0 and NaN pass. */
 void sr_cuda_leaky_relu(const sr_tensor *in, float slope, const sr_tensor *out)
 {
     const band src = band_of(in), dst = band_of(out);
     for_each_value(out, [=] __device__(int64_t ch, int64_t y, int64_t x) {
-        const float v = src.row(ch, y)[x];
-        dst.row(ch, y)[x] = slope == 0.0f ? (v < 0.0f ? 0.0f : v) : v > 0.0f ? v : slope * v;
+        dst.row(ch, y)[x] = sr_leaky_relu(src.row(ch, y)[x], slope);
     });
 }
 

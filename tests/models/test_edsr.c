@@ -165,6 +165,12 @@ static void test_mean_shift_must_be_edsrs(void **state)
     w = edsr_weights(4, 1, 2, 255);
     arch_find(&w, "sub_mean.weight")->shape[2] = 3;
     arch_expect_error(&w, SR_ERR_MODEL, "sub_mean.weight: expected [3,3,1,1], file has [3,3,3,1]");
+    /* rgb_ranges no image has: folded in, they would give a flat image */
+    const float ranges[] = {1e30f, 70000, 0.5f, 1e-30f};
+    for (int i = 0; i < 4; i++) {
+        w = edsr_weights(4, 1, 2, ranges[i]);
+        arch_expect_error(&w, SR_ERR_MODEL, "sub_mean: not EDSR's mean shift");
+    }
 }
 
 static void test_hparams_name_the_width(void **state)

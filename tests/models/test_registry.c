@@ -40,6 +40,29 @@ static void test_unknown_and_mismatched_architectures(void **state)
                        "(srrun knows srpgan, rrdbnet, srvgg, edsr, msrresnet)");
 }
 
+/* RRDBNet and MSRResNet both have conv_first: a file with MSRResNet's
+ * upconv1 and one stray RRDB key is MSRResNet's alone (which then names
+ * what is wrong), not ambiguous: the registry refuses weights that two
+ * architectures recognise. */
+static void test_msrresnet_with_a_stray_rrdb_key(void **state)
+{
+    (void)state;
+    sr_weights w = {0};
+    static const float one = 1.0f;
+    const char *keys[] = {"conv_first.weight", "body.0.rdb1.conv1.weight", "upconv1.weight"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(sr_weights_add(&w, keys[i], 1, (int64_t[]){1}, &one, NULL, NULL), SR_OK);
+    sr_graph g = {0};
+    sr_model_info info;
+    sr_hparams h;
+    sr_notices notices = {{0}};
+    sr_error err = {0};
+    assert_int_equal(sr_model_build_as(NULL, &w, false, &g, &info, &h, &notices, &err),
+                     SR_ERR_MODEL);
+    assert_string_equal(err.message, "conv_first.weight: expected [1,3,3,3], file has [1]");
+    sr_weights_free(&w);
+}
+
 static void test_default_models(void **state)
 {
     (void)state;
@@ -58,6 +81,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_and_mismatched_architectures),
+        cmocka_unit_test(test_msrresnet_with_a_stray_rrdb_key),
         cmocka_unit_test(test_default_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -127,8 +127,10 @@ static int teardown(void **state)
 }
 
 /* A folder with its subfolders: the images in name order, each under OUT
- * at its path below the folder; a text file, a FIFO and a link back up
- * noted and skipped; hidden entries left out in silence. Each result is
+ * at its path below the folder; a text file, a FIFO and links to folders
+ * (one back up, one across: links to folders are not followed, else a
+ * chain of them would make exponentially many paths) noted and skipped;
+ * hidden entries left out in silence. Each result is
  * the single-file run's, byte for byte. */
 static void test_folder_walked_into_out(void **state)
 {
@@ -148,15 +150,19 @@ static void test_folder_walked_into_out(void **state)
     path_in_work(path, sizeof path, "in/sub/fifo");
     assert_int_equal(mkfifo(path, 0600), 0);
     assert_int_equal(symlink("..", (path_in_work(path, sizeof path, "in/sub/up"), path)), 0);
+    assert_int_equal(symlink("sub/deeper", (path_in_work(path, sizeof path, "in/alias"), path)),
+                     0);
 
     cli_result r = run_ok((const char *[]){"srpgan_x2.pth", "in", "-o", "out/new", NULL});
     assert_string_equal(r.out, "out/new/b_gray_x2.png\n"
                                "out/new/leaves_x2.png\n"
                                "out/new/sub/deeper/path_x2.png\n"
                                "out/new/sub/kite_x2.png\n");
-    assert_string_equal(r.err, "srrun: note: in/notes.txt: not a PNG or JPEG image; skipped\n"
+    assert_string_equal(r.err, "srrun: note: in/alias: a link to a folder (not followed); "
+                               "skipped\n"
+                               "srrun: note: in/notes.txt: not a PNG or JPEG image; skipped\n"
                                "srrun: note: in/sub/fifo: not a regular file; skipped\n"
-                               "srrun: note: in/sub/up: a link to a folder that holds it; "
+                               "srrun: note: in/sub/up: a link to a folder (not followed); "
                                "skipped\n"
                                "srrun: 4 done, 0 skipped, 0 failed\n");
     assert_false(exists("out/new/.hidden_x2.png") || exists("out/new/.cache"));
