@@ -10,7 +10,7 @@
 
 #include "base/pages.h"
 
-#define SR_BACKEND_API_VERSION 4
+#define SR_BACKEND_API_VERSION 5
 
 /* How a kernel makes output rows: in groups of `align` rows starting at
  * multiples of align (tiles at fixed image places), each group reading
@@ -69,6 +69,9 @@ typedef struct sr_backend_iface {
                             int64_t y1, double *acc, sr_error *err);
     void (*free)(void *ctx);
     const sr_backend_memory *memory;
+    /* Optional (NULL: not said): the name of the way run computes node,
+     * e.g. a convolution algorithm, for --stats. */
+    const char *(*algorithm)(void *ctx, const sr_node *node);
 } sr_backend_iface;
 
 /* What sr_host_memory keeps: the pool through which one stage of a run

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "backends/backend.h"
-#include "backends/cpu/cpu.h"
 #include "base/error.h"
 #include "runtime/exec.h"
 #include "runtime/model.h"
@@ -247,9 +246,8 @@ static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_i
  * (sr_layer_info.algorithm). */
 static const char *layer_algorithm(const sr_session *s, const sr_node *node)
 {
-    if (s->backend_kind != SR_BACKEND_CPU || node->op != SR_OP_CONV2D)
-        return NULL;
-    return sr_cpu_conv2d_select(s->backend.ctx, &node->p.conv2d)->name;
+    const sr_backend_iface *b = s->backend.iface;
+    return b->algorithm ? b->algorithm(s->backend.ctx, node) : NULL;
 }
 
 /* Fills the public description of the plan just made. */

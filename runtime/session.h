@@ -7,9 +7,8 @@
 /* sr_session_new on a backend the caller opened (test_cuda_host's CUDA
  * backend on the host, which sr_session_new cannot load as a module;
  * srbench's CPU backend with a forced conv algorithm), recorded as
- * options->backend, which must name its kind (the session asks a CPU
- * backend for its conv algorithms). The session owns it from here, also
- * when this fails. */
+ * options->backend, which names its kind. The session owns it from here,
+ * also when this fails. */
 sr_status sr_session_new_on(const sr_model *model, const sr_session_options *options,
                             sr_backend_handle backend, sr_session **session, sr_error *err);
 

@@ -90,6 +90,11 @@ static void cpu_free(void *ctx)
     free(c);
 }
 
+static const char *cpu_algorithm(void *ctx, const sr_node *node)
+{
+    return node->op == SR_OP_CONV2D ? sr_cpu_conv2d_select(ctx, &node->p.conv2d)->name : NULL;
+}
+
 static const sr_backend_iface cpu_iface = {
     .name = "cpu",
     .supports_op = cpu_supports_op,
@@ -99,6 +104,7 @@ static const sr_backend_iface cpu_iface = {
     .accumulate = sr_host_accumulate,
     .free = cpu_free,
     .memory = &sr_host_memory,
+    .algorithm = cpu_algorithm,
 };
 
 sr_status sr_cpu_backend_new(int n_threads, sr_backend_handle *backend, sr_error *err)

@@ -556,6 +556,7 @@ static const sr_backend_iface cuda_iface = {
     cuda_accumulate,
     cuda_free,
     &cuda_memory,
+    NULL, /* algorithm: one way per op */
 };
 
 /* The module's two entry points, found by name (backends/backend.c): the
