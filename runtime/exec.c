@@ -111,12 +111,8 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
     r->acc = calloc((size_t)max_stats + 1, sizeof *r->acc);
     if (!r->acc)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
-    const sr_shape in = plan->shapes[0], out = plan->shapes[plan->n_nodes - 1];
-    r->staging_floats = STAGING_BYTES / (int64_t)sizeof(float);
-    if (r->staging_floats < in.c * in.w)
-        r->staging_floats = in.c * in.w;
-    if (r->staging_floats < out.c * out.w)
-        r->staging_floats = out.c * out.w;
+    r->staging_floats = sr_exec_staging_bytes(plan->shapes[0], plan->shapes[plan->n_nodes - 1]) /
+                        (int64_t)sizeof(float);
     r->staging = malloc((size_t)r->staging_floats * sizeof(float));
     if (!r->staging)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
@@ -246,6 +242,16 @@ static sr_status place_input(run_state *r, const sr_plan *plan, sr_exec_source s
                                    rows * sh.w * (int64_t)sizeof(float), err);
     }
     return st;
+}
+
+int64_t sr_exec_staging_bytes(sr_shape in, sr_shape out)
+{
+    int64_t floats = STAGING_BYTES / (int64_t)sizeof(float);
+    if (floats < in.c * in.w)
+        floats = in.c * in.w;
+    if (floats < out.c * out.w)
+        floats = out.c * out.w;
+    return floats * (int64_t)sizeof(float);
 }
 
 /* Output rows to the sink, through the staging buffer a few at a time. */

@@ -21,6 +21,11 @@ typedef sr_status (*sr_exec_source)(void *user, sr_tensor *rows, sr_error *err);
 /* Receives rows of the output in order; a non-OK status stops the run. */
 typedef sr_status (*sr_exec_sink)(void *user, const sr_tensor *rows, sr_error *err);
 
+/* Host memory a run takes besides its plan's, for an input and output of
+ * these shapes: the buffer their rows cross to and from the backend
+ * through (a few MB, at least a row of each). */
+int64_t sr_exec_staging_bytes(sr_shape in, sr_shape out);
+
 /* A source reading a whole 3 x H x W tensor in host memory (user). */
 sr_status sr_exec_read_tensor(void *user, sr_tensor *rows, sr_error *err);
 

@@ -236,7 +236,8 @@ static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_i
     if (!s->backend.iface->memory->is_host)
         return (s->model->info.n_params + 3 * w * h) * (int64_t)sizeof(float);
     int64_t bytes = PROCESS_BASE_BYTES + (int64_t)s->model->file.size + image_bytes(in, w, h) +
-                    image_bytes(out, w * scale, h * scale);
+                    image_bytes(out, w * scale, h * scale) +
+                    sr_exec_staging_bytes((sr_shape){3, h, w}, (sr_shape){3, h * scale, w * scale});
     if (out && out->channels == 4)
         bytes += sr_resample_bytes(w * scale);
     return bytes;
