@@ -235,8 +235,8 @@ void jobs_cancel(job *j, int forget_it)
     if (j->state == JOB_QUEUED && unqueue(srv, j)) {
         finish(srv, j, JOB_CANCELLED);
         jobs_unref_locked(j); /* the queue's */
-    } else if (j->state == JOB_RUNNING) {
-        j->cancel = 1;
+    } else if (!finished(j)) {
+        j->cancel = 1; /* running, or being admitted */
     }
     if (forget_it && j->id[0])
         forget(srv, j);
@@ -396,6 +396,7 @@ job *jobs_submit(server *srv, const served_model *model, const cli *opts, int jp
         srv->n_kept++;
         expire(srv);
     }
+    srv->admit_epoch++; /* a head waiting on bodies queued behind it gives up */
     pthread_cond_broadcast(&srv->work);
     pthread_mutex_unlock(&srv->lock);
     return j;
@@ -490,6 +491,12 @@ static void admit_head(server *srv)
 
     pthread_mutex_lock(&srv->lock);
     srv->admitting = 0;
+    if (j->cancel) {
+        sr_session_free(session);
+        finish(srv, j, JOB_CANCELLED);
+        jobs_unref_locked(j);
+        return;
+    }
     if (st == SR_OK && srv->committed + bytes <= srv->budget) {
         srv->committed += bytes;
         j->cost += bytes;
@@ -513,10 +520,14 @@ static void admit_head(server *srv)
         return;
     }
     /* It does not fit now: it waits for memory, making room from kept
-     * results when no running job will give any back. Bodies received or
-     * queued behind it may still hold what it needs: rather than wait for
-     * them for ever, it fails, to be asked again. */
-    if (srv->n_running == 0 && srv->admit_epoch == epoch && !drop_oldest_result(srv)) {
+     * results when no running job will give any back. When only the bodies
+     * queued behind it hold what it needs, rather than wait for them for
+     * ever, it fails, to be asked again. */
+    int64_t queued_bodies = (int64_t)j->body_size;
+    for (const job *q = srv->queue_head; q; q = q->next_queued)
+        queued_bodies += (int64_t)q->body_size;
+    if (srv->n_running == 0 && srv->admit_epoch == epoch && !drop_oldest_result(srv) &&
+        srv->committed - srv->at_rest <= queued_bodies) {
         fail_job(srv, j, 503, "the server's memory is taken by the requests waiting; try again "
                               "later");
         jobs_unref_locked(j);
