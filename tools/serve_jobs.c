@@ -39,12 +39,15 @@ static int64_t image_bytes(const sr_image *shape)
     return shape->width * shape->height * shape->channels * sample;
 }
 
-/* The encoded result's bytes, at most: a PNG of incompressible pixels is
- * their size, a filter byte a row and a little framing; the memory stream
- * it is written into grows by reallocating, so twice that. */
-static int64_t encoded_bound(const sr_image *shape)
+/* The bytes of the encoding phase, after the network: the output image
+ * and its file growing in memory. A PNG of incompressible pixels is their
+ * size, a filter byte a row and a little framing; the memory stream grows
+ * by reallocating, so twice that. The plan's buffers are gone by then:
+ * a job holds the larger of the two phases, not their sum. */
+static int64_t encoding_bytes(const sr_image *shape)
 {
-    return 2 * (image_bytes(shape) + shape->height + image_bytes(shape) / 1000 + 65536);
+    const int64_t pixels = image_bytes(shape);
+    return pixels + 2 * (pixels + shape->height + pixels / 1000 + 65536);
 }
 
 void serve_timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, double seconds)
@@ -347,25 +350,30 @@ job *jobs_submit(server *srv, const served_model *model, const cli *opts, int jp
         jobs_unref(j);
         return NULL;
     }
-    /* Alone: the budget less the server at rest, this body and the result. */
-    pthread_mutex_lock(&srv->lock);
-    const int64_t alone =
-        srv->budget - srv->at_rest - (int64_t)body_size + model->shared_bytes - encoded_bound(&shape);
-    pthread_mutex_unlock(&srv->lock);
+    /* Alone: the budget less the server at rest (but this model's share,
+     * which the plan counts) and this body; the CLI's plan under -m but
+     * for those. */
+    const int64_t others = srv->at_rest - model->shared_bytes + (int64_t)body_size;
+    const int64_t alone = srv->budget - others;
     sr_session *session;
     sr_session_options options = SR_SESSION_OPTIONS_INIT;
     char why[512];
     int64_t peak;
     st = plan_job(srv, j, alone, &options, &session, &peak, why, sizeof why);
     sr_session_free(session);
+    if (st == SR_OK && encoding_bytes(&shape) > srv->budget - srv->at_rest - (int64_t)body_size) {
+        st = SR_ERR_LIMIT;
+        snprintf(why, sizeof why, "a %lldx%lld result needs %lldM to be encoded (%lldM given)",
+                 (long long)shape.width, (long long)shape.height,
+                 (long long)(encoding_bytes(&shape) >> 20) + 1, (long long)(alone >> 20));
+    }
     if (st != SR_OK) {
         *status = st == SR_ERR_LIMIT ? 413 : 500;
-        if (st == SR_ERR_LIMIT)
-            snprintf(msg, msg_size, "%s; the server's budget is %lldM, of which the models, the "
-                     "request and its result take %lldM", why, (long long)(srv->budget >> 20),
-                     (long long)((srv->budget - alone) >> 20));
-        else
-            snprintf(msg, msg_size, "%s", why);
+        snprintf(msg, msg_size, "%s", why);
+        if (st == SR_ERR_LIMIT && others >= (1 << 20))
+            snprintf(msg + strlen(msg), msg_size - strlen(msg),
+                     ": the server's -m %lldM less %lldM for its other models and this body",
+                     (long long)(srv->budget >> 20), (long long)(others >> 20));
         jobs_unref(j);
         return NULL;
     }
@@ -472,8 +480,7 @@ static void admit_head(server *srv)
     job *j = dequeue(srv);
     srv->admitting = 1;
     const sr_image shape = output_of(j);
-    const int64_t max_memory =
-        srv->budget - srv->committed + j->model->shared_bytes - encoded_bound(&shape);
+    const int64_t max_memory = srv->budget - srv->committed + j->model->shared_bytes;
     const uint64_t epoch = srv->admit_epoch;
     pthread_mutex_unlock(&srv->lock);
 
@@ -485,9 +492,10 @@ static void admit_head(server *srv)
     int64_t peak;
     const sr_status st =
         plan_job(srv, j, max_memory, &options, &session, &peak, why, sizeof why);
-    /* What it adds to the count: the peak less what the server holds
-     * once, and the encoded result. */
-    const int64_t bytes = peak - j->model->shared_bytes + encoded_bound(&shape);
+    /* What it adds to the count: the larger phase, the plan's (less what
+     * the server holds once) or the encoding's. */
+    const int64_t planned = peak - j->model->shared_bytes, encoding = encoding_bytes(&shape);
+    const int64_t bytes = planned > encoding ? planned : encoding;
 
     pthread_mutex_lock(&srv->lock);
     srv->admitting = 0;

@@ -39,6 +39,9 @@ typedef struct server_proc {
 } server_proc;
 
 static server_proc main_server;
+/* Every server started, so that a failed test leaves none running. */
+static pid_t started[8];
+static int n_started;
 
 /* Starts `srrun serve MODEL --listen 127.0.0.1:0 args...` and reads its
  * first line for the port. */
@@ -66,6 +69,7 @@ static server_proc start_server(const char *name, const char *const *args)
         _exit(98);
     }
     close(out[1]);
+    started[n_started++] = s.pid;
     FILE *f = fdopen(out[0], "r");
     char line[256] = "";
     if (!fgets(line, sizeof line, f))
@@ -468,17 +472,17 @@ static void test_too_large(void **state)
     free(r.body);
 
     uint8_t png[64];
-    size_t n = png_header_only(png, 4000, 4000);
+    size_t n = png_header_only(png, 5000, 5000);
     r = post("/v1/upscale", NULL, png, n);
     expect_status(&r, 413);
-    expect_in(r.body, "image 4000x4000 exceeds the 10000000-pixel limit");
+    expect_in(r.body, "image 5000x5000 exceeds the 20000000-pixel limit");
     free(r.body);
 
-    n = png_header_only(png, 3000, 3000);
+    /* Its images alone take 48M in and 192M out. */
+    n = png_header_only(png, 4000, 4000);
     r = post("/v1/jobs", NULL, png, n);
     expect_status(&r, 413);
-    expect_in(r.body, "a 3000x3000 image needs a max memory of at least");
-    expect_in(r.body, "the server's budget is 256M");
+    expect_in(r.body, "a 4000x4000 image needs a max memory of at least");
     free(r.body);
 }
 
@@ -664,7 +668,7 @@ static int setup(void **state)
     /* One job at a time, one waiting: the queue fills at the third. */
     main_server = start_server("main", (const char *[]){"-m", "256M", "--threads", "2",
                                                          "--max-jobs", "1", "--max-pixels",
-                                                         "10000000", NULL});
+                                                         "20000000", NULL});
     return 0;
 }
 
@@ -672,6 +676,11 @@ static int teardown(void **state)
 {
     (void)state;
     const int status = stop_server(&main_server);
+    for (int i = 0; i < n_started; i++)
+        if (waitpid(started[i], NULL, WNOHANG) == 0) { /* still running: a test failed */
+            kill(started[i], SIGKILL);
+            waitpid(started[i], NULL, 0);
+        }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", basedir);
     return status == 0 && system(cmd) == 0 ? 0 : -1;
