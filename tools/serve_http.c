@@ -174,14 +174,15 @@ static enum MHD_Result respond_job(struct MHD_Connection *c, request *r, job *j)
     server *srv = r->srv;
     pthread_mutex_lock(&srv->lock);
     const job_state state = j->state;
+    const int draining = srv->draining;
     if (state == JOB_DONE)
         jobs_ref(j); /* the response's */
     pthread_mutex_unlock(&srv->lock);
     if (state == JOB_FAILED)
         return respond_error(c, r, j->http_status, "%s", j->message);
     if (state == JOB_CANCELLED)
-        return srv->draining ? respond_error(c, r, 503, "the server is shutting down")
-                             : respond_error(c, r, 410, "the job was cancelled");
+        return draining ? respond_error(c, r, 503, "the server is shutting down")
+                        : respond_error(c, r, 410, "the job was cancelled");
     struct MHD_Response *response =
         MHD_create_response_from_callback(j->result_size, 65536, read_result, j, release_job);
     if (!response) {

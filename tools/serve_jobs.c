@@ -281,6 +281,7 @@ static sr_status plan_job(const server *srv, const job *j, int64_t max_memory,
 {
     sr_error err = {0};
     *session = NULL;
+    *predicted_peak = 0;
     if (max_memory < 1)
         max_memory = 1; /* nothing fits; the planner still says what would */
     options->backend = SR_BACKEND_CPU;
