@@ -305,8 +305,7 @@ static enum MHD_Result respond_events(struct MHD_Connection *c, request *r, job 
     }
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    const enum MHD_Result ok = queue(c, r, 200, response, 0);
-    return ok;
+    return queue(c, r, 200, response, 0);
 }
 
 /* ---- The small endpoints -------------------------------------------------- */
