@@ -47,7 +47,7 @@ typedef struct job {
     job_state state;
     int cancel;          /* asked to stop (DELETE, client gone, shutdown) */
     double fraction;
-    double created, started, finished; /* seconds_now() */
+    double started, finished; /* seconds_now() */
     uint64_t version;    /* bumped at every change a stream shows */
     int64_t cost;        /* bytes counted against the budget for it now */
     void *result;        /* the encoded image (sr_free) */

@@ -4,8 +4,9 @@
  *
  * The budget's accounting (server.committed) counts what the process
  * holds: at rest the program and every model's weights; then each body
- * being received or waiting to be decoded; each running job's plan, images
- * and encoded result; each result kept. A job is admitted at the head of
+ * being received or waiting to be decoded; for each running job, the
+ * larger of its plan's peak (images included) and its encoding's; each
+ * result kept. A job is admitted at the head of
  * the queue (first come, first served: a large image is not overtaken for
  * ever by small ones) by planning it for what the budget leaves: the
  * session's max_memory is the whole process's, so it is given the budget
@@ -306,7 +307,7 @@ static sr_status plan_job(const server *srv, const job *j, int64_t max_memory,
 
 static void new_id(char id[33])
 {
-    unsigned char bytes[16];
+    unsigned char bytes[16] = {0};
     size_t got = 0;
     while (got < sizeof bytes) {
         const ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
@@ -332,8 +333,7 @@ job *jobs_submit(server *srv, const served_model *model, const cli *opts, int jp
         return NULL;
     }
     *j = (job){.srv = srv, .refs = 1, .model = model, .opts = *opts, .jpeg = jpeg,
-               .body = body, .body_size = body_size, .cost = (int64_t)body_size,
-               .created = seconds_now()};
+               .body = body, .body_size = body_size, .cost = (int64_t)body_size};
     pthread_cond_init(&j->changed, NULL);
 
     /* The header: the image's size, and whether it is one at all. */

@@ -611,6 +611,38 @@ static void test_client_gone_cancels(void **state)
     free(r.body);
 }
 
+/* Two workers (8 threads: one a 4) and room in -m for both: two jobs run
+ * side by side, the bytes planned for them counted under the budget. */
+static void test_jobs_side_by_side(void **state)
+{
+    (void)state;
+    server_proc s = start_server("side", (const char *[]){"-m", "1G", "--threads", "8", NULL});
+    const double at_rest = metric(s.port, "srrun_memory_planned_bytes");
+    size_t size;
+    void *in = noise_png(300, &size);
+    char ids[2][33];
+    for (int i = 0; i < 2; i++) {
+        response r = request(s.port, "POST", "/v1/jobs", NULL, in, size);
+        expect_status(&r, 202);
+        job_id(&r, ids[i]);
+        free(r.body);
+    }
+    wait_metric(s.port, "srrun_jobs_running", 2);
+    const double planned = metric(s.port, "srrun_memory_planned_bytes");
+    assert_true(planned > at_rest && planned <= 1024.0 * 1024 * 1024);
+    for (int i = 0; i < 2; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/jobs/%s", ids[i]);
+        response r = request(s.port, "DELETE", path, NULL, NULL, 0);
+        expect_status(&r, 204);
+        free(r.body);
+    }
+    wait_metric(s.port, "srrun_jobs_running", 0);
+    wait_metric(s.port, "srrun_memory_planned_bytes", at_rest);
+    assert_int_equal(stop_server(&s), 0);
+    free(in);
+}
+
 /* SIGTERM while a job runs: it finishes (or, past the grace period, is
  * cancelled), its client answered, and the server exits 0. The log has a
  * line per request. */
@@ -628,14 +660,10 @@ static void test_sigterm(void **state)
         fail_msg("status %d: %s", r.status, r.body);
     free(r.body);
     free(in);
-    size_t log_size;
-    char *log = test_read_file(s.log, (int64_t *)&log_size);
-    assert_non_null(log);
-    log = realloc(log, log_size + 1);
-    log[log_size] = '\0';
+    static char log[16384];
+    cli_slurp(s.log, log, sizeof log);
     expect_in(log, "srrun: GET /metrics 200 ");
     expect_in(log, "srrun: serve: Terminated: finishing the jobs running");
-    free(log);
 }
 
 static void test_usage(void **state)
@@ -701,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_job_events_and_result),
         cmocka_unit_test(test_cancel_and_full_queue),
         cmocka_unit_test(test_client_gone_cancels),
+        cmocka_unit_test(test_jobs_side_by_side),
         cmocka_unit_test(test_sigterm),
         cmocka_unit_test(test_usage),
     };
