@@ -14,6 +14,7 @@ static const char usage_text[] =
     "usage: srrun [options] [MODEL] INPUT...\n"
     "       srrun convert MODEL OUTPUT.bin [--fp16]\n"
     "       srrun info MODEL\n"
+    "       srrun serve [MODEL...] [options]   (see srrun serve --help)\n"
     "\n"
     "Upscales INPUT (PNG or JPEG) with the super-resolution network in MODEL,\n"
     "a file written by torch.save(generator.state_dict(), path). Without MODEL\n"

@@ -11,6 +11,9 @@
 #include "interrupt.h"
 #include "report.h"
 #include "srrun.h"
+#ifdef SR_HAVE_SERVE
+#include "serve.h"
+#endif
 
 static const char convert_usage[] = "usage: srrun convert MODEL OUTPUT.bin [--fp16] [-q]\n";
 static const char info_usage[] = "usage: srrun info MODEL\n";
@@ -105,10 +108,20 @@ static int info(int argc, char **argv)
 
 int command_is(const char *arg)
 {
-    return arg && (strcmp(arg, "convert") == 0 || strcmp(arg, "info") == 0);
+    return arg && (strcmp(arg, "convert") == 0 || strcmp(arg, "info") == 0 ||
+                   strcmp(arg, "serve") == 0);
 }
 
 int command_run(int argc, char **argv)
 {
+    if (strcmp(argv[0], "serve") == 0) {
+#ifdef SR_HAVE_SERVE
+        return serve_main(argc, argv);
+#else
+        fputs("srrun: serve is not in this build: libmicrohttpd was not found when srrun was "
+              "configured (install libmicrohttpd-dev and configure again)\n", stderr);
+        return 1;
+#endif
+    }
     return strcmp(argv[0], "convert") == 0 ? convert(argc, argv) : info(argc, argv);
 }

@@ -1,5 +1,6 @@
-/* The srrun command's subcommands, `srrun convert` and `srrun info`: each
- * a thin client of include/srrun.h, like the upscaling command itself. */
+/* The srrun command's subcommands, `srrun convert`, `srrun info` and
+ * `srrun serve` (serve.h): each a thin client of include/srrun.h, like the
+ * upscaling command itself. */
 #ifndef SR_TOOLS_COMMANDS_H
 #define SR_TOOLS_COMMANDS_H
 
