@@ -60,6 +60,7 @@ static void test_msrresnet_with_a_stray_rrdb_key(void **state)
     assert_int_equal(sr_model_build_as(NULL, &w, false, &g, &info, &h, &notices, &err),
                      SR_ERR_MODEL);
     assert_string_equal(err.message, "conv_first.weight: expected [1,3,3,3], file has [1]");
+    sr_graph_free(&g); /* the caller's, also after a failure */
     sr_weights_free(&w);
 }
 
