@@ -171,6 +171,31 @@ int sr_build_pixel_shuffle(sr_builder *b, int input, int r, const char *name, ..
     return index;
 }
 
+int sr_build_instance_norm(sr_builder *b, int input, float eps, const char *name, ...)
+{
+    if (input < 0)
+        return input;
+    sr_node node = {.op = SR_OP_INSTANCE_NORM, .n_inputs = 1, .inputs = {input}};
+    node.p.instance_norm.eps = eps;
+    va_list ap;
+    va_start(ap, name);
+    const int index = add_node(b, &node, name, ap);
+    va_end(ap);
+    return index;
+}
+
+int sr_build_tanh_affine(sr_builder *b, int input, const char *name, ...)
+{
+    if (input < 0)
+        return input;
+    sr_node node = {.op = SR_OP_TANH_AFFINE, .n_inputs = 1, .inputs = {input}};
+    va_list ap;
+    va_start(ap, name);
+    const int index = add_node(b, &node, name, ap);
+    va_end(ap);
+    return index;
+}
+
 int sr_build_upsample(sr_builder *b, int input, int factor, sr_upsample_mode mode,
                       const char *name, ...)
 {
@@ -192,7 +217,9 @@ sr_status sr_build_finish(sr_builder *b, bool strict, sr_notices *notices)
         const char *name = b->w->items[i].name;
         if (b->used[i])
             continue;
-        if (strict)
+        if (b->ignored && b->ignored(name))
+            b->n_ignored++;
+        else if (strict)
             b->status = sr_fail(b->err, SR_ERR_MODEL,
                                 "unexpected key '%s' (refused by strict loading)", name);
         else

@@ -19,6 +19,10 @@ typedef struct sr_builder {
     int64_t n_params;
     sr_status status; /* the first failure */
     sr_error *err;
+    /* Optional: unused tensors the network knows it ignores, counted in
+     * n_ignored by sr_build_finish instead of a notice each. */
+    bool (*ignored)(const char *name);
+    int n_ignored;
 } sr_builder;
 
 #define SR_BUILD_PRINTF(i) __attribute__((format(printf, i, i + 1)))
@@ -59,13 +63,21 @@ int sr_build_concat(sr_builder *b, int n_inputs, const int *inputs, const char *
 int sr_build_pixel_shuffle(sr_builder *b, int input, int r, const char *name, ...)
     SR_BUILD_PRINTF(4);
 
+/* Per channel over H x W, biased variance, no affine parameters. */
+int sr_build_instance_norm(sr_builder *b, int input, float eps, const char *name, ...)
+    SR_BUILD_PRINTF(4);
+
+/* (tanh(x) + 1) / 2. */
+int sr_build_tanh_affine(sr_builder *b, int input, const char *name, ...) SR_BUILD_PRINTF(3);
+
 /* F.interpolate(scale_factor=factor, mode=nearest or bilinear,
  * align_corners=False). */
 int sr_build_upsample(sr_builder *b, int input, int factor, sr_upsample_mode mode,
                       const char *name, ...) SR_BUILD_PRINTF(5);
 
-/* After the last node: each tensor the graph does not view is a notice, or
- * with strict an error. Returns the builder's status. */
+/* After the last node: each tensor the graph does not view (and the
+ * builder does not know it ignores) is a notice, or with strict an error.
+ * Returns the builder's status. */
 sr_status sr_build_finish(sr_builder *b, bool strict, sr_notices *notices);
 
 /* How many of fmt % 0, fmt % 1, ... name weights, counting up to limit + 1
