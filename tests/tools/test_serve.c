@@ -183,6 +183,23 @@ static response read_response(int fd)
     return r;
 }
 
+/* Waits, without consuming it, until what fd has received holds `text`:
+ * a stream request's answer has begun, so the server has found its job. */
+static void wait_received(int fd, const char *text)
+{
+    char peek[4096];
+    for (int tries = 0; tries < 3000; tries++) {
+        const ssize_t n = recv(fd, peek, sizeof peek - 1, MSG_PEEK);
+        if (n > 0) {
+            peek[n] = '\0';
+            if (strstr(peek, text))
+                return;
+        }
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    fail_msg("'%s' not received in 30 s", text);
+}
+
 static response request(int port, const char *method, const char *path, const char *extra,
                         const void *body, size_t size)
 {
@@ -543,14 +560,15 @@ static void test_job_events_and_result(void **state)
     free(in);
 }
 
-/* A long job: 409 for its result while it runs; DELETE stops it, and its
+/* A long job (800x800: still running when cancelled, even on a fast
+ * machine): 409 for its result while it runs; DELETE stops it, and its
  * event stream, open meanwhile, ends with `cancelled`. With --max-jobs 1
  * a third job finds the queue full: 503 with Retry-After. */
 static void test_cancel_and_full_queue(void **state)
 {
     (void)state;
     size_t size;
-    void *in = noise_png(300, &size);
+    void *in = noise_png(800, &size);
     response r = post("/v1/jobs", NULL, in, size);
     expect_status(&r, 202);
     char id[33], path[128];
@@ -576,6 +594,7 @@ static void test_cancel_and_full_queue(void **state)
 
     snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
     const int stream = send_request(main_server.port, "GET", path, NULL, NULL, 0);
+    wait_received(stream, "event: progress"); /* or the DELETE below may come first */
     snprintf(path, sizeof path, "/v1/jobs/%s", second);
     r = request(main_server.port, "DELETE", path, NULL, NULL, 0);
     expect_status(&r, 204);
