@@ -140,8 +140,10 @@ static char *join(const char *folder, const char *name)
 
 static void note(const batch *b, const char *path, const char *what)
 {
+    char shown[SHOWN_MAX];
     if (!b->c->quiet)
-        fprintf(stderr, "srrun: note: %s: %s; skipped\n", path, what);
+        fprintf(stderr, "srrun: note: %s: %s; skipped\n", printable(shown, sizeof shown, path),
+                what);
 }
 
 /* Lists input, whose output goes to OUT/below/<stem>_x<scale>.<ext>.
@@ -470,19 +472,22 @@ static void *helper_main(void *arg)
 /* Prints the outcome of each file that has one, in the files' order. */
 static void report(batch *b)
 {
+    char shown[SHOWN_MAX];
     for (; b->reported < b->n && b->files[b->reported].state >= FILE_DONE; b->reported++) {
         const batch_file *f = &b->files[b->reported];
         if (f->state == FILE_DONE) {
             b->n_done++;
             if (!b->c->quiet)
-                printf("%s\n", f->output);
+                printf("%s\n", printable(shown, sizeof shown, f->output));
         } else if (f->state == FILE_SKIPPED) {
             b->n_skipped++;
             if (b->c->verbose)
-                fprintf(stderr, "srrun: %s: exists; skipped\n", f->output);
+                fprintf(stderr, "srrun: %s: exists; skipped\n",
+                        printable(shown, sizeof shown, f->output));
         } else {
             b->n_failed++;
-            fprintf(stderr, "srrun: %s\n", f->message ? f->message : "out of memory");
+            fprintf(stderr, "srrun: %s\n",
+                    f->message ? printable(shown, sizeof shown, f->message) : "out of memory");
         }
     }
     fflush(stdout);

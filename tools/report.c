@@ -176,6 +176,33 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
     fprintf(out, "  ]\n}\n");
 }
 
+const char *printable(char *out, size_t size, const char *text)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        /* how many bytes from c make one control character (0: none) */
+        const int control = c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f ? 2
+                            : c[0] < 0x20 || c[0] == 0x7f               ? 1
+                                                                        : 0;
+        if (n + (control ? 4 * (size_t)control : 1) >= size)
+            break;
+        if (!control) {
+            out[n++] = (char)*c;
+            continue;
+        }
+        for (int i = 0; i < control; i++) {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[c[i] >> 4];
+            out[n++] = hex[c[i] & 15];
+        }
+        c += control - 1;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 void print_notices(const char *model_path, const char *notices)
 {
     for (const char *p = notices; p && *p;) {

@@ -38,6 +38,14 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
 
 double seconds_now(void);
 
+/* text as a terminal may be shown it: control characters (C0, DEL, and C1
+ * as UTF-8 encodes them) written as \xNN, other bytes (UTF-8 included)
+ * as they are, cut to fit size. For names that come from outside, a walked
+ * folder's or a request's: one must not move the cursor or retitle the
+ * terminal. The library escapes its own messages. Returns out. */
+const char *printable(char *out, size_t size, const char *text);
+#define SHOWN_MAX 8192 /* room for a PATH_MAX name with some escapes */
+
 /* A model's notices (sr_model_notices: lines, or NULL), one
  * "srrun: note: MODEL: ..." line each on stderr. */
 void print_notices(const char *model_path, const char *notices);

@@ -607,7 +607,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* on_uri found no memory for it */
     if (!r->method[0]) {
         snprintf(r->method, sizeof r->method, "%s", method);
-        snprintf(r->path, sizeof r->path, "%s", url);
+        printable(r->path, sizeof r->path, url); /* for the log: the URL is the client's */
         const int post = strcmp(method, "POST") == 0;
         const int upscale = strcmp(url, "/v1/upscale") == 0, jobs = strcmp(url, "/v1/jobs") == 0;
         if (upscale || jobs) {

@@ -205,6 +205,30 @@ static void test_unreadable_folder_noted(void **state)
     remove_all("b_x2.png");
 }
 
+/* Walked names are shown with their control characters escaped: a file
+ * named to retitle the terminal, or to start a line of its own, cannot;
+ * UTF-8 stays as it is. The outputs keep the real names. */
+static void test_walked_names_escaped(void **state)
+{
+    (void)state;
+    make_folder("in");
+    write_file("in/\x1b]0;owned\x07.txt", "hello\n", 6);
+    write_file("in/line\nsrrun: 9 done.txt", "hello\n", 6);
+    copy_fixture("leaves_37x29.png", "in/caf\xc3\xa9\xc2\x9b.png", 0);
+    cli_result r = run_ok((const char *[]){"srpgan_x2.pth", "in", NULL});
+    assert_string_equal(r.out, "caf\xc3\xa9\\xc2\\x9b_x2.png\n");
+    assert_string_equal(r.err,
+                        "srrun: note: in/\\x1b]0;owned\\x07.txt: not a PNG or JPEG image; skipped\n"
+                        "srrun: note: in/line\\x0asrrun: 9 done.txt: not a PNG or JPEG image; "
+                        "skipped\n"
+                        "srrun: 1 done, 0 skipped, 0 failed\n");
+    char path[512];
+    path_in_work(path, sizeof path, "caf\xc3\xa9\xc2\x9b_x2.png");
+    assert_int_equal(access(path, F_OK), 0);
+    remove_all("in");
+    remove_all("caf\xc3\xa9\xc2\x9b_x2.png");
+}
+
 /* An output that exists is skipped, left as it is; --overwrite redoes it. */
 static void test_existing_outputs_skipped_unless_overwrite(void **state)
 {
@@ -449,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_model_or_input),
         cmocka_unit_test(test_format_and_shared_names),
         cmocka_unit_test(test_batch_usage),
+        cmocka_unit_test(test_walked_names_escaped),
         cmocka_unit_test(test_interrupt_leaves_only_complete_outputs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
