@@ -56,8 +56,9 @@ static const char usage_text[] =
     "  -m, --max-memory SIZE  memory for the whole server, e.g. 1G (default: three\n"
     "                       quarters of the machine's); jobs run at once while\n"
     "                       their plans fit it, the rest wait\n"
-    "  -t, --threads N      cores to compute on (default: all): a job runs at once\n"
-    "                       for every 4 (at least one), each on its share\n"
+    "  -t, --threads N      cores to compute on (default: all)\n"
+    "      --workers N      jobs that run at once, each on threads/N cores\n"
+    "                       (default: one for every 4 threads, at least one)\n"
     "      --max-jobs N     jobs that may wait to run (default: 16); more: 503\n"
     "      --max-pixels N   refuse larger images, from their header (default:\n"
     "                       178956970, as Pillow)\n"
@@ -86,7 +87,7 @@ static int parse_count(const char *text, long long max, long long *value)
 typedef struct serve_options {
     const char *listen;
     int64_t max_memory, max_pixels;
-    int threads, max_jobs, quiet;
+    int threads, workers, max_jobs, quiet;
     char **models;
     int n_models;
 } serve_options;
@@ -95,7 +96,8 @@ static int parse(int argc, char **argv, serve_options *o)
 {
     static const struct option longs[] = {
         {"listen", required_argument, NULL, 'L'},  {"max-memory", required_argument, NULL, 'm'},
-        {"threads", required_argument, NULL, 't'}, {"max-jobs", required_argument, NULL, 'J'},
+        {"threads", required_argument, NULL, 't'}, {"workers", required_argument, NULL, 'W'},
+        {"max-jobs", required_argument, NULL, 'J'},
         {"max-pixels", required_argument, NULL, 'P'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
@@ -114,6 +116,11 @@ static int parse(int argc, char **argv, serve_options *o)
             if (parse_count(optarg, 1024, &n) != 0)
                 return usage_error("--threads needs a number from 1 to 1024, not '%s'", optarg);
             o->threads = (int)n;
+            break;
+        case 'W':
+            if (parse_count(optarg, 1024, &n) != 0)
+                return usage_error("--workers needs a number from 1 to 1024, not '%s'", optarg);
+            o->workers = (int)n;
             break;
         case 'J':
             if (parse_count(optarg, 100000, &n) != 0)
@@ -317,7 +324,13 @@ int serve_main(int argc, char **argv)
     srv.budget = o.max_memory ? o.max_memory : ram / 4 * 3; /* the library's default */
     srv.max_body = srv.budget / 4;
     const int threads = o.threads ? o.threads : cores();
-    srv.n_workers = threads / 4 > 1 ? threads / 4 : 1;
+    if (o.workers > threads) {
+        char why[96];
+        snprintf(why, sizeof why, "--workers %d needs at least as many threads, not %d",
+                 o.workers, threads);
+        return usage_error("%s", why);
+    }
+    srv.n_workers = o.workers ? o.workers : threads / 4 > 1 ? threads / 4 : 1;
     srv.threads_per_job = threads / srv.n_workers;
 
     /* Blocked here, so in every thread started from now on. */

@@ -53,8 +53,18 @@ static server_proc start_server(const char *name, const char *const *args)
     assert_int_equal(pipe(out), 0);
     const char *argv[32] = {"srrun", "serve", model_path, "--listen", "127.0.0.1:0"};
     int n = 5;
-    for (; args[n - 5] && n < 31; n++)
+    for (; args[n - 5] && n < 29; n++)
         argv[n] = args[n - 5];
+#ifdef SR_TEST_ONE_THREAD_PER_JOB
+    /* Under ThreadSanitizer, which cannot see libgomp's barriers: as many
+     * threads as workers, each job on one, so no OpenMP team is formed. */
+    const char *workers = "1";
+    for (int i = 5; i + 1 < n; i++)
+        if (strcmp(argv[i], "--workers") == 0)
+            workers = argv[i + 1];
+    argv[n++] = "--threads";
+    argv[n++] = workers;
+#endif
     argv[n] = NULL;
     s.pid = fork();
     assert_true(s.pid >= 0);
@@ -303,6 +313,10 @@ static void *cli_output(const char *input, const char *const *options, const cha
     snprintf(in_path, sizeof in_path, "%s/%s", SR_FIXTURES_DIR, input);
     const char *args[16] = {"-q", "-b", "cpu", "-o", output};
     int n = 5;
+#ifdef SR_TEST_ONE_THREAD_PER_JOB
+    args[n++] = "--threads";
+    args[n++] = "1";
+#endif
     for (; *options; options++)
         args[n++] = *options;
     args[n++] = model_path;
@@ -630,12 +644,13 @@ static void test_client_gone_cancels(void **state)
     free(r.body);
 }
 
-/* Two workers (8 threads: one a 4) and room in -m for both: two jobs run
- * side by side, the bytes planned for them counted under the budget. */
+/* Two workers (--workers 2 of 4 threads) and room in -m for both: two jobs
+ * run side by side, the bytes planned for them counted under the budget. */
 static void test_jobs_side_by_side(void **state)
 {
     (void)state;
-    server_proc s = start_server("side", (const char *[]){"-m", "1G", "--threads", "8", NULL});
+    server_proc s = start_server(
+        "side", (const char *[]){"-m", "1G", "--threads", "4", "--workers", "2", NULL});
     const double at_rest = metric(s.port, "srrun_memory_planned_bytes");
     size_t size;
     void *in = noise_png(300, &size);
@@ -694,6 +709,9 @@ static void test_usage(void **state)
     r = cli_run(workdir, (const char *[]){"serve", "--max-jobs", "0", NULL});
     assert_int_equal(r.exit_code, 2);
     expect_in(r.err, "--max-jobs needs a number");
+    r = cli_run(workdir, (const char *[]){"serve", "--threads", "2", "--workers", "3", NULL});
+    assert_int_equal(r.exit_code, 2);
+    expect_in(r.err, "--workers 3 needs at least as many threads, not 2");
     r = cli_run(workdir, (const char *[]){"serve", "missing.pth", NULL});
     assert_int_equal(r.exit_code, 1);
     expect_in(r.err, "missing.pth: No such file or directory");
