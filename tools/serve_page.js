@@ -57,7 +57,7 @@ async function loadModels() {
 function clearResult() {
   $("result").hidden = true;
   $("error").textContent = "";
-  objectUrls.forEach(URL.revokeObjectURL);
+  objectUrls.forEach((url) => URL.revokeObjectURL(url));
   objectUrls = [];
 }
 

@@ -9,7 +9,7 @@ clicked as a user would; the test waits for the result, clicks Download
 and checks that the file saved is the server's /v1/upscale answer for the
 same photo (test_serve checks those against the CLI's), that the images
 shown have the right sizes, that the slider moves from the keyboard,
-that a non-image shows the server's error on the page, that Cancel stops a
+that a non-image dropped on it shows the server's error, that Cancel stops a
 long job, and that the page asked nothing of any other origin and broke no
 rule of its Content-Security-Policy. Screenshots go to OUT_DIR.
 
@@ -224,20 +224,31 @@ class Browser:
         node = self.send("DOM.querySelector", {"nodeId": root, "selector": "#file"})["nodeId"]
         self.send("DOM.setFileInputFiles", {"nodeId": node, "files": [path]})
 
-    def click(self, selector):
-        """A mouse click at the middle of the element, scrolled into view, as
-        a user's: it must be shown and not covered."""
-        box = self.evaluate(f"""(() => {{
+    def middle(self, selector):
+        """The middle of the element, scrolled into view; it must be shown."""
+        x, y, area = self.evaluate(f"""(() => {{
             const element = document.querySelector({json.dumps(selector)});
             element.scrollIntoView({{block: "center"}});
             const r = element.getBoundingClientRect();
             return [r.x + r.width / 2, r.y + r.height / 2, r.width * r.height];
         }})()""")
-        if box[2] == 0:
+        if area == 0:
             raise Failure(f"{selector} is not shown")
+        return x, y
+
+    def click(self, selector):
+        """A mouse click, as a user's: the element must not be covered."""
+        x, y = self.middle(selector)
         for kind in ("mousePressed", "mouseReleased"):
-            self.send("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1],
+            self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y,
                                                    "button": "left", "clickCount": 1})
+
+    def drop_file(self, selector, path):
+        """A file dragged from outside the page and dropped on the element."""
+        x, y = self.middle(selector)
+        data = {"items": [], "files": [path], "dragOperationsMask": 1}
+        for kind in ("dragEnter", "dragOver", "drop"):
+            self.send("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": data})
 
     def key(self, name, code):
         for kind in ("rawKeyDown", "keyUp"):
@@ -372,7 +383,8 @@ def check_slider(browser):
 
 
 def check_server_error(browser, server, workdir):
-    """A file that is not an image: the page shows the server's message."""
+    """A file that is not an image, dropped on the page: the page shows
+    the server's message."""
     path = os.path.join(workdir, "notes.txt")
     with open(path, "wb") as f:
         f.write(b"not an image at all\n")
@@ -380,9 +392,10 @@ def check_server_error(browser, server, workdir):
     if status != 400:
         raise Failure(f"the server answered {status} to a text file")
     message = json.loads(body)["error"]
-    browser.choose_file(path)
+    browser.drop_file("#drop", path)
     browser.click("#start")
-    wait_state(browser, ["error"])
+    if wait_state(browser, ["done", "error", "cancelled"]) != "error":
+        raise Failure("the text file dropped did not end in an error")
     shown = browser.evaluate("""[document.getElementById("error").textContent,
                                  document.getElementById("result").hidden,
                                  document.getElementById("cancel").hidden]""")
