@@ -105,7 +105,8 @@ function follow(created, file, scale) {
   });
   events.addEventListener("done", () => {
     endJob();
-    showResult(created, file, scale);
+    showResult(created, file, scale)
+      .catch((e) => showError(`could not fetch the result: ${e.message}`));
   });
   // The server's `error` event has data; the connection's failure has none.
   events.addEventListener("error", (e) => {
