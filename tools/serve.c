@@ -39,6 +39,7 @@ static const char usage_text[] =
     "and x2 models. A request without ?model= uses the first. The first line\n"
     "written is 'listening on http://ADDR:PORT'.\n"
     "\n"
+    "  GET    /                     a web page to upscale a photo with\n"
     "  GET    /healthz              ok\n"
     "  GET    /v1/models            the models: name, architecture, scale (JSON)\n"
     "  POST   /v1/upscale           body: a PNG or JPEG; answers the upscaled PNG\n"

@@ -144,6 +144,52 @@ static enum MHD_Result respond_method(struct MHD_Connection *c, request *r, cons
     return queue(c, r, 405, response, 0);
 }
 
+/* ---- The web page ---------------------------------------------------------- */
+
+/* tools/serve_page.*, built in by cmake/embed.cmake. */
+extern const unsigned char serve_page_html[], serve_page_js[], serve_page_css[];
+extern const size_t serve_page_html_size, serve_page_js_size, serve_page_css_size;
+
+/* The page at /, its script and style sheet, or NULL for another path. */
+static const unsigned char *page_file(const char *url, size_t *size, const char **type)
+{
+    if (strcmp(url, "/") == 0) {
+        *size = serve_page_html_size;
+        *type = "text/html; charset=utf-8";
+        return serve_page_html;
+    }
+    if (strcmp(url, "/app.js") == 0) {
+        *size = serve_page_js_size;
+        *type = "text/javascript; charset=utf-8";
+        return serve_page_js;
+    }
+    if (strcmp(url, "/app.css") == 0) {
+        *size = serve_page_css_size;
+        *type = "text/css; charset=utf-8";
+        return serve_page_css;
+    }
+    return NULL;
+}
+
+/* One of the page's files. Its policy lets it load only from this server
+ * (images also from the blob: URLs the script makes), and no other site
+ * may frame it. */
+static enum MHD_Result respond_page(struct MHD_Connection *c, request *r,
+                                    const unsigned char *data, size_t size, const char *type)
+{
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(size, (void *)data, MHD_RESPMEM_PERSISTENT);
+    if (!response)
+        return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_SECURITY_POLICY,
+                            "default-src 'self'; img-src 'self' blob: data:; "
+                            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    return queue(c, r, 200, response, size);
+}
+
 /* ---- Results and event streams ------------------------------------------ */
 
 /* The result's bytes, read out of the job, which the response holds a
@@ -617,6 +663,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return start_upload(c, r);
         }
         const int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        size_t size;
+        const char *type;
+        const unsigned char *page = page_file(url, &size, &type);
+        if (page)
+            return get ? respond_page(c, r, page, size, type) : respond_method(c, r, "GET");
         if (strcmp(url, "/healthz") == 0)
             return get ? respond(c, r, 200, "text/plain", "ok\n", 3) : respond_method(c, r, "GET");
         if (strcmp(url, "/v1/models") == 0)

@@ -1,6 +1,7 @@
 /* `srrun serve` (tools/serve*.c) as a client sees it: the server started on
  * a free loopback port with the fixture model, every endpoint asked over a
- * plain socket (HTTP/1.1, one request a connection), results compared
+ * plain socket (HTTP/1.1, one request a connection), the web page's files
+ * and headers (test_web.py runs the page in a browser), results compared
  * byte for byte with the CLI's, hostile bodies posted one after another,
  * the limits (413), a full queue (503), jobs' events, results and
  * cancellation, a client gone, and SIGTERM. Skipped (77) in a build
@@ -390,6 +391,47 @@ static void test_small_endpoints(void **state)
     free(r.body);
 }
 
+/* The web page (tools/serve_page.*) and its script and style sheet: each
+ * with its type, a policy that keeps it to this server, and nosniff; HEAD
+ * the same headers; other methods 405. None names another site. */
+static void test_page(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path, *type, *part;
+    } files[] = {
+        {"/", "text/html; charset=utf-8", "<script src=\"/app.js\""},
+        {"/app.js", "text/javascript; charset=utf-8", "new EventSource("},
+        {"/app.css", "text/css; charset=utf-8", "#compare"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char type[128];
+        snprintf(type, sizeof type, "Content-Type: %s\r\n", files[i].type);
+        response r = get(files[i].path);
+        expect_status(&r, 200);
+        expect_in(r.headers, type);
+        expect_in(r.headers, "Content-Security-Policy: default-src 'self'; "
+                             "img-src 'self' blob: data:;");
+        expect_in(r.headers, "X-Content-Type-Options: nosniff\r\n");
+        expect_in(r.body, files[i].part);
+        assert_null(strstr(r.body, "://"));
+        const size_t size = r.size;
+        free(r.body);
+        r = request(main_server.port, "HEAD", files[i].path, NULL, NULL, 0);
+        expect_status(&r, 200);
+        expect_in(r.headers, type);
+        char length[64];
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", size);
+        expect_in(r.headers, length);
+        assert_int_equal(r.size, 0);
+        free(r.body);
+        r = post(files[i].path, NULL, "x", 1);
+        expect_status(&r, 405);
+        expect_in(r.headers, "Allow: GET");
+        free(r.body);
+    }
+}
+
 /* The same bytes as the CLI, for each kind of input and option. */
 static void test_upscale_matches_cli(void **state)
 {
@@ -759,6 +801,7 @@ int main(void)
 #endif
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_endpoints),
+        cmocka_unit_test(test_page),
         cmocka_unit_test(test_upscale_matches_cli),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_hostile_bodies),
