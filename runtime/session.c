@@ -462,10 +462,10 @@ static sr_status write_rows(void *user, const sr_tensor *rows, sr_error *err)
 {
     (void)err;
     const output_sink *sink = user;
-    if (rows->y0 + rows->shape.h <= sink->image->height) {
-        sr_tensor_to_image(rows, sink->image, sink->n_threads);
-    } else if (rows->y0 < sink->image->height) {
-        const sr_tensor inside = sr_tensor_rows(rows, rows->y0, sink->image->height);
+    const int64_t y1 = rows->y0 + rows->shape.h;
+    const int64_t end = y1 < sink->image->height ? y1 : sink->image->height;
+    if (end > rows->y0) {
+        const sr_tensor inside = sr_tensor_rows(rows, rows->y0, end);
         sr_tensor_to_image(&inside, sink->image, sink->n_threads);
     }
     return SR_OK;
