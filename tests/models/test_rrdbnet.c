@@ -99,8 +99,9 @@ static void test_bands_and_budgets_give_the_same_bits(void **state)
     arch_check_bands("rrdbnet_x1", 29, 37, 3); /* padded to 32x40 */
 }
 
-/* A budget that leaves room for a few rows only: the x2's output stage in
- * many bands, the same bytes as the whole-image run, within the budget. */
+/* Budgets that leave room for a few rows only: the x2's output stage in
+ * many bands, the same bytes as the whole-image run, within the budget;
+ * and one thread the same bytes as two. */
 static void test_unshuffled_input_in_many_bands(void **state)
 {
     (void)state;
@@ -133,6 +134,11 @@ static void test_unshuffled_input_in_many_bands(void **state)
     }
     if (most_bands < 8)
         fail_msg("the tightest budgets gave at most %d bands", most_bands);
+    opt.max_memory = 0;
+    opt.n_threads = 1;
+    assert_int_equal(arch_run(model, opt, &in, &out, &info), SR_OK);
+    arch_expect_same(&whole, &out, "rrdbnet_x2 37x53 on one thread");
+    sr_image_free(&out);
     sr_image_free(&whole);
     sr_image_free(&in);
     sr_model_free(model);
