@@ -65,30 +65,43 @@ static float sample(const sr_image *image, const uint8_t *row, int64_t i)
     }
 }
 
+/* Row y of the padded image into the tensor: pixel (x, y) of channel c
+ * goes to out[c][x % f][x / f]. Called with f = 1 spelled out, so that the
+ * common case compiles without the index arithmetic. */
+static inline void row_to_tensor(const sr_image *image, const uint8_t *row, bool composite,
+                                 int64_t f, int64_t padded_w,
+                                 float *const out[3][SR_INPUT_MAX_UNSHUFFLE])
+{
+    const int ch = image->channels;
+    const int colour = ch >= 3 ? 3 : 1;
+    for (int64_t x = 0; x < padded_w; x++) {
+        const int64_t sx = x < image->width ? x : sr_reflect_index(x, image->width);
+        const float a = composite ? sample(image, row, sx * ch + colour) : 1.0f;
+        for (int c = 0; c < 3; c++) {
+            const float v = sample(image, row, sx * ch + (colour == 3 ? c : 0));
+            out[c][x % f][x / f] = composite ? v * a + (1.0f - a) : v;
+        }
+    }
+}
+
 void sr_image_to_tensor(const sr_image *image, bool on_white, int64_t unshuffle, sr_tensor *t,
                         int n_threads)
 {
-    const int64_t W = image->width, H = image->height, f = unshuffle;
+    const int64_t f = unshuffle, padded_w = t->shape.w * f;
     const int64_t y0 = t->y0 * f, y1 = (t->y0 + t->shape.h) * f; /* rows of the padded image */
-    const int ch = image->channels;
-    const int colour = ch >= 3 ? 3 : 1;
-    const bool composite = on_white && colour != ch;
-#pragma omp parallel for num_threads(threads_for((y1 - y0) * W, n_threads)) schedule(static)
+    const bool composite = on_white && image->channels != 1 && image->channels != 3;
+#pragma omp parallel for num_threads(threads_for((y1 - y0) * padded_w, n_threads)) schedule(static)
     for (int64_t y = y0; y < y1; y++) {
-        const uint8_t *row = (const uint8_t *)image->data + sr_reflect_index(y, H) * image->stride;
-        float *out[3][SR_INPUT_MAX_UNSHUFFLE]; /* pixel (x, y) of channel c: out[c][x % f][x / f] */
+        const uint8_t *row =
+            (const uint8_t *)image->data + sr_reflect_index(y, image->height) * image->stride;
+        float *out[3][SR_INPUT_MAX_UNSHUFFLE];
         for (int c = 0; c < 3; c++)
             for (int64_t j = 0; j < f; j++)
                 out[c][j] = sr_tensor_row(t, (c * f + y % f) * f + j, y / f);
-        for (int64_t tx = 0; tx < t->shape.w; tx++)
-            for (int64_t j = 0; j < f; j++) {
-                const int64_t x = sr_reflect_index(tx * f + j, W);
-                const float a = composite ? sample(image, row, x * ch + colour) : 1.0f;
-                for (int c = 0; c < 3; c++) {
-                    const float v = sample(image, row, x * ch + (colour == 3 ? c : 0));
-                    out[c][j][tx] = composite ? v * a + (1.0f - a) : v;
-                }
-            }
+        if (f == 1)
+            row_to_tensor(image, row, composite, 1, padded_w, out);
+        else
+            row_to_tensor(image, row, composite, f, padded_w, out);
     }
 }
 
