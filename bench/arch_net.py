@@ -48,7 +48,10 @@ def network(sd):
         blocks = _count(sd, r"body\.\d+\.rdb1\.conv1\.weight")
         feat = sd["conv_first.weight"].shape[0]
         grow = sd["body.0.rdb1.conv1.weight"].shape[0]
-        return sr_archs.RRDBNet(blocks, feat, grow), f"rrdbnet {blocks} blocks {feat}/{grow} x4"
+        # BasicSR's x2 and x1 take the input pixel-unshuffled: 12 or 48 channels.
+        scale = {3: 4, 12: 2, 48: 1}[sd["conv_first.weight"].shape[1]]
+        return (sr_archs.RRDBNet(blocks, feat, grow, scale),
+                f"rrdbnet {blocks} blocks {feat}/{grow} x{scale}")
     if "sub_mean.weight" in sd:
         blocks = _count(sd, r"body\.\d+\.body\.0\.weight")
         feat = sd["head.0.weight"].shape[0]

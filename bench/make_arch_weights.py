@@ -8,6 +8,8 @@ does not depend on the weights' values). Seeded: the same files every run.
 Names (default: all), each written as OUT_DIR/NAME.pth:
   RealESRGAN_x4plus      RRDBNet, 23 blocks, 64 features, growth 32, in
                          {'params_ema': ...} (64 MB)
+  RealESRGAN_x2plus      the same at x2: the input pixel-unshuffled by 2
+                         (conv_first takes 12 channels)
   realesr-animevideov3   SRVGGNetCompact, 16 convs, 64 features, x4, {'params': ...}
   realesr-general-x4v3   SRVGGNetCompact, 32 convs, 64 features, x4, {'params': ...}
   EDSR_x4                EDSR baseline, 16 blocks, 64 features, x4, a plain
@@ -31,6 +33,8 @@ import sr_archs  # noqa: E402
 # name -> (constructor, how the release wraps its state dict)
 NETWORKS = {
     "RealESRGAN_x4plus": (lambda: sr_archs.RRDBNet(blocks=23, feat=64, grow=32), "params_ema"),
+    "RealESRGAN_x2plus": (lambda: sr_archs.RRDBNet(blocks=23, feat=64, grow=32, scale=2),
+                          "params_ema"),
     "realesr-animevideov3": (lambda: sr_archs.SRVGGNetCompact(64, 16, 4), "params"),
     "realesr-general-x4v3": (lambda: sr_archs.SRVGGNetCompact(64, 32, 4), "params"),
     "EDSR_x4": (lambda: sr_archs.EDSR(blocks=16, feat=64, scale=4), None),

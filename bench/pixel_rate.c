@@ -42,7 +42,7 @@ int main(int argc, char **argv)
     double in[RUNS], out[RUNS];
     for (int r = 0; r < RUNS; r++) {
         const double t0 = now();
-        sr_image_to_tensor(&image, true, &t, 0);
+        sr_image_to_tensor(&image, true, 1, &t, 0);
         const double t1 = now();
         sr_tensor_to_image(&t, &image, 0);
         in[r] = t1 - t0;

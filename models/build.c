@@ -67,7 +67,12 @@ static int add_node(sr_builder *b, sr_node *node, const char *fmt, va_list ap)
 
 int sr_build_input(sr_builder *b)
 {
-    sr_node node = {.op = SR_OP_INPUT, .name = "input"};
+    return sr_build_unshuffled_input(b, 1);
+}
+
+int sr_build_unshuffled_input(sr_builder *b, int factor)
+{
+    sr_node node = {.op = SR_OP_INPUT, .name = "input", .p.input.unshuffle = factor};
     const int index = sr_graph_add(b->g, &node, b->err);
     return index < 0 ? fail(b, SR_ERR_NO_MEMORY) : index;
 }

@@ -40,6 +40,12 @@ const float *sr_build_peek(const sr_weights *w, const char *name, int ndim,
 /* The graph's image. */
 int sr_build_input(sr_builder *b);
 
+/* The image space-to-depth by factor (3 factor^2 channels), its bottom and
+ * right edges padded by reflection to a multiple of it (ops/op.h,
+ * sr_input_params): the output is then larger than the image's scale-up,
+ * and the runtime crops it. */
+int sr_build_unshuffled_input(sr_builder *b, int factor);
+
 /* k x k, zero padding k / 2, from <prefix>.weight and <prefix>.bias. */
 int sr_build_conv(sr_builder *b, int input, int64_t c_in, int64_t c_out, int k,
                   const char *prefix, ...) SR_BUILD_PRINTF(6);

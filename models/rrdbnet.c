@@ -9,10 +9,11 @@
  *     model.6, ... and the last two convs (model.8, model.10 at x4)
  *
  * The width, growth, block count and (original layout) the number of x2
- * steps are read from the weights. BasicSR's x2 and x1 variants feed the
- * network the pixel-unshuffled image (conv_first takes 12 or 48 channels):
- * that needs a stage with fewer rows out than in, which the planner does
- * not have, so those files are refused. */
+ * steps are read from the weights. BasicSR's x2 and x1 variants (RealESRGAN_x2plus)
+ * are the x4 network on the image pixel-unshuffled by 2 or 4: conv_first
+ * takes 12 or 48 channels. Their input node unshuffles (ops/op.h,
+ * sr_input_params): the image is padded by reflection to a multiple of the
+ * factor as Real-ESRGAN's inference does, and the output cropped. */
 #include <stdio.h>
 
 #include "models/build.h"
@@ -29,6 +30,7 @@ typedef struct rrdb_layout {
     const char *rdb;         /* its dense blocks' names: "rdb" or "RDB" */
     const char *conv_suffix; /* after convJ: "" or the original's ".0" */
     int n_blocks, n_up;
+    int unshuffle; /* the input's: 1, or BasicSR's 2 (x2) and 4 (x1) */
     int64_t feat, grow;
 } rrdb_layout;
 
@@ -53,12 +55,6 @@ static bool rrdbnet_recognise(const sr_weights *w)
 
 static sr_status read_new_layout(const sr_weights *w, rrdb_layout *l, sr_error *err)
 {
-    const int64_t c_in = sr_build_dim(w, "conv_first.weight", 1);
-    if (c_in == 12 || c_in == 48)
-        return sr_fail(err, SR_ERR_UNSUPPORTED,
-                       "RRDBNet x%d (conv_first takes the image pixel-unshuffled by %d, %lld "
-                       "channels): srrun runs only the x4 RRDBNet for now",
-                       c_in == 12 ? 2 : 1, c_in == 12 ? 2 : 4, (long long)c_in);
     if (sr_weights_find(w, "conv_up3.weight"))
         return sr_fail(err, SR_ERR_UNSUPPORTED,
                        "RRDBNet with conv_up3 (an x8 variant): srrun knows only conv_up1 and "
@@ -66,6 +62,10 @@ static sr_status read_new_layout(const sr_weights *w, rrdb_layout *l, sr_error *
     *l = (rrdb_layout){.block = "body.%d", .rdb = "rdb", .conv_suffix = "", .n_up = 2,
                        .first = "conv_first", .trunk = "conv_body", .up = {"conv_up1", "conv_up2"},
                        .hr = "conv_hr", .last = "conv_last"};
+    /* 3 channels, else 3 f^2 from BasicSR's unshuffle by f; any other
+     * count is refused by conv_first's shape check as 3 expected. */
+    const int64_t c_in = sr_build_dim(w, "conv_first.weight", 1);
+    l->unshuffle = c_in == 3 * 2 * 2 ? 2 : c_in == 3 * 4 * 4 ? 4 : 1;
     l->feat = sr_build_dim(w, "conv_first.weight", 0);
     l->grow = sr_build_dim(w, "body.0.rdb1.conv1.weight", 0);
     l->n_blocks = sr_build_count(w, "body.%d.rdb1.conv1.weight", MAX_BLOCKS);
@@ -75,7 +75,7 @@ static sr_status read_new_layout(const sr_weights *w, rrdb_layout *l, sr_error *
 static sr_status read_old_layout(const sr_weights *w, rrdb_layout *l, sr_error *err)
 {
     *l = (rrdb_layout){.block = "model.1.sub.%d", .rdb = "RDB", .conv_suffix = ".0",
-                       .first = "model.0"};
+                       .first = "model.0", .unshuffle = 1};
     l->feat = sr_build_dim(w, "model.0.weight", 0);
     l->grow = sr_build_dim(w, "model.1.sub.0.RDB1.conv1.0.weight", 0);
     l->n_blocks = sr_build_count(w, "model.1.sub.%d.RDB1.conv1.0.weight", MAX_BLOCKS);
@@ -136,7 +136,9 @@ static sr_status rrdbnet_build(const sr_weights *w, bool strict, bool *used, sr_
 
     sr_builder b = {.w = w, .g = g, .used = used, .err = err};
     const int64_t f = l.feat;
-    const int first = sr_build_conv(&b, sr_build_input(&b), 3, f, 3, "%s", l.first);
+    const int64_t u = l.unshuffle;
+    const int first = sr_build_conv(&b, sr_build_unshuffled_input(&b, l.unshuffle), 3 * u * u, f,
+                                    3, "%s", l.first);
     int x = first;
     for (int i = 0; i < l.n_blocks; i++) {
         char block[32];
@@ -160,7 +162,7 @@ static sr_status rrdbnet_build(const sr_weights *w, bool strict, bool *used, sr_
         return b.status;
     *info = (sr_model_info){
         .architecture = "rrdbnet",
-        .scale = 1 << l.n_up,
+        .scale = (1 << l.n_up) / l.unshuffle,
         .n_blocks = l.n_blocks,
         .n_params = b.n_params,
     };

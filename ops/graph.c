@@ -50,7 +50,10 @@ sr_status sr_graph_shapes(const sr_graph *g, sr_shape input, sr_shape *shapes,
     for (int i = 0; i < g->n_nodes; i++) {
         const sr_node *node = &g->nodes[i];
         if (node->op == SR_OP_INPUT) {
-            shapes[i] = input;
+            if (node->p.input.unshuffle < 0 || node->p.input.unshuffle > SR_INPUT_MAX_UNSHUFFLE)
+                return sr_fail(err, SR_ERR_MODEL, "%s: unshuffle factor %d is not 0 to %d",
+                               node->name, node->p.input.unshuffle, SR_INPUT_MAX_UNSHUFFLE);
+            shapes[i] = sr_input_shape(node, input);
             continue;
         }
         sr_shape in[SR_NODE_MAX_INPUTS];

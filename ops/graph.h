@@ -24,7 +24,9 @@ float *sr_graph_constants(sr_graph *g, int64_t n, sr_error *err);
 
 void sr_graph_free(sr_graph *g);
 
-/* Every node's output shape for an input image of `input` (3 x H x W). */
+/* Every node's output shape for an input image of `input` (3 x H x W);
+ * the input node's is what it makes of the image (sr_input_shape), and an
+ * unshuffled input's padding stays in every shape after it. */
 sr_status sr_graph_shapes(const sr_graph *g, sr_shape input, sr_shape *shapes,
                           sr_error *err);
 

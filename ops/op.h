@@ -18,7 +18,7 @@
 #include "base/tensor.h"
 
 typedef enum sr_op_type {
-    SR_OP_INPUT,         /* the graph's image; no kernel */
+    SR_OP_INPUT,         /* the graph's image, maybe unshuffled; no kernel */
     SR_OP_CONV2D,        /* k x k, stride 1, zero padding, bias */
     SR_OP_PRELU,         /* one shared slope or one per channel */
     SR_OP_INSTANCE_NORM, /* per channel over H x W, biased variance, no affine */
@@ -204,6 +204,20 @@ typedef struct sr_pixel_shuffle_params {
     int r;
 } sr_pixel_shuffle_params;
 
+/* The input node: the image as the network takes it, either as it is
+ * (unshuffle 0 or 1) or space-to-depth by f = unshuffle, as BasicSR's x2
+ * and x1 RRDBNet take it: F.pixel_unshuffle(x, f) after the bottom and
+ * right edges are padded by reflection to a multiple of f (Real-ESRGAN's
+ * pre_process). in[c][f y + i][f x + j] becomes channel c f^2 + i f + j
+ * of row y, column x. The conversion from pixels does it (runtime/pixels.c):
+ * the network's input is whole in memory anyway, so the planner and the
+ * backends see only a plain tensor of 3 f^2 channels. */
+typedef struct sr_input_params {
+    int unshuffle;
+} sr_input_params;
+
+#define SR_INPUT_MAX_UNSHUFFLE 8
+
 typedef struct sr_add_params {
     float scale; /* in0 + scale in1: residual scaling; 1 is a plain sum */
 } sr_add_params;
@@ -273,11 +287,40 @@ typedef struct sr_node {
         sr_prelu_params prelu;
         sr_instance_norm_params instance_norm;
         sr_pixel_shuffle_params pixel_shuffle;
+        sr_input_params input;
         sr_add_params add;
         sr_leaky_relu_params leaky_relu;
         sr_upsample_params upsample;
     } p;
 } sr_node;
+
+/* The input's factor: 1 when the image goes in as it is. */
+static inline int64_t sr_input_unshuffle(const sr_node *input)
+{
+    return input->p.input.unshuffle > 1 ? input->p.input.unshuffle : 1;
+}
+
+/* The input node's tensor for an image of `image` (3 x H x W): 3 f^2 x
+ * ceil(H / f) x ceil(W / f). */
+static inline sr_shape sr_input_shape(const sr_node *input, sr_shape image)
+{
+    const int64_t f = sr_input_unshuffle(input);
+    return (sr_shape){image.c * f * f, (image.h + f - 1) / f, (image.w + f - 1) / f};
+}
+
+/* Where padding by reflection (mirrored about the edge, not repeating it)
+ * takes index i of a row or column of n: itself inside; past the end,
+ * reflected, as often as it takes (numpy's "reflect"; PyTorch's where it
+ * pads less than n, and a single pixel repeated). */
+static inline int64_t sr_reflect_index(int64_t i, int64_t n)
+{
+    if (i < n)
+        return i;
+    if (n == 1)
+        return 0;
+    i %= 2 * (n - 1);
+    return i < n ? i : 2 * (n - 1) - i;
+}
 
 typedef struct sr_op_desc {
     const char *name;

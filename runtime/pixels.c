@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "ops/op.h"
 
 static int pixel_bytes(sr_pixel_type type)
 {
@@ -64,22 +65,43 @@ static float sample(const sr_image *image, const uint8_t *row, int64_t i)
     }
 }
 
-void sr_image_to_tensor(const sr_image *image, bool on_white, sr_tensor *t, int n_threads)
+/* Row y of the padded image into the tensor: pixel (x, y) of channel c
+ * goes to out[c][x % f][x / f]. Called with f = 1 spelled out, so that the
+ * common case compiles without the index arithmetic. */
+static inline void row_to_tensor(const sr_image *image, const uint8_t *row, bool composite,
+                                 int64_t f, int64_t padded_w,
+                                 float *const out[3][SR_INPUT_MAX_UNSHUFFLE])
 {
-    const int64_t W = image->width, H = image->height, plane = W * H;
     const int ch = image->channels;
     const int colour = ch >= 3 ? 3 : 1;
-    const bool composite = on_white && colour != ch;
-#pragma omp parallel for num_threads(threads_for(plane, n_threads)) schedule(static)
-    for (int64_t y = 0; y < H; y++) {
-        const uint8_t *row = (const uint8_t *)image->data + y * image->stride;
-        for (int64_t x = 0; x < W; x++) {
-            const float a = composite ? sample(image, row, x * ch + colour) : 1.0f;
-            for (int c = 0; c < 3; c++) {
-                const float v = sample(image, row, x * ch + (colour == 3 ? c : 0));
-                t->data[c * plane + y * W + x] = composite ? v * a + (1.0f - a) : v;
-            }
+    for (int64_t x = 0; x < padded_w; x++) {
+        const int64_t sx = x < image->width ? x : sr_reflect_index(x, image->width);
+        const float a = composite ? sample(image, row, sx * ch + colour) : 1.0f;
+        for (int c = 0; c < 3; c++) {
+            const float v = sample(image, row, sx * ch + (colour == 3 ? c : 0));
+            out[c][x % f][x / f] = composite ? v * a + (1.0f - a) : v;
         }
+    }
+}
+
+void sr_image_to_tensor(const sr_image *image, bool on_white, int64_t unshuffle, sr_tensor *t,
+                        int n_threads)
+{
+    const int64_t f = unshuffle, padded_w = t->shape.w * f;
+    const int64_t y0 = t->y0 * f, y1 = (t->y0 + t->shape.h) * f; /* rows of the padded image */
+    const bool composite = on_white && image->channels != 1 && image->channels != 3;
+#pragma omp parallel for num_threads(threads_for((y1 - y0) * padded_w, n_threads)) schedule(static)
+    for (int64_t y = y0; y < y1; y++) {
+        const uint8_t *row =
+            (const uint8_t *)image->data + sr_reflect_index(y, image->height) * image->stride;
+        float *out[3][SR_INPUT_MAX_UNSHUFFLE];
+        for (int c = 0; c < 3; c++)
+            for (int64_t j = 0; j < f; j++)
+                out[c][j] = sr_tensor_row(t, (c * f + y % f) * f + j, y / f);
+        if (f == 1)
+            row_to_tensor(image, row, composite, 1, padded_w, out);
+        else
+            row_to_tensor(image, row, composite, f, padded_w, out);
     }
 }
 

@@ -231,13 +231,19 @@ static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_i
                            const sr_image *out)
 {
     const int64_t scale = s->model->info.scale;
+    /* The network's input, and its output before any crop (an unshuffled
+     * input pads the image to a multiple of its factor). */
+    const sr_node *input = &s->model->graph.nodes[0];
+    const sr_shape in_tensor = sr_input_shape(input, (sr_shape){3, h, w});
+    const int64_t f = sr_input_unshuffle(input);
+    const sr_shape out_tensor = {3, in_tensor.h * f * scale, in_tensor.w * f * scale};
     /* On a device: the weights it holds (float32 whatever the file's) and
      * the input tensor. */
     if (!s->backend.iface->memory->is_host)
-        return (s->model->info.n_params + 3 * w * h) * (int64_t)sizeof(float);
+        return (s->model->info.n_params + sr_shape_numel(in_tensor)) * (int64_t)sizeof(float);
     int64_t bytes = PROCESS_BASE_BYTES + (int64_t)s->model->file.size + image_bytes(in, w, h) +
                     image_bytes(out, w * scale, h * scale) +
-                    sr_exec_staging_bytes((sr_shape){3, h, w}, (sr_shape){3, h * scale, w * scale});
+                    sr_exec_staging_bytes(in_tensor, out_tensor);
     if (out && out->channels == 4)
         bytes += sr_resample_bytes(w * scale);
     return bytes;
@@ -430,7 +436,8 @@ sr_status sr_session_plan_images(sr_session *session, const sr_image *in, const 
 /* The input image, as the network takes it. */
 typedef struct input_source {
     const sr_image *image;
-    bool on_white; /* its alpha, if any, composited on white */
+    bool on_white;     /* its alpha, if any, composited on white */
+    int64_t unshuffle; /* the input node's factor */
     int n_threads;
 } input_source;
 
@@ -438,10 +445,8 @@ static sr_status read_rows(void *user, sr_tensor *rows, sr_error *err)
 {
     (void)err;
     const input_source *source = user;
-    sr_image part = *source->image;
-    part.data = (uint8_t *)part.data + rows->y0 * part.stride;
-    part.height = rows->shape.h;
-    sr_image_to_tensor(&part, source->on_white, rows, source->n_threads);
+    sr_image_to_tensor(source->image, source->on_white, source->unshuffle, rows,
+                       source->n_threads);
     return SR_OK;
 }
 
@@ -451,11 +456,18 @@ typedef struct output_sink {
     int n_threads;
 } output_sink;
 
+/* Rows past the image's (an unshuffled input's padding) are dropped, and
+ * so are columns (sr_tensor_to_image). */
 static sr_status write_rows(void *user, const sr_tensor *rows, sr_error *err)
 {
     (void)err;
     const output_sink *sink = user;
-    sr_tensor_to_image(rows, sink->image, sink->n_threads);
+    const int64_t y1 = rows->y0 + rows->shape.h;
+    const int64_t end = y1 < sink->image->height ? y1 : sink->image->height;
+    if (end > rows->y0) {
+        const sr_tensor inside = sr_tensor_rows(rows, rows->y0, end);
+        sr_tensor_to_image(&inside, sink->image, sink->n_threads);
+    }
     return SR_OK;
 }
 
@@ -476,8 +488,9 @@ sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
     if (st != SR_OK)
         return st;
     const bool keep_alpha = out->channels == 4;
-    input_source source = {in, !keep_alpha, session->options.n_threads};
     const sr_graph *g = &session->model->graph;
+    input_source source = {in, !keep_alpha, sr_input_unshuffle(&g->nodes[0]),
+                           session->options.n_threads};
     memset(session->node_seconds, 0, (size_t)g->n_nodes * sizeof(double));
     const sr_exec_progress progress = {session->options.progress, session->options.progress_user};
     const sr_exec_timing timing = {session->node_seconds, session->stage_seconds};

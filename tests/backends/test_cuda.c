@@ -205,7 +205,7 @@ static float *try_network(const sr_backend_handle *b, const sr_model *model,
     const sr_shape in_shape = {3, image->height, image->width};
     sr_tensor input = sr_tensor_whole(in_shape, malloc((size_t)sr_shape_numel(in_shape) * 4));
     assert_non_null(input.data);
-    sr_image_to_tensor(image, true, &input, 0);
+    sr_image_to_tensor(image, true, 1, &input, 0);
     sr_plan plan;
     int64_t least;
     const sr_plan_request req = {in_shape, 0, tile_rows, b};

@@ -2,7 +2,9 @@
  * the CUDA runtime and cuBLAS (tests/backends/cuda_host/), running every
  * architecture's fixtures (make_arch_fixtures.py): against PyTorch's
  * float32 output at each precision, and in bands of 5 and 1 rows the same
- * bits as the whole-image run. test_archs_cuda_host in tests/CMakeLists.txt. */
+ * bits as the whole-image run; the x2 and x1 RRDBNet's unshuffled input
+ * too (the backend sees only a 12 or 48 channel image). test_archs_cuda_host
+ * in tests/CMakeLists.txt. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,15 +30,18 @@ static const float network_tolerance[SR_PRECISION_COUNT] = {
 static const char *const models[] = {
     "rrdbnet_x4", "esrgan_old_x2", "srvgg_x4", "srvgg_x2",
     "edsr_x4", "edsr_x3", "msrresnet_x4", "msrresnet_x3",
+    "rrdbnet_x2", "rrdbnet_x1", /* unshuffled inputs, padded: the output cropped */
 };
 
+/* The rows and columns that fall inside the image's output. */
 static sr_status collect(void *user, const sr_tensor *rows, sr_error *err)
 {
     (void)err;
     sr_tensor *whole = user;
     for (int64_t c = 0; c < rows->shape.c; c++)
-        memcpy(sr_tensor_row(whole, c, rows->y0), sr_tensor_row(rows, c, rows->y0),
-               (size_t)(rows->shape.h * rows->shape.w) * sizeof(float));
+        for (int64_t y = rows->y0; y < rows->y0 + rows->shape.h && y < whole->shape.h; y++)
+            memcpy(sr_tensor_row(whole, c, y), sr_tensor_row(rows, c, y),
+                   (size_t)whole->shape.w * sizeof(float));
     return SR_OK;
 }
 
@@ -45,17 +50,20 @@ static sr_status collect(void *user, const sr_tensor *rows, sr_error *err)
 static float *run_network(const sr_backend_handle *b, const sr_model *model,
                           const sr_image *image, int64_t tile_rows)
 {
-    const sr_shape in_shape = {3, image->height, image->width};
+    const sr_node *input_node = &model->graph.nodes[0];
+    const sr_shape image_shape = {3, image->height, image->width};
+    const sr_shape in_shape = sr_input_shape(input_node, image_shape);
     sr_tensor input = sr_tensor_whole(in_shape, malloc((size_t)sr_shape_numel(in_shape) * 4));
     assert_non_null(input.data);
-    sr_image_to_tensor(image, true, &input, 0);
+    sr_image_to_tensor(image, true, sr_input_unshuffle(input_node), &input, 0);
     sr_plan plan;
     int64_t least;
     sr_error err = {0};
-    const sr_plan_request req = {in_shape, 0, tile_rows, b};
+    const sr_plan_request req = {image_shape, 0, tile_rows, b};
     if (sr_plan_make(&model->graph, &req, &plan, &least, &err) != SR_OK)
         fail_msg("%s", err.message);
-    const sr_shape shape = plan.shapes[model->graph.n_nodes - 1];
+    const int64_t s = sr_model_scale(model);
+    const sr_shape shape = {3, image->height * s, image->width * s};
     sr_tensor out = sr_tensor_whole(shape, malloc((size_t)sr_shape_numel(shape) * 4));
     assert_non_null(out.data);
     test_fill_nan(out.data, sr_shape_numel(shape));

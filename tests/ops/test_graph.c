@@ -243,12 +243,37 @@ static void test_fuse_folds_leaky_relu_and_relu(void **state)
     free(n);
 }
 
+/* An unshuffled input by f is 3 f^2 channels of the image padded to a
+ * multiple of f; a factor past SR_INPUT_MAX_UNSHUFFLE is named. */
+static void test_unshuffled_input_shape(void **state)
+{
+    (void)state;
+    sr_graph g = {0};
+    sr_node input = {.op = SR_OP_INPUT, .name = "input", .p.input.unshuffle = 4};
+    assert_int_equal(sr_graph_add(&g, &input, NULL), 0);
+    sr_shape shape;
+    assert_int_equal(sr_graph_shapes(&g, (sr_shape){3, 13, 8}, &shape, NULL), SR_OK);
+    assert_int_equal(shape.c, 48);
+    assert_int_equal(shape.h, 4);
+    assert_int_equal(shape.w, 2);
+    g.nodes[0].p.input.unshuffle = 0; /* as it is, like 1 */
+    assert_int_equal(sr_graph_shapes(&g, (sr_shape){3, 13, 8}, &shape, NULL), SR_OK);
+    assert_int_equal(shape.c, 3);
+    assert_int_equal(shape.h, 13);
+    g.nodes[0].p.input.unshuffle = SR_INPUT_MAX_UNSHUFFLE + 1;
+    sr_error err = {0};
+    assert_int_equal(sr_graph_shapes(&g, (sr_shape){3, 13, 8}, &shape, &err), SR_ERR_MODEL);
+    assert_string_equal(err.message, "input: unshuffle factor 9 is not 0 to 8");
+    sr_graph_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fuse_folds_where_it_may_and_keeps_the_bits),
         cmocka_unit_test(test_fuse_lists_steps_in_order_until_full),
         cmocka_unit_test(test_fuse_folds_leaky_relu_and_relu),
+        cmocka_unit_test(test_unshuffled_input_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
