@@ -19,9 +19,12 @@ rm -rf "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input -q)
 "${pip[@]}" install numpy Pillow pytest
 # The package's own build, as `pip install .` makes it: two jobs (CI's
-# cores), and CUDA as this build has it.
+# cores), and CUDA as this build has it. Its CMake build folder is kept
+# beside the venv, where test_python and test_ray share it (ctest runs them
+# one at a time: RESOURCE_LOCK), so the second compiles nothing.
 CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
-    "${pip[@]}" install "$package" --config-settings=cmake.define.SR_CUDA="$cuda"
+    "${pip[@]}" install "$package" --config-settings=cmake.define.SR_CUDA="$cuda" \
+    --config-settings=build-dir="$(dirname "$venv")/python_build"
 
 # From outside the source tree, so that `import srrun` is the installed one;
 # no cache or bytecode written into the source tree.

@@ -43,7 +43,7 @@ DEFAULT_MODEL_VARIABLES = ("SRRUN_DEFAULT_MODEL", "SRRUN_MODEL_DIR")
 @pytest.fixture(scope="session")
 def cluster():
     """A local Ray of 2 CPUs; its address for the batch command to join."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -129,16 +129,32 @@ def test_batch_equals_cli_then_resumes(cluster, tree, tmp_path):
 
 
 @needs_cli
+def test_batch_shared_storage(cluster, tree, tmp_path):
+    """--shared-storage: the workers read and write the files."""
+    out, expected = tmp_path / "out", tmp_path / "cli"
+    ran = batch(tree, out, "--model", MODEL, "--shared-storage", address=cluster)
+    assert ran.returncode == 1
+    assert f"srrun.ray: {tree}/sub/broken.png: truncated image" in ran.stderr.splitlines()
+    assert cli(MODEL, tree, "-o", expected).returncode == 1
+    assert files_below(out) == files_below(expected) and len(files_below(out)) == 4
+
+
+@needs_cli
 def test_batch_jpeg_on_its_own_ray(tree, tmp_path):
-    """Without --address the command starts a local Ray of its own."""
+    """Without --address the command starts a local Ray of its own;
+    --overwrite redoes an output that exists."""
     (tree / "sub" / "broken.png").unlink()
     out, expected = tmp_path / "out", tmp_path / "cli"
-    ran = batch(tree, out, "--model", MODEL, "--format", "jpg", "--threads-per-worker", "2")
+    out.mkdir()
+    (out / "leaves_x2.jpg").write_bytes(b"from an older run")
+    ran = batch(tree, out, "--model", MODEL, "--format", "jpg", "--threads-per-worker", "2",
+                "--overwrite")
     assert ran.returncode == 0, ran.stderr
     assert cli(MODEL, tree, "-o", expected, "--format", "jpeg", threads=2).returncode == 0
     got = files_below(out)
     assert len(got) == 4 and all(name.endswith("_x2.jpg") for name in got)
     assert got == files_below(expected)
+    assert "srrun.ray: 4 done, 0 skipped, 0 failed" in ran.stderr.splitlines()
 
 
 def test_batch_usage_errors(tmp_path, capsys):
@@ -173,12 +189,12 @@ def ray_workers(name):
 
 @needs_cli
 def test_killed_worker_is_replaced(cluster, tmp_path):
-    """A worker killed mid-run (SIGKILL, its file half done) is restarted by
+    """A worker killed mid-run (SIGKILL, a file half done) is restarted by
     Ray, its files retried, and the run ends with every output made."""
     top, out, expected = tmp_path / "in", tmp_path / "out", tmp_path / "cli"
     top.mkdir()
-    noise = np.random.default_rng(7).integers(0, 256, (160, 160, 3), np.uint8)
-    for i in range(8):
+    noise = np.random.default_rng(7).integers(0, 256, (240, 320, 3), np.uint8)
+    for i in range(6):
         write_png(top / f"noise{i}.png", np.roll(noise, i, axis=1))
     job = subprocess.Popen([sys.executable, "-m", "srrun.ray", "upscale", str(top), str(out),
                             "--model", str(MODEL), "--workers", "1", "--address", cluster,
@@ -188,7 +204,7 @@ def test_killed_worker_is_replaced(cluster, tmp_path):
     deadline = time.monotonic() + 120
     while killed is None and job.poll() is None and time.monotonic() < deadline:
         busy = ray_workers(b"ray::Upscaler.file")
-        if busy and any(out.glob("*.png")):
+        if busy:
             killed = busy[0]
             os.kill(killed, signal.SIGKILL)
         time.sleep(0.05)

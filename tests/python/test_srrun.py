@@ -454,3 +454,12 @@ def test_upscale_bytes_errors(models):
     with pytest.raises(srrun.Error) as caught:  # every srrun.Error has a status
         srrun.Model("no_such.pth")
     assert caught.value.status == "io"
+
+
+def test_ray_module_names_its_extra(monkeypatch):
+    """srrun.ray without Ray: an ImportError that says how to get it."""
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    for name in [m for m in sys.modules if m.startswith("srrun.ray")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ImportError, match=r'pip install "srrun\[ray\]"'):
+        import srrun.ray  # noqa: F401

@@ -7,8 +7,11 @@ process that dies and retries its tasks. Images differ in size, so nothing
 is batched: an actor has at most two files at a time (one running, the next
 already sent), which bounds what is in flight to two inputs and two
 outputs per actor. The driver reads the inputs and writes the outputs, so
-on a cluster only this machine needs to see IN and OUT; the workers read
-the model's bytes from an actor that holds them (_worker.SharedModel).
+on a cluster only this machine needs to see IN and OUT, but all the images'
+bytes pass through it; with --shared-storage (IN and OUT mounted at the
+same paths on every node) the workers read and write the files and only
+names pass. The workers read the model's bytes from an actor that holds
+them (_worker.SharedModel).
 """
 
 import argparse
@@ -71,6 +74,10 @@ def parse_args(argv):
                     help="srrun threads (and Ray CPUs) per worker (default 1)")
     up.add_argument("--format", choices=("png", "jpg", "jpeg"), default="png",
                     help="output format (default png)")
+    up.add_argument("--shared-storage", action="store_true",
+                    help="IN and OUT are at the same paths on every node (a shared mount): "
+                         "the workers read and write the files themselves, and only names "
+                         "cross the network (default: this process reads and writes them)")
     up.add_argument("--overwrite", action="store_true",
                     help="redo the outputs that exist (default: skip them)")
     up.add_argument("--report", metavar="FILE",
@@ -94,7 +101,7 @@ class Progress:
 
     def __init__(self, total):
         self.total = total
-        self.start = time.monotonic()
+        self.start = None  # when the first worker started: the rate is theirs
         self.shown = sys.stderr.isatty() and total > 0
         self.last = 0.0
 
@@ -103,7 +110,8 @@ class Progress:
         if not self.shown or (not force and now - self.last < 0.2):
             return
         self.last = now
-        rate = finished / (now - self.start) if now > self.start else 0.0
+        busy = now - self.start if self.start else 0.0
+        rate = finished / busy if busy > 0 else 0.0
         eta = "?"
         if rate > 0:
             left = round((self.total - finished) / rate)
@@ -120,20 +128,27 @@ class Progress:
             sys.stderr.flush()
 
 
-def worker_plan(threads, workers, use_gpus):
-    """The actors to start: how many CPU workers and GPU workers fit the
-    cluster's nodes, or raise SystemExit saying why none does."""
+def worker_plan(threads, max_memory, workers, use_gpus):
+    """The actors to start: how many CPU workers (of `threads` CPUs, and
+    max_memory bytes when given) and GPU workers fit the cluster's nodes,
+    or raise SystemExit saying why none does."""
     nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
     gpu_workers = sum(int(n.get("GPU", 0)) for n in nodes) if use_gpus else 0
-    fits = sum(int((n.get("CPU", 0) - (int(n.get("GPU", 0)) if use_gpus else 0)) // threads)
-               for n in nodes)
+    fits = 0
+    for node in nodes:
+        cpus = node.get("CPU", 0) - (int(node.get("GPU", 0)) if use_gpus else 0)
+        fit = int(cpus // threads)
+        if max_memory:
+            fit = min(fit, int(node.get("memory", 0) // max_memory))
+        fits += fit
     if fits < 1 and gpu_workers < 1:
         most = max((n.get("CPU", 0) for n in nodes), default=0)
-        say(f"no node of the cluster has {threads} CPUs for a worker (the largest has "
-            f"{most:g})")
+        say(f"no node of the cluster has {threads} CPUs"
+            f"{' and --max-memory' if max_memory else ''} for a worker (the largest has "
+            f"{most:g} CPUs)")
         raise SystemExit(1)
     if workers is not None and workers > fits:
-        say(f"note: {fits} workers of {threads} threads fit the cluster, not {workers}")
+        say(f"note: {fits} workers fit the cluster, not {workers}")
     return (fits if workers is None else min(workers, fits)), gpu_workers
 
 
@@ -156,10 +171,11 @@ def start_workers(model_file, scale, threads, max_memory, cpu_workers, gpu_worke
 class Run:
     """The driver's loop: files to actors, outcomes to the disk and stderr."""
 
-    def __init__(self, files, actors, jpeg):
+    def __init__(self, files, actors, jpeg, shared_storage):
         self.todo = collections.deque(files)
         self.total = len(files)
-        self.jpeg = jpeg
+        self.format = "jpeg" if jpeg else "png"
+        self.shared_storage = shared_storage
         self.starting = {actor.describe.remote(): actor for actor in actors}
         self.in_flight = {}  # task -> (file, actor)
         self.load = collections.Counter()  # actor -> files sent, not back
@@ -192,18 +208,22 @@ class Run:
             say(f"note: a worker did not start: {one_line(error)}")
             ray.kill(actor)
             return
+        self.progress.start = self.progress.start or time.monotonic()
         self.send(actor)
 
     def send(self, actor):
         while self.todo and self.load[actor] < IN_FLIGHT_PER_WORKER:
             file = self.todo.popleft()
-            try:
-                with open(file.input, "rb") as f:
-                    data = f.read()
-            except OSError as error:
-                self.fail(file, f"{file.input}: {error.strerror}")
-                continue
-            task = actor.file.remote(data, format="jpeg" if self.jpeg else "png")
+            if self.shared_storage:
+                task = actor.file_to_file.remote(file.input, file.output, format=self.format)
+            else:
+                try:
+                    with open(file.input, "rb") as f:
+                        data = f.read()
+                except OSError as error:
+                    self.fail(file, f"{file.input}: {error.strerror}")
+                    continue
+                task = actor.file.remote(data, format=self.format)
             self.in_flight[task] = (file, actor)
             self.load[actor] += 1
 
@@ -218,11 +238,16 @@ class Run:
             self.fail(file, f"{file.input}: its worker died {TASK_RETRIES + 1} times "
                             f"upscaling it ({one_line(error)})")
         else:
-            try:
-                write_whole(file.output, result)
+            if not self.shared_storage:  # the bytes, to write here
+                try:
+                    write_whole(file.output, result)
+                    result = None
+                except OSError as error:
+                    result = f"{file.output}: {error.strerror}"
+            if result:
+                self.fail(file, result)
+            else:
                 self.done.append(file)
-            except OSError as error:
-                self.fail(file, f"{file.output}: {error.strerror}")
         self.send(actor)
 
     def fail(self, file, message):
@@ -241,12 +266,12 @@ def one_line(error):
 
 def init_ray(address):
     """Joins the cluster at address, or starts a local Ray of this
-    machine's cores, quietly."""
+    machine's cores (not joining one `ray start` made), quietly."""
     options = {"logging_level": logging.ERROR, "configure_logging": True}
     if address:
         ray.init(address=address, **options)
     else:
-        ray.init(include_dashboard=False, **options)
+        ray.init(address="local", include_dashboard=False, **options)
 
 
 def main(argv=None):
@@ -274,14 +299,13 @@ def main(argv=None):
 
     todo, failed, skipped = [], [], 0
     for file in listing.files:
-        if file.failed:
-            failed.append(file)
-            say(file.failed)
-        elif not args.overwrite and os.path.lexists(file.output):
+        if not file.failed and not args.overwrite and os.path.lexists(file.output):
             skipped += 1
-        elif listing.replaces(file.output, args.model):
-            file.failed = (f"{file.output}: is {listing.replaces(file.output, args.model)}; "
-                           f"the output must be another file")
+            continue
+        replaced = None if file.failed else listing.replaces(file.output, args.model)
+        if replaced:
+            file.failed = f"{file.output}: is {replaced}; the output must be another file"
+        if file.failed:
             failed.append(file)
             say(file.failed)
         else:
@@ -289,15 +313,20 @@ def main(argv=None):
 
     done, workers = [], []
     if todo:
-        init_ray(args.address)
+        try:
+            init_ray(args.address)
+        except ConnectionError as error:
+            say(f"--address {args.address}: {one_line(error)}")
+            return 1
         try:
             use_gpus = ray.cluster_resources().get("GPU", 0) > 0
-            cpu_workers, gpu_workers = worker_plan(args.threads_per_worker, args.workers,
-                                                   use_gpus)
+            max_memory = args.max_memory and srrun._parse_memory(args.max_memory)
+            cpu_workers, gpu_workers = worker_plan(args.threads_per_worker, max_memory,
+                                                   args.workers, use_gpus)
             model_file = SharedModel(args.model) if args.model else None
             actors = start_workers(model_file, model.scale, args.threads_per_worker,
                                    args.max_memory, cpu_workers, gpu_workers)
-            run = Run(todo, actors, jpeg)
+            run = Run(todo, actors, jpeg, args.shared_storage)
             run.run()
             done, workers = run.done, run.workers
             failed += run.failed

@@ -10,6 +10,8 @@ import ray
 import srrun
 from srrun import _parse_memory
 
+from ._files import write_whole
+
 # srrun's plan counts the process it runs in as this much beside the model
 # and images (runtime/session.c PROCESS_BASE_BYTES); a Ray worker holds more
 # before srrun runs, which its share of memory must leave room for.
@@ -114,6 +116,22 @@ class Upscaler:
         max_pixels)."""
         return self.model.upscale_bytes(data, max_memory=self.max_memory, threads=self.threads,
                                         backend=self.backend, **options)
+
+    def file_to_file(self, source, target, **options):
+        """The file source upscaled into the file target (written whole, as
+        the driver writes): for IN and OUT on storage every node mounts.
+        None, or the line that says why source or target failed."""
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+        except OSError as error:
+            return f"{source}: {error.strerror}"
+        result = self.file(data, **options)
+        try:
+            write_whole(target, result)
+        except OSError as error:
+            return f"{target}: {error.strerror}"
+        return None
 
     def pixels(self, image, alpha="white"):
         """An image array upscaled (srrun.Model.upscale)."""
