@@ -19,9 +19,27 @@
 /* srrun.Error, made at import. */
 static PyObject *srrun_error;
 
-static PyObject *raise_srrun(const char *message)
+/* Error.status: what kind of failure, by sr_status (a server tells a
+ * client's mistake, "format", from "limit" and its own failures by it). */
+static const char *const status_names[] = {
+    "ok",      "invalid_argument", "io",        "format",      "unsafe",    "model",
+    "limit",   "no_memory",        "cancelled", "unsupported", "bad_state", "device",
+};
+_Static_assert(sizeof status_names / sizeof *status_names == SR_STATUS_COUNT,
+               "a name for each sr_status");
+
+/* Raises srrun.Error(message) with its status attribute. */
+static PyObject *raise_srrun(sr_status status, const char *message)
 {
-    PyErr_SetString(srrun_error, message);
+    PyObject *error = PyObject_CallFunction(srrun_error, "s", message);
+    if (!error)
+        return NULL;
+    const char *name = (unsigned)status < SR_STATUS_COUNT ? status_names[status] : "unknown";
+    PyObject *value = PyUnicode_FromString(name);
+    if (value && PyObject_SetAttrString(error, "status", value) == 0)
+        PyErr_SetObject(srrun_error, error);
+    Py_XDECREF(value);
+    Py_DECREF(error);
     return NULL;
 }
 
@@ -44,7 +62,7 @@ static void model_dealloc(ModelObject *self)
 static PyObject *model_wrap(sr_status status, sr_model *model, const sr_error *err)
 {
     if (status != SR_OK)
-        return raise_srrun(err->message);
+        return raise_srrun(status, err->message);
     ModelObject *self = PyObject_New(ModelObject, &model_type);
     if (!self) {
         sr_model_free(model);
@@ -119,8 +137,9 @@ static PyObject *model_info(ModelObject *self, PyObject *unused)
 {
     (void)unused;
     sr_model_info info = SR_MODEL_INFO_INIT;
-    if (sr_model_get_info(self->model, &info) != SR_OK)
-        return raise_srrun("the model cannot be described");
+    const sr_status status = sr_model_get_info(self->model, &info);
+    if (status != SR_OK)
+        return raise_srrun(status, "the model cannot be described");
     PyObject *notices = PyList_New(0);
     const char *text = sr_model_notices(self->model);
     for (const char *line = text; notices && line && *line;) {
@@ -278,7 +297,7 @@ static PyObject *run_session(const sr_model *model, sr_session_options options,
         return NULL;
     }
     if (status != SR_OK)
-        return raise_srrun(err.message);
+        return raise_srrun(status, err.message);
     Py_RETURN_NONE;
 }
 
@@ -333,6 +352,134 @@ static PyObject *model_run(ModelObject *self, PyObject *args, PyObject *kwargs)
     return result;
 }
 
+/* ---- Image files ----------------------------------------------------- */
+
+/* One image file's bytes to upscale, and what comes of it. */
+typedef struct file_job {
+    const void *data;
+    size_t size;
+    sr_image_format format;
+    int keep_alpha, depth, quality; /* as srrun's --alpha keep, --depth, --quality */
+    int64_t max_pixels;
+    sr_session_options options;
+    void *result; /* the output file's bytes (sr_free) */
+    size_t result_size;
+    sr_error err;
+} file_job;
+
+/* The CLI's steps for one file (tools/batch.c, tools/upscale.c), on its
+ * bytes: the header; the output's shape (RGBA only for alpha kept, 16-bit
+ * for --depth 16 or a 16-bit input, never in a JPEG) and its limits; a
+ * plan within max_memory, before any pixel is decoded; then decode,
+ * upscale with the input's colour metadata carried, and encode. So the
+ * bytes equal the CLI's output file. Runs without the GIL. */
+static sr_status upscale_file(const sr_model *model, file_job *job)
+{
+    sr_error *err = &job->err;
+    sr_image header = {0}, in = {0}, out = {0};
+    sr_session *session = NULL;
+    sr_image_read_options read = SR_IMAGE_READ_OPTIONS_INIT;
+    read.max_pixels = job->max_pixels;
+    sr_status st = sr_image_read_info_memory(job->data, job->size, &read, &header, err);
+    const int64_t scale = sr_model_scale(model);
+    const int has_alpha = header.channels == 2 || header.channels == 4;
+    const int deep = job->depth == 16 || (job->depth == 0 && header.type == SR_PIXEL_U16);
+    const sr_image shape = {
+        .width = header.width * scale,
+        .height = header.height * scale,
+        .channels = job->keep_alpha && has_alpha ? 4 : 3,
+        .type = job->format == SR_IMAGE_PNG && deep ? SR_PIXEL_U16 : SR_PIXEL_U8,
+    };
+    if (st == SR_OK)
+        st = sr_image_check_output("the result", job->format, &shape, err);
+    if (st == SR_OK)
+        st = sr_session_new(model, &job->options, &session, err);
+    if (st == SR_OK && (st = sr_session_plan_images(session, &header, &shape, NULL)) != SR_OK)
+        snprintf(err->message, sizeof err->message, "%s", sr_session_last_error(session));
+    if (st == SR_OK) {
+        read.max_pixels = header.width * header.height; /* what was planned */
+        st = sr_image_read_memory(job->data, job->size, &read, &in, err);
+    }
+    if (st == SR_OK)
+        st = sr_image_alloc(&out, shape.width, shape.height, shape.channels, shape.type, err);
+    if (st == SR_OK)
+        st = sr_image_copy_meta(&out, &in, err);
+    if (st == SR_OK && (st = sr_session_run(session, &in, &out)) != SR_OK)
+        snprintf(err->message, sizeof err->message, "%s", sr_session_last_error(session));
+    sr_image_free(&in);
+    if (st == SR_OK)
+        st = sr_image_write_memory(&out, job->format, job->quality, &job->result,
+                                   &job->result_size, err);
+    sr_image_free(&out);
+    sr_session_free(session);
+    return st;
+}
+
+/* run_file(data, jpeg, keep_alpha, depth, quality, max_pixels, max_memory,
+ * threads, backend, progress): the bytes of a PNG or JPEG file upscaled
+ * into the bytes of a PNG (or a JPEG) file, as the CLI writes it. depth: 0
+ * (the input's), 8 or 16; quality 1..100; max_pixels, max_memory and
+ * threads: 0 for srrun's defaults. */
+static PyObject *model_run_file(ModelObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"data",       "jpeg",       "keep_alpha", "depth",
+                               "quality",    "max_pixels", "max_memory", "threads",
+                               "backend",    "progress",   NULL};
+    Py_buffer data;
+    int jpeg, keep_alpha, depth, quality, threads;
+    long long max_pixels, max_memory;
+    const char *backend_name;
+    PyObject *progress;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*ppiiLLisO:run_file", keywords, &data,
+                                     &jpeg, &keep_alpha, &depth, &quality, &max_pixels,
+                                     &max_memory, &threads, &backend_name, &progress))
+        return NULL;
+    file_job job = {
+        .data = data.buf,
+        .size = (size_t)data.len,
+        .format = jpeg ? SR_IMAGE_JPEG : SR_IMAGE_PNG,
+        .keep_alpha = keep_alpha,
+        .depth = depth,
+        .quality = quality,
+        .max_pixels = max_pixels,
+        .options = SR_SESSION_OPTIONS_INIT,
+    };
+    int ok = backend_of(backend_name, &job.options.backend) == 0;
+    if (ok && ((depth != 0 && depth != 8 && depth != 16) || quality < 1 || quality > 100 ||
+               max_pixels < 0 || max_memory < 0 || threads < 0)) {
+        PyErr_SetString(PyExc_ValueError, "depth must be 0, 8 or 16, quality 1 to 100, and "
+                                          "max_pixels, max_memory and threads not negative");
+        ok = 0;
+    }
+    if (ok && progress != Py_None && !PyCallable_Check(progress)) {
+        PyErr_SetString(PyExc_TypeError, "progress must be callable or None");
+        ok = 0;
+    }
+    if (!ok) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    progress_state state = {.callable = progress == Py_None ? NULL : progress};
+    job.options.max_memory = max_memory;
+    job.options.n_threads = threads;
+    job.options.progress = on_progress;
+    job.options.progress_user = &state;
+    sr_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = upscale_file(self->model, &job);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    PyObject *result = NULL;
+    if (state.exc_type)
+        PyErr_Restore(state.exc_type, state.exc_value, state.exc_traceback);
+    else if (status != SR_OK)
+        raise_srrun(status, job.err.message);
+    else
+        result = PyBytes_FromStringAndSize(job.result, (Py_ssize_t)job.result_size);
+    sr_free(job.result);
+    return result;
+}
+
 static PyGetSetDef model_getset[] = {
     {"scale", (getter)model_get_scale, NULL, "output pixels per input pixel, per axis", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -342,6 +489,9 @@ static PyMethodDef model_methods[] = {
     {"info", (PyCFunction)model_info, METH_NOARGS, "sr_model_info as a dict"},
     {"run", (PyCFunction)(void (*)(void))model_run, METH_VARARGS | METH_KEYWORDS,
      "run(src, dst, max_memory, threads, backend, progress): upscale src into dst"},
+    {"run_file", (PyCFunction)(void (*)(void))model_run_file, METH_VARARGS | METH_KEYWORDS,
+     "run_file(data, jpeg, keep_alpha, depth, quality, max_pixels, max_memory, threads, "
+     "backend, progress): an image file's bytes upscaled into an image file's bytes"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -387,7 +537,10 @@ PyMODINIT_FUNC PyInit__srrun(void)
     if (!module)
         return NULL;
     srrun_error = PyErr_NewExceptionWithDoc(
-        "srrun.Error", "A failure srrun reports; str() is its one-line message.", NULL, NULL);
+        "srrun.Error",
+        "A failure srrun reports; str() is its one-line message, status its kind: "
+        "'format', 'limit', 'io', 'model', 'unsafe', 'no_memory', 'unsupported', ...",
+        NULL, NULL);
     if (!srrun_error || PyModule_AddType(module, &model_type) < 0) {
         Py_DECREF(module);
         return NULL;

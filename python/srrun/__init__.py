@@ -10,6 +10,8 @@ A Model is loaded once and may be shared by threads; each upscale runs on a
 session of its own, without the GIL. numpy arrays go in and come out (HxW
 gray, HxWx3 RGB, HxWx4 RGBA; uint8, uint16 or float32 in [0, 1]), PIL images
 too. Failures srrun reports raise srrun.Error with its one-line message.
+Image files' bytes go in and come out too (Model.upscale_bytes), decoded and
+encoded by srrun itself: the bytes the CLI would write.
 """
 
 import os
@@ -250,6 +252,49 @@ class Model:
             out[:, :, :3] = rgb
             out[:, :, 3] = _opaque(pixels.dtype)
         return _to_pil(out, mode, source) if mode else out
+
+
+    def upscale_bytes(self, data, *, format="png", alpha="white", depth=None, quality=90,
+                      max_pixels=None, max_memory=None, threads=None, backend="auto",
+                      progress=None):
+        """A PNG or JPEG file's bytes (recognised by content) upscaled into
+        the bytes of a PNG or JPEG file, decoded and encoded by srrun: the
+        bytes `srrun MODEL INPUT -o OUTPUT` writes with the same options.
+        EXIF orientation is applied and the colour metadata carried, as the
+        CLI does. The header is read and the run planned within max_memory
+        before any pixel is decoded.
+
+        format: "png" or "jpeg" ("jpg"). alpha: as upscale's ("keep" needs
+        PNG). depth: 8 or 16 bits per PNG sample; None: the input's.
+        quality: JPEG quality 1..100 (90, srrun's default). max_pixels: the
+        largest image read (None: srrun's default, Pillow's bomb limit).
+        max_memory, threads, backend, progress: as upscale's.
+
+        Raises Error for what srrun refuses (its status attribute says what
+        kind: "format" for bytes that are no image it reads, "limit" for an
+        image over max_pixels or a run that does not fit max_memory, ...),
+        TypeError or ValueError for an unusable argument.
+        """
+        if format not in ("png", "jpeg", "jpg"):
+            raise ValueError(f"format must be 'png' or 'jpeg', not {format!r}")
+        if alpha not in ("white", "keep"):
+            raise ValueError(f"alpha must be 'white' or 'keep', not {alpha!r}")
+        jpeg = format != "png"
+        if jpeg and alpha == "keep":
+            raise ValueError("alpha='keep' needs a PNG (JPEG has no alpha)")
+        if depth not in (None, 8, 16) or isinstance(depth, bool):
+            raise ValueError(f"depth must be 8, 16 or None, not {depth!r}")
+        if jpeg and depth == 16:
+            raise ValueError("depth=16 needs a PNG (JPEG is 8-bit)")
+        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+            raise ValueError(f"quality must be an int from 1 to 100, not {quality!r}")
+        if max_pixels is not None and (isinstance(max_pixels, bool) or
+                                       not isinstance(max_pixels, int) or max_pixels < 1):
+            raise ValueError(f"max_pixels must be a positive int or None, not {max_pixels!r}")
+        return self._model.run_file(
+            data, jpeg=jpeg, keep_alpha=alpha == "keep", depth=depth or 0, quality=quality,
+            max_pixels=max_pixels or 0, max_memory=_parse_memory(max_memory),
+            threads=_parse_threads(threads), backend=backend, progress=progress)
 
 
 def _opaque(dtype):

@@ -410,3 +410,56 @@ def test_gil_is_released_while_running(models):
     finally:
         sys.setswitchinterval(interval)
     assert still_running
+
+
+# ---- Image files' bytes -----------------------------------------------------
+
+def cli_file(tmp_path, source, *args):
+    """The bytes of the CLI's output file for the input file source."""
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in DEFAULT_MODEL_VARIABLES}
+    subprocess.run([CLI, "-q", *map(str, args), str(source), "-o", str(out)], check=True,
+                   env=env)
+    return out.read_bytes()
+
+
+@needs_cli
+@pytest.mark.parametrize("name", ["kite_41x27.jpg", "path_rgba_30x21.png",
+                                  "water_gray_23x31.png"])
+def test_upscale_bytes_equals_cli(tmp_path, models, name):
+    data = (FIXTURES / name).read_bytes()
+    for kwargs, args in [({}, []),
+                         ({"format": "jpeg", "quality": 75}, ["--format", "jpeg", "--quality", 75]),
+                         ({"alpha": "keep", "depth": 16}, ["--alpha", "keep", "--depth", 16])]:
+        expected = cli_file(tmp_path, FIXTURES / name, *args, model_path(2))
+        assert models[2].upscale_bytes(data, **kwargs) == expected
+
+
+def test_upscale_bytes_errors(models):
+    data = (FIXTURES / "leaves_37x29.png").read_bytes()
+    for bad, status in [(b"GIF89a", "format"), (data[:60], "format"), (b"", "format")]:
+        with pytest.raises(srrun.Error) as caught:
+            models[2].upscale_bytes(bad)
+        assert caught.value.status == status
+    with pytest.raises(srrun.Error, match="exceeds the 1000-pixel limit") as caught:
+        models[2].upscale_bytes(data, max_pixels=1000)
+    assert caught.value.status == "limit"
+    with pytest.raises(srrun.Error, match="needs a max memory of at least") as caught:
+        models[2].upscale_bytes(data, max_memory="1K")
+    assert caught.value.status == "limit"
+    for kwargs in ({"format": "gif"}, {"format": "jpeg", "alpha": "keep"}, {"depth": 12},
+                   {"format": "jpeg", "depth": 16}, {"quality": 0}, {"max_pixels": 0}):
+        with pytest.raises(ValueError):
+            models[2].upscale_bytes(data, **kwargs)
+    with pytest.raises(srrun.Error) as caught:  # every srrun.Error has a status
+        srrun.Model("no_such.pth")
+    assert caught.value.status == "io"
+
+
+def test_ray_module_names_its_extra(monkeypatch):
+    """srrun.ray without Ray: an ImportError that says how to get it."""
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    for name in [m for m in sys.modules if m.startswith("srrun.ray")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ImportError, match=r'pip install "srrun\[ray\]"'):
+        import srrun.ray  # noqa: F401
