@@ -322,7 +322,11 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
     if (w < 1 || h < 1)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "cannot plan a %lldx%lld image",
                        (long long)w, (long long)h);
-    if (w > INT64_MAX / 64 / h / (scale * scale))
+    /* At most 2^40 output pixels (a million squared), counted on the sides
+     * an unshuffling input pads to (+7 at most): below that, every tensor's
+     * elements and bytes and every layer's FLOPs fit the planner's int64. */
+    if (w > INT64_MAX / 8 || h > INT64_MAX / 8 ||
+        w + 7 > ((int64_t)1 << 40) / (h + 7) / (scale * scale))
         return sr_fail(err, SR_ERR_LIMIT, "cannot plan a %lldx%lld image: too large",
                        (long long)w, (long long)h);
     const int64_t fixed = fixed_bytes(s, w, h, in, out);

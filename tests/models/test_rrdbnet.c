@@ -163,6 +163,27 @@ static void test_unshuffled_input_in_many_bands(void **state)
     sr_model_free(model);
 }
 
+/* Sizes whose padded tensors or FLOPs would overflow int64 are refused
+ * before planning (the x1 pads a 1xN image's side to 4). */
+static void test_huge_sizes_are_refused(void **state)
+{
+    (void)state;
+    sr_model *model = test_load_model("rrdbnet_x1");
+    sr_session *session;
+    sr_session_options opt = SR_SESSION_OPTIONS_INIT;
+    opt.backend = SR_BACKEND_CPU;
+    assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
+    const int64_t sizes[][2] = {{(int64_t)1 << 56, 1}, {1, (int64_t)1 << 56}, {INT64_MAX, INT64_MAX},
+                                {1 << 20, 1 << 20}};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        sr_plan_info info = SR_PLAN_INFO_INIT;
+        assert_int_equal(sr_session_plan(session, sizes[i][0], sizes[i][1], &info), SR_ERR_LIMIT);
+        assert_non_null(strstr(sr_session_last_error(session), "too large"));
+    }
+    sr_session_free(session);
+    sr_model_free(model);
+}
+
 static void test_reads_width_growth_blocks_and_scale(void **state)
 {
     (void)state;
@@ -295,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_unshuffled_input_matches_pytorch),
         cmocka_unit_test(test_bands_and_budgets_give_the_same_bits),
         cmocka_unit_test(test_unshuffled_input_in_many_bands),
+        cmocka_unit_test(test_huge_sizes_are_refused),
         cmocka_unit_test(test_reads_width_growth_blocks_and_scale),
         cmocka_unit_test(test_hparams_name_width_and_growth),
         cmocka_unit_test(test_unshuffled_model_bin_round_trip),
