@@ -7,8 +7,10 @@ autoscaling adds and removes them. The asynchronous jobs API (/v1/jobs) is
 not here: a job's state would live in one replica."""
 
 import asyncio
+import concurrent.futures
 import json
 import os
+import threading
 
 from ray import serve
 from starlette.responses import Response
@@ -19,6 +21,10 @@ from ._worker import Upscaler
 
 # srrun serve's answers for a srrun.Error of each status; others are 500.
 _STATUS_OF = {"format": 400, "invalid_argument": 400, "limit": 413}
+
+
+class _Abandoned(Exception):
+    """Raised by a run's progress callback once its request was cancelled."""
 
 
 def _error(status, message):
@@ -62,7 +68,12 @@ class SrrunServer:
         budget = self.upscaler.max_memory or 1 << 30
         self.max_body = max_body if max_body is not None else budget // 4
         self.max_pixels = max_pixels
-        self.running = asyncio.Lock()
+        # One thread runs the upscales, one after another: a request whose
+        # client went away is cancelled, but its run goes on in the thread
+        # until its next progress call, and a lock released by the
+        # cancelled await would let the next run start beside it, both
+        # planned to the whole budget.
+        self.runner = concurrent.futures.ThreadPoolExecutor(1)
 
     async def __call__(self, request):
         path = request.url.path[len(request.scope.get("root_path", "")):] or "/"
@@ -97,12 +108,22 @@ class SrrunServer:
                 return too_big
         if not body:
             return _error(400, "the body is empty: POST the image's bytes")
-        async with self.running:
-            try:
-                result = await asyncio.to_thread(self.upscaler.file, bytes(body),
-                                                 max_pixels=self.max_pixels, **options)
-            except Error as error:
-                return _error(_STATUS_OF.get(getattr(error, "status", ""), 500), str(error))
+        abandoned = threading.Event()
+
+        def progress(fraction):
+            if abandoned.is_set():
+                raise _Abandoned()
+
+        run = self.runner.submit(self.upscaler.file, bytes(body), max_pixels=self.max_pixels,
+                                 progress=progress, **options)
+        try:
+            result = await asyncio.wrap_future(run)
+        except asyncio.CancelledError:
+            run.cancel()  # one still waiting never starts;
+            abandoned.set()  # one running stops at its next band
+            raise
+        except Error as error:
+            return _error(_STATUS_OF.get(getattr(error, "status", ""), 500), str(error))
         media = "image/jpeg" if options["format"] == "jpeg" else "image/png"
         return Response(result, media_type=media)
 
