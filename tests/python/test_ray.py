@@ -81,6 +81,7 @@ def tree(tmp_path):
     shutil.copy(FIXTURES / "water_gray_23x31.png", top / "sub" / "no_extension")
     (top / "sub" / "broken.png").write_bytes((FIXTURES / "leaves_37x29.png").read_bytes()[:90])
     (top / "notes.txt").write_text("not an image\n")
+    (top / "\x1b]0;owned\x07.txt").write_text("not an image\n")
     shutil.copy(FIXTURES / "dot_1x1.png", top / ".hidden" / "dot.png")
     (top / "link").symlink_to(top / "sub")
     return top
@@ -103,6 +104,9 @@ def test_batch_equals_cli_then_resumes(cluster, tree, tmp_path):
     lines = ran.stderr.splitlines()
     assert f"srrun.ray: {tree}/sub/broken.png: truncated image" in lines
     assert f"srrun.ray: note: {tree}/notes.txt: not a PNG or JPEG image; skipped" in lines
+    # a name from the folder cannot retitle the terminal (as the CLI's)
+    assert (f"srrun.ray: note: {tree}/\\x1b]0;owned\\x07.txt: not a PNG or JPEG image; "
+            "skipped") in lines
     assert f"srrun.ray: note: {tree}/link: a link to a folder (not followed); skipped" in lines
     assert "srrun.ray: 4 done, 0 skipped, 1 failed" in lines
     summary = json.loads(report.read_text())

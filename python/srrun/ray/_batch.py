@@ -26,7 +26,7 @@ import ray
 
 import srrun
 
-from ._files import Listing, write_whole
+from ._files import Listing, read_input, write_whole
 from ._worker import SharedModel, Upscaler
 
 PROGRAM = "srrun.ray"
@@ -35,8 +35,24 @@ TASK_RETRIES = 2
 IN_FLIGHT_PER_WORKER = 2
 
 
+_C1 = {chr(c) for c in range(0x80, 0xa0)}
+
+
+def printable(text):
+    """text as the CLI shows names from outside (tools/report.c): control
+    characters (C0, DEL, C1) as \\xNN, so that a file name cannot retitle
+    the terminal or forge a line; other characters as they are."""
+    def escape(c):
+        if c < " " or c == "\x7f":
+            return f"\\x{ord(c):02x}"
+        if c in _C1:  # the CLI's bytes: UTF-8's two
+            return "".join(f"\\x{b:02x}" for b in c.encode())
+        return c
+    return "".join(escape(c) for c in text)
+
+
 def say(message):
-    print(f"{PROGRAM}: {message}", file=sys.stderr, flush=True)
+    print(f"{PROGRAM}: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv):
@@ -217,11 +233,9 @@ class Run:
             if self.shared_storage:
                 task = actor.file_to_file.remote(file.input, file.output, format=self.format)
             else:
-                try:
-                    with open(file.input, "rb") as f:
-                        data = f.read()
-                except OSError as error:
-                    self.fail(file, f"{file.input}: {error.strerror}")
+                data = read_input(file.input)
+                if isinstance(data, str):
+                    self.fail(file, data)
                     continue
                 task = actor.file.remote(data, format=self.format)
             self.in_flight[task] = (file, actor)
@@ -315,8 +329,9 @@ def main(argv=None):
     if todo:
         try:
             init_ray(args.address)
-        except ConnectionError as error:
-            say(f"--address {args.address}: {one_line(error)}")
+        except Exception as error:  # noqa: BLE001 - Ray's start-up errors have no common type
+            where = f"--address {args.address}" if args.address else "starting a local Ray"
+            say(f"{where}: {one_line(error)}")
             return 1
         try:
             use_gpus = ray.cluster_resources().get("GPU", 0) > 0

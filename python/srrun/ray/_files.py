@@ -20,6 +20,26 @@ def starts_as_image(path):
     return head == _PNG or head[:3] == b"\xff\xd8\xff"
 
 
+def read_input(path):
+    """The bytes of the input at path, or the line that says why not
+    (str): as the CLI opens inputs (formats/file.c), a regular file only,
+    so that a FIFO or device put in place after the listing is refused,
+    not waited on or read without end."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        return f"{path}: {error.strerror}"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return f"{path}: not a regular file"
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as error:
+        return f"{path}: {error.strerror}"
+    finally:
+        os.close(fd)
+
+
 def output_name(folder, input_path, scale, jpeg):
     """folder/<input's name without extension>_x<scale>.png (or .jpg); the
     name alone when folder is None (tools/upscale.c output_name)."""

@@ -10,7 +10,7 @@ import ray
 import srrun
 from srrun import _parse_memory
 
-from ._files import write_whole
+from ._files import read_input, write_whole
 
 # srrun's plan counts the process it runs in as this much beside the model
 # and images (runtime/session.c PROCESS_BASE_BYTES); a Ray worker holds more
@@ -121,11 +121,9 @@ class Upscaler:
         """The file source upscaled into the file target (written whole, as
         the driver writes): for IN and OUT on storage every node mounts.
         None, or the line that says why source or target failed."""
-        try:
-            with open(source, "rb") as f:
-                data = f.read()
-        except OSError as error:
-            return f"{source}: {error.strerror}"
+        data = read_input(source)
+        if isinstance(data, str):
+            return data
         result = self.file(data, **options)
         try:
             write_whole(target, result)
