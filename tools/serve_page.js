@@ -10,6 +10,7 @@ const form = $("job"), fileInput = $("file"), modelSelect = $("model");
 
 let sending = null; // the upload's AbortController
 let job = null;     // {id, events} while one runs
+let cancelled = false; // Cancel pressed since the last Upscale
 let objectUrls = [];
 
 function setState(state) {
@@ -71,6 +72,7 @@ form.addEventListener("submit", async (event) => {
   const file = fileInput.files[0];
   if (!file || sending || job) return;
   clearResult();
+  cancelled = false;
   setState("sending");
   showProgress(0, "Sending the photo…");
   const option = modelSelect.selectedOptions[0];
@@ -86,7 +88,12 @@ form.addEventListener("submit", async (event) => {
     sending = null;
   }
   if (response.status !== 202) return showError(await errorOf(response));
-  follow(await response.json(), file, option.dataset.scale);
+  const created = await response.json();
+  if (cancelled) { // pressed between the upload's end and now: the job exists
+    await fetch(`/v1/jobs/${created.id}`, {method: "DELETE"});
+    return showCancelled();
+  }
+  follow(created, file, option.dataset.scale);
 });
 
 function follow(created, file, scale) {
@@ -146,6 +153,7 @@ async function showResult(created, file, scale) {
 }
 
 $("cancel").addEventListener("click", async () => {
+  cancelled = true;
   if (sending) sending.abort();
   if (!job) return;
   const id = job.id;

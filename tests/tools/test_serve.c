@@ -200,7 +200,7 @@ static void wait_received(int fd, const char *text)
 {
     char peek[4096];
     for (int tries = 0; tries < 3000; tries++) {
-        const ssize_t n = recv(fd, peek, sizeof peek - 1, MSG_PEEK);
+        const ssize_t n = recv(fd, peek, sizeof peek - 1, MSG_PEEK | MSG_DONTWAIT);
         if (n > 0) {
             peek[n] = '\0';
             if (strstr(peek, text))

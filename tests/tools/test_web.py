@@ -468,6 +468,10 @@ def run(srrun, chromium, model, photo, out_dir, workdir):
         check_server_error(browser, server, workdir)
         browser.screenshot(os.path.join(out_dir, "screenshot_error.png"))
         check_cancel(browser, server, workdir, out_dir)
+        # Events come in with the answers: a round trip after a short wait
+        # reads those of what the page did last (its DELETE, say).
+        time.sleep(0.5)
+        browser.evaluate("0")
         check_events(browser, server)
     except Failure as e:
         raise Failure(f"{e}\n--- server log:\n{server.log()}" +
