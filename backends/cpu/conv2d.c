@@ -12,7 +12,6 @@
  * for a column depends on where it falls in a call, so a value always made
  * by the same call shape keeps a banded run bit-identical to a whole-image
  * run. */
-#include <cblas.h>
 #include <limits.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -112,9 +111,8 @@ static void kn2row_piece(const sr_conv2d_params *p, const float *weights, const 
             if (made < 0 || made >= in->image_h)
                 continue; /* zero padding: such rows add nothing */
             gather_row(p, in, made, x0, cwp, x);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)cwp,
-                        (int)p->c_in, 1.0f, weights, (int)p->c_in, x, (int)cwp, 0.0f,
-                        taps + made % k * m * cwp, (int)cwp);
+            sr_cpu_sgemm((int)m, (int)cwp, (int)p->c_in, weights, (int)p->c_in, x, (int)cwp,
+                         taps + made % k * m * cwp, (int)cwp);
         }
         for (int64_t co = 0; co < p->c_out; co++) {
             float *o = sr_tensor_row(out, co, y) + x0;
@@ -187,8 +185,8 @@ static sr_status conv2d_im2col(sr_cpu_context *ctx, const sr_node *node, const s
         float *c = r == 1 ? sr_tensor_row(out, 0, y) + x0 : product;
         const int64_t ldc = r == 1 ? out->cstride : cw;
         im2col(p, in, y, x0, cw, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->c_out, (int)cw,
-                    (int)kdim, 1.0f, p->weight, (int)kdim, col, (int)cw, 0.0f, c, (int)ldc);
+        sr_cpu_sgemm((int)p->c_out, (int)cw, (int)kdim, p->weight, (int)kdim, col, (int)cw, c,
+                     (int)ldc);
         for (int64_t co = 0; co < p->c_out; co++) {
             float *o = c + co * ldc;
             if (p->bias)

@@ -4,6 +4,9 @@
 #ifndef SR_BACKENDS_CPU_CPU_H
 #define SR_BACKENDS_CPU_CPU_H
 
+#include <cblas.h>
+#include <omp.h>
+
 #include "backends/backend.h"
 
 typedef struct sr_cpu_conv_algorithm sr_cpu_conv_algorithm;
@@ -17,6 +20,21 @@ typedef struct sr_cpu_context {
      * gets the selection's (sr_cpu_conv2d_select). */
     const sr_cpu_conv_algorithm *conv_forced;
 } sr_cpu_context;
+
+/* C [m x n] = A [m x k] B [k x n], row-major with the given leading
+ * dimensions, on the calling thread alone. Called only inside the
+ * backend's parallel regions: OpenBLAS's OpenMP build runs single-threaded
+ * inside an active region, but a team of one (-t 1) is not active, and it
+ * would spread the call over every core, with other bits than the same
+ * call inside a team of two. The limit set here is this implicit task's
+ * own and ends with the region. */
+static inline void sr_cpu_sgemm(int m, int n, int k, const float *a, int lda, const float *b,
+                                int ldb, float *c, int ldc)
+{
+    omp_set_num_threads(1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f,
+                c, ldc);
+}
 
 /* Returns a workspace of at least n floats, or NULL. */
 float *sr_cpu_workspace(sr_cpu_context *ctx, int64_t n);

@@ -22,7 +22,6 @@
  *
  * Transforms of Lavin and Gray, "Fast Algorithms for Convolutional Neural
  * Networks" (2015), interpolation points 0, +-1, +-2, infinity. */
-#include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
@@ -311,10 +310,9 @@ static sr_status winograd_run(sr_cpu_context *ctx, const sr_node *node, const sr
         for (int64_t co0 = 0; co0 < p->c_out; co0 += cb_max) {
             const int64_t cb = p->c_out - co0 < cb_max ? p->c_out - co0 : cb_max;
             for (int k = 0; k < 36; k++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cb, (int)nt,
-                            (int)p->c_in, 1.0f, u + (k * p->c_out + co0) * p->c_in,
-                            (int)p->c_in, v + k * p->c_in * nt, (int)nt, 0.0f,
-                            m + k * cb * nt, (int)nt);
+                sr_cpu_sgemm((int)cb, (int)nt, (int)p->c_in, u + (k * p->c_out + co0) * p->c_in,
+                             (int)p->c_in, v + k * p->c_in * nt, (int)nt, m + k * cb * nt,
+                             (int)nt);
             transform_output(p, m, co0, cb, t, j0, nt, scratch, out);
         }
     }
@@ -382,9 +380,8 @@ static void split_tile_row(const sr_conv2d_params *p, const split_geometry *s, c
         const int64_t nt = s->n_tiles - j < s->nt_max ? s->n_tiles - j : s->nt_max;
         transform_input(p, in, t, s->j_lo + j, nt, scratch, v);
         for (int k = 0; k < 36; k++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->n, (int)nt,
-                        (int)p->c_in, 1.0f, u + k * s->n * p->c_in, (int)p->c_in,
-                        v + k * p->c_in * nt, (int)nt, 0.0f, m + k * s->n * nt, (int)nt);
+            sr_cpu_sgemm((int)s->n, (int)nt, (int)p->c_in, u + k * s->n * p->c_in, (int)p->c_in,
+                         v + k * p->c_in * nt, (int)nt, m + k * s->n * nt, (int)nt);
         for (int64_t c = 0; c < s->n; c++) {
             untransform(m, c, s->n, nt, half, tile);
             for (int r = 0; r < 4; r++)

@@ -1,7 +1,8 @@
 /* The whole network through the public API against PyTorch: every fixture
  * photo through every fixture model on every backend, as float32 (against
  * PyTorch's float output) and as 8-bit (against PyTorch's rounded PNG).
- * Also progress reporting, cancellation and argument checks of a run. */
+ * The same bits on any thread count. Also progress reporting,
+ * cancellation and argument checks of a run. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -243,11 +244,43 @@ static void test_model_reports_what_it_is(void **state)
     sr_model_free(model);
 }
 
+/* The output does not depend on the thread count, one thread included:
+ * with -t 1 the backend's parallel regions are a team of one, and
+ * OpenBLAS would spread each sgemm over every core with other bits. The
+ * photo is wide enough for OpenBLAS to thread a call (its rows of 256
+ * columns at the input, Winograd tiles of 64 channels at 4x). */
+static void test_thread_count_changes_no_bit(void **state)
+{
+    (void)state;
+    sr_model *model = test_load_model("srpgan_x4");
+    sr_image in = {0}, out[3] = {{0}};
+    assert_int_equal(sr_image_alloc(&in, 300, 24, 3, SR_PIXEL_F32, NULL), SR_OK);
+    test_rng r = {7};
+    test_fill(&r, in.data, 300 * 24 * 3, 0, 1);
+    for (int t = 0; t < 3; t++) {
+        sr_session_options opt = SR_SESSION_OPTIONS_INIT;
+        opt.backend = SR_BACKEND_CPU;
+        opt.n_threads = t + 1;
+        sr_session *session;
+        assert_int_equal(sr_session_new(model, &opt, &session, NULL), SR_OK);
+        assert_int_equal(sr_image_alloc(&out[t], 1200, 96, 3, SR_PIXEL_F32, NULL), SR_OK);
+        assert_int_equal(sr_session_run(session, &in, &out[t]), SR_OK);
+        sr_session_free(session);
+        if (t > 0 && memcmp(out[t].data, out[0].data, 1200 * 96 * 3 * sizeof(float)) != 0)
+            fail_msg("%d threads and 1 thread differ", t + 1);
+    }
+    for (int t = 0; t < 3; t++)
+        sr_image_free(&out[t]);
+    sr_image_free(&in);
+    sr_model_free(model);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cpu_backend_matches_pytorch),
         cmocka_unit_test(test_reference_backend_matches_pytorch),
+        cmocka_unit_test(test_thread_count_changes_no_bit),
         cmocka_unit_test(test_auto_says_where_it_runs),
         cmocka_unit_test(test_progress_rises_to_one),
         cmocka_unit_test(test_progress_callback_cancels),
