@@ -23,14 +23,17 @@ class InstanceNorm1x1Aware(nn.InstanceNorm2d):
         return (x - mean) / torch.sqrt(var + self.eps)
 
 
+TORCHLITE_NORM_EPS = 1e-5  # nn.InstanceNorm2d's, which torchlite and srrun use
+
+
 class ResidualBlock(nn.Module):
-    def __init__(self, channels):
+    def __init__(self, channels, norm_eps=TORCHLITE_NORM_EPS):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.in1 = InstanceNorm1x1Aware(channels)
+        self.in1 = InstanceNorm1x1Aware(channels, eps=norm_eps)
         self.prelu = nn.PReLU()
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.in2 = InstanceNorm1x1Aware(channels)
+        self.in2 = InstanceNorm1x1Aware(channels, eps=norm_eps)
 
     def forward(self, x):
         r = self.prelu(self.in1(self.conv1(x)))
@@ -49,13 +52,16 @@ class UpsampleBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """The SRPGAN generator exactly as torchlite lays it out."""
+    """The SRPGAN generator exactly as torchlite lays it out. norm_eps other
+    than torchlite's is for training only (see fold_norm_eps)."""
 
-    def __init__(self, scale_factor, res_blocks_count=4, channels=64):
+    def __init__(self, scale_factor, res_blocks_count=4, channels=64,
+                 norm_eps=TORCHLITE_NORM_EPS):
         super().__init__()
         c = channels  # torchlite's width is 64; smaller ones keep test files small
         self.block1 = nn.Sequential(nn.Conv2d(3, c, kernel_size=9, padding=4), nn.PReLU())
-        self.res_blocks = nn.Sequential(*[ResidualBlock(c) for _ in range(res_blocks_count)])
+        self.res_blocks = nn.Sequential(
+            *[ResidualBlock(c, norm_eps) for _ in range(res_blocks_count)])
         self.block3 = nn.Sequential(nn.Conv2d(c, c, kernel_size=3, padding=1), nn.PReLU())
         self.up_blocks = nn.Sequential(
             *[UpsampleBlock(c, 2) for _ in range(int(math.log2(scale_factor)))])
@@ -66,6 +72,30 @@ class Generator(nn.Module):
         block3 = self.block3(self.res_blocks(block1))
         up = self.up_blocks(block1 + block3)
         return (torch.tanh(self.block4(up)) + 1) / 2
+
+
+def fold_norm_eps(state, norm_eps):
+    """The weights of a network trained with InstanceNorm's eps = norm_eps,
+    made torchlite's network (eps 1e-5) that computes the same function, so
+    srrun and any SRPGAN code run them unchanged. Every InstanceNorm follows
+    a convolution, and scaling that convolution's weight and bias by c
+    scales its output's deviation from the mean by c and its variance by
+    c^2: (cx - cm) / sqrt(c^2 v + e) = (x - m) / sqrt(v + e / c^2). So
+    c = sqrt(1e-5 / norm_eps) turns eps 1e-5 into norm_eps exactly.
+
+    Why train with a larger eps: with 1e-5, a smooth photo's faint
+    features are normalised to the same strength as a textured photo's
+    edges, and the network sharpens what is only noise (the soft Wine
+    photo lost 3-4 dB to bicubic). A larger eps leaves weak features weak."""
+    if norm_eps == TORCHLITE_NORM_EPS:
+        return state
+    c = math.sqrt(TORCHLITE_NORM_EPS / norm_eps)
+    folded = dict(state)
+    for k, v in state.items():
+        parts = k.split(".")
+        if parts[0] == "res_blocks" and parts[2] in ("conv1", "conv2"):
+            folded[k] = v * c
+    return folded
 
 
 def to_network_input(img):
@@ -111,11 +141,20 @@ def read_model_bin(path):
 
 
 def load_weights(path):
-    """A state dict from a model.bin, a .pth state dict, or a training
-    checkpoint of train.py (its "model")."""
+    """A state dict of torchlite's network from a model.bin, a .pth state
+    dict, or a training checkpoint of train.py (its "model", with its
+    norm_eps folded in)."""
     with open(path, "rb") as f:
         magic = f.read(8)
     if magic == b"\x89SRB\r\n\x1a\n":
         return read_model_bin(path)[0]
     state = torch.load(path, map_location="cpu", weights_only=False)
-    return state["model"] if isinstance(state, dict) and "model" in state else state
+    if not (isinstance(state, dict) and "model" in state):
+        return state
+    return fold_norm_eps(state["model"], checkpoint_norm_eps(state))
+
+
+def checkpoint_norm_eps(checkpoint):
+    """The InstanceNorm eps a train.py checkpoint was trained with."""
+    return checkpoint.get("norm_eps", checkpoint.get("args", {}).get("norm_eps",
+                                                                     TORCHLITE_NORM_EPS))
