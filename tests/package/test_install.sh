@@ -125,3 +125,9 @@ quiet "$cmake" --build scratch/build -j2 --target upscale public_only
 scratch/build/public_only
 scratch/build/upscale "$leaves" subdirectory.png
 expect_size subdirectory.png 148x116
+# ... and installs nothing of srrun's: the other project installs what it
+# links.
+quiet "$cmake" --install scratch/build --prefix "$PWD/scratch/prefix"
+if [ -e scratch/prefix ]; then
+    fail "add_subdirectory installed srrun's files: $(find scratch/prefix -type f | head -3)"
+fi
