@@ -7,12 +7,14 @@ Ray gives a worker of N CPUs OMP_NUM_THREADS=N, and srrun's CPU output can
 differ by a level with OpenBLAS's thread count: the CLI runs here with
 OMP_NUM_THREADS and -t as the workers have them."""
 
+import errno
 import json
 import os
 import pathlib
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -177,6 +179,86 @@ def test_batch_usage_errors(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit:
             main(["upscale", str(tmp_path / "in"), out, *args])
         assert exit.value.code == 2 and args[0] in capsys.readouterr().err
+
+
+def test_output_killed_mid_write_leaves_nothing(tmp_path):
+    """A process killed while writing (here by the kernel: SIGXFSZ past
+    RLIMIT_FSIZE) leaves neither a partial output nor a temporary file."""
+    try:
+        os.close(os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY, 0o600))
+    except OSError:
+        pytest.skip("this file system has no O_TMPFILE (the fallback leaves a hidden file)")
+    code = ("import resource, signal, sys\n"
+            "from srrun.ray._files import write_whole\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))\n"
+            "write_whole(sys.argv[1], bytes(1 << 20))\n")
+    (tmp_path / "old_x2.png").write_bytes(b"old")
+    for name in ("new_x2.png", "old_x2.png"):
+        killed = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)],
+                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        assert killed.returncode == -signal.SIGXFSZ
+        assert [p.name for p in tmp_path.iterdir()] == ["old_x2.png"]
+        assert (tmp_path / "old_x2.png").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named"])
+def test_output_temporary_never_seen_or_left(tmp_path, monkeypatch, unnamed):
+    """While an output is written, its folder shows nothing (O_TMPFILE), or
+    where the file system has no unnamed files, one hidden file of a short
+    name, removed when the write fails or is interrupted."""
+    from srrun.ray import _files
+
+    if not unnamed:
+        monkeypatch.setattr(_files, "_open_unnamed", lambda folder_fd: None)
+    folder = tmp_path / "out"
+    seen = []
+    write_all = _files._write_all
+
+    def watched(fd, data):
+        seen.append(sorted(p.name for p in folder.iterdir()))
+        if data == b"full disk":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if data == b"interrupted":
+            raise KeyboardInterrupt
+        write_all(fd, data)
+
+    monkeypatch.setattr(_files, "_write_all", watched)
+    name = "c" * 248 + "_x2.png"  # 255 bytes: the longest name, and no longer temporary
+    assert _files.write_whole(str(folder / name), b"first") is None
+    assert _files.write_whole(str(folder / name), b"second") is None
+    assert _files.write_whole(str(folder / name), b"full disk") == \
+        f"{folder / name}: {os.strerror(errno.ENOSPC)}"
+    with pytest.raises(KeyboardInterrupt):
+        _files.write_whole(str(folder / "new.png"), b"interrupted")
+    assert [p.name for p in folder.iterdir()] == [name]
+    assert (folder / name).read_bytes() == b"second"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE((folder / name).stat().st_mode) == 0o666 & ~umask
+    if unnamed:
+        assert seen == [[], [name], [name], [name]]
+    else:
+        temporaries = [set(names) - {name} for names in seen]
+        assert all(len(t) == 1 and next(iter(t)).startswith(".") for t in temporaries)
+
+
+def test_output_kinds_as_the_cli(tmp_path):
+    """What an output path names is decided as formats/file.c decides it."""
+    from srrun.ray._files import write_whole
+
+    (tmp_path / "null.png").symlink_to("/dev/null")
+    (tmp_path / "dead.png").symlink_to(tmp_path / "nothing.png")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    assert write_whole(str(tmp_path / "null.png"), b"written into") is None
+    assert (tmp_path / "null.png").is_symlink()
+    for name, why in [("dead.png", "symbolic link to nothing"),
+                      ("folder.png", os.strerror(errno.EISDIR))]:
+        assert write_whole(str(tmp_path / name), b"x") == f"{tmp_path / name}: {why}"
+    assert write_whole(str(tmp_path / "file" / "x.png"), b"x") == \
+        f"{tmp_path / 'file'}: not a folder"
+    assert write_whole(str(tmp_path / "a" / "b" / "x.png"), b"x") is None
 
 
 def ray_workers(name):

@@ -95,7 +95,10 @@ def parse_args(argv):
                          "the workers read and write the files themselves, and only names "
                          "cross the network (default: this process reads and writes them)")
     up.add_argument("--overwrite", action="store_true",
-                    help="redo the outputs that exist (default: skip them)")
+                    help="redo the outputs that exist (default: skip them), as srrun does: "
+                         "a file is replaced whole (its mode kept), a symbolic link written "
+                         "through (its target replaced, the link kept), a FIFO or device "
+                         "written into")
     up.add_argument("--report", metavar="FILE",
                     help="write a JSON summary: counts, seconds, workers, each failure")
     args = parser.parse_args(argv)
@@ -253,11 +256,7 @@ class Run:
                             f"upscaling it ({one_line(error)})")
         else:
             if not self.shared_storage:  # the bytes, to write here
-                try:
-                    write_whole(file.output, result)
-                    result = None
-                except OSError as error:
-                    result = f"{file.output}: {error.strerror}"
+                result = write_whole(file.output, result)
             if result:
                 self.fail(file, result)
             else:
@@ -359,9 +358,8 @@ def main(argv=None):
             "failures": [{"input": f.input, "output": f.output, "error": f.failed}
                          for f in failed],
         }
-        try:
-            write_whole(args.report, (json.dumps(report, indent=2) + "\n").encode())
-        except OSError as error:
-            say(f"{args.report}: {error.strerror}")
+        why = write_whole(args.report, (json.dumps(report, indent=2) + "\n").encode())
+        if why:
+            say(why)
             return 1
     return 1 if failed else 0

@@ -124,12 +124,7 @@ class Upscaler:
         data = read_input(source)
         if isinstance(data, str):
             return data
-        result = self.file(data, **options)
-        try:
-            write_whole(target, result)
-        except OSError as error:
-            return f"{target}: {error.strerror}"
-        return None
+        return write_whole(target, self.file(data, **options))
 
     def pixels(self, image, alpha="white"):
         """An image array upscaled (srrun.Model.upscale)."""
