@@ -175,10 +175,61 @@ def test_batch_usage_errors(tmp_path, capsys):
         folder = str(tmp_path / ("in" if args else "no_such_folder"))
         assert main(["upscale", folder, out, *args]) == 1
         assert message in capsys.readouterr().err
-    for args in (["--workers", "0"], ["--threads-per-worker", "0"], ["--max-memory", "lots"]):
+    for args in (["--workers", "0"], ["--threads-per-worker", "0"], ["--max-memory", "lots"],
+                 ["--max-input-size", "0"]):
         with pytest.raises(SystemExit) as exit:
             main(["upscale", str(tmp_path / "in"), out, *args])
         assert exit.value.code == 2 and args[0] in capsys.readouterr().err
+
+
+@needs_cli
+def test_batch_long_names_links_and_limits(cluster, tmp_path):
+    """--overwrite as the CLI's: a symbolic link written through (target
+    replaced, mode kept), a file replaced keeping its mode, even under a
+    name of 251 bytes (no temporary name longer than it); an output name
+    over 255 bytes, and an image declaring 100000x100000 pixels, fail as
+    the CLI says; an input over --max-input-size is refused unread."""
+    top = tmp_path / "in"
+    top.mkdir()
+    dot = (FIXTURES / "dot_1x1.png").read_bytes()
+    long_name, too_long = "b" * 244, "a" * 251  # outputs of 251 and 258 bytes
+    for name in (long_name, too_long, "linked"):
+        (top / f"{name}.png").write_bytes(dot)
+    (top / "bomb.png").write_bytes(png_header(100000, 100000))
+    shutil.copy(FIXTURES / "leaves_37x29.png", top / "big.png")  # 834 bytes
+
+    def outputs(name):
+        out, elsewhere = tmp_path / name, tmp_path / f"{name}_target"
+        out.mkdir()
+        elsewhere.write_bytes(b"old target")
+        elsewhere.chmod(0o640)
+        (out / "linked_x2.png").symlink_to(elsewhere)
+        (out / f"{long_name}_x2.png").write_bytes(b"old")
+        (out / f"{long_name}_x2.png").chmod(0o600)
+        return out, elsewhere
+
+    out, target = outputs("out")
+    ran = batch(top, out, "--model", MODEL, "--overwrite", "--max-input-size", "500",
+                "--workers", "1", address=cluster)
+    expected, expected_target = outputs("cli")
+    assert cli(MODEL, top, "-o", expected, "--overwrite").returncode == 1
+    lines = ran.stderr.splitlines()
+    assert ran.returncode == 1
+    assert lines[-1] == "srrun.ray: 2 done, 0 skipped, 3 failed", ran.stderr
+    said = cli(MODEL, top / "bomb.png", top / f"{too_long}.png", "-o", expected, "--overwrite")
+    for line in said.stderr.splitlines()[:2]:  # the CLI's lines, as the CLI words them
+        assert line.replace("srrun: ", "srrun.ray: ", 1).replace(str(expected), str(out)) \
+            in lines
+    assert (f"srrun.ray: {top}/big.png: 834 bytes, over the 500 bytes an input may have "
+            "(--max-input-size)") in lines
+
+    assert (out / "linked_x2.png").is_symlink() and (expected / "linked_x2.png").is_symlink()
+    assert target.read_bytes() == expected_target.read_bytes() != b"old target"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    replaced = out / f"{long_name}_x2.png"
+    assert replaced.read_bytes() == target.read_bytes()  # the same dot upscaled
+    assert stat.S_IMODE(replaced.stat().st_mode) == 0o600
+    assert sorted(p.name for p in out.iterdir()) == [f"{long_name}_x2.png", "linked_x2.png"]
 
 
 def test_output_killed_mid_write_leaves_nothing(tmp_path):
@@ -259,6 +310,17 @@ def test_output_kinds_as_the_cli(tmp_path):
     assert write_whole(str(tmp_path / "file" / "x.png"), b"x") == \
         f"{tmp_path / 'file'}: not a folder"
     assert write_whole(str(tmp_path / "a" / "b" / "x.png"), b"x") is None
+
+
+def test_input_over_the_cap_is_not_read(tmp_path):
+    from srrun.ray._files import read_input
+
+    big = tmp_path / "big.png"
+    with open(big, "wb") as f:
+        f.truncate(600 << 20)  # sparse: no disk, and no memory unless read
+    assert read_input(str(big)) == (f"{big}: {600 << 20} bytes, over the 512M an input may "
+                                    "have (--max-input-size)")
+    assert read_input(str(tmp_path)) == f"{tmp_path}: {os.strerror(errno.EISDIR)}"
 
 
 def ray_workers(name):

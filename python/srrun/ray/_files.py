@@ -23,24 +23,44 @@ def starts_as_image(path):
     return head == _PNG or head[:3] == b"\xff\xd8\xff"
 
 
-def read_input(path):
+# The largest input read (the driver holds it, and ships it to a worker),
+# unless --max-input-size says otherwise: far above any photograph's file,
+# far below what a worker's memory or Ray's object store holds.
+MAX_INPUT_BYTES = 512 << 20
+
+
+def read_input(path, max_bytes=MAX_INPUT_BYTES):
     """The bytes of the input at path, or the line that says why not
     (str): as the CLI opens inputs (formats/file.c), a regular file only,
     so that a FIFO or device put in place after the listing is refused,
-    not waited on or read without end."""
+    not waited on or read without end; a file over max_bytes is refused
+    before it is read (and read no further than that if it grows)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as error:
         return f"{path}: {error.strerror}"
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            return f"{path}: {os.strerror(errno.EISDIR)}"
+        if not stat.S_ISREG(st.st_mode):
             return f"{path}: not a regular file"
+        if st.st_size > max_bytes:
+            return f"{path}: {st.st_size} bytes, {_over(max_bytes)}"
         with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            return f"{path}: grew while being read, {_over(max_bytes)}"
+        return data
     except OSError as error:
         return f"{path}: {error.strerror}"
     finally:
         os.close(fd)
+
+
+def _over(max_bytes):
+    limit = f"{max_bytes >> 20}M" if max_bytes % (1 << 20) == 0 else f"{max_bytes} bytes"
+    return f"over the {limit} an input may have (--max-input-size)"
 
 
 def output_name(folder, input_path, scale, jpeg):
@@ -79,6 +99,7 @@ class Listing:
         self.input_ids = set()
         st = os.stat(out)
         self.out_id = (st.st_dev, st.st_ino)
+        self.name_max = os.pathconf(out, "PC_NAME_MAX")
         st = os.stat(folder)
         self._walk(folder, "", [(st.st_dev, st.st_ino)])
         self._mark_shared_outputs()
@@ -118,7 +139,11 @@ class Listing:
         if not image:
             return self.note(path, "not a PNG or JPEG image")
         out_folder = os.path.join(self.out, below) if self.out != "." else below or None
-        self.files.append(File(path, output_name(out_folder, path, self.scale, self.jpeg)))
+        file = File(path, output_name(out_folder, path, self.scale, self.jpeg))
+        # As the CLI's write would say, but before the file is upscaled.
+        if len(os.fsencode(os.path.basename(file.output))) > self.name_max:
+            file.failed = f"{file.output}: {os.strerror(errno.ENAMETOOLONG)}"
+        self.files.append(file)
         self.input_ids.add(file_id)
         return None
 
