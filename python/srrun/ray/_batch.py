@@ -302,10 +302,16 @@ def main(argv=None):
     args = parse_args(argv)
     jpeg = args.format != "png"
     start = time.monotonic()
+    # The model's file is read once, here: the workers load the very bytes
+    # checked (a training script may save the file again meanwhile).
+    model_bytes = read_input(args.model, sys.maxsize) if args.model else None
+    if isinstance(model_bytes, str):
+        say(model_bytes)
+        return 1
     try:
-        model = srrun.Model(args.model) if args.model else srrun.Model(scale=args.scale or 4)
+        model = srrun.Model(model_bytes) if args.model else srrun.Model(scale=args.scale or 4)
     except (srrun.Error, OSError) as error:
-        say(str(error))
+        say(f"{args.model}: {error}" if args.model else str(error))
         return 1
     if args.model and args.scale and model.scale != args.scale:
         say(f"{args.model}: the model upscales x{model.scale}, not x{args.scale} as --scale asks")
@@ -348,7 +354,8 @@ def main(argv=None):
             max_memory = args.max_memory and srrun._parse_memory(args.max_memory)
             cpu_workers, gpu_workers = worker_plan(args.threads_per_worker, max_memory,
                                                    args.workers, use_gpus)
-            model_file = SharedModel(args.model) if args.model else None
+            model_file = SharedModel(model_bytes) if args.model else None
+            model_bytes = None  # the holder actor's now
             actors = start_workers(model_file, model.scale, args.threads_per_worker,
                                    args.max_memory, cpu_workers, gpu_workers)
             run = Run(todo, actors, jpeg, args.shared_storage, args.max_input_bytes)

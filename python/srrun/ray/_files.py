@@ -34,7 +34,9 @@ def read_input(path, max_bytes=MAX_INPUT_BYTES):
     (str): as the CLI opens inputs (formats/file.c), a regular file only,
     so that a FIFO or device put in place after the listing is refused,
     not waited on or read without end; a file over max_bytes is refused
-    before it is read (and read no further than that if it grows)."""
+    before it is read. As the CLI reads, the size fstat gives is read (a
+    file growing meanwhile is read as it was; one shrinking fails), so
+    that no more than that is ever allocated."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as error:
@@ -46,21 +48,19 @@ def read_input(path, max_bytes=MAX_INPUT_BYTES):
         if not stat.S_ISREG(st.st_mode):
             return f"{path}: not a regular file"
         if st.st_size > max_bytes:
-            return f"{path}: {st.st_size} bytes, {_over(max_bytes)}"
+            limit = f"{max_bytes >> 20}M" if max_bytes % (1 << 20) == 0 else f"{max_bytes} bytes"
+            return (f"{path}: {st.st_size} bytes, over the {limit} an input may have "
+                    "(--max-input-size)")
         with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            return f"{path}: grew while being read, {_over(max_bytes)}"
+            data = f.read(st.st_size)
+        if len(data) < st.st_size:
+            return (f"{path}: file shrank to {len(data)} bytes while being read "
+                    f"(was {st.st_size})")
         return data
     except OSError as error:
         return f"{path}: {error.strerror}"
     finally:
         os.close(fd)
-
-
-def _over(max_bytes):
-    limit = f"{max_bytes >> 20}M" if max_bytes % (1 << 20) == 0 else f"{max_bytes} bytes"
-    return f"over the {limit} an input may have (--max-input-size)"
 
 
 def output_name(folder, input_path, scale, jpeg):
