@@ -232,13 +232,17 @@ def test_batch_long_names_links_and_limits(cluster, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f"{long_name}_x2.png", "linked_x2.png"]
 
 
+def needs_unnamed_files(folder):
+    try:
+        os.close(os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600))
+    except OSError:
+        pytest.skip("this file system has no O_TMPFILE (the named fallback is tested)")
+
+
 def test_output_killed_mid_write_leaves_nothing(tmp_path):
     """A process killed while writing (here by the kernel: SIGXFSZ past
     RLIMIT_FSIZE) leaves neither a partial output nor a temporary file."""
-    try:
-        os.close(os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY, 0o600))
-    except OSError:
-        pytest.skip("this file system has no O_TMPFILE (the fallback leaves a hidden file)")
+    needs_unnamed_files(tmp_path)
     code = ("import resource, signal, sys\n"
             "from srrun.ray._files import write_whole\n"
             "signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n"
@@ -260,7 +264,9 @@ def test_output_temporary_never_seen_or_left(tmp_path, monkeypatch, unnamed):
     name, removed when the write fails or is interrupted."""
     from srrun.ray import _files
 
-    if not unnamed:
+    if unnamed:
+        needs_unnamed_files(tmp_path)
+    else:
         monkeypatch.setattr(_files, "_open_unnamed", lambda folder_fd: None)
     folder = tmp_path / "out"
     seen = []
