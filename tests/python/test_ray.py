@@ -7,12 +7,14 @@ Ray gives a worker of N CPUs OMP_NUM_THREADS=N, and srrun's CPU output can
 differ by a level with OpenBLAS's thread count: the CLI runs here with
 OMP_NUM_THREADS and -t as the workers have them."""
 
+import errno
 import json
 import os
 import pathlib
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -173,10 +175,158 @@ def test_batch_usage_errors(tmp_path, capsys):
         folder = str(tmp_path / ("in" if args else "no_such_folder"))
         assert main(["upscale", folder, out, *args]) == 1
         assert message in capsys.readouterr().err
-    for args in (["--workers", "0"], ["--threads-per-worker", "0"], ["--max-memory", "lots"]):
+    for args in (["--workers", "0"], ["--threads-per-worker", "0"], ["--max-memory", "lots"],
+                 ["--max-input-size", "0"]):
         with pytest.raises(SystemExit) as exit:
             main(["upscale", str(tmp_path / "in"), out, *args])
         assert exit.value.code == 2 and args[0] in capsys.readouterr().err
+
+
+@needs_cli
+def test_batch_long_names_links_and_limits(cluster, tmp_path):
+    """--overwrite as the CLI's: a symbolic link written through (target
+    replaced, mode kept), a file replaced keeping its mode, even under a
+    name of 251 bytes (no temporary name longer than it); an output name
+    over 255 bytes, and an image declaring 100000x100000 pixels, fail as
+    the CLI says; an input over --max-input-size is refused unread."""
+    top = tmp_path / "in"
+    top.mkdir()
+    dot = (FIXTURES / "dot_1x1.png").read_bytes()
+    long_name, too_long = "b" * 244, "a" * 251  # outputs of 251 and 258 bytes
+    for name in (long_name, too_long, "linked"):
+        (top / f"{name}.png").write_bytes(dot)
+    (top / "bomb.png").write_bytes(png_header(100000, 100000))
+    shutil.copy(FIXTURES / "leaves_37x29.png", top / "big.png")  # 834 bytes
+
+    def outputs(name):
+        out, elsewhere = tmp_path / name, tmp_path / f"{name}_target"
+        out.mkdir()
+        elsewhere.write_bytes(b"old target")
+        elsewhere.chmod(0o640)
+        (out / "linked_x2.png").symlink_to(elsewhere)
+        (out / f"{long_name}_x2.png").write_bytes(b"old")
+        (out / f"{long_name}_x2.png").chmod(0o600)
+        return out, elsewhere
+
+    out, target = outputs("out")
+    ran = batch(top, out, "--model", MODEL, "--overwrite", "--max-input-size", "500",
+                "--workers", "1", address=cluster)
+    expected, expected_target = outputs("cli")
+    assert cli(MODEL, top, "-o", expected, "--overwrite").returncode == 1
+    lines = ran.stderr.splitlines()
+    assert ran.returncode == 1
+    assert lines[-1] == "srrun.ray: 2 done, 0 skipped, 3 failed", ran.stderr
+    said = cli(MODEL, top / "bomb.png", top / f"{too_long}.png", "-o", expected, "--overwrite")
+    for line in said.stderr.splitlines()[:2]:  # the CLI's lines, as the CLI words them
+        assert line.replace("srrun: ", "srrun.ray: ", 1).replace(str(expected), str(out)) \
+            in lines
+    assert (f"srrun.ray: {top}/big.png: 834 bytes, over the 500 bytes an input may have "
+            "(--max-input-size)") in lines
+
+    assert (out / "linked_x2.png").is_symlink() and (expected / "linked_x2.png").is_symlink()
+    assert target.read_bytes() == expected_target.read_bytes() != b"old target"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    replaced = out / f"{long_name}_x2.png"
+    assert replaced.read_bytes() == target.read_bytes()  # the same dot upscaled
+    assert stat.S_IMODE(replaced.stat().st_mode) == 0o600
+    assert sorted(p.name for p in out.iterdir()) == [f"{long_name}_x2.png", "linked_x2.png"]
+
+
+def needs_unnamed_files(folder):
+    try:
+        os.close(os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600))
+    except OSError:
+        pytest.skip("this file system has no O_TMPFILE (the named fallback is tested)")
+
+
+def test_output_killed_mid_write_leaves_nothing(tmp_path):
+    """A process killed while writing (here by the kernel: SIGXFSZ past
+    RLIMIT_FSIZE) leaves neither a partial output nor a temporary file."""
+    needs_unnamed_files(tmp_path)
+    code = ("import resource, signal, sys\n"
+            "from srrun.ray._files import write_whole\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))\n"
+            "write_whole(sys.argv[1], bytes(1 << 20))\n")
+    (tmp_path / "old_x2.png").write_bytes(b"old")
+    for name in ("new_x2.png", "old_x2.png"):
+        killed = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)],
+                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        assert killed.returncode == -signal.SIGXFSZ
+        assert [p.name for p in tmp_path.iterdir()] == ["old_x2.png"]
+        assert (tmp_path / "old_x2.png").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named"])
+def test_output_temporary_never_seen_or_left(tmp_path, monkeypatch, unnamed):
+    """While an output is written, its folder shows nothing (O_TMPFILE), or
+    where the file system has no unnamed files, one hidden file of a short
+    name, removed when the write fails or is interrupted."""
+    from srrun.ray import _files
+
+    if unnamed:
+        needs_unnamed_files(tmp_path)
+    else:
+        monkeypatch.setattr(_files, "_open_unnamed", lambda folder_fd: None)
+    folder = tmp_path / "out"
+    seen = []
+    write_all = _files._write_all
+
+    def watched(fd, data):
+        seen.append(sorted(p.name for p in folder.iterdir()))
+        if data == b"full disk":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if data == b"interrupted":
+            raise KeyboardInterrupt
+        write_all(fd, data)
+
+    monkeypatch.setattr(_files, "_write_all", watched)
+    name = "c" * 248 + "_x2.png"  # 255 bytes: the longest name, and no longer temporary
+    assert _files.write_whole(str(folder / name), b"first") is None
+    assert _files.write_whole(str(folder / name), b"second") is None
+    assert _files.write_whole(str(folder / name), b"full disk") == \
+        f"{folder / name}: {os.strerror(errno.ENOSPC)}"
+    with pytest.raises(KeyboardInterrupt):
+        _files.write_whole(str(folder / "new.png"), b"interrupted")
+    assert [p.name for p in folder.iterdir()] == [name]
+    assert (folder / name).read_bytes() == b"second"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE((folder / name).stat().st_mode) == 0o666 & ~umask
+    if unnamed:
+        assert seen == [[], [name], [name], [name]]
+    else:
+        temporaries = [set(names) - {name} for names in seen]
+        assert all(len(t) == 1 and next(iter(t)).startswith(".") for t in temporaries)
+
+
+def test_output_kinds_as_the_cli(tmp_path):
+    """What an output path names is decided as formats/file.c decides it."""
+    from srrun.ray._files import write_whole
+
+    (tmp_path / "null.png").symlink_to("/dev/null")
+    (tmp_path / "dead.png").symlink_to(tmp_path / "nothing.png")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    assert write_whole(str(tmp_path / "null.png"), b"written into") is None
+    assert (tmp_path / "null.png").is_symlink()
+    for name, why in [("dead.png", "symbolic link to nothing"),
+                      ("folder.png", os.strerror(errno.EISDIR))]:
+        assert write_whole(str(tmp_path / name), b"x") == f"{tmp_path / name}: {why}"
+    assert write_whole(str(tmp_path / "file" / "x.png"), b"x") == \
+        f"{tmp_path / 'file'}: not a folder"
+    assert write_whole(str(tmp_path / "a" / "b" / "x.png"), b"x") is None
+
+
+def test_input_over_the_cap_is_not_read(tmp_path):
+    from srrun.ray._files import read_input
+
+    big = tmp_path / "big.png"
+    with open(big, "wb") as f:
+        f.truncate(600 << 20)  # sparse: no disk, and no memory unless read
+    assert read_input(str(big)) == (f"{big}: {600 << 20} bytes, over the 512M an input may "
+                                    "have (--max-input-size)")
+    assert read_input(str(tmp_path)) == f"{tmp_path}: {os.strerror(errno.EISDIR)}"
 
 
 def ray_workers(name):

@@ -5,10 +5,10 @@ the line that says why not) comes back to this driver, which writes the
 outputs and reports each failure as it happens; Ray restarts a worker
 process that dies and retries its tasks. Images differ in size, so nothing
 is batched: an actor has at most two files at a time (one running, the next
-already sent), which bounds what is in flight to two inputs and two
-outputs per actor. The driver reads the inputs and writes the outputs, so
-on a cluster only this machine needs to see IN and OUT, but all the images'
-bytes pass through it; with --shared-storage (IN and OUT mounted at the
+already sent), which bounds what is in flight to two inputs (each at most
+--max-input-size) and two outputs per actor. The driver reads the inputs
+and writes the outputs, so on a cluster only this machine needs to see IN
+and OUT, but all the images' bytes pass through it; with --shared-storage (IN and OUT mounted at the
 same paths on every node) the workers read and write the files and only
 names pass. The workers read the model's bytes from an actor that holds
 them (_worker.SharedModel).
@@ -26,7 +26,7 @@ import ray
 
 import srrun
 
-from ._files import Listing, read_input, write_whole
+from ._files import MAX_INPUT_BYTES, Listing, read_input, write_whole
 from ._worker import SharedModel, Upscaler
 
 PROGRAM = "srrun.ray"
@@ -95,7 +95,14 @@ def parse_args(argv):
                          "the workers read and write the files themselves, and only names "
                          "cross the network (default: this process reads and writes them)")
     up.add_argument("--overwrite", action="store_true",
-                    help="redo the outputs that exist (default: skip them)")
+                    help="redo the outputs that exist (default: skip them), as srrun does: "
+                         "a file is replaced whole (its mode kept), a symbolic link written "
+                         "through (its target replaced, the link kept), a FIFO or device "
+                         "written into")
+    up.add_argument("--max-input-size", metavar="SIZE", default=f"{MAX_INPUT_BYTES >> 20}M",
+                    help="refuse an input file larger than SIZE (a failed file), before "
+                         "reading it: each is read whole into memory and sent through Ray's "
+                         "object store (default %(default)s)")
     up.add_argument("--report", metavar="FILE",
                     help="write a JSON summary: counts, seconds, workers, each failure")
     args = parser.parse_args(argv)
@@ -108,6 +115,11 @@ def parse_args(argv):
             srrun._parse_memory(args.max_memory)
         except ValueError as error:
             parser.error(f"--max-memory: {error}")
+    try:
+        args.max_input_bytes = srrun._parse_memory(args.max_input_size)
+    except ValueError:
+        parser.error(f"--max-input-size needs a size like 512M or 2G, not "
+                     f"{args.max_input_size!r}")
     return args
 
 
@@ -187,11 +199,12 @@ def start_workers(model_file, scale, threads, max_memory, cpu_workers, gpu_worke
 class Run:
     """The driver's loop: files to actors, outcomes to the disk and stderr."""
 
-    def __init__(self, files, actors, jpeg, shared_storage):
+    def __init__(self, files, actors, jpeg, shared_storage, max_input_bytes):
         self.todo = collections.deque(files)
         self.total = len(files)
         self.format = "jpeg" if jpeg else "png"
         self.shared_storage = shared_storage
+        self.max_input_bytes = max_input_bytes
         self.starting = {actor.describe.remote(): actor for actor in actors}
         self.in_flight = {}  # task -> (file, actor)
         self.load = collections.Counter()  # actor -> files sent, not back
@@ -231,9 +244,10 @@ class Run:
         while self.todo and self.load[actor] < IN_FLIGHT_PER_WORKER:
             file = self.todo.popleft()
             if self.shared_storage:
-                task = actor.file_to_file.remote(file.input, file.output, format=self.format)
+                task = actor.file_to_file.remote(file.input, file.output, self.max_input_bytes,
+                                                 format=self.format)
             else:
-                data = read_input(file.input)
+                data = read_input(file.input, self.max_input_bytes)
                 if isinstance(data, str):
                     self.fail(file, data)
                     continue
@@ -253,11 +267,7 @@ class Run:
                             f"upscaling it ({one_line(error)})")
         else:
             if not self.shared_storage:  # the bytes, to write here
-                try:
-                    write_whole(file.output, result)
-                    result = None
-                except OSError as error:
-                    result = f"{file.output}: {error.strerror}"
+                result = write_whole(file.output, result)
             if result:
                 self.fail(file, result)
             else:
@@ -292,10 +302,16 @@ def main(argv=None):
     args = parse_args(argv)
     jpeg = args.format != "png"
     start = time.monotonic()
+    # The model's file is read once, here: the workers load the very bytes
+    # checked (a training script may save the file again meanwhile).
+    model_bytes = read_input(args.model, sys.maxsize) if args.model else None
+    if isinstance(model_bytes, str):
+        say(model_bytes)
+        return 1
     try:
-        model = srrun.Model(args.model) if args.model else srrun.Model(scale=args.scale or 4)
+        model = srrun.Model(model_bytes) if args.model else srrun.Model(scale=args.scale or 4)
     except (srrun.Error, OSError) as error:
-        say(str(error))
+        say(f"{args.model}: {error}" if args.model else str(error))
         return 1
     if args.model and args.scale and model.scale != args.scale:
         say(f"{args.model}: the model upscales x{model.scale}, not x{args.scale} as --scale asks")
@@ -338,10 +354,11 @@ def main(argv=None):
             max_memory = args.max_memory and srrun._parse_memory(args.max_memory)
             cpu_workers, gpu_workers = worker_plan(args.threads_per_worker, max_memory,
                                                    args.workers, use_gpus)
-            model_file = SharedModel(args.model) if args.model else None
+            model_file = SharedModel(model_bytes) if args.model else None
+            model_bytes = None  # the holder actor's now
             actors = start_workers(model_file, model.scale, args.threads_per_worker,
                                    args.max_memory, cpu_workers, gpu_workers)
-            run = Run(todo, actors, jpeg, args.shared_storage)
+            run = Run(todo, actors, jpeg, args.shared_storage, args.max_input_bytes)
             run.run()
             done, workers = run.done, run.workers
             failed += run.failed
@@ -359,9 +376,8 @@ def main(argv=None):
             "failures": [{"input": f.input, "output": f.output, "error": f.failed}
                          for f in failed],
         }
-        try:
-            write_whole(args.report, (json.dumps(report, indent=2) + "\n").encode())
-        except OSError as error:
-            say(f"{args.report}: {error.strerror}")
+        why = write_whole(args.report, (json.dumps(report, indent=2) + "\n").encode())
+        if why:
+            say(why)
             return 1
     return 1 if failed else 0

@@ -10,7 +10,7 @@ import ray
 import srrun
 from srrun import _parse_memory
 
-from ._files import read_input, write_whole
+from ._files import MAX_INPUT_BYTES, read_input, write_whole
 
 # srrun's plan counts the process it runs in as this much beside the model
 # and images (runtime/session.c PROCESS_BASE_BYTES); a Ray worker holds more
@@ -117,19 +117,15 @@ class Upscaler:
         return self.model.upscale_bytes(data, max_memory=self.max_memory, threads=self.threads,
                                         backend=self.backend, **options)
 
-    def file_to_file(self, source, target, **options):
-        """The file source upscaled into the file target (written whole, as
-        the driver writes): for IN and OUT on storage every node mounts.
-        None, or the line that says why source or target failed."""
-        data = read_input(source)
+    def file_to_file(self, source, target, max_input_bytes=MAX_INPUT_BYTES, **options):
+        """The file source (refused over max_input_bytes) upscaled into the
+        file target (written whole, as the driver writes): for IN and OUT
+        on storage every node mounts. None, or the line that says why
+        source or target failed."""
+        data = read_input(source, max_input_bytes)
         if isinstance(data, str):
             return data
-        result = self.file(data, **options)
-        try:
-            write_whole(target, result)
-        except OSError as error:
-            return f"{target}: {error.strerror}"
-        return None
+        return write_whole(target, self.file(data, **options))
 
     def pixels(self, image, alpha="white"):
         """An image array upscaled (srrun.Model.upscale)."""
