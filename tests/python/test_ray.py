@@ -398,6 +398,8 @@ def test_upscale_dataset_bytes_and_arrays(cluster, tmp_path):
 def test_upscale_dataset_refuses_a_bad_model(cluster):
     with pytest.raises(srrun.Error):
         srrun.ray.upscale_dataset(ray.data.from_items([{"bytes": b""}]), b"not a model")
+    with pytest.raises(srrun.Error, match="no_such.pth: No such file or directory"):
+        srrun.ray.upscale_dataset(ray.data.from_items([{"bytes": b""}]), "no_such.pth")
 
 
 # ---- The Serve app ---------------------------------------------------------------

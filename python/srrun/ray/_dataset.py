@@ -3,11 +3,15 @@ ones by a pool of actors (Ray Data's map_batches with a callable class),
 each holding the model once. Images differ in size: batches of one."""
 
 import os
+import sys
 
 import numpy as np
 import ray
 import ray.data
 
+import srrun
+
+from ._files import read_input
 from ._worker import SharedModel, Upscaler, load_model
 
 
@@ -60,7 +64,15 @@ def upscale_dataset(ds, model=None, *, scale=4, column=None, format="png", alpha
     A file srrun refuses fails the dataset's task with srrun.Error, as Ray
     Data fails on an exception in a map; `python -m srrun.ray upscale`
     reports such files one by one instead."""
-    if isinstance(model, (str, bytes, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)):
+        # Read once, so that the check below and the workers see the same
+        # bytes even if the file is replaced meanwhile.
+        data = read_input(os.fspath(model), sys.maxsize)
+        if isinstance(data, str):
+            load_model(model, scale)  # raises srrun.Error with srrun's own line
+            raise srrun.Error(data)
+        model = data
+    if isinstance(model, (bytes, bytearray)):
         load_model(model, scale)  # refused here, at once, not in every actor
         model = SharedModel(model)
     elif model is not None:
