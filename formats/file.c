@@ -187,16 +187,19 @@ static int open_unnamed(const char *dir)
     return -1;
 }
 
-/* path + ".XXXXXX", made into a fresh name by mkstemp (the file it creates
- * is returned open in *fd). */
+/* A fresh hidden name beside path, made by mkstemp (the file it creates is
+ * returned open in *fd): short whatever path's own name is, which may be
+ * as long as a name can be (path + a suffix would then be too long). */
 static char *make_temp(const char *path, int *fd)
 {
-    const size_t len = strlen(path);
-    char *temp = malloc(len + sizeof ".XXXXXX");
+    static const char name[] = ".srrun-XXXXXX";
+    const char *slash = strrchr(path, '/');
+    const size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+    char *temp = malloc(dir_len + sizeof name);
     if (!temp)
         return NULL;
-    memcpy(temp, path, len);
-    memcpy(temp + len, ".XXXXXX", sizeof ".XXXXXX");
+    memcpy(temp, path, dir_len);
+    memcpy(temp + dir_len, name, sizeof name);
     if ((*fd = mkstemp(temp)) < 0) {
         free(temp);
         return NULL;

@@ -2,7 +2,8 @@
  * model harms nothing), FIFOs refused rather than waited on, and outputs
  * written whole or not at all: the mode a new file gets from the umask and
  * a replaced one keeps, symbolic links written through, FIFOs written into,
- * and nothing left behind by a writer killed in the middle. */
+ * names as long as a name can be, and nothing left behind by a writer
+ * killed in the middle. */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include <dirent.h>
 #include <errno.h>
@@ -69,7 +70,7 @@ static void list_dir(char *out, size_t size)
     assert_true(n >= 0);
     out[0] = '\0';
     for (int i = 0; i < n; i++) {
-        if (names[i]->d_name[0] != '.')
+        if (strcmp(names[i]->d_name, ".") != 0 && strcmp(names[i]->d_name, "..") != 0)
             snprintf(out + strlen(out), size - strlen(out), "%s%s", out[0] ? " " : "",
                      names[i]->d_name);
         free(names[i]);
@@ -295,6 +296,25 @@ static void test_output_into_fifo(void **state)
     remove_file("fifo.png");
 }
 
+/* An output whose name is as long as a name can be (255 bytes) is written
+ * and replaced: the temporary beside it has a short name of its own. */
+static void test_output_with_the_longest_name(void **state)
+{
+    (void)state;
+    char name[256];
+    memset(name, 'n', 251);
+    memcpy(name + 251, ".png", 5);
+    write_ok(name, "new");
+    write_ok(name, "replaced");
+    char *text = get_file(name);
+    assert_string_equal(text, "replaced");
+    free(text);
+    char names[512];
+    list_dir(names, sizeof names);
+    assert_string_equal(names, name);
+    remove_file(name);
+}
+
 static sr_status write_then_die(FILE *file, void *user, sr_error *err)
 {
     (void)user, (void)err;
@@ -350,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_output_mode),
         cmocka_unit_test(test_output_through_symlink),
         cmocka_unit_test(test_output_into_fifo),
+        cmocka_unit_test(test_output_with_the_longest_name),
         cmocka_unit_test(test_killed_writer_leaves_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
