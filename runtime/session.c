@@ -339,7 +339,7 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
 
 /* Plans w x h with the images' memory counted (in and out may be NULL:
  * 8-bit RGB; streamed: out is delivered in rows). A plan for this size
- * that counted at least as much is kept. */
+ * that counted at least as much is kept, its peak told anew. */
 static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *in,
                            const sr_image *out, bool streamed, sr_error *err)
 {
@@ -355,8 +355,11 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
         return sr_fail(err, SR_ERR_LIMIT, "cannot plan a %lldx%lld image: too large",
                        (long long)w, (long long)h);
     const int64_t fixed = fixed_bytes(s, w, h, in, out, streamed);
-    if (s->planned && s->info.width == w && s->info.height == h && fixed <= s->info.fixed_bytes)
+    if (s->planned && s->info.width == w && s->info.height == h && fixed <= s->info.fixed_bytes) {
+        s->info.fixed_bytes = fixed; /* the plan fits still; the peak is this run's */
+        s->info.predicted_peak = fixed + s->plan.peak_bytes;
         return SR_OK;
+    }
     drop_plan(s);
     /* When the images alone take the budget, nothing fits; planning still
      * finds the least that would, for the message. */
