@@ -3,9 +3,11 @@
  * stream, sniff the content, hand the stream to a codec), their _memory
  * forms, sr_image_check_output (what each format can hold) and
  * sr_image_write_png/jpeg (through formats/file.c: whole or not at all)
- * and their _stream and _memory forms. Pixel decoding and encoding live in png.c and
- * jpeg.c, the EXIF orientation in orient.c; this file knows nothing about
- * either format beyond its magic bytes and its limits. */
+ * and their _stream and _memory forms, all through the row writer
+ * (image_writer.h) that streamed outputs use too. Pixel decoding and
+ * encoding live in png.c and jpeg.c, the EXIF orientation in orient.c;
+ * this file knows nothing about either format beyond its magic bytes and
+ * its limits. */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/image_codecs.h"
 
