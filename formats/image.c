@@ -3,17 +3,21 @@
  * stream, sniff the content, hand the stream to a codec), their _memory
  * forms, sr_image_check_output (what each format can hold) and
  * sr_image_write_png/jpeg (through formats/file.c: whole or not at all)
- * and their _stream and _memory forms. Pixel decoding and encoding live in png.c and
- * jpeg.c, the EXIF orientation in orient.c; this file knows nothing about
- * either format beyond its magic bytes and its limits. */
+ * and their _stream and _memory forms, all through the row writer
+ * (image_writer.h) that streamed outputs use too. Pixel decoding and
+ * encoding live in png.c and jpeg.c, the EXIF orientation in orient.c;
+ * this file knows nothing about either format beyond its magic bytes and
+ * its limits. */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/image_codecs.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "formats/file.h"
+#include "formats/image_writer.h"
 #include "base/error.h"
 #include "base/options.h"
 
@@ -232,19 +236,6 @@ sr_status sr_image_read_info_memory(const void *data, size_t size,
     return read_memory(data, size, options, 0, image, err);
 }
 
-typedef struct encode_job {
-    const sr_image *image;
-    sr_image_format format;
-    int quality;
-} encode_job;
-
-static sr_status encode(FILE *file, void *user, sr_error *err)
-{
-    const encode_job *job = user;
-    return job->format == SR_IMAGE_PNG ? sr_png_write(file, job->image, err)
-                                     : sr_jpeg_write(file, job->image, job->quality, err);
-}
-
 static const char *const format_names[] = {[SR_IMAGE_PNG] = "PNG", [SR_IMAGE_JPEG] = "JPEG"};
 _Static_assert(sizeof format_names / sizeof *format_names == SR_IMAGE_FORMAT_COUNT,
                "one name per image format");
@@ -282,6 +273,124 @@ static sr_status check_output(sr_image_format format, const sr_image *image, sr_
     return SR_OK;
 }
 
+/* What every writer checks before encoding: a shape the format can hold,
+ * and a JPEG quality in range. */
+sr_status sr_image_writer_check(sr_image_format format, const sr_image *shape, int quality,
+                                sr_error *err)
+{
+    if (!shape || (unsigned)format >= SR_IMAGE_FORMAT_COUNT)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "bad image output request");
+    if (format == SR_IMAGE_JPEG && (quality < 1 || quality > 100))
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG quality %d is not in 1..100",
+                       quality);
+    return check_output(format, shape, err);
+}
+
+struct sr_image_writer {
+    sr_image_format format;
+    sr_image shape;  /* width, channels and type of the rows; no pixels, no meta */
+    int64_t written; /* rows so far */
+    bool failed;
+    sr_png_writer *png;
+    sr_jpeg_writer *jpeg;
+};
+
+sr_status sr_image_writer_new(FILE *file, sr_image_format format, const sr_image *shape,
+                              int quality, sr_image_writer **writer, sr_error *err)
+{
+    if (!writer)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "bad image output request");
+    *writer = NULL;
+    sr_status st = sr_image_writer_check(format, shape, quality, err);
+    if (st != SR_OK)
+        return st;
+    sr_image_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    w->format = format;
+    w->shape = (sr_image){.width = shape->width, .height = shape->height,
+                          .channels = shape->channels, .type = shape->type};
+    st = format == SR_IMAGE_PNG ? sr_png_writer_new(file, shape, &w->png, err)
+                                : sr_jpeg_writer_new(file, shape, quality, &w->jpeg, err);
+    if (st != SR_OK) {
+        free(w);
+        return st;
+    }
+    *writer = w;
+    return SR_OK;
+}
+
+sr_status sr_image_writer_rows(sr_image_writer *w, const sr_image *rows, sr_error *err)
+{
+    if (w->failed)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "the image writer failed earlier");
+    const sr_image *s = &w->shape;
+    if (!rows || !rows->data || rows->width != s->width || rows->channels != s->channels ||
+        rows->type != s->type || rows->height < 0 || rows->height > s->height - w->written ||
+        rows->stride < rows->width * rows->channels * bytes_per_sample(rows->type))
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                       "rows do not continue the %lldx%lld image being written",
+                       (long long)s->width, (long long)s->height);
+    const sr_status st = w->png ? sr_png_writer_rows(w->png, rows, err)
+                                : sr_jpeg_writer_rows(w->jpeg, rows, err);
+    w->failed = st != SR_OK;
+    w->written += rows->height;
+    return st;
+}
+
+sr_status sr_image_writer_finish(sr_image_writer *w, sr_error *err)
+{
+    if (w->failed)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "the image writer failed earlier");
+    if (w->written != w->shape.height)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%lld of the image's %lld rows written",
+                       (long long)w->written, (long long)w->shape.height);
+    const sr_status st = w->png ? sr_png_writer_finish(w->png, err)
+                                : sr_jpeg_writer_finish(w->jpeg, err);
+    w->failed = true; /* finished: nothing more to write */
+    return st;
+}
+
+void sr_image_writer_free(sr_image_writer *w)
+{
+    if (!w)
+        return;
+    sr_png_writer_free(w->png);
+    sr_jpeg_writer_free(w->jpeg);
+    free(w);
+}
+
+/* libpng keeps a row or two and zlib's deflate state (256 KB at its
+ * default window and memory level); libjpeg a band of 16 rows of each
+ * component, colour-converted and downsampled, and a row of blocks. Both
+ * rounded up generously: the bound is what matters. */
+int64_t sr_image_writer_bytes(sr_image_format format, const sr_image *shape)
+{
+    const int64_t row = shape->width * shape->channels * bytes_per_sample(shape->type);
+    return (INT64_C(1) << 20) + (format == SR_IMAGE_PNG ? 4 * (row + 1) : 64 * row);
+}
+
+typedef struct encode_job {
+    const sr_image *image;
+    sr_image_format format;
+    int quality;
+} encode_job;
+
+/* A whole image, through the row writer. */
+static sr_status encode(FILE *file, void *user, sr_error *err)
+{
+    const encode_job *job = user;
+    sr_image_writer *w;
+    sr_status st = sr_image_writer_new(file, job->format, job->image, job->quality, &w, err);
+    if (st != SR_OK)
+        return st;
+    st = sr_image_writer_rows(w, job->image, err);
+    if (st == SR_OK)
+        st = sr_image_writer_finish(w, err);
+    sr_image_writer_free(w);
+    return st;
+}
+
 sr_status sr_image_check_output(const char *path, sr_image_format format, const sr_image *shape,
                                 sr_error *err)
 {
@@ -303,17 +412,13 @@ static sr_status write_image(const char *path, const sr_image *image, sr_image_f
     return status;
 }
 
-/* What every writer checks before encoding: pixels to write, a shape the
- * format can hold, and a JPEG quality in range. */
+/* What every writer checks before encoding, and pixels to write. */
 static sr_status check_write(const sr_image *image, sr_image_format format, int quality,
                              sr_error *err)
 {
     if (!image || !image->data)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no image to write");
-    if (format == SR_IMAGE_JPEG && (quality < 1 || quality > 100))
-        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "JPEG quality %d is not in 1..100",
-                       quality);
-    return check_output(format, image, err);
+    return sr_image_writer_check(format, image, quality, err);
 }
 
 sr_status sr_image_write_png(const char *path, const sr_image *image,

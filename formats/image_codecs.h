@@ -65,8 +65,20 @@ void sr_orienter_place(const sr_orienter *o, int64_t y, int64_t x0, int64_t dx, 
 /* libpng's largest side (PNG_UINT_31_MAX). */
 #define SR_PNG_MAX_SIDE INT64_C(0x7fffffff)
 
-/* Encodes a validated U8/U16 image with 1-4 channels into file. */
-sr_status sr_png_write(FILE *file, const sr_image *image, sr_error *err);
+/* Encoders, row by row (formats/image_writer.h is their front end): _new
+ * writes what comes before the pixels of an image of this shape (width,
+ * height, channels, type and meta; data unread), validated by the front
+ * end; _rows encodes rows->height more rows (of the shape's width,
+ * channels and type); _finish ends the file once every row is in. After a
+ * failure the writer can only be freed. PNG: U8/U16 with 1-4 channels.
+ * JPEG: U8 with 1-4 channels (alpha composited on white), sides up to
+ * SR_JPEG_MAX_SIDE, at quality 1..100. */
+typedef struct sr_png_writer sr_png_writer;
+sr_status sr_png_writer_new(FILE *file, const sr_image *shape, sr_png_writer **writer,
+                            sr_error *err);
+sr_status sr_png_writer_rows(sr_png_writer *w, const sr_image *rows, sr_error *err);
+sr_status sr_png_writer_finish(sr_png_writer *w, sr_error *err);
+void sr_png_writer_free(sr_png_writer *w);
 
 /* JPEG output keeps full-resolution chroma (4:4:4) from this quality on. */
 #define SR_JPEG_FULL_CHROMA 90
@@ -74,8 +86,11 @@ sr_status sr_png_write(FILE *file, const sr_image *image, sr_error *err);
 /* libjpeg's largest side. */
 #define SR_JPEG_MAX_SIDE 65500
 
-/* Encodes a validated U8 image with 1-4 channels (alpha composited on
- * white) and sides up to SR_JPEG_MAX_SIDE at quality 1..100 into file. */
-sr_status sr_jpeg_write(FILE *file, const sr_image *image, int quality, sr_error *err);
+typedef struct sr_jpeg_writer sr_jpeg_writer;
+sr_status sr_jpeg_writer_new(FILE *file, const sr_image *shape, int quality,
+                             sr_jpeg_writer **writer, sr_error *err);
+sr_status sr_jpeg_writer_rows(sr_jpeg_writer *w, const sr_image *rows, sr_error *err);
+sr_status sr_jpeg_writer_finish(sr_jpeg_writer *w, sr_error *err);
+void sr_jpeg_writer_free(sr_jpeg_writer *w);
 
 #endif

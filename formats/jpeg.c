@@ -197,14 +197,15 @@ sr_status sr_jpeg_read(FILE *file, const sr_read_request *req, sr_image *image,
 
 /* ---- Writing ---- */
 
-typedef struct jpeg_writer {
+struct sr_jpeg_writer {
     struct jpeg_error_mgr errors; /* first: cinfo->err points here */
     struct jpeg_compress_struct cinfo;
     jmp_buf jump;
     JSAMPLE *row; /* a composited row, for images with alpha */
     sr_status status;
     char message[JMSG_LENGTH_MAX];
-} jpeg_writer;
+};
+typedef struct sr_jpeg_writer jpeg_writer;
 
 static void on_write_error(j_common_ptr cinfo)
 {
@@ -239,17 +240,17 @@ static void composite_row(const uint8_t *in, int channels, int64_t width, JSAMPL
     }
 }
 
-/* Everything that may longjmp. Only w and the arguments are used after a
- * jump, and none of them changes after setjmp. */
-static sr_status encode(jpeg_writer *w, FILE *file, const sr_image *image, int quality,
-                        sr_error *err)
+/* The header, the tables and the ICC profile: everything before the first
+ * row. Only w and the arguments are used after a jump, and none of them
+ * changes after setjmp. */
+static sr_status start(jpeg_writer *w, FILE *file, const sr_image *image, int quality,
+                       sr_error *err)
 {
     if (setjmp(w->jump))
         return sr_fail(err, w->status, "%s", w->message);
     struct jpeg_compress_struct *cinfo = &w->cinfo;
     jpeg_create_compress(cinfo);
     jpeg_stdio_dest(cinfo, file);
-    const int alpha = image->channels == 2 || image->channels == 4;
     const int components = image->channels >= 3 ? 3 : 1;
     cinfo->image_width = (JDIMENSION)image->width;
     cinfo->image_height = (JDIMENSION)image->height;
@@ -264,7 +265,7 @@ static sr_status encode(jpeg_writer *w, FILE *file, const sr_image *image, int q
      * 4:4:4 (3.8 at quality 90). */
     if (components == 3 && quality >= SR_JPEG_FULL_CHROMA)
         cinfo->comp_info[0].h_samp_factor = cinfo->comp_info[0].v_samp_factor = 1;
-    if (alpha) {
+    if (image->channels == 2 || image->channels == 4) {
         w->row = malloc((size_t)image->width * (size_t)components);
         if (!w->row)
             return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
@@ -272,28 +273,57 @@ static sr_status encode(jpeg_writer *w, FILE *file, const sr_image *image, int q
     jpeg_start_compress(cinfo, TRUE);
     if (icc_fits(&image->meta, components))
         jpeg_write_icc_profile(cinfo, image->meta.icc, (unsigned int)image->meta.icc_size);
-    while (cinfo->next_scanline < cinfo->image_height) {
-        const uint8_t *in = (const uint8_t *)image->data + cinfo->next_scanline * image->stride;
-        JSAMPROW row = (JSAMPROW)in;
-        if (alpha) {
-            composite_row(in, image->channels, image->width, w->row);
-            row = w->row;
-        }
-        jpeg_write_scanlines(cinfo, &row, 1);
-    }
-    jpeg_finish_compress(cinfo);
     return SR_OK;
 }
 
-sr_status sr_jpeg_write(FILE *file, const sr_image *image, int quality, sr_error *err)
+void sr_jpeg_writer_free(sr_jpeg_writer *w)
 {
-    jpeg_writer w;
-    memset(&w, 0, sizeof w);
-    w.cinfo.err = jpeg_std_error(&w.errors);
-    w.errors.error_exit = on_write_error;
-    w.errors.emit_message = on_write_message;
-    sr_status status = encode(&w, file, image, quality, err);
-    jpeg_destroy_compress(&w.cinfo);
-    free(w.row);
-    return status;
+    if (!w)
+        return;
+    jpeg_destroy_compress(&w->cinfo);
+    free(w->row);
+    free(w);
+}
+
+sr_status sr_jpeg_writer_new(FILE *file, const sr_image *shape, int quality,
+                             sr_jpeg_writer **writer, sr_error *err)
+{
+    *writer = NULL;
+    jpeg_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    w->cinfo.err = jpeg_std_error(&w->errors);
+    w->errors.error_exit = on_write_error;
+    w->errors.emit_message = on_write_message;
+    const sr_status st = start(w, file, shape, quality, err);
+    if (st != SR_OK) {
+        sr_jpeg_writer_free(w);
+        return st;
+    }
+    *writer = w;
+    return SR_OK;
+}
+
+sr_status sr_jpeg_writer_rows(sr_jpeg_writer *w, const sr_image *rows, sr_error *err)
+{
+    if (setjmp(w->jump))
+        return sr_fail(err, w->status, "%s", w->message);
+    for (int64_t y = 0; y < rows->height; y++) {
+        const uint8_t *in = (const uint8_t *)rows->data + y * rows->stride;
+        JSAMPROW row = (JSAMPROW)in;
+        if (w->row) {
+            composite_row(in, rows->channels, rows->width, w->row);
+            row = w->row;
+        }
+        jpeg_write_scanlines(&w->cinfo, &row, 1);
+    }
+    return SR_OK;
+}
+
+sr_status sr_jpeg_writer_finish(sr_jpeg_writer *w, sr_error *err)
+{
+    if (setjmp(w->jump))
+        return sr_fail(err, w->status, "%s", w->message);
+    jpeg_finish_compress(&w->cinfo);
+    return SR_OK;
 }

@@ -342,7 +342,8 @@ static void write_meta(png_codec *c, const sr_image *image)
         png_set_gAMA_fixed(c->png, c->info, meta->gamma);
 }
 
-static sr_status encode(png_codec *c, const sr_image *image, sr_error *err)
+/* Everything up to the first row: the header and the colour chunks. */
+static sr_status start(png_codec *c, const sr_image *image, sr_error *err)
 {
     if (setjmp(png_jmpbuf(c->png)))
         return sr_fail(err, c->stream.status, "%s", c->stream.message);
@@ -368,24 +369,58 @@ static sr_status encode(png_codec *c, const sr_image *image, sr_error *err)
     png_write_info(c->png, c->info);
     if (depth == 16 && little_endian())
         png_set_swap(c->png);
-    for (int64_t y = 0; y < image->height; y++)
-        png_write_row(c->png, (png_const_bytep)image->data + y * image->stride);
-    png_write_end(c->png, NULL);
     return SR_OK;
 }
 
-sr_status sr_png_write(FILE *file, const sr_image *image, sr_error *err)
+struct sr_png_writer {
+    png_codec c; /* its stream's address is libpng's: the writer stays put */
+};
+
+void sr_png_writer_free(sr_png_writer *w)
 {
-    png_codec c = {.stream = {.file = file, .status = SR_ERR_IO}};
-    c.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c.stream, on_error,
-                                    on_warning);
-    if (c.png)
-        c.info = png_create_info_struct(c.png);
-    sr_status status;
-    if (!c.info)
-        status = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
-    else
-        status = encode(&c, image, err);
-    png_destroy_write_struct(&c.png, &c.info);
-    return status;
+    if (!w)
+        return;
+    png_destroy_write_struct(&w->c.png, &w->c.info);
+    free(w);
+}
+
+sr_status sr_png_writer_new(FILE *file, const sr_image *shape, sr_png_writer **writer,
+                            sr_error *err)
+{
+    *writer = NULL;
+    sr_png_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    png_codec *c = &w->c;
+    c->stream = (png_stream){.file = file, .status = SR_ERR_IO};
+    c->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c->stream, on_error, on_warning);
+    if (c->png)
+        c->info = png_create_info_struct(c->png);
+    const sr_status st = c->info ? start(c, shape, err)
+                                 : sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    if (st != SR_OK) {
+        sr_png_writer_free(w);
+        return st;
+    }
+    *writer = w;
+    return SR_OK;
+}
+
+sr_status sr_png_writer_rows(sr_png_writer *w, const sr_image *rows, sr_error *err)
+{
+    png_codec *c = &w->c;
+    if (setjmp(png_jmpbuf(c->png)))
+        return sr_fail(err, c->stream.status, "%s", c->stream.message);
+    for (int64_t y = 0; y < rows->height; y++)
+        png_write_row(c->png, (png_const_bytep)rows->data + y * rows->stride);
+    return SR_OK;
+}
+
+sr_status sr_png_writer_finish(sr_png_writer *w, sr_error *err)
+{
+    png_codec *c = &w->c;
+    if (setjmp(png_jmpbuf(c->png)))
+        return sr_fail(err, c->stream.status, "%s", c->stream.message);
+    png_write_end(c->png, NULL);
+    return SR_OK;
 }

@@ -97,7 +97,7 @@ extern "C" {
 #endif
 
 #define SR_VERSION_MAJOR 0
-#define SR_VERSION_MINOR 6
+#define SR_VERSION_MINOR 7
 #define SR_VERSION_PATCH 0
 
 /* The library's version at run time, e.g. "0.5.0": what was loaded, which
@@ -483,6 +483,49 @@ SR_API const char *sr_session_backend_note(const sr_session *session);
 SR_API sr_status sr_session_run(sr_session *session, const sr_image *in,
                                 sr_image *out);
 
+/* Receives rows [y0, y0 + rows->height) of the output of
+ * sr_session_run_rows: pixels as sr_session_run would have written them
+ * into those rows of its `out` (alpha included), in a buffer the session
+ * owns and reuses (stride and data valid only during the call; meta all
+ * zero). Return SR_OK to go on; any other status stops the run, which
+ * then fails with that status and the message the sink wrote into err
+ * (err->message is "" on entry; when it is left empty the session's
+ * message names the status). */
+typedef sr_status (*sr_rows_fn)(void *user, const sr_image *rows, int64_t y0, sr_error *err);
+
+/* As sr_session_run, with the output delivered to sink in bands of rows
+ * as the run computes them, instead of into an image the caller holds
+ * whole. shape describes the output as sr_session_run's out would be
+ * (width, height, channels 3 or 4, type; its data, stride and meta are
+ * not read). The sink is called on the thread that called this, between
+ * bands (never from a worker, never twice at once), with every row
+ * exactly once and in order, rows 0 to shape->height - 1; each call
+ * brings up to a few MB of pixels. The run holds those rows, not the
+ * output image: its plan counts them so (sr_session_plan_rows), which
+ * lets a larger image fit max_memory. A cancelled run (the progress
+ * callback) fails with SR_ERR_CANCELLED after the rows delivered so far.
+ * The sink may not call the session. Failures stick as sr_session_run's
+ * do. Since 0.7.0. */
+SR_API sr_status sr_session_run_rows(sr_session *session, const sr_image *in,
+                                     const sr_image *shape, sr_rows_fn sink, void *user);
+
+/* Upscales `in` straight into an image file at path, as format (quality:
+ * JPEG only, 1..100), its rows encoded as the run computes them, so that
+ * neither the output image nor a serial encoding after the run is needed.
+ * shape is the output's as for sr_session_run_rows; its meta (e.g. in's,
+ * the struct copied: it is only read) is written as sr_image_write_png
+ * and sr_image_write_jpeg write an image's, and the file's bytes are the
+ * ones those would write for the image sr_session_run makes. Whole or not
+ * at all, as they are: the file goes through an unnamed temporary linked
+ * into place only after the last row, so a run that fails or is
+ * cancelled leaves no file at path and an old one untouched (a FIFO or
+ * character device is written into as it comes). Planned as
+ * sr_session_plan_rows plans; failures as sr_session_run_rows's, the
+ * message of a file or format failure starting with path. Since 0.7.0. */
+SR_API sr_status sr_session_upscale_to_file(sr_session *session, const sr_image *in,
+                                            const sr_image *shape, const char *path,
+                                            sr_image_format format, int quality);
+
 /* ---- Plans ------------------------------------------------------------
  * Before running, a session plans the image size: which intermediate
  * tensors it keeps whole, and how high the bands are in which it computes
@@ -556,6 +599,14 @@ SR_API sr_status sr_session_plan(sr_session *session, int64_t width, int64_t hei
  * plan before allocating the output. */
 SR_API sr_status sr_session_plan_images(sr_session *session, const sr_image *in,
                                         const sr_image *out, sr_plan_info *info);
+
+/* The same for a run whose output is streamed (sr_session_run_rows,
+ * sr_session_upscale_to_file): the output image is not counted, but the
+ * rows of one delivery and an image encoder's state are. sr_session_plan
+ * then counts memory the same way until a run or plan of a whole output.
+ * Since 0.7.0. */
+SR_API sr_status sr_session_plan_rows(sr_session *session, const sr_image *in,
+                                      const sr_image *shape, sr_plan_info *info);
 
 /* The message of the session's last failure, or "" after a success (and
  * for a NULL session). */

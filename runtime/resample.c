@@ -12,8 +12,9 @@
 
 #include "base/error.h"
 
+#define TAPS SR_RESAMPLE_TAPS
+
 #define KEYS_A (-0.5)
-#define TAPS 4
 
 double sr_cubic_weight(double t)
 {
@@ -26,10 +27,11 @@ double sr_cubic_weight(double t)
 }
 
 /* The four input indices (clamped) and weights for one output index. */
-typedef struct taps {
+struct sr_taps {
     int64_t index[TAPS];
     double weight[TAPS];
-} taps;
+};
+typedef struct sr_taps taps;
 
 static taps make_taps(int64_t o, int64_t in_size, int64_t out_size)
 {
@@ -84,48 +86,75 @@ static void put_alpha(sr_image *image, int64_t x, int64_t y, double v)
     }
 }
 
+sr_status sr_alpha_resampler_init(sr_alpha_resampler *r, const sr_image *in,
+                                  int64_t out_width, int64_t out_height, sr_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if ((uint64_t)sr_resample_bytes(out_width) > SIZE_MAX)
+        return sr_fail(err, SR_ERR_LIMIT, "output %lld wide is too wide", (long long)out_width);
+    r->columns = malloc((size_t)out_width * sizeof *r->columns);
+    r->lines = malloc((size_t)out_width * TAPS * sizeof *r->lines);
+    if (!r->columns || !r->lines) {
+        sr_alpha_resampler_free(r);
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for the alpha upscale");
+    }
+    r->in = in;
+    r->out_width = out_width;
+    r->out_height = out_height;
+    for (int64_t x = 0; x < out_width; x++)
+        r->columns[x] = make_taps(x, in->width, out_width);
+    for (int j = 0; j < TAPS; j++)
+        r->held[j] = -1;
+    return SR_OK;
+}
+
+void sr_alpha_resampler_free(sr_alpha_resampler *r)
+{
+    free(r->columns);
+    free(r->lines);
+    r->columns = NULL;
+    r->lines = NULL;
+}
+
+void sr_alpha_resample_rows(sr_alpha_resampler *r, sr_image *rows, int64_t y0)
+{
+    const int64_t W = r->out_width;
+    double *lines = r->lines;
+    for (int64_t y = y0; y < y0 + rows->height; y++) {
+        const taps t = make_taps(y, r->in->height, r->out_height);
+        for (int j = 0; j < TAPS; j++) {
+            const int64_t iy = t.index[j];
+            double *line = lines + (iy % TAPS) * W;
+            if (r->held[iy % TAPS] == iy)
+                continue;
+            r->held[iy % TAPS] = iy;
+            for (int64_t x = 0; x < W; x++) {
+                const taps *c = &r->columns[x];
+                double sum = 0.0;
+                for (int k = 0; k < TAPS; k++)
+                    sum += c->weight[k] * alpha_at(r->in, c->index[k], iy);
+                line[x] = sum;
+            }
+        }
+        for (int64_t x = 0; x < W; x++) {
+            double sum = 0.0;
+            for (int j = 0; j < TAPS; j++)
+                sum += t.weight[j] * lines[(t.index[j] % TAPS) * W + x];
+            put_alpha(rows, x, y - y0, sum);
+        }
+    }
+}
+
 sr_status sr_resample_alpha(const sr_image *in, sr_image *out, sr_error *err)
 {
     if (out->channels != 2 && out->channels != 4)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "an image with %d channels has no alpha",
                        out->channels);
-    if ((uint64_t)sr_resample_bytes(out->width) > SIZE_MAX)
-        return sr_fail(err, SR_ERR_LIMIT, "output %lld wide is too wide",
-                       (long long)out->width);
-    taps *columns = malloc((size_t)out->width * sizeof *columns);
-    double *lines = malloc((size_t)out->width * TAPS * sizeof *lines);
-    if (!columns || !lines) {
-        free(columns);
-        free(lines);
-        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for the alpha upscale");
-    }
-    for (int64_t x = 0; x < out->width; x++)
-        columns[x] = make_taps(x, in->width, out->width);
-    int64_t held[TAPS] = {-1, -1, -1, -1}; /* the input row in each slot */
-    for (int64_t y = 0; y < out->height; y++) {
-        const taps rows = make_taps(y, in->height, out->height);
-        for (int j = 0; j < TAPS; j++) {
-            const int64_t iy = rows.index[j];
-            double *line = lines + (iy % TAPS) * out->width;
-            if (held[iy % TAPS] == iy)
-                continue;
-            held[iy % TAPS] = iy;
-            for (int64_t x = 0; x < out->width; x++) {
-                const taps *c = &columns[x];
-                double sum = 0.0;
-                for (int k = 0; k < TAPS; k++)
-                    sum += c->weight[k] * alpha_at(in, c->index[k], iy);
-                line[x] = sum;
-            }
-        }
-        for (int64_t x = 0; x < out->width; x++) {
-            double sum = 0.0;
-            for (int j = 0; j < TAPS; j++)
-                sum += rows.weight[j] * lines[(rows.index[j] % TAPS) * out->width + x];
-            put_alpha(out, x, y, sum);
-        }
-    }
-    free(columns);
-    free(lines);
+    sr_alpha_resampler r;
+    const sr_status st = sr_alpha_resampler_init(&r, in, out->width, out->height, err);
+    if (st != SR_OK)
+        return st;
+    sr_alpha_resample_rows(&r, out, 0);
+    sr_alpha_resampler_free(&r);
     return SR_OK;
 }

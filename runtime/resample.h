@@ -20,4 +20,22 @@ int64_t sr_resample_bytes(int64_t out_width);
  * have passed sr_image_check. */
 sr_status sr_resample_alpha(const sr_image *in, sr_image *out, sr_error *err);
 
+/* The same a band of rows at a time, in order, for outputs delivered as
+ * they are computed: each row is the one sr_resample_alpha makes. */
+#define SR_RESAMPLE_TAPS 4
+typedef struct sr_alpha_resampler {
+    const sr_image *in; /* borrowed */
+    int64_t out_width, out_height;
+    struct sr_taps *columns;
+    double *lines;
+    int64_t held[SR_RESAMPLE_TAPS];
+} sr_alpha_resampler;
+
+sr_status sr_alpha_resampler_init(sr_alpha_resampler *r, const sr_image *in,
+                                  int64_t out_width, int64_t out_height, sr_error *err);
+/* Fills the alpha (last channel) of rows, output rows [y0, y0 +
+ * rows->height), which follow the rows of the last call. */
+void sr_alpha_resample_rows(sr_alpha_resampler *r, sr_image *rows, int64_t y0);
+void sr_alpha_resampler_free(sr_alpha_resampler *r);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include "backends/backend.h"
 #include "base/error.h"
+#include "formats/image_writer.h"
 #include "runtime/exec.h"
 #include "runtime/model.h"
 #include "base/options.h"
@@ -70,9 +71,10 @@ struct sr_session {
     sr_stage_info *stages;
     sr_layer_info *layers;
     double *node_seconds, *stage_seconds;
-    /* The channels and pixel types of the last images run or planned, so
-     * that sr_session_plan counts the same memory. */
-    bool have_kinds;
+    /* The channels and pixel types of the last images run or planned, and
+     * whether the output went to a row sink, so that sr_session_plan
+     * counts the same memory. */
+    bool have_kinds, streamed;
     sr_image in_kind, out_kind;
 };
 
@@ -214,6 +216,8 @@ const char *sr_session_last_error(const sr_session *session)
     return session ? session->last_error.message : "";
 }
 
+sr_error *sr_session_error(sr_session *session) { return &session->last_error; }
+
 /* Bytes of an image's pixels, packed; 8-bit RGB when it is NULL. The sizes
  * were checked (sr_image_check_layout or plan_size): no overflow. */
 static int64_t image_bytes(const sr_image *image, int64_t w, int64_t h)
@@ -224,11 +228,29 @@ static int64_t image_bytes(const sr_image *image, int64_t w, int64_t h)
     return w * h * image->channels * sample;
 }
 
+/* What a run that streams its output holds instead of the whole output
+ * image: the rows of one delivery (as many as the staging buffer brings)
+ * converted to the output's type, and an image encoder's state
+ * (sr_session_upscale_to_file's; a caller's own sink is its business). */
+static int64_t stream_bytes(const sr_image *out, int64_t w, int64_t h, sr_shape out_tensor,
+                            int64_t staging)
+{
+    const int64_t row = image_bytes(out, w, 1);
+    int64_t rows = staging / (int64_t)sizeof(float) / (out_tensor.c * out_tensor.w);
+    rows = rows < 1 ? 1 : rows > h ? h : rows;
+    const sr_image shape = {.width = w, .height = h, .channels = out ? out->channels : 3,
+                            .type = out ? out->type : SR_PIXEL_U8};
+    const int64_t png = sr_image_writer_bytes(SR_IMAGE_PNG, &shape);
+    const int64_t jpeg = sr_image_writer_bytes(SR_IMAGE_JPEG, &shape);
+    return rows * row + (png > jpeg ? png : jpeg);
+}
+
 /* Memory outside the plan: the program, the mapped weights, the caller's
- * images as they are (8-bit RGB in and out when not given), and the alpha
- * upscale's tables for an RGBA output. */
+ * images as they are (8-bit RGB in and out when not given; the output
+ * only as the rows of a delivery when streamed), and the alpha upscale's
+ * tables for an RGBA output. */
 static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_image *in,
-                           const sr_image *out)
+                           const sr_image *out, bool streamed)
 {
     const int64_t scale = s->model->info.scale;
     /* The network's input, and its output before any crop (an unshuffled
@@ -241,9 +263,11 @@ static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_i
      * the input tensor. */
     if (!s->backend.iface->memory->is_host)
         return (s->model->info.n_params + sr_shape_numel(in_tensor)) * (int64_t)sizeof(float);
+    const int64_t staging = sr_exec_staging_bytes(in_tensor, out_tensor);
     int64_t bytes = PROCESS_BASE_BYTES + (int64_t)s->model->file.size + image_bytes(in, w, h) +
-                    image_bytes(out, w * scale, h * scale) +
-                    sr_exec_staging_bytes(in_tensor, out_tensor);
+                    staging;
+    bytes += streamed ? stream_bytes(out, w * scale, h * scale, out_tensor, staging)
+                      : image_bytes(out, w * scale, h * scale);
     if (out && out->channels == 4)
         bytes += sr_resample_bytes(w * scale);
     return bytes;
@@ -314,9 +338,10 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
 }
 
 /* Plans w x h with the images' memory counted (in and out may be NULL:
- * 8-bit RGB). A plan for this size that counted at least as much is kept. */
+ * 8-bit RGB; streamed: out is delivered in rows). A plan for this size
+ * that counted at least as much is kept, its peak told anew. */
 static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *in,
-                           const sr_image *out, sr_error *err)
+                           const sr_image *out, bool streamed, sr_error *err)
 {
     const int64_t scale = s->model->info.scale;
     if (w < 1 || h < 1)
@@ -329,9 +354,12 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
         w + 7 > ((int64_t)1 << 40) / (h + 7) / (scale * scale))
         return sr_fail(err, SR_ERR_LIMIT, "cannot plan a %lldx%lld image: too large",
                        (long long)w, (long long)h);
-    const int64_t fixed = fixed_bytes(s, w, h, in, out);
-    if (s->planned && s->info.width == w && s->info.height == h && fixed <= s->info.fixed_bytes)
+    const int64_t fixed = fixed_bytes(s, w, h, in, out, streamed);
+    if (s->planned && s->info.width == w && s->info.height == h && fixed <= s->info.fixed_bytes) {
+        s->info.fixed_bytes = fixed; /* the plan fits still; the peak is this run's */
+        s->info.predicted_peak = fixed + s->plan.peak_bytes;
         return SR_OK;
+    }
     drop_plan(s);
     /* When the images alone take the budget, nothing fits; planning still
      * finds the least that would, for the message. */
@@ -381,21 +409,23 @@ sr_status sr_session_plan(sr_session *session, int64_t width, int64_t height,
         return st;
     const bool kinds = session->have_kinds;
     st = plan_size(session, width, height, kinds ? &session->in_kind : NULL,
-                   kinds ? &session->out_kind : NULL, err);
+                   kinds ? &session->out_kind : NULL, kinds && session->streamed, err);
     if (st == SR_OK && info)
         st = sr_info_write(info, &session->info, PLAN_INFO_BASE_SIZE,
                            "plan info", err);
     return st;
 }
 
+/* in and out as a run or plan takes them: with pixels where the run
+ * reads or writes them. */
 static sr_status check_run(const sr_session *s, const sr_image *in, const sr_image *out,
-                           bool need_pixels, sr_error *err)
+                           bool in_pixels, bool out_pixels, sr_error *err)
 {
-    sr_status st = need_pixels ? sr_image_check(in, "input", err)
-                               : sr_image_check_layout(in, "input", err);
+    sr_status st = in_pixels ? sr_image_check(in, "input", err)
+                             : sr_image_check_layout(in, "input", err);
     if (st == SR_OK)
-        st = need_pixels ? sr_image_check(out, "output", err)
-                         : sr_image_check_layout(out, "output", err);
+        st = out_pixels ? sr_image_check(out, "output", err)
+                        : sr_image_check_layout(out, "output", err);
     if (st != SR_OK)
         return st;
     const int scale = s->model->info.scale;
@@ -409,32 +439,53 @@ static sr_status check_run(const sr_session *s, const sr_image *in, const sr_ima
 }
 
 /* Remembers the images' channels and types (not their pixels). */
-static void remember_kinds(sr_session *s, const sr_image *in, const sr_image *out)
+static void remember_kinds(sr_session *s, const sr_image *in, const sr_image *out,
+                           bool streamed)
 {
     s->in_kind = (sr_image){.channels = in->channels, .type = in->type};
     s->out_kind = (sr_image){.channels = out->channels, .type = out->type};
     s->have_kinds = true;
+    s->streamed = streamed;
+}
+
+/* The checks and the plan that come before a run, or a plan of images:
+ * in_pixels and out_pixels say what must have pixels. */
+static sr_status prepare(sr_session *s, const sr_image *in, const sr_image *out,
+                         bool in_pixels, bool out_pixels, bool streamed)
+{
+    sr_error *err = &s->last_error;
+    err->message[0] = '\0';
+    sr_status st = refuse_if_broken(s);
+    if (st == SR_OK)
+        st = check_run(s, in, out, in_pixels, out_pixels, err);
+    if (st != SR_OK)
+        return st;
+    remember_kinds(s, in, out, streamed);
+    return plan_size(s, in->width, in->height, in, out, streamed, err);
+}
+
+static sr_status plan_images(sr_session *session, const sr_image *in, const sr_image *out,
+                             bool streamed, sr_plan_info *info)
+{
+    if (!session)
+        return SR_ERR_INVALID_ARGUMENT;
+    sr_status st = prepare(session, in, out, false, false, streamed);
+    if (st == SR_OK && info)
+        st = sr_info_write(info, &session->info, PLAN_INFO_BASE_SIZE, "plan info",
+                           &session->last_error);
+    return st;
 }
 
 sr_status sr_session_plan_images(sr_session *session, const sr_image *in, const sr_image *out,
                                  sr_plan_info *info)
 {
-    if (!session)
-        return SR_ERR_INVALID_ARGUMENT;
-    sr_error *err = &session->last_error;
-    err->message[0] = '\0';
-    sr_status st = refuse_if_broken(session);
-    if (st != SR_OK)
-        return st;
-    st = check_run(session, in, out, false, err);
-    if (st != SR_OK)
-        return st;
-    remember_kinds(session, in, out);
-    st = plan_size(session, in->width, in->height, in, out, err);
-    if (st == SR_OK && info)
-        st = sr_info_write(info, &session->info, PLAN_INFO_BASE_SIZE,
-                           "plan info", err);
-    return st;
+    return plan_images(session, in, out, false, info);
+}
+
+sr_status sr_session_plan_rows(sr_session *session, const sr_image *in, const sr_image *shape,
+                               sr_plan_info *info)
+{
+    return plan_images(session, in, shape, true, info);
 }
 
 /* The input image, as the network takes it. */
@@ -475,39 +526,105 @@ static sr_status write_rows(void *user, const sr_tensor *rows, sr_error *err)
     return SR_OK;
 }
 
-sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
+/* Executes the plan made for in, its output going to sink, and records
+ * the timings. */
+static sr_status execute(sr_session *session, const sr_image *in, bool keep_alpha,
+                         sr_exec_sink sink, void *sink_user)
 {
-    if (!session)
-        return SR_ERR_INVALID_ARGUMENT;
     sr_error *err = &session->last_error;
-    err->message[0] = '\0';
-    sr_status st = refuse_if_broken(session);
-    if (st != SR_OK)
-        return st;
-    st = check_run(session, in, out, true, err);
-    if (st != SR_OK)
-        return st;
-    remember_kinds(session, in, out);
-    st = plan_size(session, in->width, in->height, in, out, err);
-    if (st != SR_OK)
-        return st;
-    const bool keep_alpha = out->channels == 4;
     const sr_graph *g = &session->model->graph;
     input_source source = {in, !keep_alpha, sr_input_unshuffle(&g->nodes[0]),
                            session->options.n_threads};
     memset(session->node_seconds, 0, (size_t)g->n_nodes * sizeof(double));
     const sr_exec_progress progress = {session->options.progress, session->options.progress_user};
     const sr_exec_timing timing = {session->node_seconds, session->stage_seconds};
-    output_sink sink = {out, session->options.n_threads};
-    st = sr_plan_execute(g, &session->plan, &session->backend, read_rows, &source, write_rows,
-                         &sink, progress, timing, err);
+    const sr_status st = sr_plan_execute(g, &session->plan, &session->backend, read_rows,
+                                         &source, sink, sink_user, progress, timing, err);
     for (int i = 0; i < session->plan.n_stages; i++)
         session->stages[i].seconds = session->stage_seconds[i];
     for (int n = 1; n < g->n_nodes; n++)
         session->layers[n - 1].seconds = session->node_seconds[n];
-    if (st == SR_OK && keep_alpha)
-        st = sr_resample_alpha(in, out, err);
     if (st == SR_ERR_DEVICE)
         session->broken = *err;
+    return st;
+}
+
+sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
+{
+    if (!session)
+        return SR_ERR_INVALID_ARGUMENT;
+    sr_status st = prepare(session, in, out, true, true, false);
+    if (st != SR_OK)
+        return st;
+    const bool keep_alpha = out->channels == 4;
+    output_sink sink = {out, session->options.n_threads};
+    st = execute(session, in, keep_alpha, write_rows, &sink);
+    if (st == SR_OK && keep_alpha)
+        st = sr_resample_alpha(in, out, &session->last_error);
+    return st;
+}
+
+/* A band of the output converted to its pixels, alpha included, and handed
+ * to the caller's sink. */
+typedef struct row_sink {
+    sr_image rows; /* the buffer: as many rows as a delivery brings */
+    int64_t height; /* the output's */
+    sr_alpha_resampler *alpha; /* NULL: no alpha kept */
+    sr_rows_fn fn;
+    void *user;
+    int n_threads;
+} row_sink;
+
+static sr_status deliver_rows(void *user, const sr_tensor *rows, sr_error *err)
+{
+    row_sink *k = user;
+    const int64_t y0 = rows->y0, y1 = rows->y0 + rows->shape.h;
+    const int64_t end = y1 < k->height ? y1 : k->height;
+    if (end <= y0)
+        return SR_OK;
+    sr_tensor band = sr_tensor_rows(rows, y0, end);
+    band.y0 = 0; /* into the buffer's first rows */
+    band.image_h = end - y0;
+    sr_image image = k->rows;
+    image.height = end - y0;
+    sr_tensor_to_image(&band, &image, k->n_threads);
+    if (k->alpha)
+        sr_alpha_resample_rows(k->alpha, &image, y0);
+    err->message[0] = '\0';
+    const sr_status st = k->fn(k->user, &image, y0, err);
+    if (st != SR_OK && !err->message[0])
+        sr_fail(err, st, "the output's rows were refused (%s)", sr_status_string(st));
+    return st;
+}
+
+sr_status sr_session_run_rows(sr_session *session, const sr_image *in, const sr_image *shape,
+                              sr_rows_fn sink, void *user)
+{
+    if (!session)
+        return SR_ERR_INVALID_ARGUMENT;
+    sr_status st = prepare(session, in, shape, true, false, true);
+    if (st == SR_OK && !sink)
+        st = sr_fail(&session->last_error, SR_ERR_INVALID_ARGUMENT, "no sink for the rows");
+    if (st != SR_OK)
+        return st;
+    sr_error *err = &session->last_error;
+    /* The rows one delivery brings: the staging buffer's (exec.c). */
+    const sr_shape out_tensor = session->plan.shapes[session->plan.n_nodes - 1];
+    const int64_t staging = sr_exec_staging_bytes(session->plan.shapes[0], out_tensor);
+    int64_t n_rows = staging / (int64_t)sizeof(float) / (out_tensor.c * out_tensor.w);
+    n_rows = n_rows > shape->height ? shape->height : n_rows;
+    row_sink k = {.height = shape->height, .fn = sink, .user = user,
+                  .n_threads = session->options.n_threads};
+    sr_alpha_resampler alpha;
+    st = sr_image_alloc(&k.rows, shape->width, n_rows, shape->channels, shape->type, err);
+    if (st == SR_OK && shape->channels == 4) {
+        st = sr_alpha_resampler_init(&alpha, in, shape->width, shape->height, err);
+        k.alpha = st == SR_OK ? &alpha : NULL;
+    }
+    if (st == SR_OK)
+        st = execute(session, in, shape->channels == 4, deliver_rows, &k);
+    if (k.alpha)
+        sr_alpha_resampler_free(k.alpha);
+    sr_image_free(&k.rows);
     return st;
 }

@@ -12,4 +12,8 @@
 sr_status sr_session_new_on(const sr_model *model, const sr_session_options *options,
                             sr_backend_handle backend, sr_session **session, sr_error *err);
 
+/* Where the session keeps its last failure's message, for the API's code
+ * outside session.c that fails on a session's behalf. */
+sr_error *sr_session_error(sr_session *session);
+
 #endif

@@ -1,9 +1,9 @@
 /* srrun with several inputs or a folder: the files are listed first
  * (folders walked in name order), then upscaled one after another by one
- * session. While the network runs on an image, a helper thread writes the
- * previous result and decodes the next input, when the memory the plan
- * leaves free holds them; otherwise those steps wait their turn. The
- * steps of one image are upscale.c's, as for a single file. */
+ * session, each written as its rows are computed. While the network runs
+ * on an image, a helper thread decodes the next input, when the memory
+ * the plan leaves free holds it; otherwise that waits its turn. The steps
+ * of one image are upscale.c's, as for a single file. */
 #define _POSIX_C_SOURCE 200809L
 #include "batch.h"
 
@@ -85,7 +85,6 @@ typedef enum file_state {
     FILE_PENDING,  /* listed */
     FILE_CHECKED,  /* header read, output's shape and limits checked */
     FILE_DECODED,  /* pixels in `in` */
-    FILE_UPSCALED, /* result in `out`, to be written */
     FILE_DONE,     /* the rest are final */
     FILE_SKIPPED,
     FILE_FAILED,
@@ -95,7 +94,7 @@ typedef struct batch_file {
     char *input, *output;
     file_state state;
     char *message; /* FILE_FAILED: the line that says why */
-    sr_image in, shape, out;
+    sr_image in, shape;
 } batch_file;
 
 /* A file as the file system knows it, whatever its name. */
@@ -338,7 +337,6 @@ static void failed(batch_file *f, const char *fmt, ...)
     }
     f->state = FILE_FAILED;
     sr_image_free(&f->in);
-    sr_image_free(&f->out);
 }
 
 static int64_t image_bytes(const sr_image *image)
@@ -423,17 +421,6 @@ static int make_folders_above(const char *path, sr_error *err)
     return rc;
 }
 
-/* UPSCALED -> DONE or FAILED. */
-static void write_file(const batch *b, batch_file *f)
-{
-    sr_error err = {0};
-    if (make_folders_above(f->output, &err) != 0 ||
-        write_output_file(b->c, f->output, &f->out, &err) != SR_OK)
-        return failed(f, "%s", err.message);
-    f->state = FILE_DONE;
-    sr_image_free(&f->out);
-}
-
 /* From file i on: checks each file until one is to be upscaled, and
  * decodes it when its pixels take at most `room` bytes. Returns its index
  * (the file CHECKED or DECODED), or b->n when none is left. */
@@ -451,11 +438,10 @@ static size_t next_file(batch *b, size_t i, int64_t room)
     return b->n;
 }
 
-/* The helper thread's work while the network runs: write one result, then
- * make the next file ready. */
+/* The helper thread's work while the network runs: make the next file
+ * ready. */
 typedef struct helper_work {
     batch *b;
-    batch_file *write; /* NULL: none */
     size_t next;
     int64_t room; /* bytes the next file's pixels may take */
 } helper_work;
@@ -463,8 +449,6 @@ typedef struct helper_work {
 static void *helper_main(void *arg)
 {
     helper_work *w = arg;
-    if (w->write)
-        write_file(w->b, w->write);
     next_file(w->b, w->next, w->room);
     return NULL;
 }
@@ -493,35 +477,25 @@ static void report(batch *b)
     fflush(stdout);
 }
 
-/* Upscales file i (CHECKED or DECODED) with the helper meanwhile writing
- * *pending and readying the next file; *pending becomes file i's result,
- * or NULL. */
-static void upscale_file(batch *b, sr_session *session, size_t i, batch_file **pending)
+/* Upscales file i (CHECKED or DECODED) into its output, DONE or FAILED,
+ * with the helper meanwhile readying the next file. */
+static void upscale_file(batch *b, sr_session *session, size_t i)
 {
     batch_file *f = &b->files[i];
     sr_plan_info plan = SR_PLAN_INFO_INIT;
-    if (sr_session_plan_images(session, &f->in, &f->shape, &plan) != SR_OK)
+    if (sr_session_plan_rows(session, &f->in, &f->shape, &plan) != SR_OK)
         return failed(f, "%s: %s", f->input, sr_session_last_error(session));
     if (f->state == FILE_CHECKED && (decode_file(b, f), f->state != FILE_DECODED))
         return;
     sr_error err = {0};
-    if (sr_image_alloc(&f->out, f->shape.width, f->shape.height, f->shape.channels,
-                       f->shape.type, &err) != SR_OK ||
-        sr_image_copy_meta(&f->out, &f->in, &err) != SR_OK)
-        return failed(f, "%s: %s", f->input, err.message);
+    if (make_folders_above(f->output, &err) != 0)
+        return failed(f, "%s", err.message);
 
-    /* What the plan leaves of max_memory holds the result being written
-     * and the next input, or they wait. */
-    int64_t room = sr_session_backend(session) == SR_BACKEND_CUDA /* its memory: the device's */
-                       ? INT64_MAX
-                       : plan.max_memory - plan.predicted_peak;
-    if (*pending && image_bytes(&(*pending)->out) > room) {
-        write_file(b, *pending);
-        *pending = NULL;
-    }
-    if (*pending)
-        room -= image_bytes(&(*pending)->out);
-    helper_work work = {b, *pending, i + 1, room};
+    /* What the plan leaves of max_memory holds the next input, or it waits. */
+    const int64_t room = sr_session_backend(session) == SR_BACKEND_CUDA /* the device's */
+                             ? INT64_MAX
+                             : plan.max_memory - plan.predicted_peak;
+    helper_work work = {b, i + 1, room};
     pthread_t helper;
     const int threaded = pthread_create(&helper, NULL, helper_main, &work) == 0;
     if (!threaded)
@@ -532,17 +506,20 @@ static void upscale_file(batch *b, sr_session *session, size_t i, batch_file **p
         progress_bar_start(&b->bar, stderr);
         b->bar.label = b->label;
     }
-    const sr_status st = sr_session_run(session, &f->in, &f->out);
+    const sr_status st = upscale_to_file(b->c, session, &f->in, &f->shape, f->output);
     if (b->show_progress)
         progress_bar_finish(&b->bar);
     if (threaded)
         pthread_join(helper, NULL);
-    *pending = NULL;
-    if (st != SR_OK)
-        return failed(f, "%s: %s", f->input, sr_session_last_error(session));
+    if (st != SR_OK) {
+        /* A file's own failure names it; the run's names the input. */
+        const char *message = sr_session_last_error(session);
+        if (strncmp(message, f->output, strlen(f->output)) == 0)
+            return failed(f, "%s", message);
+        return failed(f, "%s: %s", f->input, message);
+    }
     sr_image_free(&f->in);
-    f->state = FILE_UPSCALED;
-    *pending = f;
+    f->state = FILE_DONE;
 }
 
 /* ---- The run -------------------------------------------------------- */
@@ -585,10 +562,8 @@ static int list_files(batch *b)
 static int upscale_all(batch *b, const sr_model *model)
 {
     sr_session_options options = b->c->options;
-    if (b->show_progress) {
-        options.progress = progress_bar_update;
-        options.progress_user = &b->bar;
-    }
+    options.progress = run_progress;
+    options.progress_user = b->show_progress ? &b->bar : NULL;
     sr_session *session;
     sr_error err = {0};
     if (sr_session_new(model, &options, &session, &err) != SR_OK) {
@@ -598,13 +573,10 @@ static int upscale_all(batch *b, const sr_model *model)
     if (b->c->verbose && sr_session_backend_note(session))
         fprintf(stderr, "srrun: %s; running on the CPU%s\n", sr_session_backend_note(session),
                 b->c->options.precision != SR_PRECISION_FP32 ? " in fp32" : "");
-    batch_file *pending = NULL; /* upscaled, not yet written */
     for (size_t i = next_file(b, 0, -1); i < b->n; i = next_file(b, i + 1, -1)) {
-        upscale_file(b, session, i, &pending);
+        upscale_file(b, session, i);
         report(b);
     }
-    if (pending)
-        write_file(b, pending);
     report(b);
     sr_session_free(session);
     return 0;
@@ -647,7 +619,6 @@ int batch_run(const cli *c)
         free(b.files[i].output);
         free(b.files[i].message);
         sr_image_free(&b.files[i].in);
-        sr_image_free(&b.files[i].out);
     }
     free(b.files);
     free(b.inputs);

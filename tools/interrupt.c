@@ -22,7 +22,8 @@ static void on_signal(int sig)
         return;
     }
     pending = sig;
-    static const char note[] = "\nsrrun: finishing the output; interrupt again to stop at once\n";
+    static const char note[] =
+        "\nsrrun: stopping, leaving no partial output; interrupt again to stop at once\n";
     const ssize_t n = write(STDERR_FILENO, note, sizeof note - 1);
     (void)n; /* a failure has nowhere to be told */
 }
@@ -47,6 +48,8 @@ void defer_interrupts(const char *path)
             sigaction(signals[i], &sa, NULL);
     }
 }
+
+int interrupt_pending(void) { return pending != 0; }
 
 void allow_interrupts(void)
 {

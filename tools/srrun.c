@@ -127,15 +127,10 @@ static int write_stats(const cli *c, FILE *f, const sr_session *session, const s
     return fflush(f) != 0;
 }
 
-/* Writes the upscaled image to output ("-": stdout). */
-static int write_output(const cli *c, const char *output, const sr_image *out)
+/* Writes the upscaled image to stdout. */
+static int write_stdout(const cli *c, const char *output, const sr_image *out)
 {
     sr_error err = {0};
-    if (strcmp(output, "-") != 0) {
-        if (write_output_file(c, output, out, &err) != SR_OK)
-            return fail(err.message);
-        return 0;
-    }
     const sr_status st = cli_output_is_jpeg(c, output)
                              ? sr_image_write_jpeg_stream(stdout, out, c->quality ? c->quality : 90,
                                                           &err)
@@ -185,11 +180,11 @@ static int upscale(const cli *c, const char *model_path, FILE *stats)
 
     progress_bar bar;
     sr_session_options options = c->options;
-    if (!c->quiet && !c->plan_only && isatty(2)) {
+    const int with_bar = !c->quiet && !c->plan_only && isatty(2);
+    if (with_bar)
         progress_bar_start(&bar, stderr);
-        options.progress = progress_bar_update;
-        options.progress_user = &bar;
-    }
+    options.progress = run_progress;
+    options.progress_user = with_bar ? &bar : NULL;
     double t = seconds_now();
     if (sr_session_new(model, &options, &session, &err) != SR_OK) {
         fprintf(stderr, "srrun: %s\n", err.message);
@@ -198,7 +193,11 @@ static int upscale(const cli *c, const char *model_path, FILE *stats)
     if (c->verbose && sr_session_backend_note(session))
         fprintf(stderr, "srrun: %s; running on the CPU%s\n", sr_session_backend_note(session),
                 c->options.precision != SR_PRECISION_FP32 ? " in fp32" : "");
-    if (sr_session_plan_images(session, &in, &shape, &plan) != SR_OK) {
+    /* A file is written as the run computes its rows; stdout gets the
+     * image whole. */
+    const int to_file = strcmp(output, "-") != 0;
+    if ((to_file ? sr_session_plan_rows(session, &in, &shape, &plan)
+                 : sr_session_plan_images(session, &in, &shape, &plan)) != SR_OK) {
         fprintf(stderr, "srrun: %s: %s\n", c->input, sr_session_last_error(session));
         goto done;
     }
@@ -216,23 +215,30 @@ static int upscale(const cli *c, const char *model_path, FILE *stats)
         goto done;
     }
     times.decode = seconds_now() - t;
-    if (sr_image_alloc(&out, shape.width, shape.height, shape.channels, shape.type, &err) !=
-            SR_OK ||
-        sr_image_copy_meta(&out, &in, &err) != SR_OK) {
+    if (!to_file &&
+        (sr_image_alloc(&out, shape.width, shape.height, shape.channels, shape.type, &err) !=
+             SR_OK ||
+         sr_image_copy_meta(&out, &in, &err) != SR_OK)) {
         fprintf(stderr, "srrun: %s: %s\n", c->input, err.message);
         goto done;
     }
     t = seconds_now();
-    sr_status st = sr_session_run(session, &in, &out);
-    if (options.progress)
+    sr_status st = to_file ? upscale_to_file(c, session, &in, &shape, output)
+                           : sr_session_run(session, &in, &out);
+    if (with_bar)
         progress_bar_finish(&bar);
     if (st != SR_OK) {
-        fprintf(stderr, "srrun: %s: %s\n", c->input, sr_session_last_error(session));
+        /* A file's own failure names it; the run's names the input. */
+        const char *message = sr_session_last_error(session);
+        if (to_file && strncmp(message, output, strlen(output)) == 0)
+            fail(message);
+        else
+            fprintf(stderr, "srrun: %s: %s\n", c->input, message);
         goto done;
     }
-    times.run = seconds_now() - t;
+    times.run = seconds_now() - t; /* a file's encoding included */
     t = seconds_now();
-    if (write_output(c, output, &out) != 0)
+    if (!to_file && write_stdout(c, output, &out) != 0)
         goto done;
     times.encode = seconds_now() - t;
     times.total = seconds_now() - start;
@@ -248,7 +254,7 @@ static int upscale(const cli *c, const char *model_path, FILE *stats)
                 "srrun: peak memory %s (predicted %s), %d stages\n",
                 info.architecture, info.scale, info.n_blocks, (long long)info.n_params,
                 c->input, (long long)in.width, (long long)in.height, output,
-                (long long)out.width, (long long)out.height, times.run,
+                (long long)shape.width, (long long)shape.height, times.run,
                 sr_backend_name(sr_session_backend(session)), 1e-9 * (double)plan.whole_flops,
                 1e-9 * (double)plan.whole_flops / times.run,
                 times.total, peak, predicted, plan.n_stages);

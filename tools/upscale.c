@@ -63,14 +63,22 @@ sr_image output_shape(const cli *c, const sr_image *in, int scale, int jpeg)
     };
 }
 
-sr_status write_output_file(const cli *c, const char *output, const sr_image *out,
-                            sr_error *err)
+int run_progress(void *bar, double fraction)
 {
-    const int quality = c->quality ? c->quality : 90;
+    if (bar)
+        progress_bar_update(bar, fraction);
+    return interrupt_pending();
+}
+
+sr_status upscale_to_file(const cli *c, sr_session *session, const sr_image *in,
+                          const sr_image *shape, const char *output)
+{
+    sr_image out = *shape;
+    out.meta = in->meta; /* only read */
     defer_interrupts(output);
-    const sr_status st = cli_output_is_jpeg(c, output)
-                             ? sr_image_write_jpeg(output, out, quality, err)
-                             : sr_image_write_png(output, out, err);
+    const sr_status st = sr_session_upscale_to_file(
+        session, in, &out, output, cli_output_is_jpeg(c, output) ? SR_IMAGE_JPEG : SR_IMAGE_PNG,
+        c->quality ? c->quality : 90);
     allow_interrupts();
     return st;
 }

@@ -29,11 +29,17 @@ size_t output_name(char *buf, size_t size, const char *folder, const char *input
  * asks or when the input is, unless the output is JPEG. */
 sr_image output_shape(const cli *c, const sr_image *in, int scale, int jpeg);
 
-/* Writes the upscaled image to the file output, whole or not at all (the
- * library's writers), with SIGINT, SIGTERM and SIGHUP waiting for the
- * write to end (interrupt.h) so that no temporary is left behind. Prints
- * nothing: a failure is in err. */
-sr_status write_output_file(const cli *c, const char *output, const sr_image *out,
-                            sr_error *err);
+/* The sessions' progress callback: the bar (user; NULL: none) moved on,
+ * and the run stopped once an interrupt is pending (interrupt.h). */
+int run_progress(void *bar, double fraction);
+
+/* Upscales in (decoded) straight into the file output, its rows encoded as
+ * the run computes them (sr_session_upscale_to_file; shape from
+ * output_shape, with in's metadata written), whole or not at all. SIGINT,
+ * SIGTERM and SIGHUP stop the run at its next band, through run_progress,
+ * so that no partial file or temporary is left (interrupt.h). Prints
+ * nothing: a failure is sr_session_last_error's. */
+sr_status upscale_to_file(const cli *c, sr_session *session, const sr_image *in,
+                          const sr_image *shape, const char *output);
 
 #endif
