@@ -130,7 +130,7 @@ static void execute(const sr_graph *g, const sr_plan *plan, const sr_backend_han
                     const sr_tensor *input, sr_tensor *out)
 {
     sr_error err = {{0}};
-    if (sr_plan_execute(g, plan, backend, sr_exec_read_tensor, (void *)input, collect, out,
+    if (sr_plan_execute(g, plan, backend, NULL, sr_exec_read_tensor, (void *)input, collect, out,
                         (sr_exec_progress){0}, (sr_exec_timing){0}, &err) != SR_OK)
         __builtin_trap();
 }
@@ -192,7 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * search), on the host. */
     sr_plan plan;
     int64_t least = 0;
-    sr_plan_request req = {in_shape, 0, out_shape.h, &device.cpu};
+    sr_plan_request req = {in_shape, 0, out_shape.h, &device.cpu, false};
     if (sr_plan_make(g, &req, &plan, &least, &err) != SR_OK)
         __builtin_trap();
     const int64_t full = plan.peak_bytes; /* at least what any plan needs */
