@@ -95,3 +95,8 @@ sr_status sr_scratch_read(int fd, void *p, int64_t bytes, int64_t offset, sr_err
     }
     return SR_OK;
 }
+
+void sr_scratch_discard(int fd, int64_t offset, int64_t bytes)
+{
+    (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)bytes);
+}

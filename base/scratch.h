@@ -22,4 +22,8 @@ sr_status sr_scratch_open(const char *dir, int64_t bytes, int *fd, sr_error *err
 sr_status sr_scratch_write(int fd, const void *p, int64_t bytes, int64_t offset, sr_error *err);
 sr_status sr_scratch_read(int fd, void *p, int64_t bytes, int64_t offset, sr_error *err);
 
+/* Drops bytes at offset that will not be read again (their pages need
+ * not reach the disk); nothing where the file system cannot. */
+void sr_scratch_discard(int fd, int64_t offset, int64_t bytes);
+
 #endif

@@ -47,7 +47,6 @@ typedef struct run_state {
     float *staging;    /* rows crossing to or from the host */
     int64_t staging_floats;
     int scratch;          /* the scratch file, or -1 */
-    int64_t *scratch_at;  /* where each spilled tensor starts in it */
 } run_state;
 
 static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
@@ -76,7 +75,6 @@ static void run_state_free(run_state *r, const sr_plan *plan)
     r->memory->trim(r->ctx);
     if (r->scratch >= 0)
         close(r->scratch);
-    free(r->scratch_at);
     free(r->staging);
     free(r->kept);
     free(r->band);
@@ -104,20 +102,10 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
     r->need = calloc(n, sizeof *r->need);
     r->comp = calloc(n, sizeof *r->comp);
     r->order = calloc(n + 1, sizeof *r->order);
-    r->scratch_at = calloc(n, sizeof *r->scratch_at);
-    if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->order ||
-        !r->scratch_at)
+    if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->order)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
-    /* Spilled tensors lie whole in the file, one after another, channel
-     * by channel. */
-    int64_t scratch_bytes = 0;
-    for (int k = 0; k < plan->n_nodes; k++)
-        if (sr_plan_rows_home(plan, k) == SR_ROWS_SPILLED) {
-            r->scratch_at[k] = scratch_bytes;
-            scratch_bytes += tensor_bytes(plan->shapes[k]);
-        }
-    if (scratch_bytes > 0) {
-        sr_status st = sr_scratch_open(scratch_dir, scratch_bytes, &r->scratch, err);
+    if (plan->scratch_bytes > 0) {
+        sr_status st = sr_scratch_open(scratch_dir, plan->scratch_bytes, &r->scratch, err);
         if (st != SR_OK)
             return st;
     }
@@ -215,7 +203,7 @@ static sr_status spill_rows(run_state *r, const sr_plan *plan, int n, const sr_t
     for (int64_t c = 0; c < sh.c && st == SR_OK; c++)
         for (int64_t y = lo; y < hi && st == SR_OK; y += step) {
             const int64_t bytes = (y + step < hi ? step : hi - y) * sh.w * (int64_t)sizeof(float);
-            const int64_t at = r->scratch_at[n] + (c * sh.h + y) * sh.w * (int64_t)sizeof(float);
+            const int64_t at = plan->scratch_offset[n] + (c * sh.h + y) * sh.w * (int64_t)sizeof(float);
             float *rows = sr_tensor_row(band, c, y);
             if (host && write)
                 st = sr_scratch_write(r->scratch, rows, bytes, at, err);
@@ -407,6 +395,9 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
             if (sr_plan_rows_home(plan, n) == SR_ROWS_KEPT && plan->last_stage[n] == si) {
                 give_back(&r, r.kept[n].data, tensor_bytes(plan->shapes[n]));
                 r.kept[n].data = NULL;
+            } else if (sr_plan_rows_home(plan, n) == SR_ROWS_SPILLED && plan->last_stage[n] == si) {
+                sr_scratch_discard(r.scratch, plan->scratch_offset[n],
+                                   tensor_bytes(plan->shapes[n]));
             }
     }
     run_state_free(&r, plan);

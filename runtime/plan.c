@@ -577,11 +577,8 @@ static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
      * one's bytes are the scratch file's). */
     int64_t *d = p->delta;
     memset(d, 0, ((size_t)p->n_stages + 1) * sizeof *d);
-    plan->scratch_bytes = 0;
     for (int n = 1; n < p->n; n++)
-        if (plan->keep[n] && plan->spill[n]) {
-            plan->scratch_bytes += tensor_bytes(p->shapes[n]);
-        } else if (plan->keep[n] && p->last[n] >= 0) {
+        if (in_memory(plan, n) && p->last[n] >= 0) {
             d[p->home[n]] += tensor_bytes(p->shapes[n]);
             d[p->last[n] + 1] -= tensor_bytes(p->shapes[n]);
         }
@@ -605,18 +602,15 @@ static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
     return p->n_unfit == 0;
 }
 
-/* The plan's peak, FLOPs and scratch from its stages as they stand. */
+/* The plan's peak and FLOPs from its stages as they stand. */
 static bool refresh_totals(planner *p, sr_plan *plan)
 {
-    plan->peak_bytes = plan->flops = plan->scratch_bytes = 0;
+    plan->peak_bytes = plan->flops = 0;
     for (int si = 0; si < p->n_stages; si++) {
         if (stage_peak(plan, &plan->stages[si]) > plan->peak_bytes)
             plan->peak_bytes = stage_peak(plan, &plan->stages[si]);
         plan->flops += plan->stages[si].flops;
     }
-    for (int n = 1; n < p->n; n++)
-        if (plan->keep[n] && plan->spill[n])
-            plan->scratch_bytes += tensor_bytes(p->shapes[n]);
     return !p->out_of_memory && p->n_unfit == 0;
 }
 
@@ -1030,6 +1024,35 @@ static bool search(planner *p, sr_plan *plan)
     return fits;
 }
 
+/* Where each spilled tensor lies in the scratch file: first fit among
+ * those alive in any of the same stages (from the first that computes it
+ * to the last that reads it), so that the file is as large as the most
+ * spilled bytes alive at once, not their sum. */
+static void place_spilled(planner *p, sr_plan *plan)
+{
+    plan->scratch_bytes = 0;
+    for (int n = 1; n < p->n; n++) {
+        if (!plan->keep[n] || !plan->spill[n])
+            continue;
+        const int64_t size = tensor_bytes(p->shapes[n]);
+        int64_t at = 0;
+        for (bool moved = true; moved;) {
+            moved = false;
+            for (int m = 1; m < n; m++)
+                if (plan->keep[m] && plan->spill[m] && plan->first_stage[m] <= plan->last_stage[n] &&
+                    plan->first_stage[n] <= plan->last_stage[m] &&
+                    at < plan->scratch_offset[m] + tensor_bytes(p->shapes[m]) &&
+                    plan->scratch_offset[m] < at + size) {
+                    at = plan->scratch_offset[m] + tensor_bytes(p->shapes[m]);
+                    moved = true;
+                }
+        }
+        plan->scratch_offset[n] = at;
+        if (at + size > plan->scratch_bytes)
+            plan->scratch_bytes = at + size;
+    }
+}
+
 /* FLOPs of each node as the plan computes it: every band of every stage. */
 static void count_node_flops(planner *p, sr_plan *plan)
 {
@@ -1052,12 +1075,13 @@ static bool alloc_plan(planner *p, sr_plan *plan)
     plan->shapes = calloc((size_t)n, sizeof *plan->shapes);
     plan->keep = calloc((size_t)n, sizeof *plan->keep);
     plan->spill = calloc((size_t)n, sizeof *plan->spill);
+    plan->scratch_offset = calloc((size_t)n, sizeof *plan->scratch_offset);
     plan->row_tiling = calloc((size_t)n, sizeof *plan->row_tiling);
     plan->first_stage = calloc((size_t)n, sizeof(int));
     plan->last_stage = calloc((size_t)n, sizeof(int));
     plan->stages = calloc((size_t)p->n_stages, sizeof *plan->stages);
     plan->node_flops = calloc((size_t)n, sizeof *plan->node_flops);
-    if (!plan->shapes || !plan->keep || !plan->spill || !plan->row_tiling || !plan->first_stage ||
+    if (!plan->shapes || !plan->keep || !plan->spill || !plan->scratch_offset || !plan->row_tiling || !plan->first_stage ||
         !plan->last_stage || !plan->stages || !plan->node_flops)
         return false;
     plan->n_stages = p->n_stages;
@@ -1082,6 +1106,7 @@ void sr_plan_free(sr_plan *plan)
     free(plan->first_stage);
     free(plan->keep);
     free(plan->spill);
+    free(plan->scratch_offset);
     free(plan->row_tiling);
     free(plan->shapes);
     memset(plan, 0, sizeof *plan);
@@ -1285,6 +1310,7 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
     if (fits) {
         for (int n = 0; n < p.n; n++)
             plan->last_stage[n] = plan->keep[n] ? p.last[n] : -1;
+        place_spilled(&p, plan);
         count_node_flops(&p, plan);
     } else if (!p.out_of_memory) {
         /* The least this image can need: the thinnest bands, nothing kept

@@ -62,6 +62,9 @@ typedef struct sr_plan {
     sr_shape *shapes;
     bool *keep;       /* materialised whole (node 0, the input, always) */
     bool *spill;      /* kept nodes held in the scratch file, not in memory */
+    int64_t *scratch_offset; /* spilled nodes: where in the file (channel by
+                                channel, whole); tensors alive in no stage
+                                together share bytes */
     sr_row_tiling *row_tiling; /* how the backend makes each node's rows */
     int *first_stage; /* the first stage that needs each node (computes the kept) */
     int *last_stage;  /* kept nodes: the last stage that reads them */
@@ -71,7 +74,7 @@ typedef struct sr_plan {
     int64_t workspace_bytes; /* the largest stage's workspace */
     int64_t stats_bytes;     /* global ops' statistics */
     int64_t peak_bytes;      /* predicted: kept + arena + workspace + stats */
-    int64_t scratch_bytes;   /* the scratch file: every spilled tensor, on disk */
+    int64_t scratch_bytes;   /* the scratch file's size, on disk (not memory) */
     int64_t flops;           /* planned, including recomputation */
     int64_t whole_flops;     /* the same network without any */
     int64_t *node_flops;     /* planned, per node */
