@@ -203,7 +203,8 @@ static sr_status spill_rows(run_state *r, const sr_plan *plan, int n, const sr_t
     for (int64_t c = 0; c < sh.c && st == SR_OK; c++)
         for (int64_t y = lo; y < hi && st == SR_OK; y += step) {
             const int64_t bytes = (y + step < hi ? step : hi - y) * sh.w * (int64_t)sizeof(float);
-            const int64_t at = plan->scratch_offset[n] + (c * sh.h + y) * sh.w * (int64_t)sizeof(float);
+            const int64_t at =
+                plan->scratch_offset[n] + (c * sh.h + y) * sh.w * (int64_t)sizeof(float);
             float *rows = sr_tensor_row(band, c, y);
             if (host && write)
                 st = sr_scratch_write(r->scratch, rows, bytes, at, err);

@@ -1038,14 +1038,15 @@ static void place_spilled(planner *p, sr_plan *plan)
         int64_t at = 0;
         for (bool moved = true; moved;) {
             moved = false;
-            for (int m = 1; m < n; m++)
+            for (int m = 1; m < n; m++) {
+                const int64_t end = plan->scratch_offset[m] + tensor_bytes(p->shapes[m]);
                 if (plan->keep[m] && plan->spill[m] && plan->first_stage[m] <= plan->last_stage[n] &&
-                    plan->first_stage[n] <= plan->last_stage[m] &&
-                    at < plan->scratch_offset[m] + tensor_bytes(p->shapes[m]) &&
+                    plan->first_stage[n] <= plan->last_stage[m] && at < end &&
                     plan->scratch_offset[m] < at + size) {
-                    at = plan->scratch_offset[m] + tensor_bytes(p->shapes[m]);
+                    at = end;
                     moved = true;
                 }
+            }
         }
         plan->scratch_offset[n] = at;
         if (at + size > plan->scratch_bytes)
@@ -1059,7 +1060,8 @@ static void count_node_flops(planner *p, sr_plan *plan)
     for (int si = 0; si < plan->n_stages; si++) {
         sr_stage *s = &plan->stages[si];
         for (int k = 0; k < s->n_order; k++)
-            p->done[s->order[k]] = p->node_flops[s->order[k]] = 0;
+            p->node_flops[s->order[k]] = 0;
+        reset_done(p, plan, s);
         simulate_bands(p, plan, s);
         for (int k = 0; k < s->n_order; k++)
             plan->node_flops[s->order[k]] += p->node_flops[s->order[k]];
@@ -1081,8 +1083,9 @@ static bool alloc_plan(planner *p, sr_plan *plan)
     plan->last_stage = calloc((size_t)n, sizeof(int));
     plan->stages = calloc((size_t)p->n_stages, sizeof *plan->stages);
     plan->node_flops = calloc((size_t)n, sizeof *plan->node_flops);
-    if (!plan->shapes || !plan->keep || !plan->spill || !plan->scratch_offset || !plan->row_tiling || !plan->first_stage ||
-        !plan->last_stage || !plan->stages || !plan->node_flops)
+    if (!plan->shapes || !plan->keep || !plan->spill || !plan->scratch_offset ||
+        !plan->row_tiling || !plan->first_stage || !plan->last_stage || !plan->stages ||
+        !plan->node_flops)
         return false;
     plan->n_stages = p->n_stages;
     memcpy(plan->shapes, p->shapes, (size_t)n * sizeof *plan->shapes);

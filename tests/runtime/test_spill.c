@@ -67,6 +67,8 @@ typedef struct counted {
         int64_t bytes;
     } live[MAX_BUFFERS];
     sr_backend_handle cpu; /* runs the nodes */
+    const sr_node *nodes;
+    int64_t rows_run[64]; /* per node: the rows the executor had it compute */
 } counted;
 
 static int64_t counted_available(void *ctx)
@@ -142,7 +144,8 @@ static sr_row_tiling counted_row_tiling(void *ctx, const sr_node *node, sr_shape
 static sr_status counted_run(void *ctx, const sr_node *node, const sr_tensor *in, sr_tensor *out,
                              const float *stats, sr_error *err)
 {
-    const counted *c = ctx;
+    counted *c = ctx;
+    c->rows_run[node - c->nodes] += out->shape.h;
     return c->cpu.iface->run(c->cpu.ctx, node, in, out, stats, err);
 }
 
@@ -229,7 +232,9 @@ static int check_fixture(const char *fixture, int64_t w, int64_t h)
     test_rng rng = {(uint64_t)(w * 131 + h)};
     test_fill(&rng, input.data, sr_shape_numel(in_shape), 0.0f, 1.0f);
 
-    counted host_ctx = {0}, device_ctx = {0};
+    counted host_ctx = {.nodes = g->nodes}, device_ctx = {.nodes = g->nodes};
+    assert_true(g->n_nodes <= 64);
+    int64_t *flops = calloc((size_t)g->n_nodes, sizeof *flops);
     assert_int_equal(sr_cpu_backend_new(1, &host_ctx.cpu, NULL), SR_OK);
     assert_int_equal(sr_cpu_backend_new(1, &device_ctx.cpu, NULL), SR_OK);
     const sr_backend_handle host = {&host_iface, &host_ctx}, device = {&device_iface, &device_ctx};
@@ -246,6 +251,7 @@ static int check_fixture(const char *fixture, int64_t w, int64_t h)
         for (int on_device = 0; on_device < 2; on_device++) {
             counted *ctx = on_device ? &device_ctx : &host_ctx;
             ctx->peak_bytes = 0;
+            memset(ctx->rows_run, 0, sizeof ctx->rows_run);
             const int64_t budget = fixed + full * sixteenths / 16;
             if (plan_and_run(g, on_device ? &device : &host, &input, budget, 0, true, &got,
                              &plan) != SR_OK)
@@ -257,6 +263,10 @@ static int check_fixture(const char *fixture, int64_t w, int64_t h)
             assert_true(plan.peak_bytes <= budget);
             assert_true(ctx->peak_bytes <= plan.peak_bytes);
             assert_int_equal(ctx->live_bytes, 0);
+            /* The FLOPs it reports per node are those of the rows run. */
+            sr_graph_flops(g, plan.shapes, flops);
+            for (int n = 1; n < g->n_nodes; n++)
+                assert_int_equal(plan.node_flops[n], flops[n] / plan.shapes[n].h * ctx->rows_run[n]);
             n_spilled += plan.scratch_bytes > 0;
             sr_plan_free(&plan);
             free(got.data);
@@ -287,6 +297,7 @@ static int check_fixture(const char *fixture, int64_t w, int64_t h)
         sr_plan_free(&plan);
         free(got.data);
     }
+    free(flops);
     free(whole.data);
     free(input.data);
     sr_backend_free(&host_ctx.cpu);
