@@ -940,7 +940,7 @@ static bool plan_within(planner *p, sr_plan *plan, int64_t budget)
 /* Plans for a ladder of budgets, from what the unconstrained plan takes
  * down to where nothing fits or the cost passes the least by 10% (or the
  * work cap is reached), and keeps the leanest plan within 5% of the least
- * cost among those that fit the real budget. A ladder, because the
+ * cost among those that fit the real budget (with spilling, the least). A ladder, because the
  * greedy choice of kept tensors is not monotone in the budget (a plan made
  * for more memory can come out both leaner and faster), and a 5% slack,
  * because the fastest plan may hold far more memory than one nearly as fast
@@ -978,9 +978,12 @@ static bool best_of_ladder(planner *p, sr_plan *plan)
     } else if (n == 0) {
         fits = plan_within(p, plan, budget);
     } else {
+        /* With spilling, leaner plans cost nearly the same I/O in thinner
+         * bands, whose overhead the cost does not see: the cheapest. */
+        const int64_t slack = p->may_spill ? 0 : least_cost / 20;
         int best = -1;
         for (int i = 0; i < n; i++)
-            if (costs[i] <= least_cost + least_cost / 20 && (best < 0 || peaks[i] < peaks[best]))
+            if (costs[i] <= least_cost + slack && (best < 0 || peaks[i] < peaks[best]))
                 best = i;
         p->budget = steps[best];
         load_keep_set(p, plan, keeps + (size_t)best * set);
