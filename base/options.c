@@ -29,8 +29,8 @@ static sr_status caller_size(const void *theirs, size_t base_size, const char *w
     return SR_OK;
 }
 
-sr_status sr_options_read(void *ours, size_t ours_size, size_t base_size, const void *theirs,
-                          const char *what, sr_error *err)
+sr_status sr_options_read(void *ours, size_t ours_size, size_t base_size, size_t known_size,
+                          const void *theirs, const char *what, sr_error *err)
 {
     memset(ours, 0, ours_size);
     memcpy(ours, &ours_size, sizeof ours_size);
@@ -43,26 +43,27 @@ sr_status sr_options_read(void *ours, size_t ours_size, size_t base_size, const 
     /* From the end of the last known field, not from sizeof: a field a
      * newer srrun put in what is tail padding here must be refused too. */
     const uint8_t *bytes = theirs;
-    for (size_t i = base_size; i < size; i++)
+    for (size_t i = known_size; i < size; i++)
         if (bytes[i])
             return sr_fail(err, SR_ERR_UNSUPPORTED,
                            "%s set a field that srrun %s does not know (byte %zu of %zu)", what,
                            sr_version(), i, size);
-    memcpy((uint8_t *)ours + sizeof size, bytes + sizeof size, base_size - sizeof size);
+    const size_t end = size < known_size ? size : known_size;
+    memcpy((uint8_t *)ours + sizeof size, bytes + sizeof size, end - sizeof size);
     return SR_OK;
 }
 
-sr_status sr_info_write(void *theirs, const void *ours, size_t base_size, const char *what,
-                        sr_error *err)
+sr_status sr_info_write(void *theirs, const void *ours, size_t base_size, size_t known_size,
+                        const char *what, sr_error *err)
 {
     size_t size;
     sr_status st = caller_size(theirs, base_size, what, &size, err);
     if (st != SR_OK)
         return st;
-    /* Only the fields this srrun knows, never up to a size the caller
-     * claims: an uninitialised size must not make it write past the
-     * caller's struct. The size returned says which fields are set. */
-    memcpy(theirs, ours, base_size);
-    memcpy(theirs, &base_size, sizeof base_size);
+    /* Only the fields this srrun knows, and of those only the ones the
+     * caller's struct has: the size returned says which are set. */
+    const size_t end = size < known_size ? size : known_size;
+    memcpy(theirs, ours, end);
+    memcpy(theirs, &end, sizeof end);
     return SR_OK;
 }

@@ -131,7 +131,7 @@ static sr_status make_request(const sr_image_read_options *options, int pixels,
                               sr_read_request *req, sr_error *err)
 {
     sr_image_read_options o;
-    sr_status st = sr_options_read(&o, sizeof o, READ_OPTIONS_BASE_SIZE, options,
+    sr_status st = sr_options_read(&o, sizeof o, READ_OPTIONS_BASE_SIZE, READ_OPTIONS_BASE_SIZE, options,
                                    "image read options", err);
     if (st != SR_OK)
         return st;

@@ -1,12 +1,14 @@
 /* libFuzzer harness for the planner (runtime/plan.c) and the executor that
  * follows its plans: the input picks an SRPGAN (width, residual blocks,
  * scale 2 or 4, random weights), a tiny image, a budget (a fraction of
- * what the unconstrained plan takes) and maybe forced band heights. The
+ * what the unconstrained plan takes), maybe forced band heights, and
+ * whether kept tensors may be spilled to a scratch file. The
  * plan is run on the CPU backend behind a pretend device that counts the
  * memory the executor holds, which must stay within the predicted peak,
  * and the output must be the bits of the whole-image run. A budget that
  * fails must fail with the least that would do above it, and that least
  * must then plan. Any breach traps. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +132,7 @@ static void execute(const sr_graph *g, const sr_plan *plan, const sr_backend_han
                     const sr_tensor *input, sr_tensor *out)
 {
     sr_error err = {{0}};
-    if (sr_plan_execute(g, plan, backend, sr_exec_read_tensor, (void *)input, collect, out,
+    if (sr_plan_execute(g, plan, backend, NULL, sr_exec_read_tensor, (void *)input, collect, out,
                         (sr_exec_progress){0}, (sr_exec_timing){0}, &err) != SR_OK)
         __builtin_trap();
 }
@@ -148,7 +150,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Small enough to run in milliseconds under the sanitizers and the
      * fuzzer's comparison tracing; past 8 blocks the planner commits
      * toggles together. */
-    const int64_t width = 1 + next_byte(&data, &size) % 4;
+    const uint8_t first = next_byte(&data, &size);
+    const int64_t width = 1 + first % 4;
+    const bool may_spill = first & 0x80; /* a scratch file may hold kept tensors */
     const int n_blocks = next_byte(&data, &size) % 13;
     const int scale = next_byte(&data, &size) & 1 ? 4 : 2;
     /* Tall images have bands clear of both edges, which exact sizing
@@ -192,14 +196,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * search), on the host. */
     sr_plan plan;
     int64_t least = 0;
-    sr_plan_request req = {in_shape, 0, out_shape.h, &device.cpu};
+    sr_plan_request req = {in_shape, 0, out_shape.h, &device.cpu, false};
     if (sr_plan_make(g, &req, &plan, &least, &err) != SR_OK)
         __builtin_trap();
     const int64_t full = plan.peak_bytes; /* at least what any plan needs */
     execute(g, &plan, &device.cpu, &input, &whole);
     sr_plan_free(&plan);
 
-    req = (sr_plan_request){in_shape, full * budget_sixteenths / 16, tile_rows, &backend};
+    req = (sr_plan_request){in_shape, full * budget_sixteenths / 16, tile_rows, &backend,
+                            may_spill};
     sr_status st = sr_plan_make(g, &req, &plan, &least, &err);
     if (st == SR_ERR_LIMIT && !tile_rows) {
         if (least <= req.budget)

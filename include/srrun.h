@@ -437,6 +437,15 @@ typedef struct sr_session_options {
     sr_progress_fn progress; /* may be NULL */
     void *progress_user;
     sr_precision precision; /* anything but FP32 needs CUDA (auto: else FP32) */
+    /* Where a plan may spill tensors it keeps for later stages: a file
+     * with no name in this directory (gone when the run ends, however it
+     * ends), read back a band at a time, instead of holding them in memory
+     * or recomputing them. NULL: $TMPDIR, else /tmp, and no spill if that
+     * cannot be used; "": never spill. A directory named here that cannot
+     * be used fails the plan (SR_ERR_IO, one line), as does a file system
+     * with less free space than the plan spills (sr_plan_info.scratch_bytes).
+     * Copied by sr_session_new. Since 0.7.0. */
+    const char *scratch_dir;
 } sr_session_options;
 #define SR_SESSION_OPTIONS_INIT {.size = sizeof(sr_session_options)}
 
@@ -565,11 +574,14 @@ typedef struct sr_plan_info {
     int64_t plan_bytes;     /* activations, band buffers, workspaces */
     int64_t flops;          /* planned, recomputation included */
     int64_t whole_flops;    /* the network's own */
-    int n_kept;             /* intermediate tensors kept whole */
+    int n_kept;             /* intermediate tensors kept whole (spilled ones too) */
     int n_stages, n_layers;
     const sr_stage_info *stages; /* owned by the session: valid until */
     const sr_layer_info *layers; /* its next plan, run or free */
     size_t stage_size, layer_size; /* bytes from one stage (layer) to the next */
+    int64_t scratch_bytes;  /* spilled to the scratch file (disk, not memory);
+                               since 0.7.0 */
+    int n_spilled;          /* of the kept tensors, those spilled; since 0.7.0 */
 } sr_plan_info;
 #define SR_PLAN_INFO_INIT {.size = sizeof(sr_plan_info)}
 

@@ -73,7 +73,7 @@ static sr_status build_model(sr_model *m, const sr_model_options *options, sr_mo
                              sr_error *err)
 {
     sr_model_options o;
-    sr_status st = sr_options_read(&o, sizeof o, MODEL_OPTIONS_BASE_SIZE, options,
+    sr_status st = sr_options_read(&o, sizeof o, MODEL_OPTIONS_BASE_SIZE, MODEL_OPTIONS_BASE_SIZE, options,
                                    "model options", err);
     if (st != SR_OK) {
         sr_model_free(m);
@@ -218,7 +218,7 @@ sr_status sr_model_get_info(const sr_model *model, sr_model_info *info)
         return SR_ERR_INVALID_ARGUMENT;
     const sr_model_info none = {.size = sizeof none};
     const sr_status st = sr_info_write(info, model ? &model->info : &none,
-                                       MODEL_INFO_BASE_SIZE, "model info", NULL);
+                                       MODEL_INFO_BASE_SIZE, MODEL_INFO_BASE_SIZE, "model info", NULL);
     return st == SR_OK && !model ? SR_ERR_INVALID_ARGUMENT : st;
 }
 

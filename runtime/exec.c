@@ -1,13 +1,16 @@
 /* The executor: follows a plan exactly (which nodes, which rows, which
  * buffers); the planner made every decision. It owns the run's memory:
- * the arena, the kept tensors (all from the backend's memory) and the
- * global ops' statistics. */
+ * the arena, the kept tensors (all from the backend's memory), the global
+ * ops' statistics and the scratch file of the spilled tensors. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "runtime/exec.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "base/scratch.h"
 
 /* Rows cross between the host and the backend's memory in pieces of about
  * this size (a row at least): few calls, and a buffer small next to any
@@ -43,6 +46,7 @@ typedef struct run_state {
     stage_buffer *order; /* allocate_stage's list */
     float *staging;    /* rows crossing to or from the host */
     int64_t staging_floats;
+    int scratch;          /* the scratch file, or -1 */
 } run_state;
 
 static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
@@ -69,6 +73,8 @@ static void run_state_free(run_state *r, const sr_plan *plan)
         free(r->stats[n]);
     give_back(r, r->arena, r->arena_bytes);
     r->memory->trim(r->ctx);
+    if (r->scratch >= 0)
+        close(r->scratch);
     free(r->staging);
     free(r->kept);
     free(r->band);
@@ -81,10 +87,12 @@ static void run_state_free(run_state *r, const sr_plan *plan)
 }
 
 static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *plan,
-                                const sr_backend_handle *be, sr_error *err)
+                                const sr_backend_handle *be, const char *scratch_dir,
+                                sr_error *err)
 {
     const size_t n = (size_t)plan->n_nodes;
     memset(r, 0, sizeof *r);
+    r->scratch = -1;
     r->memory = be->iface->memory;
     r->ctx = be->ctx;
     r->kept = calloc(n, sizeof *r->kept);
@@ -96,6 +104,11 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
     r->order = calloc(n + 1, sizeof *r->order);
     if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->order)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    if (plan->scratch_bytes > 0) {
+        sr_status st = sr_scratch_open(scratch_dir, plan->scratch_bytes, &r->scratch, err);
+        if (st != SR_OK)
+            return st;
+    }
     int64_t max_stats = 0;
     for (int k = 0; k < plan->n_nodes; k++) {
         const sr_op_desc *d = sr_op_get(g->nodes[k].op);
@@ -174,6 +187,42 @@ static sr_status allocate_stage(run_state *r, const sr_plan *plan, int si, sr_er
     return st;
 }
 
+/* Rows [lo, hi) of spilled node n between its band buffer and the scratch
+ * file (`write`: to the file), channel by channel: straight from host
+ * memory, through the staging buffer from a device's. */
+static sr_status spill_rows(run_state *r, const sr_plan *plan, int n, const sr_tensor *band,
+                            int64_t lo, int64_t hi, bool write, sr_error *err)
+{
+    const sr_shape sh = plan->shapes[n];
+    const bool host = r->memory->is_host;
+    const int64_t step = host ? hi - lo : r->staging_floats / sh.w;
+    if (step < 1)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "plan: node %d's rows pass no staging buffer",
+                       n);
+    sr_status st = SR_OK;
+    for (int64_t c = 0; c < sh.c && st == SR_OK; c++)
+        for (int64_t y = lo; y < hi && st == SR_OK; y += step) {
+            const int64_t bytes = (y + step < hi ? step : hi - y) * sh.w * (int64_t)sizeof(float);
+            const int64_t at =
+                plan->scratch_offset[n] + (c * sh.h + y) * sh.w * (int64_t)sizeof(float);
+            float *rows = sr_tensor_row(band, c, y);
+            if (host && write)
+                st = sr_scratch_write(r->scratch, rows, bytes, at, err);
+            else if (host)
+                st = sr_scratch_read(r->scratch, rows, bytes, at, err);
+            else if (write) {
+                st = r->memory->download(r->ctx, r->staging, rows, bytes, err);
+                if (st == SR_OK)
+                    st = sr_scratch_write(r->scratch, r->staging, bytes, at, err);
+            } else {
+                st = sr_scratch_read(r->scratch, r->staging, bytes, at, err);
+                if (st == SR_OK)
+                    st = r->memory->upload(r->ctx, rows, r->staging, bytes, err);
+            }
+        }
+    return st;
+}
+
 static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
                           const sr_stage *s, const sr_backend_handle *be, int64_t t0,
                           int64_t t1, double *node_seconds, sr_error *err)
@@ -181,7 +230,8 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
     sr_plan_band_spans(g, plan, s, t0, t1, r->done, r->need, r->comp);
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
-        if (sr_plan_rows_home(plan, n) != SR_ROWS_BAND || r->need[n].lo >= r->need[n].hi)
+        const sr_rows_home home = sr_plan_rows_home(plan, n);
+        if ((home != SR_ROWS_BAND && home != SR_ROWS_SPILLED) || r->need[n].lo >= r->need[n].hi)
             continue;
         const sr_shape sh = plan->shapes[n];
         const int64_t rows = r->need[n].hi - r->need[n].lo;
@@ -195,14 +245,24 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
     }
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
-        const sr_span c = r->comp[n];
+        const sr_span c = r->comp[n], need = r->need[n];
+        const bool spilled = sr_plan_rows_home(plan, n) == SR_ROWS_SPILLED;
+        if (spilled && need.lo < need.hi && need.lo < r->done[n]) {
+            /* The rows it has in the file already (its buffer's place in
+             * the arena was another node's until now). */
+            const int64_t hi = need.hi < r->done[n] ? need.hi : r->done[n];
+            sr_status st = spill_rows(r, plan, n, &r->band[n], need.lo, hi, false, err);
+            if (st != SR_OK)
+                return st;
+        }
         if (c.lo >= c.hi)
             continue;
         const sr_node *node = &g->nodes[n];
         sr_tensor in[SR_NODE_MAX_INPUTS];
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
-            in[j] = sr_plan_rows_home(plan, i) == SR_ROWS_BAND ? r->band[i] : r->kept[i];
+            const sr_rows_home home = sr_plan_rows_home(plan, i);
+            in[j] = home == SR_ROWS_BAND || home == SR_ROWS_SPILLED ? r->band[i] : r->kept[i];
         }
         const bool whole = sr_plan_rows_home(plan, n) == SR_ROWS_KEPT;
         sr_tensor out = sr_tensor_rows(whole ? &r->kept[n] : &r->band[n], c.lo, c.hi);
@@ -212,9 +272,13 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
             st = r->memory->synchronize(r->ctx, err);
         if (st != SR_OK)
             return st;
+        if (spilled)
+            st = spill_rows(r, plan, n, &r->band[n], c.lo, c.hi, true, err);
+        if (st != SR_OK)
+            return st;
         if (node_seconds)
             node_seconds[n] += now() - start;
-        if (whole)
+        if (whole || spilled)
             r->done[n] = c.hi;
     }
     return SR_OK;
@@ -285,12 +349,13 @@ sr_status sr_exec_read_tensor(void *user, sr_tensor *rows, sr_error *err)
 }
 
 sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
-                          const sr_backend_handle *be, sr_exec_source source,
-                          void *source_user, sr_exec_sink sink, void *sink_user,
-                          sr_exec_progress progress, sr_exec_timing timing, sr_error *err)
+                          const sr_backend_handle *be, const char *scratch_dir,
+                          sr_exec_source source, void *source_user, sr_exec_sink sink,
+                          void *sink_user, sr_exec_progress progress, sr_exec_timing timing,
+                          sr_error *err)
 {
     run_state r;
-    sr_status st = run_state_init(&r, g, plan, be, err);
+    sr_status st = run_state_init(&r, g, plan, be, scratch_dir, err);
     if (st == SR_OK)
         st = place_input(&r, plan, source, source_user, err);
     int64_t flops_done = 0;
@@ -309,7 +374,7 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
             st = run_band(&r, g, plan, s, be, t0, t1, timing.node_seconds, err);
             if (st != SR_OK)
                 break;
-            const bool whole = sr_plan_rows_home(plan, s->target) != SR_ROWS_BAND;
+            const bool whole = sr_plan_rows_home(plan, s->target) == SR_ROWS_KEPT;
             const sr_tensor *made = whole ? &r.kept[s->target] : &r.band[s->target];
             const sr_tensor rows = sr_tensor_rows(made, t0, t1);
             st = global ? be->iface->accumulate(be->ctx, global, &rows, t0, t1, r.acc, err)
@@ -331,6 +396,9 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
             if (sr_plan_rows_home(plan, n) == SR_ROWS_KEPT && plan->last_stage[n] == si) {
                 give_back(&r, r.kept[n].data, tensor_bytes(plan->shapes[n]));
                 r.kept[n].data = NULL;
+            } else if (sr_plan_rows_home(plan, n) == SR_ROWS_SPILLED && plan->last_stage[n] == si) {
+                sr_scratch_discard(r.scratch, plan->scratch_offset[n],
+                                   tensor_bytes(plan->shapes[n]));
             }
     }
     run_state_free(&r, plan);

@@ -1,6 +1,6 @@
 /* Runs a plan (runtime/plan.h) on a backend: stage by stage, band by band,
  * kept tensors allocated when first computed and freed after their last
- * reader, band buffers in one arena, all in the backend's memory. The
+ * reader (spilled ones written to a scratch file and read back by band), band buffers in one arena, all in the backend's memory. The
  * input comes from a source a few rows at a time, and the output's rows go
  * to a sink as their bands complete, both in host memory. */
 #ifndef SR_RUNTIME_EXEC_H
@@ -36,10 +36,14 @@ typedef struct sr_exec_timing {
     double *stage_seconds;
 } sr_exec_timing;
 
-/* source: the 3 x H x W image the plan was made for. */
+/* source: the 3 x H x W image the plan was made for. A plan that spills
+ * tensors keeps them in a scratch file opened in scratch_dir (NULL:
+ * $TMPDIR, else /tmp) for the run; it fails with SR_ERR_IO, one line, when
+ * that cannot be made or the disk fills. */
 sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
-                          const sr_backend_handle *backend, sr_exec_source source,
-                          void *source_user, sr_exec_sink sink, void *sink_user,
-                          sr_exec_progress progress, sr_exec_timing timing, sr_error *err);
+                          const sr_backend_handle *backend, const char *scratch_dir,
+                          sr_exec_source source, void *source_user, sr_exec_sink sink,
+                          void *sink_user, sr_exec_progress progress, sr_exec_timing timing,
+                          sr_error *err);
 
 #endif

@@ -20,6 +20,19 @@
 #define WORK_CAP (INT64_C(1) << 22)
 /* Graphs with more stages than this commit disjoint toggles together. */
 #define BATCH_FROM_STAGES 16
+/* What a byte through the scratch file costs, in FLOPs of recomputation:
+ * the CPU backend runs SRPGAN's convolutions at some 100 GFLOP/s on this
+ * project's 2-core test machine, and a file in the page cache moved
+ * 0.3-0.9 GB/s written and 1.6-3.3 GB/s read there (pwrite and pread of
+ * 4 MB pieces, /tmp and /dev/shm, the machine loaded): about 1 GB/s for a
+ * byte written once and read back, so 100 FLOPs a byte. A GPU computes
+ * faster and moves its rows over PCIe as well, so there a byte costs more
+ * FLOPs still; the figure only decides spill against recompute. */
+#define FLOPS_PER_SCRATCH_BYTE 100
+/* The search tries spilling only when the plan without it recomputes
+ * more than this share of the network's FLOPs (or nothing fits): a plan
+ * nearly as fast in memory stays exactly what it was. */
+#define SPILL_FROM_RECOMPUTE 0.10
 
 typedef struct block {
     int64_t offset, size;
@@ -29,7 +42,8 @@ typedef struct block {
 /* A toggle judged: the whole plan's totals were it committed. */
 typedef struct trial {
     int node, lo, hi; /* the stages it changes */
-    int64_t flops, excess;
+    bool keep, spill; /* the node's state it tries */
+    int64_t cost, excess; /* cost: FLOPs, and scratch I/O as FLOPs */
     int n_unfit;
     double score;
 } trial;
@@ -47,12 +61,13 @@ typedef struct planner {
     int64_t *row_flops; /* and of each of its rows */
     int64_t workspace;  /* the backend's largest, which it keeps */
     int64_t budget;     /* the one being planned for: req's, or a probe */
+    bool may_spill;     /* the search may spill kept tensors */
     int *stage_target, *stage_global; /* stage_global: statistics stages' */
     sr_stage_role *stage_role;
     int *home;      /* per node: the first stage whose target needs it */
     int *last;      /* kept nodes: the last stage that reads them */
     int *last_comp; /* per node: at least the last stage computing it */
-    int64_t total_flops, total_excess;
+    int64_t total_cost, total_excess;
     int n_unfit;
     int64_t work;
     bool out_of_memory;
@@ -75,15 +90,28 @@ typedef struct planner {
     int64_t *done;
     sr_span *need, *comp;
     int64_t *node_flops;             /* per node, in the bands simulated */
+    int64_t io;                      /* scratch bytes, in the bands simulated */
     int64_t *shift;                  /* per node: its rows per period of bands */
     int64_t *snap_done, *snap_flops; /* done and node_flops a period ago */
 } planner;
 
 static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
 
+/* Kept in memory (not spilled). */
+static bool in_memory(const sr_plan *plan, int n)
+{
+    return plan->keep[n] && !plan->spill[n];
+}
+
 static bool available_whole(const sr_plan *plan, int stage, int n)
 {
-    return n == 0 || (plan->keep[n] && plan->first_stage[n] < stage);
+    return n == 0 || (in_memory(plan, n) && plan->first_stage[n] < stage);
+}
+
+/* In the scratch file already: a stage reads it a band at a time. */
+static bool spilled_before(const sr_plan *plan, int stage, int n)
+{
+    return plan->keep[n] && plan->spill[n] && plan->first_stage[n] < stage;
 }
 
 void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *s,
@@ -172,6 +200,8 @@ static bool build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s)
     }
     for (int k = 0; k < p->n_list; k++) {
         const sr_node *node = &g->nodes[p->list[k]];
+        if (spilled_before(plan, si, p->list[k]))
+            continue; /* its rows come from the scratch file */
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
             if (p->mark[i] != p->epoch && !available_whole(plan, si, i)) {
@@ -190,7 +220,7 @@ static bool build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s)
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
         s->offset[k] = 0; /* pack_arena's, for band buffers */
-        for (int j = 0; j < g->nodes[n].n_inputs; j++)
+        for (int j = 0; !spilled_before(plan, si, n) && j < g->nodes[n].n_inputs; j++)
             if (p->mark[g->nodes[n].inputs[j]] != p->epoch)
                 p->reads[p->n_reads++] = g->nodes[n].inputs[j];
     }
@@ -216,7 +246,7 @@ static int64_t pack_arena(planner *p, const sr_plan *plan, sr_stage *s)
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
         p->owner[k] = -1;
-        if (plan->keep[n] || s->max_rows[k] == 0)
+        if (in_memory(plan, n) || s->max_rows[k] == 0)
             continue;
         /* Last reader within the stage; the target lives to the band's end. */
         int end = n == s->target ? s->n_order : k;
@@ -229,8 +259,8 @@ static int64_t pack_arena(planner *p, const sr_plan *plan, sr_stage *s)
         const int64_t size = s->max_rows[k] * sh.c * sh.w * (int64_t)sizeof(float);
         const sr_node *node = &g->nodes[n];
         const sr_op_desc *d = sr_op_get(node->op);
-        int reuse = -1;
-        if (d->in_place && d->halo(node) == 0 && d->scale(node) == 1)
+        int reuse = -1; /* a spilled node's buffer holds more rows than it computes */
+        if (d->in_place && d->halo(node) == 0 && d->scale(node) == 1 && !plan->keep[n])
             for (int j = 0; j < node->n_inputs && reuse < 0; j++) {
                 const int i = node->inputs[j];
                 if (p->mark[i] != p->epoch || plan->keep[i])
@@ -286,13 +316,24 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
     int64_t flops = 0;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
-        const sr_span c = p->comp[n];
+        const sr_span c = p->comp[n], need = p->need[n];
+        const bool spilled = plan->keep[n] && plan->spill[n];
+        const int64_t row_bytes = p->shapes[n].c * p->shapes[n].w * (int64_t)sizeof(float);
+        if (spilled && need.lo < need.hi) {
+            /* Its buffer holds the band's rows: those already in the file
+             * are read back, the rest computed and written. */
+            const int64_t in_file = (need.hi < p->done[n] ? need.hi : p->done[n]) - need.lo;
+            p->io += (in_file > 0 ? in_file : 0) * row_bytes;
+            if (need.hi - need.lo > s->max_rows[k])
+                s->max_rows[k] = need.hi - need.lo;
+        }
         if (c.lo >= c.hi)
             continue;
         const int64_t f = p->row_flops[n] * (c.hi - c.lo);
         p->node_flops[n] += f;
         if (plan->keep[n]) {
             p->done[n] = c.hi;
+            p->io += spilled ? (c.hi - c.lo) * row_bytes : 0;
             continue;
         }
         if (p->need[n].hi - p->need[n].lo > s->max_rows[k])
@@ -373,13 +414,14 @@ static int64_t periods_clear(const planner *p, const sr_stage *s)
 static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
 {
     const int64_t period = s->n_bands > 16 ? band_period(p, plan, s) : 0;
-    int64_t flops = 0, mark = -1, mark_flops = 0, clear = 0;
+    int64_t flops = 0, mark = -1, mark_flops = 0, mark_io = 0, clear = 0;
     for (int64_t b = 0; b < s->n_bands;) {
         if (period && mark >= 0 && b - mark == period) {
             bool repeats = clear > 0;
             for (int k = 0; k < s->n_order && repeats; k++) {
                 const int n = s->order[k];
-                repeats = !plan->keep[n] || p->done[n] == p->snap_done[n] + p->shift[n];
+                repeats = !plan->keep[n] || spilled_before(plan, s->index, n) ||
+                          p->done[n] == p->snap_done[n] + p->shift[n];
             }
             const int64_t left = (s->n_bands - b) / period;
             const int64_t skip = clear < left ? clear : left;
@@ -387,10 +429,11 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
                 for (int k = 0; k < s->n_order; k++) {
                     const int n = s->order[k];
                     p->node_flops[n] += skip * (p->node_flops[n] - p->snap_flops[n]);
-                    if (plan->keep[n])
+                    if (plan->keep[n] && !spilled_before(plan, s->index, n))
                         p->done[n] += skip * p->shift[n];
                 }
                 flops += skip * (flops - mark_flops);
+                p->io += skip * (p->io - mark_io);
                 b += skip * period;
             }
             mark = -1;
@@ -402,6 +445,7 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
             }
             mark = b;
             mark_flops = flops;
+            mark_io = p->io;
             clear = INT64_MAX;
         }
         if (b >= s->n_bands)
@@ -415,6 +459,16 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
     return flops;
 }
 
+/* Rows of each node of stage s computed before its first band: all of a
+ * tensor spilled by an earlier stage, nothing of the others. */
+static void reset_done(planner *p, const sr_plan *plan, const sr_stage *s)
+{
+    for (int k = 0; k < s->n_order; k++) {
+        const int n = s->order[k];
+        p->done[n] = spilled_before(plan, s->index, n) ? p->shapes[n].h : 0;
+    }
+}
+
 /* Sizes stage s for bands of h target rows: exact (every band accounted)
  * or, for the search, from the first band (the widest, as kept tensors
  * start there with nothing computed) and a band in the middle. */
@@ -425,26 +479,37 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     s->n_bands = (int)((H + s->band_rows - 1) / s->band_rows);
     for (int k = 0; k < s->n_order; k++) {
         s->max_rows[k] = 0;
-        p->done[s->order[k]] = p->node_flops[s->order[k]] = 0;
+        p->node_flops[s->order[k]] = 0;
     }
+    reset_done(p, plan, s);
+    p->io = 0;
     int64_t flops = 0;
     if (exact || s->n_bands <= 3) {
         flops = simulate_bands(p, plan, s);
     } else {
         simulate_band(p, plan, s, 0);
         const int64_t mid = s->n_bands / 2;
-        for (int k = 0; k < s->n_order; k++)
-            p->done[s->order[k]] = 0;
+        reset_done(p, plan, s);
         simulate_band(p, plan, s, mid - 1); /* so that mid starts where kept rows end */
+        p->io = 0;
         flops = simulate_band(p, plan, s, mid) * s->n_bands;
+        p->io *= s->n_bands;
     }
-    /* Kept nodes are computed exactly once. */
+    /* Kept nodes are computed exactly once, in the stage that first needs
+     * them. */
     for (int k = 0; k < s->n_order; k++)
-        if (plan->keep[s->order[k]])
+        if (plan->keep[s->order[k]] && plan->first_stage[s->order[k]] == s->index)
             flops += p->flops[s->order[k]];
     s->flops = flops;
+    s->scratch_io = p->io;
     s->arena_bytes = pack_arena(p, plan, s);
     s->workspace_bytes = p->workspace;
+}
+
+/* What the search minimises: FLOPs, and scratch I/O priced as FLOPs. */
+static int64_t stage_cost(const sr_stage *s)
+{
+    return s->flops + s->scratch_io * FLOPS_PER_SCRATCH_BYTE;
 }
 
 static int64_t stage_peak(const sr_plan *plan, const sr_stage *s)
@@ -508,16 +573,17 @@ static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
             p->last[p->reads[r]] = si;
     }
     /* The input lives for the whole run; other kept tensors from the stage
-     * that computes them to the last that reads them. */
+     * that computes them to the last that reads them (in memory; a spilled
+     * one's bytes are the scratch file's). */
     int64_t *d = p->delta;
     memset(d, 0, ((size_t)p->n_stages + 1) * sizeof *d);
     for (int n = 1; n < p->n; n++)
-        if (plan->keep[n] && p->last[n] >= 0) {
+        if (in_memory(plan, n) && p->last[n] >= 0) {
             d[p->home[n]] += tensor_bytes(p->shapes[n]);
             d[p->last[n] + 1] -= tensor_bytes(p->shapes[n]);
         }
     int64_t kept = tensor_bytes(p->shapes[0]);
-    plan->peak_bytes = p->total_flops = p->total_excess = 0;
+    plan->peak_bytes = plan->flops = p->total_cost = p->total_excess = 0;
     p->n_unfit = 0;
     for (int si = 0; si < p->n_stages; si++) {
         sr_stage *s = &plan->stages[si];
@@ -527,11 +593,11 @@ static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
         const int64_t excess = stage_excess(p, plan, s);
         p->n_unfit += excess > 0;
         p->total_excess += excess;
-        p->total_flops += s->flops;
+        p->total_cost += stage_cost(s);
+        plan->flops += s->flops;
         if (stage_peak(plan, s) > plan->peak_bytes)
             plan->peak_bytes = stage_peak(plan, s);
     }
-    plan->flops = p->total_flops;
     plan->n_stages = p->n_stages;
     return p->n_unfit == 0;
 }
@@ -539,11 +605,12 @@ static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
 /* The plan's peak and FLOPs from its stages as they stand. */
 static bool refresh_totals(planner *p, sr_plan *plan)
 {
-    plan->peak_bytes = 0;
-    for (int si = 0; si < p->n_stages; si++)
+    plan->peak_bytes = plan->flops = 0;
+    for (int si = 0; si < p->n_stages; si++) {
         if (stage_peak(plan, &plan->stages[si]) > plan->peak_bytes)
             plan->peak_bytes = stage_peak(plan, &plan->stages[si]);
-    plan->flops = p->total_flops;
+        plan->flops += plan->stages[si].flops;
+    }
     return !p->out_of_memory && p->n_unfit == 0;
 }
 
@@ -568,13 +635,16 @@ static void add_interval(planner *p, int lo, int hi, int from, int to, int64_t b
     }
 }
 
-/* Toggles whether node n is kept and re-plans just the stages that
- * changes, into p->trial_stages: t gets the whole plan's totals. Unless
- * `commit`, the plan is left as it was. */
-static bool try_toggle(planner *p, sr_plan *plan, int n, bool commit, trial *t)
+/* Sets whether node n is kept (and spilled) and re-plans just the stages
+ * that changes, into p->trial_stages: t gets the whole plan's totals.
+ * Unless `commit`, the plan is left as it was. */
+static bool try_toggle(planner *p, sr_plan *plan, int n, bool keep, bool spill, bool commit,
+                       trial *t)
 {
+    const bool old_keep = plan->keep[n], old_spill = plan->spill[n];
+    const bool old_in_memory = in_memory(plan, n);
     const int lo = p->home[n];
-    int hi = plan->keep[n] ? p->last[n] : p->last_comp[n];
+    int hi = old_keep ? p->last[n] : p->last_comp[n];
     hi = hi > lo ? hi : lo;
     const int len = hi - lo + 1;
     if (len > p->n_trial_stages) {
@@ -588,11 +658,12 @@ static bool try_toggle(planner *p, sr_plan *plan, int n, bool commit, trial *t)
         p->n_trial_stages = len;
     }
     /* The kept tensors the old stages compute or read... */
-    plan->keep[n] = !plan->keep[n];
+    plan->keep[n] = keep;
+    plan->spill[n] = keep && spill;
     p->seen_epoch++;
     int *reached = p->list + p->n; /* build_stage uses the first half */
     int n_reached = 0;
-    reach(p, reached, &n_reached, n, !plan->keep[n], hi);
+    reach(p, reached, &n_reached, n, old_keep, hi);
     for (int si = lo; si <= hi; si++) {
         const sr_stage *s = &plan->stages[si];
         for (int k = 0; k < s->n_order; k++) {
@@ -618,13 +689,14 @@ static bool try_toggle(planner *p, sr_plan *plan, int n, bool commit, trial *t)
             const int m = k < s->n_order ? s->order[k] : p->reads[k - s->n_order];
             if (m == 0 || !plan->keep[m])
                 continue;
-            reach(p, reached, &n_reached, m, m == n ? !plan->keep[n] : true, hi);
+            reach(p, reached, &n_reached, m, m == n ? old_keep : true, hi);
             if (si > p->new_last[m])
                 p->new_last[m] = si;
         }
     }
     if (p->out_of_memory) {
-        plan->keep[n] = !plan->keep[n];
+        plan->keep[n] = old_keep;
+        plan->spill[n] = old_spill;
         return false;
     }
     /* Kept bytes change only for the tensors reached. */
@@ -632,14 +704,14 @@ static bool try_toggle(planner *p, sr_plan *plan, int n, bool commit, trial *t)
     for (int r = 0; r < n_reached; r++) {
         const int m = reached[r];
         const int64_t bytes = tensor_bytes(p->shapes[m]);
-        const bool was_kept = m == n ? !plan->keep[m] : plan->keep[m];
-        if (was_kept && p->last[m] >= 0)
+        const bool was_in_memory = m == n ? old_in_memory : in_memory(plan, m);
+        if (was_in_memory && p->last[m] >= 0)
             add_interval(p, lo, hi, p->home[m], p->last[m], -bytes);
-        if (plan->keep[m] && p->new_last[m] >= 0)
+        if (in_memory(plan, m) && p->new_last[m] >= 0)
             add_interval(p, lo, hi, p->home[m], p->new_last[m], bytes);
     }
-    *t = (trial){.node = n, .lo = lo, .hi = hi, .flops = p->total_flops,
-                 .excess = p->total_excess, .n_unfit = p->n_unfit};
+    *t = (trial){.node = n, .lo = lo, .hi = hi, .keep = keep, .spill = keep && spill,
+                 .cost = p->total_cost, .excess = p->total_excess, .n_unfit = p->n_unfit};
     int64_t change = 0;
     for (int si = lo; si <= hi; si++) {
         const sr_stage *old = &plan->stages[si];
@@ -648,12 +720,13 @@ static bool try_toggle(planner *p, sr_plan *plan, int n, bool commit, trial *t)
         s->kept_bytes = old->kept_bytes + change;
         plan_stage(p, plan, s, 0, false);
         const int64_t old_excess = stage_excess(p, plan, old), excess = stage_excess(p, plan, s);
-        t->flops += s->flops - old->flops;
+        t->cost += stage_cost(s) - stage_cost(old);
         t->excess += excess - old_excess;
         t->n_unfit += (excess > 0) - (old_excess > 0);
     }
     if (!commit) {
-        plan->keep[n] = !plan->keep[n];
+        plan->keep[n] = old_keep;
+        plan->spill[n] = old_spill;
         return true;
     }
     for (int si = lo; si <= hi; si++) {
@@ -666,7 +739,7 @@ static bool try_toggle(planner *p, sr_plan *plan, int n, bool commit, trial *t)
     }
     for (int r = 0; r < n_reached; r++)
         p->last[reached[r]] = plan->keep[reached[r]] ? p->new_last[reached[r]] : -1;
-    p->total_flops = t->flops;
+    p->total_cost = t->cost;
     p->total_excess = t->excess;
     p->n_unfit = t->n_unfit;
     return true;
@@ -678,8 +751,10 @@ static bool try_toggle(planner *p, sr_plan *plan, int n, bool commit, trial *t)
  * than the one that computes them. Everything else lives in bands. */
 static void initial_keep_set(planner *p, sr_plan *plan)
 {
-    for (int n = 0; n < p->n; n++)
+    for (int n = 0; n < p->n; n++) {
         plan->keep[n] = n == 0;
+        plan->spill[n] = false;
+    }
     for (int n = 1; n < p->n - 1; n++)
         for (int c = 0; c < p->n_consumers[n]; c++)
             if (p->home[p->consumers[n][c]] > p->home[n] &&
@@ -705,7 +780,8 @@ static bool commit_round(planner *p, sr_plan *plan, trial *trials, int n_trials)
             best = i; /* the first of equals, in graph order */
     trial t;
     if (p->n_stages <= BATCH_FROM_STAGES)
-        return try_toggle(p, plan, trials[best].node, true, &t);
+        return try_toggle(p, plan, trials[best].node, trials[best].keep, trials[best].spill, true,
+                          &t);
     const trial chosen = trials[best];
     trials[best] = trials[0];
     trials[0] = chosen;
@@ -717,7 +793,7 @@ static bool commit_round(planner *p, sr_plan *plan, trial *trials, int n_trials)
             untouched = !p->taken[si];
         if (!untouched)
             continue;
-        if (!try_toggle(p, plan, trials[i].node, true, &t))
+        if (!try_toggle(p, plan, trials[i].node, trials[i].keep, trials[i].spill, true, &t))
             return false;
         for (int si = trials[i].lo; si <= trials[i].hi; si++)
             p->taken[si] = 1;
@@ -725,38 +801,40 @@ static bool commit_round(planner *p, sr_plan *plan, trial *trials, int n_trials)
     return true;
 }
 
-/* From the set that recomputes nothing, drops one kept tensor at a time:
- * while the plan does not fit, the one whose loss brings the stages
- * closest to the budget per FLOP added; once it fits, the one that lowers
- * the FLOPs most (keeping less leaves room for higher bands), until no
- * drop helps or the work cap is reached. */
+/* From the set that recomputes nothing, drops one kept tensor at a time
+ * (or, where a scratch file may hold them, moves one between memory and
+ * the file): while the plan does not fit, the change that brings the
+ * stages closest to the budget per cost added; once it fits, the one that
+ * lowers the cost most (keeping less in memory leaves room for higher
+ * bands), until no change helps or the work cap is reached. The cost is
+ * FLOPs, and the scratch file's bytes priced as FLOPs. */
 static bool drop_kept(planner *p, sr_plan *plan)
 {
     bool fits = evaluate(p, plan, 0, false);
-    while (!p->out_of_memory && (fits ? p->total_flops > plan->whole_flops : true)) {
+    while (!p->out_of_memory && (fits ? p->total_cost > plan->whole_flops : true)) {
         if (p->work > WORK_CAP)
             break;
-        const int64_t flops = p->total_flops, excess = p->total_excess;
+        const int64_t cost = p->total_cost, excess = p->total_excess;
         int n_trials = 0;
-        for (int n = 1; n < p->n - 1; n++) {
-            if (!plan->keep[n])
-                continue;
-            if (p->work > WORK_CAP)
-                break; /* commit the best so far, then stop */
-            trial t;
-            if (!try_toggle(p, plan, n, false, &t))
-                return false;
-            const bool f = t.n_unfit == 0;
-            if (fits)
-                t.score = f ? (double)(flops - t.flops) : 0.0;
-            else if (f)
-                t.score = 1e30 - (double)t.flops; /* fits now: the cheapest such */
-            else
-                t.score = (double)(excess - t.excess) /
-                          ((double)(t.flops - flops > 0 ? t.flops - flops : 0) +
-                           1e-3 * (double)flops + 1.0);
-            if (t.score > 0.0)
-                p->trials[n_trials++] = t;
+        for (int n = 1; n < p->n - 1 && p->work <= WORK_CAP; n++) {
+            for (int way = 0; plan->keep[n] && way < 1 + p->may_spill; way++) {
+                if (p->work > WORK_CAP)
+                    break; /* commit the best so far, then stop */
+                trial t; /* way 0 drops it, way 1 moves it */
+                if (!try_toggle(p, plan, n, way == 1, !plan->spill[n], false, &t))
+                    return false;
+                const bool f = t.n_unfit == 0;
+                if (fits)
+                    t.score = f ? (double)(cost - t.cost) : 0.0;
+                else if (f)
+                    t.score = 1e30 - (double)t.cost; /* fits now: the cheapest such */
+                else
+                    t.score = (double)(excess - t.excess) /
+                              ((double)(t.cost - cost > 0 ? t.cost - cost : 0) +
+                               1e-3 * (double)cost + 1.0);
+                if (t.score > 0.0)
+                    p->trials[n_trials++] = t;
+            }
         }
         if (n_trials == 0)
             break;
@@ -767,28 +845,28 @@ static bool drop_kept(planner *p, sr_plan *plan)
     return refresh_totals(p, plan);
 }
 
-/* From keeping nothing, adds the kept tensor that lowers the FLOPs most
- * while the plan still fits, until no addition helps or the work cap is
- * reached. */
+/* From keeping nothing, adds the kept tensor (in memory or, where it may,
+ * in the scratch file) that lowers the cost most while the plan still
+ * fits, until no addition helps or the work cap is reached. */
 static bool add_kept(planner *p, sr_plan *plan)
 {
     for (int n = 1; n < p->n; n++)
-        plan->keep[n] = false;
+        plan->keep[n] = plan->spill[n] = false;
     if (!evaluate(p, plan, 0, false))
         return false;
     while (p->work <= WORK_CAP) {
         int n_trials = 0;
-        for (int n = 1; n < p->n - 1; n++) {
-            if (plan->keep[n])
-                continue;
-            if (p->work > WORK_CAP)
-                break;
-            trial t;
-            if (!try_toggle(p, plan, n, false, &t))
-                return false;
-            t.score = (double)(p->total_flops - t.flops);
-            if (t.n_unfit == 0 && t.score > 0.0)
-                p->trials[n_trials++] = t;
+        for (int n = 1; n < p->n - 1 && p->work <= WORK_CAP; n++) {
+            for (int way = 0; !plan->keep[n] && way < 1 + p->may_spill; way++) {
+                if (p->work > WORK_CAP)
+                    break;
+                trial t;
+                if (!try_toggle(p, plan, n, true, way == 1, false, &t))
+                    return false;
+                t.score = (double)(p->total_cost - t.cost);
+                if (t.n_unfit == 0 && t.score > 0.0)
+                    p->trials[n_trials++] = t;
+            }
         }
         if (n_trials == 0)
             break;
@@ -811,27 +889,41 @@ static bool add_kept_affordable(const planner *p)
     return cone_sum * p->n * p->n_stages <= WORK_CAP / 4;
 }
 
+/* A keep set (which nodes are kept, which of them spilled) copied to or
+ * from 2 n bools. */
+static void save_keep_set(const planner *p, const sr_plan *plan, bool *to)
+{
+    memcpy(to, plan->keep, (size_t)p->n * sizeof *to);
+    memcpy(to + p->n, plan->spill, (size_t)p->n * sizeof *to);
+}
+
+static void load_keep_set(const planner *p, sr_plan *plan, const bool *from)
+{
+    memcpy(plan->keep, from, (size_t)p->n * sizeof *from);
+    memcpy(plan->spill, from + p->n, (size_t)p->n * sizeof *from);
+}
+
 /* Chooses the kept tensors: the cheaper of two greedy walks, one dropping
  * from everything worth keeping, one adding to nothing (where affordable).
  * Every candidate is judged with the band heights the budget really
  * allows. */
 static bool choose_keep_set(planner *p, sr_plan *plan)
 {
-    bool *dropped = malloc((size_t)p->n * sizeof *dropped);
+    bool *dropped = malloc(2 * (size_t)p->n * sizeof *dropped);
     if (!dropped) {
         p->out_of_memory = true;
         return false;
     }
     initial_keep_set(p, plan);
     const bool fits_dropped = drop_kept(p, plan);
-    const int64_t flops_dropped = plan->flops;
-    memcpy(dropped, plan->keep, (size_t)p->n * sizeof *dropped);
+    const int64_t cost_dropped = p->total_cost;
+    save_keep_set(p, plan, dropped);
     if (!p->out_of_memory && add_kept_affordable(p)) {
         const bool fits_added = add_kept(p, plan);
-        if (fits_dropped && (!fits_added || flops_dropped <= plan->flops))
-            memcpy(plan->keep, dropped, (size_t)p->n * sizeof *dropped);
+        if (fits_dropped && (!fits_added || cost_dropped <= p->total_cost))
+            load_keep_set(p, plan, dropped);
     } else {
-        memcpy(plan->keep, dropped, (size_t)p->n * sizeof *dropped);
+        load_keep_set(p, plan, dropped);
     }
     free(dropped);
     return evaluate(p, plan, 0, false);
@@ -846,9 +938,9 @@ static bool plan_within(planner *p, sr_plan *plan, int64_t budget)
 #define LADDER_STEPS 48
 
 /* Plans for a ladder of budgets, from what the unconstrained plan takes
- * down to where nothing fits or the FLOPs pass the fewest by 10% (or the
- * work cap is reached), and keeps the leanest plan within 5% of the fewest
- * FLOPs among those that fit the real budget. A ladder, because the
+ * down to where nothing fits or the cost passes the least by 10% (or the
+ * work cap is reached), and keeps the leanest plan within 5% of the least
+ * cost among those that fit the real budget (with spilling, the least). A ladder, because the
  * greedy choice of kept tensors is not monotone in the budget (a plan made
  * for more memory can come out both leaner and faster), and a 5% slack,
  * because the fastest plan may hold far more memory than one nearly as fast
@@ -856,25 +948,26 @@ static bool plan_within(planner *p, sr_plan *plan, int64_t budget)
 static bool best_of_ladder(planner *p, sr_plan *plan)
 {
     const int64_t budget = p->req->budget;
-    bool *keeps = malloc((size_t)LADDER_STEPS * (size_t)p->n * sizeof *keeps);
+    const size_t set = 2 * (size_t)p->n;
+    bool *keeps = malloc((size_t)LADDER_STEPS * set * sizeof *keeps);
     if (!keeps) {
         p->out_of_memory = true;
         return false;
     }
     plan_within(p, plan, 0);
     int64_t b = plan->peak_bytes < budget || !budget ? plan->peak_bytes : budget;
-    int64_t steps[LADDER_STEPS], flops[LADDER_STEPS], peaks[LADDER_STEPS];
+    int64_t steps[LADDER_STEPS], costs[LADDER_STEPS], peaks[LADDER_STEPS];
     int n = 0;
-    int64_t least_flops = INT64_MAX;
+    int64_t least_cost = INT64_MAX;
     for (; n < LADDER_STEPS && b > 0 && !p->out_of_memory; b = b / 5 * 4) {
         if (!plan_within(p, plan, b))
             break;
         steps[n] = b;
-        flops[n] = plan->flops;
+        costs[n] = p->total_cost;
         peaks[n] = plan->peak_bytes;
-        memcpy(keeps + (size_t)n++ * (size_t)p->n, plan->keep, (size_t)p->n * sizeof *keeps);
-        least_flops = plan->flops < least_flops ? plan->flops : least_flops;
-        if (plan->flops > least_flops + least_flops / 10)
+        save_keep_set(p, plan, keeps + (size_t)n++ * set);
+        least_cost = p->total_cost < least_cost ? p->total_cost : least_cost;
+        if (p->total_cost > least_cost + least_cost / 10)
             break; /* leaner budgets only cost more from here (with a margin) */
         if (p->work > WORK_CAP)
             break; /* good enough: keep what was found */
@@ -885,16 +978,83 @@ static bool best_of_ladder(planner *p, sr_plan *plan)
     } else if (n == 0) {
         fits = plan_within(p, plan, budget);
     } else {
+        /* With spilling, leaner plans cost nearly the same I/O in thinner
+         * bands, whose overhead the cost does not see: the cheapest. */
+        const int64_t slack = p->may_spill ? 0 : least_cost / 20;
         int best = -1;
         for (int i = 0; i < n; i++)
-            if (flops[i] <= least_flops + least_flops / 20 && (best < 0 || peaks[i] < peaks[best]))
+            if (costs[i] <= least_cost + slack && (best < 0 || peaks[i] < peaks[best]))
                 best = i;
         p->budget = steps[best];
-        memcpy(plan->keep, keeps + (size_t)best * (size_t)p->n, (size_t)p->n * sizeof *keeps);
+        load_keep_set(p, plan, keeps + (size_t)best * set);
         fits = evaluate(p, plan, 0, false);
     }
     free(keeps);
     return fits;
+}
+
+/* The search without spilling, then, where a scratch file may hold kept
+ * tensors and the plan found recomputes much (or nothing fitted), again
+ * with it (its own work cap), keeping the cheaper. So a plan that fits
+ * in memory at little cost is never changed by the option. */
+static bool search(planner *p, sr_plan *plan)
+{
+    bool fits = best_of_ladder(p, plan);
+    if (!p->req->may_spill || p->out_of_memory ||
+        (fits && (double)plan->flops <=
+                     (double)plan->whole_flops * (1.0 + SPILL_FROM_RECOMPUTE)))
+        return fits;
+    bool *in_memory_set = malloc(2 * (size_t)p->n * sizeof *in_memory_set);
+    if (!in_memory_set) {
+        p->out_of_memory = true;
+        return false;
+    }
+    save_keep_set(p, plan, in_memory_set);
+    const int64_t in_memory_budget = p->budget, in_memory_cost = p->total_cost;
+    const int64_t work = p->work;
+    p->work = 0;
+    p->may_spill = true;
+    const bool fits_spilled = best_of_ladder(p, plan);
+    p->work += work;
+    if (!p->out_of_memory && fits && (!fits_spilled || in_memory_cost <= p->total_cost)) {
+        load_keep_set(p, plan, in_memory_set);
+        p->budget = in_memory_budget;
+        fits = evaluate(p, plan, 0, false);
+    } else {
+        fits = fits_spilled;
+    }
+    free(in_memory_set);
+    return fits;
+}
+
+/* Where each spilled tensor lies in the scratch file: first fit among
+ * those alive in any of the same stages (from the first that computes it
+ * to the last that reads it), so that the file is as large as the most
+ * spilled bytes alive at once, not their sum. */
+static void place_spilled(planner *p, sr_plan *plan)
+{
+    plan->scratch_bytes = 0;
+    for (int n = 1; n < p->n; n++) {
+        if (!plan->keep[n] || !plan->spill[n])
+            continue;
+        const int64_t size = tensor_bytes(p->shapes[n]);
+        int64_t at = 0;
+        for (bool moved = true; moved;) {
+            moved = false;
+            for (int m = 1; m < n; m++) {
+                const int64_t end = plan->scratch_offset[m] + tensor_bytes(p->shapes[m]);
+                if (plan->keep[m] && plan->spill[m] && plan->first_stage[m] <= plan->last_stage[n] &&
+                    plan->first_stage[n] <= plan->last_stage[m] && at < end &&
+                    plan->scratch_offset[m] < at + size) {
+                    at = end;
+                    moved = true;
+                }
+            }
+        }
+        plan->scratch_offset[n] = at;
+        if (at + size > plan->scratch_bytes)
+            plan->scratch_bytes = at + size;
+    }
 }
 
 /* FLOPs of each node as the plan computes it: every band of every stage. */
@@ -903,7 +1063,8 @@ static void count_node_flops(planner *p, sr_plan *plan)
     for (int si = 0; si < plan->n_stages; si++) {
         sr_stage *s = &plan->stages[si];
         for (int k = 0; k < s->n_order; k++)
-            p->done[s->order[k]] = p->node_flops[s->order[k]] = 0;
+            p->node_flops[s->order[k]] = 0;
+        reset_done(p, plan, s);
         simulate_bands(p, plan, s);
         for (int k = 0; k < s->n_order; k++)
             plan->node_flops[s->order[k]] += p->node_flops[s->order[k]];
@@ -918,13 +1079,16 @@ static bool alloc_plan(planner *p, sr_plan *plan)
     plan->n_nodes = n;
     plan->shapes = calloc((size_t)n, sizeof *plan->shapes);
     plan->keep = calloc((size_t)n, sizeof *plan->keep);
+    plan->spill = calloc((size_t)n, sizeof *plan->spill);
+    plan->scratch_offset = calloc((size_t)n, sizeof *plan->scratch_offset);
     plan->row_tiling = calloc((size_t)n, sizeof *plan->row_tiling);
     plan->first_stage = calloc((size_t)n, sizeof(int));
     plan->last_stage = calloc((size_t)n, sizeof(int));
     plan->stages = calloc((size_t)p->n_stages, sizeof *plan->stages);
     plan->node_flops = calloc((size_t)n, sizeof *plan->node_flops);
-    if (!plan->shapes || !plan->keep || !plan->row_tiling || !plan->first_stage ||
-        !plan->last_stage || !plan->stages || !plan->node_flops)
+    if (!plan->shapes || !plan->keep || !plan->spill || !plan->scratch_offset ||
+        !plan->row_tiling || !plan->first_stage || !plan->last_stage || !plan->stages ||
+        !plan->node_flops)
         return false;
     plan->n_stages = p->n_stages;
     memcpy(plan->shapes, p->shapes, (size_t)n * sizeof *plan->shapes);
@@ -947,6 +1111,8 @@ void sr_plan_free(sr_plan *plan)
     free(plan->last_stage);
     free(plan->first_stage);
     free(plan->keep);
+    free(plan->spill);
+    free(plan->scratch_offset);
     free(plan->row_tiling);
     free(plan->shapes);
     memset(plan, 0, sizeof *plan);
@@ -1046,7 +1212,7 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     p->new_last = calloc(sn, sizeof *p->new_last);
     p->delta = calloc(ns + 1, sizeof *p->delta);
     p->taken = calloc(ns, sizeof *p->taken);
-    p->trials = calloc(sn, sizeof *p->trials);
+    p->trials = calloc(2 * sn, sizeof *p->trials);
     p->blocks = calloc(sn + 1, sizeof *p->blocks);
     p->owner = calloc(sn, sizeof *p->owner);
     p->active = calloc(sn + 1, sizeof *p->active);
@@ -1116,7 +1282,13 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
         plan->whole_flops += p.flops[n];
     }
     initial_keep_set(&p, plan);
-    bool fits = req->tile_rows ? evaluate(&p, plan, 0, false) : best_of_ladder(&p, plan);
+    bool fits = req->tile_rows ? evaluate(&p, plan, 0, false) : search(&p, plan);
+    if (!fits && req->tile_rows && req->may_spill && !p.out_of_memory) {
+        /* Forced bands that do not fit: every kept tensor in the file. */
+        memcpy(plan->spill, plan->keep, (size_t)p.n * sizeof *plan->spill);
+        plan->spill[0] = false;
+        fits = evaluate(&p, plan, 0, false);
+    }
     if (fits) {
         /* Size the chosen plan exactly; trim bands if that runs over. */
         fits = evaluate(&p, plan, 0, true);
@@ -1144,6 +1316,7 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
     if (fits) {
         for (int n = 0; n < p.n; n++)
             plan->last_stage[n] = plan->keep[n] ? p.last[n] : -1;
+        place_spilled(&p, plan);
         count_node_flops(&p, plan);
     } else if (!p.out_of_memory) {
         /* The least this image can need: the thinnest bands, nothing kept
@@ -1151,7 +1324,7 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
          * walk starts, all the zero-recompute plan keeps). */
         if (!req->tile_rows && add_kept_affordable(&p))
             for (int n = 1; n < p.n; n++)
-                plan->keep[n] = false;
+                plan->keep[n] = plan->spill[n] = false;
         else if (!req->tile_rows)
             initial_keep_set(&p, plan);
         evaluate(&p, plan, req->tile_rows ? 0 : 1, true);

@@ -7,7 +7,8 @@
  * bands; each band computes, for every node of the stage, just the rows the
  * band needs (walking halos and scales back from the target). Some nodes are
  * kept: their whole output is materialised once, in the stage that first
- * needs it, and read by later stages; every other node lives in a band
+ * needs it, and read by later stages, either from memory or, spilled, from
+ * a scratch file a band at a time; every other node lives in a band
  * buffer of one arena and is recomputed wherever it is needed. Which nodes
  * are kept and how high each stage's bands are is the planner's choice: the
  * fastest plan whose predicted peak fits the budget. Bands never change a
@@ -31,6 +32,9 @@ typedef enum sr_rows_home {
     SR_ROWS_INPUT, /* node 0, the input: whole, for the whole run */
     SR_ROWS_KEPT,  /* whole, from its first stage to the last that reads it */
     SR_ROWS_BAND,  /* a band buffer in the stage's arena, per band */
+    SR_ROWS_SPILLED, /* kept in the scratch file: a band buffer in the arena
+                        that each band fills with the rows already in the
+                        file, and whose newly computed rows go to the file */
 } sr_rows_home;
 
 typedef struct sr_stage {
@@ -50,12 +54,17 @@ typedef struct sr_stage {
     int64_t workspace_bytes;
     int64_t kept_bytes;    /* whole tensors alive during the stage */
     int64_t flops;         /* including rows recomputed for halos */
+    int64_t scratch_io;    /* bytes written to and read from the scratch file */
 } sr_stage;
 
 typedef struct sr_plan {
     int n_nodes;
     sr_shape *shapes;
     bool *keep;       /* materialised whole (node 0, the input, always) */
+    bool *spill;      /* kept nodes held in the scratch file, not in memory */
+    int64_t *scratch_offset; /* spilled nodes: where in the file (channel by
+                                channel, whole); tensors alive in no stage
+                                together share bytes */
     sr_row_tiling *row_tiling; /* how the backend makes each node's rows */
     int *first_stage; /* the first stage that needs each node (computes the kept) */
     int *last_stage;  /* kept nodes: the last stage that reads them */
@@ -65,6 +74,7 @@ typedef struct sr_plan {
     int64_t workspace_bytes; /* the largest stage's workspace */
     int64_t stats_bytes;     /* global ops' statistics */
     int64_t peak_bytes;      /* predicted: kept + arena + workspace + stats */
+    int64_t scratch_bytes;   /* the scratch file's size, on disk (not memory) */
     int64_t flops;           /* planned, including recomputation */
     int64_t whole_flops;     /* the same network without any */
     int64_t *node_flops;     /* planned, per node */
@@ -77,11 +87,16 @@ typedef struct sr_plan_request {
     int64_t budget;    /* bytes for the plan's peak; 0: no limit */
     int64_t tile_rows; /* force every stage's band height; 0: choose */
     const sr_backend_handle *backend; /* asked for workspace sizes */
+    bool may_spill;    /* a scratch file may hold kept tensors */
 } sr_plan_request;
 
 static inline sr_rows_home sr_plan_rows_home(const sr_plan *plan, int n)
 {
-    return n == 0 ? SR_ROWS_INPUT : plan->keep[n] ? SR_ROWS_KEPT : SR_ROWS_BAND;
+    if (n == 0)
+        return SR_ROWS_INPUT;
+    if (!plan->keep[n])
+        return SR_ROWS_BAND;
+    return plan->spill[n] ? SR_ROWS_SPILLED : SR_ROWS_KEPT;
 }
 
 /* Fails with SR_ERR_LIMIT when no plan fits the budget, and sets *least to

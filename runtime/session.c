@@ -4,9 +4,11 @@
  * The memory budget is the whole process's: what the plan may use is
  * max_memory less the program, the weights and the caller's images. On a
  * device backend it is the device's: less the weights and the input. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backends/backend.h"
 #include "base/error.h"
@@ -14,6 +16,7 @@
 #include "runtime/exec.h"
 #include "runtime/model.h"
 #include "base/options.h"
+#include "base/scratch.h"
 #include "runtime/pixels.h"
 #include "runtime/resample.h"
 #include "runtime/session.h"
@@ -23,10 +26,14 @@
  * image, about 40 MB once large GEMMs have run). */
 #define PROCESS_BASE_BYTES (INT64_C(48) << 20)
 
-/* The structs as of 0.5.0, when they got their size. */
+/* The structs as of 0.5.0, when they got their size, and as this srrun
+ * knows them. */
 #define SESSION_OPTIONS_BASE_SIZE \
     (offsetof(sr_session_options, precision) + sizeof(sr_precision))
+#define SESSION_OPTIONS_KNOWN_SIZE \
+    (offsetof(sr_session_options, scratch_dir) + sizeof(const char *))
 #define PLAN_INFO_BASE_SIZE (offsetof(sr_plan_info, layer_size) + sizeof(size_t))
+#define PLAN_INFO_KNOWN_SIZE (offsetof(sr_plan_info, n_spilled) + sizeof(int))
 
 static const char *const backend_names[] = {
     [SR_BACKEND_AUTO] = "auto",
@@ -58,7 +65,8 @@ const char *sr_precision_name(sr_precision precision)
 
 struct sr_session {
     const sr_model *model;
-    sr_session_options options;
+    sr_session_options options; /* scratch_dir: the copy below */
+    char *scratch_dir;
     sr_backend_handle backend;
     sr_backend backend_kind; /* auto resolved */
     sr_error backend_note;   /* why auto is not on CUDA, or "" */
@@ -125,7 +133,8 @@ static sr_status session_new(const sr_model *model, const sr_session_options *op
         st = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no session to make");
     else if (!model)
         st = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no model");
-    else if ((st = sr_options_read(&opt, sizeof opt, SESSION_OPTIONS_BASE_SIZE, options,
+    else if ((st = sr_options_read(&opt, sizeof opt, SESSION_OPTIONS_BASE_SIZE,
+                                   SESSION_OPTIONS_KNOWN_SIZE, options,
                                    "session options", err)) == SR_OK &&
              ((unsigned)opt.backend >= SR_BACKEND_COUNT ||
               (unsigned)opt.precision >= SR_PRECISION_COUNT || opt.n_threads < 0 ||
@@ -157,8 +166,12 @@ static sr_status session_new(const sr_model *model, const sr_session_options *op
             st = sr_fail(err, SR_ERR_DEVICE, "cannot tell how much %s memory is free",
                          sr_backend_name(s->backend_kind));
     }
+    if (st == SR_OK && opt.scratch_dir && !(s->scratch_dir = strdup(opt.scratch_dir)))
+        st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    s->options.scratch_dir = s->scratch_dir;
     if (st != SR_OK) {
         sr_backend_free(&s->backend);
+        free(s->scratch_dir);
         free(s);
         return st;
     }
@@ -208,6 +221,7 @@ void sr_session_free(sr_session *session)
         return;
     drop_plan(session);
     sr_backend_free(&session->backend);
+    free(session->scratch_dir);
     free(session);
 }
 
@@ -306,7 +320,7 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
             .flops = st->flops,
         };
     }
-    int n_layers = 0, n_kept = 0;
+    int n_layers = 0, n_kept = 0, n_spilled = 0;
     for (int n = 1; n < g->n_nodes; n++) {
         s->layers[n_layers++] = (sr_layer_info){
             .name = g->nodes[n].name,
@@ -315,6 +329,7 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
             .algorithm = layer_algorithm(s, &g->nodes[n]),
         };
         n_kept += p->keep[n];
+        n_spilled += p->keep[n] && p->spill[n];
     }
     s->info = (sr_plan_info){
         .size = sizeof s->info,
@@ -333,6 +348,8 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
         .layers = s->layers,
         .stage_size = sizeof *s->stages,
         .layer_size = sizeof *s->layers,
+        .scratch_bytes = p->scratch_bytes,
+        .n_spilled = n_spilled,
     };
     return SR_OK;
 }
@@ -361,6 +378,20 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
         return SR_OK;
     }
     drop_plan(s);
+    /* A scratch directory named must be usable; the default one is used
+     * only if it is. */
+    const char *scratch = s->options.scratch_dir;
+    bool may_spill = false;
+    if (!scratch || scratch[0]) {
+        sr_error ignored;
+        int fd;
+        sr_status st = sr_scratch_open(scratch, 0, &fd, scratch ? err : &ignored);
+        if (st != SR_OK && scratch)
+            return st;
+        if (st == SR_OK)
+            close(fd);
+        may_spill = st == SR_OK;
+    }
     /* When the images alone take the budget, nothing fits; planning still
      * finds the least that would, for the message. */
     const sr_plan_request req = {
@@ -368,9 +399,16 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
         .budget = fixed < s->options.max_memory ? s->options.max_memory - fixed : 1,
         .tile_rows = s->options.tile_rows,
         .backend = &s->backend,
+        .may_spill = may_spill,
     };
     int64_t least = 0;
     sr_status st = sr_plan_make(&s->model->graph, &req, &s->plan, &least, err);
+    if (st == SR_OK && s->plan.scratch_bytes > 0) {
+        int fd; /* the space it needs, checked now rather than when it runs out */
+        st = sr_scratch_open(scratch, s->plan.scratch_bytes, &fd, err);
+        if (st == SR_OK)
+            close(fd);
+    }
     if (st == SR_ERR_LIMIT)
         sr_fail(err, st, "a %lldx%lld image needs a max memory of at least %lldM%s (%lldM given)",
                 (long long)w, (long long)h, (long long)((fixed + least) >> 20) + 1,
@@ -411,7 +449,7 @@ sr_status sr_session_plan(sr_session *session, int64_t width, int64_t height,
     st = plan_size(session, width, height, kinds ? &session->in_kind : NULL,
                    kinds ? &session->out_kind : NULL, kinds && session->streamed, err);
     if (st == SR_OK && info)
-        st = sr_info_write(info, &session->info, PLAN_INFO_BASE_SIZE,
+        st = sr_info_write(info, &session->info, PLAN_INFO_BASE_SIZE, PLAN_INFO_KNOWN_SIZE,
                            "plan info", err);
     return st;
 }
@@ -471,8 +509,8 @@ static sr_status plan_images(sr_session *session, const sr_image *in, const sr_i
         return SR_ERR_INVALID_ARGUMENT;
     sr_status st = prepare(session, in, out, false, false, streamed);
     if (st == SR_OK && info)
-        st = sr_info_write(info, &session->info, PLAN_INFO_BASE_SIZE, "plan info",
-                           &session->last_error);
+        st = sr_info_write(info, &session->info, PLAN_INFO_BASE_SIZE, PLAN_INFO_KNOWN_SIZE,
+                           "plan info", &session->last_error);
     return st;
 }
 
@@ -538,8 +576,9 @@ static sr_status execute(sr_session *session, const sr_image *in, bool keep_alph
     memset(session->node_seconds, 0, (size_t)g->n_nodes * sizeof(double));
     const sr_exec_progress progress = {session->options.progress, session->options.progress_user};
     const sr_exec_timing timing = {session->node_seconds, session->stage_seconds};
-    const sr_status st = sr_plan_execute(g, &session->plan, &session->backend, read_rows,
-                                         &source, sink, sink_user, progress, timing, err);
+    const sr_status st =
+        sr_plan_execute(g, &session->plan, &session->backend, session->options.scratch_dir,
+                        read_rows, &source, sink, sink_user, progress, timing, err);
     for (int i = 0; i < session->plan.n_stages; i++)
         session->stages[i].seconds = session->stage_seconds[i];
     for (int n = 1; n < g->n_nodes; n++)

@@ -62,6 +62,9 @@ static const char usage_text[] =
     "                       (default: three quarters of the machine's memory; with\n"
     "                       a GPU, device memory: nine tenths of what is free)\n"
     "      --tile-rows N    compute in bands of N rows (default: as high as fits)\n"
+    "      --scratch DIR    where tensors that do not fit the memory may be spilled\n"
+    "                       to a file with no name (default: $TMPDIR or /tmp)\n"
+    "      --no-scratch     never spill: recompute instead\n"
     "      --plan           print the plan for INPUT (bands, memory) and stop\n"
     "      --stats FILE     write timings, memory and the plan as JSON (- for stdout)\n"
     "  -q, --quiet          print nothing but errors (no progress bar)\n"
@@ -125,6 +128,7 @@ int cli_parse(int argc, char **argv, cli *c)
         {"alpha", required_argument, NULL, 'A'},  {"depth", required_argument, NULL, 'D'},
         {"quality", required_argument, NULL, 'Q'}, {"precision", required_argument, NULL, 'R'},
         {"format", required_argument, NULL, 'F'}, {"overwrite", no_argument, NULL, 'W'},
+        {"scratch", required_argument, NULL, 'X'}, {"no-scratch", no_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -136,6 +140,12 @@ int cli_parse(int argc, char **argv, cli *c)
         case 'E': c->read_options.keep_orientation = 1; break;
         case 'P': c->plan_only = 1; break;
         case 'J': c->stats = optarg; break;
+        case 'X':
+            if (optarg[0] == '\0')
+                return usage_error("--scratch needs a directory%s", "");
+            c->options.scratch_dir = optarg;
+            break;
+        case 'N': c->options.scratch_dir = ""; break;
         case 's':
             if (strcmp(optarg, "2") != 0 && strcmp(optarg, "4") != 0)
                 return usage_error("--scale needs 2 or 4, not '%s'", optarg);

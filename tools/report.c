@@ -77,9 +77,15 @@ void print_plan(FILE *out, const sr_model_info *model, const sr_plan_info *plan,
             backend == SR_BACKEND_CUDA ? "of device memory: weights and input"
                                        : "program, weights and images",
             bytes);
-    fprintf(out, "%.1f GFLOP planned, %.1f without recomputation (x%.2f); %d tensors kept whole\n",
+    fprintf(out, "%.1f GFLOP planned, %.1f without recomputation (x%.2f); %d tensors kept whole",
             1e-9 * (double)plan->flops, 1e-9 * (double)plan->whole_flops,
             (double)plan->flops / (double)plan->whole_flops, plan->n_kept);
+    if (plan->n_spilled > 0) {
+        char scratch[16];
+        format_size(scratch, sizeof scratch, plan->scratch_bytes);
+        fprintf(out, ", %d of them (%s) in the scratch file", plan->n_spilled, scratch);
+    }
+    fprintf(out, "\n");
     fprintf(out, "%-5s %-20s %-32s %6s %6s %6s %8s %8s %8s\n", "stage", "sweeps", "for", "bands",
             "rows", "nodes", "kept", "buffers", "work");
     for (int i = 0; i < plan->n_stages; i++) {
@@ -137,9 +143,10 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
             1e-9 * (double)plan->whole_flops, 1e-9 * (double)plan->flops,
             times->run > 0 ? 1e-9 * (double)plan->whole_flops / times->run : 0.0);
     fprintf(out, "  \"memory\": {\"max\": %lld, \"predicted_peak\": %lld, \"measured_peak\": %lld, "
-                 "\"fixed\": %lld, \"plan\": %lld},\n",
+                 "\"fixed\": %lld, \"plan\": %lld, \"scratch_bytes\": %lld},\n",
             (long long)options->max_memory, (long long)plan->predicted_peak, (long long)peak_rss,
-            (long long)plan->fixed_bytes, (long long)plan->plan_bytes);
+            (long long)plan->fixed_bytes, (long long)plan->plan_bytes,
+            (long long)plan->scratch_bytes);
     fprintf(out, "  \"stages\": [\n");
     for (int i = 0; i < plan->n_stages; i++) {
         const sr_stage_info *s = &plan->stages[i];

@@ -288,6 +288,10 @@ static sr_status plan_job(const server *srv, const job *j, int64_t max_memory,
     options->backend = SR_BACKEND_CPU;
     options->n_threads = srv->threads_per_job;
     options->max_memory = max_memory;
+    /* Never spill: a spilling plan is the cheapest for the memory given,
+     * which for a job is all the server has free, so it would leave none
+     * for the requests behind it. */
+    options->scratch_dir = "";
     sr_status st = sr_session_new(j->model->model, options, session, &err);
     if (st != SR_OK) {
         snprintf(msg, msg_size, "%s", err.message);

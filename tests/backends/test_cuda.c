@@ -208,14 +208,14 @@ static float *try_network(const sr_backend_handle *b, const sr_model *model,
     sr_image_to_tensor(image, true, 1, &input, 0);
     sr_plan plan;
     int64_t least;
-    const sr_plan_request req = {in_shape, 0, tile_rows, b};
+    const sr_plan_request req = {in_shape, 0, tile_rows, b, false};
     if (sr_plan_make(&model->graph, &req, &plan, &least, err) != SR_OK)
         fail_msg("%s", err->message);
     const sr_shape shape = plan.shapes[model->graph.n_nodes - 1];
     sr_tensor out = sr_tensor_whole(shape, malloc((size_t)sr_shape_numel(shape) * 4));
     assert_non_null(out.data);
     test_fill_nan(out.data, sr_shape_numel(shape));
-    *st = sr_plan_execute(&model->graph, &plan, b, sr_exec_read_tensor, &input, collect, &out,
+    *st = sr_plan_execute(&model->graph, &plan, b, NULL, sr_exec_read_tensor, &input, collect, &out,
                           (sr_exec_progress){0}, (sr_exec_timing){0}, err);
     sr_plan_free(&plan);
     free(input.data);

@@ -178,8 +178,18 @@ static void test_infos_are_filled_as_far_as_their_size(void **state)
     memset(&plan, 0xff, sizeof plan);
     plan.known.size = sizeof plan;
     assert_int_equal(sr_session_plan(s, 9, 7, &plan.known), SR_OK);
-    assert_int_equal(plan.known.size, offsetof(sr_plan_info, layer_size) + sizeof(size_t));
+    assert_int_equal(plan.known.size, offsetof(sr_plan_info, n_spilled) + sizeof(int));
     assert_int_equal(plan.added, -1);
+    assert_int_equal(plan.known.scratch_bytes, 0);
+    /* A 0.6.0 caller's struct, without the fields 0.7.0 added: those are
+     * not written. */
+    sr_plan_info old;
+    memset(&old, 0xff, sizeof old);
+    old.size = offsetof(sr_plan_info, layer_size) + sizeof(size_t);
+    assert_int_equal(sr_session_plan(s, 9, 7, &old), SR_OK);
+    assert_int_equal(old.size, offsetof(sr_plan_info, layer_size) + sizeof(size_t));
+    assert_int_equal(old.scratch_bytes, -1);
+    assert_int_equal(old.width, 9);
     assert_int_equal(plan.known.width, 9);
     assert_int_equal(plan.known.stage_size, sizeof(sr_stage_info));
     assert_int_equal(plan.known.layer_size, sizeof(sr_layer_info));

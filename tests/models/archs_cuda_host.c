@@ -59,7 +59,7 @@ static float *run_network(const sr_backend_handle *b, const sr_model *model,
     sr_plan plan;
     int64_t least;
     sr_error err = {0};
-    const sr_plan_request req = {image_shape, 0, tile_rows, b};
+    const sr_plan_request req = {image_shape, 0, tile_rows, b, false};
     if (sr_plan_make(&model->graph, &req, &plan, &least, &err) != SR_OK)
         fail_msg("%s", err.message);
     const int64_t s = sr_model_scale(model);
@@ -67,7 +67,7 @@ static float *run_network(const sr_backend_handle *b, const sr_model *model,
     sr_tensor out = sr_tensor_whole(shape, malloc((size_t)sr_shape_numel(shape) * 4));
     assert_non_null(out.data);
     test_fill_nan(out.data, sr_shape_numel(shape));
-    if (sr_plan_execute(&model->graph, &plan, b, sr_exec_read_tensor, &input, collect, &out,
+    if (sr_plan_execute(&model->graph, &plan, b, NULL, sr_exec_read_tensor, &input, collect, &out,
                         (sr_exec_progress){0}, (sr_exec_timing){0}, &err) != SR_OK)
         fail_msg("%s", err.message);
     sr_plan_free(&plan);

@@ -209,7 +209,7 @@ static sr_status run(const sr_graph *g, const sr_backend_handle *backend, const 
     sr_plan plan;
     sr_error err = {0};
     int64_t least = 0;
-    const sr_plan_request req = {input->shape, 0, tile_rows, backend};
+    const sr_plan_request req = {input->shape, 0, tile_rows, backend, false};
     if (sr_plan_make(g, &req, &plan, &least, &err) != SR_OK)
         fail_msg("%s", err.message);
     const sr_shape shape = plan.shapes[g->n_nodes - 1];
@@ -218,7 +218,7 @@ static sr_status run(const sr_graph *g, const sr_backend_handle *backend, const 
     assert_non_null(c.whole.data);
     test_fill_nan(c.whole.data, sr_shape_numel(shape));
     double *node_seconds = calloc((size_t)g->n_nodes, sizeof *node_seconds);
-    const sr_status st = sr_plan_execute(g, &plan, backend, sr_exec_read_tensor, (void *)input,
+    const sr_status st = sr_plan_execute(g, &plan, backend, NULL, sr_exec_read_tensor, (void *)input,
                                          collect, &c, (sr_exec_progress){0},
                                          (sr_exec_timing){node_seconds, NULL}, &err);
     free(node_seconds);

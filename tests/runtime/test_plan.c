@@ -238,7 +238,7 @@ static void test_deep_graphs_plan_in_bounded_work(void **state)
     assert_int_equal(sr_reference_backend_new(&backend, NULL), SR_OK);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         sr_model *model = deep_model(cases[i].width, cases[i].n_blocks, 4);
-        sr_plan_request req = {{3, cases[i].h, cases[i].w}, 0, 0, &backend};
+        sr_plan_request req = {{3, cases[i].h, cases[i].w}, 0, 0, &backend, false};
         for (int tight = 0; tight < 2; tight++) {
             sr_plan plan;
             sr_error err = {0};
@@ -268,7 +268,7 @@ static void test_thin_bands_of_a_tall_image_plan_in_bounded_work(void **state)
     sr_backend_handle backend;
     assert_int_equal(sr_reference_backend_new(&backend, NULL), SR_OK);
     sr_model *model = deep_model(4, 1024, 4);
-    const sr_plan_request req = {{3, 20000, 100}, 0, 1, &backend};
+    const sr_plan_request req = {{3, 20000, 100}, 0, 1, &backend, false};
     sr_plan plan;
     sr_error err = {0};
     int64_t least = 0;

@@ -122,13 +122,13 @@ static void check_bands(const sr_backend_handle *backend, int64_t w, int64_t h)
         sr_plan plan;
         sr_error err = {0};
         int64_t least = 0;
-        const sr_plan_request req = {in_shape, 0, tile_rows[i], backend};
+        const sr_plan_request req = {in_shape, 0, tile_rows[i], backend, false};
         if (sr_plan_make(&n.g, &req, &plan, &least, &err) != SR_OK)
             fail_msg("%s", err.message);
         collected c = {sr_tensor_whole(want.shape, malloc((size_t)sr_shape_numel(want.shape) * 4)),
                        0};
         test_fill_nan(c.whole.data, sr_shape_numel(want.shape));
-        if (sr_plan_execute(&n.g, &plan, backend, sr_exec_read_tensor, &input, collect, &c,
+        if (sr_plan_execute(&n.g, &plan, backend, NULL, sr_exec_read_tensor, &input, collect, &c,
                             (sr_exec_progress){0}, (sr_exec_timing){0}, &err) != SR_OK)
             fail_msg("%s", err.message);
         if (memcmp(c.whole.data, want.data, (size_t)sr_shape_numel(want.shape) * 4) != 0)
