@@ -441,7 +441,8 @@ typedef struct sr_session_options {
      * with no name in this directory (gone when the run ends, however it
      * ends), read back a band at a time, instead of holding them in memory
      * or recomputing them. NULL: $TMPDIR, else /tmp, and no spill if that
-     * cannot be used; "": never spill. A directory named here that cannot
+     * cannot be used or has less free space than the plan would spill;
+     * "": never spill. A directory named here that cannot
      * be used fails the plan (SR_ERR_IO, one line), as does a file system
      * with less free space than the plan spills (sr_plan_info.scratch_bytes).
      * Copied by sr_session_new. Since 0.7.0. */

@@ -394,7 +394,7 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
     }
     /* When the images alone take the budget, nothing fits; planning still
      * finds the least that would, for the message. */
-    const sr_plan_request req = {
+    sr_plan_request req = {
         .input = {3, h, w},
         .budget = fixed < s->options.max_memory ? s->options.max_memory - fixed : 1,
         .tile_rows = s->options.tile_rows,
@@ -405,9 +405,17 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
     sr_status st = sr_plan_make(&s->model->graph, &req, &s->plan, &least, err);
     if (st == SR_OK && s->plan.scratch_bytes > 0) {
         int fd; /* the space it needs, checked now rather than when it runs out */
-        st = sr_scratch_open(scratch, s->plan.scratch_bytes, &fd, err);
-        if (st == SR_OK)
+        sr_error ignored;
+        st = sr_scratch_open(scratch, s->plan.scratch_bytes, &fd, scratch ? err : &ignored);
+        if (st == SR_OK) {
             close(fd);
+        } else if (!scratch) {
+            /* The default directory, used only where it serves: too full
+             * for this plan, the run recomputes instead. */
+            sr_plan_free(&s->plan);
+            req.may_spill = false;
+            st = sr_plan_make(&s->model->graph, &req, &s->plan, &least, err);
+        }
     }
     if (st == SR_ERR_LIMIT)
         sr_fail(err, st, "a %lldx%lld image needs a max memory of at least %lldM%s (%lldM given)",

@@ -15,14 +15,17 @@ typedef struct file_job {
     sr_image_format format;
     int quality;
     sr_image_writer *writer;
-    bool run_failed; /* the failure is the run's, its message the session's */
+    bool encode_failed; /* the writer refused rows: the file's failure */
+    bool run_failed;    /* the failure is the run's, its message the session's */
 } file_job;
 
 static sr_status encode_rows(void *user, const sr_image *rows, int64_t y0, sr_error *err)
 {
     (void)y0; /* in order: sr_session_run_rows promises it */
     file_job *job = user;
-    return sr_image_writer_rows(job->writer, rows, err);
+    const sr_status st = sr_image_writer_rows(job->writer, rows, err);
+    job->encode_failed = st != SR_OK;
+    return st;
 }
 
 static sr_status write_file(FILE *file, void *user, sr_error *err)
@@ -33,7 +36,9 @@ static sr_status write_file(FILE *file, void *user, sr_error *err)
     if (st != SR_OK)
         return st;
     st = sr_session_run_rows(job->session, job->in, job->shape, encode_rows, job);
-    job->run_failed = st != SR_OK;
+    job->run_failed = st != SR_OK && !job->encode_failed;
+    if (job->encode_failed) /* told in the session's error, as the run's are */
+        *err = *sr_session_error(job->session);
     if (st == SR_OK)
         st = sr_image_writer_finish(job->writer, err);
     sr_image_writer_free(job->writer);
@@ -59,7 +64,7 @@ sr_status sr_session_upscale_to_file(sr_session *session, const sr_image *in,
         sr_error_prefix(err, path);
         return st;
     }
-    file_job job = {session, in, shape, format, quality, NULL, false};
+    file_job job = {session, in, shape, format, quality, NULL, false, false};
     sr_error file_err = {{0}};
     st = sr_file_write_atomic(path, write_file, &job, &file_err);
     if (st != SR_OK && !job.run_failed) {

@@ -450,6 +450,26 @@ static void test_a_full_disk_is_one_line(void **state)
     session_case_free(&c);
 }
 
+/* The default directory (none named) too full for the plan: the run
+ * recomputes in memory, as where it cannot be used at all. */
+static void test_a_full_default_dir_recomputes(void **state)
+{
+    (void)state;
+    session_case c = session_case_new();
+    disk_free = 4096;
+    sr_session *s = tight_session(&c, NULL);
+    assert_int_equal(sr_session_run(s, &c.in, &c.out), SR_OK);
+    disk_free = -1;
+    sr_plan_info info = SR_PLAN_INFO_INIT;
+    assert_int_equal(sr_session_plan(s, 40, 36, &info), SR_OK);
+    assert_int_equal(info.n_spilled, 0);
+    assert_int_equal(info.scratch_bytes, 0);
+    assert_true(info.predicted_peak <= c.fixed + c.full / 3);
+    assert_memory_equal(c.out.data, c.whole.data, 80 * 72 * 3 * sizeof(float));
+    sr_session_free(s);
+    session_case_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_sessions_spill_unless_told_not_to),
         cmocka_unit_test(test_an_unusable_scratch_dir_is_one_line),
         cmocka_unit_test(test_a_full_disk_is_one_line),
+        cmocka_unit_test(test_a_full_default_dir_recomputes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

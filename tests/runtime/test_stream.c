@@ -3,7 +3,8 @@
  * carried, RGBA kept, JPEG at both chroma settings); a run cancelled
  * midway leaves no file and no temporary, and an old file untouched; a
  * shape no format holds or a path that cannot be written fails naming the
- * path, before any work. */
+ * path, before any work, and a disk that fills while the rows are encoded
+ * names it too. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <setjmp.h>
@@ -196,6 +197,15 @@ static void test_refusals(void **state)
                      SR_ERR_IO);
     assert_int_equal(strncmp(sr_session_last_error(session), path, strlen(path)), 0);
     expect_only(NULL);
+    /* A disk full while the rows are encoded: the file's failure, named
+     * by the file, not the run's. */
+    sr_image_free(&in);
+    in = read_fixture("leaves_37x29.png");
+    shape = (sr_image){.width = 74, .height = 58, .channels = 3, .type = SR_PIXEL_U16};
+    assert_int_equal(
+        sr_session_upscale_to_file(session, &in, &shape, "/dev/full", SR_IMAGE_PNG, 0),
+        SR_ERR_IO);
+    assert_string_equal(sr_session_last_error(session), "/dev/full: No space left on device");
     sr_image_free(&in);
     sr_session_free(session);
     sr_model_free(model);
