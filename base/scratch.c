@@ -4,19 +4,34 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 const char *sr_scratch_dir(const char *dir)
 {
     if (dir)
         return dir;
+    /* /var/tmp, not /tmp: where large temporary files belong, on disk
+     * where /tmp is a tmpfs (Debian 13, Fedora, Arch). */
     const char *tmp = getenv("TMPDIR");
-    return tmp && tmp[0] ? tmp : "/tmp";
+    return tmp && tmp[0] ? tmp : "/var/tmp";
+}
+
+/* Whether the file lives in memory (tmpfs, ramfs): a spill there takes the
+ * memory it was meant to save, and no budget counts it. */
+static bool in_memory(int fd)
+{
+    struct statfs fs;
+    return fstatfs(fd, &fs) == 0 &&
+           ((unsigned long)fs.f_type == TMPFS_MAGIC || (unsigned long)fs.f_type == RAMFS_MAGIC);
 }
 
 /* A file in dir with no name: O_TMPFILE, or where the file system has
@@ -39,11 +54,17 @@ static int open_unnamed(const char *dir)
 
 sr_status sr_scratch_open(const char *dir, int64_t bytes, int *fd, sr_error *err)
 {
+    const bool named = dir != NULL;
     dir = sr_scratch_dir(dir);
     *fd = open_unnamed(dir);
     if (*fd < 0)
         return sr_fail(err, SR_ERR_IO, "cannot use scratch directory %s: %s", dir,
                        strerror(errno));
+    if (!named && in_memory(*fd)) { /* one named is the caller's choice */
+        close(*fd);
+        *fd = -1;
+        return sr_fail(err, SR_ERR_IO, "scratch directory %s is in memory (tmpfs)", dir);
+    }
     struct statvfs vfs;
     if (fstatvfs(*fd, &vfs) != 0) {
         const int e = errno;

@@ -9,12 +9,14 @@
 
 #include "base/error.h"
 
-/* The directory a NULL one means: $TMPDIR, else /tmp. */
+/* The directory a NULL one means: $TMPDIR, else /var/tmp. */
 const char *sr_scratch_dir(const char *dir);
 
 /* Opens a scratch file in dir (NULL: sr_scratch_dir's) into *fd, checking
  * that the file system has `bytes` free for it: SR_ERR_IO, one line naming
- * the directory (and the bytes needed and free, when short). */
+ * the directory (and the bytes needed and free, when short). The default
+ * directory is refused where it lives in memory (tmpfs, ramfs); a named
+ * one is used wherever it is. */
 sr_status sr_scratch_open(const char *dir, int64_t bytes, int *fd, sr_error *err);
 
 /* bytes at offset of the file, from or to p, whole or SR_ERR_IO (the disk

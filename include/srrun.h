@@ -440,8 +440,9 @@ typedef struct sr_session_options {
     /* Where a plan may spill tensors it keeps for later stages: a file
      * with no name in this directory (gone when the run ends, however it
      * ends), read back a band at a time, instead of holding them in memory
-     * or recomputing them. NULL: $TMPDIR, else /tmp, and no spill if that
-     * cannot be used or has less free space than the plan would spill;
+     * or recomputing them. NULL: $TMPDIR, else /var/tmp, and no spill if
+     * that cannot be used, lives in memory (tmpfs: the spill would take the
+     * memory it saves) or has less free space than the plan would spill;
      * "": never spill. A directory named here that cannot
      * be used fails the plan (SR_ERR_IO, one line), as does a file system
      * with less free space than the plan spills (sr_plan_info.scratch_bytes).

@@ -2,10 +2,11 @@
  * whose budget keeps no 64-channel tensor whole in memory keep them in a
  * scratch file instead, and give the whole-image run's bits, for budgets
  * and band heights, in host memory and through a device's copies (the CPU
- * backend's kernels behind a memory table that counts); the
- * memory the executor holds never passes the plan's prediction; "" never
- * spills; a scratch directory that cannot be used, a disk too full for the
- * plan and a disk filling during the run are one-line errors.
+ * backend's kernels behind a memory table that counts); the memory the
+ * executor holds never passes the plan's prediction; "" never spills, nor
+ * does the default directory where it is a tmpfs; a scratch directory that
+ * cannot be used, a disk too full for the plan and a disk filling during
+ * the run are one-line errors.
  *
  * The full disk is pretended: the test links with
  * -Wl,--wrap=fstatvfs,--wrap=pwrite (tests/CMakeLists.txt), so the
@@ -19,10 +20,13 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include <linux/magic.h>
 
 #include "backends/backend.h"
 #include "runtime/exec.h"
@@ -405,6 +409,37 @@ static void test_sessions_spill_unless_told_not_to(void **state)
     session_case_free(&c);
 }
 
+/* The default directory in memory (a tmpfs, as /dev/shm is): not used,
+ * since the spill would take the memory it saves; the same one named is
+ * the caller's choice and used. */
+static void test_a_default_dir_in_memory_is_not_used(void **state)
+{
+    (void)state;
+    struct statfs fs;
+    if (statfs("/dev/shm", &fs) != 0 || (unsigned long)fs.f_type != TMPFS_MAGIC)
+        skip(); /* no tmpfs at hand */
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? strdup(old) : NULL;
+    assert_int_equal(setenv("TMPDIR", "/dev/shm", 1), 0);
+    session_case c = session_case_new();
+    const char *dirs[] = {NULL, "/dev/shm"};
+    for (size_t i = 0; i < 2; i++) {
+        sr_session *s = tight_session(&c, dirs[i]);
+        assert_int_equal(sr_session_run(s, &c.in, &c.out), SR_OK);
+        sr_plan_info info = SR_PLAN_INFO_INIT;
+        assert_int_equal(sr_session_plan(s, 40, 36, &info), SR_OK);
+        assert_true(dirs[i] ? info.n_spilled > 0 : info.n_spilled == 0);
+        assert_memory_equal(c.out.data, c.whole.data, 80 * 72 * 3 * sizeof(float));
+        sr_session_free(s);
+    }
+    session_case_free(&c);
+    if (saved)
+        setenv("TMPDIR", saved, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved);
+}
+
 static void test_an_unusable_scratch_dir_is_one_line(void **state)
 {
     (void)state;
@@ -476,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_spilled_plans_give_the_same_bits_x2),
         cmocka_unit_test(test_spilled_plans_give_the_same_bits_x4),
         cmocka_unit_test(test_sessions_spill_unless_told_not_to),
+        cmocka_unit_test(test_a_default_dir_in_memory_is_not_used),
         cmocka_unit_test(test_an_unusable_scratch_dir_is_one_line),
         cmocka_unit_test(test_a_full_disk_is_one_line),
         cmocka_unit_test(test_a_full_default_dir_recomputes),
