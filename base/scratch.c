@@ -42,7 +42,7 @@ static int open_unnamed(const char *dir)
     if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
         return fd;
     char path[4096];
-    if (snprintf(path, sizeof path, "%s/srrun-scratch.XXXXXX", dir) >= (int)sizeof path) {
+    if (snprintf(path, sizeof path, "%s/.srrun-scratch-XXXXXX", dir) >= (int)sizeof path) {
         errno = ENAMETOOLONG;
         return -1;
     }

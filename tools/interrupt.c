@@ -4,6 +4,7 @@
 #include "interrupt.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -12,7 +13,10 @@
 static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
 #define N_SIGNALS (int)(sizeof signals / sizeof *signals)
 static struct sigaction saved[N_SIGNALS];
-static volatile sig_atomic_t pending;
+/* Atomic, not volatile sig_atomic_t: the signal may land on one of the
+ * network's threads while the main thread polls it (lock-free atomics are
+ * safe in a handler). */
+static atomic_int pending;
 
 static void on_signal(int sig)
 {
