@@ -87,9 +87,16 @@ def fold_norm_eps(state, norm_eps):
     features are normalised to the same strength as a textured photo's
     edges, and the network sharpens what is only noise (the soft Wine
     photo lost 3-4 dB to bicubic). A larger eps leaves weak features weak."""
-    if norm_eps == TORCHLITE_NORM_EPS:
+    return refold_norm_eps(state, norm_eps, TORCHLITE_NORM_EPS)
+
+
+def refold_norm_eps(state, from_eps, to_eps):
+    """The weights that compute with InstanceNorm eps to_eps what state
+    computes with from_eps (see fold_norm_eps): also the way back, for
+    training on from a shipped model with a larger eps."""
+    if from_eps == to_eps:
         return state
-    c = math.sqrt(TORCHLITE_NORM_EPS / norm_eps)
+    c = math.sqrt(to_eps / from_eps)
     folded = dict(state)
     for k, v in state.items():
         parts = k.split(".")

@@ -39,7 +39,7 @@ from PIL import Image, ImageFilter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from photos import TRAIN, V2_TRAIN, photo  # noqa: E402
-from srpgan import TORCHLITE_NORM_EPS, Generator, checkpoint_norm_eps, load_weights  # noqa: E402
+from srpgan import TORCHLITE_NORM_EPS, Generator, checkpoint_norm_eps, load_weights, refold_norm_eps  # noqa: E402
 
 
 def load_photos():
@@ -220,7 +220,10 @@ def init_weights(net, args):
         interpolating_init(net, args.scale)
     if args.init:
         own = net.state_dict()
-        init = load_weights(args.init)
+        # load_weights gives torchlite's eps 1e-5; a run with another eps
+        # starts from the same function.
+        init = refold_norm_eps(load_weights(args.init), TORCHLITE_NORM_EPS,
+                               net.res_blocks[0].in1.eps)
         same = {k: v for k, v in init.items() if k in own and own[k].shape == v.shape}
         own.update(same)
         net.load_state_dict(own)
