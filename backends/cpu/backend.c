@@ -53,11 +53,14 @@ static sr_row_tiling cpu_row_tiling(void *ctx, const sr_node *node, sr_shape out
     return sr_row_tiling_plain(node);
 }
 
-/* The other ops are light and memory-bound: their reference kernels, each
- * thread on its own rows of the band (kernels take any band, and an op
- * that writes over its input reads only the rows it writes). */
-static void reference_by_rows(const sr_cpu_context *ctx, const sr_node *node,
-                              const sr_tensor *in, sr_tensor *out, const float *stats)
+/* The other ops are light and memory-bound: a kernel with the reference's
+ * signature (theirs, or tanh_affine's), each thread on its own rows of the
+ * band (kernels take any band, and an op that writes over its input reads
+ * only the rows it writes). */
+static void by_rows(const sr_cpu_context *ctx, const sr_node *node, const sr_tensor *in,
+                    sr_tensor *out, const float *stats,
+                    void (*kernel)(const sr_node *, const sr_tensor *, sr_tensor *,
+                                   const float *))
 {
     const int n = ctx->n_threads;
     const int64_t rows = out->shape.h;
@@ -66,7 +69,7 @@ static void reference_by_rows(const sr_cpu_context *ctx, const sr_node *node,
         const int64_t a = out->y0 + rows * t / n, b = out->y0 + rows * (t + 1) / n;
         if (a < b) {
             sr_tensor part = sr_tensor_rows(out, a, b);
-            sr_op_get(node->op)->reference(node, in, &part, stats);
+            kernel(node, in, &part, stats);
         }
     }
 }
@@ -76,7 +79,8 @@ static sr_status cpu_run(void *ctx, const sr_node *node, const sr_tensor *in,
 {
     if (node->op == SR_OP_CONV2D)
         return sr_cpu_conv2d(ctx, node, in, out, err);
-    reference_by_rows(ctx, node, in, out, stats);
+    by_rows(ctx, node, in, out, stats,
+            node->op == SR_OP_TANH_AFFINE ? sr_cpu_tanh_affine : sr_op_get(node->op)->reference);
     return SR_OK;
 }
 
