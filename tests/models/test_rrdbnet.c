@@ -96,7 +96,9 @@ static void test_bands_and_budgets_give_the_same_bits(void **state)
     arch_check_bands("rrdbnet_x4", 19, 23, 3);
     arch_check_bands("esrgan_old_x2", 12, 41, 2);
     arch_check_bands("rrdbnet_x2", 19, 23, 3); /* padded to 20x24 */
-    arch_check_bands("rrdbnet_x1", 29, 37, 3); /* padded to 32x40 */
+    /* padded to 32x64: with the concatenations folded, a smaller image's
+     * whole-image plan is within 3/4 of its least */
+    arch_check_bands("rrdbnet_x1", 29, 61, 3);
 }
 
 /* The bands of the output stage of the plan for these images (the plan
