@@ -124,7 +124,8 @@ static inline void split_channels(const sr_tensor *in, int n, sr_tensor *parts)
         const int64_t c0 = c * j / n, c1 = c * (j + 1) / n;
         parts[j] = tensor_new(c1 - c0, in->shape.h, in->shape.w);
         parts[j].image_h = in->image_h;
-        memcpy(parts[j].data, sr_tensor_row(in, c0, 0), (size_t)((c1 - c0) * plane) * sizeof(float));
+        memcpy(parts[j].data, sr_tensor_row(in, c0, 0),
+               (size_t)((c1 - c0) * plane) * sizeof(float));
     }
 }
 

@@ -163,10 +163,11 @@ static void output_1d(const float *m, int64_t s, float *o, int64_t os, int64_t n
 }
 
 /* Input rows 4 t - 1 ... 4 t + 4, columns from 4 j0 - 1, of every channel
- * of the n_in inputs, into v[36][c_in][nt] (zero outside the image). The transform runs down
- * the columns first, straight from the tensor's rows, then along the six
- * rows it made, each split into its four phases (columns 4 j + c) so that
- * tile j's six columns are phase[0 ... 3][j] and phase[0, 1][j + 1].
+ * of the n_in inputs, into v[36][c_in][nt] (zero outside the image). The
+ * transform runs down the columns first, straight from the tensors' rows,
+ * then along the six rows it made, each split into its four phases
+ * (columns 4 j + c) so that tile j's six columns are phase[0 ... 3][j] and
+ * phase[0, 1][j + 1].
  * scratch: a zero row and 6 rows of 4 nt + 4 columns, then [4][nt + 1]. */
 static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int n_in,
                             int64_t t, int64_t j0, int64_t nt, float *scratch, float *v)
