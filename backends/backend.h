@@ -10,7 +10,7 @@
 
 #include "base/pages.h"
 
-#define SR_BACKEND_API_VERSION 5
+#define SR_BACKEND_API_VERSION 6
 
 /* How a kernel makes output rows: in groups of `align` rows starting at
  * multiples of align (tiles at fixed image places), each group reading

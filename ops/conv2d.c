@@ -1,5 +1,6 @@
 /* 2-D convolution, stride 1, zero padding, with bias and maybe an
- * epilogue (activations and a pixel shuffle folded in): the shape rule,
+ * epilogue (activations and a pixel shuffle folded in), over the channels
+ * of one input or of several (a concatenation folded in): the shape rule,
  * the halo and the reference kernel. Cross-correlation, as PyTorch's
  * Conv2d. Also the epilogue's check, which InstanceNorm shares. */
 #include "ops/op.h"
@@ -52,14 +53,16 @@ static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
     if (p->c_out % (r * r) != 0)
         return sr_fail(err, SR_ERR_MODEL, "%s: %lld channels do not shuffle by %lld",
                        node->name, (long long)p->c_out, (long long)r);
-    if (in[0].c != p->c_in)
+    sr_shape x;
+    if ((st = sr_concat_shape(node->name, node->n_inputs, in, &x, err)) != SR_OK)
+        return st;
+    if (x.c != p->c_in)
         return sr_fail(err, SR_ERR_MODEL, "%s: expects %lld input channels, gets %lld",
-                       node->name, (long long)p->c_in, (long long)in[0].c);
-    sr_shape s = {p->c_out, in[0].h + 2 * p->pad - p->k + 1,
-                  in[0].w + 2 * p->pad - p->k + 1};
+                       node->name, (long long)p->c_in, (long long)x.c);
+    sr_shape s = {p->c_out, x.h + 2 * p->pad - p->k + 1, x.w + 2 * p->pad - p->k + 1};
     if (s.h < 1 || s.w < 1)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s: input %lldx%lld is too small",
-                       node->name, (long long)in[0].w, (long long)in[0].h);
+                       node->name, (long long)x.w, (long long)x.h);
     *out = (sr_shape){s.c / (r * r), s.h * r, s.w * r};
     return SR_OK;
 }
@@ -105,7 +108,8 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
                         const int64_t iy = cy + ky - p->pad;
                         if (iy < 0 || iy >= in->image_h)
                             continue; /* zero padding */
-                        const float *xr = sr_tensor_row(in, ci, iy) + kx - p->pad;
+                        const float *xr =
+                            sr_conv2d_in_row(in, node->n_inputs, ci, iy) + kx - p->pad;
                         float *orow = sr_conv2d_out_row(p, out, co, cy);
                         for (int64_t ox = x0; ox < x1; ox++)
                             orow[ox * r] += wv * xr[ox];
@@ -123,7 +127,7 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
 
 const sr_op_desc sr_op_conv2d = {
     .name = "conv2d",
-    .n_inputs = 1,
+    .n_inputs = SR_OP_VARIADIC,
     .scale = conv2d_scale,
     .halo = conv2d_halo,
     .shape = conv2d_shape,

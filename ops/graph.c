@@ -127,10 +127,42 @@ static sr_epilogue *fold_target(sr_graph *g, const int *readers, int i,
     return e;
 }
 
+/* Each concatenation (not the output) that only convolutions read folds
+ * into them: they read the concatenated tensors themselves, and the copy
+ * goes. readers: each node's readers; convs: scratch of g->n_nodes ints.
+ * The activations already folded never read a concatenation. Returns how
+ * many folded. */
+static int fold_concats(sr_graph *g, const int *readers, int *convs)
+{
+    const int n = g->n_nodes;
+    for (int i = 0; i < n; i++)
+        convs[i] = 0;
+    for (int i = 0; i < n; i++) /* a conv of several inputs already reads no concat */
+        if (g->nodes[i].op == SR_OP_CONV2D && g->nodes[i].n_inputs == 1)
+            convs[g->nodes[i].inputs[0]]++;
+    for (int i = 0; i < n; i++) {
+        sr_node *conv = &g->nodes[i];
+        const int c = conv->inputs[0];
+        if (conv->op != SR_OP_CONV2D || conv->n_inputs != 1 || g->nodes[c].op != SR_OP_CONCAT ||
+            c == n - 1 || convs[c] != readers[c])
+            continue;
+        conv->n_inputs = g->nodes[c].n_inputs;
+        for (int j = 0; j < conv->n_inputs; j++)
+            conv->inputs[j] = g->nodes[c].inputs[j];
+    }
+    int folded = 0;
+    for (int i = 0; i < n - 1; i++)
+        if (g->nodes[i].op == SR_OP_CONCAT && readers[i] > 0 && convs[i] == readers[i]) {
+            g->nodes[i].op = SR_OP_COUNT; /* gone: nothing reads it now */
+            folded++;
+        }
+    return folded;
+}
+
 int sr_graph_fuse(sr_graph *g, sr_error *err)
 {
     const int n = g->n_nodes;
-    int *readers = calloc((size_t)n, sizeof *readers);
+    int *readers = calloc(2 * (size_t)n, sizeof *readers); /* then fold_concats' scratch */
     int *index = malloc((size_t)n * sizeof *index); /* old node -> new */
     if (!readers || !index) {
         free(readers);
@@ -154,6 +186,7 @@ int sr_graph_fuse(sr_graph *g, sr_error *err)
         node->op = SR_OP_COUNT; /* gone: its readers read its input */
         folded++;
     }
+    folded += fold_concats(g, readers, readers + n);
     for (int i = 0; i < n; i++) {
         sr_node node = g->nodes[i];
         for (int j = 0; j < node.n_inputs; j++)

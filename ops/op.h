@@ -161,8 +161,11 @@ static inline void sr_epilogue_apply(const sr_epilogue *e, int64_t c, float *v, 
     }
 }
 
+/* A convolution reads the channels of its inputs one after another: one
+ * tensor as built, or the tensors of a concatenation that sr_graph_fuse
+ * folded into it, which is then never made. */
 typedef struct sr_conv2d_params {
-    int64_t c_in, c_out;
+    int64_t c_in, c_out; /* c_in: of all its inputs together */
     int k, pad;
     const float *weight; /* [c_out][c_in][k][k] */
     const float *bias;   /* [c_out], or NULL */
@@ -194,6 +197,22 @@ static inline float *sr_conv2d_out_row(const sr_conv2d_params *p, const sr_tenso
     const int64_t r = sr_conv2d_shuffle(p);
     return sr_tensor_row(out, co / (r * r), cy * r + co / r % r) + co % r;
 }
+
+/* Channel c, image row y, of the tensors in[0 .. n) taken one after
+ * another: a convolution's input channel c. */
+static inline const float *sr_conv2d_in_row(const sr_tensor *in, int n, int64_t c, int64_t y)
+{
+    int j = 0;
+    for (; j < n - 1 && c >= in[j].shape.c; j++)
+        c -= in[j].shape.c;
+    return sr_tensor_row(&in[j], c, y);
+}
+
+/* The shape of the tensors in[0 .. n) concatenated along channels (the
+ * concat op's, and a convolution's input's); they must be 1 to
+ * SR_NODE_MAX_INPUTS of the same height and width. */
+sr_status sr_concat_shape(const char *name, int n, const sr_shape *in, sr_shape *out,
+                          sr_error *err);
 
 typedef struct sr_instance_norm_params {
     float eps;
@@ -324,7 +343,7 @@ static inline int64_t sr_reflect_index(int64_t i, int64_t n)
 
 typedef struct sr_op_desc {
     const char *name;
-    int n_inputs; /* SR_OP_VARIADIC: 2 to SR_NODE_MAX_INPUTS, which shape checks */
+    int n_inputs; /* SR_OP_VARIADIC: 1 or 2 to SR_NODE_MAX_INPUTS, which shape checks */
     bool is_global; /* needs statistics over the whole image */
     bool in_place;  /* may write its output over its first input */
     /* Output rows (and columns) per input row. */

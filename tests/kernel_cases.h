@@ -115,6 +115,20 @@ static inline void conv_node_free(sr_node *node)
             free((float *)e->steps[i].p.prelu.slopes);
 }
 
+/* in's channels as n tensors of about equal counts, each whole (free each
+ * one's data): the inputs of a convolution with a concatenation folded in. */
+static inline void split_channels(const sr_tensor *in, int n, sr_tensor *parts)
+{
+    const int64_t c = in->shape.c, plane = in->shape.h * in->shape.w;
+    for (int j = 0; j < n; j++) {
+        const int64_t c0 = c * j / n, c1 = c * (j + 1) / n;
+        parts[j] = tensor_new(c1 - c0, in->shape.h, in->shape.w);
+        parts[j].image_h = in->image_h;
+        memcpy(parts[j].data, sr_tensor_row(in, c0, 0),
+               (size_t)((c1 - c0) * plane) * sizeof(float));
+    }
+}
+
 /* The other ops on c channels, with 64 slopes to draw on. */
 #define N_OTHER_NODES 17
 #define N_OTHER_INPUTS 5 /* the inputs check_kernel_cases draws for them */
@@ -150,8 +164,9 @@ static inline void other_nodes(sr_node nodes[N_OTHER_NODES], int64_t c, const fl
 typedef void kernel_check(void *user, const sr_node *node, const sr_tensor *in, test_rng *r,
                           const char *what);
 
-/* check on every conv case, then on the other ops at n_trials random
- * shapes, drawing the inputs and weights from r. */
+/* check on every conv case (each with more than one input channel also
+ * over several inputs), then on the other ops at n_trials random shapes,
+ * drawing the inputs and weights from r. */
 static inline void check_kernel_cases(test_rng *r, int n_trials, kernel_check *check, void *user)
 {
     for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
@@ -167,6 +182,20 @@ static inline void check_kernel_cases(test_rng *r, int n_trials, kernel_check *c
         char what[64];
         snprintf(what, sizeof what, "conv case %zu", i);
         check(user, &node, &in, r, what);
+        /* Again over its channels in 2 or 3 tensors (a concatenation
+         * folded in), drawing from its own generator: r's draws stay. */
+        const int n_parts = cc->c_in < 3 ? (int)cc->c_in : 2 + (int)(i % 2);
+        if (n_parts > 1) {
+            sr_tensor parts[3];
+            split_channels(&in, n_parts, parts);
+            node.n_inputs = n_parts;
+            snprintf(what, sizeof what, "conv case %zu over %d inputs", i, n_parts);
+            test_rng split_r = {1000 + i};
+            check(user, &node, parts, &split_r, what);
+            node.n_inputs = 1;
+            for (int j = 0; j < n_parts; j++)
+                free(parts[j].data);
+        }
         conv_node_free(&node);
         free(in.data);
     }

@@ -11,7 +11,8 @@
  * the image (one row, columns from a multiple of CHUNK): OpenBLAS's result
  * for a column depends on where it falls in a call, so a value always made
  * by the same call shape keeps a banded run bit-identical to a whole-image
- * run. */
+ * run. A convolution of several inputs (a concatenation folded in) reads
+ * each channel where it lies, and computes what it would on their copy. */
 #include <limits.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -54,16 +55,17 @@ static int64_t kn2row_workspace_floats(const sr_cpu_context *ctx, const sr_conv2
            ctx->n_threads * kn2row_thread_floats(p, chunk_width(out.w));
 }
 
-/* Unfolds output row y, columns [x0, x0 + cw), into col[(ci k + ky) k + kx][cw]. */
-static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t y, int64_t x0,
-                   int64_t cw, float *col)
+/* Unfolds output row y, columns [x0, x0 + cw), into col[(ci k + ky) k + kx][cw],
+ * from the n_in inputs' channels in order. */
+static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int64_t y,
+                   int64_t x0, int64_t cw, float *col)
 {
     const int64_t W = in->shape.w, k = p->k;
     for (int64_t ci = 0; ci < p->c_in; ci++)
         for (int64_t ky = 0; ky < k; ky++) {
             const int64_t iy = y + ky - p->pad;
             const bool inside = iy >= 0 && iy < in->image_h;
-            const float *src = inside ? sr_tensor_row(in, ci, iy) : NULL;
+            const float *src = inside ? sr_conv2d_in_row(in, n_in, ci, iy) : NULL;
             for (int64_t kx = 0; kx < k; kx++, col += cw) {
                 /* Columns x whose input column x + kx - pad lies inside. */
                 int64_t a = p->pad - kx - x0, b = W + p->pad - kx - x0;
@@ -80,10 +82,10 @@ static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t y, in
         }
 }
 
-/* Input row iy, columns [x0 - pad, x0 - pad + cwp), zero outside the image,
- * into x[c_in][cwp]. */
-static void gather_row(const sr_conv2d_params *p, const sr_tensor *in, int64_t iy, int64_t x0,
-                       int64_t cwp, float *x)
+/* Input row iy of the n_in inputs' channels, columns [x0 - pad, x0 - pad +
+ * cwp), zero outside the image, into x[c_in][cwp]. */
+static void gather_row(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int64_t iy,
+                       int64_t x0, int64_t cwp, float *x)
 {
     const int64_t W = in->shape.w, start = x0 - p->pad;
     int64_t a = -start, b = W - start; /* the part of [0, cwp) inside the image */
@@ -91,7 +93,8 @@ static void gather_row(const sr_conv2d_params *p, const sr_tensor *in, int64_t i
     b = b > cwp ? cwp : b < a ? a : b;
     for (int64_t ci = 0; ci < p->c_in; ci++, x += cwp) {
         memset(x, 0, (size_t)a * sizeof *x);
-        memcpy(x + a, sr_tensor_row(in, ci, iy) + start + a, (size_t)(b - a) * sizeof *x);
+        memcpy(x + a, sr_conv2d_in_row(in, n_in, ci, iy) + start + a,
+               (size_t)(b - a) * sizeof *x);
         memset(x + b, 0, (size_t)(cwp - b) * sizeof *x);
     }
 }
@@ -100,8 +103,8 @@ static void gather_row(const sr_conv2d_params *p, const sr_tensor *in, int64_t i
  * k] holds, for input row iy, every (output channel, tap) product summed
  * over input channels. Rows are made once each as the window slides. */
 static void kn2row_piece(const sr_conv2d_params *p, const float *weights, const sr_tensor *in,
-                         sr_tensor *out, int64_t y0, int64_t y1, int64_t x0, int64_t cw,
-                         float *work)
+                         int n_in, sr_tensor *out, int64_t y0, int64_t y1, int64_t x0,
+                         int64_t cw, float *work)
 {
     const int64_t k = p->k, cwp = cw + k - 1, m = p->c_out * k * k;
     float *x = work, *taps = work + p->c_in * cwp;
@@ -110,7 +113,7 @@ static void kn2row_piece(const sr_conv2d_params *p, const float *weights, const 
         for (; made < y - p->pad + k; made++) {
             if (made < 0 || made >= in->image_h)
                 continue; /* zero padding: such rows add nothing */
-            gather_row(p, in, made, x0, cwp, x);
+            gather_row(p, in, n_in, made, x0, cwp, x);
             sr_cpu_sgemm((int)m, (int)cwp, (int)p->c_in, weights, (int)p->c_in, x, (int)cwp,
                          taps + made % k * m * cwp, (int)cwp);
         }
@@ -158,7 +161,7 @@ static sr_status conv2d_kn2row(sr_cpu_context *ctx, const sr_node *node, const s
         const int64_t cw = x0 + cw_max <= OW ? cw_max : OW - x0;
         const int64_t y0 = out->y0 + OH * r / n_ranges, y1 = out->y0 + OH * (r + 1) / n_ranges;
         if (y0 < y1)
-            kn2row_piece(p, weights, in, out, y0, y1, x0, cw, mine);
+            kn2row_piece(p, weights, in, node->n_inputs, out, y0, y1, x0, cw, mine);
     }
     return SR_OK;
 }
@@ -184,7 +187,7 @@ static sr_status conv2d_im2col(sr_cpu_context *ctx, const sr_node *node, const s
         /* Straight into the output, or beside it to be shuffled. */
         float *c = r == 1 ? sr_tensor_row(out, 0, y) + x0 : product;
         const int64_t ldc = r == 1 ? out->cstride : cw;
-        im2col(p, in, y, x0, cw, col);
+        im2col(p, in, node->n_inputs, y, x0, cw, col);
         sr_cpu_sgemm((int)p->c_out, (int)cw, (int)kdim, p->weight, (int)kdim, col, (int)cw, c,
                      (int)ldc);
         for (int64_t co = 0; co < p->c_out; co++) {

@@ -162,14 +162,15 @@ static void output_1d(const float *m, int64_t s, float *o, int64_t os, int64_t n
     }
 }
 
-/* Input rows 4 t - 1 ... 4 t + 4, columns from 4 j0 - 1, of every channel,
- * into v[36][c_in][nt] (zero outside the image). The transform runs down
- * the columns first, straight from the tensor's rows, then along the six
- * rows it made, each split into its four phases (columns 4 j + c) so that
- * tile j's six columns are phase[0 ... 3][j] and phase[0, 1][j + 1].
+/* Input rows 4 t - 1 ... 4 t + 4, columns from 4 j0 - 1, of every channel
+ * of the n_in inputs, into v[36][c_in][nt] (zero outside the image). The
+ * transform runs down the columns first, straight from the tensors' rows,
+ * then along the six rows it made, each split into its four phases
+ * (columns 4 j + c) so that tile j's six columns are phase[0 ... 3][j] and
+ * phase[0, 1][j + 1].
  * scratch: a zero row and 6 rows of 4 nt + 4 columns, then [4][nt + 1]. */
-static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int64_t t,
-                            int64_t j0, int64_t nt, float *scratch, float *v)
+static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int n_in,
+                            int64_t t, int64_t j0, int64_t nt, float *scratch, float *v)
 {
     const int64_t W = in->shape.w, len = 4 * nt + 4, start = 4 * j0 - 1;
     int64_t a = -start, b = W - start; /* the part of [0, 4 nt + 2) inside the image */
@@ -186,7 +187,8 @@ static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int6
         const float *d[6];
         for (int r = 0; r < 6; r++) {
             const int64_t iy = 4 * t - 1 + r;
-            d[r] = iy < 0 || iy >= in->image_h ? zero : sr_tensor_row(in, ci, iy) + start + a;
+            d[r] = iy < 0 || iy >= in->image_h ? zero
+                                               : sr_conv2d_in_row(in, n_in, ci, iy) + start + a;
         }
         input_1d(d, rows + a, len, b - a);
         for (int r = 0; r < 6; r++) {
@@ -306,7 +308,7 @@ static sr_status winograd_run(sr_cpu_context *ctx, const sr_node *node, const sr
         float *m = v + 36 * p->c_in * nt_max, *scratch = m + 36 * cb_max * nt_max;
         const int64_t t = t0 + item / n_chunks, j0 = item % n_chunks * nt_max;
         const int64_t nt = (W + 3) / 4 - j0 < nt_max ? (W + 3) / 4 - j0 : nt_max;
-        transform_input(p, in, t, j0, nt, scratch, v);
+        transform_input(p, in, node->n_inputs, t, j0, nt, scratch, v);
         for (int64_t co0 = 0; co0 < p->c_out; co0 += cb_max) {
             const int64_t cb = p->c_out - co0 < cb_max ? p->c_out - co0 : cb_max;
             for (int k = 0; k < 36; k++)
@@ -372,13 +374,13 @@ static float *ring_row(const split_geometry *s, float *ring, int64_t zy)
 
 /* Tile row t of z, every column, into the ring. */
 static void split_tile_row(const sr_conv2d_params *p, const split_geometry *s, const float *u,
-                           const sr_tensor *in, int64_t t, float *v, float *m, float *scratch,
-                           float *ring)
+                           const sr_tensor *in, int n_in, int64_t t, float *v, float *m,
+                           float *scratch, float *ring)
 {
     float *half = scratch, *tile = scratch + 24 * s->nt_max;
     for (int64_t j = 0; j < s->n_tiles; j += s->nt_max) {
         const int64_t nt = s->n_tiles - j < s->nt_max ? s->n_tiles - j : s->nt_max;
-        transform_input(p, in, t, s->j_lo + j, nt, scratch, v);
+        transform_input(p, in, n_in, t, s->j_lo + j, nt, scratch, v);
         for (int k = 0; k < 36; k++)
             sr_cpu_sgemm((int)s->n, (int)nt, (int)p->c_in, u + k * s->n * p->c_in, (int)p->c_in,
                          v + k * p->c_in * nt, (int)nt, m + k * s->n * nt, (int)nt);
@@ -438,7 +440,7 @@ static sr_status split_run(sr_cpu_context *ctx, const sr_node *node, const sr_te
         const int64_t y1 = out->y0 + rows * (strip + 1) / n_strips;
         int64_t y = y0;
         for (int64_t t = sr_div_floor(y0 - s.reach, 4); y < y1; t++) {
-            split_tile_row(p, &s, u, in, t, v, m, scratch, ring);
+            split_tile_row(p, &s, u, in, node->n_inputs, t, v, m, scratch, ring);
             for (; y < y1 && y + s.reach <= 4 * t + 3; y++)
                 split_sum_row(p, &s, ring, y, out);
         }

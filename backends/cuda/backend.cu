@@ -292,7 +292,8 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
     if (st != SR_OK)
         return st;
     if (is_direct(node)) {
-        sr_cuda_conv_direct(p, (const float *)d->weight, d->bias, &d->epilogue, in, out);
+        sr_cuda_conv_direct(p, (const float *)d->weight, d->bias, &d->epilogue, in,
+                            node->n_inputs, out);
         return launched(node, err);
     }
     /* The groups of the conv's own rows that reach the band. */
@@ -318,7 +319,7 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
     float *product = (float *)((char *)col + col_bytes(p, W, precision));
     for (int64_t y = cy0; y < cy1; y += group) {
         const int64_t rows = cy1 - y < group ? cy1 - y : group, n = rows * W;
-        sr_cuda_im2col(p, in, W, y, rows, precision, col);
+        sr_cuda_im2col(p, in, node->n_inputs, W, y, rows, precision, col);
         if ((st = launched(node, err)) != SR_OK)
             return st;
         const cublasStatus_t b = gemm(ctx, precision, n, p->c_out, K, col, d->weight, product);

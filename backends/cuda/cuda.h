@@ -17,20 +17,22 @@ int64_t sr_cuda_gemm_bytes(sr_precision precision);
 
 /* Conv output rows [cy0, cy0 + rows) before any shuffle, every column x <
  * W (the conv's output width), unfolded: col[(ci k + ky) k + kx][(cy - cy0)
- * W + x], zero outside the image, as sr_cuda_gemm_bytes(precision) values. */
-void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t width, int64_t cy0,
-                    int64_t rows, sr_precision precision, void *col);
+ * W + x], zero outside the image, as sr_cuda_gemm_bytes(precision) values.
+ * ci: a channel of the n_in inputs in[0 .. n_in), one after another. */
+void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int64_t width,
+                    int64_t cy0, int64_t rows, sr_precision precision, void *col);
 
 /* to[i] = from[i] rounded to the precision's values (a copy for FP32). */
 void sr_cuda_narrow(const float *from, int64_t n, sr_precision precision, void *to);
 
 /* A conv of at most SR_CUDA_DIRECT_OUTPUTS output channels (the one that
- * makes the image), straight from its input, bias and epilogue included,
+ * makes the image), straight from its n_in inputs, bias and epilogue included,
  * in float32: out's band. weight, bias and the epilogue's slopes are
  * device copies (the epilogue itself is a host struct, passed by value). */
 #define SR_CUDA_DIRECT_OUTPUTS 4
 void sr_cuda_conv_direct(const sr_conv2d_params *p, const float *weight, const float *bias,
-                         const sr_epilogue *epilogue, const sr_tensor *in, const sr_tensor *out);
+                         const sr_epilogue *epilogue, const sr_tensor *in, int n_in,
+                         const sr_tensor *out);
 
 /* gemm[co][(cy - cy0) W + x] plus bias and epilogue into out, for the rows
  * that land in its band. bias (or NULL) and the slopes are device copies. */

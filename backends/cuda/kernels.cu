@@ -30,6 +30,32 @@ band band_of(const sr_tensor *t)
     return band{t->data, t->cstride, t->y0, t->shape.h, t->shape.w};
 }
 
+/* A conv's inputs: their channels one after another (ops/op.h,
+ * sr_conv2d_in_row). */
+struct sources {
+    band b[SR_NODE_MAX_INPUTS];
+    int64_t c[SR_NODE_MAX_INPUTS];
+    int n;
+    __host__ __device__ const float *row(int64_t ci, int64_t y) const
+    {
+        int j = 0;
+        for (; j < n - 1 && ci >= c[j]; j++)
+            ci -= c[j];
+        return b[j].row(ci, y);
+    }
+};
+
+sources sources_of(const sr_tensor *in, int n)
+{
+    sources s = {};
+    s.n = n;
+    for (int j = 0; j < n; j++) {
+        s.b[j] = band_of(&in[j]);
+        s.c[j] = in[j].shape.c;
+    }
+    return s;
+}
+
 template <class T> __host__ __device__ T narrow(float v);
 template <> __host__ __device__ float narrow<float>(float v) { return v; }
 template <> __host__ __device__ __half narrow<__half>(float v) { return __float2half_rn(v); }
@@ -82,11 +108,12 @@ int64_t sr_cuda_gemm_bytes(sr_precision precision)
  * taps of the channel: reads and writes stay coalesced across threads and
  * the index arithmetic is paid once per k^2 values. */
 template <class T>
-static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t width, int64_t cy0,
-                   int64_t rows, T *col)
+static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int64_t width,
+                   int64_t cy0, int64_t rows, T *col)
 {
-    const band src = band_of(in);
+    const sources src = sources_of(in, n_in);
     const int64_t image_h = in->image_h, k = p->k, pad = p->pad, pixels = rows * width;
+    const int64_t in_w = in->shape.w;
     for_each(p->c_in * pixels, [=] __device__(int64_t i) {
         const int64_t ci = i / pixels, at = i % pixels;
         const int64_t y = cy0 + at / width - pad, x = at % width - pad;
@@ -94,20 +121,20 @@ static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t width
         for (int64_t iy = y; iy < y + k; iy++) {
             const bool inside = iy >= 0 && iy < image_h;
             for (int64_t ix = x; ix < x + k; ix++, to += pixels)
-                *to = narrow<T>(inside && ix >= 0 && ix < src.w ? src.row(ci, iy)[ix] : 0.0f);
+                *to = narrow<T>(inside && ix >= 0 && ix < in_w ? src.row(ci, iy)[ix] : 0.0f);
         }
     });
 }
 
-void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int64_t width, int64_t cy0,
-                    int64_t rows, sr_precision precision, void *col)
+void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int64_t width,
+                    int64_t cy0, int64_t rows, sr_precision precision, void *col)
 {
     if (precision == SR_PRECISION_FP16)
-        im2col(p, in, width, cy0, rows, (__half *)col);
+        im2col(p, in, n_in, width, cy0, rows, (__half *)col);
     else if (precision == SR_PRECISION_BF16)
-        im2col(p, in, width, cy0, rows, (__nv_bfloat16 *)col);
+        im2col(p, in, n_in, width, cy0, rows, (__nv_bfloat16 *)col);
     else
-        im2col(p, in, width, cy0, rows, (float *)col);
+        im2col(p, in, n_in, width, cy0, rows, (float *)col);
 }
 
 template <class T> static void narrow_all(const float *from, int64_t n, T *to)
@@ -149,10 +176,13 @@ void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias,
  * neighbouring threads find it in cache. */
 template <int C_OUT>
 static void conv_direct(const sr_conv2d_params *p, const float *weight, const float *bias,
-                        const sr_epilogue *epilogue, const sr_tensor *in, const sr_tensor *out)
+                        const sr_epilogue *epilogue, const sr_tensor *in, int n_in,
+                        const sr_tensor *out)
 {
-    const band src = band_of(in), dst = band_of(out);
+    const sources src = sources_of(in, n_in);
+    const band dst = band_of(out);
     const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r, image_h = in->image_h;
+    const int64_t in_w = in->shape.w;
     const int64_t cy0 = out->y0 / r, cy1 = (out->y0 + out->shape.h + r - 1) / r;
     const int64_t c_in = p->c_in, k = p->k, pad = p->pad, taps = p->c_in * p->k * p->k;
     const sr_epilogue e = *epilogue;
@@ -167,7 +197,7 @@ static void conv_direct(const sr_conv2d_params *p, const float *weight, const fl
                 const float *row = src.row(ci, iy);
                 for (int64_t kx = 0; kx < k; kx++) {
                     const int64_t ix = x + kx - pad;
-                    if (ix < 0 || ix >= src.w)
+                    if (ix < 0 || ix >= in_w)
                         continue;
                     const float v = row[ix];
                     for (int co = 0; co < C_OUT; co++)
@@ -184,14 +214,15 @@ static void conv_direct(const sr_conv2d_params *p, const float *weight, const fl
 }
 
 void sr_cuda_conv_direct(const sr_conv2d_params *p, const float *weight, const float *bias,
-                         const sr_epilogue *epilogue, const sr_tensor *in, const sr_tensor *out)
+                         const sr_epilogue *epilogue, const sr_tensor *in, int n_in,
+                         const sr_tensor *out)
 {
     static_assert(SR_CUDA_DIRECT_OUTPUTS == 4, "one instance per output count");
     switch (p->c_out) {
-    case 1: conv_direct<1>(p, weight, bias, epilogue, in, out); break;
-    case 2: conv_direct<2>(p, weight, bias, epilogue, in, out); break;
-    case 3: conv_direct<3>(p, weight, bias, epilogue, in, out); break;
-    default: conv_direct<4>(p, weight, bias, epilogue, in, out); break;
+    case 1: conv_direct<1>(p, weight, bias, epilogue, in, n_in, out); break;
+    case 2: conv_direct<2>(p, weight, bias, epilogue, in, n_in, out); break;
+    case 3: conv_direct<3>(p, weight, bias, epilogue, in, n_in, out); break;
+    default: conv_direct<4>(p, weight, bias, epilogue, in, n_in, out); break;
     }
 }
 

@@ -1,6 +1,7 @@
 /* sr_graph_fuse: which PReLUs, LeakyReLUs and pixel shuffles fold into their
- * convolution, that readers are rewired, and that the fused graph computes
- * the same bits. */
+ * convolution, which concatenations into the convolutions that read them,
+ * that readers are rewired, and that the fused graph computes the same
+ * bits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -243,6 +244,64 @@ static void test_fuse_folds_leaky_relu_and_relu(void **state)
     free(n);
 }
 
+static int concat(net *n, int n_inputs, const int *inputs)
+{
+    sr_node node = {.op = SR_OP_CONCAT, .n_inputs = n_inputs};
+    memcpy(node.inputs, inputs, (size_t)n_inputs * sizeof *inputs);
+    return add(&n->g, node);
+}
+
+/* A concatenation that convolutions alone read folds into each of them
+ * (a dense block's, one read by two convs); one that something else also
+ * reads stays, and so does one that is the output; the bits stay. */
+static void test_fuse_folds_concatenations_into_convs(void **state)
+{
+    (void)state;
+    net *n = calloc(1, sizeof *n);
+    test_rng r = {10};
+    test_fill(&r, &n->weight[0][0], sizeof n->weight / sizeof(float), -0.3f, 0.3f);
+    test_fill(&r, &n->bias[0][0], sizeof n->bias / sizeof(float), -0.3f, 0.3f);
+    const int x = add(&n->g, (sr_node){.op = SR_OP_INPUT});
+    const int a = add(&n->g, (sr_node){.op = SR_OP_LEAKY_RELU, .n_inputs = 1,
+                                       .inputs = {conv(n, x, 0, 3, 2)}, .p.leaky_relu = {0.2f}});
+    const int cat1 = concat(n, 2, (int[]){x, a});                       /* folds into two */
+    const int b = conv(n, cat1, 1, 5, 3), c = conv(n, cat1, 2, 5, 2);
+    const int cat2 = concat(n, 3, (int[]){a, b, c});                    /* stays: an add reads it */
+    const int d = conv(n, cat2, 3, 7, 7);
+    const int sum = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2, .inputs = {cat2, d},
+                                         .p.add = {1.0f}});
+    const int e = conv(n, sum, 4, 7, 1);
+    concat(n, 3, (int[]){e, x, b}); /* the output: stays */
+    const sr_shape in = {3, 6, 5};
+    float image[3 * 6 * 5];
+    test_fill(&r, image, 3 * 6 * 5, 0, 1);
+    sr_shape want_shape, got_shape;
+    float *want = run(&n->g, image, in, &want_shape);
+
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 2); /* the LeakyReLU, cat1 */
+    /* input, conv 0, b, c, cat2, d, add, e, output */
+    assert_int_equal(n->g.n_nodes, 9);
+    for (int i = 2; i <= 3; i++) {
+        const sr_node *conv = &n->g.nodes[i];
+        assert_int_equal(conv->op, SR_OP_CONV2D);
+        assert_int_equal(conv->n_inputs, 2);
+        assert_int_equal(conv->inputs[0], 0);
+        assert_int_equal(conv->inputs[1], 1); /* conv 0, its LeakyReLU folded */
+    }
+    assert_int_equal(n->g.nodes[4].op, SR_OP_CONCAT);
+    assert_int_equal(n->g.nodes[5].n_inputs, 1);
+    assert_int_equal(n->g.nodes[5].inputs[0], 4);
+    assert_int_equal(n->g.nodes[8].op, SR_OP_CONCAT);
+    float *got = run(&n->g, image, in, &got_shape);
+    assert_memory_equal(&got_shape, &want_shape, sizeof want_shape);
+    assert_memory_equal(got, want, (size_t)sr_shape_numel(want_shape) * sizeof(float));
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 0);
+    free(want);
+    free(got);
+    sr_graph_free(&n->g);
+    free(n);
+}
+
 /* An unshuffled input by f is 3 f^2 channels of the image padded to a
  * multiple of f; a factor past SR_INPUT_MAX_UNSHUFFLE is named. */
 static void test_unshuffled_input_shape(void **state)
@@ -273,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_fuse_folds_where_it_may_and_keeps_the_bits),
         cmocka_unit_test(test_fuse_lists_steps_in_order_until_full),
         cmocka_unit_test(test_fuse_folds_leaky_relu_and_relu),
+        cmocka_unit_test(test_fuse_folds_concatenations_into_convs),
         cmocka_unit_test(test_unshuffled_input_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,9 @@
  * reference on random shapes and values, with outputs
  * filled with NaN first so an unwritten element fails; and every kernel on
  * bands (the rows a band needs copied alone, so reading others fails)
- * against itself on the whole image, bit for bit. */
+ * against itself on the whole image, bit for bit; a conv over several
+ * inputs (a concatenation folded in) makes the bits of the conv over
+ * their copy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -698,6 +700,101 @@ static void test_cpu_forced_algorithms_match_reference(void **state)
     }
 }
 
+/* ---- a concatenation folded into a convolution ---- */
+
+/* out's rows must be want's, bit for bit. */
+static void expect_rows(const sr_tensor *out, const sr_tensor *want, const char *what,
+                        const char *where)
+{
+    for (int64_t c = 0; c < out->shape.c; c++)
+        for (int64_t y = out->y0; y < out->y0 + out->shape.h; y++)
+            if (memcmp(sr_tensor_row(out, c, y), sr_tensor_row(want, c, y),
+                       (size_t)out->shape.w * sizeof(float)) != 0)
+                fail_msg("%s %s: over several inputs, row %lld differs", what, where,
+                         (long long)y);
+}
+
+/* A conv over its input's channels in 2 and 3 tensors makes the bits it
+ * makes over the one tensor: on the whole image, and in a band whose
+ * inputs hold different rows beyond what it needs (as the planner's
+ * buffers may). */
+static void check_split_same_bits(void *user, const sr_node *node, const sr_tensor *in,
+                                  test_rng *r, const char *what)
+{
+    const sr_backend_handle *be = user;
+    if (node->n_inputs > 1)
+        return; /* made here from the one-input case */
+    const sr_shape s = run_shape(node, in);
+    sr_tensor want = tensor_new(s.c, s.h, s.w);
+    assert_int_equal(be->iface->run(be->ctx, node, in, &want, NULL, NULL), SR_OK);
+    const sr_row_tiling tiling = sr_backend_row_tiling(be, node, s);
+    const int64_t scale = sr_op_get(node->op)->scale(node), a = tiling.align, H = in->shape.h;
+    for (int n = 2; n <= 3 && n <= in->shape.c; n++) {
+        sr_node split = *node;
+        split.n_inputs = n;
+        sr_tensor parts[3], band_in[3];
+        split_channels(in, n, parts);
+        sr_tensor got = tensor_new(s.c, s.h, s.w);
+        assert_int_equal(be->iface->run(be->ctx, &split, parts, &got, NULL, NULL), SR_OK);
+        expect_rows(&got, &want, what, "whole");
+        const int64_t y0 = test_rng_int(r, 0, (int)s.h - 1);
+        const int64_t y1 = test_rng_int(r, (int)y0 + 1, (int)s.h);
+        const int64_t lo = (y0 / a * a) / scale - tiling.halo;
+        const int64_t hi = ((y1 + a - 1) / a * a + scale - 1) / scale + tiling.halo;
+        for (int j = 0; j < n; j++)
+            band_in[j] = copy_rows(&parts[j], lo - j < 0 ? 0 : lo - j, hi + j > H ? H : hi + j);
+        sr_tensor band = tensor_new(s.c, y1 - y0, s.w);
+        band.y0 = y0;
+        band.image_h = s.h;
+        assert_int_equal(be->iface->run(be->ctx, &split, band_in, &band, NULL, NULL), SR_OK);
+        expect_rows(&band, &want, what, "band");
+        for (int j = 0; j < n; j++) {
+            free(parts[j].data);
+            free(band_in[j].data);
+        }
+        free(got.data);
+        free(band.data);
+    }
+    free(want.data);
+}
+
+static void test_conv_over_several_inputs_same_bits(void **state)
+{
+    (void)state;
+    sr_backend_handle b;
+    assert_int_equal(sr_reference_backend_new(&b, NULL), SR_OK);
+    test_rng r = {44};
+    check_kernel_cases(&r, 0, check_split_same_bits, &b);
+    sr_backend_free(&b);
+    for (int a = 0; a < SR_CPU_CONV_ALGORITHMS; a++) {
+        assert_int_equal(sr_cpu_backend_new_forcing(2, sr_cpu_conv_algorithms[a]->name, &b, NULL),
+                         SR_OK);
+        check_kernel_cases(&r, 0, check_split_same_bits, &b);
+        sr_backend_free(&b);
+    }
+}
+
+/* A conv's inputs must be of one height and width and have its channels
+ * between them. */
+static void test_conv_shape_over_several_inputs(void **state)
+{
+    (void)state;
+    sr_node node = {.op = SR_OP_CONV2D, .name = "c", .n_inputs = 3,
+                    .p.conv2d = {.c_in = 7, .c_out = 2, .k = 3, .pad = 1}};
+    sr_shape in[3] = {{4, 5, 6}, {1, 5, 6}, {2, 5, 6}}, s;
+    sr_error err = {0};
+    assert_int_equal(sr_op_get(SR_OP_CONV2D)->shape(&node, in, &s, NULL), SR_OK);
+    assert_int_equal(s.c, 2);
+    assert_int_equal(s.h, 5);
+    assert_int_equal(s.w, 6);
+    in[2].c = 3;
+    assert_int_equal(sr_op_get(SR_OP_CONV2D)->shape(&node, in, &s, &err), SR_ERR_MODEL);
+    in[2] = (sr_shape){2, 4, 6};
+    assert_int_equal(sr_op_get(SR_OP_CONV2D)->shape(&node, in, &s, &err), SR_ERR_MODEL);
+    node.n_inputs = SR_NODE_MAX_INPUTS + 1;
+    assert_int_equal(sr_op_get(SR_OP_CONV2D)->shape(&node, in, &s, &err), SR_ERR_MODEL);
+}
+
 static void test_descriptors_declare_halo_scale_global(void **state)
 {
     (void)state;
@@ -737,6 +834,8 @@ int main(void)
         cmocka_unit_test(test_other_ops_match_pytorch),
         cmocka_unit_test(test_backends_match_reference),
         cmocka_unit_test(test_cpu_forced_algorithms_match_reference),
+        cmocka_unit_test(test_conv_over_several_inputs_same_bits),
+        cmocka_unit_test(test_conv_shape_over_several_inputs),
         cmocka_unit_test(test_descriptors_declare_halo_scale_global),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
