@@ -549,7 +549,8 @@ typedef struct sr_stage_info {
     int64_t band_rows;   /* rows of the target per band */
     int64_t n_bands;
     int n_nodes;         /* nodes computed in each band */
-    int64_t kept_bytes;  /* whole tensors alive during the stage */
+    int64_t kept_bytes;  /* whole tensors alive during the stage, and rows
+                            carried from band to band (windows) */
     int64_t arena_bytes; /* band buffers */
     int64_t workspace_bytes;
     int64_t flops;

@@ -47,6 +47,8 @@ typedef struct run_state {
     float *staging;    /* rows crossing to or from the host */
     int64_t staging_floats;
     int scratch;          /* the scratch file, or -1 */
+    float **window;       /* SR_ROWS_WINDOW nodes' rows, in host memory, per channel
+                             window_rows rows: row y at y % window_rows */
 } run_state;
 
 static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
@@ -71,11 +73,14 @@ static void run_state_free(run_state *r, const sr_plan *plan)
         give_back(r, r->kept[n].data, tensor_bytes(plan->shapes[n]));
     for (int n = 0; r->stats && n < plan->n_nodes; n++)
         free(r->stats[n]);
+    for (int n = 0; r->window && n < plan->n_nodes; n++)
+        free(r->window[n]);
     give_back(r, r->arena, r->arena_bytes);
     r->memory->trim(r->ctx);
     if (r->scratch >= 0)
         close(r->scratch);
     free(r->staging);
+    free(r->window);
     free(r->kept);
     free(r->band);
     free(r->stats);
@@ -102,7 +107,9 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
     r->need = calloc(n, sizeof *r->need);
     r->comp = calloc(n, sizeof *r->comp);
     r->order = calloc(n + 1, sizeof *r->order);
-    if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->order)
+    r->window = calloc(n, sizeof *r->window);
+    if (!r->kept || !r->band || !r->stats || !r->done || !r->need || !r->comp || !r->order ||
+        !r->window)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     if (plan->scratch_bytes > 0) {
         sr_status st = sr_scratch_open(scratch_dir, plan->scratch_bytes, &r->scratch, err);
@@ -167,6 +174,15 @@ static sr_status allocate_stage(run_state *r, const sr_plan *plan, int si, sr_er
     }
     r->arena_bytes = s->arena_bytes;
     sr_status st = SR_OK;
+    for (int n = 0; n < plan->n_nodes && st == SR_OK; n++) {
+        if (sr_plan_rows_home(plan, n) != SR_ROWS_WINDOW || plan->first_stage[n] != si)
+            continue;
+        const sr_shape sh = plan->shapes[n];
+        r->window[n] = malloc((size_t)(plan->window_rows[n] * sh.c * sh.w) * sizeof(float));
+        if (!r->window[n])
+            st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for a window of %lld rows",
+                         (long long)plan->window_rows[n]);
+    }
     for (int k = 0; k < n_buffers && st == SR_OK; k++) {
         const stage_buffer *b = &order[k];
         const sr_shape sh = plan->shapes[b->node];
@@ -223,6 +239,31 @@ static sr_status spill_rows(run_state *r, const sr_plan *plan, int n, const sr_t
     return st;
 }
 
+/* Rows [lo, hi) of windowed node n between its band buffer and its window
+ * (`write`: to the window), in runs that do not wrap around the window. */
+static sr_status window_rows(run_state *r, const sr_plan *plan, int n, const sr_tensor *band,
+                             int64_t lo, int64_t hi, bool write, sr_error *err)
+{
+    const sr_shape sh = plan->shapes[n];
+    const int64_t w = plan->window_rows[n];
+    sr_status st = SR_OK;
+    for (int64_t c = 0; c < sh.c && st == SR_OK; c++)
+        for (int64_t y = lo; y < hi && st == SR_OK;) {
+            const int64_t slot = y % w, run = hi - y < w - slot ? hi - y : w - slot;
+            const int64_t bytes = run * sh.w * (int64_t)sizeof(float);
+            float *rows = sr_tensor_row(band, c, y);
+            float *kept = r->window[n] + (c * w + slot) * sh.w;
+            if (r->memory->is_host)
+                memcpy(write ? kept : rows, write ? rows : kept, (size_t)bytes);
+            else if (write)
+                st = r->memory->download(r->ctx, kept, rows, bytes, err);
+            else
+                st = r->memory->upload(r->ctx, rows, kept, bytes, err);
+            y += run;
+        }
+    return st;
+}
+
 static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
                           const sr_stage *s, const sr_backend_handle *be, int64_t t0,
                           int64_t t1, double *node_seconds, sr_error *err)
@@ -231,7 +272,8 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
         const sr_rows_home home = sr_plan_rows_home(plan, n);
-        if ((home != SR_ROWS_BAND && home != SR_ROWS_SPILLED) || r->need[n].lo >= r->need[n].hi)
+        if ((home != SR_ROWS_BAND && home != SR_ROWS_SPILLED && home != SR_ROWS_WINDOW) ||
+            r->need[n].lo >= r->need[n].hi)
             continue;
         const sr_shape sh = plan->shapes[n];
         const int64_t rows = r->need[n].hi - r->need[n].lo;
@@ -246,12 +288,17 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
         const sr_span c = r->comp[n], need = r->need[n];
-        const bool spilled = sr_plan_rows_home(plan, n) == SR_ROWS_SPILLED;
-        if (spilled && need.lo < need.hi && need.lo < r->done[n]) {
-            /* The rows it has in the file already (its buffer's place in
-             * the arena was another node's until now). */
+        const sr_rows_home home = sr_plan_rows_home(plan, n);
+        const bool spilled = home == SR_ROWS_SPILLED, windowed = home == SR_ROWS_WINDOW;
+        if ((spilled || windowed) && need.lo < need.hi && need.lo < r->done[n]) {
+            /* The rows it has made already (its buffer's place in the
+             * arena was another node's until now). */
             const int64_t hi = need.hi < r->done[n] ? need.hi : r->done[n];
-            sr_status st = spill_rows(r, plan, n, &r->band[n], need.lo, hi, false, err);
+            if (windowed && need.lo < r->done[n] - plan->window_rows[n])
+                return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
+                               "plan: node %d reads rows its window no longer holds", n);
+            sr_status st = windowed ? window_rows(r, plan, n, &r->band[n], need.lo, hi, false, err)
+                                    : spill_rows(r, plan, n, &r->band[n], need.lo, hi, false, err);
             if (st != SR_OK)
                 return st;
         }
@@ -262,7 +309,7 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
             const sr_rows_home home = sr_plan_rows_home(plan, i);
-            in[j] = home == SR_ROWS_BAND || home == SR_ROWS_SPILLED ? r->band[i] : r->kept[i];
+            in[j] = home == SR_ROWS_INPUT || home == SR_ROWS_KEPT ? r->kept[i] : r->band[i];
         }
         const bool whole = sr_plan_rows_home(plan, n) == SR_ROWS_KEPT;
         sr_tensor out = sr_tensor_rows(whole ? &r->kept[n] : &r->band[n], c.lo, c.hi);
@@ -274,11 +321,15 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
             return st;
         if (spilled)
             st = spill_rows(r, plan, n, &r->band[n], c.lo, c.hi, true, err);
+        else if (windowed) /* the rows a later band may read back */
+            st = window_rows(r, plan, n, &r->band[n],
+                             c.hi - c.lo > plan->window_rows[n] ? c.hi - plan->window_rows[n] : c.lo,
+                             c.hi, true, err);
         if (st != SR_OK)
             return st;
         if (node_seconds)
             node_seconds[n] += now() - start;
-        if (whole || spilled)
+        if (whole || spilled || windowed)
             r->done[n] = c.hi;
     }
     return SR_OK;
@@ -368,12 +419,12 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
         if (global)
             memset(r.acc, 0,
                    (size_t)sr_op_get(global->op)->n_stats(global, target) * sizeof *r.acc);
-        for (int b = 0; st == SR_OK && b < s->n_bands; b++) {
+        for (int b = s->first_band; st == SR_OK && b < s->n_bands; b++) {
             const int64_t t0 = b * s->band_rows;
             const int64_t t1 = t0 + s->band_rows < target.h ? t0 + s->band_rows : target.h;
             st = run_band(&r, g, plan, s, be, t0, t1, timing.node_seconds, err);
-            if (st != SR_OK)
-                break;
+            if (st != SR_OK || b < 0) /* a lead-in band makes no rows of the target */
+                continue;
             const bool whole = sr_plan_rows_home(plan, s->target) == SR_ROWS_KEPT;
             const sr_tensor *made = whole ? &r.kept[s->target] : &r.band[s->target];
             const sr_tensor rows = sr_tensor_rows(made, t0, t1);
@@ -399,6 +450,9 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
             } else if (sr_plan_rows_home(plan, n) == SR_ROWS_SPILLED && plan->last_stage[n] == si) {
                 sr_scratch_discard(r.scratch, plan->scratch_offset[n],
                                    tensor_bytes(plan->shapes[n]));
+            } else if (sr_plan_rows_home(plan, n) == SR_ROWS_WINDOW && plan->first_stage[n] == si) {
+                free(r.window[n]);
+                r.window[n] = NULL;
             }
     }
     run_state_free(&r, plan);

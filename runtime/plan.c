@@ -29,6 +29,9 @@
  * faster and moves its rows over PCIe as well, so there a byte costs more
  * FLOPs still; the figure only decides spill against recompute. */
 #define FLOPS_PER_SCRATCH_BYTE 100
+/* And a byte copied to or from a window in memory: memcpy moves some
+ * 10 GB/s there, a tenth of the convolutions' FLOP rate. */
+#define FLOPS_PER_WINDOW_BYTE 10
 /* The search tries spilling only when the plan without it recomputes
  * more than this share of the network's FLOPs (or nothing fits): a plan
  * nearly as fast in memory stays exactly what it was. */
@@ -62,6 +65,7 @@ typedef struct planner {
     int64_t workspace;  /* the backend's largest, which it keeps */
     int64_t budget;     /* the one being planned for: req's, or a probe */
     bool may_spill;     /* the search may spill kept tensors */
+    bool may_window;    /* the backend's memory is the host's, where windows are */
     int *stage_target, *stage_global; /* stage_global: statistics stages' */
     sr_stage_role *stage_role;
     int *home;      /* per node: the first stage whose target needs it */
@@ -91,6 +95,8 @@ typedef struct planner {
     sr_span *need, *comp;
     int64_t *node_flops;             /* per node, in the bands simulated */
     int64_t io;                      /* scratch bytes, in the bands simulated */
+    int64_t window_io;               /* window bytes, in the bands simulated */
+    int64_t *window;                 /* per windowed node: the rows it carries */
     int64_t *shift;                  /* per node: its rows per period of bands */
     int64_t *snap_done, *snap_flops; /* done and node_flops a period ago */
 } planner;
@@ -108,6 +114,23 @@ static bool available_whole(const sr_plan *plan, int stage, int n)
     return n == 0 || (in_memory(plan, n) && plan->first_stage[n] < stage);
 }
 
+/* The last stage that reads kept node n: try_toggle's trial value for the
+ * nodes it reaches (marked in seen), else the committed plan's. */
+static int last_reader(const planner *p, int n)
+{
+    return p->seen[n] == p->seen_epoch ? p->new_last[n] : p->last[n];
+}
+
+/* Spilled, and read only in the stage that computes it: the rows bands
+ * read back are carried in a window in memory instead of the file. Only
+ * where the backend computes in host memory: a device's rows would cross
+ * to the window and back every band. */
+static bool windowed(const planner *p, const sr_plan *plan, int n)
+{
+    return p->may_window && plan->keep[n] && plan->spill[n] && n > 0 &&
+           last_reader(p, n) <= p->home[n];
+}
+
 /* In the scratch file already: a stage reads it a band at a time. */
 static bool spilled_before(const sr_plan *plan, int stage, int n)
 {
@@ -118,6 +141,9 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
                         int64_t t0, int64_t t1, const int64_t *done, sr_span *need,
                         sr_span *comp)
 {
+    /* Spans are walked back unclipped, so that a lead-in band (rows above
+     * the image) still reaches the rows its deeper nodes make ahead, and
+     * clipped to the image at the end. */
     for (int k = 0; k < s->n_order; k++)
         need[s->order[k]] = (sr_span){INT64_MAX, INT64_MIN};
     if (s->n_order && s->order[s->n_order - 1] == s->target)
@@ -126,9 +152,9 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
         const int n = s->order[k];
         const sr_node *node = &g->nodes[n];
         sr_span c = need[n];
-        if (plan->keep[n] && done[n] > c.lo)
+        if (plan->keep[n] && done[n] > 0 && done[n] > c.lo)
             c.lo = done[n]; /* kept rows are computed once */
-        comp[n] = c;
+        comp[n] = (sr_span){c.lo > 0 ? c.lo : 0, c.hi < plan->shapes[n].h ? c.hi : plan->shapes[n].h};
         if (c.lo >= c.hi)
             continue;
         const sr_op_desc *d = sr_op_get(node->op);
@@ -139,17 +165,21 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
             const int i = node->inputs[j];
             if (available_whole(plan, s->index, i))
                 continue; /* kept earlier, or the input */
-            int64_t lo = sr_div_floor(out_lo, scale) - halo;
-            int64_t hi = sr_div_ceil(out_hi, scale) + halo;
-            if (lo < 0)
-                lo = 0;
-            if (hi > plan->shapes[i].h)
-                hi = plan->shapes[i].h;
+            const int64_t lo = sr_div_floor(out_lo, scale) - halo;
+            const int64_t hi = sr_div_ceil(out_hi, scale) + halo;
             if (lo < need[i].lo)
                 need[i].lo = lo;
             if (hi > need[i].hi)
                 need[i].hi = hi;
         }
+    }
+    for (int k = 0; k < s->n_order; k++) {
+        sr_span *r = &need[s->order[k]];
+        const int64_t h = plan->shapes[s->order[k]].h;
+        r->lo = r->lo > 0 ? r->lo : 0;
+        r->hi = r->hi < h ? r->hi : h;
+        if (r->lo >= r->hi)
+            *r = (sr_span){0, 0};
     }
 }
 
@@ -318,12 +348,20 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
         const int n = s->order[k];
         const sr_span c = p->comp[n], need = p->need[n];
         const bool spilled = plan->keep[n] && plan->spill[n];
+        const bool window = spilled && windowed(p, plan, n);
         const int64_t row_bytes = p->shapes[n].c * p->shapes[n].w * (int64_t)sizeof(float);
         if (spilled && need.lo < need.hi) {
-            /* Its buffer holds the band's rows: those already in the file
-             * are read back, the rest computed and written. */
+            /* Its buffer holds the band's rows: those already made are
+             * read back (from the file, or the window, which must reach
+             * back to need.lo), the rest computed and written. */
             const int64_t in_file = (need.hi < p->done[n] ? need.hi : p->done[n]) - need.lo;
-            p->io += (in_file > 0 ? in_file : 0) * row_bytes;
+            if (in_file > 0 && window) {
+                p->window_io += 2 * in_file * row_bytes; /* written, then read */
+                if (p->done[n] - need.lo > p->window[n])
+                    p->window[n] = p->done[n] - need.lo;
+            } else if (in_file > 0) {
+                p->io += in_file * row_bytes;
+            }
             if (need.hi - need.lo > s->max_rows[k])
                 s->max_rows[k] = need.hi - need.lo;
         }
@@ -333,7 +371,7 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
         p->node_flops[n] += f;
         if (plan->keep[n]) {
             p->done[n] = c.hi;
-            p->io += spilled ? (c.hi - c.lo) * row_bytes : 0;
+            p->io += spilled && !window ? (c.hi - c.lo) * row_bytes : 0;
             continue;
         }
         if (p->need[n].hi - p->need[n].lo > s->max_rows[k])
@@ -414,9 +452,10 @@ static int64_t periods_clear(const planner *p, const sr_stage *s)
 static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
 {
     const int64_t period = s->n_bands > 16 ? band_period(p, plan, s) : 0;
-    int64_t flops = 0, mark = -1, mark_flops = 0, mark_io = 0, clear = 0;
-    for (int64_t b = 0; b < s->n_bands;) {
-        if (period && mark >= 0 && b - mark == period) {
+    int64_t flops = 0, mark = INT64_MIN, mark_flops = 0, mark_io = 0, mark_window_io = 0;
+    int64_t clear = 0;
+    for (int64_t b = s->first_band; b < s->n_bands;) {
+        if (period && mark != INT64_MIN && b - mark == period) {
             bool repeats = clear > 0;
             for (int k = 0; k < s->n_order && repeats; k++) {
                 const int n = s->order[k];
@@ -434,11 +473,12 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
                 }
                 flops += skip * (flops - mark_flops);
                 p->io += skip * (p->io - mark_io);
+                p->window_io += skip * (p->window_io - mark_window_io);
                 b += skip * period;
             }
-            mark = -1;
+            mark = INT64_MIN;
         }
-        if (period && mark < 0) {
+        if (period && mark == INT64_MIN) {
             for (int k = 0; k < s->n_order; k++) {
                 p->snap_done[s->order[k]] = p->done[s->order[k]];
                 p->snap_flops[s->order[k]] = p->node_flops[s->order[k]];
@@ -446,6 +486,7 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
             mark = b;
             mark_flops = flops;
             mark_io = p->io;
+            mark_window_io = p->window_io;
             clear = INT64_MAX;
         }
         if (b >= s->n_bands)
@@ -469,6 +510,41 @@ static void reset_done(planner *p, const sr_plan *plan, const sr_stage *s)
     }
 }
 
+/* Lead-in bands for stage s's windows: as many as the rows its nodes run
+ * ahead of the target (halos and scales summed along the deepest path, in
+ * target rows) take at band_rows a band; 0 for a stage without windows
+ * (its band buffers keep nothing from band to band). */
+static int lead_in_bands(planner *p, const sr_plan *plan, const sr_stage *s)
+{
+    bool windows = false;
+    for (int k = 0; k < s->n_order && !windows; k++)
+        windows = p->home[s->order[k]] == s->index && windowed(p, plan, s->order[k]);
+    if (!windows)
+        return 0;
+    int64_t *ahead = p->shift; /* scratch: rows each node runs ahead */
+    for (int k = 0; k < s->n_order; k++)
+        ahead[s->order[k]] = 0;
+    const int64_t H = p->shapes[s->target].h;
+    int64_t most = 0; /* in target rows */
+    for (int k = s->n_order - 1; k >= 0; k--) {
+        const int n = s->order[k];
+        const sr_node *node = &p->g->nodes[n];
+        const int64_t scale = sr_op_get(node->op)->scale(node);
+        const int64_t rows = sr_div_ceil(ahead[n] * H, p->shapes[n].h) + 1;
+        most = rows > most ? rows : most;
+        for (int j = 0; !spilled_before(plan, s->index, n) && j < node->n_inputs; j++) {
+            const int i = node->inputs[j];
+            if (available_whole(plan, s->index, i))
+                continue;
+            const int64_t a = sr_div_ceil(ahead[n] + plan->row_tiling[n].align, scale) +
+                              plan->row_tiling[n].halo;
+            ahead[i] = a > ahead[i] ? a : ahead[i];
+        }
+    }
+    const int64_t bands = sr_div_ceil(most, s->band_rows);
+    return bands < INT32_MAX / 2 ? (int)bands : INT32_MAX / 2;
+}
+
 /* Sizes stage s for bands of h target rows: exact (every band accounted)
  * or, for the search, from the first band (the widest, as kept tensors
  * start there with nothing computed) and a band in the middle. */
@@ -477,23 +553,26 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     const int64_t H = p->shapes[s->target].h;
     s->band_rows = h < H ? h : H;
     s->n_bands = (int)((H + s->band_rows - 1) / s->band_rows);
+    s->first_band = -lead_in_bands(p, plan, s);
     for (int k = 0; k < s->n_order; k++) {
         s->max_rows[k] = 0;
         p->node_flops[s->order[k]] = 0;
+        p->window[s->order[k]] = 0;
     }
     reset_done(p, plan, s);
-    p->io = 0;
+    p->io = p->window_io = 0;
     int64_t flops = 0;
     if (exact || s->n_bands <= 3) {
         flops = simulate_bands(p, plan, s);
     } else {
-        simulate_band(p, plan, s, 0);
+        simulate_band(p, plan, s, s->first_band);
         const int64_t mid = s->n_bands / 2;
         reset_done(p, plan, s);
         simulate_band(p, plan, s, mid - 1); /* so that mid starts where kept rows end */
-        p->io = 0;
+        p->io = p->window_io = 0;
         flops = simulate_band(p, plan, s, mid) * s->n_bands;
         p->io *= s->n_bands;
+        p->window_io *= s->n_bands;
     }
     /* Kept nodes are computed exactly once, in the stage that first needs
      * them. */
@@ -502,23 +581,39 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
             flops += p->flops[s->order[k]];
     s->flops = flops;
     s->scratch_io = p->io;
+    s->window_io = p->window_io;
+    s->window_bytes = 0;
+    for (int k = 0; k < s->n_order; k++) {
+        const int n = s->order[k];
+        if (p->home[n] == s->index && windowed(p, plan, n))
+            s->window_bytes += p->window[n] * p->shapes[n].c * p->shapes[n].w * (int64_t)sizeof(float);
+    }
     s->arena_bytes = pack_arena(p, plan, s);
     s->workspace_bytes = p->workspace;
 }
 
-/* What the search minimises: FLOPs, and scratch I/O priced as FLOPs. */
+/* What the search minimises: FLOPs, and bytes moved priced as FLOPs. */
 static int64_t stage_cost(const sr_stage *s)
 {
-    return s->flops + s->scratch_io * FLOPS_PER_SCRATCH_BYTE;
+    return s->flops + s->scratch_io * FLOPS_PER_SCRATCH_BYTE +
+           s->window_io * FLOPS_PER_WINDOW_BYTE;
 }
 
 static int64_t stage_peak(const sr_plan *plan, const sr_stage *s)
 {
-    return s->kept_bytes + s->arena_bytes + s->workspace_bytes + plan->stats_bytes;
+    return s->kept_bytes + s->window_bytes + s->arena_bytes + s->workspace_bytes +
+           plan->stats_bytes;
 }
 
+/* How far stage s is over the budget; a stage that would need the
+ * scratch file where there is none never fits. */
 static int64_t stage_excess(const planner *p, const sr_plan *plan, const sr_stage *s)
 {
+    for (int k = 0; !p->req->may_spill && k < s->n_order; k++) {
+        const int n = s->order[k];
+        if (plan->keep[n] && plan->spill[n] && !windowed(p, plan, n))
+            return INT64_C(1) << 50; /* a petabyte: summed over stages, no overflow */
+    }
     const int64_t peak = stage_peak(plan, s);
     return p->budget && peak > p->budget ? peak - p->budget : 0;
 }
@@ -558,6 +653,7 @@ static void plan_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t pro
  * fits; false also when out of memory (p->out_of_memory). */
 static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
 {
+    p->seen_epoch++; /* last_reader: the plan's own, set below */
     for (int n = 0; n < p->n; n++)
         p->last[n] = p->last_comp[n] = -1;
     for (int si = 0; si < p->n_stages; si++) {
@@ -762,6 +858,25 @@ static void initial_keep_set(planner *p, sr_plan *plan)
                 plan->keep[n] = true;
 }
 
+/* The plan that computes nearly nothing twice and holds the least: what
+ * initial_keep_set keeps whole (in the scratch file if `file`), and every
+ * other node but the output spilled. No later stage reads those (all their consumers are in their
+ * own stage), so they carry the rows the next band reads back in windows:
+ * line buffers. A node cheaper to recompute than to copy with a single
+ * consumer (a concatenation, an upsampling) is made again from its
+ * inputs' windows instead: it needs just the rows its consumer does. */
+static void window_keep_set(planner *p, sr_plan *plan, bool file)
+{
+    initial_keep_set(p, plan);
+    for (int n = 1; n < p->n - 1; n++) {
+        plan->spill[n] = file && plan->keep[n];
+        const int64_t row_bytes = p->shapes[n].c * p->shapes[n].w * (int64_t)sizeof(float);
+        if (!plan->keep[n] &&
+            (p->n_consumers[n] > 1 || p->row_flops[n] > 2 * FLOPS_PER_WINDOW_BYTE * row_bytes))
+            plan->keep[n] = plan->spill[n] = true;
+    }
+}
+
 static int compare_trials(const void *a, const void *b)
 {
     const trial *x = a, *y = b;
@@ -904,9 +1019,11 @@ static void load_keep_set(const planner *p, sr_plan *plan, const bool *from)
 }
 
 /* Chooses the kept tensors: the cheaper of two greedy walks, one dropping
- * from everything worth keeping, one adding to nothing (where affordable).
- * Every candidate is judged with the band heights the budget really
- * allows. */
+ * from everything worth keeping, one adding to nothing (where affordable),
+ * or, cheaper still, window_keep_set's: a walk judges one change at a
+ * time, and in a deep graph no single kept tensor shortens the halos
+ * much (nor does the work cap let it judge many). Every candidate is
+ * judged with the band heights the budget really allows. */
 static bool choose_keep_set(planner *p, sr_plan *plan)
 {
     bool *dropped = malloc(2 * (size_t)p->n * sizeof *dropped);
@@ -925,8 +1042,20 @@ static bool choose_keep_set(planner *p, sr_plan *plan)
     } else {
         load_keep_set(p, plan, dropped);
     }
+    bool fits = evaluate(p, plan, 0, false);
+    for (int file = 0; file < 1 + p->may_spill && !p->out_of_memory; file++) {
+        const int64_t cost = p->total_cost;
+        save_keep_set(p, plan, dropped);
+        window_keep_set(p, plan, file);
+        if (evaluate(p, plan, 0, false) && (!fits || p->total_cost < cost)) {
+            fits = true;
+        } else if (!p->out_of_memory) {
+            load_keep_set(p, plan, dropped);
+            evaluate(p, plan, 0, false);
+        }
+    }
     free(dropped);
-    return evaluate(p, plan, 0, false);
+    return !p->out_of_memory && fits;
 }
 
 static bool plan_within(planner *p, sr_plan *plan, int64_t budget)
@@ -1035,7 +1164,7 @@ static void place_spilled(planner *p, sr_plan *plan)
 {
     plan->scratch_bytes = 0;
     for (int n = 1; n < p->n; n++) {
-        if (!plan->keep[n] || !plan->spill[n])
+        if (sr_plan_rows_home(plan, n) != SR_ROWS_SPILLED)
             continue;
         const int64_t size = tensor_bytes(p->shapes[n]);
         int64_t at = 0;
@@ -1043,7 +1172,8 @@ static void place_spilled(planner *p, sr_plan *plan)
             moved = false;
             for (int m = 1; m < n; m++) {
                 const int64_t end = plan->scratch_offset[m] + tensor_bytes(p->shapes[m]);
-                if (plan->keep[m] && plan->spill[m] && plan->first_stage[m] <= plan->last_stage[n] &&
+                if (sr_plan_rows_home(plan, m) == SR_ROWS_SPILLED &&
+                    plan->first_stage[m] <= plan->last_stage[n] &&
                     plan->first_stage[n] <= plan->last_stage[m] && at < end &&
                     plan->scratch_offset[m] < at + size) {
                     at = end;
@@ -1081,13 +1211,14 @@ static bool alloc_plan(planner *p, sr_plan *plan)
     plan->keep = calloc((size_t)n, sizeof *plan->keep);
     plan->spill = calloc((size_t)n, sizeof *plan->spill);
     plan->scratch_offset = calloc((size_t)n, sizeof *plan->scratch_offset);
+    plan->window_rows = calloc((size_t)n, sizeof *plan->window_rows);
     plan->row_tiling = calloc((size_t)n, sizeof *plan->row_tiling);
     plan->first_stage = calloc((size_t)n, sizeof(int));
     plan->last_stage = calloc((size_t)n, sizeof(int));
     plan->stages = calloc((size_t)p->n_stages, sizeof *plan->stages);
     plan->node_flops = calloc((size_t)n, sizeof *plan->node_flops);
     if (!plan->shapes || !plan->keep || !plan->spill || !plan->scratch_offset ||
-        !plan->row_tiling || !plan->first_stage || !plan->last_stage || !plan->stages ||
+        !plan->window_rows || !plan->row_tiling || !plan->first_stage || !plan->last_stage || !plan->stages ||
         !plan->node_flops)
         return false;
     plan->n_stages = p->n_stages;
@@ -1113,6 +1244,7 @@ void sr_plan_free(sr_plan *plan)
     free(plan->keep);
     free(plan->spill);
     free(plan->scratch_offset);
+    free(plan->window_rows);
     free(plan->row_tiling);
     free(plan->shapes);
     memset(plan, 0, sizeof *plan);
@@ -1158,6 +1290,7 @@ static void planner_free(planner *p)
     free(p->shift);
     free(p->snap_done);
     free(p->snap_flops);
+    free(p->window);
 }
 
 /* Stages (one per global op, then the output's) and the first stage that
@@ -1193,6 +1326,7 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     for (int i = 0; i < n; i++)
         p->n_stages += sr_op_get(g->nodes[i].op)->is_global;
     const size_t ns = (size_t)p->n_stages;
+    p->may_window = !req->backend || req->backend->iface->memory->is_host;
     p->shapes = calloc(sn, sizeof *p->shapes);
     p->flops = calloc(sn, sizeof *p->flops);
     p->row_flops = calloc(sn, sizeof *p->row_flops);
@@ -1223,11 +1357,12 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     p->shift = calloc(sn, sizeof *p->shift);
     p->snap_done = calloc(sn, sizeof *p->snap_done);
     p->snap_flops = calloc(sn, sizeof *p->snap_flops);
+    p->window = calloc(sn, sizeof *p->window);
     if (!p->shapes || !p->flops || !p->row_flops || !p->n_consumers || !p->consumers || !p->stage_target ||
         !p->stage_global || !p->stage_role || !p->home || !p->last || !p->last_comp || !p->mark || !p->seen ||
         !p->pos || !p->list || !p->reads || !p->new_last || !p->delta || !p->taken ||
         !p->trials || !p->blocks || !p->owner || !p->active || !p->done || !p->need || !p->comp ||
-        !p->node_flops || !p->shift || !p->snap_done || !p->snap_flops)
+        !p->node_flops || !p->shift || !p->snap_done || !p->snap_flops || !p->window)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     sr_status st = sr_graph_shapes(g, req->input, p->shapes, err);
     if (st != SR_OK)
@@ -1314,8 +1449,11 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
         }
     }
     if (fits) {
-        for (int n = 0; n < p.n; n++)
+        for (int n = 0; n < p.n; n++) {
             plan->last_stage[n] = plan->keep[n] ? p.last[n] : -1;
+            /* At least a row: a window that carries none is still no file. */
+            plan->window_rows[n] = windowed(&p, plan, n) ? (p.window[n] > 1 ? p.window[n] : 1) : 0;
+        }
         place_spilled(&p, plan);
         count_node_flops(&p, plan);
     } else if (!p.out_of_memory) {
@@ -1329,6 +1467,11 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
             initial_keep_set(&p, plan);
         evaluate(&p, plan, req->tile_rows ? 0 : 1, true);
         *least = plan->peak_bytes;
+        if (!req->tile_rows) {
+            window_keep_set(&p, plan, req->may_spill);
+            evaluate(&p, plan, 1, true);
+            *least = plan->peak_bytes < *least ? plan->peak_bytes : *least;
+        }
     }
     if (p.out_of_memory)
         st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");

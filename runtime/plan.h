@@ -9,7 +9,11 @@
  * kept: their whole output is materialised once, in the stage that first
  * needs it, and read by later stages, either from memory or, spilled, from
  * a scratch file a band at a time; every other node lives in a band
- * buffer of one arena and is recomputed wherever it is needed. Which nodes
+ * buffer of one arena and is recomputed wherever it is needed. A spilled
+ * node that no later stage reads needs only the rows the next band reads
+ * back: it carries them in a window in memory, not the file, so that a
+ * deep network without global ops (one stage) can compute every row once
+ * in thin bands (line buffers). Which nodes
  * are kept and how high each stage's bands are is the planner's choice: the
  * fastest plan whose predicted peak fits the budget. Bands never change a
  * result (see ops/op.h), so every plan gives the same bytes. */
@@ -35,6 +39,9 @@ typedef enum sr_rows_home {
     SR_ROWS_SPILLED, /* kept in the scratch file: a band buffer in the arena
                         that each band fills with the rows already in the
                         file, and whose newly computed rows go to the file */
+    SR_ROWS_WINDOW,  /* spilled but read only in its own stage: as
+                        SR_ROWS_SPILLED, with the last window_rows rows
+                        computed carried in memory instead of the file */
 } sr_rows_home;
 
 typedef struct sr_stage {
@@ -44,6 +51,10 @@ typedef struct sr_stage {
     int global;        /* SR_STAGE_STATISTICS: the node they are for */
     int64_t band_rows; /* rows of the target per band */
     int n_bands;
+    int first_band;    /* 0, or with windows, minus the lead-in bands: bands
+                          above the image that run the deeper nodes ahead
+                          (their rows, not the target's), so that no band
+                          makes a whole receptive field's rows at once */
     int n_order, capacity; /* capacity: the length of the three arrays */
     /* Per node computed, by its position in the order (so that a plan
      * takes memory in the nodes the stages compute, not nodes x stages). */
@@ -53,8 +64,10 @@ typedef struct sr_stage {
     int64_t arena_bytes;   /* band buffers */
     int64_t workspace_bytes;
     int64_t kept_bytes;    /* whole tensors alive during the stage */
+    int64_t window_bytes;  /* the windows of its SR_ROWS_WINDOW nodes */
     int64_t flops;         /* including rows recomputed for halos */
     int64_t scratch_io;    /* bytes written to and read from the scratch file */
+    int64_t window_io;     /* and copied to and from windows */
 } sr_stage;
 
 typedef struct sr_plan {
@@ -65,6 +78,7 @@ typedef struct sr_plan {
     int64_t *scratch_offset; /* spilled nodes: where in the file (channel by
                                 channel, whole); tensors alive in no stage
                                 together share bytes */
+    int64_t *window_rows;    /* SR_ROWS_WINDOW nodes: rows carried, else 0 */
     sr_row_tiling *row_tiling; /* how the backend makes each node's rows */
     int *first_stage; /* the first stage that needs each node (computes the kept) */
     int *last_stage;  /* kept nodes: the last stage that reads them */
@@ -73,7 +87,7 @@ typedef struct sr_plan {
     int64_t arena_bytes;     /* the largest stage's arena */
     int64_t workspace_bytes; /* the largest stage's workspace */
     int64_t stats_bytes;     /* global ops' statistics */
-    int64_t peak_bytes;      /* predicted: kept + arena + workspace + stats */
+    int64_t peak_bytes;      /* predicted: kept + windows + arena + workspace + stats */
     int64_t scratch_bytes;   /* the scratch file's size, on disk (not memory) */
     int64_t flops;           /* planned, including recomputation */
     int64_t whole_flops;     /* the same network without any */
@@ -87,7 +101,8 @@ typedef struct sr_plan_request {
     int64_t budget;    /* bytes for the plan's peak; 0: no limit */
     int64_t tile_rows; /* force every stage's band height; 0: choose */
     const sr_backend_handle *backend; /* asked for workspace sizes */
-    bool may_spill;    /* a scratch file may hold kept tensors */
+    bool may_spill;    /* a scratch file may hold kept tensors (windows
+                          need none) */
 } sr_plan_request;
 
 static inline sr_rows_home sr_plan_rows_home(const sr_plan *plan, int n)
@@ -96,7 +111,9 @@ static inline sr_rows_home sr_plan_rows_home(const sr_plan *plan, int n)
         return SR_ROWS_INPUT;
     if (!plan->keep[n])
         return SR_ROWS_BAND;
-    return plan->spill[n] ? SR_ROWS_SPILLED : SR_ROWS_KEPT;
+    if (!plan->spill[n])
+        return SR_ROWS_KEPT;
+    return plan->window_rows[n] > 0 ? SR_ROWS_WINDOW : SR_ROWS_SPILLED;
 }
 
 /* Fails with SR_ERR_LIMIT when no plan fits the budget, and sets *least to

@@ -314,7 +314,7 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
             .band_rows = st->band_rows,
             .n_bands = st->n_bands,
             .n_nodes = st->n_order,
-            .kept_bytes = st->kept_bytes,
+            .kept_bytes = st->kept_bytes + st->window_bytes,
             .arena_bytes = st->arena_bytes,
             .workspace_bytes = st->workspace_bytes,
             .flops = st->flops,
@@ -328,8 +328,9 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
             .flops = p->node_flops[n],
             .algorithm = layer_algorithm(s, &g->nodes[n]),
         };
-        n_kept += p->keep[n];
-        n_spilled += p->keep[n] && p->spill[n];
+        const sr_rows_home home = sr_plan_rows_home(p, n);
+        n_kept += home == SR_ROWS_KEPT || home == SR_ROWS_SPILLED;
+        n_spilled += home == SR_ROWS_SPILLED;
     }
     s->info = (sr_plan_info){
         .size = sizeof s->info,

@@ -337,12 +337,14 @@ static sr_image random_image(int64_t w, int64_t h)
 typedef struct session_case {
     sr_model *model;
     sr_image in, whole, out;
-    int64_t fixed, full; /* the unconstrained plan's (full: less the workspace) */
+    int64_t tight;  /* max_memory where a plan without the file recomputes much or
+                       does not fit */
+    bool tight_fits; /* without the file */
 } session_case;
 
 static session_case session_case_new(void)
 {
-    session_case c = {test_load_model("srpgan_x2"), random_image(40, 36), {0}, {0}, 0, 0};
+    session_case c = {test_load_model("srpgan_x2"), random_image(40, 36), {0}, {0}, 0, false};
     for (int k = 0; k < 2; k++)
         assert_int_equal(sr_image_alloc(k ? &c.out : &c.whole, 80, 72, 3, SR_PIXEL_F32, NULL),
                          SR_OK);
@@ -355,9 +357,24 @@ static session_case session_case_new(void)
     sr_plan_info info = SR_PLAN_INFO_INIT;
     assert_int_equal(sr_session_plan(s, 40, 36, &info), SR_OK);
     assert_int_equal(info.n_spilled, 0);
-    c.fixed = info.fixed_bytes + SR_PLAN_STAGE(&info, 0)->workspace_bytes;
-    c.full = info.plan_bytes - SR_PLAN_STAGE(&info, 0)->workspace_bytes;
     sr_session_free(s);
+    /* The plan's own bytes a 64th lower each until a plan without the
+     * file recomputes a fifth more than the network or fits no more:
+     * there the file pays. */
+    const int64_t fixed = info.fixed_bytes + SR_PLAN_STAGE(&info, 0)->workspace_bytes;
+    const int64_t full = info.plan_bytes - SR_PLAN_STAGE(&info, 0)->workspace_bytes;
+    opt.scratch_dir = "";
+    for (int k = 63; k > 0; k--) {
+        c.tight = fixed + full * k / 64;
+        opt.max_memory = c.tight;
+        assert_int_equal(sr_session_new(c.model, &opt, &s, NULL), SR_OK);
+        const sr_status st = sr_session_plan(s, 40, 36, &info);
+        sr_session_free(s);
+        assert_true(st == SR_OK || st == SR_ERR_LIMIT);
+        c.tight_fits = st == SR_OK;
+        if (!c.tight_fits || info.flops * 5 > info.whole_flops * 6)
+            break;
+    }
     return c;
 }
 
@@ -369,13 +386,13 @@ static void session_case_free(session_case *c)
     sr_model_free(c->model);
 }
 
-/* A session at a third of the memory the plan wants, scratch in dir. */
+/* A session at the case's tight budget, scratch in dir. */
 static sr_session *tight_session(const session_case *c, const char *dir)
 {
     sr_session_options opt = SR_SESSION_OPTIONS_INIT;
     opt.backend = SR_BACKEND_CPU;
     opt.n_threads = 1;
-    opt.max_memory = c->fixed + c->full / 3;
+    opt.max_memory = c->tight;
     opt.scratch_dir = dir;
     sr_session *s;
     assert_int_equal(sr_session_new(c->model, &opt, &s, NULL), SR_OK);
@@ -387,9 +404,14 @@ static void test_sessions_spill_unless_told_not_to(void **state)
     (void)state;
     session_case c = session_case_new();
     const char *dirs[] = {"", NULL, "/tmp"};
-    int64_t recomputed = 0;
+    int64_t recomputed = INT64_MAX;
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
         sr_session *s = tight_session(&c, dirs[i]);
+        if (dirs[i] && !dirs[i][0] && !c.tight_fits) { /* never spill: no plan fits */
+            assert_int_equal(sr_session_run(s, &c.in, &c.out), SR_ERR_LIMIT);
+            sr_session_free(s);
+            continue;
+        }
         assert_int_equal(sr_session_run(s, &c.in, &c.out), SR_OK);
         sr_plan_info info = SR_PLAN_INFO_INIT;
         assert_int_equal(sr_session_plan(s, 40, 36, &info), SR_OK);
@@ -402,7 +424,7 @@ static void test_sessions_spill_unless_told_not_to(void **state)
             assert_true(info.scratch_bytes > 0);
             assert_true(info.flops < recomputed); /* spilled rather than recomputed */
         }
-        assert_true(info.predicted_peak <= c.fixed + c.full / 3);
+        assert_true(info.predicted_peak <= c.tight);
         assert_memory_equal(c.out.data, c.whole.data, 80 * 72 * 3 * sizeof(float));
         sr_session_free(s);
     }
@@ -425,11 +447,14 @@ static void test_a_default_dir_in_memory_is_not_used(void **state)
     const char *dirs[] = {NULL, "/dev/shm"};
     for (size_t i = 0; i < 2; i++) {
         sr_session *s = tight_session(&c, dirs[i]);
-        assert_int_equal(sr_session_run(s, &c.in, &c.out), SR_OK);
+        const bool fits = dirs[i] || c.tight_fits;
+        assert_int_equal(sr_session_run(s, &c.in, &c.out), fits ? SR_OK : SR_ERR_LIMIT);
         sr_plan_info info = SR_PLAN_INFO_INIT;
-        assert_int_equal(sr_session_plan(s, 40, 36, &info), SR_OK);
-        assert_true(dirs[i] ? info.n_spilled > 0 : info.n_spilled == 0);
-        assert_memory_equal(c.out.data, c.whole.data, 80 * 72 * 3 * sizeof(float));
+        if (fits) {
+            assert_int_equal(sr_session_plan(s, 40, 36, &info), SR_OK);
+            assert_true(dirs[i] ? info.n_spilled > 0 : info.n_spilled == 0);
+            assert_memory_equal(c.out.data, c.whole.data, 80 * 72 * 3 * sizeof(float));
+        }
         sr_session_free(s);
     }
     session_case_free(&c);
@@ -485,21 +510,29 @@ static void test_a_full_disk_is_one_line(void **state)
     session_case_free(&c);
 }
 
-/* The default directory (none named) too full for the plan: the run
- * recomputes in memory, as where it cannot be used at all. */
-static void test_a_full_default_dir_recomputes(void **state)
+/* The default directory (none named) too full for the plan: planned as
+ * where it cannot be used at all, in memory (recomputing, or if that does
+ * not fit, a memory limit, not a disk error); with room, it spills. */
+static void test_a_full_default_dir_is_not_used(void **state)
 {
     (void)state;
     session_case c = session_case_new();
     disk_free = 4096;
     sr_session *s = tight_session(&c, NULL);
-    assert_int_equal(sr_session_run(s, &c.in, &c.out), SR_OK);
+    if (c.tight_fits) {
+        assert_int_equal(sr_session_run(s, &c.in, &c.out), SR_OK);
+        sr_plan_info info = SR_PLAN_INFO_INIT;
+        assert_int_equal(sr_session_plan(s, 40, 36, &info), SR_OK);
+        assert_int_equal(info.n_spilled, 0);
+        assert_memory_equal(c.out.data, c.whole.data, 80 * 72 * 3 * sizeof(float));
+    } else {
+        assert_int_equal(sr_session_run(s, &c.in, &c.out), SR_ERR_LIMIT);
+        assert_non_null(strstr(sr_session_last_error(s), "needs a max memory of at least"));
+    }
+    sr_session_free(s);
     disk_free = -1;
-    sr_plan_info info = SR_PLAN_INFO_INIT;
-    assert_int_equal(sr_session_plan(s, 40, 36, &info), SR_OK);
-    assert_int_equal(info.n_spilled, 0);
-    assert_int_equal(info.scratch_bytes, 0);
-    assert_true(info.predicted_peak <= c.fixed + c.full / 3);
+    s = tight_session(&c, NULL);
+    assert_int_equal(sr_session_run(s, &c.in, &c.out), SR_OK);
     assert_memory_equal(c.out.data, c.whole.data, 80 * 72 * 3 * sizeof(float));
     sr_session_free(s);
     session_case_free(&c);
@@ -514,7 +547,7 @@ int main(void)
         cmocka_unit_test(test_a_default_dir_in_memory_is_not_used),
         cmocka_unit_test(test_an_unusable_scratch_dir_is_one_line),
         cmocka_unit_test(test_a_full_disk_is_one_line),
-        cmocka_unit_test(test_a_full_default_dir_recomputes),
+        cmocka_unit_test(test_a_full_default_dir_is_not_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
