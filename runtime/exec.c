@@ -240,28 +240,21 @@ static sr_status spill_rows(run_state *r, const sr_plan *plan, int n, const sr_t
 }
 
 /* Rows [lo, hi) of windowed node n between its band buffer and its window
- * (`write`: to the window), in runs that do not wrap around the window. */
-static sr_status window_rows(run_state *r, const sr_plan *plan, int n, const sr_tensor *band,
-                             int64_t lo, int64_t hi, bool write, sr_error *err)
+ * (`write`: to the window), in runs that do not wrap around the window.
+ * The planner makes windows for host backends only. */
+static void window_rows(run_state *r, const sr_plan *plan, int n, const sr_tensor *band,
+                        int64_t lo, int64_t hi, bool write)
 {
     const sr_shape sh = plan->shapes[n];
     const int64_t w = plan->window_rows[n];
-    sr_status st = SR_OK;
-    for (int64_t c = 0; c < sh.c && st == SR_OK; c++)
-        for (int64_t y = lo; y < hi && st == SR_OK;) {
+    for (int64_t c = 0; c < sh.c; c++)
+        for (int64_t y = lo; y < hi;) {
             const int64_t slot = y % w, run = hi - y < w - slot ? hi - y : w - slot;
-            const int64_t bytes = run * sh.w * (int64_t)sizeof(float);
             float *rows = sr_tensor_row(band, c, y);
             float *kept = r->window[n] + (c * w + slot) * sh.w;
-            if (r->memory->is_host)
-                memcpy(write ? kept : rows, write ? rows : kept, (size_t)bytes);
-            else if (write)
-                st = r->memory->download(r->ctx, kept, rows, bytes, err);
-            else
-                st = r->memory->upload(r->ctx, rows, kept, bytes, err);
+            memcpy(write ? kept : rows, write ? rows : kept, (size_t)(run * sh.w) * sizeof(float));
             y += run;
         }
-    return st;
 }
 
 static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
@@ -294,13 +287,16 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
             /* The rows it has made already (its buffer's place in the
              * arena was another node's until now). */
             const int64_t hi = need.hi < r->done[n] ? need.hi : r->done[n];
-            if (windowed && need.lo < r->done[n] - plan->window_rows[n])
+            if (windowed && (need.lo < r->done[n] - plan->window_rows[n] || !r->memory->is_host))
                 return sr_fail(err, SR_ERR_INVALID_ARGUMENT,
                                "plan: node %d reads rows its window no longer holds", n);
-            sr_status st = windowed ? window_rows(r, plan, n, &r->band[n], need.lo, hi, false, err)
-                                    : spill_rows(r, plan, n, &r->band[n], need.lo, hi, false, err);
-            if (st != SR_OK)
-                return st;
+            if (windowed) {
+                window_rows(r, plan, n, &r->band[n], need.lo, hi, false);
+            } else {
+                sr_status st = spill_rows(r, plan, n, &r->band[n], need.lo, hi, false, err);
+                if (st != SR_OK)
+                    return st;
+            }
         }
         if (c.lo >= c.hi)
             continue;
@@ -322,9 +318,9 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
         if (spilled)
             st = spill_rows(r, plan, n, &r->band[n], c.lo, c.hi, true, err);
         else if (windowed) /* the rows a later band may read back */
-            st = window_rows(r, plan, n, &r->band[n],
-                             c.hi - c.lo > plan->window_rows[n] ? c.hi - plan->window_rows[n] : c.lo,
-                             c.hi, true, err);
+            window_rows(r, plan, n, &r->band[n],
+                        c.hi - c.lo > plan->window_rows[n] ? c.hi - plan->window_rows[n] : c.lo,
+                        c.hi, true);
         if (st != SR_OK)
             return st;
         if (node_seconds)
@@ -423,14 +419,15 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
             const int64_t t0 = b * s->band_rows;
             const int64_t t1 = t0 + s->band_rows < target.h ? t0 + s->band_rows : target.h;
             st = run_band(&r, g, plan, s, be, t0, t1, timing.node_seconds, err);
-            if (st != SR_OK || b < 0) /* a lead-in band makes no rows of the target */
-                continue;
-            const bool whole = sr_plan_rows_home(plan, s->target) == SR_ROWS_KEPT;
-            const sr_tensor *made = whole ? &r.kept[s->target] : &r.band[s->target];
-            const sr_tensor rows = sr_tensor_rows(made, t0, t1);
-            st = global ? be->iface->accumulate(be->ctx, global, &rows, t0, t1, r.acc, err)
-                        : deliver(&r, &rows, sink, sink_user, err);
-            const int64_t done = flops_done + s->flops * (b + 1) / s->n_bands;
+            if (st == SR_OK && b >= 0) { /* a lead-in band makes no rows of the target */
+                const bool whole = sr_plan_rows_home(plan, s->target) == SR_ROWS_KEPT;
+                const sr_tensor *made = whole ? &r.kept[s->target] : &r.band[s->target];
+                const sr_tensor rows = sr_tensor_rows(made, t0, t1);
+                st = global ? be->iface->accumulate(be->ctx, global, &rows, t0, t1, r.acc, err)
+                            : deliver(&r, &rows, sink, sink_user, err);
+            }
+            const int64_t done = flops_done + s->flops * (b - s->first_band + 1) /
+                                                  (s->n_bands - s->first_band);
             const double fraction = plan->flops ? (double)done / (double)plan->flops : 1.0;
             if (st == SR_OK && progress.fn &&
                 progress.fn(progress.user, fraction > 1.0 ? 1.0 : fraction))

@@ -97,6 +97,8 @@ typedef struct planner {
     int64_t io;                      /* scratch bytes, in the bands simulated */
     int64_t window_io;               /* window bytes, in the bands simulated */
     int64_t *window;                 /* per windowed node: the rows it carries */
+    bool *in_file; /* spilled nodes in the file though only their stage reads
+                      them (their windows would hold too many rows) */
     int64_t *shift;                  /* per node: its rows per period of bands */
     int64_t *snap_done, *snap_flops; /* done and node_flops a period ago */
 } planner;
@@ -127,7 +129,7 @@ static int last_reader(const planner *p, int n)
  * to the window and back every band. */
 static bool windowed(const planner *p, const sr_plan *plan, int n)
 {
-    return p->may_window && plan->keep[n] && plan->spill[n] && n > 0 &&
+    return p->may_window && plan->keep[n] && plan->spill[n] && n > 0 && !p->in_file[n] &&
            last_reader(p, n) <= p->home[n];
 }
 
@@ -154,7 +156,10 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
         sr_span c = need[n];
         if (plan->keep[n] && done[n] > 0 && done[n] > c.lo)
             c.lo = done[n]; /* kept rows are computed once */
-        comp[n] = (sr_span){c.lo > 0 ? c.lo : 0, c.hi < plan->shapes[n].h ? c.hi : plan->shapes[n].h};
+        /* Below the image nothing is made (a kept node done to its end
+         * needs nothing more); above it, a lead-in band's rows still count. */
+        c.hi = c.hi < plan->shapes[n].h ? c.hi : plan->shapes[n].h;
+        comp[n] = (sr_span){c.lo > 0 ? c.lo : 0, c.hi};
         if (c.lo >= c.hi)
             continue;
         const sr_op_desc *d = sr_op_get(node->op);
@@ -536,8 +541,10 @@ static int lead_in_bands(planner *p, const sr_plan *plan, const sr_stage *s)
             const int i = node->inputs[j];
             if (available_whole(plan, s->index, i))
                 continue;
-            const int64_t a = sr_div_ceil(ahead[n] + plan->row_tiling[n].align, scale) +
-                              plan->row_tiling[n].halo;
+            /* Its rows to a whole tile, then the halo above them. */
+            const int64_t align = plan->row_tiling[n].align;
+            const int64_t a =
+                sr_div_ceil(sr_div_ceil(ahead[n], align) * align, scale) + plan->row_tiling[n].halo;
             ahead[i] = a > ahead[i] ? a : ahead[i];
         }
     }
@@ -562,7 +569,10 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     reset_done(p, plan, s);
     p->io = p->window_io = 0;
     int64_t flops = 0;
-    if (exact || s->n_bands <= 3) {
+    /* With lead-in bands, the windows are widest near the top, where the
+     * deeper nodes have run ahead of their slowest readers: only every
+     * band shows that. */
+    if (exact || s->n_bands <= 3 || s->first_band < 0) {
         flops = simulate_bands(p, plan, s);
     } else {
         simulate_band(p, plan, s, s->first_band);
@@ -849,7 +859,7 @@ static void initial_keep_set(planner *p, sr_plan *plan)
 {
     for (int n = 0; n < p->n; n++) {
         plan->keep[n] = n == 0;
-        plan->spill[n] = false;
+        plan->spill[n] = p->in_file[n] = false;
     }
     for (int n = 1; n < p->n - 1; n++)
         for (int c = 0; c < p->n_consumers[n]; c++)
@@ -966,7 +976,7 @@ static bool drop_kept(planner *p, sr_plan *plan)
 static bool add_kept(planner *p, sr_plan *plan)
 {
     for (int n = 1; n < p->n; n++)
-        plan->keep[n] = plan->spill[n] = false;
+        plan->keep[n] = plan->spill[n] = p->in_file[n] = false;
     if (!evaluate(p, plan, 0, false))
         return false;
     while (p->work <= WORK_CAP) {
@@ -1004,18 +1014,56 @@ static bool add_kept_affordable(const planner *p)
     return cone_sum * p->n * p->n_stages <= WORK_CAP / 4;
 }
 
-/* A keep set (which nodes are kept, which of them spilled) copied to or
- * from 2 n bools. */
+/* A keep set (which nodes are kept, which of them spilled, which of
+ * those in the file) copied to or from KEEP_SET n bools. */
+#define KEEP_SET 3
+
 static void save_keep_set(const planner *p, const sr_plan *plan, bool *to)
 {
     memcpy(to, plan->keep, (size_t)p->n * sizeof *to);
     memcpy(to + p->n, plan->spill, (size_t)p->n * sizeof *to);
+    memcpy(to + 2 * p->n, p->in_file, (size_t)p->n * sizeof *to);
 }
 
-static void load_keep_set(const planner *p, sr_plan *plan, const bool *from)
+static void load_keep_set(planner *p, sr_plan *plan, const bool *from)
 {
     memcpy(plan->keep, from, (size_t)p->n * sizeof *from);
     memcpy(plan->spill, from + p->n, (size_t)p->n * sizeof *from);
+    memcpy(p->in_file, from + 2 * p->n, (size_t)p->n * sizeof *from);
+}
+
+static int compare_window_bytes(const void *a, const void *b)
+{
+    const int64_t x = ((const int64_t *)a)[0], y = ((const int64_t *)b)[0];
+    return (x < y) - (x > y); /* most bytes first */
+}
+
+/* Where the windows alone do not fit: the largest windows (a tensor read
+ * far from where it is made, such as a long skip) moved to the scratch
+ * file, one, then two, four... until the plan fits. Returns whether it
+ * does. */
+static bool windows_to_file(planner *p, sr_plan *plan)
+{
+    int64_t(*by_size)[2] = malloc((size_t)p->n * sizeof *by_size);
+    if (!by_size) {
+        p->out_of_memory = true;
+        return false;
+    }
+    int count = 0;
+    for (int n = 1; n < p->n; n++)
+        if (windowed(p, plan, n)) {
+            by_size[count][0] = p->window[n] * p->shapes[n].c * p->shapes[n].w;
+            by_size[count++][1] = n;
+        }
+    qsort(by_size, (size_t)count, sizeof *by_size, compare_window_bytes);
+    bool fits = false;
+    for (int moved = 0, k = 1; !fits && moved < count && !p->out_of_memory; k *= 2) {
+        for (; moved < k && moved < count; moved++)
+            p->in_file[by_size[moved][1]] = true;
+        fits = evaluate(p, plan, 0, false);
+    }
+    free(by_size);
+    return fits;
 }
 
 /* Chooses the kept tensors: the cheaper of two greedy walks, one dropping
@@ -1026,7 +1074,7 @@ static void load_keep_set(const planner *p, sr_plan *plan, const bool *from)
  * judged with the band heights the budget really allows. */
 static bool choose_keep_set(planner *p, sr_plan *plan)
 {
-    bool *dropped = malloc(2 * (size_t)p->n * sizeof *dropped);
+    bool *dropped = malloc(KEEP_SET * (size_t)p->n * sizeof *dropped);
     if (!dropped) {
         p->out_of_memory = true;
         return false;
@@ -1047,7 +1095,10 @@ static bool choose_keep_set(planner *p, sr_plan *plan)
         const int64_t cost = p->total_cost;
         save_keep_set(p, plan, dropped);
         window_keep_set(p, plan, file);
-        if (evaluate(p, plan, 0, false) && (!fits || p->total_cost < cost)) {
+        bool seed_fits = evaluate(p, plan, 0, false);
+        if (!seed_fits && file && !fits)
+            seed_fits = windows_to_file(p, plan);
+        if (seed_fits && (!fits || p->total_cost < cost)) {
             fits = true;
         } else if (!p->out_of_memory) {
             load_keep_set(p, plan, dropped);
@@ -1077,7 +1128,7 @@ static bool plan_within(planner *p, sr_plan *plan, int64_t budget)
 static bool best_of_ladder(planner *p, sr_plan *plan)
 {
     const int64_t budget = p->req->budget;
-    const size_t set = 2 * (size_t)p->n;
+    const size_t set = KEEP_SET * (size_t)p->n;
     bool *keeps = malloc((size_t)LADDER_STEPS * set * sizeof *keeps);
     if (!keeps) {
         p->out_of_memory = true;
@@ -1133,7 +1184,7 @@ static bool search(planner *p, sr_plan *plan)
         (fits && (double)plan->flops <=
                      (double)plan->whole_flops * (1.0 + SPILL_FROM_RECOMPUTE)))
         return fits;
-    bool *in_memory_set = malloc(2 * (size_t)p->n * sizeof *in_memory_set);
+    bool *in_memory_set = malloc(KEEP_SET * (size_t)p->n * sizeof *in_memory_set);
     if (!in_memory_set) {
         p->out_of_memory = true;
         return false;
@@ -1291,6 +1342,7 @@ static void planner_free(planner *p)
     free(p->snap_done);
     free(p->snap_flops);
     free(p->window);
+    free(p->in_file);
 }
 
 /* Stages (one per global op, then the output's) and the first stage that
@@ -1358,11 +1410,12 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     p->snap_done = calloc(sn, sizeof *p->snap_done);
     p->snap_flops = calloc(sn, sizeof *p->snap_flops);
     p->window = calloc(sn, sizeof *p->window);
+    p->in_file = calloc(sn, sizeof *p->in_file);
     if (!p->shapes || !p->flops || !p->row_flops || !p->n_consumers || !p->consumers || !p->stage_target ||
         !p->stage_global || !p->stage_role || !p->home || !p->last || !p->last_comp || !p->mark || !p->seen ||
         !p->pos || !p->list || !p->reads || !p->new_last || !p->delta || !p->taken ||
         !p->trials || !p->blocks || !p->owner || !p->active || !p->done || !p->need || !p->comp ||
-        !p->node_flops || !p->shift || !p->snap_done || !p->snap_flops || !p->window)
+        !p->node_flops || !p->shift || !p->snap_done || !p->snap_flops || !p->window || !p->in_file)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     sr_status st = sr_graph_shapes(g, req->input, p->shapes, err);
     if (st != SR_OK)
@@ -1462,7 +1515,7 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
          * walk starts, all the zero-recompute plan keeps). */
         if (!req->tile_rows && add_kept_affordable(&p))
             for (int n = 1; n < p.n; n++)
-                plan->keep[n] = plan->spill[n] = false;
+                plan->keep[n] = plan->spill[n] = p.in_file[n] = false;
         else if (!req->tile_rows)
             initial_keep_set(&p, plan);
         evaluate(&p, plan, req->tile_rows ? 0 : 1, true);

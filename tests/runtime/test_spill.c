@@ -357,12 +357,12 @@ static session_case session_case_new(void)
     sr_plan_info info = SR_PLAN_INFO_INIT;
     assert_int_equal(sr_session_plan(s, 40, 36, &info), SR_OK);
     assert_int_equal(info.n_spilled, 0);
-    sr_session_free(s);
     /* The plan's own bytes a 64th lower each until a plan without the
      * file recomputes a fifth more than the network or fits no more:
      * there the file pays. */
     const int64_t fixed = info.fixed_bytes + SR_PLAN_STAGE(&info, 0)->workspace_bytes;
     const int64_t full = info.plan_bytes - SR_PLAN_STAGE(&info, 0)->workspace_bytes;
+    sr_session_free(s); /* which owns info's stages */
     opt.scratch_dir = "";
     for (int k = 63; k > 0; k--) {
         c.tight = fixed + full * k / 64;
