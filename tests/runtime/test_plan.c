@@ -27,9 +27,21 @@ static sr_image random_image(int64_t w, int64_t h, uint64_t seed)
     return img;
 }
 
-/* Runs with the given options into a fresh F32 image; returns the status. */
+/* The most bands any stage of the plan sweeps. */
+static int64_t most_bands(const sr_plan_info *info)
+{
+    int64_t most = 1;
+    for (int i = 0; i < info->n_stages; i++)
+        if (SR_PLAN_STAGE(info, i)->n_bands > most)
+            most = SR_PLAN_STAGE(info, i)->n_bands;
+    return most;
+}
+
+/* Runs with the given options into a fresh F32 image; returns the status.
+ * The plan's stages and layers are the session's, freed here: *bands gets
+ * most_bands. */
 static sr_status run(const sr_model *model, sr_session_options opt, const sr_image *in,
-                     sr_image *out, sr_plan_info *info)
+                     sr_image *out, sr_plan_info *info, int64_t *bands)
 {
     const int s = sr_model_scale(model);
     assert_int_equal(sr_image_alloc(out, in->width * s, in->height * s, 3, SR_PIXEL_F32, NULL), SR_OK);
@@ -39,6 +51,12 @@ static sr_status run(const sr_model *model, sr_session_options opt, const sr_ima
     sr_status st = sr_session_run(session, in, out);
     if (info)
         assert_int_equal(sr_session_plan(session, in->width, in->height, info), st);
+    if (info && bands && st == SR_OK)
+        *bands = most_bands(info);
+    if (info) { /* the session's, gone with it */
+        info->stages = NULL;
+        info->layers = NULL;
+    }
     sr_session_free(session);
     return st;
 }
@@ -61,7 +79,7 @@ static void check_model_with(sr_model *model, const char *name, int64_t w, int64
     opt.backend = SR_BACKEND_CPU; /* the host's memory */
     opt.n_threads = 2;
     sr_plan_info info = SR_PLAN_INFO_INIT;
-    assert_int_equal(run(model, opt, &in, &whole, &info), SR_OK);
+    assert_int_equal(run(model, opt, &in, &whole, &info, NULL), SR_OK);
     /* Ample memory: the leanest plan within 5% of no recomputation. */
     assert_true(info.flops <= info.whole_flops + info.whole_flops / 20);
     const int64_t fixed = info.fixed_bytes, full = info.plan_bytes;
@@ -70,7 +88,7 @@ static void check_model_with(sr_model *model, const char *name, int64_t w, int64
     const int64_t rows[] = {1, 2, 3, 5, 8, 13};
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         opt.tile_rows = rows[i];
-        assert_int_equal(run(model, opt, &in, &out, &info), SR_OK);
+        assert_int_equal(run(model, opt, &in, &out, &info, NULL), SR_OK);
         char what[64];
         snprintf(what, sizeof what, "%s %lldx%lld tile rows %lld", name, (long long)w,
                  (long long)h, (long long)rows[i]);
@@ -84,17 +102,13 @@ static void check_model_with(sr_model *model, const char *name, int64_t w, int64
     int n_fit = 0;
     while (min_fits) {
         opt.max_memory = fixed + budget;
-        sr_status st = run(model, opt, &in, &out, &info);
+        sr_status st = run(model, opt, &in, &out, &info, &last_bands);
         if (st != SR_OK) {
             assert_int_equal(st, SR_ERR_LIMIT);
             sr_image_free(&out);
             break;
         }
         assert_true(info.predicted_peak <= opt.max_memory);
-        last_bands = 1;
-        for (int i = 0; i < info.n_stages; i++)
-            if (SR_PLAN_STAGE(&info, i)->n_bands > last_bands)
-                last_bands = SR_PLAN_STAGE(&info, i)->n_bands;
         char what[64];
         snprintf(what, sizeof what, "%s %lldx%lld budget %lld", name, (long long)w, (long long)h,
                  (long long)budget);
