@@ -19,7 +19,25 @@ typedef struct sr_cpu_context {
     /* The algorithm every convolution it can run gets, or NULL: each
      * gets the selection's (sr_cpu_conv2d_select). */
     const sr_cpu_conv_algorithm *conv_forced;
+    /* Winograd's products by sr_cpu_small_gemm (the CPU has AVX2 and FMA)
+     * rather than OpenBLAS. */
+    bool small_gemm;
 } sr_cpu_context;
+
+/* Marks a kernel whose loops the compiler vectorises: on x86-64 it is
+ * compiled twice, for the baseline (SSE2) and for AVX2 (x86-64-v3), and
+ * the first call picks the one the CPU runs. The build targets the
+ * baseline so that one binary runs anywhere; OpenBLAS picks its own
+ * kernels the same way. Both give the same bits: C11 mode contracts no
+ * a * b + c into an FMA, and wider vectors only run more lanes at once. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SR_CPU_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef SR_CPU_VECTOR_CLONES
+#define SR_CPU_VECTOR_CLONES
+#endif
 
 /* C [m x n] = A [m x k] B [k x n], row-major with the given leading
  * dimensions, on the calling thread alone. Called only inside the
@@ -35,6 +53,18 @@ static inline void sr_cpu_sgemm(int m, int n, int k, const float *a, int lda, co
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f,
                 c, ldc);
 }
+
+/* C [m x n] = A [m x k] B [k x n] as sr_cpu_sgemm, for Winograd's small
+ * products, with AVX2 and FMA (small_gemm.c): only where
+ * sr_cpu_small_gemm_usable() says the CPU has them. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SR_CPU_HAVE_SMALL_GEMM 1
+bool sr_cpu_small_gemm_usable(void);
+void sr_cpu_small_gemm(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                       float *c, int ldc);
+#else
+#define SR_CPU_HAVE_SMALL_GEMM 0
+#endif
 
 /* tanh(x) within 3.6e-7 for every float x, without libm: x P(x^2) / Q(x^2)
  * with x clamped to +-9 (where tanh and the fit are 1 in float), plain float

@@ -143,11 +143,24 @@ static void transform_weights(const sr_conv2d_params *p, float *u, int n_threads
     }
 }
 
+/* The product of transform point `point`: M = U V, [rows x nt]. */
+static void product(const sr_cpu_context *ctx, int64_t rows, int64_t nt, int64_t c_in,
+                    const float *u, const float *v, float *m)
+{
+#if SR_CPU_HAVE_SMALL_GEMM
+    if (ctx->small_gemm) {
+        sr_cpu_small_gemm((int)rows, (int)nt, (int)c_in, u, (int)c_in, v, (int)nt, m, (int)nt);
+        return;
+    }
+#endif
+    sr_cpu_sgemm((int)rows, (int)nt, (int)c_in, u, (int)c_in, v, (int)nt, m, (int)nt);
+}
+
 /* The transforms run across the tiles of a piece, nt at a time, so that
  * each step is a loop over contiguous floats that the compiler vectorises. */
 
 /* r[i][j] = (B^T d)[i] for the six vectors d[0] ... d[5] of n. */
-static void input_1d(const float *const d[6], float *restrict r, int64_t rs, int64_t n)
+static inline void input_1d(const float *const d[6], float *restrict r, int64_t rs, int64_t n)
 {
     const float *restrict e0 = d[0], *restrict e1 = d[1], *restrict e2 = d[2];
     const float *restrict e3 = d[3], *restrict e4 = d[4], *restrict e5 = d[5];
@@ -164,7 +177,7 @@ static void input_1d(const float *const d[6], float *restrict r, int64_t rs, int
 }
 
 /* o[i][j] = (A^T m)[i] for six vectors m[0], m[s], ..., m[5 s] of n. */
-static void output_1d(const float *m, int64_t s, float *o, int64_t os, int64_t n)
+static inline void output_1d(const float *m, int64_t s, float *o, int64_t os, int64_t n)
 {
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) {
@@ -185,6 +198,7 @@ static void output_1d(const float *m, int64_t s, float *o, int64_t os, int64_t n
  * (columns 4 j + c) so that tile j's six columns are phase[0 ... 3][j] and
  * phase[0, 1][j + 1].
  * scratch: a zero row and 6 rows of 4 nt + 4 columns, then [4][nt + 1]. */
+SR_CPU_VECTOR_CLONES
 static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int n_in,
                             int64_t t, int64_t j0, int64_t nt, float *scratch, float *v)
 {
@@ -221,7 +235,7 @@ static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int 
 
 /* Channel c of the products m[36][n][nt] back to its tiles: tile[r][x][j]
  * holds row r, column 4 j + x of tile j. half: [6][4][nt] of scratch. */
-static void untransform(const float *m, int64_t c, int64_t n, int64_t nt, float *half,
+static inline void untransform(const float *m, int64_t c, int64_t n, int64_t nt, float *half,
                         float *tile)
 {
     const int64_t plane = n * nt;
@@ -235,7 +249,7 @@ static void untransform(const float *m, int64_t c, int64_t n, int64_t nt, float 
 
 /* v[x] = tile row tr's column x (tr[x % 4][x / 4], tiles side by side)
  * plus bias, for x < width. */
-static void interleave_row(const float *tr, int64_t nt, float bias, float *restrict v,
+static inline void interleave_row(const float *tr, int64_t nt, float bias, float *restrict v,
                            int64_t width)
 {
     const float *restrict t0 = tr, *restrict t1 = tr + nt, *restrict t2 = tr + 2 * nt,
@@ -252,7 +266,7 @@ static void interleave_row(const float *tr, int64_t nt, float bias, float *restr
 }
 
 /* o[x r + i] = rows[i][x]: the r channels that a shuffle puts side by side. */
-static void interleave_channels(const float *rows, int64_t stride, int64_t r, float *restrict o,
+static inline void interleave_channels(const float *rows, int64_t stride, int64_t r, float *restrict o,
                                 int64_t width)
 {
     if (r == 2) { /* SRPGAN's, vectorised */
@@ -273,6 +287,7 @@ static void interleave_channels(const float *rows, int64_t stride, int64_t r, fl
  * epilogue, r channels at a time (those whose values sit side by side in the
  * shuffled rows). scratch: [6][4][nt], then [4][4][nt], then the r
  * channels' 4 rows of 4 nt. */
+SR_CPU_VECTOR_CLONES
 static void transform_output(const sr_conv2d_params *p, const float *m, int64_t co0, int64_t cb,
                              int64_t t, int64_t j0, int64_t nt, float *scratch, sr_tensor *out)
 {
@@ -328,9 +343,8 @@ static sr_status winograd_run(sr_cpu_context *ctx, const sr_node *node, const sr
         for (int64_t co0 = 0; co0 < p->c_out; co0 += cb_max) {
             const int64_t cb = p->c_out - co0 < cb_max ? p->c_out - co0 : cb_max;
             for (int k = 0; k < 36; k++)
-                sr_cpu_sgemm((int)cb, (int)nt, (int)p->c_in, u + (k * p->c_out + co0) * p->c_in,
-                             (int)p->c_in, v + k * p->c_in * nt, (int)nt, m + k * cb * nt,
-                             (int)nt);
+                product(ctx, cb, nt, p->c_in, u + (k * p->c_out + co0) * p->c_in,
+                        v + k * p->c_in * nt, m + k * cb * nt);
             transform_output(p, m, co0, cb, t, j0, nt, scratch, out);
         }
     }
@@ -389,7 +403,8 @@ static float *ring_row(const split_geometry *s, float *ring, int64_t zy)
 }
 
 /* Tile row t of z, every column, into the ring. */
-static void split_tile_row(const sr_conv2d_params *p, const split_geometry *s, const float *u,
+static void split_tile_row(const sr_cpu_context *ctx, const sr_conv2d_params *p,
+                           const split_geometry *s, const float *u,
                            const sr_tensor *in, int n_in, int64_t t, float *v, float *m,
                            float *scratch, float *ring)
 {
@@ -398,8 +413,8 @@ static void split_tile_row(const sr_conv2d_params *p, const split_geometry *s, c
         const int64_t nt = s->n_tiles - j < s->nt_max ? s->n_tiles - j : s->nt_max;
         transform_input(p, in, n_in, t, s->j_lo + j, nt, scratch, v);
         for (int k = 0; k < 36; k++)
-            sr_cpu_sgemm((int)s->n, (int)nt, (int)p->c_in, u + k * s->n * p->c_in, (int)p->c_in,
-                         v + k * p->c_in * nt, (int)nt, m + k * s->n * nt, (int)nt);
+            product(ctx, s->n, nt, p->c_in, u + k * s->n * p->c_in, v + k * p->c_in * nt,
+                    m + k * s->n * nt);
         for (int64_t c = 0; c < s->n; c++) {
             untransform(m, c, s->n, nt, half, tile);
             for (int r = 0; r < 4; r++)
@@ -410,6 +425,7 @@ static void split_tile_row(const sr_conv2d_params *p, const split_geometry *s, c
 }
 
 /* Output row y of every channel: bias plus the q q shifted rows of z. */
+SR_CPU_VECTOR_CLONES
 static void split_sum_row(const sr_conv2d_params *p, const split_geometry *s, float *ring,
                           int64_t y, sr_tensor *out)
 {
@@ -456,7 +472,7 @@ static sr_status split_run(sr_cpu_context *ctx, const sr_node *node, const sr_te
         const int64_t y1 = out->y0 + rows * (strip + 1) / n_strips;
         int64_t y = y0;
         for (int64_t t = sr_div_floor(y0 - s.reach, 4); y < y1; t++) {
-            split_tile_row(p, &s, u, in, node->n_inputs, t, v, m, scratch, ring);
+            split_tile_row(ctx, p, &s, u, in, node->n_inputs, t, v, m, scratch, ring);
             for (; y < y1 && y + s.reach <= 4 * t + 3; y++)
                 split_sum_row(p, &s, ring, y, out);
         }

@@ -1,0 +1,120 @@
+/* The CPU backend's small GEMM for Winograd's products
+ * (backends/cpu/small_gemm.c): against a product summed in double, over
+ * shapes that reach every row block (1 to 6 rows) and full and partial
+ * column blocks, with leading dimensions wider than the rows; and a value
+ * the same bits wherever it falls in a call (a sub-range of the columns or
+ * of the rows computed alone). Skipped where the CPU lacks AVX2 or FMA.
+ * (That Winograd with it matches the reference, banded bit for bit:
+ * test_ops.) */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backends/cpu/cpu.h"
+#include "testutil.h"
+
+#if SR_CPU_HAVE_SMALL_GEMM
+
+static float *random_floats(test_rng *r, size_t n)
+{
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)test_rng_int(r, -1000, 1000) / 997.0f;
+    return x;
+}
+
+static void test_small_gemm_matches_double(void **state)
+{
+    (void)state;
+    if (!sr_cpu_small_gemm_usable())
+        skip();
+    static const int ms[] = {1, 2, 3, 4, 5, 6, 7, 13, 32, 64};
+    static const int ns[] = {1, 7, 8, 9, 15, 16, 17, 24, 33, 64};
+    static const int ks[] = {1, 3, 64, 192};
+    test_rng r = {7};
+    for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+            for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) {
+                const int m = ms[a], n = ns[b], k = ks[c];
+                const int lda = k + 3, ldb = n + 5, ldc = n + 2;
+                float *A = random_floats(&r, (size_t)m * lda);
+                float *B = random_floats(&r, (size_t)k * ldb);
+                float *C = random_floats(&r, (size_t)m * ldc); /* overwritten, not added to */
+                const float guard = C[n]; /* past row 0's columns: untouched */
+                sr_cpu_small_gemm(m, n, k, A, lda, B, ldb, C, ldc);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        double want = 0.0, size = 0.0;
+                        for (int t = 0; t < k; t++) {
+                            want += (double)A[i * lda + t] * B[t * ldb + j];
+                            size += fabs((double)A[i * lda + t] * B[t * ldb + j]);
+                        }
+                        if (fabs(C[i * ldc + j] - want) > 1e-6 * size + 1e-30)
+                            fail_msg("%dx%dx%d: C[%d][%d] = %.9g, want %.9g", m, n, k, i, j,
+                                     C[i * ldc + j], want);
+                    }
+                assert_true(C[n] == guard);
+                free(A);
+                free(B);
+                free(C);
+            }
+}
+
+static void test_small_gemm_value_independent_of_place(void **state)
+{
+    (void)state;
+    if (!sr_cpu_small_gemm_usable())
+        skip();
+    enum { M = 32, N = 64, K = 160 };
+    test_rng r = {8};
+    float *A = random_floats(&r, (size_t)M * K), *B = random_floats(&r, (size_t)K * N);
+    float *whole = malloc(sizeof(float) * M * N), *part = malloc(sizeof(float) * M * N);
+    assert_non_null(whole);
+    assert_non_null(part);
+    sr_cpu_small_gemm(M, N, K, A, K, B, N, whole, N);
+    /* Columns [j0, j1) and rows [i0, i1) alone, at every kind of offset. */
+    static const int cuts[][4] = {{0, 32, 3, 20}, {5, 45, 0, 32}, {17, 18, 6, 7}, {1, 64, 2, 31}};
+    for (size_t t = 0; t < sizeof cuts / sizeof *cuts; t++) {
+        const int i0 = cuts[t][2], i1 = cuts[t][3], j0 = cuts[t][0], j1 = cuts[t][1];
+        sr_cpu_small_gemm(i1 - i0, j1 - j0, K, A + i0 * K, K, B + j0, N, part, N);
+        for (int i = i0; i < i1; i++)
+            assert_memory_equal(part + (i - i0) * N, whole + i * N + j0,
+                                (size_t)(j1 - j0) * sizeof(float));
+    }
+    free(A);
+    free(B);
+    free(whole);
+    free(part);
+}
+
+#else
+
+static void test_small_gemm_matches_double(void **state)
+{
+    (void)state;
+    skip(); /* not built for this CPU */
+}
+
+static void test_small_gemm_value_independent_of_place(void **state)
+{
+    (void)state;
+    skip();
+}
+
+#endif
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_small_gemm_matches_double),
+        cmocka_unit_test(test_small_gemm_value_independent_of_place),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
