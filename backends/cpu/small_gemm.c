@@ -110,9 +110,14 @@ __attribute__((target("avx2,fma"))) void sr_cpu_small_gemm(int m, int n, int k, 
     for (int j = 0; j < n; j += 16) {
         block_fn *const *kind = n - j >= 16 ? full : n - j > 8 ? masked_two : masked_one;
         const __m256i m0 = lanes(j, n), m1 = lanes(j + 8, n);
-        for (int r = 0; r < m; r += 6)
-            kind[m - r < 6 ? m - r : 6](k, a + (int64_t)r * lda, lda, b + j, ldb,
-                                        c + (int64_t)r * ldc + j, ldc, m0, m1);
+        /* Blocks of 6 rows, the last 7 to 9 as two: a block of 1 to 3 rows
+         * has too few sums to hide the FMAs' latency (m = 32: 6 6 6 6 4 4). */
+        for (int r = 0, rows; r < m; r += rows) {
+            const int left = m - r;
+            rows = left <= 6 ? left : left <= 9 ? (left + 1) / 2 : 6;
+            kind[rows](k, a + (int64_t)r * lda, lda, b + j, ldb, c + (int64_t)r * ldc + j, ldc,
+                       m0, m1);
+        }
     }
 }
 #endif
