@@ -29,8 +29,18 @@ typedef struct sr_cpu_context {
  * the first call picks the one the CPU runs. The build targets the
  * baseline so that one binary runs anywhere; OpenBLAS picks its own
  * kernels the same way. Both give the same bits: C11 mode contracts no
- * a * b + c into an FMA, and wider vectors only run more lanes at once. */
-#if defined(__x86_64__) && defined(__has_attribute)
+ * a * b + c into an FMA, and wider vectors only run more lanes at once.
+ * Not under the sanitizers: the clone's resolver runs while the program
+ * is still being linked, before the sanitizer's runtime that its
+ * instrumentation calls (ThreadSanitizer crashed there). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SR_CPU_VECTOR_CLONES
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SR_CPU_VECTOR_CLONES
+#elif !defined(SR_CPU_VECTOR_CLONES) && defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define SR_CPU_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #endif
