@@ -25,25 +25,27 @@ typedef struct sr_cpu_context {
 } sr_cpu_context;
 
 /* Marks a kernel whose loops the compiler vectorises: on x86-64 it is
- * compiled twice, for the baseline (SSE2) and for AVX2 (x86-64-v3), and
- * the first call picks the one the CPU runs. The build targets the
- * baseline so that one binary runs anywhere; OpenBLAS picks its own
- * kernels the same way. Both give the same bits: C11 mode contracts no
- * a * b + c into an FMA, and wider vectors only run more lanes at once.
- * Not under the sanitizers: the clone's resolver runs while the program
- * is still being linked, before the sanitizer's runtime that its
- * instrumentation calls (ThreadSanitizer crashed there). */
+ * compiled twice, for the baseline (SSE2) and for AVX2, and the first call
+ * picks the one the CPU runs (an ifunc). The build targets the baseline so
+ * that one binary runs anywhere; OpenBLAS picks its own kernels the same
+ * way. Both give the same bits: AVX2 without FMA has nothing to contract
+ * a * b + c into, and wider vectors only run more lanes at once.
+ * SR_HAVE_TARGET_CLONES comes from the build, where such a function
+ * compiles and links (not without ifuncs, as with musl). Not under the
+ * sanitizers: the resolver runs while the dynamic loader relocates the
+ * program, before the sanitizer's runtime that its instrumentation calls
+ * (ThreadSanitizer crashed there). */
 #if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
 #define SR_CPU_VECTOR_CLONES
 #endif
 #endif
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#undef SR_CPU_VECTOR_CLONES
 #define SR_CPU_VECTOR_CLONES
-#elif !defined(SR_CPU_VECTOR_CLONES) && defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define SR_CPU_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
+#elif !defined(SR_CPU_VECTOR_CLONES) && defined(SR_HAVE_TARGET_CLONES)
+#define SR_CPU_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #endif
 #ifndef SR_CPU_VECTOR_CLONES
 #define SR_CPU_VECTOR_CLONES

@@ -17,7 +17,6 @@
 
 bool sr_cpu_small_gemm_usable(void)
 {
-    __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
@@ -93,6 +92,10 @@ typedef void block_fn(int, const float *, int, const float *, int, float *, int,
 BLOCKS(2, false, full)          /* 16 columns */
 BLOCKS(2, true, masked_two)     /* 9 to 15 */
 BLOCKS(1, true, masked_one)     /* 1 to 8 */
+#undef BLOCKS
+#undef BLOCK
+#undef ROW_STORE
+#undef ROW_STEP
 
 /* The lanes of 8 columns from column `from` that lie before n. */
 static __attribute__((target("avx2"))) __m256i lanes(int from, int n)
@@ -110,8 +113,9 @@ __attribute__((target("avx2,fma"))) void sr_cpu_small_gemm(int m, int n, int k, 
     for (int j = 0; j < n; j += 16) {
         block_fn *const *kind = n - j >= 16 ? full : n - j > 8 ? masked_two : masked_one;
         const __m256i m0 = lanes(j, n), m1 = lanes(j + 8, n);
-        /* Blocks of 6 rows, the last 7 to 9 as two: a block of 1 to 3 rows
-         * has too few sums to hide the FMAs' latency (m = 32: 6 6 6 6 4 4). */
+        /* Blocks of 6 rows, the last 7 to 9 as two, so that few blocks
+         * have fewer than 4 rows: those have too few sums to hide the
+         * FMAs' latency (m = 32: 6 6 6 6 4 4, not 6 6 6 6 6 2). */
         for (int r = 0, rows; r < m; r += rows) {
             const int left = m - r;
             rows = left <= 6 ? left : left <= 9 ? (left + 1) / 2 : 6;

@@ -143,7 +143,7 @@ static void transform_weights(const sr_conv2d_params *p, float *u, int n_threads
     }
 }
 
-/* The product of transform point `point`: M = U V, [rows x nt]. */
+/* M = U V, [rows x nt]: the product at one of the 36 transform points. */
 static void product(const sr_cpu_context *ctx, int64_t rows, int64_t nt, int64_t c_in,
                     const float *u, const float *v, float *m)
 {

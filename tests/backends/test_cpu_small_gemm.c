@@ -44,10 +44,14 @@ static void test_small_gemm_matches_double(void **state)
             for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) {
                 const int m = ms[a], n = ns[b], k = ks[c];
                 const int lda = k + 3, ldb = n + 5, ldc = n + 2;
+                /* B and C end where their last row's columns do, so that
+                 * AddressSanitizer sees any read or write past them. */
                 float *A = random_floats(&r, (size_t)m * lda);
-                float *B = random_floats(&r, (size_t)k * ldb);
-                float *C = random_floats(&r, (size_t)m * ldc); /* overwritten, not added to */
-                const float guard = C[n]; /* past row 0's columns: untouched */
+                float *B = random_floats(&r, (size_t)(k - 1) * ldb + n);
+                float *C = random_floats(&r, (size_t)(m - 1) * ldc + n); /* overwritten */
+                float *before = malloc(((size_t)(m - 1) * ldc + n) * sizeof *before);
+                assert_non_null(before);
+                memcpy(before, C, ((size_t)(m - 1) * ldc + n) * sizeof *before);
                 sr_cpu_small_gemm(m, n, k, A, lda, B, ldb, C, ldc);
                 for (int i = 0; i < m; i++)
                     for (int j = 0; j < n; j++) {
@@ -60,7 +64,10 @@ static void test_small_gemm_matches_double(void **state)
                             fail_msg("%dx%dx%d: C[%d][%d] = %.9g, want %.9g", m, n, k, i, j,
                                      C[i * ldc + j], want);
                     }
-                assert_true(C[n] == guard);
+                for (int i = 0; i + 1 < m; i++) /* the gaps between rows: untouched */
+                    assert_memory_equal(C + i * ldc + n, before + i * ldc + n,
+                                        (size_t)(ldc - n) * sizeof *C);
+                free(before);
                 free(A);
                 free(B);
                 free(C);
