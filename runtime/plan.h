@@ -68,6 +68,7 @@ typedef struct sr_stage {
     int64_t flops;         /* including rows recomputed for halos */
     int64_t scratch_io;    /* bytes written to and read from the scratch file */
     int64_t window_io;     /* and copied to and from windows */
+    int64_t overhead;      /* what its bands cost beyond their rows, as FLOPs */
 } sr_stage;
 
 typedef struct sr_plan {
