@@ -181,8 +181,7 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
         comp[n] = (sr_span){c.lo > 0 ? c.lo : 0, c.hi};
         if (c.lo >= c.hi)
             continue;
-        const sr_op_desc *d = sr_op_get(node->op);
-        const int64_t scale = d->scale(node), halo = plan->row_tiling[n].halo,
+        const int64_t scale = plan->scale[n], halo = plan->row_tiling[n].halo,
                       a = plan->row_tiling[n].align;
         /* (Most nodes have neither tiles nor a scale: no 64-bit division,
          * the most of this walk's time.) */
@@ -430,7 +429,7 @@ static int64_t band_period(planner *p, const sr_plan *plan, const sr_stage *s)
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
         const sr_node *node = &p->g->nodes[n];
-        const int64_t scale = sr_op_get(node->op)->scale(node), h = p->shapes[n].h;
+        const int64_t scale = plan->scale[n], h = p->shapes[n].h;
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
             if (!available_whole(plan, s->index, i) && p->shapes[i].h * scale != h)
@@ -560,7 +559,7 @@ static int lead_in_bands(planner *p, const sr_plan *plan, const sr_stage *s)
     for (int k = s->n_order - 1; k >= 0; k--) {
         const int n = s->order[k];
         const sr_node *node = &p->g->nodes[n];
-        const int64_t scale = sr_op_get(node->op)->scale(node);
+        const int64_t scale = plan->scale[n];
         const int64_t rows = sr_div_ceil(ahead[n] * H, p->shapes[n].h) + 1;
         most = rows > most ? rows : most;
         for (int j = 0; !spilled_before(plan, s->index, n) && j < node->n_inputs; j++) {
@@ -1361,20 +1360,23 @@ static bool alloc_plan(planner *p, sr_plan *plan)
     plan->scratch_offset = calloc((size_t)n, sizeof *plan->scratch_offset);
     plan->window_rows = calloc((size_t)n, sizeof *plan->window_rows);
     plan->row_tiling = calloc((size_t)n, sizeof *plan->row_tiling);
+    plan->scale = calloc((size_t)n, sizeof *plan->scale);
     plan->first_stage = calloc((size_t)n, sizeof(int));
     plan->last_stage = calloc((size_t)n, sizeof(int));
     plan->stages = calloc((size_t)p->n_stages, sizeof *plan->stages);
     plan->node_flops = calloc((size_t)n, sizeof *plan->node_flops);
     if (!plan->shapes || !plan->keep || !plan->spill || !plan->scratch_offset ||
-        !plan->window_rows || !plan->row_tiling || !plan->first_stage || !plan->last_stage || !plan->stages ||
+        !plan->window_rows || !plan->row_tiling || !plan->scale || !plan->first_stage || !plan->last_stage || !plan->stages ||
         !plan->node_flops)
         return false;
     plan->n_stages = p->n_stages;
     memcpy(plan->shapes, p->shapes, (size_t)n * sizeof *plan->shapes);
     memcpy(plan->first_stage, p->home, (size_t)n * sizeof *plan->first_stage);
     const sr_backend_handle *b = p->req->backend;
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
         plan->row_tiling[k] = sr_backend_row_tiling(b, &p->g->nodes[k], p->shapes[k]);
+        plan->scale[k] = sr_op_get(p->g->nodes[k].op)->scale(&p->g->nodes[k]);
+    }
     return true;
 }
 
@@ -1394,6 +1396,7 @@ void sr_plan_free(sr_plan *plan)
     free(plan->scratch_offset);
     free(plan->window_rows);
     free(plan->row_tiling);
+    free(plan->scale);
     free(plan->shapes);
     memset(plan, 0, sizeof *plan);
 }

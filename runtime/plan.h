@@ -81,6 +81,7 @@ typedef struct sr_plan {
                                 together share bytes */
     int64_t *window_rows;    /* SR_ROWS_WINDOW nodes: rows carried, else 0 */
     sr_row_tiling *row_tiling; /* how the backend makes each node's rows */
+    int *scale;       /* each node's rows per row of its inputs (its op's) */
     int *first_stage; /* the first stage that needs each node (computes the kept) */
     int *last_stage;  /* kept nodes: the last stage that reads them */
     int n_stages;
