@@ -32,6 +32,21 @@
 /* And a byte copied to or from a window in memory: memcpy moves some
  * 10 GB/s there, a tenth of the convolutions' FLOP rate. */
 #define FLOPS_PER_WINDOW_BYTE 10
+/* What each band costs a node beyond its rows, in FLOPs: the backend's
+ * call (an OpenMP parallel region, a kernel launch), and for a
+ * convolution, work on its weights redone every band (the CPU's Winograd
+ * transform, c_out x c_in x 36 floats, and the GEMM's packing of them) and
+ * GEMM pieces that get shorter. Fitted on the 2-core test machine:
+ * realesr-animevideov3 256x256 forced to 1, 4, 8, 16 and 32 bands, time
+ * per layer against FLOPs and bands: each 64x64 3x3 convolution took
+ * 0.56 ms a band beyond its FLOPs at 288 GFLOP/s, 1.6e8 FLOPs, some 4000
+ * per weight; other nodes showed nothing above the noise (an OpenMP
+ * region is some 10 us: 3e6 FLOPs). RealESRGAN_x4plus 96x60 in 3 bands
+ * against 1 took some 0.4 s a band more, as its 16.7M weights predict
+ * (6.7e10 FLOPs, a third of the network's). A loaded machine pays more
+ * per band (a parallel region waits for a descheduled thread). */
+#define FLOPS_PER_NODE_BAND INT64_C(3000000)
+#define FLOPS_PER_WEIGHT_BAND 4000
 /* The search tries spilling only when the plan without it recomputes
  * more than this share of the network's FLOPs (or nothing fits): a plan
  * nearly as fast in memory stays exactly what it was. */
@@ -62,8 +77,10 @@ typedef struct planner {
     int **consumers;
     int64_t *flops;     /* whole-image FLOPs of each node */
     int64_t *row_flops; /* and of each of its rows */
+    int64_t *band_flops; /* and what each band that computes it adds */
     int64_t workspace;  /* the backend's largest, which it keeps */
     int64_t budget;     /* the one being planned for: req's, or a probe */
+    int64_t stage_bound; /* a stage costing more is of no use (INT64_MAX: any) */
     bool may_spill;     /* the search may spill kept tensors */
     bool may_window;    /* the backend's memory is the host's, where windows are */
     int *stage_target, *stage_global; /* stage_global: statistics stages' */
@@ -77,6 +94,7 @@ typedef struct planner {
     bool out_of_memory;
     /* scratch */
     int *mark, epoch;   /* a node is marked when mark[n] == epoch */
+    bool *every;        /* stage_floor's: computed in every band */
     int *seen, seen_epoch;
     int *pos;           /* node -> position in the stage being packed */
     int *list;          /* nodes of a cone, or of a toggle's reach */
@@ -96,6 +114,7 @@ typedef struct planner {
     int64_t *node_flops;             /* per node, in the bands simulated */
     int64_t io;                      /* scratch bytes, in the bands simulated */
     int64_t window_io;               /* window bytes, in the bands simulated */
+    int64_t overhead;                /* band_flops, in the bands simulated */
     int64_t *window;                 /* per windowed node: the rows it carries */
     bool *in_file; /* spilled nodes in the file though only their stage reads
                       them (their windows would hold too many rows) */
@@ -162,16 +181,18 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
         comp[n] = (sr_span){c.lo > 0 ? c.lo : 0, c.hi};
         if (c.lo >= c.hi)
             continue;
-        const sr_op_desc *d = sr_op_get(node->op);
-        const int64_t scale = d->scale(node), halo = plan->row_tiling[n].halo,
+        const int64_t scale = plan->scale[n], halo = plan->row_tiling[n].halo,
                       a = plan->row_tiling[n].align;
-        const int64_t out_lo = sr_div_floor(c.lo, a) * a, out_hi = sr_div_ceil(c.hi, a) * a;
+        /* (Most nodes have neither tiles nor a scale: no 64-bit division,
+         * the most of this walk's time.) */
+        const int64_t out_lo = a > 1 ? sr_div_floor(c.lo, a) * a : c.lo;
+        const int64_t out_hi = a > 1 ? sr_div_ceil(c.hi, a) * a : c.hi;
+        const int64_t lo = (scale > 1 ? sr_div_floor(out_lo, scale) : out_lo) - halo;
+        const int64_t hi = (scale > 1 ? sr_div_ceil(out_hi, scale) : out_hi) + halo;
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
             if (available_whole(plan, s->index, i))
                 continue; /* kept earlier, or the input */
-            const int64_t lo = sr_div_floor(out_lo, scale) - halo;
-            const int64_t hi = sr_div_ceil(out_hi, scale) + halo;
             if (lo < need[i].lo)
                 need[i].lo = lo;
             if (hi > need[i].hi)
@@ -374,6 +395,7 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
             continue;
         const int64_t f = p->row_flops[n] * (c.hi - c.lo);
         p->node_flops[n] += f;
+        p->overhead += p->band_flops[n];
         if (plan->keep[n]) {
             p->done[n] = c.hi;
             p->io += spilled && !window ? (c.hi - c.lo) * row_bytes : 0;
@@ -407,7 +429,7 @@ static int64_t band_period(planner *p, const sr_plan *plan, const sr_stage *s)
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
         const sr_node *node = &p->g->nodes[n];
-        const int64_t scale = sr_op_get(node->op)->scale(node), h = p->shapes[n].h;
+        const int64_t scale = plan->scale[n], h = p->shapes[n].h;
         for (int j = 0; j < node->n_inputs; j++) {
             const int i = node->inputs[j];
             if (!available_whole(plan, s->index, i) && p->shapes[i].h * scale != h)
@@ -458,6 +480,7 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
 {
     const int64_t period = s->n_bands > 16 ? band_period(p, plan, s) : 0;
     int64_t flops = 0, mark = INT64_MIN, mark_flops = 0, mark_io = 0, mark_window_io = 0;
+    int64_t mark_overhead = 0;
     int64_t clear = 0;
     for (int64_t b = s->first_band; b < s->n_bands;) {
         if (period && mark != INT64_MIN && b - mark == period) {
@@ -479,6 +502,7 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
                 flops += skip * (flops - mark_flops);
                 p->io += skip * (p->io - mark_io);
                 p->window_io += skip * (p->window_io - mark_window_io);
+                p->overhead += skip * (p->overhead - mark_overhead);
                 b += skip * period;
             }
             mark = INT64_MIN;
@@ -492,6 +516,7 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
             mark_flops = flops;
             mark_io = p->io;
             mark_window_io = p->window_io;
+            mark_overhead = p->overhead;
             clear = INT64_MAX;
         }
         if (b >= s->n_bands)
@@ -534,7 +559,7 @@ static int lead_in_bands(planner *p, const sr_plan *plan, const sr_stage *s)
     for (int k = s->n_order - 1; k >= 0; k--) {
         const int n = s->order[k];
         const sr_node *node = &p->g->nodes[n];
-        const int64_t scale = sr_op_get(node->op)->scale(node);
+        const int64_t scale = plan->scale[n];
         const int64_t rows = sr_div_ceil(ahead[n] * H, p->shapes[n].h) + 1;
         most = rows > most ? rows : most;
         for (int j = 0; !spilled_before(plan, s->index, n) && j < node->n_inputs; j++) {
@@ -567,7 +592,7 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
         p->window[s->order[k]] = 0;
     }
     reset_done(p, plan, s);
-    p->io = p->window_io = 0;
+    p->io = p->window_io = p->overhead = 0;
     int64_t flops = 0;
     /* With lead-in bands, the windows are widest near the top, where the
      * deeper nodes have run ahead of their slowest readers: only every
@@ -579,10 +604,11 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
         const int64_t mid = s->n_bands / 2;
         reset_done(p, plan, s);
         simulate_band(p, plan, s, mid - 1); /* so that mid starts where kept rows end */
-        p->io = p->window_io = 0;
+        p->io = p->window_io = p->overhead = 0;
         flops = simulate_band(p, plan, s, mid) * s->n_bands;
         p->io *= s->n_bands;
         p->window_io *= s->n_bands;
+        p->overhead *= s->n_bands;
     }
     /* Kept nodes are computed exactly once, in the stage that first needs
      * them. */
@@ -592,6 +618,7 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     s->flops = flops;
     s->scratch_io = p->io;
     s->window_io = p->window_io;
+    s->overhead = p->overhead;
     s->window_bytes = 0;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
@@ -602,11 +629,12 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     s->workspace_bytes = p->workspace;
 }
 
-/* What the search minimises: FLOPs, and bytes moved priced as FLOPs. */
+/* What the search minimises: FLOPs, and bytes moved and bands priced as
+ * FLOPs. */
 static int64_t stage_cost(const sr_stage *s)
 {
     return s->flops + s->scratch_io * FLOPS_PER_SCRATCH_BYTE +
-           s->window_io * FLOPS_PER_WINDOW_BYTE;
+           s->window_io * FLOPS_PER_WINDOW_BYTE + s->overhead;
 }
 
 static int64_t stage_peak(const sr_plan *plan, const sr_stage *s)
@@ -628,8 +656,42 @@ static int64_t stage_excess(const planner *p, const sr_plan *plan, const sr_stag
     return p->budget && peak > p->budget ? peak - p->budget : 0;
 }
 
+/* The least stage s can cost: the FLOPs of the nodes it computes once
+ * at least (every row of those every band computes, and the kept ones
+ * it makes), and per band, the overhead of those every band computes:
+ * the target, unless kept, and back from it the nodes not kept (a kept
+ * node makes only rows no band made before, and a band may need none). */
+static void stage_floor(planner *p, const sr_plan *plan, const sr_stage *s, int64_t *flops,
+                        int64_t *per_band)
+{
+    p->epoch++;
+    for (int k = 0; k < s->n_order; k++) {
+        p->mark[s->order[k]] = p->epoch;
+        p->every[s->order[k]] = false;
+    }
+    if (s->n_order && s->order[s->n_order - 1] == s->target && !plan->keep[s->target])
+        p->every[s->target] = true;
+    *flops = *per_band = 0;
+    for (int k = s->n_order - 1; k >= 0; k--) {
+        const int n = s->order[k];
+        if (plan->keep[n] && plan->first_stage[n] == s->index)
+            *flops += p->flops[n];
+        if (!p->every[n])
+            continue;
+        *flops += p->row_flops[n] * p->shapes[n].h;
+        *per_band += p->band_flops[n];
+        for (int j = 0; j < p->g->nodes[n].n_inputs; j++) {
+            const int i = p->g->nodes[n].inputs[j];
+            if (p->mark[i] == p->epoch && !plan->keep[i])
+                p->every[i] = true;
+        }
+    }
+}
+
 /* Bands for stage s (its cone built, its kept bytes set): the largest
- * height that fits the budget, or `probe` rows when probe > 0. */
+ * height that fits the budget, or `probe` rows when probe > 0. A search
+ * that can only end in bands costing more than p->stage_bound stops
+ * there: the stage is left over the budget, its overhead a petabyte. */
 static void plan_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t probe, bool exact)
 {
     const int64_t budget = p->budget;
@@ -640,8 +702,16 @@ static void plan_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t pro
     int64_t h = probe ? probe * align : p->req->tile_rows ? p->req->tile_rows : H;
     size_stage(p, plan, s, h, exact);
     if (!probe && !p->req->tile_rows && budget && stage_peak(plan, s) > budget) {
+        int64_t floor_flops = 0, per_band = 0;
+        if (p->stage_bound < INT64_MAX)
+            stage_floor(p, plan, s, &floor_flops, &per_band);
         int64_t lo = 1, hi = H; /* largest fitting h in [lo, hi) */
         while (hi - lo > 1) {
+            if (p->stage_bound < INT64_MAX &&
+                floor_flops + sr_div_ceil(H, hi - 1) * per_band > p->stage_bound) {
+                s->overhead = INT64_C(1) << 50; /* summed over stages, no overflow */
+                return;
+            }
             int64_t mid = lo + (hi - lo) / 2;
             mid = mid >= align ? mid / align * align : mid;
             if (mid <= lo)
@@ -660,8 +730,9 @@ static void plan_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t pro
 
 /* Plans the keep set from scratch: per stage the largest band that fits
  * the budget (or `probe` rows when probe > 0). Returns whether every stage
- * fits; false also when out of memory (p->out_of_memory). */
-static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
+ * fits; false also when out of memory (p->out_of_memory), and may be
+ * false when the plan would cost more than `bound` (INT64_MAX: no bound). */
+static bool evaluate_within(planner *p, sr_plan *plan, int64_t probe, bool exact, int64_t bound)
 {
     p->seen_epoch++; /* last_reader: the plan's own, set below */
     for (int n = 0; n < p->n; n++)
@@ -695,6 +766,7 @@ static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
         sr_stage *s = &plan->stages[si];
         kept += d[si];
         s->kept_bytes = kept;
+        p->stage_bound = bound < INT64_MAX ? bound - p->total_cost : INT64_MAX;
         plan_stage(p, plan, s, probe, exact);
         const int64_t excess = stage_excess(p, plan, s);
         p->n_unfit += excess > 0;
@@ -705,7 +777,13 @@ static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
             plan->peak_bytes = stage_peak(plan, s);
     }
     plan->n_stages = p->n_stages;
+    p->stage_bound = INT64_MAX;
     return p->n_unfit == 0;
+}
+
+static bool evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact)
+{
+    return evaluate_within(p, plan, probe, exact, INT64_MAX);
 }
 
 /* The plan's peak and FLOPs from its stages as they stand. */
@@ -743,9 +821,10 @@ static void add_interval(planner *p, int lo, int hi, int from, int to, int64_t b
 
 /* Sets whether node n is kept (and spilled) and re-plans just the stages
  * that changes, into p->trial_stages: t gets the whole plan's totals.
- * Unless `commit`, the plan is left as it was. */
+ * Unless `commit`, the plan is left as it was. A trial that would cost
+ * more than `bound` (INT64_MAX: no bound) may stop early, over the budget. */
 static bool try_toggle(planner *p, sr_plan *plan, int n, bool keep, bool spill, bool commit,
-                       trial *t)
+                       int64_t bound, trial *t)
 {
     const bool old_keep = plan->keep[n], old_spill = plan->spill[n];
     const bool old_in_memory = in_memory(plan, n);
@@ -818,18 +897,23 @@ static bool try_toggle(planner *p, sr_plan *plan, int n, bool keep, bool spill, 
     }
     *t = (trial){.node = n, .lo = lo, .hi = hi, .keep = keep, .spill = keep && spill,
                  .cost = p->total_cost, .excess = p->total_excess, .n_unfit = p->n_unfit};
-    int64_t change = 0;
+    int64_t change = 0, old_rest = 0; /* the old cost of the stages left */
+    for (int si = lo; si <= hi; si++)
+        old_rest += stage_cost(&plan->stages[si]);
     for (int si = lo; si <= hi; si++) {
         const sr_stage *old = &plan->stages[si];
         sr_stage *s = &p->trial_stages[si - lo];
         change += p->delta[si - lo];
         s->kept_bytes = old->kept_bytes + change;
+        p->stage_bound = bound < INT64_MAX ? bound - (t->cost - old_rest) : INT64_MAX;
+        old_rest -= stage_cost(old);
         plan_stage(p, plan, s, 0, false);
         const int64_t old_excess = stage_excess(p, plan, old), excess = stage_excess(p, plan, s);
         t->cost += stage_cost(s) - stage_cost(old);
         t->excess += excess - old_excess;
         t->n_unfit += (excess > 0) - (old_excess > 0);
     }
+    p->stage_bound = INT64_MAX;
     if (!commit) {
         plan->keep[n] = old_keep;
         plan->spill[n] = old_spill;
@@ -906,7 +990,7 @@ static bool commit_round(planner *p, sr_plan *plan, trial *trials, int n_trials)
     trial t;
     if (p->n_stages <= BATCH_FROM_STAGES)
         return try_toggle(p, plan, trials[best].node, trials[best].keep, trials[best].spill, true,
-                          &t);
+                          INT64_MAX, &t);
     const trial chosen = trials[best];
     trials[best] = trials[0];
     trials[0] = chosen;
@@ -918,7 +1002,8 @@ static bool commit_round(planner *p, sr_plan *plan, trial *trials, int n_trials)
             untouched = !p->taken[si];
         if (!untouched)
             continue;
-        if (!try_toggle(p, plan, trials[i].node, trials[i].keep, trials[i].spill, true, &t))
+        if (!try_toggle(p, plan, trials[i].node, trials[i].keep, trials[i].spill, true, INT64_MAX,
+                        &t))
             return false;
         for (int si = trials[i].lo; si <= trials[i].hi; si++)
             p->taken[si] = 1;
@@ -946,7 +1031,8 @@ static bool drop_kept(planner *p, sr_plan *plan)
                 if (p->work > WORK_CAP)
                     break; /* commit the best so far, then stop */
                 trial t; /* way 0 drops it, way 1 moves it */
-                if (!try_toggle(p, plan, n, way == 1, !plan->spill[n], false, &t))
+                if (!try_toggle(p, plan, n, way == 1, !plan->spill[n], false,
+                                fits ? cost : INT64_MAX, &t))
                     return false;
                 const bool f = t.n_unfit == 0;
                 if (fits)
@@ -986,7 +1072,7 @@ static bool add_kept(planner *p, sr_plan *plan)
                 if (p->work > WORK_CAP)
                     break;
                 trial t;
-                if (!try_toggle(p, plan, n, true, way == 1, false, &t))
+                if (!try_toggle(p, plan, n, true, way == 1, false, p->total_cost, &t))
                     return false;
                 t.score = (double)(p->total_cost - t.cost);
                 if (t.n_unfit == 0 && t.score > 0.0)
@@ -1095,7 +1181,7 @@ static bool choose_keep_set(planner *p, sr_plan *plan)
         const int64_t cost = p->total_cost;
         save_keep_set(p, plan, dropped);
         window_keep_set(p, plan, file);
-        bool seed_fits = evaluate(p, plan, 0, false);
+        bool seed_fits = evaluate_within(p, plan, 0, false, fits ? cost : INT64_MAX);
         if (!seed_fits && file && !fits)
             seed_fits = windows_to_file(p, plan);
         if (seed_fits && (!fits || p->total_cost < cost)) {
@@ -1119,12 +1205,16 @@ static bool plan_within(planner *p, sr_plan *plan, int64_t budget)
 
 /* Plans for a ladder of budgets, from what the unconstrained plan takes
  * down to where nothing fits or the cost passes the least by 10% (or the
- * work cap is reached), and keeps the leanest plan within 5% of the least
- * cost among those that fit the real budget (with spilling, the least). A ladder, because the
- * greedy choice of kept tensors is not monotone in the budget (a plan made
- * for more memory can come out both leaner and faster), and a 5% slack,
- * because the fastest plan may hold far more memory than one nearly as fast
- * (a whole-image run against bands that recompute a few halo rows). */
+ * work cap is reached), and keeps the leanest plan within 1% of the least
+ * cost among those that fit the real budget (with spilling, the least). A
+ * ladder, because the greedy choice of kept tensors is not monotone in the
+ * budget (a plan made for more memory can come out both leaner and
+ * faster), and a slack, because the fastest plan may hold far more memory
+ * than one nearly as fast (a whole-image run against bands that recompute
+ * a few halo rows). Only 1%: the cost prices each band, but a loaded
+ * machine pays more for one (5% let realesr-animevideov3 512x512 take 6
+ * bands for 1, 3.4x slower with another run beside it; 2% let
+ * RealESRGAN_x4plus 256x256 take 2, 1.13x slower, load 5 on 2 cores). */
 static bool best_of_ladder(planner *p, sr_plan *plan)
 {
     const int64_t budget = p->req->budget;
@@ -1134,13 +1224,20 @@ static bool best_of_ladder(planner *p, sr_plan *plan)
         p->out_of_memory = true;
         return false;
     }
-    plan_within(p, plan, 0);
-    int64_t b = plan->peak_bytes < budget || !budget ? plan->peak_bytes : budget;
+    /* Unconstrained, keeping all a later stage reads and sweeping every
+     * stage whole recomputes nothing in the fewest bands: no walk finds a
+     * cheaper plan, so it is the first rung when it fits, found without
+     * one. */
+    p->budget = 0;
+    initial_keep_set(p, plan);
+    evaluate(p, plan, 0, false);
+    const bool whole_fits = !budget || plan->peak_bytes <= budget;
+    int64_t b = whole_fits ? plan->peak_bytes : budget;
     int64_t steps[LADDER_STEPS], costs[LADDER_STEPS], peaks[LADDER_STEPS];
     int n = 0;
     int64_t least_cost = INT64_MAX;
     for (; n < LADDER_STEPS && b > 0 && !p->out_of_memory; b = b / 5 * 4) {
-        if (!plan_within(p, plan, b))
+        if ((n > 0 || !whole_fits) && !plan_within(p, plan, b))
             break;
         steps[n] = b;
         costs[n] = p->total_cost;
@@ -1159,8 +1256,8 @@ static bool best_of_ladder(planner *p, sr_plan *plan)
         fits = plan_within(p, plan, budget);
     } else {
         /* With spilling, leaner plans cost nearly the same I/O in thinner
-         * bands, whose overhead the cost does not see: the cheapest. */
-        const int64_t slack = p->may_spill ? 0 : least_cost / 20;
+         * bands: the cheapest. */
+        const int64_t slack = p->may_spill ? 0 : least_cost / 100;
         int best = -1;
         for (int i = 0; i < n; i++)
             if (costs[i] <= least_cost + slack && (best < 0 || peaks[i] < peaks[best]))
@@ -1264,20 +1361,23 @@ static bool alloc_plan(planner *p, sr_plan *plan)
     plan->scratch_offset = calloc((size_t)n, sizeof *plan->scratch_offset);
     plan->window_rows = calloc((size_t)n, sizeof *plan->window_rows);
     plan->row_tiling = calloc((size_t)n, sizeof *plan->row_tiling);
+    plan->scale = calloc((size_t)n, sizeof *plan->scale);
     plan->first_stage = calloc((size_t)n, sizeof(int));
     plan->last_stage = calloc((size_t)n, sizeof(int));
     plan->stages = calloc((size_t)p->n_stages, sizeof *plan->stages);
     plan->node_flops = calloc((size_t)n, sizeof *plan->node_flops);
     if (!plan->shapes || !plan->keep || !plan->spill || !plan->scratch_offset ||
-        !plan->window_rows || !plan->row_tiling || !plan->first_stage || !plan->last_stage || !plan->stages ||
+        !plan->window_rows || !plan->row_tiling || !plan->scale || !plan->first_stage || !plan->last_stage || !plan->stages ||
         !plan->node_flops)
         return false;
     plan->n_stages = p->n_stages;
     memcpy(plan->shapes, p->shapes, (size_t)n * sizeof *plan->shapes);
     memcpy(plan->first_stage, p->home, (size_t)n * sizeof *plan->first_stage);
     const sr_backend_handle *b = p->req->backend;
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
         plan->row_tiling[k] = sr_backend_row_tiling(b, &p->g->nodes[k], p->shapes[k]);
+        plan->scale[k] = sr_op_get(p->g->nodes[k].op)->scale(&p->g->nodes[k]);
+    }
     return true;
 }
 
@@ -1297,6 +1397,7 @@ void sr_plan_free(sr_plan *plan)
     free(plan->scratch_offset);
     free(plan->window_rows);
     free(plan->row_tiling);
+    free(plan->scale);
     free(plan->shapes);
     memset(plan, 0, sizeof *plan);
 }
@@ -1316,6 +1417,7 @@ static void planner_free(planner *p)
     free(p->shapes);
     free(p->flops);
     free(p->row_flops);
+    free(p->band_flops);
     free(p->stage_target);
     free(p->stage_global);
     free(p->stage_role);
@@ -1323,6 +1425,7 @@ static void planner_free(planner *p)
     free(p->last);
     free(p->last_comp);
     free(p->mark);
+    free(p->every);
     free(p->seen);
     free(p->pos);
     free(p->list);
@@ -1379,9 +1482,11 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
         p->n_stages += sr_op_get(g->nodes[i].op)->is_global;
     const size_t ns = (size_t)p->n_stages;
     p->may_window = !req->backend || req->backend->iface->memory->is_host;
+    p->stage_bound = INT64_MAX;
     p->shapes = calloc(sn, sizeof *p->shapes);
     p->flops = calloc(sn, sizeof *p->flops);
     p->row_flops = calloc(sn, sizeof *p->row_flops);
+    p->band_flops = calloc(sn, sizeof *p->band_flops);
     p->n_consumers = calloc(sn, sizeof *p->n_consumers);
     p->consumers = calloc(sn, sizeof *p->consumers);
     p->stage_target = calloc(ns, sizeof *p->stage_target);
@@ -1391,6 +1496,7 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     p->last = calloc(sn, sizeof *p->last);
     p->last_comp = calloc(sn, sizeof *p->last_comp);
     p->mark = calloc(sn, sizeof *p->mark);
+    p->every = calloc(sn, sizeof *p->every);
     p->seen = calloc(sn, sizeof *p->seen);
     p->pos = calloc(sn, sizeof *p->pos);
     p->list = calloc(2 * sn, sizeof *p->list);
@@ -1411,8 +1517,8 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     p->snap_flops = calloc(sn, sizeof *p->snap_flops);
     p->window = calloc(sn, sizeof *p->window);
     p->in_file = calloc(sn, sizeof *p->in_file);
-    if (!p->shapes || !p->flops || !p->row_flops || !p->n_consumers || !p->consumers || !p->stage_target ||
-        !p->stage_global || !p->stage_role || !p->home || !p->last || !p->last_comp || !p->mark || !p->seen ||
+    if (!p->shapes || !p->flops || !p->row_flops || !p->band_flops || !p->n_consumers || !p->consumers || !p->stage_target ||
+        !p->stage_global || !p->stage_role || !p->home || !p->last || !p->last_comp || !p->mark || !p->every || !p->seen ||
         !p->pos || !p->list || !p->reads || !p->new_last || !p->delta || !p->taken ||
         !p->trials || !p->blocks || !p->owner || !p->active || !p->done || !p->need || !p->comp ||
         !p->node_flops || !p->shift || !p->snap_done || !p->snap_flops || !p->window || !p->in_file)
@@ -1421,8 +1527,14 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     if (st != SR_OK)
         return st;
     sr_graph_flops(g, p->shapes, p->flops);
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
+        const sr_node *node = &g->nodes[k];
         p->row_flops[k] = p->flops[k] / p->shapes[k].h;
+        p->band_flops[k] = FLOPS_PER_NODE_BAND;
+        if (node->op == SR_OP_CONV2D)
+            p->band_flops[k] += FLOPS_PER_WEIGHT_BAND * node->p.conv2d.c_out *
+                                node->p.conv2d.c_in * node->p.conv2d.k * node->p.conv2d.k;
+    }
     /* A backend keeps its scratch memory between nodes: count its largest
      * in every stage (asked for whole tensors, the most a band can be). */
     for (int k = 1; req->backend && k < n; k++) {

@@ -68,6 +68,7 @@ typedef struct sr_stage {
     int64_t flops;         /* including rows recomputed for halos */
     int64_t scratch_io;    /* bytes written to and read from the scratch file */
     int64_t window_io;     /* and copied to and from windows */
+    int64_t overhead;      /* what its bands cost beyond their rows, as FLOPs */
 } sr_stage;
 
 typedef struct sr_plan {
@@ -80,6 +81,7 @@ typedef struct sr_plan {
                                 together share bytes */
     int64_t *window_rows;    /* SR_ROWS_WINDOW nodes: rows carried, else 0 */
     sr_row_tiling *row_tiling; /* how the backend makes each node's rows */
+    int *scale;       /* each node's rows per row of its inputs (its op's) */
     int *first_stage; /* the first stage that needs each node (computes the kept) */
     int *last_stage;  /* kept nodes: the last stage that reads them */
     int n_stages;
