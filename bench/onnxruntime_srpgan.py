@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The ONNX Runtime peer, in two steps because the two libraries live in
-different Pythons here (Debian's python3-torch, pip's onnxruntime):
+"""The ONNX Runtime peer, in two steps (torch and onnxruntime may live in
+different Pythons):
 
-    /usr/bin/python3 bench/onnxruntime_srpgan.py export MODEL.pth MODEL.onnx
+    python3 bench/onnxruntime_srpgan.py export MODEL.pth MODEL.onnx
     python3 bench/onnxruntime_srpgan.py run MODEL.onnx INPUT OUTPUT.png [--threads N]
 
 export writes the SRPGAN graph with dynamic height and width (opset 13);
@@ -31,7 +31,7 @@ def export(model, path):
     g.load_state_dict(sd)
     x = torch.rand(1, 3, 32, 32)
     torch.onnx.export(g, x, path, opset_version=13, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "H", 3: "W"}})
+                      dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "H", 3: "W"}}, dynamo=False)
 
 
 def run(model, image, output, threads):
