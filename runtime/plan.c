@@ -78,6 +78,7 @@ typedef struct planner {
     int64_t *flops;     /* whole-image FLOPs of each node */
     int64_t *row_flops; /* and of each of its rows */
     int64_t *band_flops; /* and what each band that computes it adds */
+    int64_t least_overhead; /* every node's band_flops once: no plan costs less */
     int64_t workspace;  /* the backend's largest, which it keeps */
     int64_t budget;     /* the one being planned for: req's, or a probe */
     int64_t stage_bound; /* a stage costing more is of no use (INT64_MAX: any) */
@@ -691,7 +692,8 @@ static void stage_floor(planner *p, const sr_plan *plan, const sr_stage *s, int6
 /* Bands for stage s (its cone built, its kept bytes set): the largest
  * height that fits the budget, or `probe` rows when probe > 0. A search
  * that can only end in bands costing more than p->stage_bound stops
- * there: the stage is left over the budget, its overhead a petabyte. */
+ * there: the stage is left costing more than the bound and over the
+ * budget by a petabyte, so that nothing takes it for a plan that fits. */
 static void plan_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t probe, bool exact)
 {
     const int64_t budget = p->budget;
@@ -709,7 +711,10 @@ static void plan_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t pro
         while (hi - lo > 1) {
             if (p->stage_bound < INT64_MAX &&
                 floor_flops + sr_div_ceil(H, hi - 1) * per_band > p->stage_bound) {
-                s->overhead = INT64_C(1) << 50; /* summed over stages, no overflow */
+                s->flops = s->scratch_io = s->window_io = 0;
+                /* (The bound is a real cost, below INT64_MAX.) */
+                s->overhead = (p->stage_bound > 0 ? p->stage_bound : 0) + 1;
+                s->arena_bytes = INT64_C(1) << 50; /* summed over stages, no overflow */
                 return;
             }
             int64_t mid = lo + (hi - lo) / 2;
@@ -1017,11 +1022,12 @@ static bool commit_round(planner *p, sr_plan *plan, trial *trials, int n_trials)
  * stages closest to the budget per cost added; once it fits, the one that
  * lowers the cost most (keeping less in memory leaves room for higher
  * bands), until no change helps or the work cap is reached. The cost is
- * FLOPs, and the scratch file's bytes priced as FLOPs. */
+ * stage_cost's: FLOPs, bytes moved and what the bands add. */
 static bool drop_kept(planner *p, sr_plan *plan)
 {
     bool fits = evaluate(p, plan, 0, false);
-    while (!p->out_of_memory && (fits ? p->total_cost > plan->whole_flops : true)) {
+    while (!p->out_of_memory &&
+           (fits ? p->total_cost > plan->whole_flops + p->least_overhead : true)) {
         if (p->work > WORK_CAP)
             break;
         const int64_t cost = p->total_cost, excess = p->total_excess;
@@ -1534,6 +1540,7 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
         if (node->op == SR_OP_CONV2D)
             p->band_flops[k] += FLOPS_PER_WEIGHT_BAND * node->p.conv2d.c_out *
                                 node->p.conv2d.c_in * node->p.conv2d.k * node->p.conv2d.k;
+        p->least_overhead += k > 0 ? p->band_flops[k] : 0;
     }
     /* A backend keeps its scratch memory between nodes: count its largest
      * in every stage (asked for whole tensors, the most a band can be). */
