@@ -495,8 +495,16 @@ static void admit_head(server *srv)
     options.progress_user = j;
     char why[512];
     int64_t peak;
-    const sr_status st =
-        plan_job(srv, j, max_memory, &options, &session, &peak, why, sizeof why);
+    /* Planned for what the budget leaves less room for one more body, so
+     * that requests are still received while it runs (the cheapest plan
+     * takes all the memory it is given: fewer bands cost less); for all of
+     * it only where that is the only way it fits. */
+    sr_status st = SR_ERR_LIMIT;
+    if (max_memory - (int64_t)srv->max_body > 0)
+        st = plan_job(srv, j, max_memory - (int64_t)srv->max_body, &options, &session, &peak,
+                      why, sizeof why);
+    if (st == SR_ERR_LIMIT)
+        st = plan_job(srv, j, max_memory, &options, &session, &peak, why, sizeof why);
     /* What it adds to the count: the larger phase, the plan's (less what
      * the server holds once) or the encoding's. */
     const int64_t planned = peak - j->model->shared_bytes, encoding = encoding_bytes(&shape);
