@@ -8,9 +8,10 @@
  * larger of its plan's peak (images included) and its encoding's; each
  * result kept. A job is admitted at the head of
  * the queue (first come, first served: a large image is not overtaken for
- * ever by small ones) by planning it for what the budget leaves: the
- * session's max_memory is the whole process's, so it is given the budget
- * less what the others hold. When no plan fits that, the job waits for
+ * ever by small ones) by planning it for what the budget leaves, less
+ * room for one more request's body (admit_head): the session's max_memory
+ * is the whole process's, so it is given the budget less what the others
+ * hold. When no plan fits that, the job waits for
  * memory to be given back; when none would fit even alone, it failed
  * already at its request (jobs_submit), from its header. */
 #define _GNU_SOURCE /* getrandom */
