@@ -191,6 +191,21 @@ static inline void output_1d(const float *m, int64_t s, float *o, int64_t os, in
     }
 }
 
+/* Asks for the six rows from y0, columns [x0, x0 + n), of channel c that
+ * transform_input reads next. Its rows are short where the image is narrow
+ * (384 bytes at 96 columns) and a channel's are a plane apart, too little
+ * for the hardware to see a stream: RealESRGAN_x4plus at 96x60 waited on
+ * them for a sixth of its input transforms' time. */
+static inline void prefetch_rows(const sr_tensor *in, int n_in, int64_t c, int64_t y0,
+                                 int64_t x0, int64_t n)
+{
+    for (int64_t y = y0 < 0 ? 0 : y0; y < y0 + 6 && y < in->image_h; y++) {
+        const char *row = (const char *)(sr_conv2d_in_row(in, n_in, c, y) + x0);
+        for (int64_t byte = 0; byte < n * (int64_t)sizeof(float); byte += 64)
+            __builtin_prefetch(row + byte);
+    }
+}
+
 /* Input rows 4 t - 1 ... 4 t + 4, columns from 4 j0 - 1, of every channel
  * of the n_in inputs, into v[36][c_in][nt] (zero outside the image). The
  * transform runs down the columns first, straight from the tensors' rows,
@@ -220,6 +235,8 @@ static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int 
             d[r] = iy < 0 || iy >= in->image_h ? zero
                                                : sr_conv2d_in_row(in, n_in, ci, iy) + start + a;
         }
+        if (ci + 1 < p->c_in)
+            prefetch_rows(in, n_in, ci + 1, 4 * t - 1, start + a, b - a);
         input_1d(d, rows + a, len, b - a);
         for (int r = 0; r < 6; r++) {
             const float *row = rows + r * len;
