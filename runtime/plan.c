@@ -47,6 +47,13 @@
  * per band (a parallel region waits for a descheduled thread). */
 #define FLOPS_PER_NODE_BAND INT64_C(3000000)
 #define FLOPS_PER_WEIGHT_BAND 4000
+/* What a byte of a plan's peak costs, in FLOPs: a run maps and zeroes
+ * its pages once (the kernel's first-touch fault: some 0.15 ns a byte with
+ * huge pages on bare metal, 2 ns on the project's VM, whose freed memory
+ * goes back to the host and comes back zeroed by it), and memory a plan
+ * does not take is left to the rest of the machine. Only choosing among
+ * plans that fit (best_of_ladder) uses it. */
+#define FLOPS_PER_PEAK_BYTE 20
 /* The search tries spilling only when the plan without it recomputes
  * more than this share of the network's FLOPs (or nothing fits): a plan
  * nearly as fast in memory stays exactly what it was. */
@@ -1261,12 +1268,17 @@ static bool best_of_ladder(planner *p, sr_plan *plan)
     } else if (n == 0) {
         fits = plan_within(p, plan, budget);
     } else {
-        /* With spilling, leaner plans cost nearly the same I/O in thinner
-         * bands: the cheapest. */
-        const int64_t slack = p->may_spill ? 0 : least_cost / 100;
+        /* Each priced with its peak's pages. With spilling, leaner plans
+         * cost nearly the same I/O in thinner bands: the cheapest. */
+        int64_t least = INT64_MAX;
+        for (int i = 0; i < n; i++) {
+            costs[i] += peaks[i] * FLOPS_PER_PEAK_BYTE;
+            least = costs[i] < least ? costs[i] : least;
+        }
+        const int64_t slack = p->may_spill ? 0 : least / 100;
         int best = -1;
         for (int i = 0; i < n; i++)
-            if (costs[i] <= least_cost + slack && (best < 0 || peaks[i] < peaks[best]))
+            if (costs[i] <= least + slack && (best < 0 || peaks[i] < peaks[best]))
                 best = i;
         p->budget = steps[best];
         load_keep_set(p, plan, keeps + (size_t)best * set);
