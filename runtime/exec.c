@@ -277,7 +277,7 @@ static sr_status run_band(run_state *r, const sr_graph *g, const sr_plan *plan,
                           const sr_stage *s, const sr_backend_handle *be, int64_t t0,
                           int64_t t1, double *node_seconds, sr_error *err)
 {
-    sr_plan_band_spans(g, plan, s, t0, t1, r->done, r->need, r->comp);
+    sr_plan_band_spans(plan, s, t0, t1, r->done, r->need, r->comp);
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
         const sr_rows_home home = sr_plan_rows_home(plan, n);

@@ -64,6 +64,15 @@ typedef struct block {
     int end; /* last position in the order that reads it */
 } block;
 
+/* A node's part in the stage being sized (planner.flags). */
+enum {
+    AT_KEPT = 1,      /* kept, in memory or spilled */
+    AT_SPILLED = 2,   /* kept in the scratch file or a window */
+    AT_WINDOW = 4,    /* its rows carried in a window */
+    AT_IN_FILE = 8,   /* spilled by an earlier stage: read back, not computed */
+    AT_IN_MEMORY = 16 /* kept in memory: no band buffer */
+};
+
 /* A toggle judged: the whole plan's totals were it committed. */
 typedef struct trial {
     int node, lo, hi; /* the stages it changes */
@@ -127,6 +136,16 @@ typedef struct planner {
     bool *in_file; /* spilled nodes in the file though only their stage reads
                       them (their windows would hold too many rows) */
     int64_t *shift;                  /* per node: its rows per period of bands */
+    /* prepare_stage's: what sizing the stage being planned reads, per
+     * position in its order, fixed while its keep set is */
+    unsigned char *flags;            /* AT_* */
+    int64_t *row_bytes;
+    int *end;                        /* the last position reading it */
+    int *reuse_in;                   /* SR_STAGE_INPUTS per position, ending in
+                                        -1: inputs whose buffer it may write over */
+    int64_t ahead;                   /* lead-in: target rows the deepest node
+                                        runs ahead; 0 without windows */
+    int64_t made_flops;              /* FLOPs of the kept nodes it computes */
     int64_t *snap_done, *snap_flops; /* done and node_flops a period ago */
 } planner;
 
@@ -166,9 +185,8 @@ static bool spilled_before(const sr_plan *plan, int stage, int n)
     return plan->keep[n] && plan->spill[n] && plan->first_stage[n] < stage;
 }
 
-void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *s,
-                        int64_t t0, int64_t t1, const int64_t *done, sr_span *need,
-                        sr_span *comp)
+void sr_plan_band_spans(const sr_plan *plan, const sr_stage *s, int64_t t0, int64_t t1,
+                        const int64_t *done, sr_span *need, sr_span *comp)
 {
     /* Spans are walked back unclipped, so that a lead-in band (rows above
      * the image) still reaches the rows its deeper nodes make ahead, and
@@ -179,7 +197,6 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
         need[s->target] = (sr_span){t0, t1};
     for (int k = s->n_order - 1; k >= 0; k--) {
         const int n = s->order[k];
-        const sr_node *node = &g->nodes[n];
         sr_span c = need[n];
         if (plan->keep[n] && done[n] > 0 && done[n] > c.lo)
             c.lo = done[n]; /* kept rows are computed once */
@@ -197,14 +214,11 @@ void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *
         const int64_t out_hi = a > 1 ? sr_div_ceil(c.hi, a) * a : c.hi;
         const int64_t lo = (scale > 1 ? sr_div_floor(out_lo, scale) : out_lo) - halo;
         const int64_t hi = (scale > 1 ? sr_div_ceil(out_hi, scale) : out_hi) + halo;
-        for (int j = 0; j < node->n_inputs; j++) {
-            const int i = node->inputs[j];
-            if (available_whole(plan, s->index, i))
-                continue; /* kept earlier, or the input */
-            if (lo < need[i].lo)
-                need[i].lo = lo;
-            if (hi > need[i].hi)
-                need[i].hi = hi;
+        for (const int *i = s->inputs + (size_t)k * SR_STAGE_INPUTS; *i >= 0; i++) {
+            if (lo < need[*i].lo)
+                need[*i].lo = lo;
+            if (hi > need[*i].hi)
+                need[*i].hi = hi;
         }
     }
     for (int k = 0; k < s->n_order; k++) {
@@ -232,7 +246,10 @@ static bool stage_reserve(planner *p, sr_stage *s, int count)
     int64_t *max_rows = realloc(s->max_rows, (size_t)count * sizeof *max_rows);
     if (max_rows)
         s->max_rows = max_rows;
-    if (!order || !offset || !max_rows) {
+    int *inputs = realloc(s->inputs, (size_t)count * SR_STAGE_INPUTS * sizeof *inputs);
+    if (inputs)
+        s->inputs = inputs;
+    if (!order || !offset || !max_rows || !inputs) {
         p->out_of_memory = true;
         return false;
     }
@@ -283,10 +300,16 @@ static bool build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s)
     p->n_reads = 0;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
+        int *in = s->inputs + (size_t)k * SR_STAGE_INPUTS, n_in = 0;
         s->offset[k] = 0; /* pack_arena's, for band buffers */
-        for (int j = 0; !spilled_before(plan, si, n) && j < g->nodes[n].n_inputs; j++)
-            if (p->mark[g->nodes[n].inputs[j]] != p->epoch)
-                p->reads[p->n_reads++] = g->nodes[n].inputs[j];
+        for (int j = 0; !spilled_before(plan, si, n) && j < g->nodes[n].n_inputs; j++) {
+            const int i = g->nodes[n].inputs[j];
+            if (p->mark[i] == p->epoch)
+                in[n_in++] = i; /* in the cone: not available whole */
+            else
+                p->reads[p->n_reads++] = i;
+        }
+        in[n_in] = -1;
     }
     if (p->mark[s->target] != p->epoch)
         p->reads[p->n_reads++] = s->target; /* statistics of a kept tensor */
@@ -295,9 +318,11 @@ static bool build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s)
 
 /* ---- one stage at one band height ---- */
 
-/* Packs the band buffers of stage s (sizes from max_rows) by liveness:
- * first fit, and an elementwise op writes over an input dying with it. */
-static int64_t pack_arena(planner *p, const sr_plan *plan, sr_stage *s)
+/* What sizing stage s reads that its band height does not change, per
+ * position in its order (the planner's flags, row_bytes, end, reuse_in,
+ * ahead, made_flops): worked out once for the keep set, not for every
+ * height the search tries, nor in every band. */
+static void prepare_stage(planner *p, const sr_plan *plan, const sr_stage *s)
 {
     const sr_graph *g = p->g;
     p->epoch++;
@@ -305,35 +330,86 @@ static int64_t pack_arena(planner *p, const sr_plan *plan, sr_stage *s)
         p->mark[s->order[k]] = p->epoch;
         p->pos[s->order[k]] = k;
     }
+    bool windows = false;
+    p->made_flops = 0;
+    for (int k = 0; k < s->n_order; k++) {
+        const int n = s->order[k];
+        const sr_shape sh = p->shapes[n];
+        const bool kept = plan->keep[n], spilled = kept && plan->spill[n];
+        const bool window = spilled && windowed(p, plan, n);
+        p->flags[k] = (unsigned char)((kept ? AT_KEPT : 0) | (spilled ? AT_SPILLED : 0) |
+                                      (window ? AT_WINDOW : 0) |
+                                      (spilled_before(plan, s->index, n) ? AT_IN_FILE : 0) |
+                                      (in_memory(plan, n) ? AT_IN_MEMORY : 0));
+        windows = windows || (window && p->home[n] == s->index);
+        if (kept && plan->first_stage[n] == s->index)
+            p->made_flops += p->flops[n];
+        p->row_bytes[k] = sh.c * sh.w * (int64_t)sizeof(float);
+        /* Last reader within the stage; the target lives to the band's end. */
+        p->end[k] = n == s->target ? s->n_order : k;
+        for (int c = 0; c < p->n_consumers[n]; c++) {
+            const int consumer = p->consumers[n][c];
+            if (p->mark[consumer] == p->epoch && p->pos[consumer] > p->end[k])
+                p->end[k] = p->pos[consumer];
+        }
+        /* An elementwise op may write over an input that dies with it
+         * (pack_arena checks the rest); a spilled node's buffer holds more
+         * rows than it computes. */
+        const sr_node *node = &g->nodes[n];
+        const sr_op_desc *d = sr_op_get(node->op);
+        int *reuse = p->reuse_in + (size_t)k * SR_STAGE_INPUTS;
+        if (d->in_place && d->halo(node) == 0 && d->scale(node) == 1 && !kept)
+            for (int j = 0; j < node->n_inputs; j++) {
+                const int i = node->inputs[j];
+                if (p->mark[i] == p->epoch && !plan->keep[i] && p->n_consumers[i] == 1)
+                    *reuse++ = p->pos[i];
+            }
+        *reuse = -1;
+    }
+    /* Lead-in bands for its windows: as many as the rows its nodes run
+     * ahead of the target (halos and scales summed along the deepest path,
+     * in target rows) take at a band's height; none for a stage without
+     * windows (its band buffers keep nothing from band to band). */
+    p->ahead = 0;
+    if (!windows)
+        return;
+    int64_t *ahead = p->shift; /* scratch: rows each node runs ahead */
+    for (int k = 0; k < s->n_order; k++)
+        ahead[s->order[k]] = 0;
+    const int64_t H = p->shapes[s->target].h;
+    for (int k = s->n_order - 1; k >= 0; k--) {
+        const int n = s->order[k];
+        const int64_t scale = plan->scale[n];
+        const int64_t rows = sr_div_ceil(ahead[n] * H, p->shapes[n].h) + 1;
+        p->ahead = rows > p->ahead ? rows : p->ahead;
+        for (const int *i = s->inputs + (size_t)k * SR_STAGE_INPUTS; *i >= 0; i++) {
+            /* Its rows to a whole tile, then the halo above them. */
+            const int64_t align = plan->row_tiling[n].align;
+            const int64_t a =
+                sr_div_ceil(sr_div_ceil(ahead[n], align) * align, scale) + plan->row_tiling[n].halo;
+            ahead[*i] = a > ahead[*i] ? a : ahead[*i];
+        }
+    }
+}
+
+/* Packs the band buffers of stage s (sizes from max_rows) by liveness:
+ * first fit, and an elementwise op writes over an input dying with it. */
+static int64_t pack_arena(planner *p, sr_stage *s)
+{
     int n_blocks = 0, n_active = 0;
     int64_t arena = 0;
     for (int k = 0; k < s->n_order; k++) {
-        const int n = s->order[k];
         p->owner[k] = -1;
-        if (in_memory(plan, n) || s->max_rows[k] == 0)
+        if ((p->flags[k] & AT_IN_MEMORY) || s->max_rows[k] == 0)
             continue;
-        /* Last reader within the stage; the target lives to the band's end. */
-        int end = n == s->target ? s->n_order : k;
-        for (int c = 0; c < p->n_consumers[n]; c++) {
-            const int consumer = p->consumers[n][c];
-            if (p->mark[consumer] == p->epoch && p->pos[consumer] > end)
-                end = p->pos[consumer];
+        const int end = p->end[k];
+        const int64_t size = s->max_rows[k] * p->row_bytes[k];
+        int reuse = -1;
+        for (const int *i = p->reuse_in + (size_t)k * SR_STAGE_INPUTS; *i >= 0 && reuse < 0; i++) {
+            const int b = p->owner[*i];
+            if (b >= 0 && p->blocks[b].end == k && s->max_rows[*i] == s->max_rows[k])
+                reuse = b;
         }
-        const sr_shape sh = p->shapes[n];
-        const int64_t size = s->max_rows[k] * sh.c * sh.w * (int64_t)sizeof(float);
-        const sr_node *node = &g->nodes[n];
-        const sr_op_desc *d = sr_op_get(node->op);
-        int reuse = -1; /* a spilled node's buffer holds more rows than it computes */
-        if (d->in_place && d->halo(node) == 0 && d->scale(node) == 1 && !plan->keep[n])
-            for (int j = 0; j < node->n_inputs && reuse < 0; j++) {
-                const int i = node->inputs[j];
-                if (p->mark[i] != p->epoch || plan->keep[i])
-                    continue;
-                const int b = p->owner[p->pos[i]];
-                if (b >= 0 && p->blocks[b].end == k && p->n_consumers[i] == 1 &&
-                    s->max_rows[p->pos[i]] == s->max_rows[k])
-                    reuse = b;
-            }
         if (reuse >= 0) {
             p->blocks[reuse].end = end;
             p->owner[k] = reuse;
@@ -368,22 +444,21 @@ static int64_t pack_arena(planner *p, const sr_plan *plan, sr_stage *s)
     return arena;
 }
 
-/* Band b of stage s: records the rows each band buffer needs, and returns
- * the FLOPs of the nodes that are not kept (p->node_flops gets every
- * node's). */
+/* Band b of stage s (prepared): records the rows each band buffer needs,
+ * and returns the FLOPs of the nodes that are not kept (p->node_flops gets
+ * every node's). */
 static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64_t b)
 {
     const int64_t H = p->shapes[s->target].h, t0 = b * s->band_rows;
     const int64_t t1 = t0 + s->band_rows < H ? t0 + s->band_rows : H;
-    sr_plan_band_spans(p->g, plan, s, t0, t1, p->done, p->need, p->comp);
+    sr_plan_band_spans(plan, s, t0, t1, p->done, p->need, p->comp);
     p->work += s->n_order;
     int64_t flops = 0;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
         const sr_span c = p->comp[n], need = p->need[n];
-        const bool spilled = plan->keep[n] && plan->spill[n];
-        const bool window = spilled && windowed(p, plan, n);
-        const int64_t row_bytes = p->shapes[n].c * p->shapes[n].w * (int64_t)sizeof(float);
+        const bool spilled = p->flags[k] & AT_SPILLED, window = p->flags[k] & AT_WINDOW;
+        const int64_t row_bytes = p->row_bytes[k];
         if (spilled && need.lo < need.hi) {
             /* Its buffer holds the band's rows: those already made are
              * read back (from the file, or the window, which must reach
@@ -404,7 +479,7 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
         const int64_t f = p->row_flops[n] * (c.hi - c.lo);
         p->node_flops[n] += f;
         p->overhead += p->band_flops[n];
-        if (plan->keep[n]) {
+        if (p->flags[k] & AT_KEPT) {
             p->done[n] = c.hi;
             p->io += spilled && !window ? (c.hi - c.lo) * row_bytes : 0;
             continue;
@@ -495,7 +570,7 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
             bool repeats = clear > 0;
             for (int k = 0; k < s->n_order && repeats; k++) {
                 const int n = s->order[k];
-                repeats = !plan->keep[n] || spilled_before(plan, s->index, n) ||
+                repeats = !(p->flags[k] & AT_KEPT) || (p->flags[k] & AT_IN_FILE) ||
                           p->done[n] == p->snap_done[n] + p->shift[n];
             }
             const int64_t left = (s->n_bands - b) / period;
@@ -504,7 +579,7 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
                 for (int k = 0; k < s->n_order; k++) {
                     const int n = s->order[k];
                     p->node_flops[n] += skip * (p->node_flops[n] - p->snap_flops[n]);
-                    if (plan->keep[n] && !spilled_before(plan, s->index, n))
+                    if ((p->flags[k] & AT_KEPT) && !(p->flags[k] & AT_IN_FILE))
                         p->done[n] += skip * p->shift[n];
                 }
                 flops += skip * (flops - mark_flops);
@@ -540,66 +615,30 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
 
 /* Rows of each node of stage s computed before its first band: all of a
  * tensor spilled by an earlier stage, nothing of the others. */
-static void reset_done(planner *p, const sr_plan *plan, const sr_stage *s)
+static void reset_done(planner *p, const sr_stage *s)
 {
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
-        p->done[n] = spilled_before(plan, s->index, n) ? p->shapes[n].h : 0;
+        p->done[n] = p->flags[k] & AT_IN_FILE ? p->shapes[n].h : 0;
     }
 }
 
-/* Lead-in bands for stage s's windows: as many as the rows its nodes run
- * ahead of the target (halos and scales summed along the deepest path, in
- * target rows) take at band_rows a band; 0 for a stage without windows
- * (its band buffers keep nothing from band to band). */
-static int lead_in_bands(planner *p, const sr_plan *plan, const sr_stage *s)
-{
-    bool windows = false;
-    for (int k = 0; k < s->n_order && !windows; k++)
-        windows = p->home[s->order[k]] == s->index && windowed(p, plan, s->order[k]);
-    if (!windows)
-        return 0;
-    int64_t *ahead = p->shift; /* scratch: rows each node runs ahead */
-    for (int k = 0; k < s->n_order; k++)
-        ahead[s->order[k]] = 0;
-    const int64_t H = p->shapes[s->target].h;
-    int64_t most = 0; /* in target rows */
-    for (int k = s->n_order - 1; k >= 0; k--) {
-        const int n = s->order[k];
-        const sr_node *node = &p->g->nodes[n];
-        const int64_t scale = plan->scale[n];
-        const int64_t rows = sr_div_ceil(ahead[n] * H, p->shapes[n].h) + 1;
-        most = rows > most ? rows : most;
-        for (int j = 0; !spilled_before(plan, s->index, n) && j < node->n_inputs; j++) {
-            const int i = node->inputs[j];
-            if (available_whole(plan, s->index, i))
-                continue;
-            /* Its rows to a whole tile, then the halo above them. */
-            const int64_t align = plan->row_tiling[n].align;
-            const int64_t a =
-                sr_div_ceil(sr_div_ceil(ahead[n], align) * align, scale) + plan->row_tiling[n].halo;
-            ahead[i] = a > ahead[i] ? a : ahead[i];
-        }
-    }
-    const int64_t bands = sr_div_ceil(most, s->band_rows);
-    return bands < INT32_MAX / 2 ? (int)bands : INT32_MAX / 2;
-}
-
-/* Sizes stage s for bands of h target rows: exact (every band accounted)
- * or, for the search, from the first band (the widest, as kept tensors
- * start there with nothing computed) and a band in the middle. */
+/* Sizes stage s (prepared) for bands of h target rows: exact (every band
+ * accounted) or, for the search, from the first band (the widest, as kept
+ * tensors start there with nothing computed) and a band in the middle. */
 static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, bool exact)
 {
     const int64_t H = p->shapes[s->target].h;
     s->band_rows = h < H ? h : H;
     s->n_bands = (int)((H + s->band_rows - 1) / s->band_rows);
-    s->first_band = -lead_in_bands(p, plan, s);
+    const int64_t lead_in = sr_div_ceil(p->ahead, s->band_rows);
+    s->first_band = -(int)(lead_in < INT32_MAX / 2 ? lead_in : INT32_MAX / 2);
     for (int k = 0; k < s->n_order; k++) {
         s->max_rows[k] = 0;
         p->node_flops[s->order[k]] = 0;
         p->window[s->order[k]] = 0;
     }
-    reset_done(p, plan, s);
+    reset_done(p, s);
     p->io = p->window_io = p->overhead = 0;
     int64_t flops = 0;
     /* With lead-in bands, the windows are widest near the top, where the
@@ -610,7 +649,7 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     } else {
         simulate_band(p, plan, s, s->first_band);
         const int64_t mid = s->n_bands / 2;
-        reset_done(p, plan, s);
+        reset_done(p, s);
         simulate_band(p, plan, s, mid - 1); /* so that mid starts where kept rows end */
         p->io = p->window_io = p->overhead = 0;
         flops = simulate_band(p, plan, s, mid) * s->n_bands;
@@ -620,20 +659,17 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     }
     /* Kept nodes are computed exactly once, in the stage that first needs
      * them. */
-    for (int k = 0; k < s->n_order; k++)
-        if (plan->keep[s->order[k]] && plan->first_stage[s->order[k]] == s->index)
-            flops += p->flops[s->order[k]];
-    s->flops = flops;
+    s->flops = flops + p->made_flops;
     s->scratch_io = p->io;
     s->window_io = p->window_io;
     s->overhead = p->overhead;
     s->window_bytes = 0;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
-        if (p->home[n] == s->index && windowed(p, plan, n))
-            s->window_bytes += p->window[n] * p->shapes[n].c * p->shapes[n].w * (int64_t)sizeof(float);
+        if (p->home[n] == s->index && (p->flags[k] & AT_WINDOW))
+            s->window_bytes += p->window[n] * p->row_bytes[k];
     }
-    s->arena_bytes = pack_arena(p, plan, s);
+    s->arena_bytes = pack_arena(p, s);
     s->workspace_bytes = p->workspace;
 }
 
@@ -709,6 +745,7 @@ static void plan_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t pro
      * every band meets the low-resolution rows the same way. */
     const int64_t align = H / p->shapes[0].h > 1 ? H / p->shapes[0].h : 1;
     int64_t h = probe ? probe * align : p->req->tile_rows ? p->req->tile_rows : H;
+    prepare_stage(p, plan, s);
     size_stage(p, plan, s, h, exact);
     if (!probe && !p->req->tile_rows && budget && stage_peak(plan, s) > budget) {
         int64_t floor_flops = 0, per_band = 0;
@@ -1360,7 +1397,8 @@ static void count_node_flops(planner *p, sr_plan *plan)
         sr_stage *s = &plan->stages[si];
         for (int k = 0; k < s->n_order; k++)
             p->node_flops[s->order[k]] = 0;
-        reset_done(p, plan, s);
+        prepare_stage(p, plan, s);
+        reset_done(p, s);
         simulate_bands(p, plan, s);
         for (int k = 0; k < s->n_order; k++)
             plan->node_flops[s->order[k]] += p->node_flops[s->order[k]];
@@ -1405,6 +1443,7 @@ void sr_plan_free(sr_plan *plan)
         free(plan->stages[s].order);
         free(plan->stages[s].offset);
         free(plan->stages[s].max_rows);
+        free(plan->stages[s].inputs);
     }
     free(plan->stages);
     free(plan->node_flops);
@@ -1428,6 +1467,7 @@ static void planner_free(planner *p)
         free(p->trial_stages[s].order);
         free(p->trial_stages[s].offset);
         free(p->trial_stages[s].max_rows);
+        free(p->trial_stages[s].inputs);
     }
     free(p->trial_stages);
     free(p->consumers);
@@ -1460,6 +1500,10 @@ static void planner_free(planner *p)
     free(p->comp);
     free(p->node_flops);
     free(p->shift);
+    free(p->flags);
+    free(p->row_bytes);
+    free(p->end);
+    free(p->reuse_in);
     free(p->snap_done);
     free(p->snap_flops);
     free(p->window);
@@ -1531,6 +1575,10 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
     p->comp = calloc(sn, sizeof *p->comp);
     p->node_flops = calloc(sn, sizeof *p->node_flops);
     p->shift = calloc(sn, sizeof *p->shift);
+    p->flags = calloc(sn, sizeof *p->flags);
+    p->row_bytes = calloc(sn, sizeof *p->row_bytes);
+    p->end = calloc(sn, sizeof *p->end);
+    p->reuse_in = calloc(sn * SR_STAGE_INPUTS, sizeof *p->reuse_in);
     p->snap_done = calloc(sn, sizeof *p->snap_done);
     p->snap_flops = calloc(sn, sizeof *p->snap_flops);
     p->window = calloc(sn, sizeof *p->window);
@@ -1539,7 +1587,8 @@ static sr_status planner_init(planner *p, const sr_graph *g, const sr_plan_reque
         !p->stage_global || !p->stage_role || !p->home || !p->last || !p->last_comp || !p->mark || !p->every || !p->seen ||
         !p->pos || !p->list || !p->reads || !p->new_last || !p->delta || !p->taken ||
         !p->trials || !p->blocks || !p->owner || !p->active || !p->done || !p->need || !p->comp ||
-        !p->node_flops || !p->shift || !p->snap_done || !p->snap_flops || !p->window || !p->in_file)
+        !p->node_flops || !p->shift || !p->flags || !p->row_bytes || !p->end || !p->reuse_in ||
+        !p->snap_done || !p->snap_flops || !p->window || !p->in_file)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     sr_status st = sr_graph_shapes(g, req->input, p->shapes, err);
     if (st != SR_OK)
@@ -1613,6 +1662,7 @@ sr_status sr_plan_make(const sr_graph *g, const sr_plan_request *req, sr_plan *p
         fits = evaluate(&p, plan, 0, true);
         for (int si = 0; !fits && !p.out_of_memory && si < plan->n_stages; si++) {
             sr_stage *s = &plan->stages[si];
+            prepare_stage(&p, plan, s);
             while (p.budget && stage_peak(plan, s) > p.budget && s->band_rows > 1 && !req->tile_rows)
                 size_stage(&p, plan, s, s->band_rows * 3 / 4, true);
         }

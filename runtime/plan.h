@@ -44,6 +44,9 @@ typedef enum sr_rows_home {
                         computed carried in memory instead of the file */
 } sr_rows_home;
 
+/* The stride of sr_stage.inputs. */
+#define SR_STAGE_INPUTS (SR_NODE_MAX_INPUTS + 1)
+
 typedef struct sr_stage {
     int index;         /* its place in the run */
     sr_stage_role role;
@@ -55,12 +58,17 @@ typedef struct sr_stage {
                           above the image that run the deeper nodes ahead
                           (their rows, not the target's), so that no band
                           makes a whole receptive field's rows at once */
-    int n_order, capacity; /* capacity: the length of the three arrays */
+    int n_order, capacity; /* capacity: the length of the arrays below */
     /* Per node computed, by its position in the order (so that a plan
      * takes memory in the nodes the stages compute, not nodes x stages). */
     int *order;            /* nodes computed per band, in graph order */
     int64_t *offset;       /* SR_ROWS_BAND: byte offset of its buffer */
     int64_t *max_rows;     /* most rows a band computes */
+    int *inputs;           /* SR_STAGE_INPUTS per node, ending in -1:
+                              those inputs whose rows its bands ask for (not
+                              available whole; none for a node read back
+                              from the scratch file), so that the band walk
+                              reads one array, not the graph and the keep set */
     int64_t arena_bytes;   /* band buffers */
     int64_t workspace_bytes;
     int64_t kept_bytes;    /* whole tensors alive during the stage */
@@ -133,8 +141,7 @@ typedef struct sr_span {
 /* For a band of stage s covering target rows [t0, t1): the rows each node
  * of the stage computes (comp) and must have available (need), given done[]
  * = rows [0, done) of each kept node already computed. */
-void sr_plan_band_spans(const sr_graph *g, const sr_plan *plan, const sr_stage *s,
-                        int64_t t0, int64_t t1, const int64_t *done, sr_span *need,
-                        sr_span *comp);
+void sr_plan_band_spans(const sr_plan *plan, const sr_stage *s, int64_t t0, int64_t t1,
+                        const int64_t *done, sr_span *need, sr_span *comp);
 
 #endif
