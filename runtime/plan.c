@@ -73,6 +73,25 @@ enum {
     AT_IN_MEMORY = 16 /* kept in memory: no band buffer */
 };
 
+/* A stage sized (size_stage's memo): the search sizes the same stage,
+ * keep set and height again and again (the same seed in both ladders, a
+ * rung's walks starting from the same sets, a band search ending on a
+ * height it tried), and the work it counts is counted again. */
+typedef struct sizing {
+    uint64_t key; /* 0: empty */
+    int index, n_order, capacity;
+    bool exact;
+    int *order;
+    unsigned char *flags;
+    int64_t *max_rows, *offset, *window;
+    int64_t band_rows;
+    int n_bands, first_band;
+    int64_t flops, scratch_io, window_io, overhead, window_bytes, arena_bytes, work;
+} sizing;
+
+/* Sizings remembered, one per slot of a hash of their key. */
+#define MEMO_SLOTS 64
+
 /* A toggle judged: the whole plan's totals were it committed. */
 typedef struct trial {
     int node, lo, hi; /* the stages it changes */
@@ -146,6 +165,8 @@ typedef struct planner {
     int64_t ahead;                   /* lead-in: target rows the deepest node
                                         runs ahead; 0 without windows */
     int64_t made_flops;              /* FLOPs of the kept nodes it computes */
+    uint64_t stage_key;              /* a hash of its index, order and flags */
+    sizing memo[MEMO_SLOTS];
     int64_t *snap_done, *snap_flops; /* done and node_flops a period ago */
 } planner;
 
@@ -318,6 +339,12 @@ static bool build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s)
 
 /* ---- one stage at one band height ---- */
 
+static uint64_t mix_key(uint64_t key, uint64_t value)
+{
+    key = (key ^ value) * UINT64_C(0x9e3779b97f4a7c15);
+    return key ^ key >> 29;
+}
+
 /* What sizing stage s reads that its band height does not change, per
  * position in its order (the planner's flags, row_bytes, end, reuse_in,
  * ahead, made_flops): worked out once for the keep set, not for every
@@ -332,6 +359,7 @@ static void prepare_stage(planner *p, const sr_plan *plan, const sr_stage *s)
     }
     bool windows = false;
     p->made_flops = 0;
+    p->stage_key = mix_key((uint64_t)s->index, (uint64_t)s->n_order);
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
         const sr_shape sh = p->shapes[n];
@@ -341,6 +369,7 @@ static void prepare_stage(planner *p, const sr_plan *plan, const sr_stage *s)
                                       (window ? AT_WINDOW : 0) |
                                       (spilled_before(plan, s->index, n) ? AT_IN_FILE : 0) |
                                       (in_memory(plan, n) ? AT_IN_MEMORY : 0));
+        p->stage_key = mix_key(p->stage_key, (uint64_t)n << 8 | p->flags[k]);
         windows = windows || (window && p->home[n] == s->index);
         if (kept && plan->first_stage[n] == s->index)
             p->made_flops += p->flops[n];
@@ -623,6 +652,81 @@ static void reset_done(planner *p, const sr_stage *s)
     }
 }
 
+/* Stage s (prepared, its band_rows set) as m sized it, if m holds its
+ * sizing, with p->window and the work. */
+static bool recall_sizing(planner *p, const sizing *m, uint64_t key, sr_stage *s, bool exact)
+{
+    if (m->key != key || m->index != s->index || m->n_order != s->n_order ||
+        m->band_rows != s->band_rows || m->exact != exact ||
+        memcmp(m->order, s->order, (size_t)s->n_order * sizeof *m->order) != 0 ||
+        memcmp(m->flags, p->flags, (size_t)s->n_order * sizeof *m->flags) != 0)
+        return false;
+    memcpy(s->max_rows, m->max_rows, (size_t)s->n_order * sizeof *s->max_rows);
+    memcpy(s->offset, m->offset, (size_t)s->n_order * sizeof *s->offset);
+    for (int k = 0; k < s->n_order; k++)
+        p->window[s->order[k]] = m->window[k];
+    s->n_bands = m->n_bands;
+    s->first_band = m->first_band;
+    s->flops = m->flops;
+    s->scratch_io = m->scratch_io;
+    s->window_io = m->window_io;
+    s->overhead = m->overhead;
+    s->window_bytes = m->window_bytes;
+    s->arena_bytes = m->arena_bytes;
+    s->workspace_bytes = p->workspace;
+    p->work += m->work;
+    return true;
+}
+
+/* Keeps stage s's sizing in m (unless there is no memory for it: the
+ * memo only saves time). */
+static void remember_sizing(planner *p, sizing *m, uint64_t key, const sr_stage *s, bool exact,
+                            int64_t work)
+{
+    m->key = 0;
+    if (s->n_order > m->capacity) {
+        const size_t count = (size_t)s->n_order;
+        int *order = realloc(m->order, count * sizeof *order);
+        if (order)
+            m->order = order;
+        unsigned char *flags = realloc(m->flags, count * sizeof *flags);
+        if (flags)
+            m->flags = flags;
+        int64_t *max_rows = realloc(m->max_rows, count * sizeof *max_rows);
+        if (max_rows)
+            m->max_rows = max_rows;
+        int64_t *offset = realloc(m->offset, count * sizeof *offset);
+        if (offset)
+            m->offset = offset;
+        int64_t *window = realloc(m->window, count * sizeof *window);
+        if (window)
+            m->window = window;
+        if (!order || !flags || !max_rows || !offset || !window)
+            return;
+        m->capacity = s->n_order;
+    }
+    memcpy(m->order, s->order, (size_t)s->n_order * sizeof *m->order);
+    memcpy(m->flags, p->flags, (size_t)s->n_order * sizeof *m->flags);
+    memcpy(m->max_rows, s->max_rows, (size_t)s->n_order * sizeof *m->max_rows);
+    memcpy(m->offset, s->offset, (size_t)s->n_order * sizeof *m->offset);
+    for (int k = 0; k < s->n_order; k++)
+        m->window[k] = p->window[s->order[k]];
+    m->index = s->index;
+    m->n_order = s->n_order;
+    m->exact = exact;
+    m->band_rows = s->band_rows;
+    m->n_bands = s->n_bands;
+    m->first_band = s->first_band;
+    m->flops = s->flops;
+    m->scratch_io = s->scratch_io;
+    m->window_io = s->window_io;
+    m->overhead = s->overhead;
+    m->window_bytes = s->window_bytes;
+    m->arena_bytes = s->arena_bytes;
+    m->work = work;
+    m->key = key;
+}
+
 /* Sizes stage s (prepared) for bands of h target rows: exact (every band
  * accounted) or, for the search, from the first band (the widest, as kept
  * tensors start there with nothing computed) and a band in the middle. */
@@ -630,6 +734,11 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
 {
     const int64_t H = p->shapes[s->target].h;
     s->band_rows = h < H ? h : H;
+    const uint64_t key = mix_key(mix_key(p->stage_key, (uint64_t)s->band_rows), exact) | 1;
+    sizing *m = &p->memo[key % MEMO_SLOTS];
+    if (recall_sizing(p, m, key, s, exact))
+        return;
+    const int64_t work = p->work;
     s->n_bands = (int)((H + s->band_rows - 1) / s->band_rows);
     const int64_t lead_in = sr_div_ceil(p->ahead, s->band_rows);
     s->first_band = -(int)(lead_in < INT32_MAX / 2 ? lead_in : INT32_MAX / 2);
@@ -671,6 +780,7 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     }
     s->arena_bytes = pack_arena(p, s);
     s->workspace_bytes = p->workspace;
+    remember_sizing(p, m, key, s, exact, p->work - work);
 }
 
 /* What the search minimises: FLOPs, and bytes moved and bands priced as
@@ -1504,6 +1614,13 @@ static void planner_free(planner *p)
     free(p->row_bytes);
     free(p->end);
     free(p->reuse_in);
+    for (int i = 0; i < MEMO_SLOTS; i++) {
+        free(p->memo[i].order);
+        free(p->memo[i].flags);
+        free(p->memo[i].max_rows);
+        free(p->memo[i].offset);
+        free(p->memo[i].window);
+    }
     free(p->snap_done);
     free(p->snap_flops);
     free(p->window);
