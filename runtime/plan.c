@@ -229,10 +229,10 @@ void sr_plan_band_spans(const sr_plan *plan, const sr_stage *s, int64_t t0, int6
             continue;
         const int64_t scale = plan->scale[n], halo = plan->row_tiling[n].halo,
                       a = plan->row_tiling[n].align;
-        /* (Most nodes have neither tiles nor a scale: no 64-bit division,
-         * the most of this walk's time.) */
-        const int64_t out_lo = a > 1 ? sr_div_floor(c.lo, a) * a : c.lo;
-        const int64_t out_hi = a > 1 ? sr_div_ceil(c.hi, a) * a : c.hi;
+        /* (Most nodes have no scale, and tiles of a power of two rows: no
+         * 64-bit division, the most of this walk's time.) */
+        const int64_t out_lo = (a & (a - 1)) == 0 ? c.lo & -a : sr_div_floor(c.lo, a) * a;
+        const int64_t out_hi = (a & (a - 1)) == 0 ? (c.hi + a - 1) & -a : sr_div_ceil(c.hi, a) * a;
         const int64_t lo = (scale > 1 ? sr_div_floor(out_lo, scale) : out_lo) - halo;
         const int64_t hi = (scale > 1 ? sr_div_ceil(out_hi, scale) : out_hi) + halo;
         for (const int *i = s->inputs + (size_t)k * SR_STAGE_INPUTS; *i >= 0; i++) {
@@ -315,9 +315,19 @@ static bool build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s)
     p->work += p->n_list;
     if (!stage_reserve(p, s, p->n_list))
         return false;
+    /* In graph order: where the cone holds a good share of the nodes up to
+     * the target (a deep graph's one stage), picked out of them in a
+     * pass, else sorted. */
     s->n_order = p->n_list;
-    memcpy(s->order, p->list, (size_t)p->n_list * sizeof *s->order);
-    qsort(s->order, (size_t)s->n_order, sizeof *s->order, compare_ints);
+    if ((int64_t)p->n_list * 16 > s->target) {
+        s->n_order = 0;
+        for (int n = 0; n <= s->target; n++)
+            if (p->mark[n] == p->epoch)
+                s->order[s->n_order++] = n;
+    } else {
+        memcpy(s->order, p->list, (size_t)p->n_list * sizeof *s->order);
+        qsort(s->order, (size_t)s->n_order, sizeof *s->order, compare_ints);
+    }
     p->n_reads = 0;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
@@ -446,26 +456,26 @@ static int64_t pack_arena(planner *p, sr_stage *s)
             continue;
         }
         /* The lowest 64-byte aligned offset that overlaps no block alive at
-         * position k (each jump passes only offsets that would overlap). */
-        for (int a = 0; a < n_active;)
-            if (p->blocks[p->active[a]].end < k)
-                p->active[a] = p->active[--n_active];
-            else
-                a++;
+         * position k (each jump passes only offsets that would overlap).
+         * Those blocks never overlap each other and are kept by offset, so
+         * one pass finds it: a jump past a block is past all before it. */
+        int live = 0;
+        for (int a = 0; a < n_active; a++)
+            if (p->blocks[p->active[a]].end >= k)
+                p->active[live++] = p->active[a];
+        n_active = live;
         int64_t at = 0;
-        for (bool moved = true; moved;) {
-            moved = false;
-            for (int a = 0; a < n_active; a++) {
-                const block *b = &p->blocks[p->active[a]];
-                if (b->size > 0 && at < b->offset + b->size && b->offset < at + size) {
-                    at = (b->offset + b->size + 63) & ~(int64_t)63;
-                    moved = true;
-                }
-            }
+        for (int a = 0; a < n_active; a++) {
+            const block *b = &p->blocks[p->active[a]];
+            if (b->size > 0 && at < b->offset + b->size && b->offset < at + size)
+                at = (b->offset + b->size + 63) & ~(int64_t)63;
         }
         p->blocks[n_blocks] = (block){at, size, end};
         p->owner[k] = n_blocks;
-        p->active[n_active++] = n_blocks++;
+        int a = n_active++;
+        for (; a > 0 && p->blocks[p->active[a - 1]].offset > at; a--)
+            p->active[a] = p->active[a - 1];
+        p->active[a] = n_blocks++;
         s->offset[k] = at;
         if (at + size > arena)
             arena = at + size;
