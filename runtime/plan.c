@@ -92,6 +92,22 @@ typedef struct sizing {
 /* Sizings remembered, one per slot of a hash of their key. */
 #define MEMO_SLOTS 64
 
+/* A band's rows walked from a stage's first state (no kept rows made yet,
+ * the scratch file's all there): they depend on the band, the stage's
+ * nodes and which of them the file holds, not on which are kept, so the
+ * toggles a walk judges share them (each band search sizes from there the
+ * first band, and the one before the middle). */
+typedef struct first_spans {
+    uint64_t key; /* 0: empty */
+    int index, n_order, capacity;
+    int64_t t0, t1;
+    int *order;
+    bool *in_file;
+    sr_span *need, *comp; /* per position */
+} first_spans;
+
+#define FIRST_SPANS_SLOTS 32
+
 /* A toggle judged: the whole plan's totals were it committed. */
 typedef struct trial {
     int node, lo, hi; /* the stages it changes */
@@ -166,7 +182,10 @@ typedef struct planner {
                                         runs ahead; 0 without windows */
     int64_t made_flops;              /* FLOPs of the kept nodes it computes */
     uint64_t stage_key;              /* a hash of its index, order and flags */
+    uint64_t spans_key;              /* and of those first_spans depend on */
     sizing memo[MEMO_SLOTS];
+    bool at_first;                   /* done[] is reset_done's */
+    first_spans first[FIRST_SPANS_SLOTS];
     int64_t *snap_done, *snap_flops; /* done and node_flops a period ago */
 } planner;
 
@@ -370,6 +389,7 @@ static void prepare_stage(planner *p, const sr_plan *plan, const sr_stage *s)
     bool windows = false;
     p->made_flops = 0;
     p->stage_key = mix_key((uint64_t)s->index, (uint64_t)s->n_order);
+    p->spans_key = p->stage_key;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
         const sr_shape sh = p->shapes[n];
@@ -380,6 +400,7 @@ static void prepare_stage(planner *p, const sr_plan *plan, const sr_stage *s)
                                       (spilled_before(plan, s->index, n) ? AT_IN_FILE : 0) |
                                       (in_memory(plan, n) ? AT_IN_MEMORY : 0));
         p->stage_key = mix_key(p->stage_key, (uint64_t)n << 8 | p->flags[k]);
+        p->spans_key = mix_key(p->spans_key, (uint64_t)n << 1 | !!(p->flags[k] & AT_IN_FILE));
         windows = windows || (window && p->home[n] == s->index);
         if (kept && plan->first_stage[n] == s->index)
             p->made_flops += p->flops[n];
@@ -436,6 +457,7 @@ static void prepare_stage(planner *p, const sr_plan *plan, const sr_stage *s)
 static int64_t pack_arena(planner *p, sr_stage *s)
 {
     int n_blocks = 0, n_active = 0;
+    int first_end = INT32_MAX; /* no live block ends before it */
     int64_t arena = 0;
     for (int k = 0; k < s->n_order; k++) {
         p->owner[k] = -1;
@@ -459,17 +481,27 @@ static int64_t pack_arena(planner *p, sr_stage *s)
          * position k (each jump passes only offsets that would overlap).
          * Those blocks never overlap each other and are kept by offset, so
          * one pass finds it: a jump past a block is past all before it. */
-        int live = 0;
-        for (int a = 0; a < n_active; a++)
-            if (p->blocks[p->active[a]].end >= k)
-                p->active[live++] = p->active[a];
-        n_active = live;
+        if (first_end < k) {
+            int live = 0;
+            first_end = INT32_MAX;
+            for (int a = 0; a < n_active; a++) {
+                const int e = p->blocks[p->active[a]].end;
+                if (e >= k) {
+                    p->active[live++] = p->active[a];
+                    first_end = e < first_end ? e : first_end;
+                }
+            }
+            n_active = live;
+        }
         int64_t at = 0;
         for (int a = 0; a < n_active; a++) {
             const block *b = &p->blocks[p->active[a]];
-            if (b->size > 0 && at < b->offset + b->size && b->offset < at + size)
+            if (b->offset >= at + size)
+                break; /* and so are those after it */
+            if (b->size > 0 && at < b->offset + b->size)
                 at = (b->offset + b->size + 63) & ~(int64_t)63;
         }
+        first_end = end < first_end ? end : first_end;
         p->blocks[n_blocks] = (block){at, size, end};
         p->owner[k] = n_blocks;
         int a = n_active++;
@@ -483,6 +515,60 @@ static int64_t pack_arena(planner *p, sr_stage *s)
     return arena;
 }
 
+/* The spans of stage s (prepared) for target rows [t0, t1) from its first
+ * state into p->need and p->comp, if m holds them. */
+static bool recall_first_spans(planner *p, const first_spans *m, uint64_t key, const sr_stage *s,
+                               int64_t t0, int64_t t1)
+{
+    if (m->key != key || m->index != s->index || m->n_order != s->n_order || m->t0 != t0 ||
+        m->t1 != t1 || memcmp(m->order, s->order, (size_t)s->n_order * sizeof *m->order) != 0)
+        return false;
+    for (int k = 0; k < s->n_order; k++)
+        if (m->in_file[k] != !!(p->flags[k] & AT_IN_FILE))
+            return false;
+    for (int k = 0; k < s->n_order; k++) {
+        p->need[s->order[k]] = m->need[k];
+        p->comp[s->order[k]] = m->comp[k];
+    }
+    return true;
+}
+
+/* Keeps them in m (unless there is no memory for it). */
+static void remember_first_spans(planner *p, first_spans *m, uint64_t key, const sr_stage *s,
+                                 int64_t t0, int64_t t1)
+{
+    m->key = 0;
+    if (s->n_order > m->capacity) {
+        const size_t count = (size_t)s->n_order;
+        int *order = realloc(m->order, count * sizeof *order);
+        if (order)
+            m->order = order;
+        bool *in_file = realloc(m->in_file, count * sizeof *in_file);
+        if (in_file)
+            m->in_file = in_file;
+        sr_span *need = realloc(m->need, count * sizeof *need);
+        if (need)
+            m->need = need;
+        sr_span *comp = realloc(m->comp, count * sizeof *comp);
+        if (comp)
+            m->comp = comp;
+        if (!order || !in_file || !need || !comp)
+            return;
+        m->capacity = s->n_order;
+    }
+    memcpy(m->order, s->order, (size_t)s->n_order * sizeof *m->order);
+    for (int k = 0; k < s->n_order; k++) {
+        m->in_file[k] = p->flags[k] & AT_IN_FILE;
+        m->need[k] = p->need[s->order[k]];
+        m->comp[k] = p->comp[s->order[k]];
+    }
+    m->index = s->index;
+    m->n_order = s->n_order;
+    m->t0 = t0;
+    m->t1 = t1;
+    m->key = key;
+}
+
 /* Band b of stage s (prepared): records the rows each band buffer needs,
  * and returns the FLOPs of the nodes that are not kept (p->node_flops gets
  * every node's). */
@@ -490,7 +576,18 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
 {
     const int64_t H = p->shapes[s->target].h, t0 = b * s->band_rows;
     const int64_t t1 = t0 + s->band_rows < H ? t0 + s->band_rows : H;
-    sr_plan_band_spans(plan, s, t0, t1, p->done, p->need, p->comp);
+    first_spans *m = NULL;
+    if (p->at_first) {
+        const uint64_t key = mix_key(mix_key(p->spans_key, (uint64_t)t0), (uint64_t)t1) | 1;
+        m = &p->first[key % FIRST_SPANS_SLOTS];
+        if (!recall_first_spans(p, m, key, s, t0, t1)) {
+            sr_plan_band_spans(plan, s, t0, t1, p->done, p->need, p->comp);
+            remember_first_spans(p, m, key, s, t0, t1);
+        }
+        p->at_first = false;
+    } else {
+        sr_plan_band_spans(plan, s, t0, t1, p->done, p->need, p->comp);
+    }
     p->work += s->n_order;
     int64_t flops = 0;
     for (int k = 0; k < s->n_order; k++) {
@@ -660,6 +757,7 @@ static void reset_done(planner *p, const sr_stage *s)
         const int n = s->order[k];
         p->done[n] = p->flags[k] & AT_IN_FILE ? p->shapes[n].h : 0;
     }
+    p->at_first = true;
 }
 
 /* Stage s (prepared, its band_rows set) as m sized it, if m holds its
@@ -1624,6 +1722,12 @@ static void planner_free(planner *p)
     free(p->row_bytes);
     free(p->end);
     free(p->reuse_in);
+    for (int i = 0; i < FIRST_SPANS_SLOTS; i++) {
+        free(p->first[i].order);
+        free(p->first[i].in_file);
+        free(p->first[i].need);
+        free(p->first[i].comp);
+    }
     for (int i = 0; i < MEMO_SLOTS; i++) {
         free(p->memo[i].order);
         free(p->memo[i].flags);
