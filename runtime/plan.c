@@ -229,8 +229,9 @@ void sr_plan_band_spans(const sr_plan *plan, const sr_stage *s, int64_t t0, int6
                         const int64_t *done, sr_span *need, sr_span *comp)
 {
     /* Spans are walked back unclipped, so that a lead-in band (rows above
-     * the image) still reaches the rows its deeper nodes make ahead, and
-     * clipped to the image at the end. */
+     * the image) still reaches the rows its deeper nodes make ahead; a
+     * node's need is clipped to the image once the walk reaches it (its
+     * readers all come after it). */
     for (int k = 0; k < s->n_order; k++)
         need[s->order[k]] = (sr_span){INT64_MAX, INT64_MIN};
     if (s->n_order && s->order[s->n_order - 1] == s->target)
@@ -238,11 +239,20 @@ void sr_plan_band_spans(const sr_plan *plan, const sr_stage *s, int64_t t0, int6
     for (int k = s->n_order - 1; k >= 0; k--) {
         const int n = s->order[k];
         sr_span c = need[n];
+        if (c.hi == INT64_MIN) { /* no node of the band reads it */
+            comp[n] = c;
+            need[n] = (sr_span){0, 0};
+            continue;
+        }
+        const int64_t h = plan->shapes[n].h;
+        need[n] = (sr_span){c.lo > 0 ? c.lo : 0, c.hi < h ? c.hi : h};
+        if (need[n].lo >= need[n].hi)
+            need[n] = (sr_span){0, 0};
         if (plan->keep[n] && done[n] > 0 && done[n] > c.lo)
             c.lo = done[n]; /* kept rows are computed once */
         /* Below the image nothing is made (a kept node done to its end
          * needs nothing more); above it, a lead-in band's rows still count. */
-        c.hi = c.hi < plan->shapes[n].h ? c.hi : plan->shapes[n].h;
+        c.hi = c.hi < h ? c.hi : h;
         comp[n] = (sr_span){c.lo > 0 ? c.lo : 0, c.hi};
         if (c.lo >= c.hi)
             continue;
@@ -260,14 +270,6 @@ void sr_plan_band_spans(const sr_plan *plan, const sr_stage *s, int64_t t0, int6
             if (hi > need[*i].hi)
                 need[*i].hi = hi;
         }
-    }
-    for (int k = 0; k < s->n_order; k++) {
-        sr_span *r = &need[s->order[k]];
-        const int64_t h = plan->shapes[s->order[k]].h;
-        r->lo = r->lo > 0 ? r->lo : 0;
-        r->hi = r->hi < h ? r->hi : h;
-        if (r->lo >= r->hi)
-            *r = (sr_span){0, 0};
     }
 }
 
@@ -576,18 +578,11 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
 {
     const int64_t H = p->shapes[s->target].h, t0 = b * s->band_rows;
     const int64_t t1 = t0 + s->band_rows < H ? t0 + s->band_rows : H;
-    first_spans *m = NULL;
-    if (p->at_first) {
-        const uint64_t key = mix_key(mix_key(p->spans_key, (uint64_t)t0), (uint64_t)t1) | 1;
-        m = &p->first[key % FIRST_SPANS_SLOTS];
-        if (!recall_first_spans(p, m, key, s, t0, t1)) {
-            sr_plan_band_spans(plan, s, t0, t1, p->done, p->need, p->comp);
-            remember_first_spans(p, m, key, s, t0, t1);
-        }
-        p->at_first = false;
-    } else {
+    const uint64_t key = mix_key(mix_key(p->spans_key, (uint64_t)t0), (uint64_t)t1) | 1;
+    first_spans *m = p->at_first ? &p->first[key % FIRST_SPANS_SLOTS] : NULL;
+    const bool walked = !m || !recall_first_spans(p, m, key, s, t0, t1);
+    if (walked)
         sr_plan_band_spans(plan, s, t0, t1, p->done, p->need, p->comp);
-    }
     p->work += s->n_order;
     int64_t flops = 0;
     for (int k = 0; k < s->n_order; k++) {
@@ -624,6 +619,9 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
             s->max_rows[k] = p->need[n].hi - p->need[n].lo;
         flops += f;
     }
+    if (m && walked)
+        remember_first_spans(p, m, key, s, t0, t1);
+    p->at_first = false;
     return flops;
 }
 
