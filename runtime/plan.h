@@ -102,8 +102,8 @@ typedef struct sr_plan {
     int64_t flops;           /* planned, including recomputation */
     int64_t whole_flops;     /* the same network without any */
     int64_t *node_flops;     /* planned, per node */
-    int64_t work; /* nodes x bands the planner simulated (its own time, bounded),
-                     also after a failure */
+    int64_t work; /* nodes x bands the planner simulated, or remembered (its
+                     own time, bounded), also after a failure */
 } sr_plan;
 
 typedef struct sr_plan_request {
