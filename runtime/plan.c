@@ -189,6 +189,8 @@ typedef struct planner {
     uint64_t spans_key;              /* and of those first_spans depend on */
     sizing memo[MEMO_SLOTS];
     bool at_first;                   /* done[] is reset_done's */
+    bool at_edge; /* a span of simulate_band's last band starts at row 0 or
+                     reaches the end (periods_clear would say 0) */
     first_spans first[FIRST_SPANS_SLOTS];
     int64_t *snap_done, *snap_flops; /* done and node_flops a period ago */
 } planner;
@@ -588,10 +590,16 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
     if (walked)
         sr_plan_band_spans(plan, s, t0, t1, p->done, p->need, p->comp);
     p->work += s->n_order;
+    p->at_edge = false;
     int64_t flops = 0;
     for (int k = 0; k < s->n_order; k++) {
         const int n = s->order[k];
-        const sr_span c = p->comp[n], need = p->need[n];
+        const sr_span c = p->comp[n];
+        if (c.hi == INT64_MIN)
+            continue; /* no node of the band reads it */
+        const sr_span need = p->need[n];
+        if (need.lo < need.hi && (need.lo == 0 || need.hi >= p->shapes[n].h))
+            p->at_edge = true;
         const bool spilled = p->flags[k] & AT_SPILLED, window = p->flags[k] & AT_WINDOW;
         const int64_t row_bytes = p->row_bytes[k];
         if (spilled && need.lo < need.hi) {
@@ -744,7 +752,7 @@ static int64_t simulate_bands(planner *p, const sr_plan *plan, sr_stage *s)
             break;
         flops += simulate_band(p, plan, s, b++);
         if (period) {
-            const int64_t c = periods_clear(p, s);
+            const int64_t c = p->at_edge ? 0 : periods_clear(p, s);
             clear = c < clear ? c : clear;
         }
     }
