@@ -55,8 +55,10 @@
  * its pages once (the kernel's first-touch fault: some 0.15 ns a byte with
  * huge pages on bare metal, 2 ns on the project's VM, whose freed memory
  * goes back to the host and comes back zeroed by it), and memory a plan
- * does not take is left to the rest of the machine. Only choosing among
- * plans that fit (best_of_ladder) uses it. */
+ * does not take is left to the rest of the machine. Only the final pick
+ * among a ladder's plans uses it: the ladder stops on the cost alone (its
+ * 10% margin is wider than what the pages change), and search() weighs
+ * spilling on what spilling trades, FLOPs against I/O. */
 #define FLOPS_PER_PEAK_BYTE 20
 /* The search tries spilling only when the plan without it recomputes
  * more than this share of the network's FLOPs (or nothing fits): a plan
@@ -344,7 +346,8 @@ static bool build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s)
         return false;
     /* In graph order: where the cone holds a good share of the nodes up to
      * the target (a deep graph's one stage), picked out of them in a
-     * pass, else sorted. */
+     * pass, else sorted (a pass over the target's predecessors costs
+     * about what sorting a sixteenth of them does). */
     s->n_order = p->n_list;
     if ((int64_t)p->n_list * 16 > s->target) {
         s->n_order = 0;
@@ -385,7 +388,8 @@ static uint64_t mix_key(uint64_t key, uint64_t value)
 /* What sizing stage s reads that its band height does not change, per
  * position in its order (the planner's flags, row_bytes, end, reuse_in,
  * ahead, made_flops): worked out once for the keep set, not for every
- * height the search tries, nor in every band. */
+ * height the search tries, nor in every band. Uses p->shift as scratch
+ * and moves p->epoch on (its marks are the walks' too). */
 static void prepare_stage(planner *p, const sr_plan *plan, const sr_stage *s)
 {
     const sr_graph *g = p->g;
@@ -585,7 +589,7 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
     const int64_t H = p->shapes[s->target].h, t0 = b * s->band_rows;
     const int64_t t1 = t0 + s->band_rows < H ? t0 + s->band_rows : H;
     const uint64_t key = mix_key(mix_key(p->spans_key, (uint64_t)t0), (uint64_t)t1) | 1;
-    first_spans *m = p->at_first ? &p->first[key % FIRST_SPANS_SLOTS] : NULL;
+    first_spans *m = p->at_first ? &p->first[(key >> 1) % FIRST_SPANS_SLOTS] : NULL;
     const bool walked = !m || !recall_first_spans(p, m, key, s, t0, t1);
     if (walked)
         sr_plan_band_spans(plan, s, t0, t1, p->done, p->need, p->comp);
@@ -853,7 +857,7 @@ static void size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, 
     const int64_t H = p->shapes[s->target].h;
     s->band_rows = h < H ? h : H;
     const uint64_t key = mix_key(mix_key(p->stage_key, (uint64_t)s->band_rows), exact) | 1;
-    sizing *m = &p->memo[key % MEMO_SLOTS];
+    sizing *m = &p->memo[(key >> 1) % MEMO_SLOTS];
     if (recall_sizing(p, m, key, s, exact))
         return;
     const int64_t work = p->work;

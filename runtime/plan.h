@@ -58,7 +58,7 @@ typedef struct sr_stage {
                           above the image that run the deeper nodes ahead
                           (their rows, not the target's), so that no band
                           makes a whole receptive field's rows at once */
-    int n_order, capacity; /* capacity: the length of the arrays below */
+    int n_order, capacity; /* capacity: the nodes the arrays below hold */
     /* Per node computed, by its position in the order (so that a plan
      * takes memory in the nodes the stages compute, not nodes x stages). */
     int *order;            /* nodes computed per band, in graph order */
