@@ -22,6 +22,7 @@ sr_row_tiling sr_backend_row_tiling(const sr_backend_handle *backend, const sr_n
         return plain;
     sr_row_tiling t = backend->iface->row_tiling(backend->ctx, node, out);
     t.halo = t.halo > plain.halo ? t.halo : plain.halo; /* at least the op's */
+    t.align = t.align > 1 ? t.align : 1;                 /* 0: none, as 1 */
     return t;
 }
 
