@@ -200,9 +200,11 @@ static inline void prefetch_rows(const sr_tensor *in, int n_in, int64_t c, int64
                                  int64_t x0, int64_t n)
 {
     for (int64_t y = y0 < 0 ? 0 : y0; y < y0 + 6 && y < in->image_h; y++) {
-        const char *row = (const char *)(sr_conv2d_in_row(in, n_in, c, y) + x0);
-        for (int64_t byte = 0; byte < n * (int64_t)sizeof(float); byte += 64)
-            __builtin_prefetch(row + byte);
+        const float *row = sr_conv2d_in_row(in, n_in, c, y) + x0;
+        /* From the cache line the first column lies in to the last's. */
+        const uintptr_t end = (uintptr_t)(row + n);
+        for (uintptr_t line = (uintptr_t)row & ~(uintptr_t)63; line < end; line += 64)
+            __builtin_prefetch((const void *)line);
     }
 }
 
