@@ -203,20 +203,34 @@ static sr_status allocate_stage(run_state *r, const sr_plan *plan, int si, sr_er
     return st;
 }
 
-/* Whether a node spilled after spilled node n's last stage overwrites part
- * of its place in the scratch file. Its pages are then kept rather than
- * discarded: a write over pages the file has costs a copy, one that must
- * first allocate them costs seven times as much (4.0 against 0.55 GB/s
- * here), and the writes are the run's serial tail under a tight budget. */
-static bool scratch_reused(const sr_plan *plan, int n)
+/* Discards spilled node n's place in the scratch file, its last stage
+ * done, but for the span that nodes spilled in later stages overwrite: a
+ * write into pages the file has costs a copy, one that must first
+ * allocate them costs seven times as much (4.0 against 0.55 GB/s here),
+ * and under a tight budget the writes are the serial tail of each band. */
+static void discard_spilled(run_state *r, const sr_plan *plan, int n)
 {
     const int64_t lo = plan->scratch_offset[n], hi = lo + tensor_bytes(plan->shapes[n]);
-    for (int m = 1; m < plan->n_nodes; m++)
-        if (sr_plan_rows_home(plan, m) == SR_ROWS_SPILLED &&
-            plan->first_stage[m] > plan->last_stage[n] && plan->scratch_offset[m] < hi &&
-            lo < plan->scratch_offset[m] + tensor_bytes(plan->shapes[m]))
-            return true;
-    return false;
+    int64_t a = hi, b = lo; /* the span overwritten later, if a < b */
+    for (int m = 1; m < plan->n_nodes; m++) {
+        if (sr_plan_rows_home(plan, m) != SR_ROWS_SPILLED ||
+            plan->first_stage[m] <= plan->last_stage[n])
+            continue;
+        const int64_t m_lo = plan->scratch_offset[m], m_hi = m_lo + tensor_bytes(plan->shapes[m]);
+        if (m_lo >= hi || m_hi <= lo)
+            continue;
+        const int64_t from = m_lo > lo ? m_lo : lo, to = m_hi < hi ? m_hi : hi;
+        a = from < a ? from : a;
+        b = to > b ? to : b;
+    }
+    if (a >= b) {
+        sr_scratch_discard(r->scratch, lo, hi - lo);
+        return;
+    }
+    if (a > lo)
+        sr_scratch_discard(r->scratch, lo, a - lo);
+    if (b < hi)
+        sr_scratch_discard(r->scratch, b, hi - b);
 }
 
 /* Rows [lo, hi) of spilled node n between its band buffer and the scratch
@@ -460,10 +474,8 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
             if (sr_plan_rows_home(plan, n) == SR_ROWS_KEPT && plan->last_stage[n] == si) {
                 give_back(&r, r.kept[n].data, tensor_bytes(plan->shapes[n]));
                 r.kept[n].data = NULL;
-            } else if (sr_plan_rows_home(plan, n) == SR_ROWS_SPILLED && plan->last_stage[n] == si &&
-                       !scratch_reused(plan, n)) {
-                sr_scratch_discard(r.scratch, plan->scratch_offset[n],
-                                   tensor_bytes(plan->shapes[n]));
+            } else if (sr_plan_rows_home(plan, n) == SR_ROWS_SPILLED && plan->last_stage[n] == si) {
+                discard_spilled(&r, plan, n);
             } else if (sr_plan_rows_home(plan, n) == SR_ROWS_WINDOW && plan->first_stage[n] == si) {
                 free(r.window[n]);
                 r.window[n] = NULL;
