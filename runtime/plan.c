@@ -283,23 +283,27 @@ void sr_plan_band_spans(const sr_plan *plan, const sr_stage *s, int64_t t0, int6
 
 /* ---- one stage's nodes ---- */
 
+/* array grown to n elements of size bytes, or as it was, with *ok false,
+ * where there is no memory: so that a struct's arrays grow one call each
+ * and are freed alike whichever failed. */
+static void *resize(void *array, size_t n, size_t size, bool *ok)
+{
+    void *grown = realloc(array, n * size);
+    *ok = *ok && grown;
+    return grown ? grown : array;
+}
+
 static bool stage_reserve(planner *p, sr_stage *s, int count)
 {
     if (count <= s->capacity)
         return true;
-    int *order = realloc(s->order, (size_t)count * sizeof *order);
-    if (order)
-        s->order = order;
-    int64_t *offset = realloc(s->offset, (size_t)count * sizeof *offset);
-    if (offset)
-        s->offset = offset;
-    int64_t *max_rows = realloc(s->max_rows, (size_t)count * sizeof *max_rows);
-    if (max_rows)
-        s->max_rows = max_rows;
-    int *inputs = realloc(s->inputs, (size_t)count * SR_STAGE_INPUTS * sizeof *inputs);
-    if (inputs)
-        s->inputs = inputs;
-    if (!order || !offset || !max_rows || !inputs) {
+    const size_t n = (size_t)count;
+    bool ok = true;
+    s->order = resize(s->order, n, sizeof *s->order, &ok);
+    s->offset = resize(s->offset, n, sizeof *s->offset, &ok);
+    s->max_rows = resize(s->max_rows, n, sizeof *s->max_rows, &ok);
+    s->inputs = resize(s->inputs, n * SR_STAGE_INPUTS, sizeof *s->inputs, &ok);
+    if (!ok) {
         p->out_of_memory = true;
         return false;
     }
@@ -551,20 +555,13 @@ static void remember_first_spans(planner *p, first_spans *m, uint64_t key, const
 {
     m->key = 0;
     if (s->n_order > m->capacity) {
-        const size_t count = (size_t)s->n_order;
-        int *order = realloc(m->order, count * sizeof *order);
-        if (order)
-            m->order = order;
-        bool *in_file = realloc(m->in_file, count * sizeof *in_file);
-        if (in_file)
-            m->in_file = in_file;
-        sr_span *need = realloc(m->need, count * sizeof *need);
-        if (need)
-            m->need = need;
-        sr_span *comp = realloc(m->comp, count * sizeof *comp);
-        if (comp)
-            m->comp = comp;
-        if (!order || !in_file || !need || !comp)
+        const size_t n = (size_t)s->n_order;
+        bool ok = true;
+        m->order = resize(m->order, n, sizeof *m->order, &ok);
+        m->in_file = resize(m->in_file, n, sizeof *m->in_file, &ok);
+        m->need = resize(m->need, n, sizeof *m->need, &ok);
+        m->comp = resize(m->comp, n, sizeof *m->comp, &ok);
+        if (!ok)
             return;
         m->capacity = s->n_order;
     }
@@ -807,23 +804,14 @@ static void remember_sizing(planner *p, sizing *m, uint64_t key, const sr_stage 
 {
     m->key = 0;
     if (s->n_order > m->capacity) {
-        const size_t count = (size_t)s->n_order;
-        int *order = realloc(m->order, count * sizeof *order);
-        if (order)
-            m->order = order;
-        unsigned char *flags = realloc(m->flags, count * sizeof *flags);
-        if (flags)
-            m->flags = flags;
-        int64_t *max_rows = realloc(m->max_rows, count * sizeof *max_rows);
-        if (max_rows)
-            m->max_rows = max_rows;
-        int64_t *offset = realloc(m->offset, count * sizeof *offset);
-        if (offset)
-            m->offset = offset;
-        int64_t *window = realloc(m->window, count * sizeof *window);
-        if (window)
-            m->window = window;
-        if (!order || !flags || !max_rows || !offset || !window)
+        const size_t n = (size_t)s->n_order;
+        bool ok = true;
+        m->order = resize(m->order, n, sizeof *m->order, &ok);
+        m->flags = resize(m->flags, n, sizeof *m->flags, &ok);
+        m->max_rows = resize(m->max_rows, n, sizeof *m->max_rows, &ok);
+        m->offset = resize(m->offset, n, sizeof *m->offset, &ok);
+        m->window = resize(m->window, n, sizeof *m->window, &ok);
+        if (!ok)
             return;
         m->capacity = s->n_order;
     }
