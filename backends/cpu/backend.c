@@ -117,9 +117,7 @@ sr_status sr_cpu_backend_new(int n_threads, sr_backend_handle *backend, sr_error
     if (!ctx)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
     ctx->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
-#if SR_CPU_HAVE_SMALL_GEMM
-    ctx->small_gemm = sr_cpu_small_gemm_usable();
-#endif
+    ctx->small_gemm = sr_cpu_small_gemm_best();
     backend->iface = &cpu_iface;
     backend->ctx = ctx;
     return SR_OK;

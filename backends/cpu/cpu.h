@@ -11,6 +11,10 @@
 
 typedef struct sr_cpu_conv_algorithm sr_cpu_conv_algorithm;
 
+/* C [m x n] = A [m x k] B [k x n], row-major (sr_cpu_sgemm's arguments). */
+typedef void sr_cpu_gemm_fn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                            float *c, int ldc);
+
 typedef struct sr_cpu_context {
     sr_host_context host; /* first: sr_host_memory's */
     int n_threads;
@@ -19,9 +23,9 @@ typedef struct sr_cpu_context {
     /* The algorithm every convolution it can run gets, or NULL: each
      * gets the selection's (sr_cpu_conv2d_select). */
     const sr_cpu_conv_algorithm *conv_forced;
-    /* Winograd's products by sr_cpu_small_gemm (the CPU has AVX2 and FMA)
-     * rather than OpenBLAS. */
-    bool small_gemm;
+    /* Winograd's products by this kernel (sr_cpu_small_gemm_best), or by
+     * OpenBLAS where NULL. */
+    sr_cpu_gemm_fn *small_gemm;
 } sr_cpu_context;
 
 /* Marks a kernel whose loops the compiler vectorises: on x86-64 it is
@@ -66,14 +70,17 @@ static inline void sr_cpu_sgemm(int m, int n, int k, const float *a, int lda, co
                 c, ldc);
 }
 
-/* C [m x n] = A [m x k] B [k x n] as sr_cpu_sgemm, for Winograd's small
- * products, with AVX2 and FMA (small_gemm.c): only where
- * sr_cpu_small_gemm_usable() says the CPU has them. */
+/* Winograd's small products without OpenBLAS (small_gemm.c): the fastest
+ * kernel the CPU runs (AVX-512, else AVX2 with FMA), or NULL where it has
+ * neither. Every kernel gives the same bits. */
+sr_cpu_gemm_fn *sr_cpu_small_gemm_best(void);
+
+/* Each kernel, for the tests; callable only where its _usable() says. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define SR_CPU_HAVE_SMALL_GEMM 1
-bool sr_cpu_small_gemm_usable(void);
-void sr_cpu_small_gemm(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                       float *c, int ldc);
+bool sr_cpu_small_gemm_avx2_usable(void);
+bool sr_cpu_small_gemm_avx512_usable(void);
+sr_cpu_gemm_fn sr_cpu_small_gemm_avx2, sr_cpu_small_gemm_avx512;
 #else
 #define SR_CPU_HAVE_SMALL_GEMM 0
 #endif

@@ -659,7 +659,7 @@ static void test_backends_match_reference(void **state)
     assert_int_equal(sr_reference_backend_new(&backends[1], NULL), SR_OK);
     /* And Winograd's products by OpenBLAS, as on a CPU without AVX2. */
     assert_int_equal(sr_cpu_backend_new(2, &backends[2], NULL), SR_OK);
-    ((sr_cpu_context *)backends[2].ctx)->small_gemm = false;
+    ((sr_cpu_context *)backends[2].ctx)->small_gemm = NULL;
     test_rng r = {42};
     for (size_t b = 0; b < sizeof backends / sizeof *backends; b++) {
         check_kernel_cases(&r, 20, check_against_reference, &backends[b]);
