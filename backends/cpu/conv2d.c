@@ -102,9 +102,9 @@ static void gather_row(const sr_conv2d_params *p, const sr_tensor *in, int n_in,
 /* Output rows [y0, y1), columns [x0, x0 + cw), from per-tap rows: taps[iy %
  * k] holds, for input row iy, every (output channel, tap) product summed
  * over input channels. Rows are made once each as the window slides. */
-static void kn2row_piece(const sr_conv2d_params *p, const float *weights, const sr_tensor *in,
-                         int n_in, sr_tensor *out, int64_t y0, int64_t y1, int64_t x0,
-                         int64_t cw, float *work)
+static void kn2row_piece(sr_cpu_gemm_fn *gemm, const sr_conv2d_params *p, const float *weights,
+                         const sr_tensor *in, int n_in, sr_tensor *out, int64_t y0, int64_t y1,
+                         int64_t x0, int64_t cw, float *work)
 {
     const int64_t k = p->k, cwp = cw + k - 1, m = p->c_out * k * k;
     float *x = work, *taps = work + p->c_in * cwp;
@@ -114,8 +114,8 @@ static void kn2row_piece(const sr_conv2d_params *p, const float *weights, const 
             if (made < 0 || made >= in->image_h)
                 continue; /* zero padding: such rows add nothing */
             gather_row(p, in, n_in, made, x0, cwp, x);
-            sr_cpu_sgemm((int)m, (int)cwp, (int)p->c_in, weights, (int)p->c_in, x, (int)cwp,
-                         taps + made % k * m * cwp, (int)cwp);
+            gemm((int)m, (int)cwp, (int)p->c_in, weights, (int)p->c_in, x, (int)cwp,
+                 taps + made % k * m * cwp, (int)cwp);
         }
         for (int64_t co = 0; co < p->c_out; co++) {
             float *o = sr_tensor_row(out, co, y) + x0;
@@ -161,7 +161,8 @@ static sr_status conv2d_kn2row(sr_cpu_context *ctx, const sr_node *node, const s
         const int64_t cw = x0 + cw_max <= OW ? cw_max : OW - x0;
         const int64_t y0 = out->y0 + OH * r / n_ranges, y1 = out->y0 + OH * (r + 1) / n_ranges;
         if (y0 < y1)
-            kn2row_piece(p, weights, in, node->n_inputs, out, y0, y1, x0, cw, mine);
+            kn2row_piece(sr_cpu_gemm(ctx), p, weights, in, node->n_inputs, out, y0, y1, x0, cw,
+                         mine);
     }
     return SR_OK;
 }
@@ -188,8 +189,8 @@ static sr_status conv2d_im2col(sr_cpu_context *ctx, const sr_node *node, const s
         float *c = r == 1 ? sr_tensor_row(out, 0, y) + x0 : product;
         const int64_t ldc = r == 1 ? out->cstride : cw;
         im2col(p, in, node->n_inputs, y, x0, cw, col);
-        sr_cpu_sgemm((int)p->c_out, (int)cw, (int)kdim, p->weight, (int)kdim, col, (int)cw, c,
-                     (int)ldc);
+        sr_cpu_gemm(ctx)((int)p->c_out, (int)cw, (int)kdim, p->weight, (int)kdim, col, (int)cw, c,
+                         (int)ldc);
         for (int64_t co = 0; co < p->c_out; co++) {
             float *o = c + co * ldc;
             if (p->bias)

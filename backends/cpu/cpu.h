@@ -23,8 +23,8 @@ typedef struct sr_cpu_context {
     /* The algorithm every convolution it can run gets, or NULL: each
      * gets the selection's (sr_cpu_conv2d_select). */
     const sr_cpu_conv_algorithm *conv_forced;
-    /* Winograd's products by this kernel (sr_cpu_small_gemm_best), or by
-     * OpenBLAS where NULL. */
+    /* The convolutions' products by this kernel (sr_cpu_small_gemm_best),
+     * or by OpenBLAS where NULL. */
     sr_cpu_gemm_fn *small_gemm;
 } sr_cpu_context;
 
@@ -70,9 +70,11 @@ static inline void sr_cpu_sgemm(int m, int n, int k, const float *a, int lda, co
                 c, ldc);
 }
 
-/* Winograd's small products without OpenBLAS (small_gemm.c): the fastest
- * kernel the CPU runs (AVX-512, else AVX2 with FMA), or NULL where it has
- * neither. Every kernel gives the same bits. */
+/* Products without OpenBLAS (small_gemm.c): the fastest kernel the CPU
+ * runs (AVX-512, else AVX2 with FMA), or NULL where it has neither. Every
+ * kernel gives the same bits, and a value's bits do not depend on the
+ * call it falls in, which OpenBLAS does not promise: its AVX-512 sgemm
+ * gave an image row other bits in a band than in the whole image. */
 sr_cpu_gemm_fn *sr_cpu_small_gemm_best(void);
 
 /* Each kernel, for the tests; callable only where its _usable() says. */
@@ -84,6 +86,12 @@ sr_cpu_gemm_fn sr_cpu_small_gemm_avx2, sr_cpu_small_gemm_avx512;
 #else
 #define SR_CPU_HAVE_SMALL_GEMM 0
 #endif
+
+/* The context's product kernel: its small GEMM, else OpenBLAS. */
+static inline sr_cpu_gemm_fn *sr_cpu_gemm(const sr_cpu_context *ctx)
+{
+    return ctx->small_gemm ? ctx->small_gemm : sr_cpu_sgemm;
+}
 
 /* tanh(x) within 3.6e-7 for every float x, without libm: x P(x^2) / Q(x^2)
  * with x clamped to +-9 (where tanh and the fit are 1 in float), plain float

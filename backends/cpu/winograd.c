@@ -147,8 +147,7 @@ static void transform_weights(const sr_conv2d_params *p, float *u, int n_threads
 static void product(const sr_cpu_context *ctx, int64_t rows, int64_t nt, int64_t c_in,
                     const float *u, const float *v, float *m)
 {
-    sr_cpu_gemm_fn *const gemm = ctx->small_gemm ? ctx->small_gemm : sr_cpu_sgemm;
-    gemm((int)rows, (int)nt, (int)c_in, u, (int)c_in, v, (int)nt, m, (int)nt);
+    sr_cpu_gemm(ctx)((int)rows, (int)nt, (int)c_in, u, (int)c_in, v, (int)nt, m, (int)nt);
 }
 
 /* The transforms run across the tiles of a piece, nt at a time, so that
