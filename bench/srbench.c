@@ -34,7 +34,6 @@
 #include "runtime/session.h"
 #include "srrun.h"
 #include "tools/cli.h"
-#include "tools/reexec.h"
 #include "tools/report.h"
 
 static const char usage_text[] =
@@ -394,7 +393,6 @@ static int finish_child(pid_t pid, int fd)
 
 int main(int argc, char **argv)
 {
-    sr_tool_reexec_for_blas(argv);
     bench_options o = {.repeats = 5, .warmup = 1, .format = OUT_CSV};
     parse_backends("cpu", &o);
     parse_sizes("64,256", &o);

@@ -97,7 +97,7 @@ extern "C" {
 #endif
 
 #define SR_VERSION_MAJOR 0
-#define SR_VERSION_MINOR 7
+#define SR_VERSION_MINOR 8
 #define SR_VERSION_PATCH 0
 
 /* The library's version at run time, e.g. "0.5.0": what was loaded, which
@@ -385,16 +385,6 @@ typedef enum sr_backend {
 } sr_backend;
 
 SR_API const char *sr_backend_name(sr_backend backend);
-
-/* OpenBLAS picks its kernels once, when it loads, from the CPU it
- * recognises or from $OPENBLAS_CORETYPE. Debian's 0.3.21 does not know
- * Zen 5 and runs its AVX2 kernels there (about 60% of its AVX-512 ones).
- * Returns the setting ("OPENBLAS_CORETYPE=SkylakeX") under which this CPU
- * gets OpenBLAS's AVX-512 kernels when it supports AVX-512 but OpenBLAS
- * chose others and the variable is not set; else NULL. A program sets it
- * and executes itself again (srrun does); a library user may do the same
- * or set it before starting. */
-SR_API const char *sr_cpu_blas_setting(void);
 
 /* Called with the fraction of work done, in [0, 1]; a non-zero return
  * cancels the run, which then fails with SR_ERR_CANCELLED. It is called

@@ -16,7 +16,6 @@
 
 #include "batch.h"
 #include "cli.h"
-#include "reexec.h"
 #include "report.h"
 #include "commands.h"
 #include "upscale.h"
@@ -302,7 +301,6 @@ static int run(const cli *c)
 
 int main(int argc, char **argv)
 {
-    sr_tool_reexec_for_blas(argv);
     if (argc > 1 && command_is(argv[1]))
         return command_run(argc - 1, argv + 1);
     cli c = {.options = SR_SESSION_OPTIONS_INIT};

@@ -1,13 +1,9 @@
 /* The CPU backend's interface table, context and workspace. */
-#include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
-#include <string.h>
-#include <strings.h>
 
 #include "backends/cpu/cpu.h"
 #include "base/pages.h"
-#include "srrun.h"
 
 float *sr_cpu_workspace(sr_cpu_context *ctx, int64_t n)
 {
@@ -17,21 +13,6 @@ float *sr_cpu_workspace(sr_cpu_context *ctx, int64_t n)
         ctx->workspace_size = ctx->workspace ? n : 0;
     }
     return ctx->workspace;
-}
-
-const char *sr_cpu_blas_setting(void)
-{
-    static const char *const avx512_cores[] = {"skylakex", "cooperlake", "sapphirerapids"};
-    if (getenv("OPENBLAS_CORETYPE"))
-        return NULL; /* the user's choice */
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
-        return NULL;
-    const char *core = openblas_get_corename();
-    for (size_t i = 0; i < sizeof avx512_cores / sizeof *avx512_cores; i++)
-        if (core && strcasecmp(core, avx512_cores[i]) == 0)
-            return NULL;
-    return "OPENBLAS_CORETYPE=SkylakeX";
 }
 
 static bool cpu_supports_op(void *ctx, const sr_node *node)
