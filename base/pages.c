@@ -32,11 +32,11 @@ void *sr_pages_alloc(int64_t bytes)
     void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-#ifdef MADV_HUGEPAGE
-    /* Fresh buffers are written once per run: with 2 MB pages the kernel
-     * takes one fault where it took 512 (a tenth of a second per 256 MB). */
-    madvise(p, (size_t)bytes, MADV_HUGEPAGE);
-#endif
+    /* No MADV_HUGEPAGE: where the VM hands freed memory back to its host
+     * (virtio-balloon free page reporting), the 2 MB pages are the ones it
+     * handed back, and a run's first touch of them took 3-4 times the
+     * system time (SRPGAN x4 700x700: 2.3-3.1 s against 0.6-0.8 s), more
+     * than the fewer faults and TLB misses saved. */
     return p;
 }
 
