@@ -1,6 +1,6 @@
-/* What the planner's files (plan.c, plan_stage.c) share: the search's
- * state, the memos of a stage's sizing, the small predicates on a plan
- * they read, and the functions one of them calls in another. The
+/* What the planner's files (plan.c, plan_stage.c, plan_search.c) share: the
+ * search's state, the memos of a stage's sizing, the small predicates on a
+ * plan they read, and the functions one of them calls in another. The
  * planner's own: not installed, and included by nothing else. */
 #ifndef SR_RUNTIME_PLAN_INTERNAL_H
 #define SR_RUNTIME_PLAN_INTERNAL_H
@@ -133,6 +133,11 @@ typedef struct planner {
     int64_t *snap_done, *snap_flops; /* done and node_flops a period ago */
 } planner;
 
+static inline int64_t sr_plan_tensor_bytes(sr_shape s)
+{
+    return sr_shape_numel(s) * (int64_t)sizeof(float);
+}
+
 /* Kept in memory (not spilled). */
 static inline bool sr_plan_in_memory(const sr_plan *plan, int n)
 {
@@ -168,5 +173,12 @@ void sr_plan_prepare_stage(planner *p, const sr_plan *plan, const sr_stage *s);
 void sr_plan_size_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t h, bool exact);
 void sr_plan_stage(planner *p, const sr_plan *plan, sr_stage *s, int64_t probe, bool exact);
 void sr_plan_count_node_flops(planner *p, sr_plan *plan);
+
+/* The kept tensors (plan_search.c). */
+bool sr_plan_evaluate(planner *p, sr_plan *plan, int64_t probe, bool exact);
+void sr_plan_initial_keep_set(planner *p, sr_plan *plan);
+void sr_plan_window_keep_set(planner *p, sr_plan *plan, bool file);
+bool sr_plan_add_kept_affordable(const planner *p);
+bool sr_plan_search(planner *p, sr_plan *plan);
 
 #endif
