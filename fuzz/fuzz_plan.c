@@ -1,4 +1,4 @@
-/* libFuzzer harness for the planner (runtime/plan.c) and the executor that
+/* libFuzzer harness for the planner (runtime/plan*.c) and the executor that
  * follows its plans: the input picks an SRPGAN (width, residual blocks,
  * scale 2 or 4, random weights), a tiny image, a budget (a fraction of
  * what the unconstrained plan takes), maybe forced band heights, and

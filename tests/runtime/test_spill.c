@@ -1,4 +1,4 @@
-/* Spilled tensors (runtime/plan.c, runtime/exec.c, base/scratch.c): plans
+/* Spilled tensors (runtime/plan*.c, runtime/exec.c, base/scratch.c): plans
  * whose budget keeps no 64-channel tensor whole in memory keep them in a
  * scratch file instead, and give the whole-image run's bits, for budgets
  * and band heights, in host memory and through a device's copies (the CPU
