@@ -1,11 +1,11 @@
-/* The Winograd products, C [m x n] = A [m x k] B [k x n], without
- * OpenBLAS where the CPU has AVX2 and FMA, or AVX-512. The 36 products of a piece are
- * small (m 32 or 64 output channels, n up to 64 tiles, k 64 to 192 input
- * channels) and OpenBLAS packs both operands and scales C on every call:
- * its copies took 15-20% of RealESRGAN_x4plus's run. Here B's rows are
- * read where they lie (16 tiles a pair of vectors), A's values are
- * broadcast from theirs, and a block of up to 6 x 16 of C stays in
- * registers while k runs.
+/* The convolutions' products, C [m x n] = A [m x k] B [k x n], without
+ * OpenBLAS where the CPU has AVX2 and FMA or AVX-512. Winograd's 36
+ * products of a piece are small (m 32 or 64 output channels, n up to 64
+ * tiles, k 64 to 192 input channels) and OpenBLAS packs both operands and
+ * scales C on every call: its copies took 15-20% of RealESRGAN_x4plus's
+ * run. Here B's rows are read where they lie, A's values are broadcast
+ * from theirs, and a block of C stays in registers while k runs: up to
+ * 6 x 16 with AVX2, 12 x 32 with AVX-512.
  *
  * Every C value is fma(a, b, sum) over k in order from zero, whichever
  * block or tail it falls in, so a value does not depend on where it falls

@@ -1,4 +1,4 @@
-/* The CPU backend's small GEMMs for Winograd's products
+/* The CPU backend's small GEMMs for the convolutions' products
  * (backends/cpu/small_gemm.c), each kernel the CPU runs (AVX2, AVX-512):
  * against a product summed in double, over shapes that reach every row
  * block (1 to 12 rows) and full and partial column blocks, with leading

@@ -657,7 +657,7 @@ static void test_backends_match_reference(void **state)
     sr_backend_handle backends[3];
     assert_int_equal(sr_cpu_backend_new(2, &backends[0], NULL), SR_OK);
     assert_int_equal(sr_reference_backend_new(&backends[1], NULL), SR_OK);
-    /* And Winograd's products by OpenBLAS, as on a CPU without AVX2. */
+    /* And the products by OpenBLAS, as on a CPU without AVX2. */
     assert_int_equal(sr_cpu_backend_new(2, &backends[2], NULL), SR_OK);
     ((sr_cpu_context *)backends[2].ctx)->small_gemm = NULL;
     test_rng r = {42};
