@@ -357,6 +357,22 @@ static sr_status persistent_load(void *user, sr_pickle *p, const sr_pickle_value
 
 /* ---- Tensors ----------------------------------------------------------- */
 
+/* Whether no value is NaN or infinite (exponent bits all ones). A loop
+ * without an early exit, which the compiler vectorises: one isfinite() at
+ * a time took some 117M instructions for RealESRGAN_x4plus's 16.7M
+ * weights. */
+static bool all_finite(const float *x, int64_t n)
+{
+    const uint32_t exponent = UINT32_C(0x7f800000);
+    uint32_t special = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        special |= (bits & exponent) == exponent;
+    }
+    return !special;
+}
+
 typedef struct geometry {
     int ndim;
     int64_t size[MAX_DIMS], stride[MAX_DIMS];
@@ -511,12 +527,10 @@ static sr_status add_tensor(loader *L, const char *name, const tensor *t,
         gather(t, &g, owned);
         data = owned;
     }
-    for (int64_t i = 0; i < g.numel; i++) {
-        if (!isfinite(data[i])) {
-            free(owned);
-            return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' holds NaN or Inf%s", name,
-                           s->dtype->kind == SR_PTH_F64 ? " (or a value beyond float32 range)" : "");
-        }
+    if (!all_finite(data, g.numel)) {
+        free(owned);
+        return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' holds NaN or Inf%s", name,
+                       s->dtype->kind == SR_PTH_F64 ? " (or a value beyond float32 range)" : "");
     }
     return sr_weights_add(w, name, g.ndim, g.size, data, owned, err);
 }

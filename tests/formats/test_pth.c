@@ -292,6 +292,8 @@ static void test_nan_inf(void **state)
                .size = {3}, .stride = {1}};
     record r = {"0", x, sizeof x};
     expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'x' holds NaN or Inf");
+    x[1] = -INFINITY;
+    expect(&t, 1, &r, 1, SR_ERR_FORMAT, "tensor 'x' holds NaN or Inf");
     t.type = "HalfStorage";
     t.numel = 2;
     t.size[0] = 2;
