@@ -18,7 +18,9 @@ downscaled to 1280x800 (smooth and clean), kept for continuity.
 
 --model takes a model.bin, a .pth state dict or a train.py checkpoint and
 runs it in PyTorch (output rounded to 8 bits as srrun writes it); with
---srrun, srrun runs it instead (a .bin or .pth). --picture writes a
+--srrun, srrun runs it instead (a .bin or .pth). --tiles N runs it in
+PyTorch on NxN tiles of each input separately, InstanceNorm normalising
+by each tile's statistics as in training on crops (a diagnostic). --picture writes a
 before/after crop of the first old photo: bicubic, model and original.
 """
 import argparse
@@ -110,6 +112,32 @@ def torch_upscaler(net):
     def run(lr):
         with torch.no_grad():
             y = net(to_network_input(lr))[0].numpy().transpose(1, 2, 0)
+        return Image.fromarray(np.round(np.clip(y, 0, 1) * 255).astype(np.uint8))
+    return run
+
+
+def tiled_upscaler(net, scale, side, margin=8):
+    """torch_upscaler's, but the network run on side x side tiles of the
+    input separately (each with `margin` pixels of context, cut off), as
+    training runs it on crops: InstanceNorm then normalises by a tile's
+    statistics, not the photo's. A diagnostic, not what srrun computes: it
+    tells a model trained for crops from one that is worse everywhere."""
+    import torch
+    from srpgan import to_network_input
+
+    def run(lr):
+        x = to_network_input(lr)
+        h, w = x.shape[2:]
+        out = torch.zeros(1, 3, h * scale, w * scale)
+        with torch.no_grad():
+            for y0 in range(0, h, side):
+                for x0 in range(0, w, side):
+                    y1, x1 = min(h, y0 + side), min(w, x0 + side)
+                    ya, xa = max(0, y0 - margin), max(0, x0 - margin)
+                    o = net(x[:, :, ya:min(h, y1 + margin), xa:min(w, x1 + margin)])
+                    out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = \
+                        o[:, :, (y0 - ya) * scale:(y1 - ya) * scale, (x0 - xa) * scale:(x1 - xa) * scale]
+        y = out[0].numpy().transpose(1, 2, 0)
         return Image.fromarray(np.round(np.clip(y, 0, 1) * 255).astype(np.uint8))
     return run
 
@@ -212,6 +240,9 @@ def main():
     ap.add_argument("--srrun", help="run the model with this srrun instead of PyTorch")
     ap.add_argument("--set", choices=("native", "old", "both"), default="both")
     ap.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
+    ap.add_argument("--tiles", type=int, metavar="N",
+                    help="PyTorch only: run the network on NxN input tiles separately "
+                         "(InstanceNorm per tile, as in training): a diagnostic")
     ap.add_argument("--picture", help="write a before/after crop of the first old photo")
     ap.add_argument("--box", default="95,95,64", help="picture crop: x,y,side in LR pixels")
     args = ap.parse_args()
@@ -221,12 +252,16 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.srrun:
+            if args.tiles:
+                ap.error("--tiles runs the network in PyTorch: not with --srrun")
             if not args.scale:
                 ap.error("--srrun needs --scale")
             scale, upscale, label = args.scale, srrun_upscaler(args.srrun, model, tmp), "srrun"
         else:
             net, scale = load_net(model, args.scale)
             upscale, label = torch_upscaler(net), "model"
+            if args.tiles:
+                upscale, label = tiled_upscaler(net, scale, args.tiles), f"model, {args.tiles}px tiles"
         print(f"{model}, x{scale}, PSNR-Y dB / SSIM-Y\n")
         sets = ("native", "old") if args.set == "both" else (args.set,)
         for which in sets:
