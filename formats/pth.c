@@ -8,7 +8,6 @@
  * structure itself is zip.c's, the legacy container pth_legacy.c's. */
 #include "formats/pth.h"
 
-#include <math.h>
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>

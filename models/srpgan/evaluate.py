@@ -20,8 +20,9 @@ downscaled to 1280x800 (smooth and clean), kept for continuity.
 runs it in PyTorch (output rounded to 8 bits as srrun writes it); with
 --srrun, srrun runs it instead (a .bin or .pth). --tiles N runs it in
 PyTorch on NxN tiles of each input separately, InstanceNorm normalising
-by each tile's statistics as in training on crops (a diagnostic). --picture writes a
-before/after crop of the first old photo: bicubic, model and original.
+by each tile's statistics as in training on crops (a diagnostic).
+--picture writes a before/after crop of the first old photo: bicubic,
+model and original.
 """
 import argparse
 import os

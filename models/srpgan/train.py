@@ -215,21 +215,6 @@ def gradient_loss(sr, hr):
     return (dx(sr) - dx(hr)).abs().mean() + (dy(sr) - dy(hr)).abs().mean()
 
 
-# The floor under a crop's mean squared error in log_mse_loss (about 60 dB
-# PSNR): a flat crop's error can reach 0 and its logarithm -inf.
-LOG_MSE_FLOOR = 1e-6
-
-
-def log_mse_loss(sr, hr):
-    """Minus the mean PSNR of the crops, in dB: what the evaluation averages
-    over photos. L1 sums errors, so a textured crop's outweighs a smooth
-    crop's many times over, and the models learned to trade the smooth
-    photos' fidelity (Wine: 2-3 dB under bicubic) for the textured photos'
-    detail; here each crop's error counts relative to its own size."""
-    mse = (sr - hr).square().mean(dim=(1, 2, 3))
-    return 10 * torch.log10(mse + LOG_MSE_FLOOR).mean()
-
-
 def init_weights(net, args):
     if args.init_interpolating:
         interpolating_init(net, args.scale)
@@ -418,7 +403,7 @@ def train_v2(args):
             sr = net(lr_img)
         sr = sr.float()
         l1 = (sr - hr_img).abs().mean()
-        loss = log_mse_loss(sr, hr_img) if args.loss == "log-mse" else l1
+        loss = l1
         if args.grad_loss:
             g_l = gradient_loss(sr, hr_img)
             loss = loss + args.grad_loss * g_l
@@ -478,8 +463,6 @@ def main():
                          "times --lr (0 freezes them)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr-patch", type=int, default=24, help="LR crop side")
-    ap.add_argument("--loss", choices=("l1", "log-mse"), default="l1",
-                    help="v2: L1 over the batch, or minus the crops' mean PSNR")
     ap.add_argument("--grad-loss", type=float, default=0.0,
                     help="v2: weight of an L1 loss on image gradients, added to L1")
     ap.add_argument("--soft-p", type=float, default=0.0,
