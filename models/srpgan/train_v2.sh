@@ -42,16 +42,16 @@ mkdir -p "$DIR"
 # 48x48 crop in training but the whole photo in srrun, and the runs improved
 # the function of crops while the whole-photo evaluation fell; with 96x96
 # crops x4 rose +0.94 -> +1.26 dB in 500 steps (then fell slowly again).
-# x2 the same way (192x192, or 128x128 with eps 3e-3) collapsed within 250
-# steps (Wine -7 to -8 dB): it keeps its earlier crops. models/srpgan/
-# README.md has the figures and what would fix this for good.
+# x2 with one crop a step (96x96 to 192x192) collapsed within 250 steps
+# (Wine -7 to -8 dB); four 96x96 crops a step rose +1.66 -> +1.80 dB in 500.
+# models/srpgan/README.md has the figures and what would fix this for good.
 # scale: the arguments of its run. Changing --steps later re-stretches the
 # cosine from the current step on; everything else is read from here at
 # each restart, so keep it as it is for a run in progress.
 args() {
     case $1 in
     4) echo --lr-patch 96 --batch 1 --steps 12000 --norm-eps 3e-3 ;;
-    2) echo --lr-patch 64 --batch 4 --steps 12000 --norm-eps 1e-2 ;;
+    2) echo --lr-patch 96 --batch 4 --steps 12000 --norm-eps 1e-2 ;;
     esac
     echo --data v2 --scale "$1" --ckpt-dir "$DIR/x$1" --init "models/srpgan/srpgan_x$1.bin" \
         --lr 3e-5 --head-lr-mult 0.03 --lr-min 1e-6 --warmup 200 --channels-last --threads 1 \
