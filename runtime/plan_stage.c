@@ -385,47 +385,60 @@ static int64_t simulate_band(planner *p, const sr_plan *plan, sr_stage *s, int64
     if (walked)
         sr_plan_band_spans(plan, s, t0, t1, p->done, p->need, p->comp);
     p->work += s->n_order;
-    p->at_edge = false;
-    int64_t flops = 0;
+    /* In locals: a store through one of the arrays could, as far as the
+     * compiler knows, change the planner's fields, reloaded every node. */
+    const int *order = s->order;
+    const unsigned char *flags = p->flags;
+    const int64_t *row_bytes = p->row_bytes, *row_flops = p->row_flops;
+    const int64_t *band_flops = p->band_flops;
+    const sr_shape *shapes = p->shapes;
+    const sr_span *needs = p->need, *comps = p->comp;
+    int64_t *done = p->done, *window = p->window, *node_flops = p->node_flops;
+    int64_t *max_rows = s->max_rows;
+    int64_t flops = 0, io = 0, window_io = 0, overhead = 0;
+    bool at_edge = false;
     for (int k = 0; k < s->n_order; k++) {
-        const int n = s->order[k];
-        const sr_span c = p->comp[n];
+        const int n = order[k];
+        const sr_span c = comps[n];
         if (c.hi == INT64_MIN)
             continue; /* no node of the band reads it */
-        const sr_span need = p->need[n];
-        if (need.lo < need.hi && (need.lo == 0 || need.hi >= p->shapes[n].h))
-            p->at_edge = true;
-        const bool spilled = p->flags[k] & AT_SPILLED, window = p->flags[k] & AT_WINDOW;
-        const int64_t row_bytes = p->row_bytes[k];
+        const sr_span need = needs[n];
+        if (need.lo < need.hi && (need.lo == 0 || need.hi >= shapes[n].h))
+            at_edge = true;
+        const bool spilled = flags[k] & AT_SPILLED, windowed = flags[k] & AT_WINDOW;
         if (spilled && need.lo < need.hi) {
             /* Its buffer holds the band's rows: those already made are
              * read back (from the file, or the window, which must reach
              * back to need.lo), the rest computed and written. */
-            const int64_t in_file = (need.hi < p->done[n] ? need.hi : p->done[n]) - need.lo;
-            if (in_file > 0 && window) {
-                p->window_io += 2 * in_file * row_bytes; /* written, then read */
-                if (p->done[n] - need.lo > p->window[n])
-                    p->window[n] = p->done[n] - need.lo;
+            const int64_t in_file = (need.hi < done[n] ? need.hi : done[n]) - need.lo;
+            if (in_file > 0 && windowed) {
+                window_io += 2 * in_file * row_bytes[k]; /* written, then read */
+                if (done[n] - need.lo > window[n])
+                    window[n] = done[n] - need.lo;
             } else if (in_file > 0) {
-                p->io += in_file * row_bytes;
+                io += in_file * row_bytes[k];
             }
-            if (need.hi - need.lo > s->max_rows[k])
-                s->max_rows[k] = need.hi - need.lo;
+            if (need.hi - need.lo > max_rows[k])
+                max_rows[k] = need.hi - need.lo;
         }
         if (c.lo >= c.hi)
             continue;
-        const int64_t f = p->row_flops[n] * (c.hi - c.lo);
-        p->node_flops[n] += f;
-        p->overhead += p->band_flops[n];
-        if (p->flags[k] & AT_KEPT) {
-            p->done[n] = c.hi;
-            p->io += spilled && !window ? (c.hi - c.lo) * row_bytes : 0;
+        const int64_t f = row_flops[n] * (c.hi - c.lo);
+        node_flops[n] += f;
+        overhead += band_flops[n];
+        if (flags[k] & AT_KEPT) {
+            done[n] = c.hi;
+            io += spilled && !windowed ? (c.hi - c.lo) * row_bytes[k] : 0;
             continue;
         }
-        if (p->need[n].hi - p->need[n].lo > s->max_rows[k])
-            s->max_rows[k] = p->need[n].hi - p->need[n].lo;
+        if (need.hi - need.lo > max_rows[k])
+            max_rows[k] = need.hi - need.lo;
         flops += f;
     }
+    p->io += io;
+    p->window_io += window_io;
+    p->overhead += overhead;
+    p->at_edge = at_edge;
     if (m && walked)
         remember_first_spans(p, m, key, s, t0, t1);
     p->at_first = false;
