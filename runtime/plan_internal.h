@@ -11,9 +11,16 @@
 #include "runtime/plan.h"
 
 typedef struct block {
-    int64_t offset, size;
+    int64_t offset;
     int end; /* last position in the order that reads it */
 } block;
+
+/* A block alive at the position pack_arena places, by value: its first
+ * fit scans them in one array. */
+typedef struct live_block {
+    int64_t offset, top; /* top: where it ends (0 if empty: in no one's way) */
+    int block;
+} live_block;
 
 /* A stage sized (sr_plan_size_stage's memo): the search sizes the same stage,
  * keep set and height again and again (the same seed in both ladders, a
@@ -102,7 +109,8 @@ typedef struct planner {
     int n_trial_stages;
     trial *trials;
     block *blocks;
-    int *owner, *active;
+    int *owner;
+    live_block *active; /* pack_arena's, by offset */
     int64_t *done;
     sr_span *need, *comp;
     int64_t *node_flops;             /* per node, in the bands simulated */

@@ -266,6 +266,7 @@ void sr_plan_prepare_stage(planner *p, const sr_plan *plan, const sr_stage *s)
  * first fit, and an elementwise op writes over an input dying with it. */
 static int64_t pack_arena(planner *p, sr_stage *s)
 {
+    live_block *active = p->active;
     int n_blocks = 0, n_active = 0;
     int first_end = INT32_MAX; /* no live block ends before it */
     int64_t arena = 0;
@@ -295,29 +296,25 @@ static int64_t pack_arena(planner *p, sr_stage *s)
             int live = 0;
             first_end = INT32_MAX;
             for (int a = 0; a < n_active; a++) {
-                const int e = p->blocks[p->active[a]].end;
+                const int e = p->blocks[active[a].block].end;
                 if (e >= k) {
-                    p->active[live++] = p->active[a];
+                    active[live++] = active[a];
                     first_end = e < first_end ? e : first_end;
                 }
             }
             n_active = live;
         }
-        int64_t at = 0;
-        for (int a = 0; a < n_active; a++) {
-            const block *b = &p->blocks[p->active[a]];
-            if (b->offset >= at + size)
-                break; /* and so are those after it */
-            if (b->size > 0 && at < b->offset + b->size)
-                at = (b->offset + b->size + 63) & ~(int64_t)63;
-        }
+        int64_t at = 0; /* up to the first block at or above at + size, as are those after it */
+        for (int a = 0; a < n_active && active[a].offset < at + size; a++)
+            if (at < active[a].top)
+                at = (active[a].top + 63) & ~(int64_t)63;
         first_end = end < first_end ? end : first_end;
-        p->blocks[n_blocks] = (block){at, size, end};
+        p->blocks[n_blocks] = (block){at, end};
         p->owner[k] = n_blocks;
         int a = n_active++;
-        for (; a > 0 && p->blocks[p->active[a - 1]].offset > at; a--)
-            p->active[a] = p->active[a - 1];
-        p->active[a] = n_blocks++;
+        for (; a > 0 && active[a - 1].offset > at; a--)
+            active[a] = active[a - 1];
+        active[a] = (live_block){at, size > 0 ? at + size : 0, n_blocks++};
         s->offset[k] = at;
         if (at + size > arena)
             arena = at + size;
