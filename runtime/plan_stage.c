@@ -30,27 +30,34 @@ static bool spilled_before(const sr_plan *plan, int stage, int n)
 void sr_plan_band_spans(const sr_plan *plan, const sr_stage *s, int64_t t0, int64_t t1,
                         const int64_t *done, sr_span *need, sr_span *comp)
 {
+    /* In locals: a store to need[] could, as far as the compiler knows,
+     * change the plan's and the stage's fields, reloaded every node. */
+    const int *order = s->order, *inputs = s->inputs;
+    const sr_shape *shapes = plan->shapes;
+    const bool *keep = plan->keep;
+    const int *scales = plan->scale;
+    const sr_row_tiling *tiling = plan->row_tiling;
     /* Spans are walked back unclipped, so that a lead-in band (rows above
      * the image) still reaches the rows its deeper nodes make ahead; a
      * node's need is clipped to the image once the walk reaches it (its
      * readers all come after it). */
     for (int k = 0; k < s->n_order; k++)
-        need[s->order[k]] = (sr_span){INT64_MAX, INT64_MIN};
-    if (s->n_order && s->order[s->n_order - 1] == s->target)
+        need[order[k]] = (sr_span){INT64_MAX, INT64_MIN};
+    if (s->n_order && order[s->n_order - 1] == s->target)
         need[s->target] = (sr_span){t0, t1};
     for (int k = s->n_order - 1; k >= 0; k--) {
-        const int n = s->order[k];
+        const int n = order[k];
         sr_span c = need[n];
         if (c.hi == INT64_MIN) { /* no node of the band reads it */
             comp[n] = c;
             need[n] = (sr_span){0, 0};
             continue;
         }
-        const int64_t h = plan->shapes[n].h;
+        const int64_t h = shapes[n].h;
         need[n] = (sr_span){c.lo > 0 ? c.lo : 0, c.hi < h ? c.hi : h};
         if (need[n].lo >= need[n].hi)
             need[n] = (sr_span){0, 0};
-        if (plan->keep[n] && done[n] > 0 && done[n] > c.lo)
+        if (keep[n] && done[n] > 0 && done[n] > c.lo)
             c.lo = done[n]; /* kept rows are computed once */
         /* Below the image nothing is made (a kept node done to its end
          * needs nothing more); above it, a lead-in band's rows still count. */
@@ -58,15 +65,14 @@ void sr_plan_band_spans(const sr_plan *plan, const sr_stage *s, int64_t t0, int6
         comp[n] = (sr_span){c.lo > 0 ? c.lo : 0, c.hi};
         if (c.lo >= c.hi)
             continue;
-        const int64_t scale = plan->scale[n], halo = plan->row_tiling[n].halo,
-                      a = plan->row_tiling[n].align;
+        const int64_t scale = scales[n], halo = tiling[n].halo, a = tiling[n].align;
         /* (Most nodes have no scale, and tiles of a power of two rows: no
          * 64-bit division, the most of this walk's time.) */
         const int64_t out_lo = (a & (a - 1)) == 0 ? c.lo & -a : sr_div_floor(c.lo, a) * a;
         const int64_t out_hi = (a & (a - 1)) == 0 ? (c.hi + a - 1) & -a : sr_div_ceil(c.hi, a) * a;
         const int64_t lo = (scale > 1 ? sr_div_floor(out_lo, scale) : out_lo) - halo;
         const int64_t hi = (scale > 1 ? sr_div_ceil(out_hi, scale) : out_hi) + halo;
-        for (const int *i = s->inputs + (size_t)k * SR_STAGE_INPUTS; *i >= 0; i++) {
+        for (const int *i = inputs + (size_t)k * SR_STAGE_INPUTS; *i >= 0; i++) {
             if (lo < need[*i].lo)
                 need[*i].lo = lo;
             if (hi > need[*i].hi)
