@@ -16,10 +16,10 @@
 /* Nodes x bands simulated after which the search keeps the plan it has
  * (or, if none fits yet, gives up). A sizing or band walk the planner
  * remembers counts as simulated again, so that where the cap stops the
- * search depends on the search alone, not on how fast it runs. Some 10 ns
- * each, with what comes with them, on the 2-core test machine: about
- * 0.05 s. RealESRGAN_x4plus passes it (its window seeds' band searches go
- * down to 1-row bands, each sized in full). */
+ * search depends on the search alone, not on how fast it runs. Some 200
+ * instructions each, with what comes with them, some 20 ns on the 2-core
+ * test machine: about 0.1 s. RealESRGAN_x4plus passes it (its window
+ * seeds' band searches go down to 1-row bands, each sized in full). */
 #define WORK_CAP (INT64_C(1) << 22)
 /* Graphs with more stages than this commit disjoint toggles together. */
 #define BATCH_FROM_STAGES 16
