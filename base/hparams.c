@@ -26,6 +26,18 @@ static const sr_hparam *find(const sr_hparams *h, const char *name)
     return NULL;
 }
 
+bool sr_hparams_take(sr_hparams *h, const char *name, int64_t *value)
+{
+    for (int i = 0; i < h->n; i++)
+        if (strcmp(h->items[i].name, name) == 0) {
+            *value = h->items[i].value;
+            memmove(&h->items[i], &h->items[i + 1], (size_t)(h->n - i - 1) * sizeof *h->items);
+            h->n--;
+            return true;
+        }
+    return false;
+}
+
 static sr_status check_positions(const sr_hparams *recorded, const sr_hparams *derived,
                                  sr_error *err)
 {

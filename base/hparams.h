@@ -28,6 +28,11 @@ typedef struct sr_hparams {
  * the name is empty or longer than 23 bytes. */
 bool sr_hparams_add(sr_hparams *h, const char *name, int64_t value);
 
+/* Removes the item named `name`, if any, into *value: true if there was
+ * one. For the run parameters a model.bin records beside the
+ * architecture's (the patch size), which the weights cannot confirm. */
+bool sr_hparams_take(sr_hparams *h, const char *name, int64_t *value);
+
 /* Checks a file's recorded list against the one `arch` derived from the
  * file's weights: the same names with the same values, in any order.
  * Unnamed recorded values (model.bin version 1) are compared by position,

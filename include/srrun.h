@@ -97,7 +97,7 @@ extern "C" {
 #endif
 
 #define SR_VERSION_MAJOR 0
-#define SR_VERSION_MINOR 8
+#define SR_VERSION_MINOR 9
 #define SR_VERSION_PATCH 0
 
 /* The library's version at run time, e.g. "0.5.0": what was loaded, which
@@ -297,6 +297,17 @@ typedef struct sr_model sr_model;
 typedef struct sr_model_options {
     size_t size; /* see "Structs that grow" at the top */
     int strict;  /* refuse tensors the network does not use (default: a notice) */
+    /* Since 0.9.0: run the network on patches of patch x patch input
+     * pixels, each with patch_margin pixels of context that its output
+     * drops, instead of on the whole image (docs/design.md, "Patches").
+     * For models trained on crops of that size whose InstanceNorm
+     * statistics differ on a whole photo, as the default models' do.
+     * 0 keeps what a model.bin records (the default models record their
+     * training crop), -1 runs on whole images. sr_model_save records it;
+     * sr_model_hparam lists it as "patch" and "patch_margin". Refused
+     * for a model whose input is pixel-unshuffled. */
+    int64_t patch;
+    int64_t patch_margin;
 } sr_model_options;
 #define SR_MODEL_OPTIONS_INIT {.size = sizeof(sr_model_options)}
 
@@ -391,8 +402,9 @@ SR_API const char *sr_backend_name(sr_backend backend);
  * on the thread that called sr_session_run, between bands, never from
  * a worker and never twice at once for one session: once per band of
  * each stage (the sum of the plan's n_bands, so a few times for a small
- * image, hundreds for a large one), the fraction (of the run's planned
- * FLOPs) never going back and 1 at the last call. It may not call the
+ * image, hundreds for a large one; that many per patch for a model that
+ * runs on patches), the fraction (of the run's planned FLOPs) never going
+ * back and 1 at the last call. It may not call the
  * session it reports on. */
 typedef int (*sr_progress_fn)(void *user, double fraction);
 
@@ -575,6 +587,11 @@ typedef struct sr_plan_info {
     int64_t scratch_bytes;  /* spilled to the scratch file (disk, not memory);
                                since 0.7.0 */
     int n_spilled;          /* of the kept tensors, those spilled; since 0.7.0 */
+    /* Since 0.9.0: the patches a run computes (sr_model_options.patch),
+     * 1 for a whole-image run, and the size of each, which is what the
+     * plan is for; flops and whole_flops count them all. */
+    int64_t n_patches;
+    int64_t patch_width, patch_height;
 } sr_plan_info;
 #define SR_PLAN_INFO_INIT {.size = sizeof(sr_plan_info)}
 
@@ -589,7 +606,8 @@ typedef struct sr_plan_info {
     ((const sr_layer_info *)(const void *)((const char *)(info)->layers + \
                                            (size_t)(i) * (info)->layer_size))
 
-/* Plans a width x height input (and keeps the plan for runs of that size);
+/* Plans a width x height input (and keeps the plan for runs of that size,
+ * or for a model that runs on patches, of that patch size);
  * describes it into *info (may be NULL) as far as info->size covers.
  * Fails with SR_ERR_LIMIT, naming the least memory that would do, when no
  * plan fits max_memory. The caller's images are counted with the channels

@@ -21,6 +21,7 @@
 
 /* The structs as of 0.5.0, when they got their size. */
 #define MODEL_OPTIONS_BASE_SIZE (offsetof(sr_model_options, strict) + sizeof(int))
+#define MODEL_OPTIONS_KNOWN_SIZE (offsetof(sr_model_options, patch_margin) + sizeof(int64_t))
 #define MODEL_INFO_BASE_SIZE (offsetof(sr_model_info, data_crc32) + sizeof(uint32_t))
 
 #define STR2(x) #x
@@ -68,13 +69,51 @@ static void describe_file(sr_model *m, const sr_modelbin_info *bin)
     info->dtype = n_copies ? "converted" : "float32";
 }
 
+/* Largest patch side: far above any training crop, and small enough that
+ * the patch's plan cannot overflow. */
+#define PATCH_MAX (INT64_C(1) << 20)
+
+/* The patch a model runs by: the options', else the file's (recorded,
+ * found is whether it was), checked and added to the listed parameters. */
+static sr_status choose_patch(sr_model *m, const sr_model_options *o, const int64_t recorded[2],
+                              bool found, sr_error *err)
+{
+    int64_t patch = found ? recorded[0] : 0, margin = found ? recorded[1] : 0;
+    const char *from = "the file's";
+    if (o->patch != 0) {
+        patch = o->patch < 0 ? 0 : o->patch;
+        margin = o->patch < 0 ? 0 : o->patch_margin;
+        from = "the options'";
+    }
+    if (o->patch < -1)
+        return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "invalid patch %lld (-1, 0 or a size)",
+                       (long long)o->patch);
+    if (patch == 0 && margin == 0)
+        return SR_OK;
+    if (patch < 1 || patch > PATCH_MAX || margin < 0 || 2 * margin >= patch)
+        return sr_fail(err, found && o->patch == 0 ? SR_ERR_MODEL : SR_ERR_INVALID_ARGUMENT,
+                       "%s patch %lld with margin %lld: the side must be 1 to %lld and more "
+                       "than twice the margin", from, (long long)patch, (long long)margin,
+                       (long long)PATCH_MAX);
+    if (sr_input_unshuffle(&m->graph.nodes[0]) > 1)
+        return sr_fail(err, SR_ERR_UNSUPPORTED,
+                       "%s patch %lld: this model's input is pixel-unshuffled, which patches "
+                       "do not support", from, (long long)patch);
+    m->patch = patch;
+    m->patch_margin = margin;
+    if (!sr_hparams_add(&m->hparams, "patch", patch) ||
+        !sr_hparams_add(&m->hparams, "patch_margin", margin))
+        return sr_fail(err, SR_ERR_MODEL, "too many hyper-parameters with the patch's");
+    return SR_OK;
+}
+
 /* Builds the model from the bytes in m->file; m is freed on failure. */
 static sr_status build_model(sr_model *m, const sr_model_options *options, sr_model **model,
                              sr_error *err)
 {
     sr_model_options o;
-    sr_status st = sr_options_read(&o, sizeof o, MODEL_OPTIONS_BASE_SIZE, MODEL_OPTIONS_BASE_SIZE, options,
-                                   "model options", err);
+    sr_status st = sr_options_read(&o, sizeof o, MODEL_OPTIONS_BASE_SIZE,
+                                   MODEL_OPTIONS_KNOWN_SIZE, options, "model options", err);
     if (st != SR_OK) {
         sr_model_free(m);
         return st;
@@ -85,12 +124,20 @@ static sr_status build_model(sr_model *m, const sr_model_options *options, sr_mo
     st = is_bin ? sr_modelbin_load(&m->file, true, &m->weights, &bin, err)
                           : sr_pth_load(&m->file, &m->weights, err);
     /* A model.bin names its architecture, and records the hyper-parameters
-     * that the weights must then have. */
+     * that the weights must then have, and the patch it runs by. */
+    int64_t patch[2] = {0, 0};
+    bool has_patch = false;
+    if (st == SR_OK && is_bin) {
+        has_patch = sr_hparams_take(&bin.arch.hparams, "patch", &patch[0]);
+        has_patch |= sr_hparams_take(&bin.arch.hparams, "patch_margin", &patch[1]);
+    }
     if (st == SR_OK)
         st = sr_model_build_as(is_bin ? bin.arch.name : NULL, &m->weights, strict, &m->graph,
                                &m->info, &m->hparams, &m->notices, err);
     if (st == SR_OK && is_bin)
         st = sr_hparams_check(&bin.arch.hparams, &m->hparams, bin.arch.name, err);
+    if (st == SR_OK)
+        st = choose_patch(m, &o, patch, has_patch, err);
     if (st == SR_OK && sr_graph_fuse(&m->graph, err) < 0)
         st = SR_ERR_NO_MEMORY;
     if (st == SR_OK)

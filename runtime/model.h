@@ -14,7 +14,9 @@ struct sr_model {
     sr_weights weights;
     sr_graph graph;
     sr_model_info info;
-    sr_hparams hparams; /* what the architecture derived from the weights */
+    sr_hparams hparams; /* what the architecture derived from the weights,
+                           then the patch's, if any */
+    int64_t patch, patch_margin; /* runtime/patches.h; patch 0: whole images */
     sr_notices notices;
 };
 

@@ -1,6 +1,8 @@
 /* Sessions: a backend, options, and the plan for the last image size. A
  * run converts the image into the network's input, plans (or reuses the
- * plan), executes it and converts the output rows as their bands finish.
+ * plan), executes it and converts the output rows as their bands finish;
+ * a model that runs by patches does this for each patch, the plan made
+ * for the patch's size (runtime/patches.h).
  * The memory budget is the whole process's: what the plan may use is
  * max_memory less the program, the weights and the caller's images. On a
  * device backend it is the device's: less the weights and the input. */
@@ -17,6 +19,7 @@
 #include "runtime/model.h"
 #include "base/options.h"
 #include "base/scratch.h"
+#include "runtime/patches.h"
 #include "runtime/pixels.h"
 #include "runtime/resample.h"
 #include "runtime/session.h"
@@ -33,7 +36,7 @@
 #define SESSION_OPTIONS_KNOWN_SIZE \
     (offsetof(sr_session_options, scratch_dir) + sizeof(const char *))
 #define PLAN_INFO_BASE_SIZE (offsetof(sr_plan_info, layer_size) + sizeof(size_t))
-#define PLAN_INFO_KNOWN_SIZE (offsetof(sr_plan_info, n_spilled) + sizeof(int))
+#define PLAN_INFO_KNOWN_SIZE (offsetof(sr_plan_info, patch_height) + sizeof(int64_t))
 
 static const char *const backend_names[] = {
     [SR_BACKEND_AUTO] = "auto",
@@ -72,9 +75,12 @@ struct sr_session {
     sr_error backend_note;   /* why auto is not on CUDA, or "" */
     sr_error last_error;
     sr_error broken; /* the device failure after which it cannot continue, or "" */
-    /* The plan for the last size asked, and what it reports. */
+    /* The plan for the last size asked, the patches it is run on, the
+     * memory outside the plan that it was made for, and what it reports. */
     bool planned;
     sr_plan plan;
+    sr_patches patches;
+    int64_t planned_fixed;
     sr_plan_info info;
     sr_stage_info *stages;
     sr_layer_info *layers;
@@ -242,16 +248,25 @@ static int64_t image_bytes(const sr_image *image, int64_t w, int64_t h)
     return w * h * image->channels * sample;
 }
 
+/* The output rows that a streamed run delivers at a time: as many as the
+ * staging buffer brings, or with patches side by side, a row of patches'
+ * cores (sr_session_run_rows assembles them). */
+static int64_t delivery_rows(const sr_patches *p, int64_t scale, sr_shape out_tensor,
+                             int64_t staging)
+{
+    const int64_t h = p->height * scale;
+    int64_t rows = p->n_across > 1 ? p->patch_h * scale /* a core's rows at most */
+                                   : staging / (int64_t)sizeof(float) / (out_tensor.c * out_tensor.w);
+    return rows < 1 ? 1 : rows > h ? h : rows;
+}
+
 /* What a run that streams its output holds instead of the whole output
- * image: the rows of one delivery (as many as the staging buffer brings)
- * converted to the output's type, and an image encoder's state
- * (sr_session_upscale_to_file's; a caller's own sink is its business). */
-static int64_t stream_bytes(const sr_image *out, int64_t w, int64_t h, sr_shape out_tensor,
-                            int64_t staging)
+ * image: the rows of one delivery converted to the output's type, and an
+ * image encoder's state (sr_session_upscale_to_file's; a caller's own
+ * sink is its business). */
+static int64_t stream_bytes(const sr_image *out, int64_t w, int64_t h, int64_t rows)
 {
     const int64_t row = image_bytes(out, w, 1);
-    int64_t rows = staging / (int64_t)sizeof(float) / (out_tensor.c * out_tensor.w);
-    rows = rows < 1 ? 1 : rows > h ? h : rows;
     const sr_image shape = {.width = w, .height = h, .channels = out ? out->channels : 3,
                             .type = out ? out->type : SR_PIXEL_U8};
     const int64_t png = sr_image_writer_bytes(SR_IMAGE_PNG, &shape);
@@ -263,14 +278,14 @@ static int64_t stream_bytes(const sr_image *out, int64_t w, int64_t h, sr_shape 
  * images as they are (8-bit RGB in and out when not given; the output
  * only as the rows of a delivery when streamed), and the alpha upscale's
  * tables for an RGBA output. */
-static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_image *in,
+static int64_t fixed_bytes(const sr_session *s, const sr_patches *p, const sr_image *in,
                            const sr_image *out, bool streamed)
 {
-    const int64_t scale = s->model->info.scale;
+    const int64_t scale = s->model->info.scale, w = p->width, h = p->height;
     /* The network's input, and its output before any crop (an unshuffled
-     * input pads the image to a multiple of its factor). */
+     * input pads the image to a multiple of its factor), for a patch. */
     const sr_node *input = &s->model->graph.nodes[0];
-    const sr_shape in_tensor = sr_input_shape(input, (sr_shape){3, h, w});
+    const sr_shape in_tensor = sr_input_shape(input, (sr_shape){3, p->patch_h, p->patch_w});
     const int64_t f = sr_input_unshuffle(input);
     const sr_shape out_tensor = {3, in_tensor.h * f * scale, in_tensor.w * f * scale};
     /* On a device: the weights it holds (float32 whatever the file's) and
@@ -280,7 +295,8 @@ static int64_t fixed_bytes(const sr_session *s, int64_t w, int64_t h, const sr_i
     const int64_t staging = sr_exec_staging_bytes(in_tensor, out_tensor);
     int64_t bytes = PROCESS_BASE_BYTES + (int64_t)s->model->file.size + image_bytes(in, w, h) +
                     staging;
-    bytes += streamed ? stream_bytes(out, w * scale, h * scale, out_tensor, staging)
+    bytes += streamed ? stream_bytes(out, w * scale, h * scale,
+                                     delivery_rows(p, scale, out_tensor, staging))
                       : image_bytes(out, w * scale, h * scale);
     if (out && out->channels == 4)
         bytes += sr_resample_bytes(w * scale);
@@ -295,8 +311,25 @@ static const char *layer_algorithm(const sr_session *s, const sr_node *node)
     return b->algorithm ? b->algorithm(s->backend.ctx, node) : NULL;
 }
 
+/* What the plan's description says of the image and the memory outside
+ * the plan, anew for each image the plan serves. */
+static void describe_run(sr_session *s, int64_t fixed)
+{
+    const sr_patches *p = &s->patches;
+    const int64_t n = sr_patches_count(p);
+    s->info.width = p->width;
+    s->info.height = p->height;
+    s->info.fixed_bytes = fixed;
+    s->info.predicted_peak = fixed + s->plan.peak_bytes;
+    s->info.flops = s->plan.flops * n;
+    s->info.whole_flops = s->plan.whole_flops * n;
+    s->info.n_patches = n;
+    s->info.patch_width = p->patch_w;
+    s->info.patch_height = p->patch_h;
+}
+
 /* Fills the public description of the plan just made. */
-static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixed, sr_error *err)
+static sr_status describe_plan(sr_session *s, int64_t fixed, sr_error *err)
 {
     const sr_graph *g = &s->model->graph;
     const sr_plan *p = &s->plan;
@@ -334,14 +367,8 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
     }
     s->info = (sr_plan_info){
         .size = sizeof s->info,
-        .width = w,
-        .height = h,
         .max_memory = s->options.max_memory,
-        .predicted_peak = fixed + p->peak_bytes,
-        .fixed_bytes = fixed,
         .plan_bytes = p->peak_bytes,
-        .flops = p->flops,
-        .whole_flops = p->whole_flops,
         .n_kept = n_kept,
         .n_stages = p->n_stages,
         .n_layers = n_layers,
@@ -352,12 +379,14 @@ static sr_status describe_plan(sr_session *s, int64_t w, int64_t h, int64_t fixe
         .scratch_bytes = p->scratch_bytes,
         .n_spilled = n_spilled,
     };
+    describe_run(s, fixed);
     return SR_OK;
 }
 
 /* Plans w x h with the images' memory counted (in and out may be NULL:
- * 8-bit RGB; streamed: out is delivered in rows). A plan for this size
- * that counted at least as much is kept, its peak told anew. */
+ * 8-bit RGB; streamed: out is delivered in rows): the plan for a patch,
+ * or the whole image. A plan for the same patch size that counted at
+ * least as much is kept, its peak told anew. */
 static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *in,
                            const sr_image *out, bool streamed, sr_error *err)
 {
@@ -372,13 +401,17 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
         w + 7 > ((int64_t)1 << 40) / (h + 7) / (scale * scale))
         return sr_fail(err, SR_ERR_LIMIT, "cannot plan a %lldx%lld image: too large",
                        (long long)w, (long long)h);
-    const int64_t fixed = fixed_bytes(s, w, h, in, out, streamed);
-    if (s->planned && s->info.width == w && s->info.height == h && fixed <= s->info.fixed_bytes) {
-        s->info.fixed_bytes = fixed; /* the plan fits still; the peak is this run's */
-        s->info.predicted_peak = fixed + s->plan.peak_bytes;
+    const sr_patches patches =
+        sr_patches_make(s->model->patch, s->model->patch_margin, w, h);
+    const int64_t fixed = fixed_bytes(s, &patches, in, out, streamed);
+    if (s->planned && s->patches.patch_w == patches.patch_w &&
+        s->patches.patch_h == patches.patch_h && fixed <= s->planned_fixed) {
+        s->patches = patches; /* the plan fits still; the peak is this run's */
+        describe_run(s, fixed);
         return SR_OK;
     }
     drop_plan(s);
+    s->patches = patches;
     /* A scratch directory named must be usable; the default one is used
      * only if it is. */
     const char *scratch = s->options.scratch_dir;
@@ -396,7 +429,7 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
     /* When the images alone take the budget, nothing fits; planning still
      * finds the least that would, for the message. */
     sr_plan_request req = {
-        .input = {3, h, w},
+        .input = {3, patches.patch_h, patches.patch_w},
         .budget = fixed < s->options.max_memory ? s->options.max_memory - fixed : 1,
         .tile_rows = s->options.tile_rows,
         .backend = &s->backend,
@@ -424,12 +457,13 @@ static sr_status plan_size(sr_session *s, int64_t w, int64_t h, const sr_image *
                 s->options.tile_rows ? " with these tile rows" : "",
                 (long long)(s->options.max_memory >> 20));
     if (st == SR_OK)
-        st = describe_plan(s, w, h, fixed, err);
+        st = describe_plan(s, fixed, err);
     if (st != SR_OK) {
         drop_plan(s);
         return st;
     }
     s->planned = true;
+    s->planned_fixed = fixed;
     return SR_OK;
 }
 
@@ -535,7 +569,7 @@ sr_status sr_session_plan_rows(sr_session *session, const sr_image *in, const sr
     return plan_images(session, in, shape, true, info);
 }
 
-/* The input image, as the network takes it. */
+/* The input image, as the network takes it: the patch of it being run. */
 typedef struct input_source {
     const sr_image *image;
     bool on_white;     /* its alpha, if any, composited on white */
@@ -552,49 +586,131 @@ static sr_status read_rows(void *user, sr_tensor *rows, sr_error *err)
     return SR_OK;
 }
 
-/* The output image, and the threads to convert its rows with. */
-typedef struct output_sink {
-    sr_image *image;
-    int n_threads;
-} output_sink;
+/* Receives rows of a patch's core in the output's coordinates: output
+ * rows [rows->y0, + rows->shape.h), columns [x0, x0 + width), the
+ * tensor's column 0 being x0 (its rows may be wider: they keep the
+ * patch's width as their stride). */
+typedef sr_status (*core_fn)(void *user, const sr_tensor *rows, int64_t x0, int64_t width,
+                             sr_error *err);
 
-/* Rows past the image's (an unshuffled input's padding) are dropped, and
- * so are columns (sr_tensor_to_image). */
-static sr_status write_rows(void *user, const sr_tensor *rows, sr_error *err)
+/* Where a run's output goes: each core's rows, and where the cores sit
+ * side by side, the news that output rows [y0, y1) are complete after a
+ * row of patches (NULL when not wanted). */
+typedef struct output_target {
+    core_fn put;
+    sr_status (*rows_done)(void *user, int64_t y0, int64_t y1, sr_error *err);
+    void *user;
+} output_target;
+
+/* A patch's output rows cut to its core, as output_target.put takes them. */
+typedef struct core_cut {
+    const output_target *target;
+    int64_t row0, row1; /* the core's rows in the patch's output */
+    int64_t col0;       /* and its first column there */
+    int64_t y, x, width; /* its first output row and column, its width */
+} core_cut;
+
+/* Rows past the core are dropped: a neighbour's core, the margin, or an
+ * unshuffled input's padding. */
+static sr_status cut_core(void *user, const sr_tensor *rows, sr_error *err)
 {
-    (void)err;
-    const output_sink *sink = user;
-    const int64_t y1 = rows->y0 + rows->shape.h;
-    const int64_t end = y1 < sink->image->height ? y1 : sink->image->height;
-    if (end > rows->y0) {
-        const sr_tensor inside = sr_tensor_rows(rows, rows->y0, end);
-        sr_tensor_to_image(&inside, sink->image, sink->n_threads);
-    }
-    return SR_OK;
+    const core_cut *c = user;
+    const int64_t end = rows->y0 + rows->shape.h;
+    const int64_t lo = rows->y0 > c->row0 ? rows->y0 : c->row0, hi = end < c->row1 ? end : c->row1;
+    if (hi <= lo)
+        return SR_OK;
+    sr_tensor core = sr_tensor_rows(rows, lo, hi);
+    core.data += c->col0;
+    core.y0 = lo - c->row0 + c->y;
+    return c->target->put(c->target->user, &core, c->x, c->width, err);
 }
 
-/* Executes the plan made for in, its output going to sink, and records
- * the timings. */
+/* A patch's part of the run's progress. */
+typedef struct patch_progress {
+    sr_progress_fn fn;
+    void *user;
+    int64_t i, n;
+} patch_progress;
+
+static int patch_fraction(void *user, double fraction)
+{
+    const patch_progress *p = user;
+    return p->fn(p->user, ((double)p->i + fraction) / (double)p->n);
+}
+
+/* A patch of an image, as a view of its pixels. */
+static sr_image patch_view(const sr_image *image, const sr_patches *p, const sr_patch *at)
+{
+    sr_image view = *image;
+    view.data = (uint8_t *)image->data + at->y * image->stride + image_bytes(image, at->x, 1);
+    view.width = p->patch_w;
+    view.height = p->patch_h;
+    return view;
+}
+
+/* Executes the plan made for in on each patch of it, the cores going to
+ * target, and records the timings. */
 static sr_status execute(sr_session *session, const sr_image *in, bool keep_alpha,
-                         sr_exec_sink sink, void *sink_user)
+                         const output_target *target)
 {
     sr_error *err = &session->last_error;
     const sr_graph *g = &session->model->graph;
-    input_source source = {in, !keep_alpha, sr_input_unshuffle(&g->nodes[0]),
-                           session->options.n_threads};
+    const sr_patches *p = &session->patches;
+    const int64_t n = sr_patches_count(p), scale = session->model->info.scale;
     memset(session->node_seconds, 0, (size_t)g->n_nodes * sizeof(double));
-    const sr_exec_progress progress = {session->options.progress, session->options.progress_user};
-    const sr_exec_timing timing = {session->node_seconds, session->stage_seconds};
-    const sr_status st =
-        sr_plan_execute(g, &session->plan, &session->backend, session->options.scratch_dir,
-                        read_rows, &source, sink, sink_user, progress, timing, err);
     for (int i = 0; i < session->plan.n_stages; i++)
-        session->stages[i].seconds = session->stage_seconds[i];
-    for (int n = 1; n < g->n_nodes; n++)
-        session->layers[n - 1].seconds = session->node_seconds[n];
+        session->stages[i].seconds = 0.0;
+    patch_progress share = {session->options.progress, session->options.progress_user, 0, n};
+    const sr_exec_progress progress = {share.fn ? patch_fraction : NULL, &share};
+    const sr_exec_timing timing = {session->node_seconds, session->stage_seconds};
+    sr_status st = SR_OK;
+    for (int64_t i = 0; i < n && st == SR_OK; i++) {
+        const sr_patch at = sr_patches_at(p, i);
+        const sr_image view = patch_view(in, p, &at);
+        input_source source = {&view, !keep_alpha, sr_input_unshuffle(&g->nodes[0]),
+                               session->options.n_threads};
+        core_cut cut = {target,
+                        (at.core_y0 - at.y) * scale,
+                        (at.core_y1 - at.y) * scale,
+                        (at.core_x0 - at.x) * scale,
+                        at.core_y0 * scale,
+                        at.core_x0 * scale,
+                        (at.core_x1 - at.core_x0) * scale};
+        share.i = i;
+        st = sr_plan_execute(g, &session->plan, &session->backend, session->options.scratch_dir,
+                             read_rows, &source, cut_core, &cut, progress, timing, err);
+        for (int k = 0; k < session->plan.n_stages; k++)
+            session->stages[k].seconds += session->stage_seconds[k];
+        if (st == SR_OK && target->rows_done && i % p->n_across == p->n_across - 1)
+            st = target->rows_done(target->user, cut.y, at.core_y1 * scale, err);
+    }
+    for (int k = 1; k < g->n_nodes; k++)
+        session->layers[k - 1].seconds = session->node_seconds[k];
     if (st == SR_ERR_DEVICE)
         session->broken = *err;
     return st;
+}
+
+/* An image (or a strip of one: its row 0 is output row y0), and the
+ * threads to convert rows into it with. */
+typedef struct output_image {
+    sr_image image;
+    int64_t y0;
+    int n_threads;
+} output_image;
+
+static sr_status put_columns(void *user, const sr_tensor *rows, int64_t x0, int64_t width,
+                             sr_error *err)
+{
+    (void)err;
+    const output_image *o = user;
+    sr_image columns = o->image;
+    columns.data = (uint8_t *)columns.data + image_bytes(&columns, x0, 1);
+    columns.width = width;
+    sr_tensor strip = *rows;
+    strip.y0 -= o->y0;
+    sr_tensor_to_image(&strip, &columns, o->n_threads);
+    return SR_OK;
 }
 
 sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
@@ -605,43 +721,52 @@ sr_status sr_session_run(sr_session *session, const sr_image *in, sr_image *out)
     if (st != SR_OK)
         return st;
     const bool keep_alpha = out->channels == 4;
-    output_sink sink = {out, session->options.n_threads};
-    st = execute(session, in, keep_alpha, write_rows, &sink);
+    output_image sink = {*out, 0, session->options.n_threads};
+    const output_target target = {put_columns, NULL, &sink};
+    st = execute(session, in, keep_alpha, &target);
     if (st == SR_OK && keep_alpha)
         st = sr_resample_alpha(in, out, &session->last_error);
     return st;
 }
 
-/* A band of the output converted to its pixels, alpha included, and handed
- * to the caller's sink. */
+/* The output delivered to the caller's sink in rows, alpha included: as
+ * they come where one patch spans the width, else a row of patches' cores
+ * assembled in the buffer first. */
 typedef struct row_sink {
-    sr_image rows; /* the buffer: as many rows as a delivery brings */
-    int64_t height; /* the output's */
+    output_image rows; /* the buffer: as many rows as a delivery brings */
     sr_alpha_resampler *alpha; /* NULL: no alpha kept */
     sr_rows_fn fn;
     void *user;
-    int n_threads;
 } row_sink;
 
-static sr_status deliver_rows(void *user, const sr_tensor *rows, sr_error *err)
+/* Output rows [y0, y0 + n) from the buffer's first rows to the caller. */
+static sr_status hand_over(row_sink *k, int64_t y0, int64_t n, sr_error *err)
 {
-    row_sink *k = user;
-    const int64_t y0 = rows->y0, y1 = rows->y0 + rows->shape.h;
-    const int64_t end = y1 < k->height ? y1 : k->height;
-    if (end <= y0)
-        return SR_OK;
-    sr_tensor band = sr_tensor_rows(rows, y0, end);
-    band.y0 = 0; /* into the buffer's first rows */
-    band.image_h = end - y0;
-    sr_image image = k->rows;
-    image.height = end - y0;
-    sr_tensor_to_image(&band, &image, k->n_threads);
+    sr_image image = k->rows.image;
+    image.height = n;
     if (k->alpha)
         sr_alpha_resample_rows(k->alpha, &image, y0);
     err->message[0] = '\0';
     const sr_status st = k->fn(k->user, &image, y0, err);
     if (st != SR_OK && !err->message[0])
         sr_fail(err, st, "the output's rows were refused (%s)", sr_status_string(st));
+    return st;
+}
+
+static sr_status deliver_rows(void *user, const sr_tensor *rows, int64_t x0, int64_t width,
+                              sr_error *err)
+{
+    row_sink *k = user;
+    k->rows.y0 = rows->y0;
+    put_columns(&k->rows, rows, x0, width, err);
+    return hand_over(k, rows->y0, rows->shape.h, err);
+}
+
+static sr_status deliver_assembled(void *user, int64_t y0, int64_t y1, sr_error *err)
+{
+    row_sink *k = user;
+    const sr_status st = hand_over(k, y0, y1 - y0, err);
+    k->rows.y0 = y1;
     return st;
 }
 
@@ -656,23 +781,24 @@ sr_status sr_session_run_rows(sr_session *session, const sr_image *in, const sr_
     if (st != SR_OK)
         return st;
     sr_error *err = &session->last_error;
-    /* The rows one delivery brings: the staging buffer's (exec.c). */
     const sr_shape out_tensor = session->plan.shapes[session->plan.n_nodes - 1];
     const int64_t staging = sr_exec_staging_bytes(session->plan.shapes[0], out_tensor);
-    int64_t n_rows = staging / (int64_t)sizeof(float) / (out_tensor.c * out_tensor.w);
-    n_rows = n_rows > shape->height ? shape->height : n_rows;
-    row_sink k = {.height = shape->height, .fn = sink, .user = user,
-                  .n_threads = session->options.n_threads};
+    const int64_t n_rows =
+        delivery_rows(&session->patches, session->model->info.scale, out_tensor, staging);
+    row_sink k = {.rows = {.n_threads = session->options.n_threads}, .fn = sink, .user = user};
+    const bool assemble = session->patches.n_across > 1;
+    const output_target target = {assemble ? put_columns : deliver_rows,
+                                  assemble ? deliver_assembled : NULL, &k};
     sr_alpha_resampler alpha;
-    st = sr_image_alloc(&k.rows, shape->width, n_rows, shape->channels, shape->type, err);
+    st = sr_image_alloc(&k.rows.image, shape->width, n_rows, shape->channels, shape->type, err);
     if (st == SR_OK && shape->channels == 4) {
         st = sr_alpha_resampler_init(&alpha, in, shape->width, shape->height, err);
         k.alpha = st == SR_OK ? &alpha : NULL;
     }
     if (st == SR_OK)
-        st = execute(session, in, shape->channels == 4, deliver_rows, &k);
+        st = execute(session, in, shape->channels == 4, &target);
     if (k.alpha)
         sr_alpha_resampler_free(k.alpha);
-    sr_image_free(&k.rows);
+    sr_image_free(&k.rows.image);
     return st;
 }

@@ -118,10 +118,38 @@ def to_network_input(img):
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
 
+def patch_spans(n, size, margin):
+    """[(start, core0, core1)] of the patches along an axis of n pixels
+    (runtime/patches.h): one, the whole axis, if n <= size; else the fewest
+    that give every core pixel `margin` pixels of context or the border,
+    spread evenly, each core ending halfway through its overlap."""
+    if n <= size:
+        return [(0, 0, n)]
+    count = -(-(n - 2 * margin) // (size - 2 * margin))
+    starts = [(k * (n - size) * 2 + count - 1) // (2 * (count - 1)) for k in range(count)]
+    ends = [(starts[k + 1] + starts[k] + size) // 2 for k in range(count - 1)]
+    return [(s, 0 if k == 0 else ends[k - 1], n if k == count - 1 else ends[k])
+            for k, s in enumerate(starts)]
+
+
+def run_patches(net, x, scale, size, margin):
+    """net on x (1 x 3 x H x W) patch by patch (patch_spans on each axis),
+    each patch's core kept: what srrun computes for a model with a patch."""
+    h, w = x.shape[2:]
+    out = torch.zeros(1, 3, h * scale, w * scale)
+    with torch.no_grad():
+        for ya, y0, y1 in patch_spans(h, size, margin):
+            for xa, x0, x1 in patch_spans(w, size, margin):
+                o = net(x[:, :, ya:ya + min(size, h), xa:xa + min(size, w)])
+                out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = \
+                    o[:, :, (y0 - ya) * scale:(y1 - ya) * scale, (x0 - xa) * scale:(x1 - xa) * scale]
+    return out
+
+
 def read_model_bin(path):
     """A model.bin (docs/model-bin.md) as a state dict of float32 tensors,
-    and its (scale, blocks, width). Checks the magic and the version only:
-    srrun checks the rest."""
+    its (scale, blocks, width) and its (patch, patch_margin), (0, 0) when it
+    has none. Checks the magic and the version only: srrun checks the rest."""
     with open(path, "rb") as f:
         data = f.read()
     if data[:8] != b"\x89SRB\r\n\x1a\n":
@@ -130,10 +158,10 @@ def read_model_bin(path):
     if version not in (1, 2):
         raise ValueError(f"{path}: model.bin version {version}")
     n, n_hparams = struct.unpack_from("<II", data, 40)
+    named = {}
     if version == 1:  # unnamed, in srpgan's order
         hparams = struct.unpack_from("<3I", data, 64)
     else:
-        named = {}
         for i in range(n_hparams):
             name, value = struct.unpack_from("<24sq", data, 128 + 128 * n + 32 * i)
             named[name.rstrip(b"\0").decode()] = value
@@ -144,7 +172,7 @@ def read_model_bin(path):
         shape, offset, nbytes = rest[:ndim], rest[4], rest[5]
         a = np.frombuffer(data, {0: "<f4", 1: "<f2"}[dtype], nbytes // (4 - 2 * dtype), offset)
         state[name.rstrip(b"\0").decode()] = torch.from_numpy(a.astype(np.float32).reshape(shape))
-    return state, hparams
+    return state, hparams, (named.get("patch", 0), named.get("patch_margin", 0))
 
 
 def load_weights(path):
