@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         argv[argc++] = text + i;
     argv[argc] = NULL;
 
-    cli c = {.options = SR_SESSION_OPTIONS_INIT};
+    cli c = {.options = SR_SESSION_OPTIONS_INIT, .model_options = SR_MODEL_OPTIONS_INIT};
     optind = 0; /* glibc: start over, as on a first call */
     const int rc = cli_parse(argc, argv, &c);
     check(rc == -1 || rc == 0 || rc == 2);

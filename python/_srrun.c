@@ -77,7 +77,8 @@ static PyObject *load_file(PyObject *module, PyObject *args)
     (void)module;
     PyObject *path; /* bytes, from str or os.PathLike */
     sr_model_options options = SR_MODEL_OPTIONS_INIT;
-    if (!PyArg_ParseTuple(args, "O&p:load_file", PyUnicode_FSConverter, &path, &options.strict))
+    if (!PyArg_ParseTuple(args, "O&pLL:load_file", PyUnicode_FSConverter, &path, &options.strict,
+                          &options.patch, &options.patch_margin))
         return NULL;
     sr_model *model = NULL;
     sr_error err = {0};
@@ -96,7 +97,8 @@ static PyObject *load_memory(PyObject *module, PyObject *args)
     (void)module;
     Py_buffer data;
     sr_model_options options = SR_MODEL_OPTIONS_INIT;
-    if (!PyArg_ParseTuple(args, "y*p:load_memory", &data, &options.strict))
+    if (!PyArg_ParseTuple(args, "y*pLL:load_memory", &data, &options.strict, &options.patch,
+                          &options.patch_margin))
         return NULL;
     sr_model *model = NULL;
     sr_error err = {0};
@@ -115,7 +117,8 @@ static PyObject *load_default(PyObject *module, PyObject *args)
     (void)module;
     int scale;
     sr_model_options options = SR_MODEL_OPTIONS_INIT;
-    if (!PyArg_ParseTuple(args, "ip:load_default", &scale, &options.strict))
+    if (!PyArg_ParseTuple(args, "ipLL:load_default", &scale, &options.strict, &options.patch,
+                          &options.patch_margin))
         return NULL;
     sr_model *model = NULL;
     sr_error err = {0};
@@ -515,11 +518,11 @@ static PyObject *version(PyObject *module, PyObject *unused)
 }
 
 static PyMethodDef module_methods[] = {
-    {"load_file", load_file, METH_VARARGS, "load_file(path, strict): a Model from a file"},
+    {"load_file", load_file, METH_VARARGS, "load_file(path, strict, patch, margin): a Model from a file"},
     {"load_memory", load_memory, METH_VARARGS,
-     "load_memory(data, strict): a Model from a file's bytes"},
+     "load_memory(data, strict, patch, margin): a Model from a file's bytes"},
     {"load_default", load_default, METH_VARARGS,
-     "load_default(scale, strict): the shipped model of that scale"},
+     "load_default(scale, strict, patch, margin): the shipped model of that scale"},
     {"version", version, METH_NOARGS, "the library's version"},
     {NULL, NULL, 0, NULL},
 };

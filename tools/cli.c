@@ -12,7 +12,7 @@
 
 static const char usage_text[] =
     "usage: srrun [options] [MODEL] INPUT...\n"
-    "       srrun convert MODEL OUTPUT.bin [--fp16]\n"
+    "       srrun convert MODEL OUTPUT.bin [--fp16] [--patch N[:M]|none]\n"
     "       srrun info MODEL\n"
     "       srrun serve [MODEL...] [options]   (see srrun serve --help)\n"
     "\n"
@@ -32,7 +32,8 @@ static const char usage_text[] =
     "\n"
     "convert writes MODEL (a .pth or a model.bin) as srrun's own model.bin,\n"
     "which loads faster and is checksummed; --fp16 stores float16 weights\n"
-    "(half the size). info shows what a model file holds.\n"
+    "(half the size), --patch N[:M] records the patches to run by (none: drops\n"
+    "them). info shows what a model file holds.\n"
     "\n"
     "options:\n"
     "  -s, --scale 2|4      upscale factor of the default model (default: 4); with\n"
@@ -58,6 +59,11 @@ static const char usage_text[] =
     "                       tf32, fp16 or bf16 on its tensor cores (sums in fp32)\n"
     "  -t, --threads N      worker threads (default: all cores)\n"
     "      --strict         refuse model files with tensors the network does not use\n"
+    "      --patch N[:M]    run the network on NxN patches of INPUT, each with M\n"
+    "                       pixels of context (default 0) that are cut off, not\n"
+    "                       on the whole image; none: on the whole image\n"
+    "                       (default: as MODEL says; the default models run on\n"
+    "                       the 96x96 patches they were trained on, margin 8)\n"
     "  -m, --max-memory SIZE  most memory the whole run may take, e.g. 300M or 2G\n"
     "                       (default: three quarters of the machine's memory; with\n"
     "                       a GPU, device memory: nine tenths of what is free)\n"
@@ -108,6 +114,29 @@ static int is_jpeg_name(const char *path)
            (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
 }
 
+int parse_patch(const char *text, sr_model_options *o)
+{
+    if (strcmp(text, "none") == 0) {
+        o->patch = -1;
+        o->patch_margin = 0;
+        return 0;
+    }
+    char *end;
+    const long long n = strtoll(text, &end, 10);
+    long long m = 0;
+    if (end != text && *end == ':') {
+        const char *margin = end + 1;
+        m = strtoll(margin, &end, 10);
+        if (end == margin)
+            return -1;
+    }
+    if (end == text || *end != '\0' || n < 1 || m < 0 || *text == '-' || *text == '+')
+        return -1;
+    o->patch = n;
+    o->patch_margin = m;
+    return 0;
+}
+
 int cli_output_is_jpeg(const cli *c, const char *output)
 {
     return c->format == OUTPUT_JPEG ||
@@ -130,6 +159,7 @@ int cli_parse(int argc, char **argv, cli *c)
         {"quality", required_argument, NULL, 'Q'}, {"precision", required_argument, NULL, 'R'},
         {"format", required_argument, NULL, 'F'}, {"overwrite", no_argument, NULL, 'W'},
         {"scratch", required_argument, NULL, 'X'}, {"no-scratch", no_argument, NULL, 'N'},
+        {"patch", required_argument, NULL, 'Z'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -139,6 +169,11 @@ int cli_parse(int argc, char **argv, cli *c)
         case 'q': c->quiet = 1; break;
         case 'S': c->model_options.strict = 1; break;
         case 'E': c->read_options.keep_orientation = 1; break;
+        case 'Z':
+            if (parse_patch(optarg, &c->model_options) != 0)
+                return usage_error("--patch needs N, N:M (sizes in pixels) or none, not '%s'",
+                                   optarg);
+            break;
         case 'P': c->plan_only = 1; break;
         case 'J': c->stats = optarg; break;
         case 'X':

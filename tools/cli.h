@@ -31,6 +31,10 @@ int cli_parse(int argc, char **argv, cli *c);
  * under one byte. */
 int64_t parse_size(const char *text);
 
+/* Parses --patch's "N", "N:M" or "none" into o's patch and patch_margin;
+ * -1 if invalid (the sizes are checked against each other on loading). */
+int parse_patch(const char *text, sr_model_options *o);
+
 /* Whether c's output is JPEG: by --format, else when the output's name
  * ends in .jpg or .jpeg (any case); stdout ("-") is PNG by default. */
 int cli_output_is_jpeg(const cli *c, const char *output);

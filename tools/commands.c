@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "interrupt.h"
 #include "report.h"
 #include "srrun.h"
@@ -15,7 +16,8 @@
 #include "serve.h"
 #endif
 
-static const char convert_usage[] = "usage: srrun convert MODEL OUTPUT.bin [--fp16] [-q]\n";
+static const char convert_usage[] =
+    "usage: srrun convert MODEL OUTPUT.bin [--fp16] [--patch N[:M]|none] [-q]\n";
 static const char info_usage[] = "usage: srrun info MODEL\n";
 
 static int usage_error(const char *message, const char *usage)
@@ -28,9 +30,14 @@ static int convert(int argc, char **argv)
 {
     const char *paths[2] = {NULL, NULL};
     int n_paths = 0, fp16 = 0, quiet = 0;
+    sr_model_options options = SR_MODEL_OPTIONS_INIT;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--fp16") == 0)
             fp16 = 1;
+        else if (strcmp(argv[i], "--patch") == 0 && i + 1 < argc) {
+            if (parse_patch(argv[++i], &options) != 0)
+                return usage_error("convert: --patch needs N, N:M or none", convert_usage);
+        }
         else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
             quiet = 1;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
@@ -47,7 +54,7 @@ static int convert(int argc, char **argv)
 
     sr_error err = {0};
     sr_model *model;
-    if (sr_model_load(paths[0], NULL, &model, &err) != SR_OK) {
+    if (sr_model_load(paths[0], &options, &model, &err) != SR_OK) {
         fprintf(stderr, "srrun: %s\n", err.message);
         return 1;
     }

@@ -86,6 +86,15 @@ void print_plan(FILE *out, const sr_model_info *model, const sr_plan_info *plan,
         fprintf(out, ", %d of them (%s) in the scratch file", plan->n_spilled, scratch);
     }
     fprintf(out, "\n");
+    if (plan->n_patches > 1) {
+        /* The whole image's own FLOPs, to show what the patches' overlap costs. */
+        const double whole =
+            (double)model->n_input_pixel_flops * (double)plan->width * (double)plan->height;
+        fprintf(out, "run on %lld patches of %lldx%lld, the plan below for each (x%.2f the "
+                     "whole image's FLOPs)\n",
+                (long long)plan->n_patches, (long long)plan->patch_width,
+                (long long)plan->patch_height, (double)plan->whole_flops / whole);
+    }
     fprintf(out, "%-5s %-20s %-32s %6s %6s %6s %8s %8s %8s\n", "stage", "sweeps", "for", "bands",
             "rows", "nodes", "kept", "buffers", "work");
     for (int i = 0; i < plan->n_stages; i++) {
@@ -133,6 +142,9 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
     json_string(out, output);
     fprintf(out, ",\n  \"width\": %lld, \"height\": %lld,\n", (long long)plan->width,
             (long long)plan->height);
+    fprintf(out, "  \"patches\": {\"count\": %lld, \"width\": %lld, \"height\": %lld},\n",
+            (long long)plan->n_patches, (long long)plan->patch_width,
+            (long long)plan->patch_height);
     fprintf(out, "  \"backend\": \"%s\", \"precision\": \"%s\", \"threads\": %d,\n",
             sr_backend_name(options->backend), sr_precision_name(options->precision),
             options->n_threads);
@@ -147,7 +159,7 @@ void write_stats_json(FILE *out, const sr_model_info *model, const sr_plan_info 
             (long long)options->max_memory, (long long)plan->predicted_peak, (long long)peak_rss,
             (long long)plan->fixed_bytes, (long long)plan->plan_bytes,
             (long long)plan->scratch_bytes);
-    fprintf(out, "  \"stages\": [\n");
+    fprintf(out, "  \"stages\": [\n"); /* a patch's: each runs them all */
     for (int i = 0; i < plan->n_stages; i++) {
         const sr_stage_info *s = &plan->stages[i];
         fprintf(out, "    {\"sweeps\": ");

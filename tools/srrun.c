@@ -303,7 +303,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && command_is(argv[1]))
         return command_run(argc - 1, argv + 1);
-    cli c = {.options = SR_SESSION_OPTIONS_INIT};
+    cli c = {.options = SR_SESSION_OPTIONS_INIT, .model_options = SR_MODEL_OPTIONS_INIT};
     int rc = cli_parse(argc, argv, &c);
     if (rc >= 0)
         return rc;

@@ -142,6 +142,17 @@ def _to_pil(pixels, mode, source):
     return out
 
 
+def _patch_options(patch):
+    """Model's patch as sr_model_options takes it: (patch, patch_margin)."""
+    if patch is None:
+        return 0, 0
+    size, margin = patch if isinstance(patch, tuple) else (patch, 0)
+    for v in (size, margin):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"patch must be None, 0, N or (N, M) with N, M >= 0, not {patch!r}")
+    return (-1, 0) if size == 0 else (size, margin)
+
+
 class Model:
     """A network loaded from a model file, srrun's own model.bin or a
     PyTorch state dict saved by torch.save.
@@ -150,20 +161,26 @@ class Model:
     for the shipped default model of `scale` (2 or 4; ignored for a source).
     strict: refuse a file holding tensors the network does not use (else
     they are listed in info["notices"]).
+    patch: run the network on patches of the image rather than on all of
+    it: N or (N, M) for NxN patches each with M pixels of context (cut
+    off; default 0); 0 for whole images; None (the default) as the file
+    says (the default models run on the 96x96 patches they were trained
+    on, M = 8; see the C API's sr_model_options.patch).
 
     A model is immutable: share one between threads.
     """
 
-    def __init__(self, source=None, *, scale=4, strict=False):
+    def __init__(self, source=None, *, scale=4, strict=False, patch=None):
         strict = bool(strict)
+        patch = _patch_options(patch)
         if source is None:
             if isinstance(scale, bool) or scale not in (2, 4):
                 raise ValueError(f"the default models have scale 2 or 4, not {scale!r}")
-            self._model = _srrun.load_default(scale, strict)
+            self._model = _srrun.load_default(scale, strict, *patch)
         elif isinstance(source, (bytes, bytearray, memoryview)):
-            self._model = _srrun.load_memory(source, strict)
+            self._model = _srrun.load_memory(source, strict, *patch)
         elif isinstance(source, (str, os.PathLike)):
-            self._model = _srrun.load_file(source, strict)
+            self._model = _srrun.load_file(source, strict, *patch)
         else:
             raise TypeError(f"source must be a path, bytes or None, "
                             f"not {type(source).__name__}")

@@ -103,6 +103,31 @@ def test_default_models_equal_cli(tmp_path, monkeypatch, scale):
 
 
 @needs_cli
+def test_patches_equal_cli_and_pytorch(tmp_path):
+    pixels = np.asarray(Image.open(FIXTURES / "path_rgba_30x21.png").convert("RGBA"))
+    model = srrun.Model(model_path(2), patch=(12, 1))
+    got = model.upscale(pixels)[:, :, :3]
+    np.testing.assert_array_equal(got, cli_upscale(tmp_path, pixels, "--patch", "12:1",
+                                                   model_path(2))[:, :, :3])
+    want = np.asarray(Image.open(FIXTURES / "path_rgba_30x21.srpgan_x2.patch12m1.png"))
+    assert np.abs(got.astype(int) - want).max() <= 1
+    whole = srrun.Model(model_path(2), patch=0).upscale(pixels)
+    np.testing.assert_array_equal(whole, srrun.Model(model_path(2)).upscale(pixels))
+    assert np.abs(whole.astype(int)[:, :, :3] - want).max() > 1
+
+
+@pytest.mark.parametrize("patch", [-1, (12, -1), "96", (12.0, 1), True])
+def test_bad_patches(patch):
+    with pytest.raises(ValueError, match="patch"):
+        srrun.Model(model_path(2), patch=patch)
+
+
+def test_patch_the_library_refuses():
+    with pytest.raises(srrun.Error, match="more than twice the margin"):
+        srrun.Model(model_path(2), patch=(10, 5))
+
+
+@needs_cli
 def test_version_is_the_cli_s():
     from importlib.metadata import version
 

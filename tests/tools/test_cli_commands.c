@@ -2,7 +2,8 @@
  * model.bin upscales to the very PNG of its .pth (its float16 within a
  * level), info's listing with a file size computed from docs/model-bin.md,
  * a model.bin of an unknown architecture or with a flipped bit refused in
- * one line, and the two subcommands' bad usage. */
+ * one line, patches recorded and dropped, and the two subcommands' bad
+ * usage. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* wait4 */
 #include <setjmp.h>
@@ -150,6 +151,69 @@ static void test_info(void **state)
     remove_file("i.bin");
 }
 
+/* convert --patch records patches: info lists them, --plan tells them, the
+ * upscale is PyTorch's on those patches, and --patch none (upscaling or
+ * converting) runs or records the whole image again. */
+static void test_convert_with_patches(void **state)
+{
+    (void)state;
+    run_ok((const char *[]){"convert", "-q", "--patch", "12:1", "srpgan_x2.pth", "p.bin", NULL});
+    cli_result r = run_cli((const char *[]){"info", "p.bin", NULL});
+    assert_int_equal(r.exit_code, 0);
+    if (!strstr(r.out, "  width:       64\n  patch:       12\n  patch_margin: 1\n"))
+        fail_msg("no patch in:\n%s", r.out);
+    r = run_cli((const char *[]){"--plan", "p.bin", "path_rgba_30x21.png", NULL});
+    assert_int_equal(r.exit_code, 0);
+    if (!strstr(r.out, "run on 6 patches of 12x12, the plan below for each"))
+        fail_msg("no patches in:\n%s", r.out);
+
+    run_ok((const char *[]){"-q", "-o", "patched.png", "p.bin", "path_rgba_30x21.png", NULL});
+    sr_image got = read_work("patched.png"), want = {0};
+    char path[512];
+    snprintf(path, sizeof path, "%s/path_rgba_30x21.srpgan_x2.patch12m1.png", SR_FIXTURES_DIR);
+    assert_int_equal(sr_image_read(path, 0, &want, NULL), SR_OK);
+    assert_int_equal(got.width, want.width);
+    assert_int_equal(got.channels, 3);
+    for (int64_t y = 0; y < got.height; y++)
+        for (int64_t i = 0; i < got.width * 3; i++) {
+            const int d = ((uint8_t *)got.data)[y * got.stride + i] -
+                          ((uint8_t *)want.data)[y * want.stride + i];
+            if (abs(d) > SR_TOL_LEVELS)
+                fail_msg("row %lld: %d levels from PyTorch's", (long long)y, d);
+        }
+    sr_image_free(&got);
+    sr_image_free(&want);
+
+    run_ok((const char *[]){"-q", "-o", "whole_bin.png", "--patch", "none", "p.bin",
+                            "path_rgba_30x21.png", NULL});
+    run_ok((const char *[]){"convert", "-q", "--patch", "none", "p.bin", "w.bin", NULL});
+    run_ok((const char *[]){"-q", "-o", "whole_pth.png", "srpgan_x2.pth", "path_rgba_30x21.png",
+                            NULL});
+    uint8_t *a, *b;
+    int64_t na, nb;
+    read_whole("whole_bin.png", &a, &na);
+    read_whole("whole_pth.png", &b, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, (size_t)na);
+    free(a);
+    free(b);
+    r = run_cli((const char *[]){"info", "w.bin", NULL});
+    assert_null(strstr(r.out, "patch"));
+
+    expect_failure((const char *[]){"--patch", "10:5", "srpgan_x2.pth", "leaves_37x29.png", NULL},
+                   1, "srpgan_x2.pth: the options' patch 10 with margin 5: the side must be 1 to "
+                      "1048576 and more than twice the margin");
+    expect_failure((const char *[]){"--patch", "12:", "srpgan_x2.pth", "leaves_37x29.png", NULL},
+                   2, "--patch needs N, N:M (sizes in pixels) or none, not '12:'");
+    expect_failure((const char *[]){"convert", "--patch", "0", "p.bin", "x.bin", NULL}, 2,
+                   "convert: --patch needs N, N:M or none");
+    remove_file("p.bin");
+    remove_file("w.bin");
+    remove_file("patched.png");
+    remove_file("whole_bin.png");
+    remove_file("whole_pth.png");
+}
+
 static void test_bad_bin_and_subcommand_usage(void **state)
 {
     (void)state;
@@ -179,6 +243,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_convert_then_upscale),
+        cmocka_unit_test(test_convert_with_patches),
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_bad_bin_and_subcommand_usage),
     };
