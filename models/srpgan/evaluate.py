@@ -17,10 +17,10 @@ resolution, with the camera's noise, blur and JPEG traces, on which issue
 downscaled to 1280x800 (smooth and clean), kept for continuity.
 
 --model takes a model.bin, a .pth state dict or a train.py checkpoint and
-runs it in PyTorch (output rounded to 8 bits as srrun writes it); with
---srrun, srrun runs it instead (a .bin or .pth). --tiles N runs it in
-PyTorch on NxN tiles of each input separately, InstanceNorm normalising
-by each tile's statistics as in training on crops (a diagnostic).
+runs it in PyTorch (output rounded to 8 bits as srrun writes it), on the
+patches a model.bin records (srpgan.run_patches, as srrun does); with
+--srrun, srrun runs it instead (a .bin or .pth). --patch N:M (or none)
+runs it on other patches, in either.
 --picture writes a before/after crop of the first old photo: bicubic,
 model and original.
 """
@@ -105,50 +105,30 @@ def pairs(which, scale):
     return [(n, "plasma", *held_out_pair(n, scale)) for n in HELD_OUT]
 
 
-def torch_upscaler(net):
-    """lr (PIL) -> the network's output rounded to 8 bits as srrun writes it."""
+def torch_upscaler(net, scale, patch):
+    """lr (PIL) -> the network's output rounded to 8 bits as srrun writes it,
+    the network run on patches (size, margin) unless size is 0."""
     import torch
-    from srpgan import to_network_input
-
-    def run(lr):
-        with torch.no_grad():
-            y = net(to_network_input(lr))[0].numpy().transpose(1, 2, 0)
-        return Image.fromarray(np.round(np.clip(y, 0, 1) * 255).astype(np.uint8))
-    return run
-
-
-def tiled_upscaler(net, scale, side, margin=8):
-    """torch_upscaler's, but the network run on side x side tiles of the
-    input separately (each with `margin` pixels of context, cut off), as
-    training runs it on crops: InstanceNorm then normalises by a tile's
-    statistics, not the photo's. A diagnostic, not what srrun computes: it
-    tells a model trained for crops from one that is worse everywhere."""
-    import torch
-    from srpgan import to_network_input
+    from srpgan import run_patches, to_network_input
 
     def run(lr):
         x = to_network_input(lr)
-        h, w = x.shape[2:]
-        out = torch.zeros(1, 3, h * scale, w * scale)
         with torch.no_grad():
-            for y0 in range(0, h, side):
-                for x0 in range(0, w, side):
-                    y1, x1 = min(h, y0 + side), min(w, x0 + side)
-                    ya, xa = max(0, y0 - margin), max(0, x0 - margin)
-                    o = net(x[:, :, ya:min(h, y1 + margin), xa:min(w, x1 + margin)])
-                    out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = \
-                        o[:, :, (y0 - ya) * scale:(y1 - ya) * scale, (x0 - xa) * scale:(x1 - xa) * scale]
-        y = out[0].numpy().transpose(1, 2, 0)
+            y = run_patches(net, x, scale, *patch) if patch[0] else net(x)
+        y = y[0].numpy().transpose(1, 2, 0)
         return Image.fromarray(np.round(np.clip(y, 0, 1) * 255).astype(np.uint8))
     return run
 
 
 def load_net(path, scale=None):
-    """A Generator with the weights of a model.bin, .pth or checkpoint, and
-    its scale (from the weights: the number of upsample blocks)."""
+    """A Generator with the weights of a model.bin, .pth or checkpoint, its
+    scale (from the weights: the number of upsample blocks) and the patch a
+    model.bin records ((0, 0): none)."""
     import torch
-    from srpgan import Generator, load_weights
+    from srpgan import Generator, load_weights, read_model_bin
     state = load_weights(path)
+    with open(path, "rb") as f:
+        patch = read_model_bin(path)[2] if f.read(8) == b"\x89SRB\r\n\x1a\n" else (0, 0)
     n_up = len({k.split(".")[1] for k in state if k.startswith("up_blocks.")})
     blocks = len({k.split(".")[1] for k in state if k.startswith("res_blocks.")})
     if scale is not None and scale != 2 ** n_up:
@@ -156,14 +136,15 @@ def load_net(path, scale=None):
     net = Generator(2 ** n_up, blocks, state["block1.0.weight"].shape[0])
     net.load_state_dict(state)
     torch.set_num_threads(min(2, os.cpu_count()))
-    return net.eval(), 2 ** n_up
+    return net.eval(), 2 ** n_up, patch
 
 
-def srrun_upscaler(srrun, model, tmp):
+def srrun_upscaler(srrun, model, tmp, patch):
     def run(lr):
         src, dst = os.path.join(tmp, "lr.png"), os.path.join(tmp, "sr.png")
         lr.save(src)
-        subprocess.run([srrun, model, src, "-o", dst, "-q"], check=True)
+        subprocess.run([srrun, model, src, "-o", dst, "-q"] + (["--patch", patch] if patch else []),
+                       check=True)
         return Image.open(dst).convert("RGB")
     return run
 
@@ -241,9 +222,9 @@ def main():
     ap.add_argument("--srrun", help="run the model with this srrun instead of PyTorch")
     ap.add_argument("--set", choices=("native", "old", "both"), default="both")
     ap.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
-    ap.add_argument("--tiles", type=int, metavar="N",
-                    help="PyTorch only: run the network on NxN input tiles separately "
-                         "(InstanceNorm per tile, as in training): a diagnostic")
+    ap.add_argument("--patch", metavar="N:M",
+                    help="run on NxN patches with M pixels of context, or none: on whole "
+                         "images (default: as a model.bin says)")
     ap.add_argument("--picture", help="write a before/after crop of the first old photo")
     ap.add_argument("--box", default="95,95,64", help="picture crop: x,y,side in LR pixels")
     args = ap.parse_args()
@@ -253,16 +234,17 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.srrun:
-            if args.tiles:
-                ap.error("--tiles runs the network in PyTorch: not with --srrun")
             if not args.scale:
                 ap.error("--srrun needs --scale")
-            scale, upscale, label = args.scale, srrun_upscaler(args.srrun, model, tmp), "srrun"
+            scale, label = args.scale, "srrun"
+            upscale = srrun_upscaler(args.srrun, model, tmp, args.patch)
         else:
-            net, scale = load_net(model, args.scale)
-            upscale, label = torch_upscaler(net), "model"
-            if args.tiles:
-                upscale, label = tiled_upscaler(net, scale, args.tiles), f"model, {args.tiles}px tiles"
+            net, scale, patch = load_net(model, args.scale)
+            if args.patch:
+                patch = (0, 0) if args.patch == "none" else tuple(map(int, args.patch.split(":")))
+            upscale, label = torch_upscaler(net, scale, patch), "model"
+        if args.patch:
+            label += f", patches {args.patch}"
         print(f"{model}, x{scale}, PSNR-Y dB / SSIM-Y\n")
         sets = ("native", "old") if args.set == "both" else (args.set,)
         for which in sets:

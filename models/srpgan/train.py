@@ -163,6 +163,7 @@ def random_pair(photos, hr_size, scale, rng):
 
 
 MARGIN = 4  # LR pixels around a v2 crop, so that its downscale is the whole photo's
+SHIP_MARGIN = 8  # context of the patches a shipped model runs on (srrun convert --patch)
 
 
 def random_pair_v2(photos, weights, hr_size, scale, rng, soft_p=0.0):
@@ -289,13 +290,16 @@ def save_atomic(obj, path):
     os.replace(tmp, path)
 
 
-def evaluate_native(net, scale):
-    """PSNR-Y on the native hold-out (evaluate.py's "native" set), PyTorch."""
+def evaluate_native(net, scale, patch):
+    """PSNR-Y on the native hold-out (evaluate.py's "native" set), PyTorch,
+    the network run on patches of the training crop's size as the shipped
+    model will record (SHIP_MARGIN)."""
     import evaluate
     net.eval()
     try:
         data = evaluate.pairs("native", scale)
-        rows = evaluate.measure(evaluate.torch_upscaler(net), data, scale, with_ssim=False)
+        upscale = evaluate.torch_upscaler(net, scale, (patch, SHIP_MARGIN))
+        rows = evaluate.measure(upscale, data, scale, with_ssim=False)
     finally:
         net.train()
     return rows
@@ -362,7 +366,7 @@ def train_v2(args):
     def evaluate_now():
         nonlocal best
         t = time.monotonic()
-        rows = evaluate_native(net, args.scale)
+        rows = evaluate_native(net, args.scale, args.lr_patch)
         gains = [r[0] - r[2] for _, _, r in rows]
         mean, worst = float(np.mean(gains)), float(np.min(gains))
         lanczos = float(np.mean([r[0] - r[4] for _, _, r in rows]))

@@ -44,7 +44,9 @@ mkdir -p "$DIR"
 # crops x4 rose +0.94 -> +1.26 dB in 500 steps (then fell slowly again).
 # x2 with one crop a step (96x96 to 192x192) collapsed within 250 steps
 # (Wine -7 to -8 dB); four 96x96 crops a step rose +1.66 -> +1.80 dB in 500.
-# models/srpgan/README.md has the figures and what would fix this for good.
+# Since srrun 0.9 the shipped models run on 96x96 patches (srrun convert
+# --patch 96:8), so these crops train exactly what runs, and train.py
+# evaluates on those patches; models/srpgan/README.md has the figures.
 # scale: the arguments of its run. Changing --steps later re-stretches the
 # cosine from the current step on; everything else is read from here at
 # each restart, so keep it as it is for a run in progress.
