@@ -175,6 +175,27 @@ static inline int64_t sr_plan_stage_peak(const sr_plan *plan, const sr_stage *s)
            plan->stats_bytes;
 }
 
+/* What a byte through the scratch file costs, in FLOPs of recomputation:
+ * the CPU backend runs SRPGAN's convolutions at some 100 GFLOP/s on this
+ * project's 2-core test machine, and a file in the page cache moved
+ * 0.3-0.9 GB/s written and 1.6-3.3 GB/s read there (pwrite and pread of
+ * 4 MB pieces, /tmp and /dev/shm, the machine loaded): about 1 GB/s for a
+ * byte written once and read back, so 100 FLOPs a byte. A GPU computes
+ * faster and moves its rows over PCIe as well, so there a byte costs more
+ * FLOPs still; the figure only decides spill against recompute. */
+#define FLOPS_PER_SCRATCH_BYTE 100
+/* And a byte copied to or from a window in memory: memcpy moves some
+ * 10 GB/s there, a tenth of the convolutions' FLOP rate. */
+#define FLOPS_PER_WINDOW_BYTE 10
+
+/* What the search minimises: FLOPs, and bytes moved and bands priced as
+ * FLOPs. */
+static inline int64_t sr_plan_stage_cost(const sr_stage *s)
+{
+    return s->flops + s->scratch_io * FLOPS_PER_SCRATCH_BYTE +
+           s->window_io * FLOPS_PER_WINDOW_BYTE + s->overhead;
+}
+
 /* One stage (plan_stage.c). */
 bool sr_plan_build_stage(planner *p, const sr_plan *plan, int si, sr_stage *s);
 void sr_plan_prepare_stage(planner *p, const sr_plan *plan, const sr_stage *s);

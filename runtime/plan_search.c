@@ -23,18 +23,6 @@
 #define WORK_CAP (INT64_C(1) << 22)
 /* Graphs with more stages than this commit disjoint toggles together. */
 #define BATCH_FROM_STAGES 16
-/* What a byte through the scratch file costs, in FLOPs of recomputation:
- * the CPU backend runs SRPGAN's convolutions at some 100 GFLOP/s on this
- * project's 2-core test machine, and a file in the page cache moved
- * 0.3-0.9 GB/s written and 1.6-3.3 GB/s read there (pwrite and pread of
- * 4 MB pieces, /tmp and /dev/shm, the machine loaded): about 1 GB/s for a
- * byte written once and read back, so 100 FLOPs a byte. A GPU computes
- * faster and moves its rows over PCIe as well, so there a byte costs more
- * FLOPs still; the figure only decides spill against recompute. */
-#define FLOPS_PER_SCRATCH_BYTE 100
-/* And a byte copied to or from a window in memory: memcpy moves some
- * 10 GB/s there, a tenth of the convolutions' FLOP rate. */
-#define FLOPS_PER_WINDOW_BYTE 10
 /* What a byte of a plan's peak costs, in FLOPs: a run maps and zeroes
  * its pages once (the kernel's first-touch fault: some 0.15 ns a byte with
  * huge pages on bare metal, 2 ns on the project's VM, whose freed memory
@@ -50,14 +38,6 @@
 #define SPILL_FROM_RECOMPUTE 0.10
 
 /* ---- the whole plan for a keep set ---- */
-
-/* What the search minimises: FLOPs, and bytes moved and bands priced as
- * FLOPs. */
-static int64_t stage_cost(const sr_stage *s)
-{
-    return s->flops + s->scratch_io * FLOPS_PER_SCRATCH_BYTE +
-           s->window_io * FLOPS_PER_WINDOW_BYTE + s->overhead;
-}
 
 /* How far stage s is over the budget; a stage that would need the
  * scratch file where there is none never fits. */
@@ -115,7 +95,7 @@ static bool evaluate_within(planner *p, sr_plan *plan, int64_t probe, bool exact
         const int64_t excess = stage_excess(p, plan, s);
         p->n_unfit += excess > 0;
         p->total_excess += excess;
-        p->total_cost += stage_cost(s);
+        p->total_cost += sr_plan_stage_cost(s);
         plan->flops += s->flops;
         if (sr_plan_stage_peak(plan, s) > plan->peak_bytes)
             plan->peak_bytes = sr_plan_stage_peak(plan, s);
@@ -243,17 +223,17 @@ static bool try_toggle(planner *p, sr_plan *plan, int n, bool keep, bool spill, 
                  .cost = p->total_cost, .excess = p->total_excess, .n_unfit = p->n_unfit};
     int64_t change = 0, old_rest = 0; /* the old cost of the stages left */
     for (int si = lo; si <= hi; si++)
-        old_rest += stage_cost(&plan->stages[si]);
+        old_rest += sr_plan_stage_cost(&plan->stages[si]);
     for (int si = lo; si <= hi; si++) {
         const sr_stage *old = &plan->stages[si];
         sr_stage *s = &p->trial_stages[si - lo];
         change += p->delta[si - lo];
         s->kept_bytes = old->kept_bytes + change;
         p->stage_bound = bound < INT64_MAX ? bound - (t->cost - old_rest) : INT64_MAX;
-        old_rest -= stage_cost(old);
+        old_rest -= sr_plan_stage_cost(old);
         sr_plan_stage(p, plan, s, 0, false);
         const int64_t old_excess = stage_excess(p, plan, old), excess = stage_excess(p, plan, s);
-        t->cost += stage_cost(s) - stage_cost(old);
+        t->cost += sr_plan_stage_cost(s) - sr_plan_stage_cost(old);
         t->excess += excess - old_excess;
         t->n_unfit += (excess > 0) - (old_excess > 0);
     }
