@@ -133,7 +133,7 @@ static void execute(const sr_graph *g, const sr_plan *plan, const sr_backend_han
 {
     sr_error err = {{0}};
     if (sr_plan_execute(g, plan, backend, NULL, sr_exec_read_tensor, (void *)input, collect, out,
-                        (sr_exec_progress){0}, (sr_exec_timing){0}, &err) != SR_OK)
+                        (sr_exec_progress){0}, (sr_exec_timing){0}, NULL, &err) != SR_OK)
         __builtin_trap();
 }
 

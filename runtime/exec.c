@@ -49,6 +49,7 @@ typedef struct run_state {
     int scratch;          /* the scratch file, or -1 */
     float **window;       /* SR_ROWS_WINDOW nodes' rows, in host memory, per channel
                              window_rows rows: row y at y % window_rows */
+    void **held;          /* sr_exec_held's slots, or NULL */
 } run_state;
 
 static int64_t tensor_bytes(sr_shape s) { return sr_shape_numel(s) * (int64_t)sizeof(float); }
@@ -61,10 +62,19 @@ static sr_status memory_fault(run_state *r, sr_error *err)
     return r->memory->synchronize(r->ctx, err);
 }
 
+/* A held buffer stays in its slot for the next run. */
 static void give_back(run_state *r, void *p, int64_t bytes)
 {
-    if (p)
+    if (p && !r->held)
         r->memory->release(r->ctx, p, bytes);
+}
+
+/* Gives back the pages the backend keeps for reuse, unless the run's
+ * buffers are held: then nothing was given back. */
+static void trim(run_state *r)
+{
+    if (!r->held)
+        r->memory->trim(r->ctx);
 }
 
 static void run_state_free(run_state *r, const sr_plan *plan)
@@ -76,7 +86,7 @@ static void run_state_free(run_state *r, const sr_plan *plan)
     for (int n = 0; r->window && n < plan->n_nodes; n++)
         free(r->window[n]);
     give_back(r, r->arena, r->arena_bytes);
-    r->memory->trim(r->ctx);
+    trim(r);
     if (r->scratch >= 0)
         close(r->scratch);
     free(r->staging);
@@ -93,13 +103,16 @@ static void run_state_free(run_state *r, const sr_plan *plan)
 
 static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *plan,
                                 const sr_backend_handle *be, const char *scratch_dir,
-                                sr_error *err)
+                                sr_exec_held *held, sr_error *err)
 {
     const size_t n = (size_t)plan->n_nodes;
     memset(r, 0, sizeof *r);
     r->scratch = -1;
     r->memory = be->iface->memory;
     r->ctx = be->ctx;
+    if (held && !held->slots && !(held->slots = calloc(n + (size_t)plan->n_stages, sizeof(void *))))
+        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    r->held = held ? held->slots : NULL;
     r->kept = calloc(n, sizeof *r->kept);
     r->band = calloc(n, sizeof *r->band);
     r->stats = calloc(n, sizeof *r->stats);
@@ -140,10 +153,13 @@ static sr_status run_state_init(run_state *r, const sr_graph *g, const sr_plan *
 }
 
 /* Memory from the backend, or why there is none: its failure, else a lack
- * (NULL and SR_OK). */
-static void *allocate(run_state *r, int64_t bytes, sr_status *st, sr_error *err)
+ * (NULL and SR_OK). slot: sr_exec_held's for the buffer, which serves it
+ * when held. */
+static void *allocate(run_state *r, int64_t bytes, int slot, sr_status *st, sr_error *err)
 {
-    void *p = r->memory->alloc(r->ctx, bytes);
+    void *p = r->held && r->held[slot] ? r->held[slot] : r->memory->alloc(r->ctx, bytes);
+    if (r->held)
+        r->held[slot] = p;
     *st = p ? SR_OK : memory_fault(r, err);
     return p;
 }
@@ -186,7 +202,8 @@ static sr_status allocate_stage(run_state *r, const sr_plan *plan, int si, sr_er
     for (int k = 0; k < n_buffers && st == SR_OK; k++) {
         const stage_buffer *b = &order[k];
         const sr_shape sh = plan->shapes[b->node];
-        void *p = allocate(r, b->bytes, &st, err);
+        const int slot = b->home == SR_ROWS_BAND ? plan->n_nodes + si : b->node;
+        void *p = allocate(r, b->bytes, slot, &st, err);
         if (b->home == SR_ROWS_BAND) {
             r->arena = p;
             if (!p && st == SR_OK)
@@ -199,7 +216,7 @@ static sr_status allocate_stage(run_state *r, const sr_plan *plan, int si, sr_er
                              (long long)sh.c, (long long)sh.h, (long long)sh.w);
         }
     }
-    r->memory->trim(r->ctx);
+    trim(r);
     return st;
 }
 
@@ -368,7 +385,7 @@ static sr_status place_input(run_state *r, const sr_plan *plan, sr_exec_source s
 {
     const sr_shape sh = plan->shapes[0];
     sr_status st;
-    r->kept[0] = sr_tensor_whole(sh, allocate(r, tensor_bytes(sh), &st, err));
+    r->kept[0] = sr_tensor_whole(sh, allocate(r, tensor_bytes(sh), 0, &st, err));
     if (!r->kept[0].data && st == SR_OK)
         st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for the %lldx%lld input",
                      (long long)sh.w, (long long)sh.h);
@@ -429,10 +446,10 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
                           const sr_backend_handle *be, const char *scratch_dir,
                           sr_exec_source source, void *source_user, sr_exec_sink sink,
                           void *sink_user, sr_exec_progress progress, sr_exec_timing timing,
-                          sr_error *err)
+                          sr_exec_held *held, sr_error *err)
 {
     run_state r;
-    sr_status st = run_state_init(&r, g, plan, be, scratch_dir, err);
+    sr_status st = run_state_init(&r, g, plan, be, scratch_dir, held, err);
     if (st == SR_OK)
         st = place_input(&r, plan, source, source_user, err);
     int64_t flops_done = 0;
@@ -483,4 +500,30 @@ sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
     }
     run_state_free(&r, plan);
     return st;
+}
+
+int64_t sr_exec_held_bytes(const sr_plan *plan)
+{
+    int64_t bytes = 0;
+    for (int n = 0; n < plan->n_nodes; n++)
+        if (n == 0 || sr_plan_rows_home(plan, n) == SR_ROWS_KEPT)
+            bytes += tensor_bytes(plan->shapes[n]);
+    for (int si = 0; si < plan->n_stages; si++)
+        bytes += plan->stages[si].arena_bytes;
+    return bytes;
+}
+
+void sr_exec_held_free(sr_exec_held *held, const sr_plan *plan, const sr_backend_handle *backend)
+{
+    const sr_backend_memory *memory = backend->iface->memory;
+    for (int n = 0; held->slots && n < plan->n_nodes; n++)
+        if (held->slots[n])
+            memory->release(backend->ctx, held->slots[n], tensor_bytes(plan->shapes[n]));
+    for (int si = 0; held->slots && si < plan->n_stages; si++)
+        if (held->slots[plan->n_nodes + si])
+            memory->release(backend->ctx, held->slots[plan->n_nodes + si],
+                            plan->stages[si].arena_bytes);
+    memory->trim(backend->ctx);
+    free(held->slots);
+    held->slots = NULL;
 }

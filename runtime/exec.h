@@ -36,14 +36,27 @@ typedef struct sr_exec_timing {
     double *stage_seconds;
 } sr_exec_timing;
 
+/* Buffers held from one run of a plan to the next (a model's patches, each
+ * run of the same plan): the input, each stage's arena and each kept
+ * tensor, allocated on first use and kept until sr_exec_held_free. Runs
+ * after the first map no pages anew; they hold sr_exec_held_bytes rather
+ * than the plan's peak of them. Zero-initialise; one plan and backend. */
+typedef struct sr_exec_held {
+    void **slots; /* per node (its kept tensor), then per stage (its arena) */
+} sr_exec_held;
+
+int64_t sr_exec_held_bytes(const sr_plan *plan);
+void sr_exec_held_free(sr_exec_held *held, const sr_plan *plan, const sr_backend_handle *backend);
+
 /* source: the 3 x H x W image the plan was made for. A plan that spills
  * tensors keeps them in a scratch file opened in scratch_dir (NULL:
  * $TMPDIR, else /tmp) for the run; it fails with SR_ERR_IO, one line, when
- * that cannot be made or the disk fills. */
+ * that cannot be made or the disk fills. held: NULL, or the buffers kept
+ * between runs of this plan. */
 sr_status sr_plan_execute(const sr_graph *g, const sr_plan *plan,
                           const sr_backend_handle *backend, const char *scratch_dir,
                           sr_exec_source source, void *source_user, sr_exec_sink sink,
                           void *sink_user, sr_exec_progress progress, sr_exec_timing timing,
-                          sr_error *err);
+                          sr_exec_held *held, sr_error *err);
 
 #endif

@@ -80,6 +80,7 @@ struct sr_session {
     bool planned;
     sr_plan plan;
     sr_patches patches;
+    bool hold_buffers; /* its runs on patches keep their buffers (sr_exec_held) */
     int64_t planned_fixed;
     sr_plan_info info;
     sr_stage_info *stages;
@@ -311,8 +312,25 @@ static const char *layer_algorithm(const sr_session *s, const sr_node *node)
     return b->algorithm ? b->algorithm(s->backend.ctx, node) : NULL;
 }
 
+/* The most a run holds when its buffers are held between patches: all of
+ * them at once, with the largest windows and workspace of any stage. */
+static int64_t held_peak(const sr_plan *plan)
+{
+    int64_t windows = 0, workspace = 0;
+    for (int si = 0; si < plan->n_stages; si++) {
+        const sr_stage *st = &plan->stages[si];
+        windows = st->window_bytes > windows ? st->window_bytes : windows;
+        workspace = st->workspace_bytes > workspace ? st->workspace_bytes : workspace;
+    }
+    return sr_exec_held_bytes(plan) + windows + workspace + plan->stats_bytes;
+}
+
 /* What the plan's description says of the image and the memory outside
- * the plan, anew for each image the plan serves. */
+ * the plan, anew for each image the plan serves. Runs on several patches
+ * hold their buffers from one patch to the next where the budget allows
+ * them all at once: each patch would otherwise map and fault in its
+ * buffers anew (SRPGAN x4 on 512x512, 49 patches: 797K page faults, 1.8 s
+ * of system time). */
 static void describe_run(sr_session *s, int64_t fixed)
 {
     const sr_patches *p = &s->patches;
@@ -320,7 +338,11 @@ static void describe_run(sr_session *s, int64_t fixed)
     s->info.width = p->width;
     s->info.height = p->height;
     s->info.fixed_bytes = fixed;
-    s->info.predicted_peak = fixed + s->plan.peak_bytes;
+    const int64_t held = held_peak(&s->plan);
+    s->hold_buffers = n > 1 && fixed + held <= s->options.max_memory;
+    s->info.plan_bytes =
+        s->hold_buffers && held > s->plan.peak_bytes ? held : s->plan.peak_bytes;
+    s->info.predicted_peak = fixed + s->info.plan_bytes;
     s->info.flops = s->plan.flops * n;
     s->info.whole_flops = s->plan.whole_flops * n;
     s->info.n_patches = n;
@@ -368,7 +390,6 @@ static sr_status describe_plan(sr_session *s, int64_t fixed, sr_error *err)
     s->info = (sr_plan_info){
         .size = sizeof s->info,
         .max_memory = s->options.max_memory,
-        .plan_bytes = p->peak_bytes,
         .n_kept = n_kept,
         .n_stages = p->n_stages,
         .n_layers = n_layers,
@@ -663,6 +684,7 @@ static sr_status execute(sr_session *session, const sr_image *in, bool keep_alph
     patch_progress share = {session->options.progress, session->options.progress_user, 0, n};
     const sr_exec_progress progress = {share.fn ? patch_fraction : NULL, &share};
     const sr_exec_timing timing = {session->node_seconds, session->stage_seconds};
+    sr_exec_held held = {0};
     sr_status st = SR_OK;
     for (int64_t i = 0; i < n && st == SR_OK; i++) {
         const sr_patch at = sr_patches_at(p, i);
@@ -678,12 +700,14 @@ static sr_status execute(sr_session *session, const sr_image *in, bool keep_alph
                         (at.core_x1 - at.core_x0) * scale};
         share.i = i;
         st = sr_plan_execute(g, &session->plan, &session->backend, session->options.scratch_dir,
-                             read_rows, &source, cut_core, &cut, progress, timing, err);
+                             read_rows, &source, cut_core, &cut, progress, timing,
+                             session->hold_buffers ? &held : NULL, err);
         for (int k = 0; k < session->plan.n_stages; k++)
             session->stages[k].seconds += session->stage_seconds[k];
         if (st == SR_OK && target->rows_done && i % p->n_across == p->n_across - 1)
             st = target->rows_done(target->user, cut.y, at.core_y1 * scale, err);
     }
+    sr_exec_held_free(&held, &session->plan, &session->backend);
     for (int k = 1; k < g->n_nodes; k++)
         session->layers[k - 1].seconds = session->node_seconds[k];
     if (st == SR_ERR_DEVICE)

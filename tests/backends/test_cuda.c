@@ -216,7 +216,7 @@ static float *try_network(const sr_backend_handle *b, const sr_model *model,
     assert_non_null(out.data);
     test_fill_nan(out.data, sr_shape_numel(shape));
     *st = sr_plan_execute(&model->graph, &plan, b, NULL, sr_exec_read_tensor, &input, collect, &out,
-                          (sr_exec_progress){0}, (sr_exec_timing){0}, err);
+                          (sr_exec_progress){0}, (sr_exec_timing){0}, NULL, err);
     sr_plan_free(&plan);
     free(input.data);
     if (*st != SR_OK) {

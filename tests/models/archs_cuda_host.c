@@ -68,7 +68,7 @@ static float *run_network(const sr_backend_handle *b, const sr_model *model,
     assert_non_null(out.data);
     test_fill_nan(out.data, sr_shape_numel(shape));
     if (sr_plan_execute(&model->graph, &plan, b, NULL, sr_exec_read_tensor, &input, collect, &out,
-                        (sr_exec_progress){0}, (sr_exec_timing){0}, &err) != SR_OK)
+                        (sr_exec_progress){0}, (sr_exec_timing){0}, NULL, &err) != SR_OK)
         fail_msg("%s", err.message);
     sr_plan_free(&plan);
     free(input.data);

@@ -220,7 +220,7 @@ static sr_status run(const sr_graph *g, const sr_backend_handle *backend, const 
     double *node_seconds = calloc((size_t)g->n_nodes, sizeof *node_seconds);
     const sr_status st = sr_plan_execute(g, &plan, backend, NULL, sr_exec_read_tensor, (void *)input,
                                          collect, &c, (sr_exec_progress){0},
-                                         (sr_exec_timing){node_seconds, NULL}, &err);
+                                         (sr_exec_timing){node_seconds, NULL}, NULL, &err);
     free(node_seconds);
     *plan_peak = plan.peak_bytes;
     *bands = c.bands;

@@ -129,7 +129,7 @@ static void check_bands(const sr_backend_handle *backend, int64_t w, int64_t h)
                        0};
         test_fill_nan(c.whole.data, sr_shape_numel(want.shape));
         if (sr_plan_execute(&n.g, &plan, backend, NULL, sr_exec_read_tensor, &input, collect, &c,
-                            (sr_exec_progress){0}, (sr_exec_timing){0}, &err) != SR_OK)
+                            (sr_exec_progress){0}, (sr_exec_timing){0}, NULL, &err) != SR_OK)
             fail_msg("%s", err.message);
         if (memcmp(c.whole.data, want.data, (size_t)sr_shape_numel(want.shape) * 4) != 0)
             fail_msg("%s %lldx%lld, bands of %lld rows (%d bands): not the whole image's bits",

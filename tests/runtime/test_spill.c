@@ -219,7 +219,7 @@ static sr_status plan_and_run(const sr_graph *g, const sr_backend_handle *backen
     assert_non_null(out->data);
     test_fill_nan(out->data, sr_shape_numel(shape));
     if (sr_plan_execute(g, plan, backend, NULL, sr_exec_read_tensor, (void *)input, collect, out,
-                        (sr_exec_progress){0}, (sr_exec_timing){0}, &err) != SR_OK)
+                        (sr_exec_progress){0}, (sr_exec_timing){0}, NULL, &err) != SR_OK)
         fail_msg("%s", err.message);
     return SR_OK;
 }
