@@ -60,6 +60,26 @@ static inline float test_max_abs_diff(const float *a, const float *b, int64_t n)
     return m;
 }
 
+/* The largest |got - want| over an image's c channels: got interleaved
+ * ([pixel][channel], an sr_image's float32 samples), want planar
+ * ([channel][pixel], as the PyTorch fixtures hold them). INFINITY where a
+ * difference is NaN, so that a pixel the run never wrote (test_fill_nan)
+ * fails wherever it lies. */
+static inline float test_max_abs_diff_planar(const float *got, const float *want,
+                                             int64_t pixels, int c)
+{
+    float m = 0.0f;
+    for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t i = 0; i < pixels; i++) {
+            const float d = fabsf(got[i * c + ch] - want[ch * pixels + i]);
+            if (d != d)
+                return INFINITY;
+            if (d > m)
+                m = d;
+        }
+    return m;
+}
+
 static inline float test_max_abs(const float *a, int64_t n)
 {
     float m = 0.0f;

@@ -77,14 +77,7 @@ static void check_file(const weight_file *f, const sr_image *in)
     float *want = test_read_file(path, &size); /* planar C, H, W */
     assert_non_null(want);
     assert_int_equal(size, W * H * 3 * 4);
-    const float *got = out.data;
-    float worst = 0;
-    for (int64_t c = 0; c < 3; c++)
-        for (int64_t i = 0; i < W * H; i++) {
-            float d = fabsf(got[i * 3 + c] - want[c * W * H + i]);
-            if (!(d <= worst))
-                worst = d; /* NaN propagates */
-        }
+    const float worst = test_max_abs_diff_planar(out.data, want, W * H, 3);
     if (!(worst <= SR_TOL_NETWORK_ABS))
         fail_msg("%s: max |srrun - pytorch| = %g", f->name, worst);
     free(want);

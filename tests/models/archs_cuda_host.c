@@ -99,11 +99,7 @@ static void test_architectures_match_pytorch_in_any_bands(void **state)
             float *whole = NULL;
             for (size_t t = 0; t < sizeof tile_rows / sizeof *tile_rows; t++) {
                 float *out = run_network(&b, model, &in, tile_rows[t]);
-                float worst = 0;
-                for (int64_t i = 0; i < 3 * n; i++) {
-                    const float d = fabsf(out[i] - want[i]);
-                    worst = d <= worst ? worst : d; /* NaN fails */
-                }
+                const float worst = test_max_abs_diff(out, want, 3 * n);
                 if (!(worst <= network_tolerance[precision]))
                     fail_msg("%s %s, tile rows %lld: max |cuda - pytorch| = %g", models[m],
                              sr_precision_name((sr_precision)precision),

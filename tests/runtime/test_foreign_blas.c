@@ -75,14 +75,7 @@ static void test_srrun_keeps_its_own_blas(void **state)
     float *want = test_read_file(SR_FIXTURES_DIR "/kite_41x27.srpgan_x2.f32", &size);
     assert_non_null(want);
     assert_int_equal(size, W * H * 3 * 4);
-    float worst = 0;
-    const float *got = out.data;
-    for (int64_t c = 0; c < 3; c++)
-        for (int64_t i = 0; i < W * H; i++) {
-            const float d = fabsf(got[i * 3 + c] - want[c * W * H + i]);
-            if (!(d <= worst))
-                worst = d; /* NaN propagates */
-        }
+    const float worst = test_max_abs_diff_planar(out.data, want, W * H, 3);
     if (!(worst <= SR_TOL_NETWORK_ABS))
         fail_msg("max |srrun - pytorch| = %g: srrun's GEMMs did not run on its OpenBLAS", worst);
     free(want);

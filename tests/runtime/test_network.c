@@ -68,14 +68,7 @@ static void check_against_pytorch(sr_backend backend)
             float *want = test_read_file(path, &size); /* planar C, H, W */
             assert_non_null(want);
             assert_int_equal(size, W * H * 3 * 4);
-            float worst = 0;
-            const float *got = out.data;
-            for (int64_t c = 0; c < 3; c++)
-                for (int64_t i = 0; i < W * H; i++) {
-                    float d = fabsf(got[i * 3 + c] - want[c * W * H + i]);
-                    if (!(d <= worst))
-                        worst = d; /* NaN propagates: an unwritten pixel fails */
-                }
+            const float worst = test_max_abs_diff_planar(out.data, want, W * H, 3);
             if (!(worst <= SR_TOL_NETWORK_ABS))
                 fail_msg("%s on %s: max |srrun - pytorch| = %g", stem,
                          sr_backend_name(backend), worst);

@@ -193,13 +193,7 @@ static void check_case(const patched *c, int64_t tile_rows)
     float *want = test_read_file(path, &size); /* planar C, H, W */
     assert_non_null(want);
     assert_int_equal(size, W * H * 3 * 4);
-    float worst = 0;
-    const float *got = out.data;
-    for (int64_t ch = 0; ch < 3; ch++)
-        for (int64_t i = 0; i < W * H; i++) {
-            const float d = fabsf(got[i * 3 + ch] - want[ch * W * H + i]);
-            worst = d <= worst ? worst : d; /* NaN propagates: a pixel no core wrote */
-        }
+    const float worst = test_max_abs_diff_planar(out.data, want, W * H, 3);
     if (!(worst <= SR_TOL_NETWORK_ABS))
         fail_msg("%s: max |srrun - pytorch| = %g", stem, worst);
     free(want);
