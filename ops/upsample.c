@@ -42,12 +42,23 @@ static void upsample_reference(const sr_node *node, const sr_tensor *in, sr_tens
     (void)stats;
     const int64_t f = node->p.upsample.factor, W = out->shape.w;
     if (node->p.upsample.mode == SR_UPSAMPLE_NEAREST) {
+        /* Each input value f times over: x[i / f], a 64-bit division per
+         * value, made RealESRGAN_x4plus's two upsamplings at 256x256 take
+         * 0.18 s. Factor 2, the usual one, is a loop the compiler
+         * vectorises. */
+        const int64_t w = in->shape.w;
         for (int64_t c = 0; c < out->shape.c; c++)
             for (int64_t y = out->y0; y < out->y0 + out->shape.h; y++) {
-                const float *x = sr_tensor_row(in, c, y / f);
-                float *o = sr_tensor_row(out, c, y);
-                for (int64_t i = 0; i < W; i++)
-                    o[i] = x[i / f];
+                const float *restrict x = sr_tensor_row(in, c, y / f);
+                float *restrict o = sr_tensor_row(out, c, y);
+                if (f == 2) {
+                    for (int64_t i = 0; i < w; i++)
+                        o[2 * i] = o[2 * i + 1] = x[i];
+                    continue;
+                }
+                for (int64_t i = 0; i < w; i++)
+                    for (int64_t k = 0; k < f; k++)
+                        o[i * f + k] = x[i];
             }
         return;
     }
