@@ -50,6 +50,8 @@ static const char usage_text[] =
     "  --conv-algorithm A  the cpu backend's convolutions by algorithm A where it can\n"
     "                      run them (the library's choice elsewhere): im2col, kn2row,\n"
     "                      winograd or winograd_split; its runs show as cpu:A\n"
+    "  --precision P       what the cuda backend's matrix products read: fp32\n"
+    "                      (default), tf32, fp16 or bf16; its runs show as cuda:P\n"
     "  --photo FILE        crop the inputs from the top left of this PNG or JPEG\n"
     "                      (default: random pixels, the same for every run)\n"
     "  --json              JSON on stdout, with the per-layer breakdown\n"
@@ -122,6 +124,16 @@ static int is_conv_algorithm(const char *name)
     return 0;
 }
 
+static int parse_precision(const char *text, sr_precision *precision)
+{
+    for (int p = 0; p < SR_PRECISION_COUNT; p++)
+        if (strcmp(text, sr_precision_name((sr_precision)p)) == 0) {
+            *precision = (sr_precision)p;
+            return 0;
+        }
+    return -1;
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, bench_options *o)
 {
@@ -132,6 +144,7 @@ static int parse(int argc, char **argv, bench_options *o)
         {"max-memory", required_argument, NULL, 'm'}, {"photo", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'J'},          {"layers", no_argument, NULL, 'L'},
         {"conv-algorithm", required_argument, NULL, 'A'},
+        {"precision", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     int opt;
@@ -171,6 +184,10 @@ static int parse(int argc, char **argv, bench_options *o)
                 return usage_error("--conv-algorithm needs im2col, kn2row, winograd or "
                                    "winograd_split, not", optarg);
             o->conv_algorithm = optarg;
+            break;
+        case 'P':
+            if (parse_precision(optarg, &o->precision) < 0)
+                return usage_error("--precision needs fp32, tf32, fp16 or bf16, not", optarg);
             break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs("(srbench --help for usage)\n", stderr); return 2; /* getopt said why */
@@ -286,6 +303,8 @@ static int measure(const sr_model *model, const bench_options *o, bench_result r
 {
     sr_session_options options = SR_SESSION_OPTIONS_INIT;
     options.backend = r.backend;
+    if (r.backend == SR_BACKEND_CUDA)
+        options.precision = o->precision;
     options.n_threads = o->n_threads;
     options.max_memory = o->max_memory;
     const int scale = sr_model_scale(model), n = o->repeats;

@@ -21,6 +21,9 @@ typedef struct bench_options {
     /* The CPU backend's runs with every convolution that can run it on
      * this algorithm (backends/cpu/cpu.h), or NULL: the library's choice. */
     const char *conv_algorithm;
+    /* What the CUDA backend's matrix products read (its runs show as
+     * cuda:P where P is not fp32); the other backends run fp32. */
+    sr_precision precision;
     out_format format;
 } bench_options;
 

@@ -70,10 +70,14 @@ void report(FILE *out, const bench_context *c, const bench_result *r,
                    const layer_result *layers, int first)
 {
     const bench_options *o = c->o;
-    char name[2 * NAME_CHARS]; /* the backend, and any forced conv algorithm */
-    snprintf(name, sizeof name, "%s%s%s", sr_backend_name(r->backend),
-             o->conv_algorithm && r->backend == SR_BACKEND_CPU ? ":" : "",
-             o->conv_algorithm && r->backend == SR_BACKEND_CPU ? o->conv_algorithm : "");
+    /* The backend, and any forced conv algorithm or precision. */
+    const char *variant = r->backend == SR_BACKEND_CPU ? o->conv_algorithm
+                          : r->backend == SR_BACKEND_CUDA && o->precision != SR_PRECISION_FP32
+                              ? sr_precision_name(o->precision)
+                              : NULL;
+    char name[2 * NAME_CHARS];
+    snprintf(name, sizeof name, "%s%s%s", sr_backend_name(r->backend), variant ? ":" : "",
+             variant ? variant : "");
     const double gflop = 1e-9 * (double)r->whole_flops, rate = gflop / r->median_s;
     const long long w = r->width, h = r->height;
     char size[48], predicted[16], rss[16];
