@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """srrun's CUDA backend against PyTorch eager on the same GPU, in one script
-(issue 6's figures): SRPGAN at each size (the photo resized to N x N), srrun
+(issue 6's figures): SRPGAN, or one of issue 16's architectures (RRDBNet,
+SRVGGNetCompact, EDSR, MSRResNet, read by bench/arch_net.py), at each size
+(the photo resized to N x N), srrun
 at each --precision (fp32, tf32, fp16, bf16) and PyTorch in float32 (TF32
 off), TF32 (its default on a GPU) and float16, run alternately, medians of
 the repeats. Prints a Markdown table and writes the rows as CSV.
@@ -8,13 +10,16 @@ the repeats. Prints a Markdown table and writes the rows as CSV.
     python3 bench/cuda_vs_pytorch.py MODEL.pth PHOTO [--sizes 700 2000 4000]
         [--srrun build/srrun] [--repeats 3] [--csv out.csv] [--device cuda]
 
-- Time, warm, two ways. Network: the layers alone (srrun: its --stats
-  layers' seconds, each timed to its end on the device; PyTorch: the
-  forward pass between CUDA events, after one warm-up). Host to host: the
-  image in host memory to the output in host memory (srrun: --stats' run
-  seconds, the float32 conversions and output rows included; PyTorch: the
-  upload, the forward pass and the download). srrun's process wall time,
-  the model load included, beside them.
+- Time, warm, two ways. Network: the layers alone (srrun: srbench's
+  layers' seconds in its median run, each timed to its end on the device;
+  PyTorch: the forward pass between CUDA events, after one warm-up). Host
+  to host: the image in host memory to the output in host memory (srrun:
+  srbench's median sr_session_run, the float32 conversions and output rows
+  included; PyTorch: the upload, the forward pass and the download).
+  srrun's process wall time, a cold start (the CUDA context, the weights'
+  upload, cuBLAS loading its kernels) and the PNG written, beside them.
+  Without --srbench (bench/srbench, built with -DSR_BENCH=ON) srrun's times
+  are the CLI's --stats of that cold process.
 - Peak device memory: nvidia-smi's memory.used, sampled every 20 ms while
   each runs, less the idle reading (the CUDA context included for both);
   PyTorch's max_memory_reserved beside it.
@@ -41,8 +46,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "srpgan"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "models", "srpgan"))
 from srpgan import Generator, to_network_input  # noqa: E402
+from arch_net import load as load_arch  # noqa: E402
 
 
 class DeviceMemory:
@@ -91,8 +98,21 @@ def run_srrun(a, model, image, output, backend, precision, gpu):
         if r.returncode != 0:
             return {"error": r.stderr.strip()}
         s = json.load(open(stats.name))
-    return {"network_s": sum(layer["seconds"] for layer in s["layers"]),
-            "run_s": s["seconds"]["run"], "wall_s": wall, "device_mb": mem.peak}
+    r = {"network_s": sum(layer["seconds"] for layer in s["layers"]),
+         "run_s": s["seconds"]["run"], "wall_s": wall, "device_mb": mem.peak}
+    if a.srbench:
+        r.update(run_srbench(a, model, s["width"], s["height"], backend, precision))
+    return r
+
+
+def run_srbench(a, model, width, height, backend, precision):
+    """srrun warm: srbench's median run (one warm-up first)."""
+    out = subprocess.run([a.srbench, "--model", model, "--backends", backend, "--precision",
+                          precision, "--sizes", f"{width}x{height}", "--repeats", "3", "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    run = json.loads(out)["runs"][0]
+    return {"network_s": sum(layer["seconds"] for layer in run["layers"]),
+            "run_s": run["median_s"]}
 
 
 def run_pytorch(model, x, half, tf32, device, gpu):
@@ -131,6 +151,19 @@ def run_pytorch(model, x, half, tf32, device, gpu):
             "device_mb": mem.peak, "reserved_mb": reserved}, y
 
 
+def load_network(path):
+    """The file's network in eval mode, [0, 1] in and out: SRPGAN by its
+    res_blocks keys, else one of arch_net's."""
+    sd = torch.load(path, map_location="cpu")
+    if not any(k.startswith("res_blocks.") for k in sd):
+        return load_arch(path)[0]
+    n_up = sum(1 for k in sd if k.startswith("up_blocks.") and k.endswith(".conv.weight"))
+    n_res = sum(1 for k in sd if k.startswith("res_blocks.") and k.endswith(".conv1.weight"))
+    g = Generator(2 ** n_up, n_res).eval()
+    g.load_state_dict(sd)
+    return g
+
+
 def to_levels(y):
     """A network output (3 x H x W float) as PyTorch's 8-bit image (H x W x 3)."""
     return (y.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -142,6 +175,7 @@ def main():
     ap.add_argument("photo")
     ap.add_argument("--sizes", type=int, nargs="+", default=[700, 2000, 4000])
     ap.add_argument("--srrun", default=os.path.join(os.path.dirname(__file__), "..", "build", "srrun"))
+    ap.add_argument("--srbench", help="bench/srbench, for srrun's warm times")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--csv", default="cuda_vs_pytorch.csv")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
@@ -149,11 +183,7 @@ def main():
     gpu = a.device == "cuda"
     backend = "cuda" if gpu else "cpu"
 
-    sd = torch.load(a.model, map_location="cpu")
-    n_up = sum(1 for k in sd if k.startswith("up_blocks.") and k.endswith(".conv.weight"))
-    n_res = sum(1 for k in sd if k.startswith("res_blocks.") and k.endswith(".conv1.weight"))
-    g = Generator(2 ** n_up, n_res).eval()
-    g.load_state_dict(sd)
+    g = load_network(a.model)
     models = {False: g.to(a.device), True: copy.deepcopy(g).half().to(a.device) if gpu else None}
     if gpu:
         print(f"device: {torch.cuda.get_device_name()}, PyTorch {torch.__version__}, "
