@@ -1,10 +1,14 @@
 /* The CUDA backend's kernels. Each but the row sums is the body of a loop
- * over its output values, which for_each runs: on the GPU as a grid-stride
- * loop, a thread per value; in the host build (SR_CUDA_ON_HOST, which the
- * tests make on machines without a GPU) as a plain loop, so that the index
- * arithmetic is checked everywhere. A body captures values and device
- * pointers only. Indices are 64-bit: a band of a large image passes 2^31
- * values. */
+ * over its output values (channel, row, column), which for_each_cyx runs:
+ * on the GPU a thread per value, the three indices from the grid's three
+ * dimensions; in the host build (SR_CUDA_ON_HOST, which the tests make on
+ * machines without a GPU) as plain loops, so that the index arithmetic is
+ * checked everywhere. A body captures values and device pointers only.
+ * Indices are 64-bit (a band of a large image passes 2^31 values), and
+ * they come from the grid rather than from dividing a flat index: a 64-bit
+ * division is a long software routine on the GPU, and im2col and the conv
+ * epilogue, run on every value of every convolution, paid four and seven
+ * of them per value. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math.h>
@@ -67,36 +71,45 @@ template <> __host__ __device__ __nv_bfloat16 narrow<__nv_bfloat16>(float v)
 } // namespace
 
 #ifdef SR_CUDA_ON_HOST
-template <class F> static void for_each(int64_t n, F f)
+template <class F> static void for_each_cyx(int64_t nc, int64_t ny, int64_t nx, F f)
 {
-    for (int64_t i = 0; i < n; i++)
-        f(i);
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t y = 0; y < ny; y++)
+            for (int64_t x = 0; x < nx; x++)
+                f(c, y, x);
 }
 #else
-template <class F> __global__ void for_each_kernel(int64_t n, F f)
+template <class F> __global__ void for_each_cyx_kernel(int64_t nc, int64_t ny, int64_t nx, F f)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
-        f(i);
+    const int64_t x = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (x >= nx)
+        return;
+    for (int64_t c = blockIdx.z; c < nc; c += gridDim.z)
+        for (int64_t y = blockIdx.y; y < ny; y += gridDim.y)
+            f(c, y, x);
 }
 
-/* 65535 blocks at most: the grid-stride loop covers the rest. An empty
- * grid would be a launch error. */
-template <class F> static void for_each(int64_t n, F f)
+/* Columns across a block's threads (a row's values are adjacent, so its
+ * loads and stores coalesce), rows and channels across the grid, 65535 of
+ * each at most: the kernel's loops cover the rest. A block no wider than
+ * the row, in whole warps. An empty grid would be a launch error. */
+template <class F> static void for_each_cyx(int64_t nc, int64_t ny, int64_t nx, F f)
 {
-    const int64_t blocks = (n + THREADS - 1) / THREADS;
-    if (n > 0)
-        for_each_kernel<<<(unsigned)(blocks < 65535 ? blocks : 65535), THREADS>>>(n, f);
+    if (nc <= 0 || ny <= 0 || nx <= 0)
+        return;
+    const int64_t threads = nx < THREADS ? (nx + 31) / 32 * 32 : THREADS;
+    const dim3 grid((unsigned)((nx + threads - 1) / threads), (unsigned)(ny < 65535 ? ny : 65535),
+                    (unsigned)(nc < 65535 ? nc : 65535));
+    for_each_cyx_kernel<<<grid, (unsigned)threads>>>(nc, ny, nx, f);
 }
 #endif
 
-/* The values of out's band, channel by channel, row by row: f(ch, y, x). */
+/* The values of out's band: f(ch, y, x), y in the image's rows. */
 template <class F> static void for_each_value(const sr_tensor *out, F f)
 {
-    const int64_t h = out->shape.h, w = out->shape.w, y0 = out->y0;
-    for_each(sr_shape_numel(out->shape), [=] __device__(int64_t i) {
-        f(i / (w * h), y0 + i / w % h, i % w);
-    });
+    const int64_t y0 = out->y0;
+    for_each_cyx(out->shape.c, out->shape.h, out->shape.w,
+                 [=] __device__(int64_t ch, int64_t y, int64_t x) { f(ch, y0 + y, x); });
 }
 
 int64_t sr_cuda_gemm_bytes(sr_precision precision)
@@ -114,10 +127,9 @@ static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int
     const sources src = sources_of(in, n_in);
     const int64_t image_h = in->image_h, k = p->k, pad = p->pad, pixels = rows * width;
     const int64_t in_w = in->shape.w;
-    for_each(p->c_in * pixels, [=] __device__(int64_t i) {
-        const int64_t ci = i / pixels, at = i % pixels;
-        const int64_t y = cy0 + at / width - pad, x = at % width - pad;
-        T *to = col + ci * k * k * pixels + at;
+    for_each_cyx(p->c_in, rows, width, [=] __device__(int64_t ci, int64_t row, int64_t column) {
+        const int64_t y = cy0 + row - pad, x = column - pad;
+        T *to = col + ci * k * k * pixels + row * width + column;
         for (int64_t iy = y; iy < y + k; iy++) {
             const bool inside = iy >= 0 && iy < image_h;
             for (int64_t ix = x; ix < x + k; ix++, to += pixels)
@@ -139,7 +151,8 @@ void sr_cuda_im2col(const sr_conv2d_params *p, const sr_tensor *in, int n_in, in
 
 template <class T> static void narrow_all(const float *from, int64_t n, T *to)
 {
-    for_each(n, [=] __device__(int64_t i) { to[i] = narrow<T>(from[i]); });
+    for_each_cyx(1, 1, n,
+                 [=] __device__(int64_t, int64_t, int64_t i) { to[i] = narrow<T>(from[i]); });
 }
 
 void sr_cuda_narrow(const float *from, int64_t n, sr_precision precision, void *to)
@@ -157,15 +170,20 @@ void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias,
                            int64_t rows, const sr_tensor *out)
 {
     const band dst = band_of(out);
-    const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r, pixels = rows * W;
+    const int r = sr_conv2d_shuffle(p);
+    const int64_t W = out->shape.w / r, pixels = rows * W;
     const sr_epilogue e = *epilogue;
-    for_each(p->c_out * pixels, [=] __device__(int64_t i) {
-        const int64_t co = i / pixels, at = i % pixels, cy = cy0 + at / W, x = at % W;
-        const int64_t oy = cy * r + co / r % r;
+    for_each_cyx(p->c_out, rows, W, [=] __device__(int64_t co, int64_t row, int64_t x) {
+        /* co is channel (co / r^2) at sub-pixel (co / r % r, co % r): 32-bit
+         * divisions by the small shuffle factor. */
+        const int shuffled = (int)co / r, dx = (int)co - shuffled * r;
+        const int channel = shuffled / r, dy = shuffled - channel * r;
+        const int64_t oy = (cy0 + row) * r + dy;
         if (oy < dst.y0 || oy >= dst.y0 + dst.h)
             return;
-        const float v = sr_epilogue_value(&e, co, gemm[i] + (bias ? bias[co] : 0.0f));
-        dst.row(co / (r * r), oy)[x * r + co % r] = v;
+        const float v = sr_epilogue_value(
+            &e, co, gemm[co * pixels + row * W + x] + (bias ? bias[co] : 0.0f));
+        dst.row(channel, oy)[x * r + dx] = v;
     });
 }
 
@@ -181,13 +199,13 @@ static void conv_direct(const sr_conv2d_params *p, const float *weight, const fl
 {
     const sources src = sources_of(in, n_in);
     const band dst = band_of(out);
-    const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r, image_h = in->image_h;
-    const int64_t in_w = in->shape.w;
+    const int r = sr_conv2d_shuffle(p);
+    const int64_t W = out->shape.w / r, image_h = in->image_h, in_w = in->shape.w;
     const int64_t cy0 = out->y0 / r, cy1 = (out->y0 + out->shape.h + r - 1) / r;
     const int64_t c_in = p->c_in, k = p->k, pad = p->pad, taps = p->c_in * p->k * p->k;
     const sr_epilogue e = *epilogue;
-    for_each((cy1 - cy0) * W, [=] __device__(int64_t i) {
-        const int64_t cy = cy0 + i / W, x = i % W;
+    for_each_cyx(1, cy1 - cy0, W, [=] __device__(int64_t, int64_t row, int64_t x) {
+        const int64_t cy = cy0 + row;
         float sum[C_OUT] = {};
         const float *w = weight;
         for (int64_t ci = 0; ci < c_in; ci++)
