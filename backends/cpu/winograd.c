@@ -5,10 +5,13 @@
  * domain: [c_out x c_in] x [c_in x tiles].
  *
  * Tiles sit at fixed places in the image (rows and columns from multiples
- * of 4, GEMM pieces from multiples of TILES tiles), so every value is
- * computed the same way whatever band it falls in; a band computes the
- * whole tiles its rows touch, which is why the backend reports a row
- * alignment of 4 to the planner (its inputs cover whole tiles).
+ * of 4, GEMM pieces of one tile row from multiples of TILES tiles), so
+ * every value is computed the same way whatever band it falls in; a band
+ * computes the whole tiles its rows touch, which is why the backend
+ * reports a row alignment of 4 to the planner (its inputs cover whole
+ * tiles). OpenBLAS's products depend on the call's shape; the small
+ * GEMM's do not (small_gemm.c), so with it a piece may also take several
+ * tile rows, whichever the band starts from.
  *
  * Larger kernels with k = 3 q (SRPGAN's 64 -> 3 9x9 output conv) with few
  * output channels are split into q x q pieces of 3x3: with z_ab the 3x3
@@ -52,10 +55,34 @@ static int split_halo(const sr_conv2d_params *p)
     return (int)(4 * sr_div_ceil(p->pad - 1, 4) + 1);
 }
 
-static int64_t tiles_per_piece(int64_t width)
+/* A GEMM piece: up to TILES tiles of one tile row, or, where a row has
+ * fewer and the products are the small GEMM's, as many whole rows as fit.
+ * A piece of a narrow image's one row wasted the vector lanes past its
+ * last tile: RealESRGAN_x4plus's 24-tile rows at 96 columns filled 24 of
+ * the AVX-512 kernel's 32, and 128x48 ran in less time than 96x60 on 7%
+ * more pixels. */
+typedef struct pieces {
+    int64_t row_tiles;  /* tiles per tile row */
+    int64_t nt;         /* tiles of a piece's row (its columns) */
+    int64_t rows;       /* tile rows per piece */
+    int64_t per_row;    /* pieces per tile row (rows == 1) */
+} pieces;
+
+static pieces pieces_of(const sr_cpu_context *ctx, int64_t width)
 {
-    const int64_t tiles = (width + 3) / 4;
-    return tiles < TILES ? tiles : TILES;
+    pieces g;
+    g.row_tiles = (width + 3) / 4;
+    g.nt = g.row_tiles < TILES ? g.row_tiles : TILES;
+    g.rows = ctx->small_gemm ? TILES / g.nt : 1;
+    g.per_row = (g.row_tiles + g.nt - 1) / g.nt;
+    return g;
+}
+
+/* The most tiles a piece holds. */
+static int64_t tiles_per_piece(const sr_cpu_context *ctx, int64_t width)
+{
+    const pieces g = pieces_of(ctx, width);
+    return g.rows * g.nt;
 }
 
 /* Output channels are done CO_BLOCK at a time (a multiple of the shuffle,
@@ -86,7 +113,7 @@ static int64_t thread_floats(const sr_conv2d_params *p, int64_t nt)
 static int64_t workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
                                 int64_t width)
 {
-    return 36 * p->c_out * p->c_in + ctx->n_threads * thread_floats(p, tiles_per_piece(width));
+    return 36 * p->c_out * p->c_in + ctx->n_threads * thread_floats(p, tiles_per_piece(ctx, width));
 }
 
 static int64_t winograd_workspace_floats(const sr_cpu_context *ctx, const sr_conv2d_params *p,
@@ -203,7 +230,8 @@ static inline void prefetch_rows(const sr_tensor *in, int n_in, int64_t c, int64
 }
 
 /* Input rows 4 t - 1 ... 4 t + 4, columns from 4 j0 - 1, of every channel
- * of the n_in inputs, into v[36][c_in][nt] (zero outside the image). The
+ * of the n_in inputs, into v[36][c_in][ld], tiles [0, nt) of each row
+ * (zero outside the image). The
  * transform runs down the columns first, straight from the tensors' rows,
  * then along the six rows it made, each split into its four phases
  * (columns 4 j + c) so that tile j's six columns are phase[0 ... 3][j] and
@@ -211,14 +239,15 @@ static inline void prefetch_rows(const sr_tensor *in, int n_in, int64_t c, int64
  * scratch: a zero row and 6 rows of 4 nt + 4 columns, then [4][nt + 1]. */
 SR_CPU_VECTOR_CLONES
 static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int n_in,
-                            int64_t t, int64_t j0, int64_t nt, float *scratch, float *v)
+                            int64_t t, int64_t j0, int64_t nt, int64_t ld, float *scratch,
+                            float *v)
 {
     const int64_t W = in->shape.w, len = 4 * nt + 4, start = 4 * j0 - 1;
     int64_t a = -start, b = W - start; /* the part of [0, 4 nt + 2) inside the image */
     a = a < 0 ? 0 : a > len ? len : a;
     b = b > 4 * nt + 2 ? 4 * nt + 2 : b < a ? a : b;
     float *zero = scratch, *rows = zero + len, *phase = rows + 6 * len;
-    const int64_t plane = p->c_in * nt, pn = nt + 1;
+    const int64_t plane = p->c_in * ld, pn = nt + 1;
     memset(zero, 0, (size_t)len * sizeof *zero);
     for (int r = 0; r < 6; r++) {
         memset(rows + r * len, 0, (size_t)a * sizeof *rows);
@@ -241,20 +270,21 @@ static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int 
                     phase[c * pn + j] = row[4 * j + c];
             const float *h[6] = {phase, phase + pn, phase + 2 * pn, phase + 3 * pn, phase + 1,
                                  phase + pn + 1};
-            input_1d(h, v + r * 6 * plane + ci * nt, plane, nt);
+            input_1d(h, v + r * 6 * plane + ci * ld, plane, nt);
         }
     }
 }
 
-/* Channel c of the products m[36][n][nt] back to its tiles: tile[r][x][j]
- * holds row r, column 4 j + x of tile j. half: [6][4][nt] of scratch. */
-static inline void untransform(const float *m, int64_t c, int64_t n, int64_t nt, float *half,
-                        float *tile)
+/* Channel c of the products m[36][n][ld], tiles [0, nt), back to its
+ * tiles: tile[r][x][j] holds row r, column 4 j + x of tile j. half:
+ * [6][4][nt] of scratch. */
+static inline void untransform(const float *m, int64_t c, int64_t n, int64_t nt, int64_t ld,
+                               float *half, float *tile)
 {
-    const int64_t plane = n * nt;
+    const int64_t plane = n * ld;
     /* Along the transform's columns: half[i][x][j] for its row i. */
     for (int i = 0; i < 6; i++)
-        output_1d(m + i * 6 * plane + c * nt, plane, half + i * 4 * nt, nt, nt);
+        output_1d(m + i * 6 * plane + c * ld, plane, half + i * 4 * nt, nt, nt);
     /* Along its rows. */
     for (int x = 0; x < 4; x++)
         output_1d(half + x * nt, 4 * nt, tile + x * nt, 4 * nt, nt);
@@ -295,14 +325,15 @@ static inline void interleave_channels(const float *rows, int64_t stride, int64_
             o[x * r + i] = rows[i * stride + x];
 }
 
-/* m[36][cb][nt] of output channels [co0, co0 + cb) -> their rows 4 t ...
- * 4 t + 3 that land in the band, columns from 4 j0, plus bias and
+/* m[36][cb][ld], tiles [0, nt), of output channels [co0, co0 + cb) ->
+ * their rows 4 t ... 4 t + 3 that land in the band, columns from 4 j0, plus bias and
  * epilogue, r channels at a time (those whose values sit side by side in the
  * shuffled rows). scratch: [6][4][nt], then [4][4][nt], then the r
  * channels' 4 rows of 4 nt. */
 SR_CPU_VECTOR_CLONES
 static void transform_output(const sr_conv2d_params *p, const float *m, int64_t co0, int64_t cb,
-                             int64_t t, int64_t j0, int64_t nt, float *scratch, sr_tensor *out)
+                             int64_t t, int64_t j0, int64_t nt, int64_t ld, float *scratch,
+                             sr_tensor *out)
 {
     const int64_t r_shuffle = sr_conv2d_shuffle(p), W = out->shape.w / r_shuffle;
     const int64_t x0 = 4 * j0, width = W - x0 < 4 * nt ? W - x0 : 4 * nt;
@@ -311,7 +342,7 @@ static void transform_output(const sr_conv2d_params *p, const float *m, int64_t 
         int64_t y_lo, y_hi;
         sr_conv2d_band_rows(p, out, group, &y_lo, &y_hi);
         for (int64_t co = group; co < group + r_shuffle; co++) {
-            untransform(m, co - co0, cb, nt, half, tile);
+            untransform(m, co - co0, cb, nt, ld, half, tile);
             for (int r = 0; r < 4; r++) {
                 const int64_t y = 4 * t + r;
                 if (y < y_lo || y >= y_hi)
@@ -336,10 +367,12 @@ static sr_status winograd_run(sr_cpu_context *ctx, const sr_node *node, const sr
 {
     const sr_conv2d_params *p = &node->p.conv2d;
     /* Width and rows of the convolution's own output, before any shuffle. */
-    const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r, nt_max = tiles_per_piece(W);
-    const int64_t n_chunks = ((W + 3) / 4 + nt_max - 1) / nt_max;
+    const int64_t r = sr_conv2d_shuffle(p), W = out->shape.w / r;
+    const int64_t nt_max = tiles_per_piece(ctx, W);
+    const pieces g = pieces_of(ctx, W);
     const int64_t cy0 = out->y0 / r, cy1 = (out->y0 + out->shape.h + r - 1) / r;
     const int64_t t0 = cy0 / 4, t1 = (cy1 + 3) / 4;
+    const int64_t n_items = (t1 - t0 + g.rows - 1) / g.rows * g.per_row;
     const int64_t per_thread = thread_floats(p, nt_max), cb_max = co_block(p);
     float *work = sr_cpu_workspace(ctx, workspace_floats(ctx, p, W));
     if (!work)
@@ -347,18 +380,22 @@ static sr_status winograd_run(sr_cpu_context *ctx, const sr_node *node, const sr
     float *u = work;
     transform_weights(p, u, ctx->n_threads);
 #pragma omp parallel for num_threads(ctx->n_threads) schedule(static)
-    for (int64_t item = 0; item < (t1 - t0) * n_chunks; item++) {
+    for (int64_t item = 0; item < n_items; item++) {
         float *v = work + 36 * p->c_out * p->c_in + omp_get_thread_num() * per_thread;
         float *m = v + 36 * p->c_in * nt_max, *scratch = m + 36 * cb_max * nt_max;
-        const int64_t t = t0 + item / n_chunks, j0 = item % n_chunks * nt_max;
-        const int64_t nt = (W + 3) / 4 - j0 < nt_max ? (W + 3) / 4 - j0 : nt_max;
-        transform_input(p, in, node->n_inputs, t, j0, nt, scratch, v);
+        /* Tile rows [t, t + rows), columns [j0, j0 + nt) of each. */
+        const int64_t t = t0 + item / g.per_row * g.rows, j0 = item % g.per_row * g.nt;
+        const int64_t rows = t1 - t < g.rows ? t1 - t : g.rows;
+        const int64_t nt = g.row_tiles - j0 < g.nt ? g.row_tiles - j0 : g.nt, ld = rows * nt;
+        for (int64_t i = 0; i < rows; i++)
+            transform_input(p, in, node->n_inputs, t + i, j0, nt, ld, scratch, v + i * nt);
         for (int64_t co0 = 0; co0 < p->c_out; co0 += cb_max) {
             const int64_t cb = p->c_out - co0 < cb_max ? p->c_out - co0 : cb_max;
             for (int k = 0; k < 36; k++)
-                product(ctx, cb, nt, p->c_in, u + (k * p->c_out + co0) * p->c_in,
-                        v + k * p->c_in * nt, m + k * cb * nt);
-            transform_output(p, m, co0, cb, t, j0, nt, scratch, out);
+                product(ctx, cb, ld, p->c_in, u + (k * p->c_out + co0) * p->c_in,
+                        v + k * p->c_in * ld, m + k * cb * ld);
+            for (int64_t i = 0; i < rows; i++)
+                transform_output(p, m + i * nt, co0, cb, t + i, j0, nt, ld, scratch, out);
         }
     }
     return SR_OK;
@@ -424,12 +461,12 @@ static void split_tile_row(const sr_cpu_context *ctx, const sr_conv2d_params *p,
     float *half = scratch, *tile = scratch + 24 * s->nt_max;
     for (int64_t j = 0; j < s->n_tiles; j += s->nt_max) {
         const int64_t nt = s->n_tiles - j < s->nt_max ? s->n_tiles - j : s->nt_max;
-        transform_input(p, in, n_in, t, s->j_lo + j, nt, scratch, v);
+        transform_input(p, in, n_in, t, s->j_lo + j, nt, nt, scratch, v);
         for (int k = 0; k < 36; k++)
             product(ctx, s->n, nt, p->c_in, u + k * s->n * p->c_in, v + k * p->c_in * nt,
                     m + k * s->n * nt);
         for (int64_t c = 0; c < s->n; c++) {
-            untransform(m, c, s->n, nt, half, tile);
+            untransform(m, c, s->n, nt, nt, half, tile);
             for (int r = 0; r < 4; r++)
                 interleave_row(tile + r * 4 * nt, nt, 0.0f,
                                ring_row(s, ring, 4 * t + r) + c * 4 * s->n_tiles + 4 * j, 4 * nt);
