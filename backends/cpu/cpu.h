@@ -29,11 +29,13 @@ typedef struct sr_cpu_context {
 } sr_cpu_context;
 
 /* Marks a kernel whose loops the compiler vectorises: on x86-64 it is
- * compiled twice, for the baseline (SSE2) and for AVX2, and the first call
- * picks the one the CPU runs (an ifunc). The build targets the baseline so
- * that one binary runs anywhere; OpenBLAS picks its own kernels the same
- * way. Both give the same bits: AVX2 without FMA has nothing to contract
- * a * b + c into, and wider vectors only run more lanes at once.
+ * compiled three times, for the baseline (SSE2), AVX2 and AVX-512, and the
+ * first call picks the one the CPU runs (an ifunc). The build targets the
+ * baseline so that one binary runs anywhere; OpenBLAS picks its own
+ * kernels the same way. All give the same bits: nothing is fused into an
+ * FMA (AVX-512 has them: GCC's ISO C mode fuses nothing, and a file with
+ * such kernels tells clang so), and wider vectors only run more lanes at
+ * once.
  * SR_HAVE_TARGET_CLONES comes from the build, where such a function
  * compiles and links (not without ifuncs, as with musl). Not under the
  * sanitizers: the resolver runs while the dynamic loader relocates the
@@ -49,7 +51,7 @@ typedef struct sr_cpu_context {
 #undef SR_CPU_VECTOR_CLONES
 #define SR_CPU_VECTOR_CLONES
 #elif !defined(SR_CPU_VECTOR_CLONES) && defined(SR_HAVE_TARGET_CLONES)
-#define SR_CPU_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#define SR_CPU_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #ifndef SR_CPU_VECTOR_CLONES
 #define SR_CPU_VECTOR_CLONES
