@@ -23,16 +23,11 @@
 #include "runtime/model.h"
 #include "runtime/pixels.h"
 #include "runtime/session.h"
+#include "cuda_open.h"
 #include "testutil.h"
 #include "kernel_cases.h"
 #include "tolerance.h"
 
-#ifdef SR_CUDA_ON_HOST
-sr_cuda_module_open_fn sr_cuda_module_open;
-#define cuda_open sr_cuda_module_open
-#else
-#define cuda_open sr_cuda_backend_new
-#endif
 
 static sr_backend_handle open_cuda(sr_precision precision)
 {
@@ -441,13 +436,7 @@ static void test_each_allocation_may_fail(void **state)
 
 int main(void)
 {
-    sr_backend_handle probe;
-    sr_error err = {0};
-    if (cuda_open(SR_PRECISION_FP32, &probe, &err) != SR_OK) {
-        fprintf(stderr, "test_cuda: skipped: %s\n", err.message);
-        return 77; /* ctest's SKIP_RETURN_CODE */
-    }
-    sr_backend_free(&probe);
+    test_cuda_or_skip("test_cuda");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_match_reference),
         cmocka_unit_test(test_statistics_match_host),

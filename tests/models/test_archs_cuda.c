@@ -20,15 +20,10 @@
 #include "runtime/model.h"
 #include "runtime/pixels.h"
 #include "runtime/plan.h"
+#include "cuda_open.h"
 #include "testutil.h"
 #include "tolerance.h"
 
-#ifdef SR_CUDA_ON_HOST
-sr_cuda_module_open_fn sr_cuda_module_open;
-#define cuda_open sr_cuda_module_open
-#else
-#define cuda_open sr_cuda_backend_new
-#endif
 
 static const float network_tolerance[SR_PRECISION_COUNT] = {
     SR_TOL_NETWORK_ABS, SR_TOL_TF32_NETWORK_ABS, SR_TOL_FP16_NETWORK_ABS,
@@ -131,13 +126,7 @@ static void test_architectures_match_pytorch_in_any_bands(void **state)
 
 int main(void)
 {
-    sr_backend_handle probe;
-    sr_error err = {0};
-    if (cuda_open(SR_PRECISION_FP32, &probe, &err) != SR_OK) {
-        fprintf(stderr, "test_archs_cuda: skipped: %s\n", err.message);
-        return 77; /* ctest's SKIP_RETURN_CODE */
-    }
-    sr_backend_free(&probe);
+    test_cuda_or_skip("test_archs_cuda");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_architectures_match_pytorch_in_any_bands),
     };
