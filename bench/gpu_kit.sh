@@ -26,11 +26,12 @@ pack)
     cmake --build "$root/build" -j
     test -f "$root/build/libsrrun_cuda.so" || { echo "gpu_kit: no CUDA module: is nvcc on PATH?" >&2; exit 1; }
     rm -rf "$kit" && mkdir -p "$kit/lib"
-    cp "$root/build/srrun" "$root/build/bench/srbench" "$root/build/libsrrun_cuda.so" "$root/build/tests/test_cuda" \
-        "$root/build/tests/test_archs_cuda" "$kit/"
+    bins=("$root/build/srrun" "$root/build/bench/srbench" "$root/build/tests/test_cuda"
+          "$root/build/tests/test_archs_cuda")
+    cp "${bins[@]}" "$root/build/libsrrun_cuda.so" "$kit/"
     echo "$root" > "$kit/root"
     # Shared libraries from the system, not the CUDA ones (the machine has those).
-    ldd "$root/build/tests/test_cuda" "$root/build/tests/test_archs_cuda" "$root/build/srrun" | awk '$3 ~ /^\// { print $3 }' |
+    ldd "${bins[@]}" | awk '$3 ~ /^\// { print $3 }' |
         grep -v -e libc.so -e libm.so -e ld-linux | sort -u | xargs -I{} cp -L {} "$kit/lib/"
     grep -qx '/.gpukit/' "$root/.git/info/exclude" 2> /dev/null || echo '/.gpukit/' >> "$root/.git/info/exclude"
     du -sh "$kit"

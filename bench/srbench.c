@@ -124,16 +124,6 @@ static int is_conv_algorithm(const char *name)
     return 0;
 }
 
-static int parse_precision(const char *text, sr_precision *precision)
-{
-    for (int p = 0; p < SR_PRECISION_COUNT; p++)
-        if (strcmp(text, sr_precision_name((sr_precision)p)) == 0) {
-            *precision = (sr_precision)p;
-            return 0;
-        }
-    return -1;
-}
-
 /* Returns -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, bench_options *o)
 {

@@ -87,6 +87,16 @@ static int usage_error(const char *fmt, const char *arg)
     return 2;
 }
 
+int parse_precision(const char *text, sr_precision *precision)
+{
+    for (int p = 0; p < SR_PRECISION_COUNT; p++)
+        if (strcmp(text, sr_precision_name((sr_precision)p)) == 0) {
+            *precision = (sr_precision)p;
+            return 0;
+        }
+    return -1;
+}
+
 int64_t parse_size(const char *text)
 {
     char *end;
@@ -240,17 +250,10 @@ int cli_parse(int argc, char **argv, cli *c)
                 return usage_error("unknown backend '%s' (auto, cpu, cuda or reference)", optarg);
             break;
         }
-        case 'R': {
-            int found = 0;
-            for (int p = 0; p < SR_PRECISION_COUNT; p++)
-                if (strcmp(optarg, sr_precision_name((sr_precision)p)) == 0) {
-                    c->options.precision = (sr_precision)p;
-                    found = 1;
-                }
-            if (!found)
+        case 'R':
+            if (parse_precision(optarg, &c->options.precision) < 0)
                 return usage_error("unknown precision '%s' (fp32, tf32, fp16 or bf16)", optarg);
             break;
-        }
         case 't': {
             char *end;
             long n = strtol(optarg, &end, 10);

@@ -31,6 +31,9 @@ int cli_parse(int argc, char **argv, cli *c);
  * under one byte. */
 int64_t parse_size(const char *text);
 
+/* Parses a precision's name (fp32, tf32, fp16, bf16); -1 if unknown. */
+int parse_precision(const char *text, sr_precision *precision);
+
 /* Parses --patch's "N", "N:M" or "none" into o's patch and patch_margin;
  * -1 if invalid (the sizes are checked against each other on loading). */
 int parse_patch(const char *text, sr_model_options *o);
