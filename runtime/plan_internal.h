@@ -91,7 +91,7 @@ typedef struct planner {
     int *last_comp; /* per node: at least the last stage computing it */
     int64_t total_cost, total_excess;
     int n_unfit;
-    int64_t work;
+    int64_t work, work_cap; /* work_cap: past it the walks keep what they have */
     bool out_of_memory;
     /* scratch */
     int *mark, epoch;   /* a node is marked when mark[n] == epoch */
