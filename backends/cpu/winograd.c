@@ -219,15 +219,15 @@ static inline void output_1d(const float *m, int64_t s, float *o, int64_t os, in
     }
 }
 
-/* Asks for the six rows from y0, columns [x0, x0 + n), of channel c that
- * transform_input reads next. Its rows are short where the image is narrow
- * (384 bytes at 96 columns) and a channel's are a plane apart, too little
- * for the hardware to see a stream: RealESRGAN_x4plus at 96x60 waited on
- * them for a sixth of its input transforms' time. */
+/* Asks for the n_rows rows from y0, columns [x0, x0 + n), of channel c
+ * that transform_input reads next. Its rows are short where the image is
+ * narrow (384 bytes at 96 columns) and a channel's are a plane apart, too
+ * little for the hardware to see a stream: RealESRGAN_x4plus at 96x60
+ * waited on them for a sixth of its input transforms' time. */
 static inline void prefetch_rows(const sr_tensor *in, int n_in, int64_t c, int64_t y0,
-                                 int64_t x0, int64_t n)
+                                 int64_t n_rows, int64_t x0, int64_t n)
 {
-    for (int64_t y = y0 < 0 ? 0 : y0; y < y0 + 6 && y < in->image_h; y++) {
+    for (int64_t y = y0 < 0 ? 0 : y0; y < y0 + n_rows && y < in->image_h; y++) {
         const float *row = sr_conv2d_in_row(in, n_in, c, y) + x0;
         /* From the cache line the first column lies in to the last's. */
         const uintptr_t end = (uintptr_t)(row + n);
@@ -236,9 +236,11 @@ static inline void prefetch_rows(const sr_tensor *in, int n_in, int64_t c, int64
     }
 }
 
-/* Input rows 4 t - 1 ... 4 t + 4, columns from 4 j0 - 1, of every channel
- * of the n_in inputs, into v[36][c_in][ld], tiles [0, nt) of each row
- * (zero outside the image). The
+/* Tile rows [t, t + n_rows), columns from 4 j0 - 1, of every channel of
+ * the n_in inputs, into v[36][c_in][ld]: tiles [0, nt) of tile row t + i
+ * at i nt (zero outside the image). Channel by channel, so that a
+ * channel's input rows 4 t - 1 ... 4 (t + n_rows), one run of memory
+ * where the tensor is packed, are read once for all its tile rows. The
  * transform runs down the columns first, straight from the tensors' rows,
  * then along the six rows it made, each split into its four phases
  * (columns 4 j + c) so that tile j's six columns are phase[0 ... 3][j] and
@@ -246,8 +248,8 @@ static inline void prefetch_rows(const sr_tensor *in, int n_in, int64_t c, int64
  * scratch: a zero row and 6 rows of 4 nt + 4 columns, then [4][nt + 1]. */
 SR_CPU_VECTOR_CLONES
 static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int n_in,
-                            int64_t t, int64_t j0, int64_t nt, int64_t ld, float *scratch,
-                            float *v)
+                            int64_t t, int64_t n_rows, int64_t j0, int64_t nt, int64_t ld,
+                            float *scratch, float *v)
 {
     const int64_t W = in->shape.w, len = 4 * nt + 4, start = 4 * j0 - 1;
     int64_t a = -start, b = W - start; /* the part of [0, 4 nt + 2) inside the image */
@@ -261,23 +263,26 @@ static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int 
         memset(rows + r * len + b, 0, (size_t)(len - b) * sizeof *rows);
     }
     for (int64_t ci = 0; ci < p->c_in; ci++) {
-        const float *d[6];
-        for (int r = 0; r < 6; r++) {
-            const int64_t iy = 4 * t - 1 + r;
-            d[r] = iy < 0 || iy >= in->image_h ? zero
-                                               : sr_conv2d_in_row(in, n_in, ci, iy) + start + a;
-        }
         if (ci + 1 < p->c_in)
-            prefetch_rows(in, n_in, ci + 1, 4 * t - 1, start + a, b - a);
-        input_1d(d, rows + a, len, b - a);
-        for (int r = 0; r < 6; r++) {
-            const float *row = rows + r * len;
-            for (int64_t j = 0; j < pn; j++)
-                for (int c = 0; c < 4; c++)
-                    phase[c * pn + j] = row[4 * j + c];
-            const float *h[6] = {phase, phase + pn, phase + 2 * pn, phase + 3 * pn, phase + 1,
-                                 phase + pn + 1};
-            input_1d(h, v + r * 6 * plane + ci * ld, plane, nt);
+            prefetch_rows(in, n_in, ci + 1, 4 * t - 1, 4 * n_rows + 2, start + a, b - a);
+        for (int64_t i = 0; i < n_rows; i++) {
+            const float *d[6];
+            for (int r = 0; r < 6; r++) {
+                const int64_t iy = 4 * (t + i) - 1 + r;
+                d[r] = iy < 0 || iy >= in->image_h
+                           ? zero
+                           : sr_conv2d_in_row(in, n_in, ci, iy) + start + a;
+            }
+            input_1d(d, rows + a, len, b - a);
+            for (int r = 0; r < 6; r++) {
+                const float *row = rows + r * len;
+                for (int64_t j = 0; j < pn; j++)
+                    for (int c = 0; c < 4; c++)
+                        phase[c * pn + j] = row[4 * j + c];
+                const float *h[6] = {phase, phase + pn, phase + 2 * pn, phase + 3 * pn,
+                                     phase + 1, phase + pn + 1};
+                input_1d(h, v + r * 6 * plane + ci * ld + i * nt, plane, nt);
+            }
         }
     }
 }
@@ -394,8 +399,7 @@ static sr_status winograd_run(sr_cpu_context *ctx, const sr_node *node, const sr
         const int64_t t = t0 + item / g.per_row * g.rows, j0 = item % g.per_row * g.nt;
         const int64_t rows = t1 - t < g.rows ? t1 - t : g.rows;
         const int64_t nt = g.row_tiles - j0 < g.nt ? g.row_tiles - j0 : g.nt, ld = rows * nt;
-        for (int64_t i = 0; i < rows; i++)
-            transform_input(p, in, node->n_inputs, t + i, j0, nt, ld, scratch, v + i * nt);
+        transform_input(p, in, node->n_inputs, t, rows, j0, nt, ld, scratch, v);
         for (int64_t co0 = 0; co0 < p->c_out; co0 += cb_max) {
             const int64_t cb = p->c_out - co0 < cb_max ? p->c_out - co0 : cb_max;
             for (int k = 0; k < 36; k++)
@@ -468,7 +472,7 @@ static void split_tile_row(const sr_cpu_context *ctx, const sr_conv2d_params *p,
     float *half = scratch, *tile = scratch + 24 * s->nt_max;
     for (int64_t j = 0; j < s->n_tiles; j += s->nt_max) {
         const int64_t nt = s->n_tiles - j < s->nt_max ? s->n_tiles - j : s->nt_max;
-        transform_input(p, in, n_in, t, s->j_lo + j, nt, nt, scratch, v);
+        transform_input(p, in, n_in, t, 1, s->j_lo + j, nt, nt, scratch, v);
         for (int k = 0; k < 36; k++)
             product(ctx, s->n, nt, p->c_in, u + k * s->n * p->c_in, v + k * p->c_in * nt,
                     m + k * s->n * nt);
