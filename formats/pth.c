@@ -526,12 +526,20 @@ static sr_status add_tensor(loader *L, const char *name, const tensor *t,
         gather(t, &g, owned);
         data = owned;
     }
-    if (!all_finite(data, g.numel)) {
-        free(owned);
-        return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' holds NaN or Inf%s", name,
-                       s->dtype->kind == SR_PTH_F64 ? " (or a value beyond float32 range)" : "");
-    }
     return sr_weights_add(w, name, g.ndim, g.size, data, owned, err);
+}
+
+/* The first of the weights from `from` on that holds NaN or Inf, or -1.
+ * On all threads: it reads every weight again, RealESRGAN_x4plus's 67 MB
+ * in some 8 ms on one core. */
+static int64_t first_not_finite(const sr_weights *w, int64_t from)
+{
+    int64_t first = INT64_MAX;
+#pragma omp parallel for schedule(dynamic) reduction(min : first)
+    for (int64_t i = from; i < w->n_items; i++)
+        if (i < first && !all_finite(w->items[i].data, sr_weight_numel(&w->items[i])))
+            first = i;
+    return first == INT64_MAX ? -1 : first;
 }
 
 /* ---- Checkpoints ------------------------------------------------------- */
@@ -626,6 +634,7 @@ sr_status sr_pth_add_checkpoint(loader *L, const sr_pickle_value *root, const ch
     if (!dict)
         return no_state_dict(root, what, err);
     size_t skip = common_prefix(dict);
+    const int64_t from = w->n_items;
     for (int64_t i = 0; i < dict->u.dict.n; i++) {
         const sr_pickle_value *k = dict->u.dict.keys[i];
         if (!sr_pth_plain_string(k, 1024, false))
@@ -636,7 +645,19 @@ sr_status sr_pth_add_checkpoint(loader *L, const sr_pickle_value *root, const ch
         if (st != SR_OK)
             return st;
     }
-    return SR_OK;
+    const int64_t bad = first_not_finite(w, from);
+    if (bad < 0)
+        return SR_OK;
+    const char *name = w->items[bad].name;
+    bool f64 = false; /* then the value may be finite but beyond float32's range */
+    for (int64_t i = 0; i < dict->u.dict.n; i++)
+        if (strcmp(dict->u.dict.keys[i]->u.str.s + skip, name) == 0) {
+            const tensor *t = dict->u.dict.values[i]->u.object.ptr;
+            f64 = t->storage->dtype->kind == SR_PTH_F64;
+            break;
+        }
+    return sr_fail(err, SR_ERR_FORMAT, "tensor '%s' holds NaN or Inf%s", name,
+                   f64 ? " (or a value beyond float32 range)" : "");
 }
 
 /* ---- The zip archive --------------------------------------------------- */

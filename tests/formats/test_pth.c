@@ -204,6 +204,28 @@ static void test_nan_inf(void **state)
     expect(&t, 1, &r, 1, SR_ERR_FORMAT, "beyond float32 range");
 }
 
+/* The tensors are checked together, on all threads: the message still
+ * names the first in the file's order that fails. */
+static void test_nan_names_the_first(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    static float x[N][2];
+    tspec t[N];
+    record r[N];
+    static char names[N][8], keys[N][8];
+    for (int i = 0; i < N; i++) {
+        x[i][0] = 1.0f;
+        x[i][1] = i == 17 || i == 30 ? NAN : 2.0f;
+        snprintf(names[i], sizeof names[i], "w%d", i);
+        snprintf(keys[i], sizeof keys[i], "%d", i);
+        t[i] = (tspec){.name = names[i], .type = "FloatStorage", .key = keys[i], .numel = 2,
+                       .ndim = 1, .size = {2}, .stride = {1}};
+        r[i] = (record){keys[i], x[i], sizeof x[i]};
+    }
+    expect(t, N, r, N, SR_ERR_FORMAT, "tensor 'w17' holds NaN or Inf");
+}
+
 /* ---- Hostile geometry (cases 22-26) ------------------------------------- */
 
 static void test_geometry(void **state)
@@ -442,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_shared_storage_and_strides),
         cmocka_unit_test(test_conversions),
         cmocka_unit_test(test_nan_inf),
+        cmocka_unit_test(test_nan_names_the_first),
         cmocka_unit_test(test_geometry),
         cmocka_unit_test(test_empty_tensor_offset),
         cmocka_unit_test(test_storage_records),
