@@ -11,7 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,42 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/threads.h"
 
-/* A reader's share of a model file. */
+/* What a reading thread takes at a time. */
 #define READ_CHUNK (INT64_C(8) << 20)
+
+typedef struct read_job {
+    int fd;
+    uint8_t *data;
+    int64_t size;
+    atomic_int_fast64_t next; /* the next chunk to read */
+    pthread_mutex_t lock;     /* over the two below */
+    int failed;               /* errno where a chunk failed first, -1: the file ended there */
+    int64_t shrunk_to;
+} read_job;
+
+static void read_chunks(void *arg)
+{
+    read_job *job = arg;
+    for (int64_t k; (k = atomic_fetch_add(&job->next, 1)) * READ_CHUNK < job->size;) {
+        const int64_t end = job->size - k * READ_CHUNK < READ_CHUNK ? job->size : (k + 1) * READ_CHUNK;
+        for (int64_t done = k * READ_CHUNK; done < end;) {
+            const ssize_t n = pread(job->fd, job->data + done, (size_t)(end - done), (off_t)done);
+            if (n > 0) {
+                done += n;
+            } else if (n == 0 || errno != EINTR) {
+                pthread_mutex_lock(&job->lock);
+                if (!job->failed || done < job->shrunk_to) {
+                    job->failed = n == 0 ? -1 : errno;
+                    job->shrunk_to = done;
+                }
+                pthread_mutex_unlock(&job->lock);
+                break;
+            }
+        }
+    }
+}
 
 sr_status sr_file_open_regular(const char *path, FILE **file, int64_t *size, sr_error *err)
 {
@@ -73,37 +107,20 @@ sr_status sr_file_map(const char *path, sr_mapped_file *file, sr_error *err)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory for a file of %lld bytes",
                        (long long)size);
     }
-    /* In chunks, on OpenMP's threads (all cores, or OMP_NUM_THREADS): a
-     * read costs a core its copy out of the page cache and the faults of
-     * the fresh pages, not the disk's time (RealESRGAN_x4plus's 67 MB took
-     * 37-44 ms on one core, 21-26 ms on two). failed: errno where a chunk
-     * failed first, or -1 if the file shrank there. */
-    const int64_t n_chunks = (size + READ_CHUNK - 1) / READ_CHUNK;
-    const int readers = omp_get_max_threads() < n_chunks ? omp_get_max_threads() : (int)n_chunks;
-    int failed = 0;
-    int64_t shrunk_to = size;
-#pragma omp parallel for num_threads(readers) schedule(dynamic)
-    for (int64_t k = 0; k < n_chunks; k++) {
-        const int64_t end = size - k * READ_CHUNK < READ_CHUNK ? size : (k + 1) * READ_CHUNK;
-        for (int64_t done = k * READ_CHUNK; done < end;) {
-            const ssize_t n = pread(fd, (uint8_t *)data + done, (size_t)(end - done), (off_t)done);
-            if (n > 0) {
-                done += n;
-            } else if (n == 0 || errno != EINTR) {
-#pragma omp critical(sr_file_read)
-                if (!failed || done < shrunk_to) {
-                    failed = n == 0 ? -1 : errno;
-                    shrunk_to = done;
-                }
-                break;
-            }
-        }
-    }
-    if (failed < 0)
+    /* In chunks, on threads of its own (base/threads.h): a read costs a
+     * core its copy out of the page cache and the faults of the fresh
+     * pages, not the disk's time (RealESRGAN_x4plus's 67 MB took 37-44 ms
+     * on one core, 21-26 ms on two). */
+    read_job job = {.fd = fd, .data = data, .size = size, .shrunk_to = size};
+    atomic_init(&job.next, 0);
+    pthread_mutex_init(&job.lock, NULL);
+    sr_run_threads(sr_threads_for((size + READ_CHUNK - 1) / READ_CHUNK), read_chunks, &job);
+    pthread_mutex_destroy(&job.lock);
+    if (job.failed < 0)
         st = sr_fail(err, SR_ERR_IO, "file shrank to %lld bytes while being read (was %lld)",
-                     (long long)shrunk_to, (long long)size);
-    else if (failed)
-        st = sr_fail(err, SR_ERR_IO, "%s", strerror(failed));
+                     (long long)job.shrunk_to, (long long)size);
+    else if (job.failed)
+        st = sr_fail(err, SR_ERR_IO, "%s", strerror(job.failed));
     fclose(f);
     if (st != SR_OK) {
         free(data);
