@@ -1,8 +1,9 @@
 /* 2-D convolution, stride 1, zero padding, with bias and maybe an
- * epilogue (activations and a pixel shuffle folded in), over the channels
- * of one input or of several (a concatenation folded in): the shape rule,
- * the halo and the reference kernel. Cross-correlation, as PyTorch's
- * Conv2d. Also the epilogue's check, which InstanceNorm shares. */
+ * epilogue (activations, a pixel shuffle or a residual folded in), over
+ * the channels of one input or of several (a concatenation folded in):
+ * the shape rule, the halo and the reference kernel. Cross-correlation,
+ * as PyTorch's Conv2d. Also the epilogue's check, which InstanceNorm
+ * shares. */
 #include "ops/op.h"
 
 sr_status sr_epilogue_check(const char *name, const sr_epilogue *e, int64_t c,
@@ -27,6 +28,10 @@ sr_status sr_epilogue_check(const char *name, const sr_epilogue *e, int64_t c,
             if (!allow_shuffle || shuffled || s->p.shuffle.r < 1)
                 return sr_fail(err, SR_ERR_MODEL, "%s: a pixel shuffle it cannot fold", name);
             shuffled = true;
+            break;
+        case SR_EPILOGUE_RESIDUAL: /* convs are those that may shuffle */
+            if (!allow_shuffle || shuffled || i != e->n_steps - 1)
+                return sr_fail(err, SR_ERR_MODEL, "%s: a residual it cannot fold", name);
             break;
         default:
             return sr_fail(err, SR_ERR_MODEL, "%s: unknown epilogue step %d", name, (int)s->kind);
@@ -63,6 +68,9 @@ static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
     if (s.h < 1 || s.w < 1)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s: input %lldx%lld is too small",
                        node->name, (long long)x.w, (long long)x.h);
+    float scale; /* the residual: the input's first c_out channels */
+    if (sr_epilogue_residual(&p->epilogue, &scale) && (x.c < s.c || x.h != s.h || x.w != s.w))
+        return sr_fail(err, SR_ERR_MODEL, "%s: adds a residual of another shape", node->name);
     *out = (sr_shape){s.c / (r * r), s.h * r, s.w * r};
     return SR_OK;
 }
@@ -75,7 +83,7 @@ static int conv2d_scale(const sr_node *node)
 static int64_t conv2d_flops(const sr_node *node, sr_shape out)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
-    return (2 * p->c_in * p->k * p->k + sr_epilogue_activations(&p->epilogue)) *
+    return (2 * p->c_in * p->k * p->k + sr_epilogue_flops(&p->epilogue)) *
            sr_shape_numel(out);
 }
 
@@ -121,6 +129,7 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
             float *o = sr_conv2d_out_row(p, out, co, cy);
             for (int64_t ox = 0; ox < OW; ox++)
                 o[ox * r] = sr_epilogue_value(&p->epilogue, co, o[ox * r]);
+            sr_conv2d_add_residual(p, in, node->n_inputs, co, cy, 0, o, OW);
         }
     }
 }

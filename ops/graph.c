@@ -79,6 +79,15 @@ int64_t sr_graph_flops(const sr_graph *g, const sr_shape *shapes, int64_t *per_n
     return total;
 }
 
+/* The node whose tensor node i's is: i, or where i folded, what it folded
+ * into (its readers read its input). */
+static int unfolded(const sr_graph *g, int i)
+{
+    while (g->nodes[i].op == SR_OP_COUNT)
+        i = g->nodes[i].inputs[0];
+    return i;
+}
+
 /* The epilogue step that node stands for, if it is one that folds. */
 static bool fold_step(const sr_node *node, sr_epilogue_step *step)
 {
@@ -106,12 +115,9 @@ static bool fold_step(const sr_node *node, sr_epilogue_step *step)
 static sr_epilogue *fold_target(sr_graph *g, const int *readers, int i,
                                 const sr_epilogue_step *step)
 {
-    int src = g->nodes[i].inputs[0];
-    if (readers[src] != 1)
+    if (readers[g->nodes[i].inputs[0]] != 1)
         return NULL;
-    while (g->nodes[src].op == SR_OP_COUNT) /* folded: its readers read its input */
-        src = g->nodes[src].inputs[0];
-    sr_node *target = &g->nodes[src];
+    sr_node *target = &g->nodes[unfolded(g, g->nodes[i].inputs[0])];
     sr_epilogue *e = target->op == SR_OP_CONV2D          ? &target->p.conv2d.epilogue
                      : target->op == SR_OP_INSTANCE_NORM ? &target->p.instance_norm.epilogue
                                                          : NULL;
@@ -159,6 +165,40 @@ static int fold_concats(sr_graph *g, const int *readers, int *convs)
     return folded;
 }
 
+/* Each add x + scale y whose y is a conv (its activations folded) that
+ * nothing else reads, and whose x is the conv's input or that input's
+ * first concatenated tensor (RRDB's dense blocks), folds into the conv's
+ * epilogue as its last step; the add's readers read the conv. Before the
+ * concatenations fold, so that a concatenation the add also read may
+ * fold too. readers: each node's readers, the adds' reads of x taken off.
+ * Returns how many folded. */
+static int fold_residuals(sr_graph *g, int *readers)
+{
+    int folded = 0;
+    for (int i = 0; i < g->n_nodes - 1; i++) {
+        sr_node *add = &g->nodes[i];
+        if (add->op != SR_OP_ADD || readers[add->inputs[1]] != 1)
+            continue;
+        const int c = unfolded(g, add->inputs[1]), x = unfolded(g, add->inputs[0]);
+        sr_node *conv = &g->nodes[c];
+        if (conv->op != SR_OP_CONV2D || sr_conv2d_shuffle(&conv->p.conv2d) != 1)
+            continue;
+        const sr_node *in = &g->nodes[unfolded(g, conv->inputs[0])];
+        const bool first = in == &g->nodes[x] ||
+                           (in->op == SR_OP_CONCAT && unfolded(g, in->inputs[0]) == x);
+        if (!first || !sr_epilogue_append(&conv->p.conv2d.epilogue,
+                                          (sr_epilogue_step){SR_EPILOGUE_RESIDUAL,
+                                                             .p.residual.scale = add->p.add.scale}))
+            continue;
+        readers[add->inputs[0]]--;
+        add->op = SR_OP_COUNT; /* gone: its readers read the conv */
+        add->n_inputs = 1;
+        add->inputs[0] = c;
+        folded++;
+    }
+    return folded;
+}
+
 int sr_graph_fuse(sr_graph *g, sr_error *err)
 {
     const int n = g->n_nodes;
@@ -186,6 +226,7 @@ int sr_graph_fuse(sr_graph *g, sr_error *err)
         node->op = SR_OP_COUNT; /* gone: its readers read its input */
         folded++;
     }
+    folded += fold_residuals(g, readers);
     folded += fold_concats(g, readers, readers + n);
     for (int i = 0; i < n; i++) {
         sr_node node = g->nodes[i];

@@ -36,9 +36,11 @@ sr_status sr_graph_shapes(const sr_graph *g, sr_shape input, sr_shape *shapes,
  * room: a shuffle into a convolution only, once, and after a shuffle only
  * a shared slope (the per-channel slopes go by the shuffled channels). The
  * same float operations happen in the same order, so results do not
- * change; passes over the largest tensors go. Then each concatenation
- * that only convolutions read (RRDB's dense blocks) folds into them: they
- * read its inputs' channels in order, and the copy goes. Returns how many
+ * change; passes over the largest tensors go. Then each residual add
+ * x + s conv(x, ...) folds into the conv's epilogue: the conv adds its
+ * input's first channels where it writes. Then each concatenation that
+ * only convolutions read (RRDB's dense blocks) folds into them: they read
+ * its inputs' channels in order, and the copy goes. Returns how many
  * nodes folded, or -1. */
 int sr_graph_fuse(sr_graph *g, sr_error *err);
 

@@ -25,7 +25,7 @@ static sr_status instance_norm_shape(const sr_node *node, const sr_shape *in, sr
 
 static int64_t instance_norm_flops(const sr_node *node, sr_shape out)
 {
-    return (5 + sr_epilogue_activations(&node->p.instance_norm.epilogue)) * sr_shape_numel(out);
+    return (5 + sr_epilogue_flops(&node->p.instance_norm.epilogue)) * sr_shape_numel(out);
 }
 
 /* Sums: [0, C) of x, [C, 2C) of x^2. Stats: [0, C) mean, [C, 2C) 1/std. */

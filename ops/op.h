@@ -70,11 +70,16 @@ static inline SR_HOST_DEVICE float sr_prelu_slope(const sr_prelu_params *p, int6
  * value; the shuffle moves values without changing them: a conv writes
  * each value where the shuffle puts it (sr_conv2d_out_row), and an
  * activation after the shuffle must then be the same for every channel
- * (its channels are not the conv's). */
+ * (its channels are not the conv's). A residual, last and in a conv
+ * without a shuffle, adds the conv's own input where the value lands:
+ * x + scale v, x being the conv's input channel co (of its inputs taken
+ * one after another) at the same row and column (RRDB's dense blocks:
+ * x + 0.2 conv5(x, x1, ..., x4)). */
 typedef enum sr_epilogue_kind {
     SR_EPILOGUE_PRELU,      /* p.prelu: shared slope or one per channel */
     SR_EPILOGUE_LEAKY_RELU, /* p.leaky_relu: one slope */
     SR_EPILOGUE_SHUFFLE,    /* p.shuffle: (C r^2, H, W) -> (C, H r, W r); convs only */
+    SR_EPILOGUE_RESIDUAL,   /* p.residual: x + scale v; convs only, last */
 } sr_epilogue_kind;
 
 typedef struct sr_epilogue_step {
@@ -87,6 +92,9 @@ typedef struct sr_epilogue_step {
         struct {
             int r;
         } shuffle;
+        struct {
+            float scale;
+        } residual;
     } p;
 } sr_epilogue_step;
 
@@ -113,13 +121,30 @@ static inline bool sr_epilogue_append(sr_epilogue *e, sr_epilogue_step step)
     return true;
 }
 
-/* Its activations: a shuffle changes no value. */
-static inline int sr_epilogue_activations(const sr_epilogue *e)
+/* Whether the step acts on each value alone (a PReLU or LeakyReLU). */
+static inline SR_HOST_DEVICE bool sr_epilogue_is_activation(const sr_epilogue_step *s)
+{
+    return s->kind == SR_EPILOGUE_PRELU || s->kind == SR_EPILOGUE_LEAKY_RELU;
+}
+
+/* FLOPs per value: one per activation, two for a residual. */
+static inline int sr_epilogue_flops(const sr_epilogue *e)
 {
     int n = 0;
     for (int i = 0; i < e->n_steps; i++)
-        n += e->steps[i].kind != SR_EPILOGUE_SHUFFLE;
+        n += sr_epilogue_is_activation(&e->steps[i]) ? 1
+             : e->steps[i].kind == SR_EPILOGUE_RESIDUAL ? 2
+                                                        : 0;
     return n;
+}
+
+/* Whether it ends with a residual, and its scale. */
+static inline SR_HOST_DEVICE bool sr_epilogue_residual(const sr_epilogue *e, float *scale)
+{
+    if (e->n_steps == 0 || e->steps[e->n_steps - 1].kind != SR_EPILOGUE_RESIDUAL)
+        return false;
+    *scale = e->steps[e->n_steps - 1].p.residual.scale;
+    return true;
 }
 
 /* The shuffle's r, or 1. */
@@ -143,7 +168,7 @@ static inline SR_HOST_DEVICE float sr_epilogue_slope(const sr_epilogue_step *s, 
 static inline SR_HOST_DEVICE float sr_epilogue_value(const sr_epilogue *e, int64_t c, float v)
 {
     for (int i = 0; i < e->n_steps; i++)
-        if (e->steps[i].kind != SR_EPILOGUE_SHUFFLE)
+        if (sr_epilogue_is_activation(&e->steps[i]))
             v = sr_prelu(v, sr_epilogue_slope(&e->steps[i], c));
     return v;
 }
@@ -153,7 +178,7 @@ static inline SR_HOST_DEVICE float sr_epilogue_value(const sr_epilogue *e, int64
 static inline void sr_epilogue_apply(const sr_epilogue *e, int64_t c, float *v, int64_t n)
 {
     for (int i = 0; i < e->n_steps; i++) {
-        if (e->steps[i].kind == SR_EPILOGUE_SHUFFLE)
+        if (!sr_epilogue_is_activation(&e->steps[i]))
             continue;
         const float a = sr_epilogue_slope(&e->steps[i], c);
         for (int64_t j = 0; j < n; j++)
@@ -206,6 +231,23 @@ static inline const float *sr_conv2d_in_row(const sr_tensor *in, int n, int64_t 
     for (; j < n - 1 && c >= in[j].shape.c; j++)
         c -= in[j].shape.c;
     return sr_tensor_row(&in[j], c, y);
+}
+
+/* The residual, if the conv's epilogue ends with one, on n values v of
+ * output channel co at row y from column x0 (no shuffle: those are the
+ * input's row and columns): x + scale v, the product rounded first as
+ * sr_op_add rounds it (ISO C contracts no FMA here). */
+static inline void sr_conv2d_add_residual(const sr_conv2d_params *p, const sr_tensor *in, int n_in,
+                                          int64_t co, int64_t y, int64_t x0, float *v, int64_t n)
+{
+    float scale;
+    if (!sr_epilogue_residual(&p->epilogue, &scale))
+        return;
+    const float *x = sr_conv2d_in_row(in, n_in, co, y) + x0;
+    for (int64_t j = 0; j < n; j++) {
+        const float scaled = scale * v[j];
+        v[j] = x[j] + scaled;
+    }
 }
 
 /* The shape of the tensors in[0 .. n) concatenated along channels (the

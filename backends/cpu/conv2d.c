@@ -131,6 +131,7 @@ static void kn2row_piece(sr_cpu_gemm_fn *gemm, const sr_conv2d_params *p, const 
                         o[i] += t[i + kx];
             }
             sr_epilogue_apply(&p->epilogue, co, o, cw);
+            sr_conv2d_add_residual(p, in, n_in, co, y, x0, o, cw);
         }
     }
 }
@@ -197,6 +198,7 @@ static sr_status conv2d_im2col(sr_cpu_context *ctx, const sr_node *node, const s
                 for (int64_t i = 0; i < cw; i++)
                     o[i] += p->bias[co];
             sr_epilogue_apply(&p->epilogue, co, o, cw);
+            sr_conv2d_add_residual(p, in, node->n_inputs, co, y, x0, o, cw);
             int64_t lo, hi;
             sr_conv2d_band_rows(p, out, co, &lo, &hi);
             if (r > 1 && y >= lo && y < hi) {

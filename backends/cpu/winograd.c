@@ -345,7 +345,7 @@ static inline void interleave_channels(const float *rows, int64_t stride, int64_
 SR_CPU_VECTOR_CLONES
 static void transform_output(const sr_conv2d_params *p, const float *m, int64_t co0, int64_t cb,
                              int64_t t, int64_t j0, int64_t nt, int64_t ld, float *scratch,
-                             sr_tensor *out)
+                             const sr_tensor *in, int n_in, sr_tensor *out)
 {
     const int64_t r_shuffle = sr_conv2d_shuffle(p), W = out->shape.w / r_shuffle;
     const int64_t x0 = 4 * j0, width = W - x0 < 4 * nt ? W - x0 : 4 * nt;
@@ -363,6 +363,7 @@ static void transform_output(const sr_conv2d_params *p, const float *m, int64_t 
                                           : rows + ((co - group) * 4 + r) * 4 * nt;
                 interleave_row(tile + r * 4 * nt, nt, p->bias ? p->bias[co] : 0.0f, v, width);
                 sr_epilogue_apply(&p->epilogue, co, v, width);
+                sr_conv2d_add_residual(p, in, n_in, co, y, x0, v, width);
             }
         }
         for (int r = 0; r < 4 && r_shuffle > 1; r++) {
@@ -406,7 +407,8 @@ static sr_status winograd_run(sr_cpu_context *ctx, const sr_node *node, const sr
                 product(ctx, cb, ld, p->c_in, u + (k * p->c_out + co0) * p->c_in,
                         v + k * p->c_in * ld, m + k * cb * ld);
             for (int64_t i = 0; i < rows; i++)
-                transform_output(p, m + i * nt, co0, cb, t + i, j0, nt, ld, scratch, out);
+                transform_output(p, m + i * nt, co0, cb, t + i, j0, nt, ld, scratch, in,
+                                 node->n_inputs, out);
         }
     }
     return SR_OK;
@@ -488,7 +490,7 @@ static void split_tile_row(const sr_cpu_context *ctx, const sr_conv2d_params *p,
 /* Output row y of every channel: bias plus the q q shifted rows of z. */
 SR_CPU_VECTOR_CLONES
 static void split_sum_row(const sr_conv2d_params *p, const split_geometry *s, float *ring,
-                          int64_t y, sr_tensor *out)
+                          int64_t y, const sr_tensor *in, int n_in, sr_tensor *out)
 {
     const int64_t W = out->shape.w, zw = 4 * s->n_tiles;
     for (int64_t co = 0; co < p->c_out; co++) {
@@ -506,6 +508,7 @@ static void split_sum_row(const sr_conv2d_params *p, const split_geometry *s, fl
             }
         }
         sr_epilogue_apply(&p->epilogue, co, o, W);
+        sr_conv2d_add_residual(p, in, n_in, co, y, 0, o, W);
     }
 }
 
@@ -535,7 +538,7 @@ static sr_status split_run(sr_cpu_context *ctx, const sr_node *node, const sr_te
         for (int64_t t = sr_div_floor(y0 - s.reach, 4); y < y1; t++) {
             split_tile_row(ctx, p, &s, u, in, node->n_inputs, t, v, m, scratch, ring);
             for (; y < y1 && y + s.reach <= 4 * t + 3; y++)
-                split_sum_row(p, &s, ring, y, out);
+                split_sum_row(p, &s, ring, y, in, node->n_inputs, out);
         }
     }
     return SR_OK;

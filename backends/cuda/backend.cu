@@ -326,7 +326,8 @@ static sr_status conv2d(cuda_context *ctx, const sr_node *node, const sr_tensor 
         if (b != CUBLAS_STATUS_SUCCESS)
             return fail(err, SR_ERR_DEVICE, "%s: cuBLAS GEMM failed (status %d)", node->name,
                         (int)b);
-        sr_cuda_conv_epilogue(p, d->bias, &d->epilogue, product, y, rows, out);
+        sr_cuda_conv_epilogue(p, d->bias, &d->epilogue, product, y, rows, in, node->n_inputs,
+                              out);
         if ((st = launched(node, err)) != SR_OK)
             return st;
     }

@@ -35,10 +35,11 @@ void sr_cuda_conv_direct(const sr_conv2d_params *p, const float *weight, const f
                          const sr_tensor *out);
 
 /* gemm[co][(cy - cy0) W + x] plus bias and epilogue into out, for the rows
- * that land in its band. bias (or NULL) and the slopes are device copies. */
+ * that land in its band; a residual reads the conv's n_in inputs. bias (or
+ * NULL) and the slopes are device copies. */
 void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias,
                            const sr_epilogue *epilogue, const float *gemm, int64_t cy0,
-                           int64_t rows, const sr_tensor *out);
+                           int64_t rows, const sr_tensor *in, int n_in, const sr_tensor *out);
 
 /* The elementwise ops over out's band; slopes and stats in device memory. */
 void sr_cuda_prelu(const sr_tensor *in, const float *slopes, int64_t n_slopes,

@@ -165,14 +165,25 @@ void sr_cuda_narrow(const float *from, int64_t n, sr_precision precision, void *
         narrow_all(from, n, (float *)to);
 }
 
+/* x + scale v, the product rounded first as sr_op_add's: the _rn
+ * intrinsics are never contracted into an FMA. */
+static __device__ float add_residual(const sources &src, float scale, int64_t co, int64_t y,
+                                     int64_t x, float v)
+{
+    return __fadd_rn(src.row(co, y)[x], __fmul_rn(scale, v));
+}
+
 void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias,
                            const sr_epilogue *epilogue, const float *gemm, int64_t cy0,
-                           int64_t rows, const sr_tensor *out)
+                           int64_t rows, const sr_tensor *in, int n_in, const sr_tensor *out)
 {
     const band dst = band_of(out);
+    const sources src = sources_of(in, n_in);
     const int r = sr_conv2d_shuffle(p);
     const int64_t W = out->shape.w / r, pixels = rows * W;
     const sr_epilogue e = *epilogue;
+    float scale = 0.0f;
+    const bool residual = sr_epilogue_residual(&e, &scale);
     for_each_cyx(p->c_out, rows, W, [=] __device__(int64_t co, int64_t row, int64_t x) {
         /* co is channel (co / r^2) at sub-pixel (co / r % r, co % r): 32-bit
          * divisions by the small shuffle factor. */
@@ -181,8 +192,10 @@ void sr_cuda_conv_epilogue(const sr_conv2d_params *p, const float *bias,
         const int64_t oy = (cy0 + row) * r + dy;
         if (oy < dst.y0 || oy >= dst.y0 + dst.h)
             return;
-        const float v = sr_epilogue_value(
+        float v = sr_epilogue_value(
             &e, co, gemm[co * pixels + row * W + x] + (bias ? bias[co] : 0.0f));
+        if (residual) /* no shuffle: oy is the conv's own row */
+            v = add_residual(src, scale, co, oy, x, v);
         dst.row(channel, oy)[x * r + dx] = v;
     });
 }
@@ -204,6 +217,8 @@ static void conv_direct(const sr_conv2d_params *p, const float *weight, const fl
     const int64_t cy0 = out->y0 / r, cy1 = (out->y0 + out->shape.h + r - 1) / r;
     const int64_t c_in = p->c_in, k = p->k, pad = p->pad, taps = p->c_in * p->k * p->k;
     const sr_epilogue e = *epilogue;
+    float scale = 0.0f;
+    const bool residual = sr_epilogue_residual(&e, &scale);
     for_each_cyx(1, cy1 - cy0, W, [=] __device__(int64_t, int64_t row, int64_t x) {
         const int64_t cy = cy0 + row;
         float sum[C_OUT] = {};
@@ -224,9 +239,12 @@ static void conv_direct(const sr_conv2d_params *p, const float *weight, const fl
             }
         for (int co = 0; co < C_OUT; co++) {
             const int64_t oy = cy * r + co / r % r;
-            if (oy >= dst.y0 && oy < dst.y0 + dst.h)
-                dst.row(co / (r * r), oy)[x * r + co % r] =
-                    sr_epilogue_value(&e, co, sum[co] + (bias ? bias[co] : 0.0f));
+            if (oy < dst.y0 || oy >= dst.y0 + dst.h)
+                continue;
+            float v = sr_epilogue_value(&e, co, sum[co] + (bias ? bias[co] : 0.0f));
+            if (residual)
+                v = add_residual(src, scale, co, oy, x, v);
+            dst.row(co / (r * r), oy)[x * r + co % r] = v;
         }
     });
 }

@@ -1,7 +1,7 @@
 /* sr_graph_fuse: which PReLUs, LeakyReLUs and pixel shuffles fold into their
  * convolution, which concatenations into the convolutions that read them,
- * that readers are rewired, and that the fused graph computes the same
- * bits. */
+ * which residual adds into the convolution they add to, that readers are
+ * rewired, and that the fused graph computes the same bits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -252,8 +252,9 @@ static int concat(net *n, int n_inputs, const int *inputs)
 }
 
 /* A concatenation that convolutions alone read folds into each of them
- * (a dense block's, one read by two convs); one that something else also
- * reads stays, and so does one that is the output; the bits stay. */
+ * (a dense block's, one read by two convs, and one that a residual add
+ * folded into its conv read); one that something else also reads stays,
+ * and so does one that is the output; the bits stay. */
 static void test_fuse_folds_concatenations_into_convs(void **state)
 {
     (void)state;
@@ -266,20 +267,23 @@ static void test_fuse_folds_concatenations_into_convs(void **state)
                                        .inputs = {conv(n, x, 0, 3, 2)}, .p.leaky_relu = {0.2f}});
     const int cat1 = concat(n, 2, (int[]){x, a});                       /* folds into two */
     const int b = conv(n, cat1, 1, 5, 3), c = conv(n, cat1, 2, 5, 2);
-    const int cat2 = concat(n, 3, (int[]){a, b, c});                    /* stays: an add reads it */
+    const int cat2 = concat(n, 3, (int[]){a, b, c}); /* an add reads it, but folds into d */
     const int d = conv(n, cat2, 3, 7, 7);
     const int sum = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2, .inputs = {cat2, d},
                                          .p.add = {1.0f}});
+    const int stays = concat(n, 2, (int[]){a, c});                      /* stays: an add reads it */
+    const int f = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2, .inputs = {stays, stays},
+                                       .p.add = {1.0f}});
     const int e = conv(n, sum, 4, 7, 1);
-    concat(n, 3, (int[]){e, x, b}); /* the output: stays */
+    concat(n, 4, (int[]){e, x, b, f}); /* the output: stays */
     const sr_shape in = {3, 6, 5};
     float image[3 * 6 * 5];
     test_fill(&r, image, 3 * 6 * 5, 0, 1);
     sr_shape want_shape, got_shape;
     float *want = run(&n->g, image, in, &want_shape);
 
-    assert_int_equal(sr_graph_fuse(&n->g, NULL), 2); /* the LeakyReLU, cat1 */
-    /* input, conv 0, b, c, cat2, d, add, e, output */
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 4); /* the LeakyReLU, the add, cat1, cat2 */
+    /* input, conv 0, b, c, d, stays, f, e, output */
     assert_int_equal(n->g.n_nodes, 9);
     for (int i = 2; i <= 3; i++) {
         const sr_node *conv = &n->g.nodes[i];
@@ -288,14 +292,70 @@ static void test_fuse_folds_concatenations_into_convs(void **state)
         assert_int_equal(conv->inputs[0], 0);
         assert_int_equal(conv->inputs[1], 1); /* conv 0, its LeakyReLU folded */
     }
-    assert_int_equal(n->g.nodes[4].op, SR_OP_CONCAT);
-    assert_int_equal(n->g.nodes[5].n_inputs, 1);
-    assert_int_equal(n->g.nodes[5].inputs[0], 4);
+    const sr_node *d_fused = &n->g.nodes[4];
+    assert_int_equal(d_fused->n_inputs, 3); /* a (conv 0), b, c */
+    assert_int_equal(d_fused->inputs[0], 1);
+    assert_int_equal(d_fused->p.conv2d.epilogue.steps[0].kind, SR_EPILOGUE_RESIDUAL);
+    assert_int_equal(n->g.nodes[5].op, SR_OP_CONCAT);
+    assert_int_equal(n->g.nodes[7].inputs[0], 4); /* e reads d, its residual added */
     assert_int_equal(n->g.nodes[8].op, SR_OP_CONCAT);
     float *got = run(&n->g, image, in, &got_shape);
     assert_memory_equal(&got_shape, &want_shape, sizeof want_shape);
     assert_memory_equal(got, want, (size_t)sr_shape_numel(want_shape) * sizeof(float));
     assert_int_equal(sr_graph_fuse(&n->g, NULL), 0);
+    free(want);
+    free(got);
+    sr_graph_free(&n->g);
+    free(n);
+}
+
+/* RRDB's dense block: x + 0.2 conv(x, x1) folds into the conv's epilogue
+ * as its last step, after the conv's own LeakyReLU, and its readers read
+ * the conv; not where the add's first input is not the conv's first
+ * input, nor where something else reads the conv. The bits stay. */
+static void test_fuse_folds_residual_adds(void **state)
+{
+    (void)state;
+    net *n = calloc(1, sizeof *n);
+    test_rng r = {12};
+    test_fill(&r, &n->weight[0][0], sizeof n->weight / sizeof(float), -0.3f, 0.3f);
+    test_fill(&r, &n->bias[0][0], sizeof n->bias / sizeof(float), -0.3f, 0.3f);
+    const int input = add(&n->g, (sr_node){.op = SR_OP_INPUT});
+    const int x = conv(n, input, 0, 3, C);
+    const int x1 = conv(n, x, 1, C, 2);
+    const int dense = conv(n, concat(n, 2, (int[]){x, x1}), 2, C + 2, C);
+    const int relu = add(&n->g, (sr_node){.op = SR_OP_LEAKY_RELU, .n_inputs = 1,
+                                          .inputs = {dense}, .p.leaky_relu = {0.2f}});
+    const int sum = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2, .inputs = {x, relu},
+                                         .p.add = {0.2f}}); /* folds */
+    const int y = conv(n, sum, 3, C, C);
+    const int other = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2, .inputs = {x, y},
+                                           .p.add = {0.2f}}); /* stays: y reads sum */
+    const int z = conv(n, other, 4, C, C);
+    const int twice = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2, .inputs = {other, z},
+                                           .p.add = {0.5f}}); /* stays: z is read twice */
+    add(&n->g, (sr_node){.op = SR_OP_CONCAT, .n_inputs = 2, .inputs = {twice, z}});
+    const sr_shape in = {3, 7, 6};
+    float image[3 * 7 * 6];
+    test_fill(&r, image, 3 * 7 * 6, -1, 1);
+    sr_shape want_shape, got_shape;
+    float *want = run(&n->g, image, in, &want_shape);
+
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 3); /* the concat, the LeakyReLU, the add */
+    /* input, x, x1, dense, y, other, z, twice, output */
+    assert_int_equal(n->g.n_nodes, 9);
+    const sr_epilogue *e = &n->g.nodes[3].p.conv2d.epilogue;
+    assert_int_equal(e->n_steps, 2);
+    assert_int_equal(e->steps[0].kind, SR_EPILOGUE_LEAKY_RELU);
+    assert_int_equal(e->steps[1].kind, SR_EPILOGUE_RESIDUAL);
+    assert_true(e->steps[1].p.residual.scale == 0.2f);
+    assert_int_equal(n->g.nodes[4].inputs[0], 3);
+    assert_int_equal(n->g.nodes[5].op, SR_OP_ADD);
+    assert_int_equal(n->g.nodes[7].op, SR_OP_ADD);
+    assert_int_equal(n->g.nodes[6].p.conv2d.epilogue.n_steps, 0);
+    float *got = run(&n->g, image, in, &got_shape);
+    assert_memory_equal(&got_shape, &want_shape, sizeof want_shape);
+    assert_memory_equal(got, want, (size_t)sr_shape_numel(want_shape) * sizeof(float));
     free(want);
     free(got);
     sr_graph_free(&n->g);
@@ -333,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_fuse_lists_steps_in_order_until_full),
         cmocka_unit_test(test_fuse_folds_leaky_relu_and_relu),
         cmocka_unit_test(test_fuse_folds_concatenations_into_convs),
+        cmocka_unit_test(test_fuse_folds_residual_adds),
         cmocka_unit_test(test_unshuffled_input_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
