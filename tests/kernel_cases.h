@@ -185,17 +185,29 @@ static inline void check_kernel_cases(test_rng *r, int n_trials, kernel_check *c
         /* Again over its channels in 2 or 3 tensors (a concatenation
          * folded in), drawing from its own generator: r's draws stay. */
         const int n_parts = cc->c_in < 3 ? (int)cc->c_in : 2 + (int)(i % 2);
+        sr_tensor parts[3] = {in};
         if (n_parts > 1) {
-            sr_tensor parts[3];
             split_channels(&in, n_parts, parts);
             node.n_inputs = n_parts;
             snprintf(what, sizeof what, "conv case %zu over %d inputs", i, n_parts);
             test_rng split_r = {1000 + i};
             check(user, &node, parts, &split_r, what);
-            node.n_inputs = 1;
-            for (int j = 0; j < n_parts; j++)
-                free(parts[j].data);
         }
+        /* And with a residual added, where the output has the input's rows
+         * and columns and at most its channels: over the inputs (RRDB's
+         * dense blocks read five), the input's first channels added. */
+        sr_node residual = node;
+        if (!cc->shuffle && cc->k == 2 * cc->pad + 1 && cc->c_in >= cc->c_out &&
+            sr_epilogue_append(&residual.p.conv2d.epilogue,
+                               (sr_epilogue_step){SR_EPILOGUE_RESIDUAL,
+                                                  .p.residual.scale = i % 2 ? 0.2f : 1.0f})) {
+            snprintf(what, sizeof what, "conv case %zu with a residual", i);
+            test_rng residual_r = {2000 + i};
+            check(user, &residual, parts, &residual_r, what);
+        }
+        node.n_inputs = 1;
+        for (int j = 0; j < n_parts && n_parts > 1; j++)
+            free(parts[j].data);
         conv_node_free(&node);
         free(in.data);
     }
