@@ -25,8 +25,6 @@
  * against a run computing some 500 GFLOP/s on two (faster machines run
  * more FLOPs in the planner's 20 ns, so their ladders stop sooner). */
 #define FLOPS_PER_WORK 10000
-/* The work any rung of the ladder may take: some 10-20 ms. */
-#define RUNG_WORK_FLOOR (INT64_C(1) << 20)
 /* Graphs with more stages than this commit disjoint toggles together. */
 #define BATCH_FROM_STAGES 16
 /* What a byte of a plan's peak costs, in FLOPs: a run maps and zeroes
@@ -580,13 +578,14 @@ static bool best_of_ladder(planner *p, sr_plan *plan)
             break; /* leaner budgets only cost more from here (with a margin) */
         if (p->work > p->work_cap)
             break; /* good enough: keep what was found */
-        /* The next rung is planned in the time it may save: the final
-         * pick's 1% slack of the run, or at least RUNG_WORK_FLOOR (a small
-         * network's leaner rungs also run faster, and are cheap to plan).
-         * RealESRGAN_x4plus at 96x60 spent 45 ms, 9% of its run, on a
-         * second rung 3.7% costlier. */
-        int64_t allowed = least_cost / 100 / FLOPS_PER_WORK;
-        allowed = p->work + (allowed > RUNG_WORK_FLOOR ? allowed : RUNG_WORK_FLOOR);
+        /* The next rung is planned in no more time than it may save. No
+         * plan costs less than the first rung's (it recomputes nothing), so
+         * a leaner one wins the final pick by at most the first's pages
+         * and the pick's 1% slack. RealESRGAN_x4plus at 96x60 (67 MB)
+         * spent 45 ms, 9% of its run, on a second rung 3.7% costlier; a
+         * small network's 665 MB of pages are worth all of its ladder. */
+        const int64_t allowed =
+            p->work + (least_cost / 100 + peaks[0] * FLOPS_PER_PEAK_BYTE) / FLOPS_PER_WORK;
         p->work_cap = allowed < WORK_CAP ? allowed : WORK_CAP;
     }
     bool fits;
