@@ -76,6 +76,16 @@ static void build(net *n)
     conv(n, x, 4, C, 3);
 }
 
+/* An empty network with random weights and biases drawn from r. */
+static net *net_new(test_rng *r)
+{
+    net *n = calloc(1, sizeof *n);
+    assert_non_null(n);
+    test_fill(r, &n->weight[0][0], sizeof n->weight / sizeof(float), -0.3f, 0.3f);
+    test_fill(r, &n->bias[0][0], sizeof n->bias / sizeof(float), -0.3f, 0.3f);
+    return n;
+}
+
 /* Runs every node's reference kernel on whole tensors; returns the output. */
 static float *run(const sr_graph *g, const float *image, sr_shape in, sr_shape *out)
 {
@@ -207,10 +217,8 @@ static void test_fuse_lists_steps_in_order_until_full(void **state)
 static void test_fuse_folds_leaky_relu_and_relu(void **state)
 {
     (void)state;
-    net *n = calloc(1, sizeof *n);
     test_rng r = {8};
-    test_fill(&r, &n->weight[0][0], sizeof n->weight / sizeof(float), -0.3f, 0.3f);
-    test_fill(&r, &n->bias[0][0], sizeof n->bias / sizeof(float), -0.3f, 0.3f);
+    net *n = net_new(&r);
     int x = add(&n->g, (sr_node){.op = SR_OP_INPUT});
     x = conv(n, x, 0, 3, C);
     x = add(&n->g, (sr_node){.op = SR_OP_LEAKY_RELU, .n_inputs = 1, .inputs = {x},
@@ -258,10 +266,8 @@ static int concat(net *n, int n_inputs, const int *inputs)
 static void test_fuse_folds_concatenations_into_convs(void **state)
 {
     (void)state;
-    net *n = calloc(1, sizeof *n);
     test_rng r = {10};
-    test_fill(&r, &n->weight[0][0], sizeof n->weight / sizeof(float), -0.3f, 0.3f);
-    test_fill(&r, &n->bias[0][0], sizeof n->bias / sizeof(float), -0.3f, 0.3f);
+    net *n = net_new(&r);
     const int x = add(&n->g, (sr_node){.op = SR_OP_INPUT});
     const int a = add(&n->g, (sr_node){.op = SR_OP_LEAKY_RELU, .n_inputs = 1,
                                        .inputs = {conv(n, x, 0, 3, 2)}, .p.leaky_relu = {0.2f}});
@@ -316,10 +322,8 @@ static void test_fuse_folds_concatenations_into_convs(void **state)
 static void test_fuse_folds_residual_adds(void **state)
 {
     (void)state;
-    net *n = calloc(1, sizeof *n);
     test_rng r = {12};
-    test_fill(&r, &n->weight[0][0], sizeof n->weight / sizeof(float), -0.3f, 0.3f);
-    test_fill(&r, &n->bias[0][0], sizeof n->bias / sizeof(float), -0.3f, 0.3f);
+    net *n = net_new(&r);
     const int input = add(&n->g, (sr_node){.op = SR_OP_INPUT});
     const int x = conv(n, input, 0, 3, C);
     const int x1 = conv(n, x, 1, C, 2);
