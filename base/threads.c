@@ -1,8 +1,11 @@
+/* sr_run_threads: pthreads started and joined within the call. */
 #include "base/threads.h"
 
 #include <omp.h>
 #include <pthread.h>
 
+/* Beyond the caller's: a model file's 8 MB chunks give more only past
+ * half a gigabyte, and the weights' check is memory-bound long before. */
 #define MAX_THREADS 64
 
 typedef struct job {

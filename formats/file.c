@@ -110,7 +110,7 @@ sr_status sr_file_map(const char *path, sr_mapped_file *file, sr_error *err)
     /* In chunks, on threads of its own (base/threads.h): a read costs a
      * core its copy out of the page cache and the faults of the fresh
      * pages, not the disk's time (RealESRGAN_x4plus's 67 MB took 37-44 ms
-     * on one core, 21-26 ms on two). */
+     * on one core, 20-26 ms on two). */
     read_job job = {.fd = fd, .data = data, .size = size, .shrunk_to = size};
     atomic_init(&job.next, 0);
     pthread_mutex_init(&job.lock, NULL);
