@@ -5,7 +5,7 @@
  * scales C on every call: its copies took 15-20% of RealESRGAN_x4plus's
  * run. Here B's rows are read where they lie, A's values are broadcast
  * from theirs, and a block of C stays in registers while k runs: up to
- * 6 x 16 with AVX2, 12 x 32 with AVX-512.
+ * 6 x 16 with AVX2, 6 x 64 to 12 x 32 with AVX-512.
  *
  * Every C value is fma(a, b, sum) over k in order from zero, whichever
  * block or tail it falls in, so a value does not depend on where it falls
@@ -127,74 +127,96 @@ __attribute__((target("avx2,fma"))) void sr_cpu_small_gemm_avx2(int m, int n, in
 }
 
 /* ---- AVX-512 ----
- * The same products with 16-lane vectors: blocks of up to 12 rows x 32
- * columns (24 sums in registers, of 32), every load and store masked, as
- * AVX-512's masks cost nothing and the lanes past n never fault. Each value
- * is the same FMA chain as above, so both kernels give the same bits. */
+ * The same products with 16-lane vectors. A block is up to 4 vectors wide
+ * (64 columns, the widest piece Winograd makes) and as many rows as keep
+ * 24 sums in registers, of 32: 6 x 64, 8 x 48, 12 x 32. Wider blocks load
+ * fewer values per FMA, and one block across a whole piece reads each A
+ * value once per call: 12 x 32 blocks ran 48-column pieces (96-column
+ * images) as 32 + 16 at 150 GFLOP/s a core, 8 x 48 at 185 (of 220). Only a
+ * block's last vector may be partial; its mask costs nothing and its lanes
+ * past n never fault. Each value is the same FMA chain as above, so both
+ * kernels give the same bits. */
 
 bool sr_cpu_small_gemm_avx512_usable(void)
 {
     return __builtin_cpu_supports("avx512f");
 }
 
+#define SUMS 24 /* accumulators a block keeps in registers */
+
 static inline __attribute__((always_inline, target("avx512f"))) void
 block16(const int rows, const int vecs, int k, const float *a, int lda, const float *b, int ldb,
-        float *c, int ldc, __mmask16 m0, __mmask16 m1)
+        float *c, int ldc, __mmask16 last)
 {
-    __m512 s[12][2];
+    __m512 s[12][4];
 #pragma GCC unroll 12
     for (int r = 0; r < rows; r++)
-        s[r][0] = s[r][1] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int v = 0; v < vecs; v++)
+            s[r][v] = _mm512_setzero_ps();
     for (int i = 0; i < k; i++) {
         const float *row = b + (int64_t)i * ldb;
-        const __m512 b0 = _mm512_maskz_loadu_ps(m0, row);
-        const __m512 b1 = vecs > 1 ? _mm512_maskz_loadu_ps(m1, row + 16) : b0;
+        __m512 bv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < vecs - 1; v++)
+            bv[v] = _mm512_loadu_ps(row + 16 * v);
+        bv[vecs - 1] = _mm512_maskz_loadu_ps(last, row + 16 * (vecs - 1));
 #pragma GCC unroll 12
         for (int r = 0; r < rows; r++) {
             const __m512 x = _mm512_set1_ps(a[r * (int64_t)lda + i]);
-            s[r][0] = _mm512_fmadd_ps(x, b0, s[r][0]);
-            if (vecs > 1)
-                s[r][1] = _mm512_fmadd_ps(x, b1, s[r][1]);
+#pragma GCC unroll 4
+            for (int v = 0; v < vecs; v++)
+                s[r][v] = _mm512_fmadd_ps(x, bv[v], s[r][v]);
         }
     }
 #pragma GCC unroll 12
     for (int r = 0; r < rows; r++) {
-        _mm512_mask_storeu_ps(c + r * (int64_t)ldc, m0, s[r][0]);
-        if (vecs > 1)
-            _mm512_mask_storeu_ps(c + r * (int64_t)ldc + 16, m1, s[r][1]);
+        float *o = c + r * (int64_t)ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < vecs - 1; v++)
+            _mm512_storeu_ps(o + 16 * v, s[r][v]);
+        _mm512_mask_storeu_ps(o + 16 * (vecs - 1), last, s[r][vecs - 1]);
     }
 }
 
-typedef void block16_fn(int, const float *, int, const float *, int, float *, int, __mmask16,
-                        __mmask16);
+typedef void block16_fn(int, const float *, int, const float *, int, float *, int, __mmask16);
 
 #define BLOCK(ROWS, VECS)                                                                         \
     static __attribute__((target("avx512f"))) void block16_##ROWS##_##VECS(                      \
         int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,               \
-        __mmask16 m0, __mmask16 m1)                                                               \
+        __mmask16 last)                                                                           \
     {                                                                                             \
-        block16(ROWS, VECS, k, a, lda, b, ldb, c, ldc, m0, m1);                                   \
+        _Static_assert(ROWS * VECS <= SUMS, "too many sums for the registers");     \
+        block16(ROWS, VECS, k, a, lda, b, ldb, c, ldc, last);                                     \
     }
-#define BLOCKS(VECS)                                                                              \
-    BLOCK(1, VECS) BLOCK(2, VECS) BLOCK(3, VECS) BLOCK(4, VECS) BLOCK(5, VECS) BLOCK(6, VECS)    \
-    BLOCK(7, VECS) BLOCK(8, VECS) BLOCK(9, VECS) BLOCK(10, VECS) BLOCK(11, VECS) BLOCK(12, VECS)
-BLOCKS(1)
-BLOCKS(2)
-#undef BLOCKS
+#define ROWS_6(V) BLOCK(1, V) BLOCK(2, V) BLOCK(3, V) BLOCK(4, V) BLOCK(5, V) BLOCK(6, V)
+#define ROWS_8(V) ROWS_6(V) BLOCK(7, V) BLOCK(8, V)
+#define ROWS_12(V) ROWS_8(V) BLOCK(9, V) BLOCK(10, V) BLOCK(11, V) BLOCK(12, V)
+ROWS_12(1)
+ROWS_12(2)
+ROWS_8(3)
+ROWS_6(4)
+#undef ROWS_12
+#undef ROWS_8
+#undef ROWS_6
 #undef BLOCK
-/* [vecs - 1][rows]: the block function for 1 to 12 rows of 1 or 2 vectors. */
-#define ROW_BLOCKS(VECS)                                                                          \
-    {NULL, block16_1_##VECS, block16_2_##VECS, block16_3_##VECS, block16_4_##VECS,                \
-     block16_5_##VECS, block16_6_##VECS, block16_7_##VECS, block16_8_##VECS, block16_9_##VECS,    \
-     block16_10_##VECS, block16_11_##VECS, block16_12_##VECS}
-static block16_fn *const blocks16[2][13] = {ROW_BLOCKS(1), ROW_BLOCKS(2)};
-#undef ROW_BLOCKS
+/* [vecs - 1][rows]: the block function for 1 to 4 vectors and 1 to
+ * max_rows(vecs) rows. */
+#define R6(V) block16_1_##V, block16_2_##V, block16_3_##V, block16_4_##V, block16_5_##V, block16_6_##V
+#define R8(V) R6(V), block16_7_##V, block16_8_##V
+#define R12(V) R8(V), block16_9_##V, block16_10_##V, block16_11_##V, block16_12_##V
+static block16_fn *const blocks16[4][13] = {
+    {NULL, R12(1)}, {NULL, R12(2)}, {NULL, R8(3)}, {NULL, R6(4)}};
+#undef R12
+#undef R8
+#undef R6
 
-/* The lanes of 16 columns from column `from` that lie before n. */
-static __mmask16 lanes16(int from, int n)
+/* The most rows a block of `vecs` vectors takes: its share of the sums,
+ * and 12 for one vector (a column tail), as the blocks go to 12 rows. */
+static int max_rows(int vecs)
 {
-    const int left = n - from;
-    return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+    const int rows = SUMS / vecs;
+    return rows < 12 ? rows : 12;
 }
 
 __attribute__((target("avx512f"))) void sr_cpu_small_gemm_avx512(int m, int n, int k,
@@ -202,19 +224,21 @@ __attribute__((target("avx512f"))) void sr_cpu_small_gemm_avx512(int m, int n, i
                                                                  const float *b, int ldb,
                                                                  float *c, int ldc)
 {
-    /* The row blocks as even as 12 rows at most allow (m = 64: four of 11
-     * and two of 10), so that none has too few sums to hide the FMAs'
-     * latency. */
-    const int n_blocks = (m + 11) / 12;
-    for (int j = 0; j < n; j += 32) {
-        block16_fn *const *kind = blocks16[n - j > 16];
-        const __mmask16 m0 = lanes16(j, n), m1 = lanes16(j + 16, n);
+    for (int j = 0; j < n;) {
+        const int left = n - j, vecs = left > 48 ? 4 : (left + 15) / 16;
+        const int cols = left < 16 * vecs ? left : 16 * vecs, tail = cols - 16 * (vecs - 1);
+        const __mmask16 last = (__mmask16)((1u << tail) - 1);
+        /* The row blocks as even as max_rows allows (m = 32 at 64
+         * columns: 6 6 5 5 5 5, not 6 6 6 6 6 2), so that none has too
+         * few sums to hide the FMAs' latency. */
+        const int n_blocks = (m + max_rows(vecs) - 1) / max_rows(vecs);
         for (int q = 0, r = 0; q < n_blocks; q++) {
             const int rows = (m - r) / (n_blocks - q);
-            kind[rows](k, a + (int64_t)r * lda, lda, b + j, ldb, c + (int64_t)r * ldc + j, ldc,
-                       m0, m1);
+            blocks16[vecs - 1][rows](k, a + (int64_t)r * lda, lda, b + j, ldb,
+                                     c + (int64_t)r * ldc + j, ldc, last);
             r += rows;
         }
+        j += cols;
     }
 }
 

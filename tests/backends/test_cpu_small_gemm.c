@@ -1,8 +1,8 @@
 /* The CPU backend's small GEMMs for the convolutions' products
  * (backends/cpu/small_gemm.c), each kernel the CPU runs (AVX2, AVX-512):
  * against a product summed in double, over shapes that reach every row
- * block (1 to 12 rows) and full and partial column blocks, with leading
- * dimensions wider than the rows; a value the same bits wherever it falls
+ * block (1 to 12 rows of 1 to 4 vectors) and full and partial column
+ * blocks, with leading dimensions wider than the rows; a value the same bits wherever it falls
  * in a call (a sub-range of the columns or of the rows computed alone);
  * and the kernels the same bits as each other. A kernel the CPU lacks is
  * skipped.
@@ -46,8 +46,8 @@ enum { N_KERNELS = sizeof kernels / sizeof *kernels };
 
 static void check_matches_double(const kernel *kn)
 {
-    static const int ms[] = {1, 2, 3, 4, 5, 6, 7, 12, 13, 23, 32, 64};
-    static const int ns[] = {1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 64};
+    static const int ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 23, 32, 64};
+    static const int ns[] = {1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 49, 50, 63, 64, 65, 100};
     static const int ks[] = {1, 3, 64, 192};
     test_rng r = {7};
     for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
@@ -142,7 +142,7 @@ static void test_small_gemm_kernels_agree(void **state)
     if (!sr_cpu_small_gemm_avx2_usable() || !sr_cpu_small_gemm_avx512_usable())
         skip();
     static const int shapes[][3] = {{32, 64, 64}, {64, 64, 192}, {32, 24, 160}, {3, 40, 64},
-                                    {64, 17, 128}, {13, 33, 7}};
+                                    {64, 17, 128}, {13, 33, 7}, {32, 48, 192}, {7, 100, 64}};
     test_rng r = {9};
     for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++) {
         const int m = shapes[t][0], n = shapes[t][1], k = shapes[t][2];
