@@ -1,6 +1,7 @@
 /* 2-D convolution, stride 1, zero padding, with bias and maybe an
  * epilogue (activations, a pixel shuffle or a residual folded in), over
- * the channels of one input or of several (a concatenation folded in):
+ * the channels of one input or of several (a concatenation folded in),
+ * maybe nearest-upsampled (an upsample folded in):
  * the shape rule, the halo and the reference kernel. Cross-correlation,
  * as PyTorch's Conv2d. Also the epilogue's check, which InstanceNorm
  * shares. */
@@ -43,8 +44,9 @@ sr_status sr_epilogue_check(const char *name, const sr_epilogue *e, int64_t c,
 static int conv2d_halo(const sr_node *node)
 {
     const sr_conv2d_params *p = &node->p.conv2d;
-    /* Rows above an output row: pad; below: k - 1 - pad. Report the larger. */
-    return p->pad > p->k - 1 - p->pad ? p->pad : p->k - 1 - p->pad;
+    /* Rows above an output row: pad; below: k - 1 - pad. Report the
+     * larger, in rows of its input. */
+    return (int)sr_conv2d_input_rows(p, p->pad > p->k - 1 - p->pad ? p->pad : p->k - 1 - p->pad);
 }
 
 static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
@@ -64,12 +66,18 @@ static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
     if (x.c != p->c_in)
         return sr_fail(err, SR_ERR_MODEL, "%s: expects %lld input channels, gets %lld",
                        node->name, (long long)p->c_in, (long long)x.c);
+    if (p->upsample < 0 || p->upsample > SR_UPSAMPLE_MAX_FACTOR)
+        return sr_fail(err, SR_ERR_MODEL, "%s: reads its input upsampled by %d", node->name,
+                       p->upsample);
+    x.h *= sr_conv2d_upsample(p);
+    x.w *= sr_conv2d_upsample(p);
     sr_shape s = {p->c_out, x.h + 2 * p->pad - p->k + 1, x.w + 2 * p->pad - p->k + 1};
     if (s.h < 1 || s.w < 1)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "%s: input %lldx%lld is too small",
                        node->name, (long long)x.w, (long long)x.h);
     float scale; /* the residual: the input's first c_out channels */
-    if (sr_epilogue_residual(&p->epilogue, &scale) && (x.c < s.c || x.h != s.h || x.w != s.w))
+    if (sr_epilogue_residual(&p->epilogue, &scale) &&
+        (x.c < s.c || x.h != s.h || x.w != s.w || sr_conv2d_upsample(p) > 1))
         return sr_fail(err, SR_ERR_MODEL, "%s: adds a residual of another shape", node->name);
     *out = (sr_shape){s.c / (r * r), s.h * r, s.w * r};
     return SR_OK;
@@ -77,7 +85,7 @@ static sr_status conv2d_shape(const sr_node *node, const sr_shape *in,
 
 static int conv2d_scale(const sr_node *node)
 {
-    return (int)sr_conv2d_shuffle(&node->p.conv2d);
+    return (int)(sr_conv2d_shuffle(&node->p.conv2d) * sr_conv2d_upsample(&node->p.conv2d));
 }
 
 static int64_t conv2d_flops(const sr_node *node, sr_shape out)
@@ -95,7 +103,8 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
 {
     (void)stats;
     const sr_conv2d_params *p = &node->p.conv2d;
-    const int64_t r = sr_conv2d_shuffle(p), W = in->shape.w, OW = out->shape.w / r;
+    const int64_t f = sr_conv2d_upsample(p), r = sr_conv2d_shuffle(p);
+    const int64_t W = in->shape.w * f, H = in->image_h * f, OW = out->shape.w / r;
     for (int64_t co = 0; co < p->c_out; co++) {
         int64_t cy0, cy1;
         sr_conv2d_band_rows(p, out, co, &cy0, &cy1);
@@ -114,13 +123,16 @@ static void conv2d_reference(const sr_node *node, const sr_tensor *in, sr_tensor
                     if (x1 > OW) x1 = OW;
                     for (int64_t cy = cy0; cy < cy1; cy++) {
                         const int64_t iy = cy + ky - p->pad;
-                        if (iy < 0 || iy >= in->image_h)
+                        if (iy < 0 || iy >= H)
                             continue; /* zero padding */
-                        const float *xr =
-                            sr_conv2d_in_row(in, node->n_inputs, ci, iy) + kx - p->pad;
+                        const float *xr = sr_conv2d_in_row(in, node->n_inputs, ci, iy / f);
                         float *orow = sr_conv2d_out_row(p, out, co, cy);
-                        for (int64_t ox = x0; ox < x1; ox++)
-                            orow[ox * r] += wv * xr[ox];
+                        if (f == 1) /* the loop that vectorises */
+                            for (int64_t ox = x0; ox < x1; ox++)
+                                orow[ox * r] += wv * xr[ox + kx - p->pad];
+                        else
+                            for (int64_t ox = x0; ox < x1; ox++)
+                                orow[ox * r] += wv * xr[(ox + kx - p->pad) / f];
                     }
                 }
             }

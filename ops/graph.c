@@ -199,6 +199,32 @@ static int fold_residuals(sr_graph *g, int *readers)
     return folded;
 }
 
+/* Each nearest upsample (not the output) that only one convolution reads,
+ * one without a residual, folds into it: the conv reads the upsample's
+ * input, each value f times across and down, and the upsampled tensor
+ * (f^2 times its input) is never made. Returns how many folded. */
+static int fold_upsamples(sr_graph *g, const int *readers)
+{
+    int folded = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        sr_node *conv = &g->nodes[i];
+        float scale;
+        if (conv->op != SR_OP_CONV2D || conv->n_inputs != 1 || conv->p.conv2d.upsample > 1 ||
+            sr_epilogue_residual(&conv->p.conv2d.epilogue, &scale))
+            continue;
+        const int u = conv->inputs[0];
+        sr_node *up = &g->nodes[u];
+        if (up->op != SR_OP_UPSAMPLE || up->p.upsample.mode != SR_UPSAMPLE_NEAREST ||
+            readers[u] != 1 || u == g->n_nodes - 1)
+            continue;
+        conv->inputs[0] = up->inputs[0];
+        conv->p.conv2d.upsample = up->p.upsample.factor;
+        up->op = SR_OP_COUNT; /* gone: nothing reads it now */
+        folded++;
+    }
+    return folded;
+}
+
 int sr_graph_fuse(sr_graph *g, sr_error *err)
 {
     const int n = g->n_nodes;
@@ -227,6 +253,7 @@ int sr_graph_fuse(sr_graph *g, sr_error *err)
         folded++;
     }
     folded += fold_residuals(g, readers);
+    folded += fold_upsamples(g, readers);
     folded += fold_concats(g, readers, readers + n);
     for (int i = 0; i < n; i++) {
         sr_node node = g->nodes[i];

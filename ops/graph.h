@@ -38,7 +38,9 @@ sr_status sr_graph_shapes(const sr_graph *g, sr_shape input, sr_shape *shapes,
  * same float operations happen in the same order, so results do not
  * change; passes over the largest tensors go. Then each residual add
  * x + s conv(x, ...) folds into the conv's epilogue: the conv adds its
- * input's first channels where it writes. Then each concatenation that
+ * input's first channels where it writes. Then each nearest upsample
+ * that one conv alone reads folds into it (ops/op.h, sr_conv2d_params):
+ * the conv reads the smaller tensor. Then each concatenation that
  * only convolutions read (RRDB's dense blocks) folds into them: they read
  * its inputs' channels in order, and the copy goes. Returns how many
  * nodes folded, or -1. */

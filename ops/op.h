@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/error.h"
 #include "base/tensor.h"
@@ -197,11 +198,28 @@ typedef struct sr_conv2d_params {
     /* With a shuffle by r the output is (c_out / r^2, h r, w r), each
      * value written straight where the shuffle puts it. */
     sr_epilogue epilogue;
+    /* 0 or 1: none. f: the conv reads its input nearest-upsampled by f
+     * (a nearest upsample folded in): the value at row y, column x of
+     * what it convolves is the input's at y / f, x / f. */
+    int upsample;
 } sr_conv2d_params;
 
 static inline SR_HOST_DEVICE int64_t sr_conv2d_shuffle(const sr_conv2d_params *p)
 {
     return sr_epilogue_shuffle(&p->epilogue);
+}
+
+static inline SR_HOST_DEVICE int64_t sr_conv2d_upsample(const sr_conv2d_params *p)
+{
+    return p->upsample > 1 ? p->upsample : 1;
+}
+
+/* n rows or columns of what the conv convolves, in rows or columns of its
+ * input: a halo of n upsampled rows reaches ceil(n / f) input rows. */
+static inline int64_t sr_conv2d_input_rows(const sr_conv2d_params *p, int64_t n)
+{
+    const int64_t f = sr_conv2d_upsample(p);
+    return (n + f - 1) / f;
 }
 
 /* The rows [*cy0, *cy1) of output channel co, before the shuffle, that
@@ -231,6 +249,34 @@ static inline const float *sr_conv2d_in_row(const sr_tensor *in, int n, int64_t 
     for (; j < n - 1 && c >= in[j].shape.c; j++)
         c -= in[j].shape.c;
     return sr_tensor_row(&in[j], c, y);
+}
+
+/* n values of input channel c at row y, from column x, of what the conv
+ * convolves (rows and columns upsampled where it folds an upsample), into
+ * dst: all inside the image. */
+static inline void sr_conv2d_read_row(const sr_conv2d_params *p, const sr_tensor *in, int n_in,
+                                      int64_t c, int64_t y, int64_t x, int64_t n, float *dst)
+{
+    const int64_t f = sr_conv2d_upsample(p);
+    if (f == 1) {
+        memcpy(dst, sr_conv2d_in_row(in, n_in, c, y) + x, (size_t)n * sizeof *dst);
+        return;
+    }
+    /* Each input value f times, without a division per value (which
+     * took longer than the convolution's products). */
+    const float *src = sr_conv2d_in_row(in, n_in, c, y / f) + x / f;
+    int64_t j = 0;
+    for (int64_t e = x % f; e < f && j < n; e++)
+        dst[j++] = src[0];
+    if (f == 2) /* RRDBNet's: a loop the compiler vectorises */
+        for (src++; j + 2 <= n; src++, j += 2)
+            dst[j] = dst[j + 1] = src[0];
+    else
+        for (src++; j + f <= n; src++, j += f)
+            for (int64_t e = 0; e < f; e++)
+                dst[j + e] = src[0];
+    for (; j < n; j++)
+        dst[j] = src[0];
 }
 
 /* The residual, if the conv's epilogue ends with one, on n values v of

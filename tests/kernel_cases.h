@@ -205,6 +205,20 @@ static inline void check_kernel_cases(test_rng *r, int n_trials, kernel_check *c
             test_rng residual_r = {2000 + i};
             check(user, &residual, parts, &residual_r, what);
         }
+        /* And reading its input nearest-upsampled (an upsample folded in)
+         * by 2, or 3 in every third case, over the inputs: the Winograd
+         * tiles, im2col's columns and the bands fall across the repeated
+         * rows and columns. The cases of at most 40 MFLOP so: the
+         * reference is slow. */
+        sr_node up = node;
+        up.p.conv2d.upsample = i % 3 == 2 ? 3 : 2;
+        const int64_t f = up.p.conv2d.upsample;
+        if (2 * cc->c_in * cc->c_out * cc->k * cc->k * cc->h * cc->w * f * f <= 40000000) {
+            snprintf(what, sizeof what, "conv case %zu upsampling by %d", i,
+                     up.p.conv2d.upsample);
+            test_rng up_r = {3000 + i};
+            check(user, &up, parts, &up_r, what);
+        }
         node.n_inputs = 1;
         for (int j = 0; j < n_parts && n_parts > 1; j++)
             free(parts[j].data);

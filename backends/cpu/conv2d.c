@@ -12,7 +12,9 @@
  * for a column depends on where it falls in a call, so a value always made
  * by the same call shape keeps a banded run bit-identical to a whole-image
  * run. A convolution of several inputs (a concatenation folded in) reads
- * each channel where it lies, and computes what it would on their copy. */
+ * each channel where it lies, and one that folds an upsample reads each
+ * input value f times across and down (sr_conv2d_read_row): each computes
+ * what it would on the copy. */
 #include <limits.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -60,12 +62,11 @@ static int64_t kn2row_workspace_floats(const sr_cpu_context *ctx, const sr_conv2
 static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int64_t y,
                    int64_t x0, int64_t cw, float *col)
 {
-    const int64_t W = in->shape.w, k = p->k;
+    const int64_t f = sr_conv2d_upsample(p), W = in->shape.w * f, k = p->k;
     for (int64_t ci = 0; ci < p->c_in; ci++)
         for (int64_t ky = 0; ky < k; ky++) {
             const int64_t iy = y + ky - p->pad;
-            const bool inside = iy >= 0 && iy < in->image_h;
-            const float *src = inside ? sr_conv2d_in_row(in, n_in, ci, iy) : NULL;
+            const bool inside = iy >= 0 && iy < in->image_h * f;
             for (int64_t kx = 0; kx < k; kx++, col += cw) {
                 /* Columns x whose input column x + kx - pad lies inside. */
                 int64_t a = p->pad - kx - x0, b = W + p->pad - kx - x0;
@@ -76,7 +77,7 @@ static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int
                     continue;
                 }
                 memset(col, 0, (size_t)a * sizeof *col);
-                memcpy(col + a, src + x0 + a + kx - p->pad, (size_t)(b - a) * sizeof *col);
+                sr_conv2d_read_row(p, in, n_in, ci, iy, x0 + a + kx - p->pad, b - a, col + a);
                 memset(col + b, 0, (size_t)(cw - b) * sizeof *col);
             }
         }
@@ -87,14 +88,13 @@ static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int
 static void gather_row(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int64_t iy,
                        int64_t x0, int64_t cwp, float *x)
 {
-    const int64_t W = in->shape.w, start = x0 - p->pad;
+    const int64_t W = in->shape.w * sr_conv2d_upsample(p), start = x0 - p->pad;
     int64_t a = -start, b = W - start; /* the part of [0, cwp) inside the image */
     a = a < 0 ? 0 : a > cwp ? cwp : a;
     b = b > cwp ? cwp : b < a ? a : b;
     for (int64_t ci = 0; ci < p->c_in; ci++, x += cwp) {
         memset(x, 0, (size_t)a * sizeof *x);
-        memcpy(x + a, sr_conv2d_in_row(in, n_in, ci, iy) + start + a,
-               (size_t)(b - a) * sizeof *x);
+        sr_conv2d_read_row(p, in, n_in, ci, iy, start + a, b - a, x + a);
         memset(x + b, 0, (size_t)(cwp - b) * sizeof *x);
     }
 }
@@ -107,11 +107,12 @@ static void kn2row_piece(sr_cpu_gemm_fn *gemm, const sr_conv2d_params *p, const 
                          int64_t x0, int64_t cw, float *work)
 {
     const int64_t k = p->k, cwp = cw + k - 1, m = p->c_out * k * k;
+    const int64_t H = in->image_h * sr_conv2d_upsample(p); /* the rows it convolves */
     float *x = work, *taps = work + p->c_in * cwp;
     int64_t made = y0 - p->pad; /* input rows below this are in the ring */
     for (int64_t y = y0; y < y1; y++) {
         for (; made < y - p->pad + k; made++) {
-            if (made < 0 || made >= in->image_h)
+            if (made < 0 || made >= H)
                 continue; /* zero padding: such rows add nothing */
             gather_row(p, in, n_in, made, x0, cwp, x);
             gemm((int)m, (int)cwp, (int)p->c_in, weights, (int)p->c_in, x, (int)cwp,
@@ -123,7 +124,7 @@ static void kn2row_piece(sr_cpu_gemm_fn *gemm, const sr_conv2d_params *p, const 
                 o[i] = p->bias ? p->bias[co] : 0.0f;
             for (int64_t ky = 0; ky < k; ky++) {
                 const int64_t iy = y + ky - p->pad;
-                if (iy < 0 || iy >= in->image_h)
+                if (iy < 0 || iy >= H)
                     continue;
                 const float *t = taps + iy % k * m * cwp + (co * k + ky) * k * cwp;
                 for (int64_t kx = 0; kx < k; kx++, t += cwp)

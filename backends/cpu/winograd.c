@@ -101,10 +101,13 @@ static int64_t co_block(const sr_conv2d_params *p)
     return p->c_out < block ? p->c_out : block;
 }
 
-/* The transforms' scratch, transform_input's or transform_output's. */
+/* The transforms' scratch, transform_input's (and its 6 upsampled rows
+ * where the conv folds an upsample) or transform_output's. */
 static int64_t scratch_floats(const sr_conv2d_params *p, int64_t nt)
 {
-    const int64_t in = 7 * (4 * nt + 4) + 4 * (nt + 1), out = (40 + 16 * sr_conv2d_shuffle(p)) * nt;
+    const int64_t up = sr_conv2d_upsample(p) > 1 ? 6 * (4 * nt + 4) : 0;
+    const int64_t in = 7 * (4 * nt + 4) + 4 * (nt + 1) + up;
+    const int64_t out = (40 + 16 * sr_conv2d_shuffle(p)) * nt;
     return in > out ? in : out;
 }
 
@@ -220,18 +223,20 @@ static inline void output_1d(const float *m, int64_t s, float *o, int64_t os, in
 }
 
 /* Asks for the n_rows rows from y0, columns [x0, x0 + n), of channel c
- * that transform_input reads next. Its rows are short where the image is
+ * that transform_input reads next (the input's under them, where the conv
+ * upsamples). Its rows are short where the image is
  * narrow (384 bytes at 96 columns) and a channel's are a plane apart, too
  * little for the hardware to see a stream: RealESRGAN_x4plus at 96x60
  * waited on them for a sixth of its input transforms' time. */
-static inline void prefetch_rows(const sr_tensor *in, int n_in, int64_t c, int64_t y0,
-                                 int64_t n_rows, int64_t x0, int64_t n)
+static inline void prefetch_rows(const sr_conv2d_params *p, const sr_tensor *in, int n_in,
+                                 int64_t c, int64_t y0, int64_t n_rows, int64_t x0, int64_t n)
 {
-    for (int64_t y = y0 < 0 ? 0 : y0; y < y0 + n_rows && y < in->image_h; y++) {
-        const float *row = sr_conv2d_in_row(in, n_in, c, y) + x0;
+    const int64_t f = sr_conv2d_upsample(p), y1 = sr_div_floor(y0 + n_rows - 1, f);
+    for (int64_t y = y0 < 0 ? 0 : y0 / f; y <= y1 && y < in->image_h && n > 0; y++) {
+        const float *row = sr_conv2d_in_row(in, n_in, c, y);
         /* From the cache line the first column lies in to the last's. */
-        const uintptr_t end = (uintptr_t)(row + n);
-        for (uintptr_t line = (uintptr_t)row & ~(uintptr_t)63; line < end; line += 64)
+        const uintptr_t end = (uintptr_t)(row + (x0 + n - 1) / f + 1);
+        for (uintptr_t line = (uintptr_t)(row + x0 / f) & ~(uintptr_t)63; line < end; line += 64)
             __builtin_prefetch((const void *)line);
     }
 }
@@ -244,18 +249,21 @@ static inline void prefetch_rows(const sr_tensor *in, int n_in, int64_t c, int64
  * transform runs down the columns first, straight from the tensors' rows,
  * then along the six rows it made, each split into its four phases
  * (columns 4 j + c) so that tile j's six columns are phase[0 ... 3][j] and
- * phase[0, 1][j + 1].
- * scratch: a zero row and 6 rows of 4 nt + 4 columns, then [4][nt + 1]. */
+ * phase[0, 1][j + 1]. Where the conv folds an upsample, the six rows are
+ * first made upsampled from the input's.
+ * scratch: a zero row and 6 rows of 4 nt + 4 columns, then [4][nt + 1],
+ * then (upsampling) 6 rows of 4 nt + 4. */
 SR_CPU_VECTOR_CLONES
 static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int n_in,
                             int64_t t, int64_t n_rows, int64_t j0, int64_t nt, int64_t ld,
                             float *scratch, float *v)
 {
-    const int64_t W = in->shape.w, len = 4 * nt + 4, start = 4 * j0 - 1;
+    const int64_t f = sr_conv2d_upsample(p), W = in->shape.w * f, H = in->image_h * f;
+    const int64_t len = 4 * nt + 4, start = 4 * j0 - 1;
     int64_t a = -start, b = W - start; /* the part of [0, 4 nt + 2) inside the image */
     a = a < 0 ? 0 : a > len ? len : a;
     b = b > 4 * nt + 2 ? 4 * nt + 2 : b < a ? a : b;
-    float *zero = scratch, *rows = zero + len, *phase = rows + 6 * len;
+    float *zero = scratch, *rows = zero + len, *phase = rows + 6 * len, *up = phase + 4 * (nt + 1);
     const int64_t plane = p->c_in * ld, pn = nt + 1;
     memset(zero, 0, (size_t)len * sizeof *zero);
     for (int r = 0; r < 6; r++) {
@@ -264,14 +272,21 @@ static void transform_input(const sr_conv2d_params *p, const sr_tensor *in, int 
     }
     for (int64_t ci = 0; ci < p->c_in; ci++) {
         if (ci + 1 < p->c_in)
-            prefetch_rows(in, n_in, ci + 1, 4 * t - 1, 4 * n_rows + 2, start + a, b - a);
+            prefetch_rows(p, in, n_in, ci + 1, 4 * t - 1, 4 * n_rows + 2, start + a, b - a);
         for (int64_t i = 0; i < n_rows; i++) {
             const float *d[6];
             for (int r = 0; r < 6; r++) {
                 const int64_t iy = 4 * (t + i) - 1 + r;
-                d[r] = iy < 0 || iy >= in->image_h
-                           ? zero
-                           : sr_conv2d_in_row(in, n_in, ci, iy) + start + a;
+                if (iy < 0 || iy >= H) {
+                    d[r] = zero;
+                } else if (f == 1) {
+                    d[r] = sr_conv2d_in_row(in, n_in, ci, iy) + start + a;
+                } else if (r > 0 && iy - 1 >= 0 && (iy - 1) / f == iy / f) {
+                    d[r] = d[r - 1]; /* the same input row, upsampled already */
+                } else {
+                    sr_conv2d_read_row(p, in, n_in, ci, iy, start + a, b - a, up + r * len);
+                    d[r] = up + r * len;
+                }
             }
             input_1d(d, rows + a, len, b - a);
             for (int r = 0; r < 6; r++) {
@@ -548,12 +563,14 @@ static sr_status split_run(sr_cpu_context *ctx, const sr_node *node, const sr_te
  * shuffle, reading one row beyond. */
 static sr_row_tiling winograd_row_tiling(const sr_node *node)
 {
-    return (sr_row_tiling){4 * (int)sr_conv2d_shuffle(&node->p.conv2d), 1};
+    const sr_conv2d_params *p = &node->p.conv2d;
+    return (sr_row_tiling){4 * (int)sr_conv2d_shuffle(p), (int)sr_conv2d_input_rows(p, 1)};
 }
 
 static sr_row_tiling split_row_tiling(const sr_node *node)
 {
-    return (sr_row_tiling){4, split_halo(&node->p.conv2d)};
+    const sr_conv2d_params *p = &node->p.conv2d;
+    return (sr_row_tiling){4, (int)sr_conv2d_input_rows(p, split_halo(p))};
 }
 
 const sr_cpu_conv_algorithm sr_cpu_conv_winograd = {

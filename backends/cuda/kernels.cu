@@ -35,11 +35,11 @@ band band_of(const sr_tensor *t)
 }
 
 /* A conv's inputs: their channels one after another (ops/op.h,
- * sr_conv2d_in_row). */
+ * sr_conv2d_in_row), upsampled by f where the conv folds an upsample. */
 struct sources {
     band b[SR_NODE_MAX_INPUTS];
     int64_t c[SR_NODE_MAX_INPUTS];
-    int n;
+    int n, f;
     __host__ __device__ const float *row(int64_t ci, int64_t y) const
     {
         int j = 0;
@@ -47,12 +47,17 @@ struct sources {
             ci -= c[j];
         return b[j].row(ci, y);
     }
+    /* The input's row or column under row or column v of what the conv
+     * convolves (v >= 0): a 32-bit division, as a 64-bit one is a software
+     * routine on the GPU. */
+    __host__ __device__ int64_t down(int64_t v) const { return f == 1 ? v : (int)v / f; }
 };
 
-sources sources_of(const sr_tensor *in, int n)
+sources sources_of(const sr_tensor *in, int n, int f = 1)
 {
     sources s = {};
     s.n = n;
+    s.f = f;
     for (int j = 0; j < n; j++) {
         s.b[j] = band_of(&in[j]);
         s.c[j] = in[j].shape.c;
@@ -124,16 +129,19 @@ template <class T>
 static void im2col(const sr_conv2d_params *p, const sr_tensor *in, int n_in, int64_t width,
                    int64_t cy0, int64_t rows, T *col)
 {
-    const sources src = sources_of(in, n_in);
-    const int64_t image_h = in->image_h, k = p->k, pad = p->pad, pixels = rows * width;
-    const int64_t in_w = in->shape.w;
+    const int f = (int)sr_conv2d_upsample(p);
+    const sources src = sources_of(in, n_in, f);
+    const int64_t image_h = in->image_h * f, k = p->k, pad = p->pad, pixels = rows * width;
+    const int64_t in_w = in->shape.w * f;
     for_each_cyx(p->c_in, rows, width, [=] __device__(int64_t ci, int64_t row, int64_t column) {
         const int64_t y = cy0 + row - pad, x = column - pad;
         T *to = col + ci * k * k * pixels + row * width + column;
         for (int64_t iy = y; iy < y + k; iy++) {
             const bool inside = iy >= 0 && iy < image_h;
             for (int64_t ix = x; ix < x + k; ix++, to += pixels)
-                *to = narrow<T>(inside && ix >= 0 && ix < in_w ? src.row(ci, iy)[ix] : 0.0f);
+                *to = narrow<T>(inside && ix >= 0 && ix < in_w
+                                    ? src.row(ci, src.down(iy))[src.down(ix)]
+                                    : 0.0f);
         }
     });
 }
@@ -210,10 +218,11 @@ static void conv_direct(const sr_conv2d_params *p, const float *weight, const fl
                         const sr_epilogue *epilogue, const sr_tensor *in, int n_in,
                         const sr_tensor *out)
 {
-    const sources src = sources_of(in, n_in);
+    const int f = (int)sr_conv2d_upsample(p);
+    const sources src = sources_of(in, n_in, f);
     const band dst = band_of(out);
     const int r = sr_conv2d_shuffle(p);
-    const int64_t W = out->shape.w / r, image_h = in->image_h, in_w = in->shape.w;
+    const int64_t W = out->shape.w / r, image_h = in->image_h * f, in_w = in->shape.w * f;
     const int64_t cy0 = out->y0 / r, cy1 = (out->y0 + out->shape.h + r - 1) / r;
     const int64_t c_in = p->c_in, k = p->k, pad = p->pad, taps = p->c_in * p->k * p->k;
     const sr_epilogue e = *epilogue;
@@ -227,12 +236,12 @@ static void conv_direct(const sr_conv2d_params *p, const float *weight, const fl
             for (int64_t iy = cy - pad; iy < cy - pad + k; iy++, w += k) {
                 if (iy < 0 || iy >= image_h)
                     continue;
-                const float *row = src.row(ci, iy);
+                const float *row = src.row(ci, src.down(iy));
                 for (int64_t kx = 0; kx < k; kx++) {
                     const int64_t ix = x + kx - pad;
                     if (ix < 0 || ix >= in_w)
                         continue;
-                    const float v = row[ix];
+                    const float v = row[src.down(ix)];
                     for (int co = 0; co < C_OUT; co++)
                         sum[co] += w[co * taps + kx] * v;
                 }

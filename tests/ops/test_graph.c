@@ -1,6 +1,7 @@
 /* sr_graph_fuse: which PReLUs, LeakyReLUs and pixel shuffles fold into their
  * convolution, which concatenations into the convolutions that read them,
- * which residual adds into the convolution they add to, that readers are
+ * which residual adds into the convolution they add to, which nearest
+ * upsamples into the convolution that reads them, that readers are
  * rewired, and that the fused graph computes the same bits. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -354,6 +355,70 @@ static void test_fuse_folds_residual_adds(void **state)
     expect_output(n, image, in, want, want_shape, true);
 }
 
+static int upsample(net *n, int input, int factor, int mode)
+{
+    return add(&n->g, (sr_node){.op = SR_OP_UPSAMPLE, .n_inputs = 1, .inputs = {input},
+                                .p.upsample = {factor, mode}});
+}
+
+/* A nearest upsample that one conv alone reads folds into it (RRDBNet's
+ * conv_up1 and conv_up2): the conv reads the small tensor, f times across
+ * and down, and computes the same bits. A bilinear one and one read twice
+ * stay. */
+static void test_fuse_folds_nearest_upsamples(void **state)
+{
+    (void)state;
+    test_rng r = {13};
+    net *n = net_new(&r);
+    const int input = add(&n->g, (sr_node){.op = SR_OP_INPUT});
+    const int x = conv(n, input, 0, 3, C);
+    const int y = conv(n, upsample(n, x, 2, SR_UPSAMPLE_NEAREST), 1, C, C); /* folds */
+    const int z = conv(n, upsample(n, y, 2, SR_UPSAMPLE_BILINEAR), 2, C, C); /* stays */
+    const int twice = upsample(n, z, 3, SR_UPSAMPLE_NEAREST);                 /* stays */
+    add(&n->g, (sr_node){.op = SR_OP_CONCAT, .n_inputs = 2,
+                         .inputs = {twice, conv(n, twice, 3, C, C)}});
+    const sr_shape in = {3, 5, 4};
+    float image[3 * 5 * 4];
+    test_fill(&r, image, 3 * 5 * 4, -1, 1);
+    sr_shape want_shape;
+    float *want = run(&n->g, image, in, &want_shape);
+
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 1);
+    /* input, x, y, the bilinear upsample, z, twice, its conv, output */
+    assert_int_equal(n->g.n_nodes, 8);
+    assert_int_equal(n->g.nodes[2].op, SR_OP_CONV2D);
+    assert_int_equal(n->g.nodes[2].inputs[0], 1);
+    assert_int_equal(n->g.nodes[2].p.conv2d.upsample, 2);
+    assert_int_equal(n->g.nodes[3].op, SR_OP_UPSAMPLE);
+    assert_int_equal(n->g.nodes[5].op, SR_OP_UPSAMPLE);
+    assert_int_equal(n->g.nodes[6].p.conv2d.upsample, 0);
+    expect_output(n, image, in, want, want_shape, true);
+}
+
+/* A conv with a residual reads its input where it writes: the residual
+ * folds first, and the upsample before the conv then stays. */
+static void test_fuse_keeps_upsample_before_a_residual(void **state)
+{
+    (void)state;
+    test_rng r = {14};
+    net *n = net_new(&r);
+    const int input = add(&n->g, (sr_node){.op = SR_OP_INPUT});
+    const int x = upsample(n, conv(n, input, 0, 3, C), 2, SR_UPSAMPLE_NEAREST);
+    const int sum = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2,
+                                         .inputs = {x, conv(n, x, 1, C, C)}, .p.add = {0.2f}});
+    conv(n, sum, 2, C, 3);
+    const sr_shape in = {3, 4, 6};
+    float image[3 * 4 * 6];
+    test_fill(&r, image, 3 * 4 * 6, -1, 1);
+    sr_shape want_shape;
+    float *want = run(&n->g, image, in, &want_shape);
+    assert_int_equal(sr_graph_fuse(&n->g, NULL), 1); /* the add */
+    assert_int_equal(n->g.nodes[2].op, SR_OP_UPSAMPLE);
+    assert_int_equal(n->g.nodes[3].p.conv2d.upsample, 0);
+    assert_int_equal(n->g.nodes[3].p.conv2d.epilogue.steps[0].kind, SR_EPILOGUE_RESIDUAL);
+    expect_output(n, image, in, want, want_shape, true);
+}
+
 /* An unshuffled input by f is 3 f^2 channels of the image padded to a
  * multiple of f; a factor past SR_INPUT_MAX_UNSHUFFLE is named. */
 static void test_unshuffled_input_shape(void **state)
@@ -386,6 +451,8 @@ int main(void)
         cmocka_unit_test(test_fuse_folds_leaky_relu_and_relu),
         cmocka_unit_test(test_fuse_folds_concatenations_into_convs),
         cmocka_unit_test(test_fuse_folds_residual_adds),
+        cmocka_unit_test(test_fuse_folds_nearest_upsamples),
+        cmocka_unit_test(test_fuse_keeps_upsample_before_a_residual),
         cmocka_unit_test(test_unshuffled_input_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -110,6 +110,39 @@ static void test_conv_reference_delta_kernel_shifts(void **state)
     free(out.data);
 }
 
+/* A conv that folds a nearest upsample by f computes, bit for bit, the
+ * upsample's output convolved: each value read f times across and down. */
+static void test_conv_reference_upsampled_is_upsample_then_conv(void **state)
+{
+    (void)state;
+    test_rng r = {12};
+    for (int f = 2; f <= 3; f++) {
+        sr_tensor in = tensor_new(3, 5, 7);
+        test_fill(&r, in.data, 3 * 5 * 7, -1, 1);
+        float weight[2 * 3 * 9], bias[2];
+        test_fill(&r, weight, 2 * 3 * 9, -0.5f, 0.5f);
+        test_fill(&r, bias, 2, -0.5f, 0.5f);
+        const sr_node up = {.op = SR_OP_UPSAMPLE, .n_inputs = 1,
+                            .p.upsample = {f, SR_UPSAMPLE_NEAREST}};
+        sr_tensor big = tensor_new(3, 5 * f, 7 * f);
+        sr_op_get(SR_OP_UPSAMPLE)->reference(&up, &in, &big, NULL);
+        sr_node conv = {.op = SR_OP_CONV2D, .n_inputs = 1};
+        conv.p.conv2d = (sr_conv2d_params){
+            .c_in = 3, .c_out = 2, .k = 3, .pad = 1, .weight = weight, .bias = bias};
+        sr_tensor want = tensor_new(2, 5 * f, 7 * f), got = tensor_new(2, 5 * f, 7 * f);
+        sr_op_get(SR_OP_CONV2D)->reference(&conv, &big, &want, NULL);
+        conv.p.conv2d.upsample = f;
+        const sr_shape shape = run_shape(&conv, &in);
+        assert_memory_equal(&shape, &want.shape, sizeof shape);
+        sr_op_get(SR_OP_CONV2D)->reference(&conv, &in, &got, NULL);
+        assert_memory_equal(got.data, want.data, (size_t)(2 * 35 * f * f) * sizeof(float));
+        free(in.data);
+        free(big.data);
+        free(want.data);
+        free(got.data);
+    }
+}
+
 static void test_conv_reference_folded_prelu_is_conv_then_prelu(void **state)
 {
     (void)state;
@@ -821,6 +854,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_reference_delta_kernel_shifts),
+        cmocka_unit_test(test_conv_reference_upsampled_is_upsample_then_conv),
         cmocka_unit_test(test_conv_reference_sums_channels),
         cmocka_unit_test(test_conv_reference_folded_prelu_is_conv_then_prelu),
         cmocka_unit_test(test_conv_reference_epilogue_steps_in_order),
