@@ -33,9 +33,9 @@ void sr_run_threads(int n, void (*work)(void *arg), void *arg)
         pthread_join(threads[i], NULL);
 }
 
-int sr_threads_for(long long items)
+int sr_threads_for(long long items, int most)
 {
     /* omp_get_max_threads reads a setting; it starts no threads. */
-    const int cores = omp_get_max_threads();
+    const int cores = most > 0 ? most : omp_get_max_threads();
     return items < 1 ? 1 : items < cores ? (int)items : cores;
 }

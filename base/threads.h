@@ -13,8 +13,9 @@
  * none is left, not a share fixed in advance. */
 void sr_run_threads(int n, void (*work)(void *arg), void *arg);
 
-/* Threads worth starting for `items` items: one per core OpenMP would use
- * (OMP_NUM_THREADS, or every core), at most one per item, at least one. */
-int sr_threads_for(long long items);
+/* Threads worth starting for `items` items: at most `most` (0: one per
+ * core OpenMP would use, OMP_NUM_THREADS or every core), at most one per
+ * item, at least one. */
+int sr_threads_for(long long items, int most);
 
 #endif

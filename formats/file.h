@@ -21,9 +21,10 @@ typedef struct sr_mapped_file {
 sr_status sr_file_open_regular(const char *path, FILE **file, int64_t *size, sr_error *err);
 
 /* Reads a whole regular file into memory (64-byte aligned), so that a file
- * truncated or rewritten while in use cannot hurt the process. Messages do
- * not name the path. */
-sr_status sr_file_map(const char *path, sr_mapped_file *file, sr_error *err);
+ * truncated or rewritten while in use cannot hurt the process, on at most
+ * n_threads threads (0: sr_threads_for's default). Messages do not name the
+ * path. */
+sr_status sr_file_map(const char *path, int n_threads, sr_mapped_file *file, sr_error *err);
 /* The same for bytes already in memory: a 64-byte aligned copy, so that
  * the caller may free its buffer at once. */
 sr_status sr_file_copy(const void *data, size_t size, sr_mapped_file *file, sr_error *err);

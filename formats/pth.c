@@ -552,12 +552,12 @@ static void check_finite(void *arg)
 /* The first of the weights from `from` on that holds NaN or Inf, or -1.
  * On threads of its own (base/threads.h): it reads every weight again,
  * RealESRGAN_x4plus's 67 MB in some 8 ms on one core. */
-static int64_t first_not_finite(const sr_weights *w, int64_t from)
+static int64_t first_not_finite(const sr_weights *w, int64_t from, int n_threads)
 {
     finite_job job = {.w = w};
     atomic_init(&job.next, from);
     atomic_init(&job.first, w->n_items);
-    sr_run_threads(sr_threads_for(w->n_items - from), check_finite, &job);
+    sr_run_threads(sr_threads_for(w->n_items - from, n_threads), check_finite, &job);
     const int64_t first = atomic_load(&job.first);
     return first < w->n_items ? first : -1;
 }
@@ -665,7 +665,7 @@ sr_status sr_pth_add_checkpoint(loader *L, const sr_pickle_value *root, const ch
         if (st != SR_OK)
             return st;
     }
-    const int64_t bad = first_not_finite(w, from);
+    const int64_t bad = first_not_finite(w, from, L->n_threads);
     if (bad < 0)
         return SR_OK;
     const char *name = w->items[bad].name;
@@ -783,7 +783,8 @@ static sr_status unsupported_container(const sr_mapped_file *f, sr_error *err)
     return sr_fail(err, SR_ERR_FORMAT, "not a PyTorch checkpoint (unrecognised header)");
 }
 
-sr_status sr_pth_load(const sr_mapped_file *file, sr_weights *weights, sr_error *err)
+sr_status sr_pth_load(const sr_mapped_file *file, int n_threads, sr_weights *weights,
+                      sr_error *err)
 {
     if (!file || !weights)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "sr_pth_load: no file or weights");
@@ -797,7 +798,7 @@ sr_status sr_pth_load(const sr_mapped_file *file, sr_weights *weights, sr_error 
     if (!zip && !legacy)
         return unsupported_container(file, err);
 
-    loader L = {.file = file};
+    loader L = {.file = file, .n_threads = n_threads};
     L.copy_budget = file->size > UINT64_MAX / COPY_BUDGET_FACTOR
                         ? UINT64_MAX
                         : file->size * COPY_BUDGET_FACTOR;

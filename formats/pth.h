@@ -9,8 +9,10 @@
 #include "formats/file.h"
 #include "base/weights.h"
 
-/* `file` must outlive `weights`. Messages do not repeat the file name. */
-sr_status sr_pth_load(const sr_mapped_file *file, sr_weights *weights,
+/* `file` must outlive `weights`. The check for NaN and Inf runs on at most
+ * n_threads threads (0: sr_threads_for's default). Messages do not repeat
+ * the file name. */
+sr_status sr_pth_load(const sr_mapped_file *file, int n_threads, sr_weights *weights,
                       sr_error *err);
 
 #endif

@@ -59,6 +59,7 @@ typedef struct sr_pth_loader {
     uint64_t by_key_seed; /* base/hash.h */
     int64_t n_storages;
     uint64_t copy_budget; /* bytes converted copies may still take */
+    int n_threads;        /* the NaN check's at most; 0: the default */
     /* zip only */
     sr_zip *zip;
     char prefix[512]; /* "archive/" or "<name>/", with the slash */

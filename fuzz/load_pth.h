@@ -11,7 +11,7 @@ static inline void load_pth(const sr_mapped_file *file)
 {
     sr_weights weights = {0};
     sr_error err = {{0}};
-    if (sr_pth_load(file, &weights, &err) == SR_OK) {
+    if (sr_pth_load(file, 0, &weights, &err) == SR_OK) {
         sr_graph graph = {0};
         sr_model_info info = {0};
         sr_notices notices = {{0}};

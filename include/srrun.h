@@ -97,7 +97,7 @@ extern "C" {
 #endif
 
 #define SR_VERSION_MAJOR 0
-#define SR_VERSION_MINOR 9
+#define SR_VERSION_MINOR 10
 #define SR_VERSION_PATCH 0
 
 /* The library's version at run time, e.g. "0.5.0": what was loaded, which
@@ -308,6 +308,11 @@ typedef struct sr_model_options {
      * for a model whose input is pixel-unshuffled. */
     int64_t patch;
     int64_t patch_margin;
+    /* Since 0.10.0: the most threads loading uses (it reads the file and
+     * checks the weights for NaN and Inf on several, for some 20 ms on a
+     * 67 MB file); 0: one per core, or OMP_NUM_THREADS. Set it to a
+     * session's n_threads where several processes share the cores. */
+    int n_threads;
 } sr_model_options;
 #define SR_MODEL_OPTIONS_INIT {.size = sizeof(sr_model_options)}
 

@@ -21,7 +21,7 @@
 
 /* The structs as of 0.5.0, when they got their size. */
 #define MODEL_OPTIONS_BASE_SIZE (offsetof(sr_model_options, strict) + sizeof(int))
-#define MODEL_OPTIONS_KNOWN_SIZE (offsetof(sr_model_options, patch_margin) + sizeof(int64_t))
+#define MODEL_OPTIONS_KNOWN_SIZE (offsetof(sr_model_options, n_threads) + sizeof(int))
 #define MODEL_INFO_BASE_SIZE (offsetof(sr_model_info, data_crc32) + sizeof(uint32_t))
 
 #define STR2(x) #x
@@ -107,22 +107,28 @@ static sr_status choose_patch(sr_model *m, const sr_model_options *o, const int6
     return SR_OK;
 }
 
-/* Builds the model from the bytes in m->file; m is freed on failure. */
-static sr_status build_model(sr_model *m, const sr_model_options *options, sr_model **model,
+/* The caller's options, or the defaults, as far as this library knows
+ * them. */
+static sr_status read_options(const sr_model_options *options, sr_model_options *o,
+                              sr_error *err)
+{
+    sr_status st = sr_options_read(o, sizeof *o, MODEL_OPTIONS_BASE_SIZE,
+                                   MODEL_OPTIONS_KNOWN_SIZE, options, "model options", err);
+    if (st == SR_OK && o->n_threads < 0)
+        st = sr_fail(err, SR_ERR_INVALID_ARGUMENT, "model options: %d threads", o->n_threads);
+    return st;
+}
+
+/* Builds the model from the bytes in m->file with the options o (as
+ * read_options gave them); m is freed on failure. */
+static sr_status build_model(sr_model *m, const sr_model_options *o, sr_model **model,
                              sr_error *err)
 {
-    sr_model_options o;
-    sr_status st = sr_options_read(&o, sizeof o, MODEL_OPTIONS_BASE_SIZE,
-                                   MODEL_OPTIONS_KNOWN_SIZE, options, "model options", err);
-    if (st != SR_OK) {
-        sr_model_free(m);
-        return st;
-    }
-    const bool strict = o.strict;
+    const bool strict = o->strict;
     sr_modelbin_info bin;
     const bool is_bin = sr_modelbin_sniff(&m->file);
-    st = is_bin ? sr_modelbin_load(&m->file, true, &m->weights, &bin, err)
-                          : sr_pth_load(&m->file, &m->weights, err);
+    sr_status st = is_bin ? sr_modelbin_load(&m->file, true, &m->weights, &bin, err)
+                          : sr_pth_load(&m->file, o->n_threads, &m->weights, err);
     /* A model.bin names its architecture, and records the hyper-parameters
      * that the weights must then have, and the patch it runs by. */
     int64_t patch[2] = {0, 0};
@@ -137,7 +143,7 @@ static sr_status build_model(sr_model *m, const sr_model_options *options, sr_mo
     if (st == SR_OK && is_bin)
         st = sr_hparams_check(&bin.arch.hparams, &m->hparams, bin.arch.name, err);
     if (st == SR_OK)
-        st = choose_patch(m, &o, patch, has_patch, err);
+        st = choose_patch(m, o, patch, has_patch, err);
     if (st == SR_OK && sr_graph_fuse(&m->graph, err) < 0)
         st = SR_ERR_NO_MEMORY;
     if (st == SR_OK)
@@ -157,14 +163,15 @@ sr_status sr_model_load(const char *path, const sr_model_options *options,
     if (!model || !path)
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no %s", model ? "path" : "model to load into");
     *model = NULL;
-    sr_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
-    sr_status st = sr_file_map(path, &m->file, err);
-    if (st != SR_OK)
+    sr_model_options o;
+    sr_model *m = NULL;
+    sr_status st = read_options(options, &o, err);
+    if (st == SR_OK && !(m = calloc(1, sizeof *m)))
+        st = sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
+    if (st == SR_OK && (st = sr_file_map(path, o.n_threads, &m->file, err)) != SR_OK)
         sr_model_free(m);
-    else
-        st = build_model(m, options, model, err);
+    else if (st == SR_OK)
+        st = build_model(m, &o, model, err);
     if (st != SR_OK)
         sr_error_prefix(err, path);
     return st;
@@ -177,15 +184,18 @@ sr_status sr_model_load_memory(const void *data, size_t size, const sr_model_opt
         return sr_fail(err, SR_ERR_INVALID_ARGUMENT, "no %s",
                        model ? "data" : "model to load into");
     *model = NULL;
+    sr_model_options o;
+    sr_status st = read_options(options, &o, err);
+    if (st != SR_OK)
+        return st;
     sr_model *m = calloc(1, sizeof *m);
     if (!m)
         return sr_fail(err, SR_ERR_NO_MEMORY, "out of memory");
-    sr_status st = sr_file_copy(data, size, &m->file, err);
-    if (st != SR_OK) {
+    if ((st = sr_file_copy(data, size, &m->file, err)) != SR_OK) {
         sr_model_free(m);
         return st;
     }
-    return build_model(m, options, model, err);
+    return build_model(m, &o, model, err);
 }
 
 /* $SRRUN_MODEL_DIR, then the folders next to the library's code

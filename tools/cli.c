@@ -57,7 +57,7 @@ static const char usage_text[] =
     "                       one is usable, else the CPU)\n"
     "      --precision P    what a GPU's matrix products read: fp32 (default), or\n"
     "                       tf32, fp16 or bf16 on its tensor cores (sums in fp32)\n"
-    "  -t, --threads N      worker threads (default: all cores)\n"
+    "  -t, --threads N      worker threads, loading too (default: all cores)\n"
     "      --strict         refuse model files with tensors the network does not use\n"
     "      --patch N[:M]    run the network on NxN patches of INPUT, each with M\n"
     "                       pixels of context (default 0) that are cut off, not\n"
@@ -259,7 +259,7 @@ int cli_parse(int argc, char **argv, cli *c)
             long n = strtol(optarg, &end, 10);
             if (*optarg == '\0' || *end != '\0' || n < 1 || n > 1024)
                 return usage_error("--threads needs a number from 1 to 1024, not '%s'", optarg);
-            c->options.n_threads = (int)n;
+            c->options.n_threads = c->model_options.n_threads = (int)n; /* loading too */
             break;
         }
         default: return usage_error("%s", "invalid option");

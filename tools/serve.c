@@ -257,8 +257,10 @@ static int load_models(server *srv, const serve_options *o)
         sr_error err = {0};
         const double start = seconds_now();
         const char *path = o->n_models ? o->models[i] : NULL;
-        const sr_status st = path ? sr_model_load(path, NULL, &m->model, &err)
-                                  : sr_model_load_default(i == 0 ? 4 : 2, NULL, &m->model, &err);
+        sr_model_options options = SR_MODEL_OPTIONS_INIT;
+        options.n_threads = o->threads; /* 0: all cores, as the server's */
+        const sr_status st = path ? sr_model_load(path, &options, &m->model, &err)
+                                  : sr_model_load_default(i == 0 ? 4 : 2, &options, &m->model, &err);
         if (st != SR_OK)
             return fprintf(stderr, "srrun: serve: %s\n", err.message), 1;
         m->load_seconds = seconds_now() - start;

@@ -113,6 +113,23 @@ static void test_newer_options_are_refused_only_when_their_new_field_is_set(void
     sr_model_free(model);
 }
 
+/* Since 0.10.0 a model's loading may be held to n_threads (the CLI's -t
+ * sets it); a negative count is refused, named. */
+static void test_model_load_threads(void **state)
+{
+    (void)state;
+    sr_error err = {0};
+    sr_model *model;
+    sr_model_options options = SR_MODEL_OPTIONS_INIT;
+    options.n_threads = 1;
+    assert_int_equal(sr_model_load(MODEL, &options, &model, &err), SR_OK);
+    sr_model_free(model);
+    options.n_threads = -1;
+    assert_int_equal(sr_model_load(MODEL, &options, &model, &err), SR_ERR_INVALID_ARGUMENT);
+    assert_null(model);
+    assert_non_null(strstr(err.message, "model options: -1 threads"));
+}
+
 static void test_sizes_below_any_srrun_are_invalid(void **state)
 {
     (void)state;
@@ -206,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zero_and_null_options_are_the_defaults),
         cmocka_unit_test(test_newer_options_are_refused_only_when_their_new_field_is_set),
+        cmocka_unit_test(test_model_load_threads),
         cmocka_unit_test(test_sizes_below_any_srrun_are_invalid),
         cmocka_unit_test(test_infos_are_filled_as_far_as_their_size),
     };

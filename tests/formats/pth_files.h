@@ -102,7 +102,7 @@ static inline void make_pth(zip_writer *z, const buf *pkl, const record *r, int 
 static inline sr_status load_bytes(const uint8_t *data, size_t size, sr_weights *w, sr_error *err)
 {
     sr_mapped_file f = {data, size};
-    return sr_pth_load(&f, w, err);
+    return sr_pth_load(&f, 0, w, err);
 }
 
 static inline void fill_random(float *x, int n, uint64_t seed)

@@ -34,9 +34,9 @@ static sr_weights pth_weights(const char *name, sr_mapped_file *file)
     char path[512];
     fixture(path, sizeof path, name);
     sr_error err = {0};
-    assert_int_equal(sr_file_map(path, file, &err), SR_OK);
+    assert_int_equal(sr_file_map(path, 0, file, &err), SR_OK);
     sr_weights w = {0};
-    if (sr_pth_load(file, &w, &err) != SR_OK)
+    if (sr_pth_load(file, 0, &w, &err) != SR_OK)
         fail_msg("%s", err.message);
     return w;
 }
@@ -48,7 +48,7 @@ static void check_same_weights(const char *pth_name, int fp16)
     sr_mapped_file pf, bf;
     sr_weights want = pth_weights(pth_name, &pf), got = {0};
     sr_error err = {0};
-    assert_int_equal(sr_file_map(bin, &bf, &err), SR_OK);
+    assert_int_equal(sr_file_map(bin, 0, &bf, &err), SR_OK);
     sr_modelbin_info info;
     if (sr_modelbin_load(&bf, true, &got, &info, &err) != SR_OK)
         fail_msg("%s", err.message);
@@ -197,7 +197,7 @@ static void test_fp16_rounding(void **state)
     if (sr_modelbin_save(path, &w, "srpgan", &hparams, true, NULL, &err) != SR_OK)
         fail_msg("%s", err.message);
     sr_mapped_file f;
-    assert_int_equal(sr_file_map(path, &f, &err), SR_OK);
+    assert_int_equal(sr_file_map(path, 0, &f, &err), SR_OK);
     sr_weights got = {0};
     sr_modelbin_info info;
     if (sr_modelbin_load(&f, true, &got, &info, &err) != SR_OK)

@@ -477,7 +477,7 @@ static void test_unstorable_names(void **state)
             h.n = 0;
         assert_int_equal(sr_modelbin_save(path, &w, "any", &h, false, &written, &err), SR_OK);
         sr_mapped_file f;
-        assert_int_equal(sr_file_map(path, &f, &err), SR_OK);
+        assert_int_equal(sr_file_map(path, 0, &f, &err), SR_OK);
         sr_weights got = {0};
         if (sr_modelbin_load(&f, true, &got, &read, &err) != SR_OK)
             fail_msg("%s", err.message);

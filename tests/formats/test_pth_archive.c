@@ -94,7 +94,7 @@ static void test_sniffing(void **state)
     sr_mapped_file empty = {NULL, 0};
     sr_weights w = {0};
     sr_error err = {{0}};
-    assert_int_equal(sr_pth_load(&empty, &w, &err), SR_ERR_FORMAT);
+    assert_int_equal(sr_pth_load(&empty, 0, &w, &err), SR_ERR_FORMAT);
     assert_string_equal(err.message, "empty file");
 
     uint8_t noise[4096];
@@ -354,10 +354,10 @@ static void check_fixture(const char *file, int64_t n_tensors, float first0, flo
 #endif
     sr_mapped_file f;
     sr_error err = {{0}};
-    if (sr_file_map(path, &f, &err) != SR_OK)
+    if (sr_file_map(path, 0, &f, &err) != SR_OK)
         fail_msg("%s: %s", path, err.message);
     sr_weights w = {0};
-    if (sr_pth_load(&f, &w, &err) != SR_OK)
+    if (sr_pth_load(&f, 0, &w, &err) != SR_OK)
         fail_msg("%s: %s", path, err.message);
     assert_int_equal(w.n_items, n_tensors);
     const sr_weight *c = sr_weights_find(&w, "block1.0.weight");

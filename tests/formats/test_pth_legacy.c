@@ -134,7 +134,7 @@ static void tail(buf *b, const char *const *keys, int n_keys, const record *r, i
 static sr_status load(const buf *b, sr_weights *w, sr_error *err)
 {
     sr_mapped_file f = {b->data, b->len};
-    return sr_pth_load(&f, w, err);
+    return sr_pth_load(&f, 0, w, err);
 }
 
 static void expect(buf *b, sr_status status, const char *needle)
