@@ -114,7 +114,8 @@ sr_status sr_file_map(const char *path, int n_threads, sr_mapped_file *file, sr_
     read_job job = {.fd = fd, .data = data, .size = size, .shrunk_to = size};
     atomic_init(&job.next, 0);
     pthread_mutex_init(&job.lock, NULL);
-    sr_run_threads(sr_threads_for((size + READ_CHUNK - 1) / READ_CHUNK, n_threads), read_chunks, &job);
+    const int threads = sr_threads_for((size + READ_CHUNK - 1) / READ_CHUNK, n_threads);
+    sr_run_threads(threads, read_chunks, &job);
     pthread_mutex_destroy(&job.lock);
     if (job.failed < 0)
         st = sr_fail(err, SR_ERR_IO, "file shrank to %lld bytes while being read (was %lld)",

@@ -259,8 +259,9 @@ static int load_models(server *srv, const serve_options *o)
         const char *path = o->n_models ? o->models[i] : NULL;
         sr_model_options options = SR_MODEL_OPTIONS_INIT;
         options.n_threads = o->threads; /* 0: all cores, as the server's */
+        const int scale = i == 0 ? 4 : 2;
         const sr_status st = path ? sr_model_load(path, &options, &m->model, &err)
-                                  : sr_model_load_default(i == 0 ? 4 : 2, &options, &m->model, &err);
+                                  : sr_model_load_default(scale, &options, &m->model, &err);
         if (st != SR_OK)
             return fprintf(stderr, "srrun: serve: %s\n", err.message), 1;
         m->load_seconds = seconds_now() - start;

@@ -202,7 +202,8 @@ ROWS_6(4)
 #undef BLOCK
 /* [vecs - 1][rows]: the block function for 1 to 4 vectors and 1 to
  * max_rows(vecs) rows. */
-#define R6(V) block16_1_##V, block16_2_##V, block16_3_##V, block16_4_##V, block16_5_##V, block16_6_##V
+#define R6(V)                                                                                     \
+    block16_1_##V, block16_2_##V, block16_3_##V, block16_4_##V, block16_5_##V, block16_6_##V
 #define R8(V) R6(V), block16_7_##V, block16_8_##V
 #define R12(V) R8(V), block16_9_##V, block16_10_##V, block16_11_##V, block16_12_##V
 static block16_fn *const blocks16[4][13] = {
