@@ -125,20 +125,37 @@ static float *run(const sr_graph *g, const float *image, sr_shape in, sr_shape *
     return result;
 }
 
-/* Runs the fused network on image and checks that it computes want (the
- * same bits, or where bitwise is false the same values: a folded ReLU's
- * -0.0 for the op's +0.0); frees want and the network. */
-static void expect_output(net *n, const float *image, sr_shape in, float *want,
-                          sr_shape want_shape, bool bitwise)
+/* A random image and what the network computes on it before fusion. */
+typedef struct sample {
+    sr_shape in, want_shape;
+    float *image, *want;
+} sample;
+
+/* in's values drawn from r in [lo, hi). */
+static sample sample_new(net *n, test_rng *r, sr_shape in, float lo, float hi)
+{
+    sample s = {.in = in, .image = malloc((size_t)sr_shape_numel(in) * sizeof(float))};
+    assert_non_null(s.image);
+    test_fill(r, s.image, sr_shape_numel(in), lo, hi);
+    s.want = run(&n->g, s.image, in, &s.want_shape);
+    return s;
+}
+
+/* Runs the fused network on s's image and checks that it computes s's
+ * output (the same bits, or where bitwise is false the same values: a
+ * folded ReLU's -0.0 for the op's +0.0); frees s and the network. */
+static void expect_output(net *n, sample s, bool bitwise)
 {
     sr_shape got_shape;
-    float *got = run(&n->g, image, in, &got_shape);
-    assert_memory_equal(&got_shape, &want_shape, sizeof want_shape);
+    float *got = run(&n->g, s.image, s.in, &got_shape);
+    assert_memory_equal(&got_shape, &s.want_shape, sizeof got_shape);
+    const int64_t count = sr_shape_numel(s.want_shape);
     if (bitwise)
-        assert_memory_equal(got, want, (size_t)sr_shape_numel(want_shape) * sizeof(float));
-    for (int64_t i = 0; !bitwise && i < sr_shape_numel(want_shape); i++)
-        assert_true(got[i] == want[i]);
-    free(want);
+        assert_memory_equal(got, s.want, (size_t)count * sizeof(float));
+    for (int64_t i = 0; !bitwise && i < count; i++)
+        assert_true(got[i] == s.want[i]);
+    free(s.image);
+    free(s.want);
     free(got);
     sr_graph_free(&n->g);
     free(n);
@@ -150,12 +167,8 @@ static void test_fuse_folds_where_it_may_and_keeps_the_bits(void **state)
     net *n = calloc(1, sizeof *n);
     build(n);
     const int before = n->g.n_nodes;
-    const sr_shape in = {3, 5, 7};
-    float image[3 * 5 * 7];
     test_rng r = {9};
-    test_fill(&r, image, 3 * 5 * 7, 0, 1);
-    sr_shape want_shape;
-    float *want = run(&n->g, image, in, &want_shape);
+    const sample s = sample_new(n, &r, (sr_shape){3, 5, 7}, 0, 1);
 
     assert_int_equal(sr_graph_fuse(&n->g, NULL), 5); /* three PReLUs, two shuffles */
     assert_int_equal(n->g.n_nodes, before - 5);
@@ -178,7 +191,7 @@ static void test_fuse_folds_where_it_may_and_keeps_the_bits(void **state)
 
     /* Nothing is left to fold a second time. */
     assert_int_equal(sr_graph_fuse(&n->g, NULL), 0);
-    expect_output(n, image, in, want, want_shape, true);
+    expect_output(n, s, true);
 }
 
 /* Steps fold in graph order, through the nodes already folded, until the
@@ -199,11 +212,7 @@ static void test_fuse_lists_steps_in_order_until_full(void **state)
     for (int i = 0; i < 3; i++) /* the last one stays: the list is full */
         x = prelu(n, x, 1);
     conv(n, x, 1, C, 3);
-    const sr_shape in = {3, 4, 6};
-    float image[3 * 4 * 6];
-    test_fill(&r, image, 3 * 4 * 6, 0, 1);
-    sr_shape want_shape;
-    float *want = run(&n->g, image, in, &want_shape);
+    const sample s = sample_new(n, &r, (sr_shape){3, 4, 6}, 0, 1);
 
     assert_int_equal(sr_graph_fuse(&n->g, NULL), 4);
     assert_int_equal(n->g.n_nodes, 4);
@@ -216,7 +225,7 @@ static void test_fuse_lists_steps_in_order_until_full(void **state)
     assert_int_equal(n->g.nodes[2].op, SR_OP_PRELU);
     assert_int_equal(n->g.nodes[2].inputs[0], 1);
 
-    expect_output(n, image, in, want, want_shape, true);
+    expect_output(n, s, true);
 }
 
 /* A LeakyReLU and a ReLU after convolutions fold as epilogue steps with
@@ -235,11 +244,7 @@ static void test_fuse_folds_leaky_relu_and_relu(void **state)
     x = add(&n->g, (sr_node){.op = SR_OP_LEAKY_RELU, .n_inputs = 1, .inputs = {x},
                              .p.leaky_relu = {0.0f}});
     conv(n, x, 2, C, 3);
-    const sr_shape in = {3, 5, 6};
-    float image[3 * 5 * 6];
-    test_fill(&r, image, 3 * 5 * 6, 0, 1);
-    sr_shape want_shape;
-    float *want = run(&n->g, image, in, &want_shape);
+    const sample s = sample_new(n, &r, (sr_shape){3, 5, 6}, 0, 1);
 
     assert_int_equal(sr_graph_fuse(&n->g, NULL), 2);
     assert_int_equal(n->g.n_nodes, 4);
@@ -250,7 +255,7 @@ static void test_fuse_folds_leaky_relu_and_relu(void **state)
         assert_int_equal(e->steps[0].kind, SR_EPILOGUE_LEAKY_RELU);
         assert_true(e->steps[0].p.leaky_relu.slope == slopes[i]);
     }
-    expect_output(n, image, in, want, want_shape, false);
+    expect_output(n, s, false);
 }
 
 static int concat(net *n, int n_inputs, const int *inputs)
@@ -283,11 +288,7 @@ static void test_fuse_folds_concatenations_into_convs(void **state)
                                        .p.add = {1.0f}});
     const int e = conv(n, sum, 4, 7, 1);
     concat(n, 4, (int[]){e, x, b, f}); /* the output: stays */
-    const sr_shape in = {3, 6, 5};
-    float image[3 * 6 * 5];
-    test_fill(&r, image, 3 * 6 * 5, 0, 1);
-    sr_shape want_shape;
-    float *want = run(&n->g, image, in, &want_shape);
+    const sample s = sample_new(n, &r, (sr_shape){3, 6, 5}, 0, 1);
 
     assert_int_equal(sr_graph_fuse(&n->g, NULL), 4); /* the LeakyReLU, the add, cat1, cat2 */
     /* input, conv 0, b, c, d, stays, f, e, output */
@@ -307,7 +308,7 @@ static void test_fuse_folds_concatenations_into_convs(void **state)
     assert_int_equal(n->g.nodes[7].inputs[0], 4); /* e reads d, its residual added */
     assert_int_equal(n->g.nodes[8].op, SR_OP_CONCAT);
     assert_int_equal(sr_graph_fuse(&n->g, NULL), 0);
-    expect_output(n, image, in, want, want_shape, true);
+    expect_output(n, s, true);
 }
 
 /* RRDB's dense block: x + 0.2 conv(x, x1) folds into the conv's epilogue
@@ -334,11 +335,7 @@ static void test_fuse_folds_residual_adds(void **state)
     const int twice = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2, .inputs = {other, z},
                                            .p.add = {0.5f}}); /* stays: z is read twice */
     add(&n->g, (sr_node){.op = SR_OP_CONCAT, .n_inputs = 2, .inputs = {twice, z}});
-    const sr_shape in = {3, 7, 6};
-    float image[3 * 7 * 6];
-    test_fill(&r, image, 3 * 7 * 6, -1, 1);
-    sr_shape want_shape;
-    float *want = run(&n->g, image, in, &want_shape);
+    const sample s = sample_new(n, &r, (sr_shape){3, 7, 6}, -1, 1);
 
     assert_int_equal(sr_graph_fuse(&n->g, NULL), 3); /* the concat, the LeakyReLU, the add */
     /* input, x, x1, dense, y, other, z, twice, output */
@@ -352,7 +349,7 @@ static void test_fuse_folds_residual_adds(void **state)
     assert_int_equal(n->g.nodes[5].op, SR_OP_ADD);
     assert_int_equal(n->g.nodes[7].op, SR_OP_ADD);
     assert_int_equal(n->g.nodes[6].p.conv2d.epilogue.n_steps, 0);
-    expect_output(n, image, in, want, want_shape, true);
+    expect_output(n, s, true);
 }
 
 static int upsample(net *n, int input, int factor, int mode)
@@ -377,11 +374,7 @@ static void test_fuse_folds_nearest_upsamples(void **state)
     const int twice = upsample(n, z, 3, SR_UPSAMPLE_NEAREST);                 /* stays */
     add(&n->g, (sr_node){.op = SR_OP_CONCAT, .n_inputs = 2,
                          .inputs = {twice, conv(n, twice, 3, C, C)}});
-    const sr_shape in = {3, 5, 4};
-    float image[3 * 5 * 4];
-    test_fill(&r, image, 3 * 5 * 4, -1, 1);
-    sr_shape want_shape;
-    float *want = run(&n->g, image, in, &want_shape);
+    const sample s = sample_new(n, &r, (sr_shape){3, 5, 4}, -1, 1);
 
     assert_int_equal(sr_graph_fuse(&n->g, NULL), 1);
     /* input, x, y, the bilinear upsample, z, twice, its conv, output */
@@ -392,7 +385,7 @@ static void test_fuse_folds_nearest_upsamples(void **state)
     assert_int_equal(n->g.nodes[3].op, SR_OP_UPSAMPLE);
     assert_int_equal(n->g.nodes[5].op, SR_OP_UPSAMPLE);
     assert_int_equal(n->g.nodes[6].p.conv2d.upsample, 0);
-    expect_output(n, image, in, want, want_shape, true);
+    expect_output(n, s, true);
 }
 
 /* A conv with a residual reads its input where it writes: the residual
@@ -407,16 +400,12 @@ static void test_fuse_keeps_upsample_before_a_residual(void **state)
     const int sum = add(&n->g, (sr_node){.op = SR_OP_ADD, .n_inputs = 2,
                                          .inputs = {x, conv(n, x, 1, C, C)}, .p.add = {0.2f}});
     conv(n, sum, 2, C, 3);
-    const sr_shape in = {3, 4, 6};
-    float image[3 * 4 * 6];
-    test_fill(&r, image, 3 * 4 * 6, -1, 1);
-    sr_shape want_shape;
-    float *want = run(&n->g, image, in, &want_shape);
+    const sample s = sample_new(n, &r, (sr_shape){3, 4, 6}, -1, 1);
     assert_int_equal(sr_graph_fuse(&n->g, NULL), 1); /* the add */
     assert_int_equal(n->g.nodes[2].op, SR_OP_UPSAMPLE);
     assert_int_equal(n->g.nodes[3].p.conv2d.upsample, 0);
     assert_int_equal(n->g.nodes[3].p.conv2d.epilogue.steps[0].kind, SR_EPILOGUE_RESIDUAL);
-    expect_output(n, image, in, want, want_shape, true);
+    expect_output(n, s, true);
 }
 
 /* An unshuffled input by f is 3 f^2 channels of the image padded to a
